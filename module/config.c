@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonpos.h"
+#include "log.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define MAX_PROVIDERS 64
+
+/* Fields every provider object accepts. */
+static const char *const login_choices[] = {"required", "optional", NULL};
+static const field_spec common_fields[] = {
+	{"name", FT_STRING, true, 0, 0, NULL},
+	{"type", FT_STRING, true, 0, 0, NULL},
+	{"store", FT_STRING, true, 0, 0, NULL},
+	{"login", FT_STRING, false, 0, 0, login_choices},
+	{"slot_id", FT_UINT, false, 0, 0x7fffffff, NULL},
+	{"seal_with", FT_STRING, false, 0, 0, NULL},
+	{"revalidate_seconds", FT_UINT, false, 10, 86400 * 30, NULL},
+	{"offline_grace_seconds", FT_UINT, false, 0, 86400 * 30, NULL},
+	{"rotation_age_days", FT_UINT, false, 1, 3650, NULL},
+	{"max_sessions", FT_UINT, false, 1, 1000000, NULL},
+	{NULL, FT_STRING, false, 0, 0, NULL},
+};
+
+static const char *const level_choices[] = {"error", "warn", "info", "debug",
+					    "trace", NULL};
+static const field_spec log_fields[] = {
+	{"level", FT_STRING, false, 0, 0, level_choices},
+	{"destination", FT_STRING, false, 0, 0, NULL},
+	{NULL, FT_STRING, false, 0, 0, NULL},
+};
+
+typedef struct ctx {
+	const char *path, *text;
+	size_t len;
+} ctx_t;
+
+/* Log "file:line: field: reason" for the value at path. */
+__attribute__((format(printf, 4, 5))) static CK_RV
+fail(const ctx_t *c, const jpath_elem *path, size_t depth, const char *fmt, ...)
+{
+	char field[160] = "", why[400];
+	size_t off = 0;
+	for (size_t i = 0; i < depth && off < sizeof(field); i++) {
+		int n = path[i].key
+				? snprintf(field + off, sizeof(field) - off, "%s%s",
+					   i ? "." : "", path[i].key)
+				: snprintf(field + off, sizeof(field) - off, "[%zu]",
+					   path[i].index);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	unsigned line = jsonpos_line(c->text, c->len, path, depth);
+	log_error("config", "%s:%u: %s: %s", c->path, line,
+		  depth ? field : "(top level)", why);
+	return CKR_FUNCTION_FAILED;
+}
+
+static const char *type_name(field_type t)
+{
+	switch (t) {
+	case FT_STRING:
+		return "a string";
+	case FT_UINT:
+		return "a non-negative integer";
+	case FT_BOOL:
+		return "true or false";
+	case FT_STRING_ARRAY:
+		return "an array of strings";
+	}
+	return "?";
+}
+
+static const field_spec *spec_find(const field_spec *s, const char *name)
+{
+	for (; s && s->name; s++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
+			 const field_spec *f, json_t *v)
+{
+	switch (f->type) {
+	case FT_STRING:
+		if (!json_is_string(v))
+			return fail(c, path, depth, "must be %s", type_name(f->type));
+		if (json_string_length(v) == 0 || json_string_length(v) > 4096 ||
+		    strlen(json_string_value(v)) != json_string_length(v))
+			return fail(c, path, depth,
+				    "must be a non-empty string without NUL");
+		if (f->choices) {
+			for (const char *const *ch = f->choices; *ch; ch++)
+				if (strcmp(*ch, json_string_value(v)) == 0)
+					return CKR_OK;
+			return fail(c, path, depth, "\"%s\" is not one of the allowed values",
+				    json_string_value(v));
+		}
+		return CKR_OK;
+	case FT_UINT: {
+		if (!json_is_integer(v))
+			return fail(c, path, depth, "must be %s", type_name(f->type));
+		json_int_t i = json_integer_value(v);
+		if (i < 0 || (uint64_t)i < f->min || (f->max && (uint64_t)i > f->max))
+			return fail(c, path, depth, "%lld is out of range [%llu, %llu]",
+				    (long long)i, (unsigned long long)f->min,
+				    (unsigned long long)f->max);
+		return CKR_OK;
+	}
+	case FT_BOOL:
+		if (!json_is_boolean(v))
+			return fail(c, path, depth, "must be %s", type_name(f->type));
+		return CKR_OK;
+	case FT_STRING_ARRAY: {
+		if (!json_is_array(v))
+			return fail(c, path, depth, "must be %s", type_name(f->type));
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			path[depth].key = NULL;
+			path[depth].index = i;
+			if (!json_is_string(e) || json_string_length(e) == 0)
+				return fail(c, path, depth + 1,
+					    "must be a non-empty string");
+		}
+		return CKR_OK;
+	}
+	}
+	return CKR_GENERAL_ERROR;
+}
+
+/* Every member of obj must be in one of the two spec lists, of the right
+ * type; every required field must be present. */
+static CK_RV check_object(const ctx_t *c, jpath_elem *path, size_t depth,
+			  json_t *obj, const field_spec *a, const field_spec *b)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v)
+	{
+		const field_spec *f = spec_find(a, k);
+		if (!f)
+			f = spec_find(b, k);
+		path[depth].key = k;
+		if (!f)
+			return fail(c, path, depth + 1, "unknown field");
+		GUARD(check_value(c, path, depth + 1, f, v));
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (const field_spec *f = pass ? b : a; f && f->name; f++)
+			if (f->required && !json_object_get(obj, f->name))
+				return fail(c, path, depth,
+					    "missing required field \"%s\"", f->name);
+	return CKR_OK;
+}
+
+static char *dup_str(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return v ? strdup(json_string_value(v)) : NULL;
+}
+
+static uint64_t get_uint(json_t *obj, const char *key, uint64_t def)
+{
+	json_t *v = json_object_get(obj, key);
+	return v ? (uint64_t)json_integer_value(v) : def;
+}
+
+/* FNV-1a of the provider name: stable across restarts and reorderings. */
+static CK_SLOT_ID slot_id_of(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return (CK_SLOT_ID)(h & 0x7fffffffu);
+}
+
+static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
+			    provider_cfg *pc)
+{
+	if (!json_is_object(obj))
+		return fail(c, path, 2, "must be an object");
+	json_t *t = json_object_get(obj, "type");
+	const provider_ops *ops = json_is_string(t) ? provider_find(json_string_value(t))
+						    : NULL;
+	if (t && json_is_string(t) && !ops) {
+		path[2].key = "type";
+		return fail(c, path, 3, "unknown provider type \"%s\" (known: %s)",
+			    json_string_value(t), provider_types());
+	}
+	GUARD(check_object(c, path, 2, obj, common_fields, ops ? ops->fields : NULL));
+
+	pc->ops = ops;
+	pc->obj = json_incref(obj);
+	pc->name = dup_str(obj, "name");
+	pc->store = dup_str(obj, "store");
+	pc->seal_key = dup_str(obj, "seal_with");
+	if (!pc->name || !pc->store)
+		return CKR_HOST_MEMORY;
+	json_t *lm = json_object_get(obj, "login");
+	pc->login = lm && strcmp(json_string_value(lm), "optional") == 0
+			    ? LOGIN_OPTIONAL
+			    : LOGIN_REQUIRED;
+	pc->slot_id = json_object_get(obj, "slot_id")
+			      ? (CK_SLOT_ID)get_uint(obj, "slot_id", 0)
+			      : slot_id_of(pc->name);
+	pc->revalidate_seconds = get_uint(obj, "revalidate_seconds", 900);
+	pc->offline_grace_seconds = get_uint(obj, "offline_grace_seconds", 3600);
+	pc->rotation_age_days = get_uint(obj, "rotation_age_days", 90);
+	pc->max_sessions = get_uint(obj, "max_sessions", 4096);
+	return CKR_OK;
+}
+
+static const field_spec top_fields[] = {
+	{"log", FT_BOOL /* checked as an object below */, false, 0, 0, NULL},
+	{"providers", FT_BOOL /* checked as an array below */, true, 0, 0, NULL},
+	{NULL, FT_STRING, false, 0, 0, NULL},
+};
+
+CK_RV config_parse(const char *text, size_t len, const char *path_name,
+		   config_t **out)
+{
+	ctx_t c = {.path = path_name, .text = text, .len = len};
+	jpath_elem path[8] = {{0}};
+	json_error_t jerr;
+	*out = NULL;
+
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		log_error("config", "%s:%d: column %d: %s", path_name, jerr.line,
+			  jerr.column, jerr.text);
+		return CKR_FUNCTION_FAILED;
+	}
+	config_t *cfg = calloc(1, sizeof(*cfg));
+	CK_RV rv = cfg ? CKR_OK : CKR_HOST_MEMORY;
+	if (rv == CKR_OK) {
+		cfg->log_level = -1;
+		cfg->path = strdup(path_name);
+		if (!cfg->path)
+			rv = CKR_HOST_MEMORY;
+	}
+	if (rv == CKR_OK && !json_is_object(root))
+		rv = fail(&c, path, 0, "the configuration must be a JSON object");
+
+	const char *k;
+	json_t *v;
+	if (rv == CKR_OK) {
+		json_object_foreach(root, k, v)
+		{
+			if (spec_find(top_fields, k))
+				continue;
+			path[0].key = k;
+			rv = fail(&c, path, 1, "unknown field");
+			break;
+		}
+	}
+	json_t *log = rv == CKR_OK ? json_object_get(root, "log") : NULL;
+	if (log) {
+		path[0].key = "log";
+		rv = json_is_object(log) ? check_object(&c, path, 1, log, log_fields, NULL)
+					 : fail(&c, path, 1, "must be an object");
+		if (rv == CKR_OK) {
+			json_t *lv = json_object_get(log, "level");
+			if (lv)
+				cfg->log_level = log_level_parse(json_string_value(lv));
+			cfg->log_dest = dup_str(log, "destination");
+			if (cfg->log_dest && strcmp(cfg->log_dest, "stderr") != 0 &&
+			    strcmp(cfg->log_dest, "syslog") != 0 &&
+			    cfg->log_dest[0] != '/') {
+				path[1].key = "destination";
+				rv = fail(&c, path, 2,
+					  "must be \"stderr\", \"syslog\" or an absolute path");
+			}
+		}
+	}
+	json_t *provs = rv == CKR_OK ? json_object_get(root, "providers") : NULL;
+	path[0].key = "providers";
+	if (rv == CKR_OK && !provs)
+		rv = fail(&c, path, 0, "missing required field \"providers\"");
+	if (rv == CKR_OK && !json_is_array(provs))
+		rv = fail(&c, path, 1, "must be an array of provider objects");
+	if (rv == CKR_OK && json_array_size(provs) > MAX_PROVIDERS)
+		rv = fail(&c, path, 1, "more than %d providers", MAX_PROVIDERS);
+	if (rv == CKR_OK && json_array_size(provs) > 0) {
+		cfg->providers = calloc(json_array_size(provs), sizeof(provider_cfg));
+		if (!cfg->providers)
+			rv = CKR_HOST_MEMORY;
+	}
+	for (size_t i = 0; rv == CKR_OK && i < json_array_size(provs); i++) {
+		path[1].key = NULL;
+		path[1].index = i;
+		rv = parse_provider(&c, path, json_array_get(provs, i),
+				    &cfg->providers[i]);
+		cfg->nproviders = i + 1;
+		for (size_t j = 0; rv == CKR_OK && j < i; j++) {
+			provider_cfg *a = &cfg->providers[j], *b = &cfg->providers[i];
+			path[2].key = "name";
+			if (strcmp(a->name, b->name) == 0)
+				rv = fail(&c, path, 3, "provider name \"%s\" used twice",
+					  b->name);
+			else if (a->slot_id == b->slot_id)
+				rv = fail(&c, path, 3,
+					  "slot id %lu of \"%s\" collides with \"%s\"; set "
+					  "\"slot_id\" explicitly",
+					  (unsigned long)b->slot_id, b->name, a->name);
+			else if (strcmp(a->store, b->store) == 0) {
+				path[2].key = "store";
+				rv = fail(&c, path, 3, "store %s used by two providers",
+					  b->store);
+			}
+		}
+	}
+	json_decref(root);
+	if (rv != CKR_OK) {
+		config_free(cfg);
+		return rv;
+	}
+	*out = cfg;
+	return CKR_OK;
+}
+
+/* "config=PATH" among whitespace- or ';'-separated words. */
+static char *path_from_reserved(const char *r)
+{
+	if (!r)
+		return NULL;
+	size_t n = strnlen(r, 4096);
+	const char *end = r + n, *p = r;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == ';' || *p == '\t'))
+			p++;
+		const char *w = p;
+		while (p < end && *p != ' ' && *p != ';' && *p != '\t')
+			p++;
+		if ((size_t)(p - w) > 7 && strncmp(w, "config=", 7) == 0)
+			return strndup(w + 7, (size_t)(p - w) - 7);
+	}
+	return NULL;
+}
+
+CK_RV config_load(const char *init_reserved, config_t **out)
+{
+	char *path = path_from_reserved(init_reserved);
+	const char *source = "init string";
+	if (!path) {
+		const char *e = getenv("P11KMS_CONFIG");
+		source = "P11KMS_CONFIG";
+		if (!e || !*e) {
+			e = P11KMS_DEFAULT_CONFIG;
+			source = "default path";
+		}
+		path = strdup(e);
+	}
+	if (!path)
+		return CKR_HOST_MEMORY;
+
+	CK_RV rv = CKR_FUNCTION_FAILED;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0) {
+		log_error("config", "%s (from %s): cannot open: %s", path, source,
+			  strerror(errno));
+	} else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		log_error("config", "%s: not a regular file", path);
+	} else if (st.st_size > CONFIG_MAX_BYTES) {
+		log_error("config", "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
+	} else if (!(buf = malloc((size_t)st.st_size + 1))) {
+		rv = CKR_HOST_MEMORY;
+	} else {
+		size_t got = 0;
+		ssize_t n;
+		while (got < (size_t)st.st_size &&
+		       (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+			got += (size_t)n;
+		if (got != (size_t)st.st_size)
+			log_error("config", "%s: short read", path);
+		else
+			rv = config_parse(buf, got, path, out);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(path);
+	return rv;
+}
+
+void config_free(config_t *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		provider_cfg *p = &cfg->providers[i];
+		free(p->name);
+		free(p->store);
+		free(p->seal_key);
+		json_decref(p->obj);
+	}
+	free(cfg->providers);
+	free(cfg->log_dest);
+	free(cfg->path);
+	free(cfg);
+}

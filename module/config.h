@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Configuration: one JSON file, located through the PKCS #11 init string
+ * (pReserved "config=PATH", as p11-kit's x-init-reserved passes it), else
+ * $P11KMS_CONFIG, else /etc/p11kms/p11kms.json. Validated strictly; every
+ * error names the file, the line and the field. docs/CONFIGURATION.md is
+ * the reference.
+ */
+#ifndef P11KMS_CONFIG_H
+#define P11KMS_CONFIG_H
+
+#include <jansson.h>
+
+#include "common.h"
+#include "providers/provider.h"
+
+#define P11KMS_DEFAULT_CONFIG "/etc/p11kms/p11kms.json"
+
+typedef enum login_mode { LOGIN_REQUIRED, LOGIN_OPTIONAL } login_mode;
+
+typedef struct provider_cfg {
+	char *name;
+	const provider_ops *ops;
+	json_t *obj;           /* the validated object, for the provider */
+	char *store;           /* store path */
+	char *seal_key;        /* KMS key id sealing the token (or NULL) */
+	login_mode login;
+	CK_SLOT_ID slot_id;
+	uint64_t revalidate_seconds, offline_grace_seconds, rotation_age_days;
+	uint64_t max_sessions;
+} provider_cfg;
+
+typedef struct config {
+	char *path;
+	int log_level;         /* -1 when not set */
+	char *log_dest;        /* NULL when not set */
+	provider_cfg *providers;
+	size_t nproviders;
+} config_t;
+
+/* init_reserved: the pReserved string, or NULL. On failure logs the reason
+ * and returns CKR_FUNCTION_FAILED (or CKR_HOST_MEMORY). */
+CK_RV config_load(const char *init_reserved, config_t **out);
+/* Parse from memory (tests, fuzzing); path is only used in messages. */
+CK_RV config_parse(const char *text, size_t len, const char *path,
+		   config_t **out);
+void config_free(config_t *cfg);
+
+#endif

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "crypto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "secmem.h"
+
+static OSSL_LIB_CTX *libctx;
+static OSSL_PROVIDER *defprov;
+static EVP_CIPHER *ciphers[CIPH__COUNT][3];
+
+static const char *const cipher_names[CIPH__COUNT][3] = {
+	[CIPH_AES_GCM] = {"AES-128-GCM", "AES-192-GCM", "AES-256-GCM"},
+	[CIPH_AES_CBC] = {"AES-128-CBC", "AES-192-CBC", "AES-256-CBC"},
+	[CIPH_AES_ECB] = {"AES-128-ECB", "AES-192-ECB", "AES-256-ECB"},
+	[CIPH_AES_CTR] = {"AES-128-CTR", "AES-192-CTR", "AES-256-CTR"},
+	[CIPH_AES_WRAP] = {"AES-128-WRAP", "AES-192-WRAP", "AES-256-WRAP"},
+	[CIPH_AES_WRAP_PAD] = {"AES-128-WRAP-PAD", "AES-192-WRAP-PAD",
+			       "AES-256-WRAP-PAD"},
+};
+
+bool crypto_init(void)
+{
+	if (libctx)
+		return true;
+	libctx = OSSL_LIB_CTX_new();
+	if (!libctx)
+		return false;
+	defprov = OSSL_PROVIDER_load(libctx, "default");
+	bool ok = defprov != NULL;
+	for (int i = 0; ok && i < CIPH__COUNT; i++)
+		for (int k = 0; ok && k < 3; k++) {
+			ciphers[i][k] = EVP_CIPHER_fetch(libctx, cipher_names[i][k], NULL);
+			if (!ciphers[i][k]) {
+				log_error("crypto", "OpenSSL has no %s", cipher_names[i][k]);
+				ok = false;
+			}
+		}
+	if (!ok)
+		crypto_fini();
+	return ok;
+}
+
+void crypto_fini(void)
+{
+	for (int i = 0; i < CIPH__COUNT; i++)
+		for (int k = 0; k < 3; k++) {
+			EVP_CIPHER_free(ciphers[i][k]);
+			ciphers[i][k] = NULL;
+		}
+	if (defprov)
+		OSSL_PROVIDER_unload(defprov);
+	defprov = NULL;
+	OSSL_LIB_CTX_free(libctx);
+	libctx = NULL;
+}
+
+OSSL_LIB_CTX *crypto_libctx(void)
+{
+	return libctx;
+}
+
+const EVP_CIPHER *crypto_cipher(cipher_id id, size_t keylen)
+{
+	int k = keylen == 16 ? 0 : keylen == 24 ? 1 : keylen == 32 ? 2 : -1;
+	return k < 0 ? NULL : ciphers[id][k];
+}
+
+bool crypto_random(void *p, size_t n)
+{
+	return n == 0 || RAND_bytes_ex(libctx, p, n, 0) == 1;
+}
+
+p11k_err gcm_seal(const uint8_t key[32], const uint8_t *aad, size_t aadlen,
+		  const uint8_t *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+{
+	size_t total;
+	if (ptlen > INT32_MAX || aadlen > INT32_MAX ||
+	    !size_add(ptlen, GCM_NONCE_LEN + GCM_TAG_LEN, &total))
+		return P11K_ERR_INTERNAL;
+	uint8_t *buf = malloc(total);
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	p11k_err e = (buf && ctx) ? P11K_OK : P11K_ERR_NOMEM;
+	int n = 0;
+	if (e == P11K_OK && !crypto_random(buf, GCM_NONCE_LEN))
+		e = P11K_ERR_INTERNAL;
+	if (e == P11K_OK &&
+	    (EVP_EncryptInit_ex2(ctx, crypto_cipher(CIPH_AES_GCM, 32), key, buf,
+				 NULL) != 1 ||
+	     (aadlen && EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1) ||
+	     EVP_EncryptUpdate(ctx, buf + GCM_NONCE_LEN, &n, pt, (int)ptlen) != 1 ||
+	     EVP_EncryptFinal_ex(ctx, buf + GCM_NONCE_LEN + n, &n) != 1 ||
+	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN,
+				 buf + GCM_NONCE_LEN + ptlen) != 1))
+		e = P11K_ERR_INTERNAL;
+	EVP_CIPHER_CTX_free(ctx);
+	if (e != P11K_OK) {
+		free(buf);
+		return e;
+	}
+	*out = buf;
+	*outlen = total;
+	return P11K_OK;
+}
+
+p11k_err gcm_open(const uint8_t key[32], const uint8_t *aad, size_t aadlen,
+		  const uint8_t *in, size_t inlen, uint8_t **pt, size_t *ptlen)
+{
+	if (inlen < GCM_NONCE_LEN + GCM_TAG_LEN || inlen > INT32_MAX ||
+	    aadlen > INT32_MAX)
+		return P11K_ERR_INVALID_CIPHERTEXT;
+	size_t clen = inlen - GCM_NONCE_LEN - GCM_TAG_LEN;
+	uint8_t *buf = sec_alloc(clen ? clen : 1);
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	p11k_err e = (buf && ctx) ? P11K_OK : P11K_ERR_NOMEM;
+	int n = 0, m = 0;
+	if (e == P11K_OK &&
+	    (EVP_DecryptInit_ex2(ctx, crypto_cipher(CIPH_AES_GCM, 32), key, in,
+				 NULL) != 1 ||
+	     (aadlen && EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1) ||
+	     EVP_DecryptUpdate(ctx, buf, &n, in + GCM_NONCE_LEN, (int)clen) != 1 ||
+	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN,
+				 (void *)(in + inlen - GCM_TAG_LEN)) != 1))
+		e = P11K_ERR_INTERNAL;
+	if (e == P11K_OK && EVP_DecryptFinal_ex(ctx, buf + n, &m) != 1)
+		e = P11K_ERR_INVALID_CIPHERTEXT;
+	EVP_CIPHER_CTX_free(ctx);
+	if (e != P11K_OK) {
+		sec_free(buf);
+		return e;
+	}
+	*pt = buf;
+	*ptlen = clen;
+	return P11K_OK;
+}

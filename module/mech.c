@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "mech.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "secmem.h"
+
+#define AES_BLOCK 16
+#define KW_SEMI 8
+#define GCM_MAX_IV 256
+#define GCM_MAX_AAD (16u * 1024 * 1024)
+#define HOLD_MAX ((size_t)256 * 1024 * 1024) /* data held between parts */
+
+/* PKCS #11 5.2 length convention. True when the caller must return *rv:
+ * a length query (out == NULL) or a short buffer, both of which leave the
+ * operation active. */
+static bool len_rule(CK_ULONG need, const uint8_t *out, CK_ULONG *outlen,
+		     CK_RV *rv)
+{
+	if (!out) {
+		*outlen = need;
+		*rv = CKR_OK;
+		return true;
+	}
+	if (*outlen < need) {
+		*outlen = need;
+		*rv = CKR_BUFFER_TOO_SMALL;
+		return true;
+	}
+	return false;
+}
+
+/* EVP takes int lengths: feed large inputs in chunks. */
+static bool evp_update(EVP_CIPHER_CTX *ctx, uint8_t *out, size_t *outlen,
+		       const uint8_t *in, size_t inlen)
+{
+	size_t done = 0, produced = 0;
+	do {
+		size_t chunk = inlen - done > (1u << 30) ? (1u << 30) : inlen - done;
+		int n = 0;
+		if (EVP_CipherUpdate(ctx, out ? out + produced : NULL, &n,
+				     in + done, (int)chunk) != 1)
+			return false;
+		done += chunk;
+		produced += (size_t)n;
+	} while (done < inlen);
+	*outlen = produced;
+	return true;
+}
+
+static CK_RV rekey(cipher_op *op)
+{
+	if (op->ctx_fresh)
+		return CKR_OK;
+	const uint8_t *iv = op->gcm_iv ? op->gcm_iv : op->ivlen ? op->iv : NULL;
+	/* The key schedule is kept: only the IV and state are reset. */
+	if (EVP_CipherInit_ex2(op->ctx, NULL, NULL, iv, op->encrypt, NULL) != 1)
+		return CKR_GENERAL_ERROR;
+	if (op->mech->type == CKM_AES_ECB || op->mech->type == CKM_AES_CBC)
+		EVP_CIPHER_CTX_set_padding(op->ctx, 0);
+	if (op->aadlen) {
+		size_t n;
+		if (!evp_update(op->ctx, NULL, &n, op->aad, op->aadlen))
+			return CKR_GENERAL_ERROR;
+	}
+	op->ctx_fresh = true;
+	return CKR_OK;
+}
+
+/* --- parameter checks --------------------------------------------------- */
+
+static CK_RV param_none(const CK_MECHANISM *m)
+{
+	return (m->pParameter || m->ulParameterLen) ? CKR_MECHANISM_PARAM_INVALID
+						    : CKR_OK;
+}
+
+static CK_RV param_iv16(const CK_MECHANISM *m)
+{
+	return (m->pParameter && m->ulParameterLen == AES_BLOCK)
+		       ? CKR_OK
+		       : CKR_MECHANISM_PARAM_INVALID;
+}
+
+static CK_RV param_gcm(const CK_MECHANISM *m)
+{
+	if (!m->pParameter || m->ulParameterLen != sizeof(CK_GCM_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	const CK_GCM_PARAMS *p = m->pParameter;
+	if (!p->pIv || p->ulIvLen == 0 || p->ulIvLen > GCM_MAX_IV) {
+		log_info("mech", "AES-GCM IV length %lu is out of range 1..%d",
+			 (unsigned long)p->ulIvLen, GCM_MAX_IV);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	if ((p->ulAADLen && !p->pAAD) || p->ulAADLen > GCM_MAX_AAD)
+		return CKR_MECHANISM_PARAM_INVALID;
+	switch (p->ulTagBits) {
+	case 32: case 64: case 96: case 104: case 112: case 120: case 128:
+		return CKR_OK;
+	default:
+		log_info("mech", "AES-GCM tag of %lu bits is not allowed "
+				 "(SP 800-38D: 32, 64, 96..128)",
+			 (unsigned long)p->ulTagBits);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+}
+
+static CK_RV param_kw(const CK_MECHANISM *m)
+{
+	if (!m->pParameter && !m->ulParameterLen)
+		return CKR_OK;
+	return (m->pParameter && m->ulParameterLen == KW_SEMI)
+		       ? CKR_OK
+		       : CKR_MECHANISM_PARAM_INVALID;
+}
+
+static CK_RV param_kwp(const CK_MECHANISM *m)
+{
+	if (!m->pParameter && !m->ulParameterLen)
+		return CKR_OK;
+	return (m->pParameter && m->ulParameterLen == 4)
+		       ? CKR_OK
+		       : CKR_MECHANISM_PARAM_INVALID;
+}
+
+/* --- init ---------------------------------------------------------------- */
+
+static CK_RV init_iv(cipher_op *op, const CK_MECHANISM *m)
+{
+	op->ivlen = m->ulParameterLen;
+	if (op->ivlen)
+		memcpy(op->iv, m->pParameter, op->ivlen);
+	return CKR_OK;
+}
+
+static CK_RV init_gcm(cipher_op *op, const CK_MECHANISM *m)
+{
+	const CK_GCM_PARAMS *p = m->pParameter;
+	op->gcm_ivlen = p->ulIvLen;
+	op->aadlen = p->ulAADLen;
+	op->taglen = p->ulTagBits / 8;
+	op->gcm_iv = malloc(op->gcm_ivlen);
+	op->aad = op->aadlen ? malloc(op->aadlen) : NULL;
+	if (!op->gcm_iv || (op->aadlen && !op->aad))
+		return CKR_HOST_MEMORY;
+	memcpy(op->gcm_iv, p->pIv, op->gcm_ivlen);
+	if (op->aadlen)
+		memcpy(op->aad, p->pAAD, op->aadlen);
+	return CKR_OK;
+}
+
+/* --- AES-GCM ------------------------------------------------------------- */
+
+static CK_RV gcm_finish(cipher_op *op, const uint8_t *in, size_t inlen,
+			uint8_t *out, CK_ULONG *outlen)
+{
+	size_t n = 0;
+	int m = 0;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	if (op->encrypt) {
+		if (!evp_update(op->ctx, out, &n, in, inlen) ||
+		    EVP_CipherFinal_ex(op->ctx, out + n, &m) != 1 ||
+		    EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_GET_TAG, (int)op->taglen,
+					out + inlen) != 1)
+			return CKR_GENERAL_ERROR;
+		*outlen = inlen + op->taglen;
+		return CKR_OK;
+	}
+	size_t clen = inlen - op->taglen;
+	if (EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_TAG, (int)op->taglen,
+				(void *)(in + clen)) != 1 ||
+	    !evp_update(op->ctx, out, &n, in, clen))
+		return CKR_GENERAL_ERROR;
+	if (EVP_CipherFinal_ex(op->ctx, out + n, &m) != 1) {
+		/* Release nothing of a forgery. */
+		OPENSSL_cleanse(out, clen);
+		log_info("mech", "AES-GCM tag check failed");
+		return CKR_ENCRYPTED_DATA_INVALID;
+	}
+	*outlen = clen;
+	return CKR_OK;
+}
+
+static CK_RV gcm_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
+			 uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (!op->encrypt && inlen < op->taglen)
+		return CKR_ENCRYPTED_DATA_LEN_RANGE;
+	CK_ULONG need = op->encrypt ? inlen + op->taglen : inlen - op->taglen;
+	if (len_rule(need, out, outlen, &rv))
+		return rv;
+	return gcm_finish(op, in, inlen, out, outlen);
+}
+
+static CK_RV gcm_update(cipher_op *op, const uint8_t *in, size_t inlen,
+			uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (!op->encrypt) {
+		/* The tag is checked before any plaintext is released: hold the
+		 * ciphertext until C_DecryptFinal. */
+		if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+			return rv;
+		if (!dbuf_add(&op->buf, in, inlen))
+			return op->buf.len + inlen > HOLD_MAX ? CKR_ENCRYPTED_DATA_LEN_RANGE
+							       : CKR_HOST_MEMORY;
+		*outlen = 0;
+		return CKR_OK;
+	}
+	if (len_rule(inlen, out, outlen, &rv))
+		return rv;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	size_t n;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	*outlen = n;
+	return CKR_OK;
+}
+
+static CK_RV gcm_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (!op->encrypt) {
+		if (op->buf.len < op->taglen)
+			return CKR_ENCRYPTED_DATA_LEN_RANGE;
+		if (len_rule(op->buf.len - op->taglen, out, outlen, &rv))
+			return rv;
+		return gcm_finish(op, op->buf.p ? op->buf.p : (uint8_t *)"",
+				  op->buf.len, out, outlen);
+	}
+	if (len_rule(op->taglen, out, outlen, &rv))
+		return rv;
+	GUARD(rekey(op));
+	int m = 0;
+	uint8_t tail[AES_BLOCK];
+	if (EVP_CipherFinal_ex(op->ctx, tail, &m) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_GET_TAG, (int)op->taglen,
+				out) != 1)
+		return CKR_GENERAL_ERROR;
+	*outlen = op->taglen;
+	return CKR_OK;
+}
+
+/* --- AES-ECB / AES-CBC (no padding) --------------------------------------- */
+
+static CK_RV block_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
+			   uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (inlen % AES_BLOCK)
+		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+	if (len_rule(inlen, out, outlen, &rv))
+		return rv;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	size_t n;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	*outlen = n;
+	return CKR_OK;
+}
+
+static CK_RV block_update(cipher_op *op, const uint8_t *in, size_t inlen,
+			  uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	size_t total;
+	if (!size_add(op->buf.len, inlen, &total))
+		return CKR_DATA_LEN_RANGE;
+	/* buf.len tracks how many bytes EVP holds (no data is copied). */
+	CK_ULONG need = total - total % AES_BLOCK;
+	if (len_rule(need, out, outlen, &rv))
+		return rv;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	size_t n;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	op->buf.len = total % AES_BLOCK;
+	*outlen = n;
+	return CKR_OK;
+}
+
+static CK_RV block_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (op->buf.len)
+		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+	if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+		return rv;
+	*outlen = 0;
+	return CKR_OK;
+}
+
+/* --- AES-CBC with PKCS #7 padding ----------------------------------------- */
+
+static CK_RV cbcpad_run(cipher_op *op, const uint8_t *in, size_t inlen,
+			uint8_t *out, size_t *outlen)
+{
+	size_t n;
+	int m = 0;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	if (EVP_CipherFinal_ex(op->ctx, out + n, &m) != 1) {
+		log_info("mech", "AES-CBC-PAD: bad padding");
+		return CKR_ENCRYPTED_DATA_INVALID;
+	}
+	*outlen = n + (size_t)m;
+	return CKR_OK;
+}
+
+static CK_RV cbcpad_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
+			    uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	size_t got;
+	if (op->encrypt) {
+		if (len_rule(inlen - inlen % AES_BLOCK + AES_BLOCK, out, outlen, &rv))
+			return rv;
+		GUARD(cbcpad_run(op, in, inlen, out, &got));
+		*outlen = got;
+		return CKR_OK;
+	}
+	if (inlen == 0 || inlen % AES_BLOCK)
+		return CKR_ENCRYPTED_DATA_LEN_RANGE;
+	/* The exact length is known only after decryption: a query gets
+	 * the upper bound (PKCS #11 5.2 allows "somewhat larger"). */
+	if (!out) {
+		*outlen = inlen;
+		return CKR_OK;
+	}
+	if (*outlen >= inlen) {
+		rv = cbcpad_run(op, in, inlen, out, &got);
+		if (rv != CKR_OK)
+			OPENSSL_cleanse(out, inlen);
+		else
+			*outlen = got;
+		return rv;
+	}
+	uint8_t *tmp = sec_alloc(inlen);
+	if (!tmp)
+		return CKR_HOST_MEMORY;
+	rv = cbcpad_run(op, in, inlen, tmp, &got);
+	if (rv == CKR_OK && *outlen < got) {
+		op->ctx_fresh = false; /* the retry re-runs from the start */
+		rv = CKR_BUFFER_TOO_SMALL;
+	} else if (rv == CKR_OK) {
+		memcpy(out, tmp, got);
+	}
+	*outlen = got;
+	sec_free(tmp);
+	return rv;
+}
+
+static CK_RV cbcpad_update(cipher_op *op, const uint8_t *in, size_t inlen,
+			   uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	size_t t;
+	if (!size_add(op->buf.len, inlen, &t))
+		return CKR_DATA_LEN_RANGE;
+	size_t need = t - t % AES_BLOCK;
+	/* Decryption keeps the last whole block back: it may be padding. */
+	if (!op->encrypt && t && t % AES_BLOCK == 0)
+		need = t - AES_BLOCK;
+	if (len_rule(need, out, outlen, &rv))
+		return rv;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	size_t n;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	op->buf.len = t - n;
+	*outlen = n;
+	return CKR_OK;
+}
+
+static CK_RV cbcpad_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	int m = 0;
+	uint8_t tail[AES_BLOCK];
+	if (op->encrypt) {
+		if (len_rule(AES_BLOCK, out, outlen, &rv))
+			return rv;
+		GUARD(rekey(op));
+		if (EVP_CipherFinal_ex(op->ctx, out, &m) != 1)
+			return CKR_GENERAL_ERROR;
+		*outlen = (CK_ULONG)m;
+		return CKR_OK;
+	}
+	if (op->buf.len != AES_BLOCK)
+		return CKR_ENCRYPTED_DATA_LEN_RANGE;
+	/* Decrypt the held block once, into a private buffer, then answer
+	 * length queries exactly. */
+	if (!op->tail_done) {
+		GUARD(rekey(op));
+		if (EVP_CipherFinal_ex(op->ctx, tail, &m) != 1) {
+			OPENSSL_cleanse(tail, sizeof(tail));
+			log_info("mech", "AES-CBC-PAD: bad padding");
+			return CKR_ENCRYPTED_DATA_INVALID;
+		}
+		memcpy(op->tail, tail, (size_t)m);
+		OPENSSL_cleanse(tail, sizeof(tail));
+		op->tail_len = (size_t)m;
+		op->tail_done = true;
+	}
+	if (len_rule(op->tail_len, out, outlen, &rv))
+		return rv;
+	memcpy(out, op->tail, op->tail_len);
+	*outlen = op->tail_len;
+	return CKR_OK;
+}
+
+/* --- AES key wrap: RFC 3394, RFC 5649, and RFC 3394 over PKCS #7 -------- */
+
+static bool is_kw(const cipher_op *op)
+{
+	return op->mech->type == CKM_AES_KEY_WRAP;
+}
+static bool is_kwp(const cipher_op *op)
+{
+	return op->mech->type == CKM_AES_KEY_WRAP_KWP;
+}
+
+static CK_RV kw_run(cipher_op *op, const uint8_t *in, size_t inlen,
+		    uint8_t *out, size_t *outlen)
+{
+	size_t n;
+	int m = 0;
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	if (inlen > INT_MAX / 2)
+		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+	if (!evp_update(op->ctx, out, &n, in, inlen) ||
+	    EVP_CipherFinal_ex(op->ctx, out + n, &m) != 1) {
+		if (op->encrypt)
+			return CKR_GENERAL_ERROR;
+		log_info("mech", "AES key unwrap: integrity check failed");
+		return CKR_ENCRYPTED_DATA_INVALID;
+	}
+	*outlen = n + (size_t)m;
+	return CKR_OK;
+}
+
+static CK_RV kw_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
+			uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	size_t got;
+	bool pad7 = !is_kw(op) && !is_kwp(op);
+	if (op->encrypt) {
+		size_t plen = inlen;
+		if (pad7)
+			plen = inlen - inlen % KW_SEMI + KW_SEMI;
+		if (is_kwp(op) ? inlen == 0 : (plen % KW_SEMI || plen < 2 * KW_SEMI))
+			return CKR_DATA_LEN_RANGE;
+		size_t need = (plen + KW_SEMI - 1) / KW_SEMI * KW_SEMI + KW_SEMI;
+		if (len_rule(need, out, outlen, &rv))
+			return rv;
+		if (!pad7) {
+			GUARD(kw_run(op, in, inlen, out, &got));
+		} else {
+			uint8_t *tmp = sec_alloc(plen);
+			if (!tmp)
+				return CKR_HOST_MEMORY;
+			memcpy(tmp, in, inlen);
+			memset(tmp + inlen, (int)(plen - inlen), plen - inlen);
+			rv = kw_run(op, tmp, plen, out, &got);
+			sec_free(tmp);
+			GUARD(rv);
+		}
+		*outlen = got;
+		return CKR_OK;
+	}
+	if (inlen % KW_SEMI || inlen < (is_kwp(op) ? 2 : 3) * KW_SEMI)
+		return CKR_ENCRYPTED_DATA_LEN_RANGE;
+	size_t upper = inlen - KW_SEMI;
+	if (!out) {
+		*outlen = upper;
+		return CKR_OK;
+	}
+	uint8_t *tmp = sec_alloc(upper);
+	if (!tmp)
+		return CKR_HOST_MEMORY;
+	rv = kw_run(op, in, inlen, tmp, &got);
+	if (rv == CKR_OK && pad7) {
+		uint8_t pv = got ? tmp[got - 1] : 0;
+		bool okpad = pv >= 1 && pv <= KW_SEMI && pv <= got;
+		for (size_t i = 0; okpad && i < pv; i++)
+			okpad = tmp[got - 1 - i] == pv;
+		if (!okpad) {
+			log_info("mech", "AES key wrap pad: bad PKCS #7 padding");
+			rv = CKR_ENCRYPTED_DATA_INVALID;
+		} else {
+			got -= pv;
+		}
+	}
+	if (rv == CKR_OK && *outlen < got) {
+		rv = CKR_BUFFER_TOO_SMALL;
+		*outlen = got;
+	} else if (rv == CKR_OK) {
+		memcpy(out, tmp, got);
+		*outlen = got;
+	}
+	sec_free(tmp);
+	return rv;
+}
+
+/* Key wrap is single-part by nature: parts are gathered and processed at
+ * Final, so multi-part callers still work. */
+static CK_RV hold_update(cipher_op *op, const uint8_t *in, size_t inlen,
+			 uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+		return rv;
+	if (!dbuf_add(&op->buf, in, inlen))
+		return op->buf.failed && op->buf.len + inlen > HOLD_MAX
+			       ? (op->encrypt ? CKR_DATA_LEN_RANGE
+					      : CKR_ENCRYPTED_DATA_LEN_RANGE)
+			       : CKR_HOST_MEMORY;
+	*outlen = 0;
+	return CKR_OK;
+}
+
+static CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
+{
+	return op->mech->cipher->oneshot(op, op->buf.p ? op->buf.p : (uint8_t *)"",
+					 op->buf.len, out, outlen);
+}
+
+/* --- the table ------------------------------------------------------------ */
+
+static const cipher_impl gcm_impl = {init_gcm, gcm_oneshot, gcm_update, gcm_final};
+static const cipher_impl ecb_impl = {NULL, block_oneshot, block_update, block_final};
+static const cipher_impl cbc_impl = {init_iv, block_oneshot, block_update, block_final};
+static const cipher_impl cbcpad_impl = {init_iv, cbcpad_oneshot, cbcpad_update,
+					cbcpad_final};
+static const cipher_impl kw_impl = {init_iv, kw_oneshot, hold_update, hold_final};
+
+#define ENC_DEC (CKF_ENCRYPT | CKF_DECRYPT)
+#define WRAPS (CKF_WRAP | CKF_UNWRAP)
+
+static const mech_info mech_table[] = {
+	{CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN", 16, 32, CKF_GENERATE, CKK_AES,
+	 param_none, NULL, true},
+	{CKM_GENERIC_SECRET_KEY_GEN, "CKM_GENERIC_SECRET_KEY_GEN", 8, 4096,
+	 CKF_GENERATE, CKK_GENERIC_SECRET, param_none, NULL, true},
+	{CKM_AES_ECB, "CKM_AES_ECB", 16, 32, ENC_DEC, CKK_AES, param_none,
+	 &ecb_impl, false},
+	{CKM_AES_CBC, "CKM_AES_CBC", 16, 32, ENC_DEC | WRAPS, CKK_AES, param_iv16,
+	 &cbc_impl, false},
+	{CKM_AES_CBC_PAD, "CKM_AES_CBC_PAD", 16, 32, ENC_DEC | WRAPS, CKK_AES,
+	 param_iv16, &cbcpad_impl, false},
+	{CKM_AES_GCM, "CKM_AES_GCM", 16, 32, ENC_DEC | WRAPS, CKK_AES, param_gcm,
+	 &gcm_impl, false},
+	{CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP", 16, 32, ENC_DEC | WRAPS, CKK_AES,
+	 param_kw, &kw_impl, false},
+	{CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD", 16, 32, ENC_DEC | WRAPS,
+	 CKK_AES, param_kw, &kw_impl, false},
+	{CKM_AES_KEY_WRAP_KWP, "CKM_AES_KEY_WRAP_KWP", 16, 32, ENC_DEC | WRAPS,
+	 CKK_AES, param_kwp, &kw_impl, false},
+};
+
+const mech_info *mech_lookup(CK_MECHANISM_TYPE t)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(mech_table); i++)
+		if (mech_table[i].type == t)
+			return &mech_table[i];
+	return NULL;
+}
+
+size_t mech_count(void)
+{
+	return ARRAY_SIZE(mech_table);
+}
+
+const mech_info *mech_at(size_t i)
+{
+	return i < ARRAY_SIZE(mech_table) ? &mech_table[i] : NULL;
+}
+
+bool mech_key_ok(const mech_info *m, size_t keylen)
+{
+	if (m->key_type == CKK_AES)
+		return keylen == 16 || keylen == 24 || keylen == 32;
+	return keylen * 8 >= m->min_key && keylen * 8 <= m->max_key;
+}
+
+static cipher_id cipher_for(CK_MECHANISM_TYPE t)
+{
+	switch (t) {
+	case CKM_AES_ECB:
+		return CIPH_AES_ECB;
+	case CKM_AES_CBC:
+	case CKM_AES_CBC_PAD:
+		return CIPH_AES_CBC;
+	case CKM_AES_GCM:
+		return CIPH_AES_GCM;
+	case CKM_AES_KEY_WRAP_KWP:
+		return CIPH_AES_WRAP_PAD;
+	default:
+		return CIPH_AES_WRAP;
+	}
+}
+
+CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+		     const uint8_t *key, size_t keylen, bool encrypt)
+{
+	memset(op, 0, sizeof(*op));
+	op->mech = mi;
+	op->encrypt = encrypt;
+	dbuf_init(&op->buf, HOLD_MAX, true);
+	CK_RV rv = mi->check_param(m);
+	if (rv != CKR_OK) {
+		log_info("mech", "%s: bad mechanism parameter", mi->name);
+		return rv;
+	}
+	op->key = sec_dup(key, keylen);
+	op->keylen = keylen;
+	op->ctx = EVP_CIPHER_CTX_new();
+	if (!op->key || !op->ctx) {
+		cipher_op_free(op);
+		return CKR_HOST_MEMORY;
+	}
+	if (mi->cipher->init && (rv = mi->cipher->init(op, m)) != CKR_OK) {
+		cipher_op_free(op);
+		return rv;
+	}
+	const EVP_CIPHER *c = crypto_cipher(cipher_for(mi->type), keylen);
+	bool ok = c && EVP_CipherInit_ex2(op->ctx, c, NULL, NULL, encrypt, NULL) == 1;
+	if (ok && op->gcm_iv)
+		ok = EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_IVLEN,
+					 (int)op->gcm_ivlen, NULL) == 1;
+	const uint8_t *iv = op->gcm_iv ? op->gcm_iv : op->ivlen ? op->iv : NULL;
+	if (ok)
+		ok = EVP_CipherInit_ex2(op->ctx, NULL, op->key, iv, encrypt, NULL) == 1;
+	if (ok && (mi->type == CKM_AES_ECB || mi->type == CKM_AES_CBC))
+		EVP_CIPHER_CTX_set_padding(op->ctx, 0);
+	size_t n;
+	if (ok && op->aadlen)
+		ok = evp_update(op->ctx, NULL, &n, op->aad, op->aadlen);
+	if (!ok) {
+		cipher_op_free(op);
+		return CKR_GENERAL_ERROR;
+	}
+	op->ctx_fresh = true;
+	return CKR_OK;
+}
+
+void cipher_op_free(cipher_op *op)
+{
+	EVP_CIPHER_CTX_free(op->ctx);
+	sec_free(op->key);
+	free(op->gcm_iv);
+	free(op->aad);
+	dbuf_free(&op->buf);
+	OPENSSL_cleanse(op, sizeof(*op));
+}
+
+bool cipher_op_active(const cipher_op *op)
+{
+	return op->mech != NULL;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one mechanism table. C_GetMechanismList, C_GetMechanismInfo, the
+ * checks at every *Init and key generation all read it; nothing else
+ * names a mechanism.
+ */
+#ifndef P11KMS_MECH_H
+#define P11KMS_MECH_H
+
+#include <openssl/evp.h>
+
+#include "common.h"
+
+typedef struct mech_info mech_info;
+
+/* State of one encrypt or decrypt operation. */
+typedef struct cipher_op {
+	const mech_info *mech;
+	bool encrypt;
+	bool multipart;      /* an Update has been called */
+	EVP_CIPHER_CTX *ctx;
+	uint8_t *key;        /* secure copy, to re-key for each one-shot call */
+	size_t keylen;
+	uint8_t iv[16];      /* CBC IV, or key wrap IV */
+	size_t ivlen;
+	uint8_t *gcm_iv;     /* GCM: IV (malloc) */
+	size_t gcm_ivlen;
+	uint8_t *aad;        /* GCM: AAD (malloc) */
+	size_t aadlen;
+	size_t taglen;       /* GCM: tag bytes */
+	dbuf_t buf;          /* data held back between parts (secure) */
+	uint8_t tail[16];    /* CBC-PAD decrypt: the last plaintext block */
+	size_t tail_len;
+	bool tail_done;      /* tail decrypted, waiting for a big enough buffer */
+	bool ctx_fresh;      /* ctx keyed and unused */
+} cipher_op;
+
+typedef struct cipher_impl {
+	CK_RV (*init)(cipher_op *op, const CK_MECHANISM *m);
+	/* Each follows PKCS #11 5.2: out == NULL asks the length; a short
+	 * buffer gives CKR_BUFFER_TOO_SMALL with the length. Either leaves
+	 * the operation active. */
+	CK_RV (*oneshot)(cipher_op *op, const uint8_t *in, size_t inlen,
+			 uint8_t *out, CK_ULONG *outlen);
+	CK_RV (*update)(cipher_op *op, const uint8_t *in, size_t inlen,
+			uint8_t *out, CK_ULONG *outlen);
+	CK_RV (*final)(cipher_op *op, uint8_t *out, CK_ULONG *outlen);
+} cipher_impl;
+
+struct mech_info {
+	CK_MECHANISM_TYPE type;
+	const char *name;
+	CK_ULONG min_key, max_key; /* as reported in CK_MECHANISM_INFO */
+	CK_FLAGS flags;
+	CK_KEY_TYPE key_type;      /* key the mechanism uses or makes */
+	CK_RV (*check_param)(const CK_MECHANISM *m);
+	const cipher_impl *cipher; /* encrypt / decrypt / wrap / unwrap */
+	bool keygen;
+};
+
+const mech_info *mech_lookup(CK_MECHANISM_TYPE t);
+size_t mech_count(void);
+const mech_info *mech_at(size_t i);
+/* Is keylen (bytes) acceptable for m? */
+bool mech_key_ok(const mech_info *m, size_t keylen);
+
+/* Start an operation: parameters checked, key copied, context keyed. */
+CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+		     const uint8_t *key, size_t keylen, bool encrypt);
+void cipher_op_free(cipher_op *op);
+bool cipher_op_active(const cipher_op *op);
+
+#endif

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The one place that lists providers. */
+#include <string.h>
+
+#include "provider.h"
+
+extern const provider_ops local_provider_ops;
+
+static const provider_ops *const registry[] = {
+	&local_provider_ops,
+};
+
+const provider_ops *provider_find(const char *type)
+{
+	for (size_t i = 0; type && i < ARRAY_SIZE(registry); i++)
+		if (strcmp(registry[i]->type, type) == 0)
+			return registry[i];
+	return NULL;
+}
+
+const char *provider_types(void)
+{
+	return "local";
+}

@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "module/log.h"
+
+#define BUSY_TIMEOUT_MS 15000
+#define MAX_BLOB (16 * 1024 * 1024)
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	pthread_mutex_t lock; /* recursive: held from begin to commit */
+	sqlite3_stmt *st_get, *st_insert, *st_update, *st_delete, *st_dver;
+};
+
+/* Ordered schema upgrade steps: step[i] takes version i to i + 1. */
+static const char *const upgrade_steps[] = {
+	/* 0 -> 1: the first schema. */
+	"CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+	"CREATE TABLE seals(id INTEGER PRIMARY KEY, provider TEXT NOT NULL,"
+	" key_id TEXT NOT NULL, key_version TEXT NOT NULL, role TEXT NOT NULL,"
+	" blob BLOB NOT NULL, created INTEGER NOT NULL);"
+	"CREATE TABLE objects(id INTEGER PRIMARY KEY, uid BLOB NOT NULL UNIQUE,"
+	" class INTEGER NOT NULL, private INTEGER NOT NULL, label BLOB,"
+	" ckaid BLOB, pub BLOB NOT NULL, sec BLOB NOT NULL);"
+	"CREATE INDEX objects_label ON objects(label);"
+	"CREATE INDEX objects_ckaid ON objects(ckaid);"
+	"CREATE INDEX objects_class ON objects(class);",
+};
+
+static p11k_err sql_err(store_t *s, int rc, const char *what)
+{
+	log_error("store", "%s: %s: %s (sqlite %d)", s->path, what,
+		  sqlite3_errmsg(s->db), rc);
+	return (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? P11K_ERR_STORE_BUSY
+							   : P11K_ERR_STORE;
+}
+
+static p11k_err exec(store_t *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		log_error("store", "%s: %s (sqlite %d)", s->path,
+			  msg ? msg : sqlite3_errstr(rc), rc);
+		sqlite3_free(msg);
+		return (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? P11K_ERR_STORE_BUSY
+								   : P11K_ERR_STORE;
+	}
+	return P11K_OK;
+}
+
+bool store_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static bool make_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return false;
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return true;
+	*slash = 0;
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			return false;
+		*p = '/';
+	}
+	return mkdir(dir, 0700) == 0 || errno == EEXIST;
+}
+
+static int schema_version(store_t *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	return v;
+}
+
+static p11k_err schema_upgrade(store_t *s)
+{
+	sqlite3_stmt *st;
+	int v = schema_version(s);
+	/* The common case takes no write lock: other processes keep going. */
+	if (v == (int)ARRAY_SIZE(upgrade_steps))
+		return P11K_OK;
+	p11k_err e = exec(s, "BEGIN IMMEDIATE");
+	if (e != P11K_OK)
+		return e;
+	v = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (v < 0) {
+		e = sql_err(s, sqlite3_errcode(s->db), "reading schema version");
+	} else if (v > (int)ARRAY_SIZE(upgrade_steps)) {
+		log_error("store", "%s: schema version %d is newer than this module "
+				   "knows (%zu); refusing to touch it",
+			  s->path, v, ARRAY_SIZE(upgrade_steps));
+		e = P11K_ERR_STORE;
+	}
+	for (int i = v; e == P11K_OK && i < (int)ARRAY_SIZE(upgrade_steps); i++) {
+		char sql[64];
+		log_info("store", "%s: upgrading schema %d -> %d", s->path, i, i + 1);
+		e = exec(s, upgrade_steps[i]);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", i + 1);
+		if (e == P11K_OK)
+			e = exec(s, sql);
+	}
+	if (e == P11K_OK)
+		return exec(s, "COMMIT");
+	(void)exec(s, "ROLLBACK");
+	return e;
+}
+
+static p11k_err prepare(store_t *s, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+				    NULL);
+	return rc == SQLITE_OK ? P11K_OK : sql_err(s, rc, "prepare");
+}
+
+p11k_err store_open(const char *path, bool create, store_t **out)
+{
+	*out = NULL;
+	if (create && !store_exists(path)) {
+		if (!make_parent(path)) {
+			log_error("store", "%s: cannot create its folder: %s", path,
+				  strerror(errno));
+			return P11K_ERR_STORE;
+		}
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			log_error("store", "%s: cannot create: %s", path, strerror(errno));
+			return P11K_ERR_STORE;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	store_t *s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		return P11K_ERR_NOMEM;
+	}
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+
+	int rc = sqlite3_open_v2(path, &s->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+					 SQLITE_OPEN_PRIVATECACHE,
+				 NULL);
+	p11k_err e = rc == SQLITE_OK ? P11K_OK : P11K_ERR_STORE;
+	if (e != P11K_OK)
+		log_error("store", "%s: cannot open: %s", path,
+			  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	if (e == P11K_OK) {
+		sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+		sqlite3_extended_result_codes(s->db, 0);
+		/* The first read of the header detects a file that is not a
+		 * database (corrupt, truncated, foreign) before anything writes. */
+		e = exec(s, "PRAGMA journal_mode=WAL");
+	}
+	if (e == P11K_OK)
+		e = exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+			    "PRAGMA secure_delete=ON");
+	if (e == P11K_OK)
+		e = schema_upgrade(s);
+	if (e == P11K_OK)
+		e = prepare(s, "SELECT uid, class, private, pub, sec FROM objects "
+			       "WHERE id=?",
+			    &s->st_get);
+	if (e == P11K_OK)
+		e = prepare(s, "INSERT INTO objects(uid, class, private, label, ckaid,"
+			       " pub, sec) VALUES(?,?,?,?,?,?,?)",
+			    &s->st_insert);
+	if (e == P11K_OK)
+		e = prepare(s, "UPDATE objects SET class=?, private=?, label=?, "
+			       "ckaid=?, pub=?, sec=? WHERE id=?",
+			    &s->st_update);
+	if (e == P11K_OK)
+		e = prepare(s, "DELETE FROM objects WHERE id=?", &s->st_delete);
+	if (e == P11K_OK)
+		e = prepare(s, "PRAGMA data_version", &s->st_dver);
+	if (e != P11K_OK) {
+		log_error("store", "%s: the store cannot be used; it was left as it is "
+				   "(move it aside to start over, or restore a backup)",
+			  path);
+		store_close(s);
+		return e;
+	}
+	*out = s;
+	return P11K_OK;
+}
+
+void store_close(store_t *s)
+{
+	if (!s)
+		return;
+	sqlite3_finalize(s->st_get);
+	sqlite3_finalize(s->st_insert);
+	sqlite3_finalize(s->st_update);
+	sqlite3_finalize(s->st_delete);
+	sqlite3_finalize(s->st_dver);
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+}
+
+void store_abandon(store_t *s)
+{
+	(void)s; /* deliberately leaked in the forked child */
+}
+
+const char *store_path(const store_t *s)
+{
+	return s->path;
+}
+
+p11k_err store_begin(store_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	p11k_err e = exec(s, "BEGIN IMMEDIATE");
+	if (e != P11K_OK)
+		pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_commit(store_t *s)
+{
+	p11k_err e = exec(s, "COMMIT");
+	if (e != P11K_OK)
+		(void)exec(s, "ROLLBACK");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+void store_rollback(store_t *s)
+{
+	(void)exec(s, "ROLLBACK");
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t store_data_version(store_t *s)
+{
+	uint64_t v = 0;
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&s->lock);
+	/* The pragma starts a read, so it sees other processes' commits. */
+	st = s->st_dver;
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		v = (uint64_t)sqlite3_column_int64(st, 0);
+	if (st)
+		sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+static bool col_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+{
+	int n = sqlite3_column_bytes(st, col);
+	const void *p = sqlite3_column_blob(st, col);
+	if (n < 0 || n > MAX_BLOB)
+		return false;
+	*out = malloc(n ? (size_t)n : 1);
+	if (!*out)
+		return false;
+	if (n)
+		memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	return true;
+}
+
+p11k_err store_meta_get(store_t *s, const char *name, uint8_t **val,
+			size_t *len, bool *found)
+{
+	sqlite3_stmt *st;
+	p11k_err e = P11K_OK;
+	*found = false;
+	*val = NULL;
+	*len = 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name=?", -1,
+				    &st, NULL);
+	if (rc != SQLITE_OK) {
+		e = sql_err(s, rc, "meta read");
+	} else {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*found = true;
+			if (!col_blob(st, 0, val, len))
+				e = P11K_ERR_STORE;
+		} else if (rc != SQLITE_DONE) {
+			e = sql_err(s, rc, "meta read");
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_meta_put(store_t *s, const char *name, const void *val, size_t len)
+{
+	sqlite3_stmt *st;
+	p11k_err e = P11K_OK;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(
+		s->db, "INSERT OR REPLACE INTO meta(name, value) VALUES(?, ?)", -1,
+		&st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, val ? val : "", (int)len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_OK)
+		e = sql_err(s, rc, "meta write");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_meta_del(store_t *s, const char *name)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, "DELETE FROM meta WHERE name=?", -1, &st,
+				    NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "meta delete");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+static char *col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return strdup(t ? (const char *)t : "");
+}
+
+p11k_err store_seals_load(store_t *s, seal_rec **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	p11k_err e = P11K_OK;
+	seal_rec *v = NULL;
+	size_t cnt = 0;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT id, provider, key_id, key_version, role, "
+				    "blob, created FROM seals ORDER BY id",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		e = sql_err(s, rc, "seal read");
+	while (e == P11K_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		seal_rec *nv = cnt < 64 ? realloc(v, (cnt + 1) * sizeof(*v)) : NULL;
+		if (!nv) {
+			e = cnt < 64 ? P11K_ERR_NOMEM : P11K_ERR_STORE;
+			break;
+		}
+		v = nv;
+		seal_rec *r = &v[cnt++];
+		memset(r, 0, sizeof(*r));
+		r->id = sqlite3_column_int64(st, 0);
+		r->provider = col_text(st, 1);
+		r->key_id = col_text(st, 2);
+		r->key_version = col_text(st, 3);
+		r->role = col_text(st, 4);
+		r->created = (uint64_t)sqlite3_column_int64(st, 6);
+		if (!r->provider || !r->key_id || !r->key_version || !r->role ||
+		    !col_blob(st, 5, &r->blob, &r->bloblen))
+			e = P11K_ERR_NOMEM;
+	}
+	if (e == P11K_OK && rc != SQLITE_DONE)
+		e = sql_err(s, rc, "seal read");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (e != P11K_OK) {
+		seal_recs_free(v, cnt);
+		return e;
+	}
+	*out = v;
+	*n = cnt;
+	return P11K_OK;
+}
+
+void seal_recs_free(seal_rec *r, size_t n)
+{
+	for (size_t i = 0; r && i < n; i++) {
+		free(r[i].provider);
+		free(r[i].key_id);
+		free(r[i].key_version);
+		free(r[i].role);
+		free(r[i].blob);
+	}
+	free(r);
+}
+
+p11k_err store_seal_add(store_t *s, const seal_rec *r)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db,
+				    "INSERT INTO seals(provider, key_id, key_version, "
+				    "role, blob, created) VALUES(?,?,?,?,?,?)",
+				    -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, r->provider, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, r->key_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->key_version, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, r->role, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 5, r->blob, (int)r->bloblen, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, (sqlite3_int64)r->created);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "seal write");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_seals_clear(store_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	p11k_err e = exec(s, "DELETE FROM seals");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+static void bind_opt_blob(sqlite3_stmt *st, int i, const uint8_t *p, size_t n)
+{
+	if (p)
+		sqlite3_bind_blob(st, i, n ? (const void *)p : "", (int)n,
+				  SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+p11k_err store_obj_insert(store_t *s, obj_rec *r)
+{
+	if (r->publen > MAX_BLOB || r->seclen > MAX_BLOB)
+		return P11K_ERR_STORE;
+	pthread_mutex_lock(&s->lock);
+	sqlite3_stmt *st = s->st_insert;
+	sqlite3_bind_blob(st, 1, r->uid, UID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)r->cls);
+	sqlite3_bind_int(st, 3, r->priv);
+	bind_opt_blob(st, 4, r->label, r->labellen);
+	bind_opt_blob(st, 5, r->ckaid, r->ckaidlen);
+	sqlite3_bind_blob(st, 6, r->pub, (int)r->publen, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, r->sec, (int)r->seclen, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "object insert");
+	if (e == P11K_OK)
+		r->rowid = sqlite3_last_insert_rowid(s->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_obj_update(store_t *s, const obj_rec *r)
+{
+	if (r->publen > MAX_BLOB || r->seclen > MAX_BLOB)
+		return P11K_ERR_STORE;
+	pthread_mutex_lock(&s->lock);
+	sqlite3_stmt *st = s->st_update;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->cls);
+	sqlite3_bind_int(st, 2, r->priv);
+	bind_opt_blob(st, 3, r->label, r->labellen);
+	bind_opt_blob(st, 4, r->ckaid, r->ckaidlen);
+	sqlite3_bind_blob(st, 5, r->pub, (int)r->publen, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, r->sec, (int)r->seclen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, r->rowid);
+	int rc = sqlite3_step(st);
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "object update");
+	if (e == P11K_OK && sqlite3_changes(s->db) != 1)
+		e = P11K_ERR_STORE;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_obj_delete(store_t *s, int64_t rowid, bool *found)
+{
+	pthread_mutex_lock(&s->lock);
+	sqlite3_stmt *st = s->st_delete;
+	sqlite3_bind_int64(st, 1, rowid);
+	int rc = sqlite3_step(st);
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "object delete");
+	*found = e == P11K_OK && sqlite3_changes(s->db) == 1;
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+void obj_rec_free(obj_rec *r)
+{
+	free(r->pub);
+	free(r->sec);
+	r->pub = r->sec = NULL;
+}
+
+p11k_err store_obj_get(store_t *s, int64_t rowid, obj_rec *out, bool *found)
+{
+	memset(out, 0, sizeof(*out));
+	*found = false;
+	pthread_mutex_lock(&s->lock);
+	sqlite3_stmt *st = s->st_get;
+	sqlite3_bind_int64(st, 1, rowid);
+	int rc = sqlite3_step(st);
+	p11k_err e = P11K_OK;
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		out->rowid = rowid;
+		if (sqlite3_column_bytes(st, 0) != UID_LEN) {
+			log_error("store", "%s: object %lld has a malformed uid",
+				  s->path, (long long)rowid);
+			e = P11K_ERR_STORE;
+		} else {
+			memcpy(out->uid, sqlite3_column_blob(st, 0), UID_LEN);
+		}
+		out->cls = (uint64_t)sqlite3_column_int64(st, 1);
+		out->priv = sqlite3_column_int(st, 2);
+		if (e == P11K_OK && (!col_blob(st, 3, &out->pub, &out->publen) ||
+				     !col_blob(st, 4, &out->sec, &out->seclen)))
+			e = P11K_ERR_STORE;
+	} else if (rc != SQLITE_DONE) {
+		e = sql_err(s, rc, "object read");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	if (e != P11K_OK)
+		obj_rec_free(out);
+	return e;
+}
+
+p11k_err store_obj_find(store_t *s, const obj_filter *f,
+			bool (*fn)(void *arg, const obj_rec *r), void *arg)
+{
+	char sql[256] = "SELECT id, uid, class, private, pub FROM objects WHERE 1";
+	if (f->label)
+		strcat(sql, " AND label=?1");
+	if (f->ckaid)
+		strcat(sql, " AND ckaid=?2");
+	if (f->cls)
+		strcat(sql, " AND class=?3");
+	if (f->public_only)
+		strcat(sql, " AND private=0");
+	strcat(sql, " ORDER BY id");
+	sqlite3_stmt *st;
+	p11k_err e = P11K_OK;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		e = sql_err(s, rc, "object search");
+		pthread_mutex_unlock(&s->lock);
+		return e;
+	}
+	if (f->label)
+		sqlite3_bind_blob(st, 1, f->labellen ? (const void *)f->label : "",
+				  (int)f->labellen, SQLITE_STATIC);
+	if (f->ckaid)
+		sqlite3_bind_blob(st, 2, f->ckaidlen ? (const void *)f->ckaid : "",
+				  (int)f->ckaidlen, SQLITE_STATIC);
+	if (f->cls)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)*f->cls);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		obj_rec r = {0};
+		r.rowid = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) != UID_LEN)
+			continue;
+		memcpy(r.uid, sqlite3_column_blob(st, 1), UID_LEN);
+		r.cls = (uint64_t)sqlite3_column_int64(st, 2);
+		r.priv = sqlite3_column_int(st, 3);
+		r.pub = (uint8_t *)sqlite3_column_blob(st, 4);
+		r.publen = (size_t)sqlite3_column_bytes(st, 4);
+		if (!fn(arg, &r)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		e = sql_err(s, rc, "object search");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_obj_delete_all(store_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	p11k_err e = exec(s, "DELETE FROM objects");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_obj_count(store_t *s, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	p11k_err e = P11K_OK;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM objects", -1, &st,
+				    NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		e = sql_err(s, rc, "object count");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}

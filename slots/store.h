@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-token store: one SQLite database (WAL, synchronous=FULL, mode
+ * 0600) holding token metadata, the seals of the token key and the object
+ * records. docs/STORE.md describes the format. Every write that creates,
+ * changes or removes an object commits before the PKCS #11 call returns.
+ * Several processes may share one store; SQLite's locking arbitrates and
+ * data_version tells a process when another one wrote.
+ *
+ * The store knows nothing about encryption: records arrive sealed.
+ */
+#ifndef P11KMS_STORE_H
+#define P11KMS_STORE_H
+
+#include "module/common.h"
+#include "module/err.h"
+
+#define STORE_SCHEMA_VERSION 1
+#define UID_LEN 16
+
+typedef struct store store_t;
+
+typedef struct seal_rec {
+	int64_t id;
+	char *provider, *key_id, *key_version, *role;
+	uint8_t *blob;
+	size_t bloblen;
+	uint64_t created;
+} seal_rec;
+
+typedef struct obj_rec {
+	int64_t rowid;
+	uint8_t uid[UID_LEN];
+	uint64_t cls;
+	int priv;
+	const uint8_t *label; /* indexed copy of CKA_LABEL, may be NULL */
+	size_t labellen;
+	const uint8_t *ckaid; /* indexed copy of CKA_ID, may be NULL */
+	size_t ckaidlen;
+	uint8_t *pub; /* serialized public attributes (AAD of sec) */
+	size_t publen;
+	uint8_t *sec; /* sealed secret attributes */
+	size_t seclen;
+} obj_rec;
+
+/* Filter for store_obj_find: NULL members match anything. */
+typedef struct obj_filter {
+	const uint8_t *label;
+	size_t labellen;
+	const uint8_t *ckaid;
+	size_t ckaidlen;
+	const uint64_t *cls;
+	bool public_only;
+} obj_filter;
+
+bool store_exists(const char *path);
+/* create: make the file (and its folder) when missing. Schema upgrades run
+ * here, in order, in one transaction. */
+P11K_WUR p11k_err store_open(const char *path, bool create, store_t **out);
+void store_close(store_t *s);
+/* Forget the handle without touching SQLite (a forked child must not
+ * use or close its parent's connections). */
+void store_abandon(store_t *s);
+const char *store_path(const store_t *s);
+
+/* Transactions: begin takes the store's lock until commit or rollback.
+ * Writes outside a transaction commit on their own. */
+P11K_WUR p11k_err store_begin(store_t *s);
+P11K_WUR p11k_err store_commit(store_t *s);
+void store_rollback(store_t *s);
+/* Changes whenever another connection committed a write. */
+uint64_t store_data_version(store_t *s);
+
+/* Meta: small named values. found=false when absent. */
+P11K_WUR p11k_err store_meta_get(store_t *s, const char *name, uint8_t **val,
+				 size_t *len, bool *found);
+P11K_WUR p11k_err store_meta_put(store_t *s, const char *name,
+				 const void *val, size_t len);
+P11K_WUR p11k_err store_meta_del(store_t *s, const char *name);
+
+P11K_WUR p11k_err store_seals_load(store_t *s, seal_rec **out, size_t *n);
+void seal_recs_free(seal_rec *r, size_t n);
+P11K_WUR p11k_err store_seal_add(store_t *s, const seal_rec *r);
+P11K_WUR p11k_err store_seals_clear(store_t *s);
+
+P11K_WUR p11k_err store_obj_insert(store_t *s, obj_rec *r);
+P11K_WUR p11k_err store_obj_update(store_t *s, const obj_rec *r);
+/* found=false when the row is gone. */
+P11K_WUR p11k_err store_obj_delete(store_t *s, int64_t rowid, bool *found);
+P11K_WUR p11k_err store_obj_get(store_t *s, int64_t rowid, obj_rec *out,
+				bool *found);
+void obj_rec_free(obj_rec *r);
+/* Calls fn for each matching record (pub loaded, sec not). fn returning
+ * false stops the walk. */
+P11K_WUR p11k_err store_obj_find(store_t *s, const obj_filter *f,
+				 bool (*fn)(void *arg, const obj_rec *r),
+				 void *arg);
+P11K_WUR p11k_err store_obj_delete_all(store_t *s);
+P11K_WUR p11k_err store_obj_count(store_t *s, uint64_t *n);
+
+#endif

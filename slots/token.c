@@ -1,0 +1,1099 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+
+#include "module/crypto.h"
+#include "module/log.h"
+#include "module/secmem.h"
+
+/* --- PIN records ---------------------------------------------------------
+ * version(1) | log2 N(1) | r(1) | p(1) | salt(16) | verifier(32)
+ * scrypt(PIN, salt) gives 64 bytes: the first half is the verifier kept
+ * here, the second half the key that wraps this role's seal in
+ * login=required mode. Neither half reveals the other.
+ */
+#define PINREC_LEN 52
+#define PIN_SALT 16
+#define SCRYPT_LOG_N 15
+#define SCRYPT_R 8
+#define SCRYPT_P 1
+
+static bool pin_derive(const CK_UTF8CHAR *pin, size_t len, const uint8_t *rec,
+		       uint8_t out[64])
+{
+	uint64_t n = (uint64_t)1 << rec[1];
+	uint32_t r = rec[2], p = rec[3];
+	uint64_t maxmem = 256ull * 1024 * 1024;
+	EVP_KDF *kdf = EVP_KDF_fetch(crypto_libctx(), "SCRYPT", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+						  (void *)(len ? pin : (const CK_UTF8CHAR *)""),
+						  len),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+						  (void *)(rec + 4), PIN_SALT),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+		OSSL_PARAM_construct_end(),
+	};
+	bool ok = ctx && rec[1] >= 10 && rec[1] <= 20 && r && r <= 32 && p &&
+		  p <= 16 && EVP_KDF_derive(ctx, out, 64, params) == 1;
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return ok;
+}
+
+/* New record for pin; kek receives the wrapping half (secure memory). */
+static bool pin_record_new(const CK_UTF8CHAR *pin, size_t len,
+			   uint8_t rec[PINREC_LEN], uint8_t **kek)
+{
+	uint8_t *out = sec_alloc(64);
+	rec[0] = 1;
+	rec[1] = SCRYPT_LOG_N;
+	rec[2] = SCRYPT_R;
+	rec[3] = SCRYPT_P;
+	bool ok = out && crypto_random(rec + 4, PIN_SALT) &&
+		  pin_derive(pin, len, rec, out);
+	if (ok) {
+		memcpy(rec + 4 + PIN_SALT, out, 32);
+		*kek = sec_dup(out + 32, 32);
+		ok = *kek != NULL;
+	}
+	sec_free(out);
+	return ok;
+}
+
+/* Check pin against rec; on success *kek (if asked) gets the wrapping
+ * half. Constant-time comparison. */
+static CK_RV pin_check(const CK_UTF8CHAR *pin, size_t len, const uint8_t *rec,
+		       size_t reclen, uint8_t **kek)
+{
+	if (reclen != PINREC_LEN || rec[0] != 1) {
+		log_error("token", "stored PIN record is malformed");
+		return CKR_DEVICE_ERROR;
+	}
+	uint8_t *out = sec_alloc(64);
+	if (!out)
+		return CKR_HOST_MEMORY;
+	CK_RV rv = CKR_OK;
+	if (!pin_derive(pin, len, rec, out))
+		rv = CKR_GENERAL_ERROR;
+	else if (CRYPTO_memcmp(out, rec + 4 + PIN_SALT, 32) != 0)
+		rv = CKR_PIN_INCORRECT;
+	else if (kek && !(*kek = sec_dup(out + 32, 32)))
+		rv = CKR_HOST_MEMORY;
+	sec_free(out);
+	return rv;
+}
+
+static const char *role_name(CK_USER_TYPE who)
+{
+	return who == CKU_SO ? "so" : "user";
+}
+
+/* --- store metadata --------------------------------------------------- */
+
+static uint32_t get_u32(const uint8_t *p, size_t n)
+{
+	return n == 4 ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+			 (uint32_t)p[2] << 8 | p[3])
+		      : 0;
+}
+
+static p11k_err put_u32(store_t *s, const char *name, uint32_t v)
+{
+	uint8_t b[4] = {v >> 24, v >> 16, v >> 8, v};
+	return store_meta_put(s, name, b, 4);
+}
+
+static CK_RV store_rv(token_t *t, p11k_err e)
+{
+	if (e == P11K_OK)
+		return CKR_OK;
+	t->last.err = e;
+	return p11k_err_to_ckr(e);
+}
+
+/* Load the cached meta of t. */
+static CK_RV load_meta(token_t *t)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	bool found;
+	p11k_err e = store_meta_get(t->store, "uuid", &v, &n, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	bool was = t->initialized;
+	uint8_t olduuid[16];
+	memcpy(olduuid, t->uuid, 16);
+	t->initialized = found && n == 16;
+	if (t->initialized)
+		memcpy(t->uuid, v, 16);
+	free(v);
+	if (was && (!t->initialized || memcmp(olduuid, t->uuid, 16) != 0)) {
+		/* Re-initialized by another process: nothing we hold is valid. */
+		log_warn("token", "slot %lu: the token was re-initialized by another "
+				  "process; logging out",
+			 (unsigned long)t->slot_id);
+		token_lock_inlock(t);
+		t->login = NO_LOGIN;
+		token_forget_objects_inlock(t);
+	}
+	if (!t->initialized)
+		return CKR_OK;
+	for (int i = 0; i < 8; i++)
+		snprintf(t->serial + 2 * i, 3, "%02x", t->uuid[i]);
+	e = store_meta_get(t->store, "label", &v, &n, &found);
+	if (e == P11K_OK) {
+		size_t l = found ? (n < 32 ? n : 32) : 0;
+		memset(t->label, 0, sizeof(t->label));
+		if (l)
+			memcpy(t->label, v, l);
+		free(v);
+		e = store_meta_get(t->store, "user_pin", &v, &n, &found);
+	}
+	if (e == P11K_OK) {
+		t->user_pin_set = found;
+		free(v);
+		e = store_meta_get(t->store, "user_fail", &v, &n, &found);
+	}
+	if (e == P11K_OK) {
+		t->user_fail = found ? get_u32(v, n) : 0;
+		free(v);
+		e = store_meta_get(t->store, "so_fail", &v, &n, &found);
+	}
+	if (e == P11K_OK) {
+		t->so_fail = found ? get_u32(v, n) : 0;
+		free(v);
+	}
+	return store_rv(t, e);
+}
+
+CK_RV token_sync_inlock(token_t *t)
+{
+	if (t->store_broken)
+		return CKR_DEVICE_ERROR;
+	if (!t->store) {
+		if (!store_exists(t->cfg->store)) {
+			t->initialized = false;
+			return CKR_OK;
+		}
+		p11k_err e = store_open(t->cfg->store, false, &t->store);
+		if (e != P11K_OK) {
+			t->store_broken = e != P11K_ERR_STORE_BUSY;
+			log_error("token", "slot %lu (%s): store %s is unusable: %s",
+				  (unsigned long)t->slot_id, t->cfg->name,
+				  t->cfg->store, p11k_err_name(e));
+			return store_rv(t, e);
+		}
+		t->seen_version = store_data_version(t->store);
+		return load_meta(t);
+	}
+	uint64_t v = store_data_version(t->store);
+	if (v == t->seen_version)
+		return CKR_OK;
+	t->seen_version = v;
+	size_t it = 0;
+	uint64_t k;
+	void *val;
+	while (hmap_next(&t->by_rowid, &it, &k, &val))
+		((object_t *)val)->stale = true;
+	return load_meta(t);
+}
+
+/* --- sealing ------------------------------------------------------------
+ * A seal is a KMS encryption of the TK under the token's sealing key,
+ * with the token's uuid as encryption context (AAD). In login=required
+ * mode each seal is further wrapped (AES-256-GCM) by the key derived from
+ * the user's or the SO's PIN, one row per role; in login=optional mode
+ * there is one row with role "any".
+ */
+static void seal_aad(const token_t *t, uint8_t *aad, size_t *len)
+{
+	static const char pfx[] = "p11kms-token-key:v1:";
+	memcpy(aad, pfx, sizeof(pfx) - 1);
+	memcpy(aad + sizeof(pfx) - 1, t->uuid, 16);
+	*len = sizeof(pfx) - 1 + 16;
+}
+
+static void pin_aad(const token_t *t, const char *role, uint8_t *aad,
+		    size_t *len)
+{
+	int n = snprintf((char *)aad, 64, "p11kms-pin-seal:v1:%s:", role);
+	memcpy(aad + n, t->uuid, 16);
+	*len = (size_t)n + 16;
+}
+
+static const char *seal_key(const token_t *t)
+{
+	return t->cfg->seal_key ? t->cfg->seal_key
+				: t->cfg->ops->default_seal_key(t->prov);
+}
+
+static void note_provider_error(token_t *t, const provider_status *st,
+				const char *what)
+{
+	t->last = *st;
+	log_error("token", "slot %lu (%s): %s failed: %s%s%s%s%s",
+		  (unsigned long)t->slot_id, t->cfg->name, what,
+		  p11k_err_name(st->err), st->message[0] ? ": " : "", st->message,
+		  st->request_id[0] ? " request-id " : "", st->request_id);
+}
+
+/* KMS-encrypt tk. Called without the module lock. */
+static CK_RV seal_tk(token_t *t, const uint8_t *tk, uint8_t **blob,
+		     size_t *bloblen, char *kv, size_t kvlen, CK_ULONG *deverr)
+{
+	uint8_t aad[64];
+	size_t aadlen;
+	provider_status st = {0};
+	seal_aad(t, aad, &aadlen);
+	p11k_err e = t->cfg->ops->encrypt(t->prov, seal_key(t), tk, TK_LEN, aad,
+					  aadlen, blob, bloblen, kv, kvlen, &st);
+	if (e != P11K_OK) {
+		st.err = e;
+		note_provider_error(t, &st, "sealing the token key");
+		*deverr = p11k_err_to_deverr(e);
+		return p11k_err_to_ckr(e) == CKR_ENCRYPTED_DATA_INVALID
+			       ? CKR_DEVICE_ERROR
+			       : p11k_err_to_ckr(e);
+	}
+	return CKR_OK;
+}
+
+/* Unseal: open the PIN layer (kek may be NULL for role "any") and ask the
+ * KMS. Called with the lock held; drops it around the KMS call. On
+ * success *tk is secure memory. */
+static CK_RV unseal_inlock(token_t *t, const char *role, const uint8_t *kek,
+			   uint8_t **tk, CK_ULONG *deverr)
+{
+	seal_rec *seals = NULL;
+	size_t nseals = 0;
+	p11k_err e = store_seals_load(t->store, &seals, &nseals);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	uint8_t aad[64], paad[64];
+	size_t aadlen, paadlen;
+	seal_aad(t, aad, &aadlen);
+	pin_aad(t, role, paad, &paadlen);
+	CK_RV rv = CKR_DEVICE_ERROR;
+	bool any = false;
+	provider_status st = {0};
+
+	t->unsealing = true;
+	pthread_mutex_unlock(&mod.lock);
+	for (size_t i = 0; i < nseals && rv != CKR_OK; i++) {
+		if (strcmp(seals[i].role, role) != 0 ||
+		    strcmp(seals[i].provider, t->cfg->name) != 0)
+			continue;
+		any = true;
+		uint8_t *kms = seals[i].blob, *inner = NULL, *pt = NULL;
+		size_t kmslen = seals[i].bloblen, ptlen = 0;
+		if (kek) {
+			if (gcm_open(kek, paad, paadlen, seals[i].blob, seals[i].bloblen,
+				     &inner, &kmslen) != P11K_OK) {
+				log_error("token", "slot %lu: the %s seal does not open "
+						   "with this PIN's key (store damaged?)",
+					  (unsigned long)t->slot_id, role);
+				continue;
+			}
+			kms = inner;
+		}
+		memset(&st, 0, sizeof(st));
+		e = t->cfg->ops->decrypt(t->prov, seals[i].key_id, kms, kmslen, aad,
+					 aadlen, &pt, &ptlen, &st);
+		sec_free(inner);
+		if (e == P11K_OK && ptlen == TK_LEN) {
+			*tk = pt;
+			rv = CKR_OK;
+			log_info("token", "slot %lu: token key unsealed by %s version %s",
+				 (unsigned long)t->slot_id, seals[i].key_id,
+				 seals[i].key_version);
+		} else {
+			sec_free(pt);
+			st.err = e != P11K_OK ? e : P11K_ERR_BAD_REPLY;
+			*deverr = p11k_err_to_deverr(st.err);
+			pthread_mutex_lock(&mod.lock);
+			note_provider_error(t, &st, "unsealing the token key");
+			pthread_mutex_unlock(&mod.lock);
+		}
+	}
+	pthread_mutex_lock(&mod.lock);
+	t->unsealing = false;
+	if (!any)
+		log_error("token", "slot %lu: the store has no %s seal for provider "
+				   "%s (was the token initialized with another login "
+				   "mode or provider?)",
+			  (unsigned long)t->slot_id, role, t->cfg->name);
+	seal_recs_free(seals, nseals);
+	return rv;
+}
+
+static void set_tk_inlock(token_t *t, uint8_t *tk)
+{
+	sec_free(t->tk);
+	t->tk = tk;
+	t->tk_epoch++;
+}
+
+CK_RV token_ensure_tk_inlock(token_t *t, CK_ULONG *deverr)
+{
+	if (t->tk)
+		return CKR_OK;
+	if (!t->initialized)
+		return CKR_USER_PIN_NOT_INITIALIZED;
+	if (t->cfg->login == LOGIN_REQUIRED)
+		return CKR_USER_NOT_LOGGED_IN;
+	uint8_t *tk = NULL;
+	CK_RV rv = unseal_inlock(t, "any", NULL, &tk, deverr);
+	if (rv != CKR_OK)
+		return rv;
+	if (!t->tk)
+		set_tk_inlock(t, tk);
+	else
+		sec_free(tk);
+	return CKR_OK;
+}
+
+/* --- failure counters ---------------------------------------------------- */
+
+static CK_RV count_failure_inlock(token_t *t, CK_USER_TYPE who)
+{
+	const char *name = who == CKU_SO ? "so_fail" : "user_fail";
+	uint8_t *v = NULL;
+	size_t n = 0;
+	bool found;
+	/* Re-read: another process may have counted too. */
+	p11k_err e = store_begin(t->store);
+	if (e == P11K_OK)
+		e = store_meta_get(t->store, name, &v, &n, &found);
+	uint32_t cnt = (e == P11K_OK && found) ? get_u32(v, n) : 0;
+	free(v);
+	if (e == P11K_OK)
+		e = put_u32(t->store, name, cnt + 1);
+	if (e == P11K_OK)
+		e = store_commit(t->store);
+	else
+		store_rollback(t->store);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	if (who == CKU_SO)
+		t->so_fail = cnt + 1;
+	else
+		t->user_fail = cnt + 1;
+	log_warn("token", "slot %lu: wrong %s PIN (%u of %d tries)",
+		 (unsigned long)t->slot_id, role_name(who), cnt + 1, PIN_MAX_TRIES);
+	return CKR_PIN_INCORRECT;
+}
+
+static CK_RV reset_failures_inlock(token_t *t, CK_USER_TYPE who)
+{
+	uint32_t *c = who == CKU_SO ? &t->so_fail : &t->user_fail;
+	if (*c == 0)
+		return CKR_OK;
+	p11k_err e = put_u32(t->store, who == CKU_SO ? "so_fail" : "user_fail", 0);
+	if (e == P11K_OK)
+		*c = 0;
+	return store_rv(t, e);
+}
+
+static bool locked_out(const token_t *t, CK_USER_TYPE who)
+{
+	return (who == CKU_SO ? t->so_fail : t->user_fail) >= PIN_MAX_TRIES;
+}
+
+/* Verify a PIN with the lock dropped during the slow KDF. */
+static CK_RV verify_pin_inlock(token_t *t, CK_USER_TYPE who,
+			       const CK_UTF8CHAR *pin, CK_ULONG len,
+			       uint8_t **kek)
+{
+	uint8_t *rec = NULL;
+	size_t reclen = 0;
+	bool found;
+	if (locked_out(t, who)) {
+		log_warn("token", "slot %lu: %s PIN is locked after %d wrong tries",
+			 (unsigned long)t->slot_id, role_name(who), PIN_MAX_TRIES);
+		return CKR_PIN_LOCKED;
+	}
+	p11k_err e = store_meta_get(t->store, who == CKU_SO ? "so_pin" : "user_pin",
+				    &rec, &reclen, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	if (!found) {
+		free(rec);
+		return who == CKU_SO ? CKR_DEVICE_ERROR : CKR_USER_PIN_NOT_INITIALIZED;
+	}
+	pthread_mutex_unlock(&mod.lock);
+	CK_RV rv = pin_check(pin, len, rec, reclen, kek);
+	pthread_mutex_lock(&mod.lock);
+	free(rec);
+	if (rv == CKR_PIN_INCORRECT)
+		return count_failure_inlock(t, who);
+	if (rv == CKR_OK)
+		rv = reset_failures_inlock(t, who);
+	return rv;
+}
+
+static CK_RV check_pin_len(CK_ULONG len)
+{
+	if (len < PIN_MIN || len > PIN_MAX) {
+		log_info("token", "PIN length %lu is outside %d..%d",
+			 (unsigned long)len, PIN_MIN, PIN_MAX);
+		return CKR_PIN_LEN_RANGE;
+	}
+	return CKR_OK;
+}
+
+/* Build the seal row for role: the KMS blob, PIN-wrapped when kek. */
+static CK_RV make_seal(token_t *t, const char *role, const uint8_t *kek,
+		       uint8_t *kms, size_t kmslen, const char *kv,
+		       seal_rec *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->provider = (char *)t->cfg->name;
+	out->key_id = (char *)seal_key(t);
+	out->key_version = (char *)kv;
+	out->role = (char *)role;
+	out->created = clock_now_s();
+	if (!kek) {
+		out->blob = kms;
+		out->bloblen = kmslen;
+		return CKR_OK;
+	}
+	uint8_t paad[64];
+	size_t paadlen;
+	pin_aad(t, role, paad, &paadlen);
+	return gcm_seal(kek, paad, paadlen, kms, kmslen, &out->blob, &out->bloblen) ==
+			       P11K_OK
+		       ? CKR_OK
+		       : CKR_GENERAL_ERROR;
+}
+
+/* --- C_InitToken ------------------------------------------------------- */
+
+CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
+		 const CK_UTF8CHAR *label, CK_ULONG *deverr)
+{
+	/* Called with the lock held (entry checked: no sessions open). */
+	GUARD(check_pin_len(so_len));
+	CK_RV rv = token_sync_inlock(t);
+	if (rv != CKR_OK)
+		return rv;
+	if (t->initialized) {
+		rv = verify_pin_inlock(t, CKU_SO, so_pin, so_len, NULL);
+		if (rv != CKR_OK)
+			return rv;
+	}
+	uint8_t *tk = sec_alloc(TK_LEN), *kek = NULL, *kms = NULL;
+	uint8_t rec[PINREC_LEN], newuuid[16], olduuid[16];
+	size_t kmslen = 0;
+	char kv[128] = "";
+	seal_rec seal = {0};
+	if (!tk)
+		return CKR_HOST_MEMORY;
+	memcpy(olduuid, t->uuid, 16);
+	if (!crypto_random(tk, TK_LEN) || !crypto_random(newuuid, 16)) {
+		sec_free(tk);
+		return CKR_GENERAL_ERROR;
+	}
+	/* The uuid is part of the seal's context: set it for the seal, and
+	 * restore the old one if anything fails. */
+	memcpy(t->uuid, newuuid, 16);
+	bool required = t->cfg->login == LOGIN_REQUIRED;
+	pthread_mutex_unlock(&mod.lock);
+	rv = seal_tk(t, tk, &kms, &kmslen, kv, sizeof(kv), deverr);
+	if (rv == CKR_OK && !pin_record_new(so_pin, so_len, rec, &kek))
+		rv = CKR_GENERAL_ERROR;
+	if (rv == CKR_OK)
+		rv = make_seal(t, required ? "so" : "any", required ? kek : NULL, kms,
+			       kmslen, kv, &seal);
+	pthread_mutex_lock(&mod.lock);
+
+	p11k_err e = P11K_OK;
+	if (rv == CKR_OK && !t->store) {
+		e = store_open(t->cfg->store, true, &t->store);
+		if (e != P11K_OK)
+			t->store_broken = e != P11K_ERR_STORE_BUSY;
+	}
+	if (rv == CKR_OK && e == P11K_OK)
+		e = store_begin(t->store);
+	const char *mode = required ? "required" : "optional";
+	if (rv == CKR_OK && e == P11K_OK) {
+		char lab[33];
+		memcpy(lab, label, 32);
+		lab[32] = 0;
+		for (int i = 31; i >= 0 && lab[i] == ' '; i--)
+			lab[i] = 0;
+		e = store_obj_delete_all(t->store);
+		if (e == P11K_OK)
+			e = store_seals_clear(t->store);
+		if (e == P11K_OK)
+			e = store_seal_add(t->store, &seal);
+		if (e == P11K_OK)
+			e = store_meta_put(t->store, "uuid", newuuid, 16);
+		if (e == P11K_OK)
+			e = store_meta_put(t->store, "label", lab, strlen(lab));
+		if (e == P11K_OK)
+			e = store_meta_put(t->store, "so_pin", rec, PINREC_LEN);
+		if (e == P11K_OK)
+			e = store_meta_del(t->store, "user_pin");
+		if (e == P11K_OK)
+			e = put_u32(t->store, "so_fail", 0);
+		if (e == P11K_OK)
+			e = put_u32(t->store, "user_fail", 0);
+		if (e == P11K_OK)
+			e = store_meta_put(t->store, "login_mode", mode, strlen(mode));
+		if (e == P11K_OK)
+			e = store_commit(t->store);
+		else
+			store_rollback(t->store);
+	}
+	if (rv == CKR_OK && e != P11K_OK)
+		rv = store_rv(t, e);
+	if (seal.blob != kms)
+		free(seal.blob);
+	free(kms);
+	sec_free(kek);
+	if (rv != CKR_OK) {
+		memcpy(t->uuid, olduuid, 16);
+		sec_free(tk);
+		return rv;
+	}
+	token_lock_inlock(t);
+	t->login = NO_LOGIN;
+	token_forget_objects_inlock(t);
+	set_tk_inlock(t, required ? NULL : tk);
+	if (required)
+		sec_free(tk);
+	t->seen_version = store_data_version(t->store);
+	rv = load_meta(t);
+	t->user_pin_set = false;
+	log_info("token", "slot %lu (%s): token initialized", (unsigned long)t->slot_id,
+		 t->cfg->name);
+	return rv;
+}
+
+/* --- login / logout ------------------------------------------------------ */
+
+CK_RV token_login_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *pin,
+			 CK_ULONG len, CK_ULONG *deverr)
+{
+	GUARD(token_sync_inlock(t));
+	if (!t->initialized)
+		return CKR_USER_PIN_NOT_INITIALIZED;
+	if (who == CKU_USER && !t->user_pin_set)
+		return CKR_USER_PIN_NOT_INITIALIZED;
+	if (len > PIN_MAX)
+		return CKR_PIN_LEN_RANGE;
+	bool required = t->cfg->login == LOGIN_REQUIRED;
+	uint8_t *kek = NULL, *tk = NULL;
+	CK_RV rv = verify_pin_inlock(t, who, pin, len, required ? &kek : NULL);
+	if (rv == CKR_OK && t->login != NO_LOGIN)
+		rv = t->login == who ? CKR_USER_ALREADY_LOGGED_IN
+				     : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+	if (rv == CKR_OK && required && !t->tk) {
+		rv = unseal_inlock(t, role_name(who), kek, &tk, deverr);
+		if (rv == CKR_OK && t->login != NO_LOGIN) {
+			sec_free(tk);
+			rv = t->login == who ? CKR_USER_ALREADY_LOGGED_IN
+					     : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+		} else if (rv == CKR_OK) {
+			set_tk_inlock(t, tk);
+		}
+	}
+	sec_free(kek);
+	if (rv == CKR_OK) {
+		t->login = who;
+		log_info("token", "slot %lu: %s logged in", (unsigned long)t->slot_id,
+			 role_name(who));
+	}
+	return rv;
+}
+
+void token_lock_inlock(token_t *t)
+{
+	if (t->cfg->login == LOGIN_REQUIRED && t->tk)
+		set_tk_inlock(t, NULL);
+	if (t->cfg->login == LOGIN_REQUIRED) {
+		size_t it = 0;
+		uint64_t k;
+		void *v;
+		while (hmap_next(&t->by_rowid, &it, &k, &v))
+			obj_drop_secrets(v);
+	}
+}
+
+CK_RV token_logout_inlock(token_t *t)
+{
+	if (t->login == NO_LOGIN)
+		return CKR_USER_NOT_LOGGED_IN;
+	token_lock_inlock(t);
+	t->login = NO_LOGIN;
+	return CKR_OK;
+}
+
+/* --- C_InitPIN / C_SetPIN ------------------------------------------------ */
+
+CK_RV token_init_pin_inlock(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len,
+			    CK_ULONG *deverr)
+{
+	GUARD(check_pin_len(len));
+	GUARD(token_sync_inlock(t));
+	GUARD(token_ensure_tk_inlock(t, deverr));
+	bool required = t->cfg->login == LOGIN_REQUIRED;
+	uint8_t *tk = sec_dup(t->tk, TK_LEN), *kek = NULL, *kms = NULL;
+	uint8_t rec[PINREC_LEN];
+	size_t kmslen = 0;
+	char kv[128] = "";
+	seal_rec seal = {0};
+	if (!tk)
+		return CKR_HOST_MEMORY;
+	pthread_mutex_unlock(&mod.lock);
+	CK_RV rv = pin_record_new(pin, len, rec, &kek) ? CKR_OK : CKR_GENERAL_ERROR;
+	/* A fresh KMS encryption for the user's seal: the SO's seal stays
+	 * wrapped under the SO's PIN. */
+	if (rv == CKR_OK && required)
+		rv = seal_tk(t, tk, &kms, &kmslen, kv, sizeof(kv), deverr);
+	if (rv == CKR_OK && required)
+		rv = make_seal(t, "user", kek, kms, kmslen, kv, &seal);
+	sec_free(tk);
+	pthread_mutex_lock(&mod.lock);
+	p11k_err e = P11K_OK;
+	if (rv == CKR_OK)
+		e = store_begin(t->store);
+	if (rv == CKR_OK && e == P11K_OK) {
+		if (required) {
+			/* Replace any previous user seal. */
+			seal_rec *all = NULL;
+			size_t n = 0;
+			e = store_seals_load(t->store, &all, &n);
+			if (e == P11K_OK)
+				e = store_seals_clear(t->store);
+			for (size_t i = 0; e == P11K_OK && i < n; i++)
+				if (strcmp(all[i].role, "user") != 0)
+					e = store_seal_add(t->store, &all[i]);
+			seal_recs_free(all, n);
+			if (e == P11K_OK)
+				e = store_seal_add(t->store, &seal);
+		}
+		if (e == P11K_OK)
+			e = store_meta_put(t->store, "user_pin", rec, PINREC_LEN);
+		if (e == P11K_OK)
+			e = put_u32(t->store, "user_fail", 0);
+		if (e == P11K_OK)
+			e = store_commit(t->store);
+		else
+			store_rollback(t->store);
+	}
+	if (rv == CKR_OK)
+		rv = store_rv(t, e);
+	free(seal.blob);
+	free(kms);
+	sec_free(kek);
+	if (rv == CKR_OK) {
+		t->user_pin_set = true;
+		t->user_fail = 0;
+		log_info("token", "slot %lu: user PIN initialized",
+			 (unsigned long)t->slot_id);
+	}
+	return rv;
+}
+
+CK_RV token_set_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old,
+			   CK_ULONG oldlen, const CK_UTF8CHAR *new_pin,
+			   CK_ULONG newlen)
+{
+	GUARD(check_pin_len(newlen));
+	GUARD(token_sync_inlock(t));
+	if (!t->initialized || (who == CKU_USER && !t->user_pin_set))
+		return CKR_USER_PIN_NOT_INITIALIZED;
+	if (oldlen > PIN_MAX)
+		return CKR_PIN_LEN_RANGE;
+	bool required = t->cfg->login == LOGIN_REQUIRED;
+	const char *role = role_name(who);
+	uint8_t *oldkek = NULL, *newkek = NULL, rec[PINREC_LEN];
+	CK_RV rv = verify_pin_inlock(t, who, old, oldlen, required ? &oldkek : NULL);
+	if (rv != CKR_OK)
+		return rv;
+	seal_rec *all = NULL;
+	size_t n = 0;
+	p11k_err e = store_seals_load(t->store, &all, &n);
+	if (e != P11K_OK) {
+		sec_free(oldkek);
+		return store_rv(t, e);
+	}
+	pthread_mutex_unlock(&mod.lock);
+	if (!pin_record_new(new_pin, newlen, rec, &newkek))
+		rv = CKR_GENERAL_ERROR;
+	/* Re-wrap this role's seals under the new PIN: no KMS call. */
+	uint8_t paad[64];
+	size_t paadlen;
+	pin_aad(t, role, paad, &paadlen);
+	for (size_t i = 0; rv == CKR_OK && required && i < n; i++) {
+		if (strcmp(all[i].role, role) != 0)
+			continue;
+		uint8_t *kms = NULL, *nb = NULL;
+		size_t kmslen = 0, nblen = 0;
+		if (gcm_open(oldkek, paad, paadlen, all[i].blob, all[i].bloblen, &kms,
+			     &kmslen) != P11K_OK ||
+		    gcm_seal(newkek, paad, paadlen, kms, kmslen, &nb, &nblen) != P11K_OK)
+			rv = CKR_DEVICE_ERROR;
+		sec_free(kms);
+		if (rv == CKR_OK) {
+			free(all[i].blob);
+			all[i].blob = nb;
+			all[i].bloblen = nblen;
+		}
+	}
+	pthread_mutex_lock(&mod.lock);
+	if (rv == CKR_OK)
+		e = store_begin(t->store);
+	if (rv == CKR_OK && e == P11K_OK) {
+		if (required)
+			e = store_seals_clear(t->store);
+		for (size_t i = 0; required && e == P11K_OK && i < n; i++)
+			e = store_seal_add(t->store, &all[i]);
+		if (e == P11K_OK)
+			e = store_meta_put(t->store, who == CKU_SO ? "so_pin" : "user_pin",
+					   rec, PINREC_LEN);
+		if (e == P11K_OK)
+			e = store_commit(t->store);
+		else
+			store_rollback(t->store);
+		rv = store_rv(t, e);
+	}
+	seal_recs_free(all, n);
+	sec_free(oldkek);
+	sec_free(newkek);
+	if (rv == CKR_OK)
+		log_info("token", "slot %lu: %s PIN changed", (unsigned long)t->slot_id,
+			 role);
+	return rv;
+}
+
+/* --- object handles ------------------------------------------------------ */
+
+CK_RV object_register_inlock(object_t *o)
+{
+	o->handle = ++mod.next_object;
+	if (!hmap_put(&mod.objects, o->handle, o))
+		return CKR_HOST_MEMORY;
+	token_t *t = o->tok;
+	bool ok = o->session ? hmap_put(&t->session_objs, o->handle, o)
+			     : hmap_put(&t->by_rowid, (uint64_t)o->rowid, o);
+	if (!ok) {
+		hmap_del(&mod.objects, o->handle);
+		return CKR_HOST_MEMORY;
+	}
+	return CKR_OK;
+}
+
+void object_unregister_inlock(object_t *o)
+{
+	hmap_del(&mod.objects, o->handle);
+	if (o->session)
+		hmap_del(&o->tok->session_objs, o->handle);
+	else
+		hmap_del(&o->tok->by_rowid, (uint64_t)o->rowid);
+}
+
+void token_forget_objects_inlock(token_t *t)
+{
+	size_t it = 0;
+	uint64_t k;
+	void *v;
+	while (hmap_next(&t->by_rowid, &it, &k, &v)) {
+		object_t *o = v;
+		hmap_del(&mod.objects, o->handle);
+		obj_free(o);
+	}
+	hmap_free(&t->by_rowid);
+	hmap_init(&t->by_rowid);
+}
+
+/* --- token object records ----------------------------------------------- */
+
+static bool rec_aad(const object_t *o, const dbuf_t *pub, dbuf_t *aad)
+{
+	static const char pfx[] = "p11kms-object:v1:";
+	return dbuf_add(aad, pfx, sizeof(pfx) - 1) && dbuf_add(aad, o->uid, 16) &&
+	       dbuf_add(aad, pub->p, pub->len);
+}
+
+static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
+{
+	dbuf_t sec, aad;
+	dbuf_init(&sec, 128u << 20, true);
+	dbuf_init(&aad, 128u << 20, false);
+	CK_RV rv = CKR_OK;
+	if (!obj_serialize(o, false, pub) || !obj_serialize(o, true, &sec) ||
+	    !rec_aad(o, pub, &aad))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK && gcm_seal(t->tk, aad.p, aad.len, sec.p, sec.len, &r->sec,
+				     &r->seclen) != P11K_OK)
+		rv = CKR_GENERAL_ERROR;
+	dbuf_free(&sec);
+	dbuf_free(&aad);
+	if (rv != CKR_OK)
+		return rv;
+	memcpy(r->uid, o->uid, 16);
+	r->cls = obj_ulong(o, CKA_CLASS, 0);
+	r->priv = obj_is_private(o);
+	const attr_t *l = obj_attr(o, CKA_LABEL), *id = obj_attr(o, CKA_ID);
+	r->label = l ? l->val : NULL;
+	r->labellen = l ? l->len : 0;
+	r->ckaid = id ? id->val : NULL;
+	r->ckaidlen = id ? id->len : 0;
+	r->pub = pub->p;
+	r->publen = pub->len;
+	return CKR_OK;
+}
+
+CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
+{
+	if (!t->tk)
+		return CKR_USER_NOT_LOGGED_IN;
+	obj_rec r = {0};
+	dbuf_t pub;
+	dbuf_init(&pub, 64u << 20, false);
+	CK_RV rv = seal_record(t, o, &r, &pub);
+	if (rv == CKR_OK)
+		rv = store_rv(t, store_obj_insert(t->store, &r));
+	if (rv == CKR_OK) {
+		o->rowid = r.rowid;
+		o->loaded_version = t->seen_version;
+	}
+	free(r.sec);
+	dbuf_free(&pub);
+	return rv;
+}
+
+CK_RV token_obj_update_inlock(token_t *t, object_t *o)
+{
+	if (!t->tk)
+		return CKR_USER_NOT_LOGGED_IN;
+	obj_rec r = {0};
+	dbuf_t pub;
+	dbuf_init(&pub, 64u << 20, false);
+	CK_RV rv = seal_record(t, o, &r, &pub);
+	r.rowid = o->rowid;
+	if (rv == CKR_OK)
+		rv = store_rv(t, store_obj_update(t->store, &r));
+	free(r.sec);
+	dbuf_free(&pub);
+	return rv;
+}
+
+CK_RV token_obj_delete_inlock(token_t *t, object_t *o)
+{
+	bool found;
+	p11k_err e = store_obj_delete(t->store, o->rowid, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	return found ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+}
+
+static CK_RV load_secret(token_t *t, object_t *o, const obj_rec *r)
+{
+	if (!t->tk)
+		return CKR_USER_NOT_LOGGED_IN;
+	dbuf_t pub, aad;
+	dbuf_init(&pub, 64u << 20, false);
+	dbuf_init(&aad, 128u << 20, false);
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	CK_RV rv = CKR_OK;
+	if (!dbuf_add(&pub, r->pub, r->publen) || !rec_aad(o, &pub, &aad))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK &&
+	    gcm_open(t->tk, aad.p, aad.len, r->sec, r->seclen, &pt, &ptlen) != P11K_OK) {
+		log_error("token", "slot %lu: object record %lld does not authenticate "
+				   "under the token key (tampered, swapped or damaged)",
+			  (unsigned long)t->slot_id, (long long)r->rowid);
+		t->last.err = P11K_ERR_STORE;
+		rv = CKR_DEVICE_ERROR;
+	}
+	if (rv == CKR_OK) {
+		obj_drop_secrets(o);
+		if (!obj_deserialize(o, pt, ptlen, true)) {
+			log_error("token", "slot %lu: object record %lld is malformed",
+				  (unsigned long)t->slot_id, (long long)r->rowid);
+			rv = CKR_DEVICE_ERROR;
+		} else {
+			o->sec_loaded = true;
+		}
+	}
+	sec_free(pt);
+	dbuf_free(&pub);
+	dbuf_free(&aad);
+	return rv;
+}
+
+/* Build an object (public part) from a record. */
+static object_t *obj_from_rec(token_t *t, const obj_rec *r)
+{
+	object_t *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->tok = t;
+	o->rowid = r->rowid;
+	memcpy(o->uid, r->uid, 16);
+	if (!obj_deserialize(o, r->pub, r->publen, false) ||
+	    obj_ulong(o, CKA_CLASS, (CK_ULONG)-1) != r->cls ||
+	    obj_is_private(o) != (r->priv != 0)) {
+		log_error("token", "slot %lu: object record %lld has a malformed or "
+				   "inconsistent public part; skipped",
+			  (unsigned long)t->slot_id, (long long)r->rowid);
+		obj_free(o);
+		return NULL;
+	}
+	o->loaded_version = t->seen_version;
+	return o;
+}
+
+CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret)
+{
+	GUARD(token_sync_inlock(t));
+	if (!o->stale && (o->sec_loaded || !need_secret))
+		return CKR_OK;
+	obj_rec r;
+	bool found;
+	p11k_err e = store_obj_get(t->store, o->rowid, &r, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	if (!found)
+		return CKR_OBJECT_HANDLE_INVALID;
+	CK_RV rv = CKR_OK;
+	if (o->stale) {
+		object_t *fresh = obj_from_rec(t, &r);
+		if (!fresh || memcmp(fresh->uid, o->uid, 16) != 0) {
+			obj_free(fresh);
+			obj_rec_free(&r);
+			return CKR_OBJECT_HANDLE_INVALID;
+		}
+		/* Swap in the new attributes, keep handle and identity. */
+		attr_t *oa = o->attrs;
+		size_t on = o->nattrs;
+		o->attrs = fresh->attrs;
+		o->nattrs = fresh->nattrs;
+		fresh->attrs = oa;
+		fresh->nattrs = on;
+		obj_free(fresh);
+		o->sec_loaded = false;
+		o->stale = false;
+	}
+	if (need_secret)
+		rv = load_secret(t, o, &r);
+	obj_rec_free(&r);
+	return rv;
+}
+
+typedef struct find_ctx {
+	token_t *t;
+	const CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+	bool need_secret;
+	CK_OBJECT_HANDLE *h;
+	size_t cnt, cap;
+	CK_RV rv;
+} find_ctx;
+
+static bool find_cb(void *arg, const obj_rec *r)
+{
+	find_ctx *c = arg;
+	object_t *o = hmap_get(&c->t->by_rowid, (uint64_t)r->rowid);
+	bool fresh = false;
+	if (o && o->stale) {
+		c->rv = token_obj_refresh_inlock(c->t, o, false);
+		if (c->rv != CKR_OK) {
+			c->rv = CKR_OK;
+			return true;
+		}
+	}
+	if (!o) {
+		o = obj_from_rec(c->t, r);
+		if (!o)
+			return true; /* logged, skipped: one bad record hides nothing else */
+		fresh = true;
+	}
+	if (c->need_secret && !o->sec_loaded) {
+		obj_rec full;
+		bool found;
+		if (store_obj_get(c->t->store, r->rowid, &full, &found) == P11K_OK &&
+		    found) {
+			(void)load_secret(c->t, o, &full);
+			obj_rec_free(&full);
+		}
+	}
+	if (!obj_match(o, c->tmpl, c->n)) {
+		if (fresh)
+			obj_free(o);
+		return true;
+	}
+	if (fresh && (c->rv = object_register_inlock(o)) != CKR_OK) {
+		obj_free(o);
+		return false;
+	}
+	if (c->cnt == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 16;
+		CK_OBJECT_HANDLE *nh = realloc(c->h, ncap * sizeof(*nh));
+		if (!nh) {
+			c->rv = CKR_HOST_MEMORY;
+			return false;
+		}
+		c->h = nh;
+		c->cap = ncap;
+	}
+	c->h[c->cnt++] = o->handle;
+	return true;
+}
+
+CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+			    bool include_private, CK_OBJECT_HANDLE **handles,
+			    size_t *count)
+{
+	GUARD(token_sync_inlock(t));
+	if (!t->store || !t->initialized)
+		return CKR_OK;
+	find_ctx c = {.t = t, .tmpl = tmpl, .n = n, .h = *handles, .cnt = *count,
+		      .cap = *count, .rv = CKR_OK};
+	obj_filter f = {.public_only = !include_private};
+	uint64_t cls;
+	CK_BBOOL tokv;
+	for (CK_ULONG i = 0; i < n; i++) {
+		const CK_ATTRIBUTE *a = &tmpl[i];
+		if (a->type == CKA_LABEL) {
+			f.label = a->ulValueLen ? a->pValue : (const uint8_t *)"";
+			f.labellen = a->ulValueLen;
+		} else if (a->type == CKA_ID) {
+			f.ckaid = a->ulValueLen ? a->pValue : (const uint8_t *)"";
+			f.ckaidlen = a->ulValueLen;
+		} else if (a->type == CKA_CLASS && a->ulValueLen == sizeof(CK_ULONG)) {
+			CK_ULONG v;
+			memcpy(&v, a->pValue, sizeof(v));
+			cls = v;
+			f.cls = &cls;
+		} else if (a->type == CKA_TOKEN && a->ulValueLen == 1) {
+			memcpy(&tokv, a->pValue, 1);
+			if (!tokv)
+				return CKR_OK; /* session objects only */
+		} else if (obj_is_secret_attr(a->type)) {
+			c.need_secret = true;
+		}
+	}
+	p11k_err e = store_obj_find(t->store, &f, find_cb, &c);
+	*handles = c.h;
+	*count = c.cnt;
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	return c.rv;
+}
