@@ -1,2 +1,145 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-int main(void) { return 0; }
+/*
+ * p11kms: the command-line tool.
+ *   p11kms create-key-file PATH   make a local provider key file (32 random
+ *                                 bytes, mode 0600, never overwrites)
+ *   p11kms status [--config PATH] slots, tokens, seals and their key versions
+ *   p11kms version
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "module/config.h"
+#include "module/crypto.h"
+#include "module/log.h"
+#include "module/module.h"
+#include "slots/store.h"
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: p11kms create-key-file PATH\n"
+			"       p11kms status [--config PATH]\n"
+			"       p11kms version\n");
+	return 2;
+}
+
+static int create_key_file(const char *path)
+{
+	unsigned char key[32];
+	if (RAND_priv_bytes(key, sizeof(key)) != 1) {
+		fprintf(stderr, "p11kms: no randomness available\n");
+		return 1;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "p11kms: %s: %s%s\n", path, strerror(errno),
+			errno == EEXIST ? " (refusing to overwrite a key file)" : "");
+		OPENSSL_cleanse(key, sizeof(key));
+		return 1;
+	}
+	int ok = fchmod(fd, 0600) == 0 && write(fd, key, sizeof(key)) == sizeof(key) &&
+		 fsync(fd) == 0;
+	OPENSSL_cleanse(key, sizeof(key));
+	if (close(fd) != 0 || !ok) {
+		fprintf(stderr, "p11kms: %s: write failed: %s\n", path, strerror(errno));
+		unlink(path);
+		return 1;
+	}
+	printf("created %s (32 bytes, mode 0600): back it up; without it the "
+	       "tokens it seals cannot be opened\n",
+	       path);
+	return 0;
+}
+
+static void print_seals(store_t *st)
+{
+	seal_rec *s = NULL;
+	size_t n = 0;
+	if (store_seals_load(st, &s, &n) != P11K_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char when[32] = "?";
+		time_t t = (time_t)s[i].created;
+		struct tm tm;
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		unsigned long age = (unsigned long)((clock_now_s() - s[i].created) / 86400);
+		printf("    seal: role %-4s key %s version %s, made %s (%lu days ago)\n",
+		       s[i].role, s[i].key_id, s[i].key_version, when, age);
+	}
+	seal_recs_free(s, n);
+}
+
+static int status(const char *cfgpath)
+{
+	config_t *cfg;
+	char init[4200];
+	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
+	if (config_load(cfgpath ? init : NULL, &cfg) != CKR_OK)
+		return 1;
+	printf("configuration: %s\n", cfg->path);
+	for (size_t i = 0; i < cfg->nproviders; i++) {
+		provider_cfg *p = &cfg->providers[i];
+		printf("slot %lu: provider \"%s\" (%s), login %s\n", (unsigned long)p->slot_id,
+		       p->name, p->ops->type,
+		       p->login == LOGIN_REQUIRED ? "required" : "optional");
+		printf("    store: %s\n", p->store);
+		store_t *st = NULL;
+		if (!store_exists(p->store)) {
+			printf("    token: not initialized (no store yet)\n");
+			continue;
+		}
+		if (store_open(p->store, false, &st) != P11K_OK) {
+			printf("    token: STORE UNUSABLE (see the log line above)\n");
+			continue;
+		}
+		uint8_t *v = NULL;
+		size_t len = 0;
+		bool found = false;
+		if (store_meta_get(st, "label", &v, &len, &found) == P11K_OK && found)
+			printf("    token: label \"%.*s\"\n", (int)len, (const char *)v);
+		else
+			printf("    token: not initialized\n");
+		free(v);
+		uint64_t nobj = 0;
+		if (store_obj_count(st, &nobj) == P11K_OK)
+			printf("    objects: %llu\n", (unsigned long long)nobj);
+		print_seals(st);
+		store_close(st);
+	}
+	config_free(cfg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	log_apply_env();
+	if (argc < 2)
+		return usage();
+	if (strcmp(argv[1], "create-key-file") == 0 && argc == 3)
+		return create_key_file(argv[2]);
+	if (strcmp(argv[1], "status") == 0) {
+		const char *cfg = NULL;
+		if (argc == 4 && strcmp(argv[2], "--config") == 0)
+			cfg = argv[3];
+		else if (argc != 2)
+			return usage();
+		if (!crypto_init())
+			return 1;
+		return status(cfg);
+	}
+	if (strcmp(argv[1], "version") == 0) {
+		printf("p11kms %d.%d\n", P11KMS_VERSION_MAJOR, P11KMS_VERSION_MINOR);
+		return 0;
+	}
+	return usage();
+}

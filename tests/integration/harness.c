@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "harness.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+CK_FUNCTION_LIST_3_0 *p11;
+
+void h_load(void)
+{
+	if (p11)
+		return;
+	const char *path = getenv("P11KMS_MODULE");
+	if (!path) {
+		fprintf(stderr, "P11KMS_MODULE is not set\n");
+		exit(2);
+	}
+	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+		exit(2);
+	}
+	CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+	CK_INTERFACE *itf = NULL;
+	CK_VERSION v3 = {3, 0};
+	if (!gi || gi((CK_UTF8CHAR_PTR) "PKCS 11", &v3, &itf, 0) != CKR_OK) {
+		fprintf(stderr, "C_GetInterface failed\n");
+		exit(2);
+	}
+	p11 = itf->pFunctionList;
+}
+
+static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+		fprintf(stderr, "cannot write %s\n", path);
+		exit(2);
+	}
+	fchmod(fd, mode);
+	close(fd);
+}
+
+void h_env_new(h_env *e, const char *login, const char *extra)
+{
+	h_load();
+	memset(e, 0, sizeof(*e));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/p11kms-test-XXXXXX");
+	if (!mkdtemp(e->dir)) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	snprintf(e->config, sizeof(e->config), "%s/p11kms.json", e->dir);
+	snprintf(e->key_file, sizeof(e->key_file), "%s/master.key", e->dir);
+	snprintf(e->store, sizeof(e->store), "%s/token.db", e->dir);
+	snprintf(e->log, sizeof(e->log), "%s/module.log", e->dir);
+	snprintf(e->init_str, sizeof(e->init_str), "config=%s", e->config);
+	uint8_t key[32];
+	int fd = open("/dev/urandom", O_RDONLY);
+	if (fd < 0 || read(fd, key, 32) != 32)
+		exit(2);
+	close(fd);
+	write_file(e->key_file, key, 32, 0600);
+	char cfg[2048];
+	int n = snprintf(cfg, sizeof(cfg),
+			 "{\n  \"log\": {\"level\": \"trace\", \"destination\": \"%s\"},\n"
+			 "  \"providers\": [\n    {\"name\": \"test\", \"type\": \"local\",\n"
+			 "     \"key_file\": \"%s\", \"store\": \"%s\",\n"
+			 "     \"login\": \"%s\"%s%s}\n  ]\n}\n",
+			 e->log, e->key_file, e->store, login ? login : "required",
+			 extra && *extra ? ", " : "", extra ? extra : "");
+	write_file(e->config, cfg, (size_t)n, 0644);
+	/* slot id: FNV-1a of the provider name, as the module computes it */
+	uint32_t h = 2166136261u;
+	for (const char *p = "test"; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	e->slot = h & 0x7fffffffu;
+}
+
+void h_env_free(h_env *e)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", e->dir);
+}
+
+CK_RV h_initialize(const h_env *e)
+{
+	CK_C_INITIALIZE_ARGS args = {0};
+	args.flags = CKF_OS_LOCKING_OK;
+	args.pReserved = (void *)e->init_str;
+	return p11->C_Initialize(&args);
+}
+
+void h_init_token(h_env *e)
+{
+	CK_UTF8CHAR label[32];
+	memset(label, ' ', 32);
+	memcpy(label, "test", 4);
+	assert_ok(p11->C_InitToken(e->slot, (CK_UTF8CHAR_PTR)SO_PIN, 8, label));
+	CK_SESSION_HANDLE s;
+	assert_ok(p11->C_OpenSession(e->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+				     NULL, NULL, &s));
+	assert_ok(p11->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)SO_PIN, 8));
+	assert_ok(p11->C_InitPIN(s, (CK_UTF8CHAR_PTR)USER_PIN, 4));
+	assert_ok(p11->C_Logout(s));
+	assert_ok(p11->C_CloseSession(s));
+}
+
+CK_SESSION_HANDLE h_user_session(const h_env *e)
+{
+	CK_SESSION_HANDLE s;
+	assert_ok(p11->C_OpenSession(e->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+				     NULL, NULL, &s));
+	CK_RV rv = p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4);
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+		fail_msg("C_Login: 0x%lx", (unsigned long)rv);
+	return s;
+}
+
+CK_OBJECT_HANDLE h_aes_key(CK_SESSION_HANDLE s, CK_ULONG len, CK_BBOOL token,
+			   const char *label)
+{
+	CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_BBOOL t = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_VALUE_LEN, &len, sizeof(len)},
+		{CKA_TOKEN, &token, sizeof(token)},
+		{CKA_LABEL, (void *)label, label ? strlen(label) : 0},
+		{CKA_EXTRACTABLE, &t, sizeof(t)},
+	};
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	assert_ok(p11->C_GenerateKey(s, &m, tmpl, 4, &k));
+	return k;
+}
+
+CK_OBJECT_HANDLE h_import_aes(CK_SESSION_HANDLE s, const uint8_t *key, CK_ULONG len)
+{
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_CLASS, &c, sizeof(c)},     {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_VALUE, (void *)key, len},  {CKA_TOKEN, &f, sizeof(f)},
+		{CKA_EXTRACTABLE, &t, sizeof(t)},
+	};
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	assert_ok(p11->C_CreateObject(s, tmpl, 5, &k));
+	return k;
+}
+
+int h_log_contains(const h_env *e, const char *s)
+{
+	FILE *f = fopen(e->log, "r");
+	if (!f)
+		return 0;
+	char line[4096];
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, s) != NULL;
+	fclose(f);
+	return found;
+}
+
+size_t h_unhex(const char *hex, uint8_t *out, size_t max)
+{
+	size_t n = 0;
+	while (hex[0] && hex[1] && n < max) {
+		unsigned v;
+		if (sscanf(hex, "%2x", &v) != 1)
+			break;
+		out[n++] = (uint8_t)v;
+		hex += 2;
+	}
+	return n;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Test harness for the exported API: loads libp11kms.so with dlopen (path
+ * from $P11KMS_MODULE), gives the 3.0 function list, and makes a scratch
+ * folder with a key file and a configuration for each test.
+ */
+#ifndef P11KMS_TEST_HARNESS_H
+#define P11KMS_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "p11kms/p11kms.h"
+
+extern CK_FUNCTION_LIST_3_0 *p11;
+
+typedef struct h_env {
+	char dir[256];      /* scratch folder */
+	char config[300];   /* its p11kms.json */
+	char key_file[300];
+	char store[300];
+	char log[300];      /* log file the module writes (level trace) */
+	char init_str[320]; /* "config=PATH" for pReserved */
+	CK_SLOT_ID slot;
+} h_env;
+
+/* Load the module once per process (idempotent). */
+void h_load(void);
+/* Fresh scratch folder and config; login mode "required" or "optional";
+ * extra_provider_json is appended inside the provider object (may be ""). */
+void h_env_new(h_env *e, const char *login, const char *extra_provider_json);
+void h_env_free(h_env *e);
+/* C_Initialize with the env's config through pReserved. */
+CK_RV h_initialize(const h_env *e);
+/* Initialize token (SO PIN "12345678", label "test"), user PIN "1234". */
+void h_init_token(h_env *e);
+/* Open an RW session and log the user in. */
+CK_SESSION_HANDLE h_user_session(const h_env *e);
+/* Generate an AES key; token = persistent. */
+CK_OBJECT_HANDLE h_aes_key(CK_SESSION_HANDLE s, CK_ULONG len, CK_BBOOL token,
+			   const char *label);
+/* Import an AES key with given bytes as a session object. */
+CK_OBJECT_HANDLE h_import_aes(CK_SESSION_HANDLE s, const uint8_t *key, CK_ULONG len);
+/* Does the env's log contain s? */
+int h_log_contains(const h_env *e, const char *s);
+/* Hex helpers. */
+size_t h_unhex(const char *hex, uint8_t *out, size_t max);
+
+#define SO_PIN "12345678"
+#define USER_PIN "1234"
+
+#define assert_rv(expr, want)                                                  \
+	do {                                                                   \
+		CK_RV got_rv_ = (expr);                                        \
+		if (got_rv_ != (CK_RV)(want))                                  \
+			fail_msg("%s: got 0x%lx, want 0x%lx (%s)", #expr,      \
+				 (unsigned long)got_rv_, (unsigned long)(want), \
+				 #want);                                       \
+	} while (0)
+#define assert_ok(expr) assert_rv(expr, CKR_OK)
+
+#endif
