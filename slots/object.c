@@ -412,10 +412,13 @@ static CK_RV key_value_checks(object_t *o, obj_origin origin,
 			 (unsigned long)vl, (unsigned long)v->len);
 		return CKR_TEMPLATE_INCONSISTENT;
 	}
-	if (!set_ulong(o, CKA_VALUE_LEN, v->len))
+	/* obj_set may move the attribute array: keep the value itself. */
+	const uint8_t *val = v->val;
+	CK_ULONG vlen = v->len;
+	if (!set_ulong(o, CKA_VALUE_LEN, vlen))
 		return CKR_HOST_MEMORY;
 	uint8_t kcv[3];
-	if (!key_check_value(kt, v->val, v->len, kcv))
+	if (!key_check_value(kt, val, vlen, kcv))
 		return CKR_GENERAL_ERROR;
 	const attr_t *given = obj_attr(o, CKA_CHECK_VALUE);
 	if (given && given->len != 0 &&
