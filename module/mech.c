@@ -73,6 +73,13 @@ static CK_RV rekey(cipher_op *op)
 	return CKR_OK;
 }
 
+/* Multi-part: the context is reset only before the first part; later
+ * parts continue the stream. */
+static CK_RV stream_start(cipher_op *op)
+{
+	return op->multipart ? CKR_OK : rekey(op);
+}
+
 /* --- parameter checks --------------------------------------------------- */
 
 static CK_RV param_none(const CK_MECHANISM *m)
@@ -217,7 +224,7 @@ static CK_RV gcm_update(cipher_op *op, const uint8_t *in, size_t inlen,
 	}
 	if (len_rule(inlen, out, outlen, &rv))
 		return rv;
-	GUARD(rekey(op));
+	GUARD(stream_start(op));
 	op->ctx_fresh = false;
 	size_t n;
 	if (!evp_update(op->ctx, out, &n, in, inlen))
@@ -239,7 +246,7 @@ static CK_RV gcm_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 	}
 	if (len_rule(op->taglen, out, outlen, &rv))
 		return rv;
-	GUARD(rekey(op));
+	GUARD(stream_start(op));
 	int m = 0;
 	uint8_t tail[AES_BLOCK];
 	if (EVP_CipherFinal_ex(op->ctx, tail, &m) != 1 ||
@@ -280,7 +287,7 @@ static CK_RV block_update(cipher_op *op, const uint8_t *in, size_t inlen,
 	CK_ULONG need = total - total % AES_BLOCK;
 	if (len_rule(need, out, outlen, &rv))
 		return rv;
-	GUARD(rekey(op));
+	GUARD(stream_start(op));
 	op->ctx_fresh = false;
 	size_t n;
 	if (!evp_update(op->ctx, out, &n, in, inlen))
@@ -376,7 +383,7 @@ static CK_RV cbcpad_update(cipher_op *op, const uint8_t *in, size_t inlen,
 		need = t - AES_BLOCK;
 	if (len_rule(need, out, outlen, &rv))
 		return rv;
-	GUARD(rekey(op));
+	GUARD(stream_start(op));
 	op->ctx_fresh = false;
 	size_t n;
 	if (!evp_update(op->ctx, out, &n, in, inlen))
@@ -394,7 +401,7 @@ static CK_RV cbcpad_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 	if (op->encrypt) {
 		if (len_rule(AES_BLOCK, out, outlen, &rv))
 			return rv;
-		GUARD(rekey(op));
+		GUARD(stream_start(op));
 		if (EVP_CipherFinal_ex(op->ctx, out, &m) != 1)
 			return CKR_GENERAL_ERROR;
 		*outlen = (CK_ULONG)m;
@@ -405,7 +412,7 @@ static CK_RV cbcpad_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 	/* Decrypt the held block once, into a private buffer, then answer
 	 * length queries exactly. */
 	if (!op->tail_done) {
-		GUARD(rekey(op));
+		GUARD(stream_start(op));
 		if (EVP_CipherFinal_ex(op->ctx, tail, &m) != 1) {
 			OPENSSL_cleanse(tail, sizeof(tail));
 			log_info("mech", "AES-CBC-PAD: bad padding");

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --demo
-build=$(scripts/build.sh release)
+build=$(scripts/build.sh release p11kms p11kms-tool)
 MODULE=$PWD/$build/libp11kms.so
 TOOL=$PWD/$build/p11kms
 work=${P11KMS_DEMO_DIR:-$(mktemp -d /tmp/p11kms-demo.XXXXXX)}
