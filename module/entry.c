@@ -96,6 +96,9 @@ static void session_free(session_t *s)
 {
 	cipher_op_free(&s->enc);
 	cipher_op_free(&s->dec);
+	mac_op_free(&s->dig);
+	mac_op_free(&s->sig);
+	mac_op_free(&s->ver);
 	free(s->find.handles);
 	pthread_mutex_destroy(&s->oplock);
 	free(s);
@@ -1239,6 +1242,176 @@ static CK_RV ep_DecryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR 
 	return LEAVE(crypt_final(h, false, out, outlen));
 }
 
+/* --- digest, sign, verify -------------------------------------------- */
+
+typedef enum mac_which { MW_DIGEST, MW_SIGN, MW_VERIFY } mac_which;
+
+static mac_op *mac_slot(session_t *s, mac_which w)
+{
+	return w == MW_DIGEST ? &s->dig : w == MW_SIGN ? &s->sig : &s->ver;
+}
+
+static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		      CK_OBJECT_HANDLE hKey, mac_which w)
+{
+	const mech_info *mi;
+	CK_FLAGS need = w == MW_DIGEST ? CKF_DIGEST : w == MW_SIGN ? CKF_SIGN : CKF_VERIFY;
+	GUARD(mech_for(pMechanism, need, &mi));
+	GUARD(enter());
+	uint8_t *key = NULL;
+	size_t keylen = 0;
+	CK_RV rv = w == MW_DIGEST ? CKR_OK
+				  : unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	session_t *s = session_inlock(hSession);
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK && w != MW_DIGEST)
+		rv = op_key_inlock(s, hKey, mi, w == MW_SIGN ? CKA_SIGN : CKA_VERIFY,
+				   &plain_key, &key, &keylen);
+	if (rv != CKR_OK) {
+		UNLOCK();
+		return rv;
+	}
+	s->refs++;
+	UNLOCK();
+	pthread_mutex_lock(&s->oplock);
+	mac_op *op = mac_slot(s, w);
+	if (mac_op_active(op))
+		rv = CKR_OPERATION_ACTIVE;
+	else
+		rv = mac_op_init(op, mi, pMechanism, key, keylen);
+	sec_free(key);
+	op_end(s);
+	return rv;
+}
+
+static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
+		     CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen, bool update,
+		     bool final)
+{
+	session_t *s;
+	GUARD(op_begin(hSession, &s));
+	mac_op *op = mac_slot(s, w);
+	CK_RV rv = CKR_OK;
+	bool keep = false;
+	if (!mac_op_active(op)) {
+		op_end(s);
+		return CKR_OPERATION_NOT_INITIALIZED;
+	}
+	if ((!in && inlen) || (w != MW_VERIFY && (update ? false : !outlen)) ||
+	    (w == MW_VERIFY && !update && !out && *outlen)) {
+		rv = CKR_ARGUMENTS_BAD;
+	} else if (update) {
+		rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
+		op->multipart = true;
+		keep = rv == CKR_OK;
+	} else if (w == MW_VERIFY) {
+		/* out/outlen carry the signature: *outlen is its length. */
+		if (!final && op->multipart)
+			rv = CKR_OPERATION_ACTIVE, keep = true;
+		else if (!final)
+			rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
+		if (rv == CKR_OK)
+			rv = mac_verify_final(op, out, *outlen);
+	} else if (final) {
+		rv = mac_final(op, out, outlen);
+		keep = op_continues(rv, out);
+	} else if (op->multipart) {
+		rv = CKR_OPERATION_ACTIVE;
+		keep = true;
+	} else {
+		rv = mac_oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
+		keep = op_continues(rv, out);
+	}
+	if (!keep)
+		mac_op_free(op);
+	op_end(s);
+	return rv;
+}
+
+static CK_RV ep_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m)
+{
+	return LEAVE(mac_init(h, m, CK_INVALID_HANDLE, MW_DIGEST));
+}
+static CK_RV ep_Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		       CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_DIGEST, in, inlen, out, outlen, false, false));
+}
+static CK_RV ep_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen)
+{
+	return LEAVE(mac_run(h, MW_DIGEST, in, inlen, NULL, NULL, true, false));
+}
+static CK_RV ep_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_DIGEST, NULL, 0, out, outlen, false, true));
+}
+
+/* C_DigestKey: feed a secret key's value into the digest (v3.0 5.12). */
+static CK_RV ep_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
+{
+	GUARD(enter());
+	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	uint8_t *val = NULL;
+	size_t vlen = 0;
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		rv = object_inlock(s, hKey, true, &o);
+	if (rv == CKR_OBJECT_HANDLE_INVALID)
+		rv = CKR_KEY_HANDLE_INVALID;
+	if (rv == CKR_OK && obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY)
+		rv = CKR_KEY_INDIGESTIBLE;
+	if (rv == CKR_OK) {
+		const attr_t *v = obj_attr(o, CKA_VALUE);
+		vlen = v ? v->len : 0;
+		if (!v || !(val = sec_dup(v->val, vlen ? vlen : 1)))
+			rv = CKR_HOST_MEMORY;
+	}
+	UNLOCK();
+	if (rv == CKR_OK)
+		rv = mac_run(hSession, MW_DIGEST, val, vlen, NULL, NULL, true, false);
+	sec_free(val);
+	return LEAVE(rv);
+}
+
+static CK_RV ep_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	return LEAVE(mac_init(h, m, k, MW_SIGN));
+}
+static CK_RV ep_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		     CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_SIGN, in, inlen, out, outlen, false, false));
+}
+static CK_RV ep_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen)
+{
+	return LEAVE(mac_run(h, MW_SIGN, in, inlen, NULL, NULL, true, false));
+}
+static CK_RV ep_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_SIGN, NULL, 0, out, outlen, false, true));
+}
+static CK_RV ep_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	return LEAVE(mac_init(h, m, k, MW_VERIFY));
+}
+static CK_RV ep_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		       CK_BYTE_PTR sig, CK_ULONG siglen)
+{
+	return LEAVE(mac_run(h, MW_VERIFY, in, inlen, sig, &siglen, false, false));
+}
+static CK_RV ep_VerifyUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen)
+{
+	return LEAVE(mac_run(h, MW_VERIFY, in, inlen, NULL, NULL, true, false));
+}
+static CK_RV ep_VerifyFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG siglen)
+{
+	return LEAVE(mac_run(h, MW_VERIFY, NULL, 0, sig, &siglen, false, true));
+}
+
 /* --- key management ---------------------------------------------------- */
 
 static CK_RV ep_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -1464,26 +1637,10 @@ static CK_RV ep_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomDa
 NOT_SUPPORTED(ep_GetOperationState, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c)
 NOT_SUPPORTED(ep_SetOperationState, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,
 	      CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e)
-NOT_SUPPORTED(ep_DigestInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b)
-NOT_SUPPORTED(ep_Digest, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d,
-	      CK_ULONG_PTR e)
-NOT_SUPPORTED(ep_DigestUpdate, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c)
-NOT_SUPPORTED(ep_DigestKey, CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b)
-NOT_SUPPORTED(ep_DigestFinal, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c)
-NOT_SUPPORTED(ep_SignInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c)
-NOT_SUPPORTED(ep_Sign, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d,
-	      CK_ULONG_PTR e)
-NOT_SUPPORTED(ep_SignUpdate, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c)
-NOT_SUPPORTED(ep_SignFinal, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c)
 NOT_SUPPORTED(ep_SignRecoverInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b,
 	      CK_OBJECT_HANDLE c)
 NOT_SUPPORTED(ep_SignRecover, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,
 	      CK_BYTE_PTR d, CK_ULONG_PTR e)
-NOT_SUPPORTED(ep_VerifyInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c)
-NOT_SUPPORTED(ep_Verify, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d,
-	      CK_ULONG e)
-NOT_SUPPORTED(ep_VerifyUpdate, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c)
-NOT_SUPPORTED(ep_VerifyFinal, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c)
 NOT_SUPPORTED(ep_VerifyRecoverInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b,
 	      CK_OBJECT_HANDLE c)
 NOT_SUPPORTED(ep_VerifyRecover, CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,

@@ -136,6 +136,26 @@ static CK_RV param_kwp(const CK_MECHANISM *m)
 		       : CKR_MECHANISM_PARAM_INVALID;
 }
 
+static CK_RV param_ctr(const CK_MECHANISM *m)
+{
+	if (!m->pParameter || m->ulParameterLen != sizeof(CK_AES_CTR_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	const CK_AES_CTR_PARAMS *p = m->pParameter;
+	if (p->ulCounterBits == 0 || p->ulCounterBits > 128) {
+		log_info("mech", "AES-CTR counter of %lu bits is out of range 1..128",
+			 (unsigned long)p->ulCounterBits);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	return CKR_OK;
+}
+
+static CK_RV param_mac_general(const CK_MECHANISM *m)
+{
+	if (!m->pParameter || m->ulParameterLen != sizeof(CK_MAC_GENERAL_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	return CKR_OK;
+}
+
 /* --- init ---------------------------------------------------------------- */
 
 static CK_RV init_iv(cipher_op *op, const CK_MECHANISM *m)
@@ -143,6 +163,26 @@ static CK_RV init_iv(cipher_op *op, const CK_MECHANISM *m)
 	op->ivlen = m->ulParameterLen;
 	if (op->ivlen)
 		memcpy(op->iv, m->pParameter, op->ivlen);
+	return CKR_OK;
+}
+
+/* CTR: the counter is the low ulCounterBits bits of the block and must
+ * not wrap (PKCS #11 v3.0 2.10.4): remember how many blocks remain. */
+static CK_RV init_ctr(cipher_op *op, const CK_MECHANISM *m)
+{
+	const CK_AES_CTR_PARAMS *p = m->pParameter;
+	memcpy(op->iv, p->cb, 16);
+	op->ivlen = 16;
+	unsigned bits = (unsigned)p->ulCounterBits;
+	if (bits >= 64) {
+		op->ctr_left = UINT64_MAX; /* more than any input can use */
+		return CKR_OK;
+	}
+	uint64_t ctr = 0;
+	for (int i = 8; i < 16; i++)
+		ctr = ctr << 8 | p->cb[i];
+	ctr &= ((uint64_t)1 << bits) - 1;
+	op->ctr_left = ((uint64_t)1 << bits) - ctr; /* blocks, this one included */
 	return CKR_OK;
 }
 
@@ -254,6 +294,64 @@ static CK_RV gcm_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 				out) != 1)
 		return CKR_GENERAL_ERROR;
 	*outlen = op->taglen;
+	return CKR_OK;
+}
+
+/* --- AES-CTR ------------------------------------------------------------- */
+
+static CK_RV ctr_consume(cipher_op *op, size_t inlen)
+{
+	/* Partial blocks in multi-part use share a counter value: count the
+	 * bytes, round up once. */
+	uint64_t total = op->ctr_bytes + inlen;
+	uint64_t blocks = total / AES_BLOCK + (total % AES_BLOCK != 0);
+	if (blocks > op->ctr_left) {
+		log_info("mech", "AES-CTR: the data would wrap the counter");
+		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+	}
+	op->ctr_bytes = total;
+	return CKR_OK;
+}
+
+static CK_RV ctr_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
+			 uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (len_rule(inlen, out, outlen, &rv))
+		return rv;
+	op->ctr_bytes = 0;
+	GUARD(ctr_consume(op, inlen));
+	GUARD(rekey(op));
+	op->ctx_fresh = false;
+	size_t n;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	*outlen = n;
+	return CKR_OK;
+}
+
+static CK_RV ctr_update(cipher_op *op, const uint8_t *in, size_t inlen,
+			uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (len_rule(inlen, out, outlen, &rv))
+		return rv;
+	GUARD(stream_start(op));
+	GUARD(ctr_consume(op, inlen));
+	op->ctx_fresh = false;
+	size_t n;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	*outlen = n;
+	return CKR_OK;
+}
+
+static CK_RV ctr_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+		return rv;
+	*outlen = 0;
 	return CKR_OK;
 }
 
@@ -556,29 +654,51 @@ static const cipher_impl cbc_impl = {init_iv, block_oneshot, block_update, block
 static const cipher_impl cbcpad_impl = {init_iv, cbcpad_oneshot, cbcpad_update,
 					cbcpad_final};
 static const cipher_impl kw_impl = {init_iv, kw_oneshot, hold_update, hold_final};
+static const cipher_impl ctr_impl = {init_ctr, ctr_oneshot, ctr_update, ctr_final};
 
 #define ENC_DEC (CKF_ENCRYPT | CKF_DECRYPT)
 #define WRAPS (CKF_WRAP | CKF_UNWRAP)
+#define SIGNS (CKF_SIGN | CKF_VERIFY)
+
+/* Sizes: bytes, except where key_bits says bits (as PKCS #11 reports them). */
+#define KEYGEN(t, lo, hi, kt, bits)                                            \
+	{.type = t, .name = #t, .min_key = lo, .max_key = hi,                  \
+	 .flags = CKF_GENERATE, .key_type = kt, .check_param = param_none,     \
+	 .keygen = true, .key_bits = bits}
+#define CIPHER(t, fl, pc, impl)                                                \
+	{.type = t, .name = #t, .min_key = 16, .max_key = 32, .flags = fl,     \
+	 .key_type = CKK_AES, .check_param = pc, .cipher = impl}
+#define MAC(t, kind, kt, lo, hi, digest, gen)                                  \
+	{.type = t, .name = #t, .min_key = lo, .max_key = hi, .flags = SIGNS,  \
+	 .key_type = kt, .check_param = gen ? param_mac_general : param_none,  \
+	 .mac = kind, .md = digest, .general = gen}
+#define DIGEST(t, digest)                                                      \
+	{.type = t, .name = #t, .flags = CKF_DIGEST, .check_param = param_none, \
+	 .mac = MAC_DIGEST, .md = digest}
 
 static const mech_info mech_table[] = {
-	{CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN", 16, 32, CKF_GENERATE, CKK_AES,
-	 param_none, NULL, true},
-	{CKM_GENERIC_SECRET_KEY_GEN, "CKM_GENERIC_SECRET_KEY_GEN", 8, 4096,
-	 CKF_GENERATE, CKK_GENERIC_SECRET, param_none, NULL, true},
-	{CKM_AES_ECB, "CKM_AES_ECB", 16, 32, ENC_DEC, CKK_AES, param_none,
-	 &ecb_impl, false},
-	{CKM_AES_CBC, "CKM_AES_CBC", 16, 32, ENC_DEC | WRAPS, CKK_AES, param_iv16,
-	 &cbc_impl, false},
-	{CKM_AES_CBC_PAD, "CKM_AES_CBC_PAD", 16, 32, ENC_DEC | WRAPS, CKK_AES,
-	 param_iv16, &cbcpad_impl, false},
-	{CKM_AES_GCM, "CKM_AES_GCM", 16, 32, ENC_DEC | WRAPS, CKK_AES, param_gcm,
-	 &gcm_impl, false},
-	{CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP", 16, 32, ENC_DEC | WRAPS, CKK_AES,
-	 param_kw, &kw_impl, false},
-	{CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD", 16, 32, ENC_DEC | WRAPS,
-	 CKK_AES, param_kw, &kw_impl, false},
-	{CKM_AES_KEY_WRAP_KWP, "CKM_AES_KEY_WRAP_KWP", 16, 32, ENC_DEC | WRAPS,
-	 CKK_AES, param_kwp, &kw_impl, false},
+	KEYGEN(CKM_AES_KEY_GEN, 16, 32, CKK_AES, false),
+	KEYGEN(CKM_GENERIC_SECRET_KEY_GEN, 8, 4096, CKK_GENERIC_SECRET, true),
+	CIPHER(CKM_AES_ECB, ENC_DEC, param_none, &ecb_impl),
+	CIPHER(CKM_AES_CBC, ENC_DEC | WRAPS, param_iv16, &cbc_impl),
+	CIPHER(CKM_AES_CBC_PAD, ENC_DEC | WRAPS, param_iv16, &cbcpad_impl),
+	CIPHER(CKM_AES_CTR, ENC_DEC, param_ctr, &ctr_impl),
+	CIPHER(CKM_AES_GCM, ENC_DEC | WRAPS, param_gcm, &gcm_impl),
+	CIPHER(CKM_AES_KEY_WRAP, ENC_DEC | WRAPS, param_kw, &kw_impl),
+	CIPHER(CKM_AES_KEY_WRAP_PAD, ENC_DEC | WRAPS, param_kw, &kw_impl),
+	CIPHER(CKM_AES_KEY_WRAP_KWP, ENC_DEC | WRAPS, param_kwp, &kw_impl),
+	MAC(CKM_AES_CMAC, MAC_CMAC, CKK_AES, 16, 32, NULL, false),
+	MAC(CKM_AES_CMAC_GENERAL, MAC_CMAC, CKK_AES, 16, 32, NULL, true),
+	/* HMAC keys are generic secrets of any length (bytes). */
+	MAC(CKM_SHA256_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA256", false),
+	MAC(CKM_SHA256_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA256", true),
+	MAC(CKM_SHA384_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA384", false),
+	MAC(CKM_SHA384_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA384", true),
+	MAC(CKM_SHA512_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA512", false),
+	MAC(CKM_SHA512_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA512", true),
+	DIGEST(CKM_SHA256, "SHA256"),
+	DIGEST(CKM_SHA384, "SHA384"),
+	DIGEST(CKM_SHA512, "SHA512"),
 };
 
 const mech_info *mech_lookup(CK_MECHANISM_TYPE t)
@@ -603,7 +723,8 @@ bool mech_key_ok(const mech_info *m, size_t keylen)
 {
 	if (m->key_type == CKK_AES)
 		return keylen == 16 || keylen == 24 || keylen == 32;
-	return keylen * 8 >= m->min_key && keylen * 8 <= m->max_key;
+	size_t units = m->key_bits ? keylen * 8 : keylen;
+	return units >= m->min_key && units <= m->max_key;
 }
 
 static cipher_id cipher_for(CK_MECHANISM_TYPE t)
@@ -618,6 +739,8 @@ static cipher_id cipher_for(CK_MECHANISM_TYPE t)
 		return CIPH_AES_GCM;
 	case CKM_AES_KEY_WRAP_KWP:
 		return CIPH_AES_WRAP_PAD;
+	case CKM_AES_CTR:
+		return CIPH_AES_CTR;
 	default:
 		return CIPH_AES_WRAP;
 	}

@@ -32,6 +32,8 @@ typedef struct cipher_op {
 	uint8_t tail[16];    /* CBC-PAD decrypt: the last plaintext block */
 	size_t tail_len;
 	bool tail_done;      /* tail decrypted, waiting for a big enough buffer */
+	uint64_t ctr_left;   /* CTR: counter blocks left before it would wrap */
+	uint64_t ctr_bytes;  /* CTR: bytes processed */
 	bool ctx_fresh;      /* ctx keyed and unused */
 } cipher_op;
 
@@ -47,6 +49,17 @@ typedef struct cipher_impl {
 	CK_RV (*final)(cipher_op *op, uint8_t *out, CK_ULONG *outlen);
 } cipher_impl;
 
+/* State of one digest, sign or verify operation. */
+typedef struct mac_op {
+	const mech_info *mech;
+	bool multipart;
+	EVP_MD_CTX *md;    /* digests */
+	EVP_MAC_CTX *mac;  /* HMAC, CMAC */
+	size_t outlen;     /* bytes of output (shorter for _GENERAL) */
+} mac_op;
+
+typedef enum mac_kind { MAC_NONE, MAC_DIGEST, MAC_HMAC, MAC_CMAC } mac_kind;
+
 struct mech_info {
 	CK_MECHANISM_TYPE type;
 	const char *name;
@@ -56,6 +69,10 @@ struct mech_info {
 	CK_RV (*check_param)(const CK_MECHANISM *m);
 	const cipher_impl *cipher; /* encrypt / decrypt / wrap / unwrap */
 	bool keygen;
+	mac_kind mac;              /* digest / sign / verify */
+	const char *md;            /* OpenSSL digest name */
+	bool general;              /* _GENERAL: output length is the parameter */
+	bool key_bits;             /* min_key/max_key are bits, not bytes */
 };
 
 const mech_info *mech_lookup(CK_MECHANISM_TYPE t);
@@ -69,5 +86,18 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		     const uint8_t *key, size_t keylen, bool encrypt);
 void cipher_op_free(cipher_op *op);
 bool cipher_op_active(const cipher_op *op);
+
+/* Digest (key NULL), HMAC or CMAC. */
+CK_RV mac_op_init(mac_op *op, const mech_info *mi, const CK_MECHANISM *m,
+		  const uint8_t *key, size_t keylen);
+void mac_op_free(mac_op *op);
+bool mac_op_active(const mac_op *op);
+CK_RV mac_update(mac_op *op, const uint8_t *in, size_t inlen);
+/* PKCS #11 5.2 length rules; out == NULL asks the length. */
+CK_RV mac_final(mac_op *op, uint8_t *out, CK_ULONG *outlen);
+CK_RV mac_oneshot(mac_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
+		  CK_ULONG *outlen);
+/* Verify: compute and compare in constant time. */
+CK_RV mac_verify_final(mac_op *op, const uint8_t *sig, size_t siglen);
 
 #endif

@@ -64,6 +64,7 @@ typedef struct session {
 	unsigned refs;            /* guarded by the module lock */
 	bool closed;
 	cipher_op enc, dec;
+	mac_op dig, sig, ver;
 	find_state find;
 } session_t;
 
