@@ -99,6 +99,8 @@ static void session_free(session_t *s)
 	mac_op_free(&s->dig);
 	mac_op_free(&s->sig);
 	mac_op_free(&s->ver);
+	msg_op_free(&s->menc);
+	msg_op_free(&s->mdec);
 	free(s->find.handles);
 	pthread_mutex_destroy(&s->oplock);
 	free(s);
@@ -1626,6 +1628,182 @@ static CK_RV ep_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomDa
 	return LEAVE(rv);
 }
 
+/* --- message-based AEAD (PKCS #11 3.0 5.14, 5.15) ------------------------- */
+
+static CK_RV kid_of(const uint8_t *tk, const uint8_t *key, size_t keylen, uint8_t *kid)
+{
+	/* The key's identity for IV counters: keyed by the token key, so the
+	 * store reveals nothing about the key itself. */
+	static const char label[] = "p11kms-gcm-iv-counter:v1:";
+	mac_op m;
+	CK_MECHANISM mech = {CKM_SHA256_HMAC, NULL, 0};
+	CK_ULONG n = KID_LEN;
+	GUARD(mac_op_init(&m, mech_lookup(CKM_SHA256_HMAC), &mech, tk, 32));
+	CK_RV rv = mac_update(&m, (const uint8_t *)label, sizeof(label) - 1);
+	if (rv == CKR_OK)
+		rv = mac_update(&m, key, keylen);
+	if (rv == CKR_OK)
+		rv = mac_final(&m, kid, &n);
+	mac_op_free(&m);
+	return rv;
+}
+
+static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			  CK_OBJECT_HANDLE hKey, bool enc)
+{
+	const mech_info *mi;
+	GUARD(mech_for(pMechanism, enc ? CKF_MESSAGE_ENCRYPT : CKF_MESSAGE_DECRYPT, &mi));
+	GUARD(enter());
+	uint8_t *key = NULL, *tk = NULL;
+	size_t keylen = 0;
+	CK_RV rv = unseal_if_needed_inlock(hSession, true);
+	session_t *s = session_inlock(hSession);
+	if (!s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	else if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_USER_PIN_NOT_INITIALIZED)
+		rv = CKR_OK; /* without the token key, counter IVs are refused later */
+	if (rv == CKR_OK)
+		rv = op_key_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
+				   &key, &keylen);
+	if (rv == CKR_OK && s->tok->tk && !(tk = sec_dup(s->tok->tk, 32)))
+		rv = CKR_HOST_MEMORY;
+	if (rv != CKR_OK) {
+		UNLOCK();
+		sec_free(key);
+		return rv;
+	}
+	s->refs++;
+	UNLOCK();
+	uint8_t kid[KID_LEN];
+	if (tk)
+		rv = kid_of(tk, key, keylen, kid);
+	sec_free(tk);
+	pthread_mutex_lock(&s->oplock);
+	msg_op *op = enc ? &s->menc : &s->mdec;
+	if (rv == CKR_OK && op->active)
+		rv = CKR_OPERATION_ACTIVE;
+	else if (rv == CKR_OK)
+		rv = msg_op_init(op, pMechanism, key, keylen, enc, tk ? kid : NULL);
+	sec_free(key);
+	op_end(s);
+	return rv;
+}
+
+static CK_RV ep_MessageEncryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+				   CK_OBJECT_HANDLE k)
+{
+	return LEAVE(message_init(h, m, k, true));
+}
+
+static CK_RV ep_MessageDecryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+				   CK_OBJECT_HANDLE k)
+{
+	return LEAVE(message_init(h, m, k, false));
+}
+
+static CK_RV message_oneshot(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
+			     CK_ULONG plen, CK_BYTE_PTR aad, CK_ULONG aadlen,
+			     CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+			     CK_ULONG_PTR outlen)
+{
+	session_t *s;
+	GUARD(op_begin(h, &s));
+	msg_op *op = enc ? &s->menc : &s->mdec;
+	CK_RV rv = op->active ? msg_oneshot(op, param, plen, aad, aadlen, in, inlen, out,
+					    outlen, token_reserve_counter, s->tok)
+			      : CKR_OPERATION_NOT_INITIALIZED;
+	op_end(s); /* a failed message leaves the operation active */
+	return rv;
+}
+
+static CK_RV ep_EncryptMessage(CK_SESSION_HANDLE h, CK_VOID_PTR param, CK_ULONG plen,
+			       CK_BYTE_PTR aad, CK_ULONG aadlen, CK_BYTE_PTR in,
+			       CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(message_oneshot(h, true, param, plen, aad, aadlen, in, inlen, out, outlen));
+}
+
+static CK_RV ep_DecryptMessage(CK_SESSION_HANDLE h, CK_VOID_PTR param, CK_ULONG plen,
+			       CK_BYTE_PTR aad, CK_ULONG aadlen, CK_BYTE_PTR in,
+			       CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(message_oneshot(h, false, param, plen, aad, aadlen, in, inlen, out, outlen));
+}
+
+static CK_RV message_begin(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
+			   CK_ULONG plen, CK_BYTE_PTR aad, CK_ULONG aadlen)
+{
+	session_t *s;
+	GUARD(op_begin(h, &s));
+	msg_op *op = enc ? &s->menc : &s->mdec;
+	CK_RV rv = op->active ? msg_begin(op, param, plen, aad, aadlen,
+					  token_reserve_counter, s->tok)
+			      : CKR_OPERATION_NOT_INITIALIZED;
+	op_end(s);
+	return rv;
+}
+
+static CK_RV ep_EncryptMessageBegin(CK_SESSION_HANDLE h, CK_VOID_PTR param,
+				    CK_ULONG plen, CK_BYTE_PTR aad, CK_ULONG aadlen)
+{
+	return LEAVE(message_begin(h, true, param, plen, aad, aadlen));
+}
+
+static CK_RV ep_DecryptMessageBegin(CK_SESSION_HANDLE h, CK_VOID_PTR param,
+				    CK_ULONG plen, CK_BYTE_PTR aad, CK_ULONG aadlen)
+{
+	return LEAVE(message_begin(h, false, param, plen, aad, aadlen));
+}
+
+static CK_RV message_next(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
+			  CK_ULONG plen, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+			  CK_ULONG_PTR outlen, CK_FLAGS flags)
+{
+	session_t *s;
+	GUARD(op_begin(h, &s));
+	msg_op *op = enc ? &s->menc : &s->mdec;
+	CK_RV rv = op->active ? msg_next(op, param, plen, in, inlen, out, outlen, flags)
+			      : CKR_OPERATION_NOT_INITIALIZED;
+	op_end(s);
+	return rv;
+}
+
+static CK_RV ep_EncryptMessageNext(CK_SESSION_HANDLE h, CK_VOID_PTR param,
+				   CK_ULONG plen, CK_BYTE_PTR in, CK_ULONG inlen,
+				   CK_BYTE_PTR out, CK_ULONG_PTR outlen, CK_FLAGS flags)
+{
+	return LEAVE(message_next(h, true, param, plen, in, inlen, out, outlen, flags));
+}
+
+static CK_RV ep_DecryptMessageNext(CK_SESSION_HANDLE h, CK_VOID_PTR param,
+				   CK_ULONG plen, CK_BYTE_PTR in, CK_ULONG inlen,
+				   CK_BYTE_PTR out, CK_ULONG_PTR outlen, CK_FLAGS flags)
+{
+	return LEAVE(message_next(h, false, param, plen, in, inlen, out, outlen, flags));
+}
+
+static CK_RV message_final(CK_SESSION_HANDLE h, bool enc)
+{
+	session_t *s;
+	GUARD(op_begin(h, &s));
+	msg_op *op = enc ? &s->menc : &s->mdec;
+	CK_RV rv = op->active ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+	if (op->active)
+		msg_op_free(op);
+	op_end(s);
+	return rv;
+}
+
+static CK_RV ep_MessageEncryptFinal(CK_SESSION_HANDLE h)
+{
+	return LEAVE(message_final(h, true));
+}
+
+static CK_RV ep_MessageDecryptFinal(CK_SESSION_HANDLE h)
+{
+	return LEAVE(message_final(h, false));
+}
+
 /* --- functions not offered ---------------------------------------------- */
 
 #define NOT_SUPPORTED(name, ...)                                               \
@@ -1660,15 +1838,9 @@ NOT_SUPPORTED(ep_DeriveKey, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_H
 	      CK_ATTRIBUTE_PTR d, CK_ULONG e, CK_OBJECT_HANDLE_PTR f)
 NOT_SUPPORTED(ep_LoginUser, CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c,
 	      CK_ULONG d, CK_UTF8CHAR_PTR e, CK_ULONG f)
-NOT_SUPPORTED(ep_MessageInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c)
-NOT_SUPPORTED(ep_MessageOneShot, CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c,
-	      CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG g, CK_BYTE_PTR h,
-	      CK_ULONG_PTR i)
-NOT_SUPPORTED(ep_MessageBegin, CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c,
-	      CK_BYTE_PTR d, CK_ULONG e)
-NOT_SUPPORTED(ep_MessageNext, CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c,
-	      CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG_PTR g, CK_FLAGS h)
-NOT_SUPPORTED(ep_MessageFinal, CK_SESSION_HANDLE a)
+NOT_SUPPORTED(ep_MessageSignInit, CK_SESSION_HANDLE a, CK_MECHANISM_PTR b,
+	      CK_OBJECT_HANDLE c)
+NOT_SUPPORTED(ep_MessageSignVerifyFinal, CK_SESSION_HANDLE a)
 NOT_SUPPORTED(ep_SignMessage, CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c,
 	      CK_BYTE_PTR d, CK_ULONG e, CK_BYTE_PTR f, CK_ULONG_PTR g)
 NOT_SUPPORTED(ep_SignMessageBegin, CK_SESSION_HANDLE a, CK_VOID_PTR b, CK_ULONG c)
@@ -1710,6 +1882,16 @@ static CK_RV ep_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 		cipher_op_free(&s->enc);
 	if ((flags & CKF_DECRYPT) && cipher_op_active(&s->dec))
 		cipher_op_free(&s->dec);
+	if ((flags & CKF_DIGEST) && mac_op_active(&s->dig))
+		mac_op_free(&s->dig);
+	if ((flags & CKF_SIGN) && mac_op_active(&s->sig))
+		mac_op_free(&s->sig);
+	if ((flags & CKF_VERIFY) && mac_op_active(&s->ver))
+		mac_op_free(&s->ver);
+	if ((flags & CKF_MESSAGE_ENCRYPT) && s->menc.active)
+		msg_op_free(&s->menc);
+	if ((flags & CKF_MESSAGE_DECRYPT) && s->mdec.active)
+		msg_op_free(&s->mdec);
 	op_end(s);
 	if (flags & CKF_FIND_OBJECTS) {
 		LOCK();
@@ -1756,12 +1938,13 @@ static CK_FUNCTION_LIST functions_v2 = {{2, 40}, COMMON_FUNCTIONS};
 #define GETINFO ep_GetInfo3
 static CK_FUNCTION_LIST_3_0 functions_v3 = {
 	{3, 0}, COMMON_FUNCTIONS, ep_GetInterfaceList, ep_GetInterface, ep_LoginUser,
-	ep_SessionCancel, ep_MessageInit, ep_MessageOneShot, ep_MessageBegin,
-	ep_MessageNext, ep_MessageFinal, ep_MessageInit, ep_MessageOneShot,
-	ep_MessageBegin, ep_MessageNext, ep_MessageFinal, ep_MessageInit,
-	ep_SignMessage, ep_SignMessageBegin, ep_SignMessageNext, ep_MessageFinal,
-	ep_MessageInit, ep_VerifyMessage, ep_VerifyMessageBegin, ep_VerifyMessageNext,
-	ep_MessageFinal};
+	ep_SessionCancel, ep_MessageEncryptInit, ep_EncryptMessage,
+	ep_EncryptMessageBegin, ep_EncryptMessageNext, ep_MessageEncryptFinal,
+	ep_MessageDecryptInit, ep_DecryptMessage, ep_DecryptMessageBegin,
+	ep_DecryptMessageNext, ep_MessageDecryptFinal, ep_MessageSignInit,
+	ep_SignMessage, ep_SignMessageBegin, ep_SignMessageNext,
+	ep_MessageSignVerifyFinal, ep_MessageSignInit, ep_VerifyMessage,
+	ep_VerifyMessageBegin, ep_VerifyMessageNext, ep_MessageSignVerifyFinal};
 #undef GETINFO
 
 static CK_INTERFACE interfaces[] = {

@@ -683,7 +683,10 @@ static const mech_info mech_table[] = {
 	CIPHER(CKM_AES_CBC, ENC_DEC | WRAPS, param_iv16, &cbc_impl),
 	CIPHER(CKM_AES_CBC_PAD, ENC_DEC | WRAPS, param_iv16, &cbcpad_impl),
 	CIPHER(CKM_AES_CTR, ENC_DEC, param_ctr, &ctr_impl),
-	CIPHER(CKM_AES_GCM, ENC_DEC | WRAPS, param_gcm, &gcm_impl),
+	CIPHER(CKM_AES_GCM,
+	       ENC_DEC | WRAPS | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT |
+		       CKF_MULTI_MESSAGE,
+	       param_gcm, &gcm_impl),
 	CIPHER(CKM_AES_KEY_WRAP, ENC_DEC | WRAPS, param_kw, &kw_impl),
 	CIPHER(CKM_AES_KEY_WRAP_PAD, ENC_DEC | WRAPS, param_kw, &kw_impl),
 	CIPHER(CKM_AES_KEY_WRAP_KWP, ENC_DEC | WRAPS, param_kwp, &kw_impl),

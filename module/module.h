@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "aead.h"
 #include "config.h"
 #include "mech.h"
 #include "providers/provider.h"
@@ -65,6 +66,7 @@ typedef struct session {
 	bool closed;
 	cipher_op enc, dec;
 	mac_op dig, sig, ver;
+	msg_op menc, mdec;
 	find_state find;
 } session_t;
 

@@ -47,6 +47,12 @@ CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 			    bool include_private, CK_OBJECT_HANDLE **handles,
 			    size_t *count);
 
+/* Reserve count GCM IV counter values for a key identity, persistently:
+ * no process or restart gets the same range. Callable without the module
+ * lock (the store has its own). */
+CK_RV token_reserve_counter(void *tok, const uint8_t kid[32], uint64_t count,
+			    uint64_t *first);
+
 /* Object handle registry (module-wide). */
 CK_RV object_register_inlock(object_t *o);
 void object_unregister_inlock(object_t *o);

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "aead.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "secmem.h"
+
+#define COUNTER_BLOCK 65536 /* counter values reserved per store write */
+#define MIN_RANDOM_BITS 64
+
+void msg_op_free(msg_op *op)
+{
+	EVP_CIPHER_CTX_free(op->ctx);
+	sec_free(op->key);
+	OPENSSL_cleanse(op, sizeof(*op));
+}
+
+CK_RV msg_op_init(msg_op *op, const CK_MECHANISM *m, const uint8_t *key,
+		  size_t keylen, bool encrypt, const uint8_t *kid)
+{
+	memset(op, 0, sizeof(*op));
+	/* Parameters come with each message; none (or an empty one) here. */
+	if (m->ulParameterLen && !m->pParameter)
+		return CKR_MECHANISM_PARAM_INVALID;
+	op->key = sec_dup(key, keylen);
+	op->keylen = keylen;
+	op->ctx = EVP_CIPHER_CTX_new();
+	if (!op->key || !op->ctx ||
+	    EVP_CipherInit_ex2(op->ctx, crypto_cipher(CIPH_AES_GCM, keylen), op->key,
+			       NULL, encrypt, NULL) != 1) {
+		msg_op_free(op);
+		return CKR_HOST_MEMORY;
+	}
+	if (kid) {
+		memcpy(op->kid, kid, KID_LEN);
+		op->has_kid = true;
+	}
+	op->encrypt = encrypt;
+	op->active = true;
+	return CKR_OK;
+}
+
+static CK_RV check_params(const msg_op *op, void *param, CK_ULONG plen,
+			  CK_GCM_MESSAGE_PARAMS **out)
+{
+	if (!param || plen != sizeof(CK_GCM_MESSAGE_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	CK_GCM_MESSAGE_PARAMS *p = param;
+	if (!p->pIv || p->ulIvLen == 0 || p->ulIvLen > 256 || !p->pTag ||
+	    p->ulIvFixedBits > p->ulIvLen * 8)
+		return CKR_MECHANISM_PARAM_INVALID;
+	switch (p->ulTagBits) {
+	case 32: case 64: case 96: case 104: case 112: case 120: case 128:
+		break;
+	default:
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	if (p->ivGenerator > CKG_GENERATE_RANDOM)
+		return CKR_MECHANISM_PARAM_INVALID;
+	/* Decryption takes the IV the encryption produced. */
+	if (!op->encrypt && p->ivGenerator != CKG_NO_GENERATE)
+		return CKR_MECHANISM_PARAM_INVALID;
+	*out = p;
+	return CKR_OK;
+}
+
+/* Set the generated bits of the IV after its ulIvFixedBits leading bits. */
+static void put_bits(uint8_t *iv, size_t ivlen, size_t fixed_bits,
+		     const uint8_t *src, size_t src_len)
+{
+	/* src is big-endian and fills the low (ivlen*8 - fixed_bits) bits. */
+	size_t total = ivlen * 8;
+	for (size_t bit = fixed_bits; bit < total; bit++) {
+		size_t from_end = total - 1 - bit; /* bit index from the LSB */
+		size_t sbyte = src_len - 1 - from_end / 8;
+		int sbit = (src[sbyte] >> (from_end % 8)) & 1;
+		uint8_t mask = (uint8_t)(0x80 >> (bit % 8));
+		iv[bit / 8] = sbit ? (uint8_t)(iv[bit / 8] | mask)
+				   : (uint8_t)(iv[bit / 8] & ~mask);
+	}
+}
+
+static CK_RV make_iv(msg_op *op, CK_GCM_MESSAGE_PARAMS *p,
+		     counter_reserve_fn reserve, void *rarg)
+{
+	size_t free_bits = p->ulIvLen * 8 - p->ulIvFixedBits;
+	if (p->ivGenerator == CKG_NO_GENERATE)
+		return CKR_OK;
+	if (p->ivGenerator == CKG_GENERATE_RANDOM || p->ivGenerator == CKG_GENERATE) {
+		if (free_bits < MIN_RANDOM_BITS) {
+			log_info("aead", "a random IV needs at least %d free bits, not %zu",
+				 MIN_RANDOM_BITS, free_bits);
+			return CKR_MECHANISM_PARAM_INVALID;
+		}
+		uint8_t rnd[256];
+		size_t n = (free_bits + 7) / 8;
+		if (!crypto_random(rnd, n))
+			return CKR_FUNCTION_FAILED;
+		put_bits(p->pIv, p->ulIvLen, p->ulIvFixedBits, rnd, n);
+		return CKR_OK;
+	}
+	/* CKG_GENERATE_COUNTER */
+	if (!op->has_kid || !reserve) {
+		log_info("aead", "counter IVs need a key on an initialized, unlocked token");
+		return CKR_USER_NOT_LOGGED_IN;
+	}
+	if (free_bits < 32) {
+		log_info("aead", "a counter IV needs at least 32 free bits, not %zu",
+			 free_bits);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	if (op->ctr_next == op->ctr_end) {
+		GUARD(reserve(rarg, op->kid, COUNTER_BLOCK, &op->ctr_next));
+		op->ctr_end = op->ctr_next + COUNTER_BLOCK;
+	}
+	uint64_t c = op->ctr_next++;
+	if (free_bits < 64 && c >> free_bits) {
+		log_error("aead", "IV counter exhausted for this key: rotate the key");
+		return CKR_FUNCTION_FAILED;
+	}
+	uint8_t be[8];
+	for (int i = 0; i < 8; i++)
+		be[i] = (uint8_t)(c >> (56 - 8 * i));
+	if (free_bits <= 64) {
+		put_bits(p->pIv, p->ulIvLen, p->ulIvFixedBits, be, 8);
+	} else {
+		/* Zero-extend the counter over a wider field. */
+		uint8_t wide[256] = {0};
+		size_t n = (free_bits + 7) / 8;
+		memcpy(wide + n - 8, be, 8);
+		put_bits(p->pIv, p->ulIvLen, p->ulIvFixedBits, wide, n);
+	}
+	return CKR_OK;
+}
+
+static CK_RV start(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, const uint8_t *aad,
+		   CK_ULONG aadlen)
+{
+	int n;
+	if ((aadlen && !aad) || aadlen > INT_MAX)
+		return CKR_ARGUMENTS_BAD;
+	if (EVP_CipherInit_ex2(op->ctx, NULL, NULL, NULL, op->encrypt, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_IVLEN, (int)p->ulIvLen, NULL) != 1 ||
+	    EVP_CipherInit_ex2(op->ctx, NULL, NULL, p->pIv, op->encrypt, NULL) != 1 ||
+	    (aadlen && EVP_CipherUpdate(op->ctx, NULL, &n, aad, (int)aadlen) != 1))
+		return CKR_GENERAL_ERROR;
+	op->taglen = p->ulTagBits / 8;
+	if (!op->encrypt &&
+	    EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_TAG, (int)op->taglen, p->pTag) != 1)
+		return CKR_GENERAL_ERROR;
+	return CKR_OK;
+}
+
+static CK_RV finish(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, uint8_t *out, size_t done)
+{
+	uint8_t tail[16];
+	int m = 0;
+	if (EVP_CipherFinal_ex(op->ctx, tail, &m) != 1) {
+		if (out && done)
+			OPENSSL_cleanse(out, done);
+		log_info("aead", "AES-GCM tag check failed");
+		return CKR_ENCRYPTED_DATA_INVALID;
+	}
+	if (op->encrypt &&
+	    EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_GET_TAG, (int)op->taglen, p->pTag) != 1)
+		return CKR_GENERAL_ERROR;
+	return CKR_OK;
+}
+
+CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
+		  CK_ULONG aadlen, const uint8_t *in, CK_ULONG inlen, uint8_t *out,
+		  CK_ULONG *outlen, counter_reserve_fn reserve, void *rarg)
+{
+	CK_GCM_MESSAGE_PARAMS *p;
+	if (op->in_message)
+		return CKR_OPERATION_ACTIVE;
+	GUARD(check_params(op, param, plen, &p));
+	if (!outlen || (inlen && !in) || inlen > INT_MAX)
+		return CKR_ARGUMENTS_BAD;
+	/* GCM output is as long as the input; the tag goes to pTag. */
+	if (!out) {
+		*outlen = inlen;
+		return CKR_OK;
+	}
+	if (*outlen < inlen) {
+		*outlen = inlen;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	GUARD(make_iv(op, p, reserve, rarg));
+	GUARD(start(op, p, aad, aadlen));
+	int n = 0;
+	if (inlen && EVP_CipherUpdate(op->ctx, out, &n, in, (int)inlen) != 1)
+		return CKR_GENERAL_ERROR;
+	GUARD(finish(op, p, out, inlen));
+	*outlen = inlen;
+	return CKR_OK;
+}
+
+CK_RV msg_begin(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
+		CK_ULONG aadlen, counter_reserve_fn reserve, void *rarg)
+{
+	CK_GCM_MESSAGE_PARAMS *p;
+	if (op->in_message)
+		return CKR_OPERATION_ACTIVE;
+	GUARD(check_params(op, param, plen, &p));
+	GUARD(make_iv(op, p, reserve, rarg));
+	GUARD(start(op, p, aad, aadlen));
+	op->cur = p;
+	op->in_message = true;
+	return CKR_OK;
+}
+
+CK_RV msg_next(msg_op *op, void *param, CK_ULONG plen, const uint8_t *in,
+	       CK_ULONG inlen, uint8_t *out, CK_ULONG *outlen, CK_FLAGS flags)
+{
+	if (!op->in_message)
+		return CKR_OPERATION_NOT_INITIALIZED;
+	if (param != op->cur || plen != sizeof(CK_GCM_MESSAGE_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	if (!outlen || (inlen && !in) || inlen > INT_MAX)
+		return CKR_ARGUMENTS_BAD;
+	if (!out) {
+		*outlen = inlen;
+		return CKR_OK;
+	}
+	if (*outlen < inlen) {
+		*outlen = inlen;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	int n = 0;
+	if (inlen && EVP_CipherUpdate(op->ctx, out, &n, in, (int)inlen) != 1)
+		return CKR_GENERAL_ERROR;
+	*outlen = (CK_ULONG)n;
+	if (!(flags & CKF_END_OF_MESSAGE))
+		return CKR_OK;
+	op->in_message = false;
+	op->cur = NULL;
+	/* Decryption: a multi-part message releases its parts before the tag
+	 * check (the API's design); a failed check is reported here. */
+	return finish(op, param, NULL, 0);
+}
