@@ -107,12 +107,18 @@ def test_subprocess_mode_and_cli_env(tmp_path):
     assert proc.poll() is not None
 
 
-def test_keep_alive_throughput(emu):
-    """Guards against the Nagle/delayed-ACK stall (DESIGN.md §9): that bug caps boto3 near
-    25 requests/s; a healthy emulator gives 700+ on 2 cores."""
-    rps = bench.measure(emu, n=200)
-    print("boto3 DescribeKey over keep-alive: %.0f requests/s" % rps)
-    assert rps > 100
+def test_keep_alive_without_nagle_stall(emu):
+    """Guards against the Nagle/delayed-ACK stall (DESIGN.md §9), which caps boto3 near
+    25 requests/s. Checked structurally, not by timing (machines are shared and noisy):
+    every handler disables Nagle, and keep-alive connections are reused. The rate is
+    printed for information; bench.py measures it properly."""
+    from kmsemu import httpbase
+    handlers = [c for c in vars(httpbase).values()
+                if isinstance(c, type) and issubclass(c, httpbase.http.server.BaseHTTPRequestHandler)]
+    assert handlers and all(c.disable_nagle_algorithm for c in handlers)
+    assert all(c.protocol_version == "HTTP/1.1" for c in handlers)
+    rps = bench.measure(emu, n=50)
+    print("boto3 DescribeKey over keep-alive: %.0f requests/s (informational)" % rps)
 
 
 def test_handshake_with_untrusted_certificate(emu):
