@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fidelity of the AWS KMS emulation, proven with botocore (Debian python3-botocore)."""
 
-import time
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, \
