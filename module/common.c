@@ -231,7 +231,8 @@ void pad_copy(CK_UTF8CHAR *dst, size_t dstlen, const char *src)
 {
 	size_t n = src ? strlen(src) : 0;
 	memset(dst, ' ', dstlen);
-	memcpy(dst, src, n < dstlen ? n : dstlen);
+	if (n)
+		memcpy(dst, src, n < dstlen ? n : dstlen);
 }
 
 uint64_t clock_now_s(void)

@@ -25,7 +25,8 @@ static const field_spec common_fields[] = {
 	{"login", FT_STRING, false, 0, 0, login_choices},
 	{"slot_id", FT_UINT, false, 0, 0x7fffffff, NULL},
 	{"seal_with", FT_STRING, false, 0, 0, NULL},
-	{"revalidate_seconds", FT_UINT, false, 10, 86400 * 30, NULL},
+	{"keys", FT_KEY_ARRAY, false, 0, 0, NULL},
+	{"revalidate_seconds", FT_UINT, false, 1, 86400 * 30, NULL},
 	{"offline_grace_seconds", FT_UINT, false, 0, 86400 * 30, NULL},
 	{"rotation_age_days", FT_UINT, false, 1, 3650, NULL},
 	{"max_sessions", FT_UINT, false, 1, 1000000, NULL},
@@ -82,6 +83,8 @@ static const char *type_name(field_type t)
 		return "true or false";
 	case FT_STRING_ARRAY:
 		return "an array of strings";
+	case FT_KEY_ARRAY:
+		return "an array of {\"id\": ..., \"label\": ...} objects";
 	}
 	return "?";
 }
@@ -93,6 +96,9 @@ static const field_spec *spec_find(const field_spec *s, const char *name)
 			return s;
 	return NULL;
 }
+
+static CK_RV check_object(const ctx_t *c, jpath_elem *path, size_t depth,
+			  json_t *obj, const field_spec *a, const field_spec *b);
 
 static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 			 const field_spec *f, json_t *v)
@@ -139,6 +145,27 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 			if (!json_is_string(e) || json_string_length(e) == 0)
 				return fail(c, path, depth + 1,
 					    "must be a non-empty string");
+		}
+		return CKR_OK;
+	}
+	case FT_KEY_ARRAY: {
+		static const field_spec key_fields[] = {
+			{"id", FT_STRING, true, 0, 0, NULL},
+			{"label", FT_STRING, false, 0, 0, NULL},
+			{NULL, FT_STRING, false, 0, 0, NULL},
+		};
+		if (!json_is_array(v) || json_array_size(v) > 256)
+			return fail(c, path, depth, "must be %s (at most 256)",
+				    type_name(f->type));
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			path[depth].key = NULL;
+			path[depth].index = i;
+			if (!json_is_object(e))
+				return fail(c, path, depth + 1, "must be an object");
+			GUARD(check_object(c, path, depth + 1, e, key_fields, NULL));
 		}
 		return CKR_OK;
 	}
@@ -198,6 +225,9 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 	if (!json_is_object(obj))
 		return fail(c, path, 2, "must be an object");
 	json_t *t = json_object_get(obj, "type");
+	if (!t) /* before anything else: every other field depends on it */
+		return fail(c, path, 2, "missing required field \"type\" (known: %s)",
+			    provider_types());
 	const provider_ops *ops = json_is_string(t) ? provider_find(json_string_value(t))
 						    : NULL;
 	if (t && json_is_string(t) && !ops) {
@@ -225,6 +255,21 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 	pc->offline_grace_seconds = get_uint(obj, "offline_grace_seconds", 3600);
 	pc->rotation_age_days = get_uint(obj, "rotation_age_days", 90);
 	pc->max_sessions = get_uint(obj, "max_sessions", 4096);
+	json_t *keys = json_object_get(obj, "keys");
+	if (keys && json_array_size(keys)) {
+		pc->keys = calloc(json_array_size(keys), sizeof(*pc->keys));
+		if (!pc->keys)
+			return CKR_HOST_MEMORY;
+		for (size_t i = 0; i < json_array_size(keys); i++) {
+			json_t *k = json_array_get(keys, i);
+			kms_key_cfg *kc = &pc->keys[pc->nkeys++];
+			kc->id = dup_str(k, "id");
+			kc->label = json_object_get(k, "label") ? dup_str(k, "label")
+								 : dup_str(k, "id");
+			if (!kc->id || !kc->label)
+				return CKR_HOST_MEMORY;
+		}
+	}
 	return CKR_OK;
 }
 
@@ -411,6 +456,11 @@ void config_free(config_t *cfg)
 		free(p->name);
 		free(p->store);
 		free(p->seal_key);
+		for (size_t k = 0; k < p->nkeys; k++) {
+			free(p->keys[k].id);
+			free(p->keys[k].label);
+		}
+		free(p->keys);
 		json_decref(p->obj);
 	}
 	free(cfg->providers);

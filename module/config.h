@@ -18,6 +18,12 @@
 
 typedef enum login_mode { LOGIN_REQUIRED, LOGIN_OPTIONAL } login_mode;
 
+/* A KMS key the token shows as an object (config "keys"). */
+typedef struct kms_key_cfg {
+	char *id;
+	char *label;
+} kms_key_cfg;
+
 typedef struct provider_cfg {
 	char *name;
 	const provider_ops *ops;
@@ -28,6 +34,8 @@ typedef struct provider_cfg {
 	CK_SLOT_ID slot_id;
 	uint64_t revalidate_seconds, offline_grace_seconds, rotation_age_days;
 	uint64_t max_sessions;
+	kms_key_cfg *keys;
+	size_t nkeys;
 } provider_cfg;
 
 typedef struct config {

@@ -145,7 +145,7 @@ static CK_RV object_inlock(session_t *s, CK_OBJECT_HANDLE h, bool need_secret,
 	object_t *o = hmap_get(&mod.objects, h);
 	if (!o || o->tok != s->tok)
 		return CKR_OBJECT_HANDLE_INVALID;
-	if (!o->session) {
+	if (!o->session && !o->kms) {
 		CK_RV rv = token_obj_refresh_inlock(s->tok, o, false);
 		if (rv == CKR_OBJECT_HANDLE_INVALID) {
 			object_unregister_inlock(o);
@@ -155,7 +155,7 @@ static CK_RV object_inlock(session_t *s, CK_OBJECT_HANDLE h, bool need_secret,
 	}
 	if (!user_visible(s, o))
 		return CKR_OBJECT_HANDLE_INVALID;
-	if (need_secret && !o->session && !o->sec_loaded) {
+	if (need_secret && !o->session && !o->kms && !o->sec_loaded) {
 		if (!s->tok->tk)
 			return CKR_USER_NOT_LOGGED_IN;
 		GUARD(token_obj_refresh_inlock(s->tok, o, true));
@@ -169,14 +169,19 @@ static CK_RV object_inlock(session_t *s, CK_OBJECT_HANDLE h, bool need_secret,
 static CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed)
 {
 	session_t *s = session_inlock(h);
-	if (!needed || !s)
+	if (!s)
 		return CKR_OK;
 	token_t *t = s->tok;
+	CK_ULONG dev = 0;
+	CK_RV rv = token_revalidate_inlock(t, &dev);
+	if ((s = session_inlock(h)) && dev)
+		s->deverr = dev;
+	if (rv != CKR_OK || !needed || !s)
+		return rv;
 	GUARD(token_sync_inlock(t));
 	if (t->tk || t->cfg->login == LOGIN_REQUIRED || !t->initialized)
 		return CKR_OK;
-	CK_ULONG dev = 0;
-	CK_RV rv = token_ensure_tk_inlock(t, &dev);
+	rv = token_ensure_tk_inlock(t, &dev);
 	if ((s = session_inlock(h)) && dev)
 		s->deverr = dev;
 	return rv;
@@ -185,7 +190,7 @@ static CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed)
 static bool handle_needs_tk_inlock(CK_OBJECT_HANDLE h)
 {
 	object_t *o = hmap_get(&mod.objects, h);
-	return o && !o->session && !o->sec_loaded;
+	return o && !o->session && !o->kms && !o->sec_loaded;
 }
 
 /* --- general purpose ----------------------------------------------------- */
@@ -195,6 +200,7 @@ static void tokens_free(void)
 	for (size_t i = 0; i < mod.ntokens; i++) {
 		token_t *t = &mod.tokens[i];
 		token_forget_objects_inlock(t);
+		token_kms_objects_free_inlock(t);
 		size_t it = 0;
 		uint64_t k;
 		void *v;
@@ -247,6 +253,10 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 		return LEAVE(CKR_CRYPTOKI_ALREADY_INITIALIZED);
 	}
 	log_apply_env();
+	mech_set_kms(token_kms_call, token_kms_max);
+	hmap_init(&mod.sessions);
+	hmap_init(&mod.objects);
+	mod.next_session = mod.next_object = 0;
 	config_t *cfg = NULL;
 	rv = config_load(reserved, &cfg);
 	if (rv == CKR_OK) {
@@ -274,17 +284,17 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 				  t->cfg->name, why[0] ? why : p11k_err_name(e));
 			rv = CKR_FUNCTION_FAILED;
 		}
+		if (rv == CKR_OK)
+			rv = token_kms_objects_create_inlock(t);
 	}
 	if (rv != CKR_OK) {
 		tokens_free();
 		config_free(cfg);
+		hmap_free(&mod.objects);
 		UNLOCK();
 		return LEAVE(rv);
 	}
 	mod.cfg = cfg;
-	hmap_init(&mod.sessions);
-	hmap_init(&mod.objects);
-	mod.next_session = mod.next_object = 0;
 	mod.pid = getpid();
 	mod.initialized = true;
 	log_info("api", "initialized from %s: %zu slot(s)", cfg->path, mod.ntokens);
@@ -892,8 +902,10 @@ static CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE h
 	object_t *o = NULL;
 	if (rv == CKR_OK)
 		rv = s ? object_inlock(s, hObject, false, &o) : CKR_SESSION_HANDLE_INVALID;
-	/* Load the value only when it could be revealed. */
-	if (rv == CKR_OK && secret && !o->session && !o->sec_loaded &&
+	/* Load the value only when it could be revealed and the token key is
+	 * at hand; otherwise it is reported as sensitive. */
+	if (rv == CKR_OK && secret && !o->session && !o->kms && !o->sec_loaded &&
+	    s->tok->tk &&
 	    (obj_ulong(o, CKA_CLASS, 0) == CKO_DATA ||
 	     (!obj_bool(o, CKA_SENSITIVE, true) && obj_bool(o, CKA_EXTRACTABLE, false))))
 		rv = object_inlock(s, hObject, true, &o);
@@ -978,6 +990,19 @@ static CK_RV ep_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTe
 			}
 			h[cnt++] = o->handle;
 		}
+	}
+	for (size_t i = 0; rv == CKR_OK && i < s->tok->nkms; i++) {
+		object_t *o = s->tok->kms_objs[i];
+		if (!user_visible(s, o) || !obj_match(o, pTemplate, ulCount))
+			continue;
+		CK_OBJECT_HANDLE *nh = realloc(h, (cnt + 1) * sizeof(*nh));
+		if (!nh) {
+			rv = CKR_HOST_MEMORY;
+			break;
+		}
+		h = nh;
+		h[cnt++] = o->handle;
+		cap = cnt;
 	}
 	if (rv == CKR_OK)
 		rv = token_obj_find_inlock(s->tok, pTemplate, ulCount,
@@ -1089,6 +1114,27 @@ static CK_RV op_key_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi
 	return *key ? CKR_OK : CKR_HOST_MEMORY;
 }
 
+/* A KMS key object for a remote mechanism: its key id. */
+static CK_RV kms_key_inlock(session_t *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE usage,
+			    const key_errs *errs, const char **key_id)
+{
+	object_t *o;
+	CK_RV rv = object_inlock(s, h, false, &o);
+	if (rv == CKR_OBJECT_HANDLE_INVALID)
+		return errs->handle_invalid;
+	GUARD(rv);
+	if (!o->kms) {
+		log_info("api", "CKM_P11KMS_KMS_ENVELOPE needs a KMS key object");
+		return errs->type_inconsistent;
+	}
+	if (!obj_bool(o, usage, false))
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	if (s->tok->revoked)
+		return CKR_DEVICE_ERROR;
+	*key_id = s->tok->cfg->keys[o->kms_index].id;
+	return CKR_OK;
+}
+
 static CK_RV mech_for(CK_MECHANISM_PTR m, CK_FLAGS need, const mech_info **out)
 {
 	if (!m)
@@ -1117,7 +1163,10 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK)
+	const char *kid = NULL;
+	if (rv == CKR_OK && mi->remote)
+		rv = kms_key_inlock(s, hKey, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key, &kid);
+	else if (rv == CKR_OK)
 		rv = op_key_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT,
 				   &plain_key, &key, &keylen);
 	if (rv != CKR_OK) {
@@ -1130,6 +1179,8 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	if (cipher_op_active(op))
 		rv = CKR_OPERATION_ACTIVE;
+	else if (mi->remote)
+		rv = cipher_op_init_remote(op, mi, pMechanism, s->tok, kid, enc);
 	else
 		rv = cipher_op_init(op, mi, pMechanism, key, keylen, enc);
 	sec_free(key);
@@ -1496,7 +1547,10 @@ static CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	object_t *o = NULL, *w = NULL;
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK)
+	const char *kid = NULL;
+	if (rv == CKR_OK && mi->remote)
+		rv = kms_key_inlock(s, hWrappingKey, CKA_WRAP, &wrapping_key, &kid);
+	else if (rv == CKR_OK)
 		rv = op_key_inlock(s, hWrappingKey, mi, CKA_WRAP, &wrapping_key, &wk, &wklen);
 	if (rv == CKR_OK)
 		rv = object_inlock(s, hKey, true, &o);
@@ -1519,13 +1573,14 @@ static CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			rv = CKR_HOST_MEMORY;
 	}
 	UNLOCK();
+	token_t *tok = s ? s->tok : NULL;
 	if (rv == CKR_OK) {
 		cipher_op op;
-		rv = cipher_op_init(&op, mi, pMechanism, wk, wklen, true);
-		if (rv == CKR_OK) {
+		rv = mi->remote ? cipher_op_init_remote(&op, mi, pMechanism, tok, kid, true)
+				: cipher_op_init(&op, mi, pMechanism, wk, wklen, true);
+		if (rv == CKR_OK)
 			rv = mi->cipher->oneshot(&op, kv, kvlen, pWrappedKey, pulWrappedKeyLen);
-			cipher_op_free(&op);
-		}
+		cipher_op_free(&op);
 		if (rv == CKR_DATA_LEN_RANGE)
 			rv = CKR_KEY_SIZE_RANGE;
 	}
@@ -1553,15 +1608,20 @@ static CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK)
+	const char *kid = NULL;
+	if (rv == CKR_OK && mi->remote)
+		rv = kms_key_inlock(s, hUnwrappingKey, CKA_UNWRAP, &unwrapping_key, &kid);
+	else if (rv == CKR_OK)
 		rv = op_key_inlock(s, hUnwrappingKey, mi, CKA_UNWRAP, &unwrapping_key, &uk,
 				   &uklen);
+	token_t *tok = s ? s->tok : NULL;
 	UNLOCK();
 	uint8_t *val = NULL;
 	CK_ULONG vlen = ulWrappedKeyLen;
 	if (rv == CKR_OK) {
 		cipher_op op;
-		rv = cipher_op_init(&op, mi, pMechanism, uk, uklen, false);
+		rv = mi->remote ? cipher_op_init_remote(&op, mi, pMechanism, tok, kid, false)
+				: cipher_op_init(&op, mi, pMechanism, uk, uklen, false);
 		if (rv == CKR_OK && !(val = sec_alloc(vlen ? vlen : 1)))
 			rv = CKR_HOST_MEMORY;
 		if (rv == CKR_OK)
@@ -1595,8 +1655,11 @@ static CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 		    !tmpl_find(pTemplate, ulAttributeCount, CKA_CLASS))
 			rv = CKR_TEMPLATE_INCOMPLETE;
 	}
-	if (rv == CKR_OK)
+	if (rv == CKR_OK) {
+		/* Wiped if the KMS key is revoked. */
+		o->kms_derived = mi->remote;
 		rv = publish_inlock(s, o, phKey);
+	}
 	UNLOCK();
 	sec_free(val);
 	return LEAVE(rv);

@@ -75,6 +75,10 @@ static bool skip_container(scan_t *c, int depth, char close)
 			c->off++;
 			return true;
 		}
+		if (ch == '}' || ch == ']') { /* the wrong closer: malformed */
+			c->bad = true;
+			return false;
+		}
 		if (ch == ',' || ch == ':') {
 			c->off++;
 			continue;
@@ -98,12 +102,17 @@ static bool skip_value(scan_t *c, int depth)
 		return skip_container(c, depth, '}');
 	if (ch == '[')
 		return skip_container(c, depth, ']');
+	size_t start = c->off;
 	while (c->off < c->len) {
 		ch = c->s[c->off];
 		if (ch == ',' || ch == '}' || ch == ']' || ch == ' ' ||
 		    ch == '\n' || ch == '\t' || ch == '\r')
-			return true;
+			break;
 		c->off++;
+	}
+	if (c->off == start) { /* no value at all: never loop on it */
+		c->bad = true;
+		return false;
 	}
 	return true;
 }

@@ -254,7 +254,7 @@ static CK_RV gcm_update(cipher_op *op, const uint8_t *in, size_t inlen,
 	if (!op->encrypt) {
 		/* The tag is checked before any plaintext is released: hold the
 		 * ciphertext until C_DecryptFinal. */
-		if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+		if (len_rule(0, out, outlen, &rv))
 			return rv;
 		if (!dbuf_add(&op->buf, in, inlen))
 			return op->buf.len + inlen > HOLD_MAX ? CKR_ENCRYPTED_DATA_LEN_RANGE
@@ -349,7 +349,7 @@ static CK_RV ctr_update(cipher_op *op, const uint8_t *in, size_t inlen,
 static CK_RV ctr_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 {
 	CK_RV rv;
-	if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+	if (len_rule(0, out, outlen, &rv))
 		return rv;
 	*outlen = 0;
 	return CKR_OK;
@@ -400,7 +400,7 @@ static CK_RV block_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 	CK_RV rv;
 	if (op->buf.len)
 		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
-	if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+	if (len_rule(0, out, outlen, &rv))
 		return rv;
 	*outlen = 0;
 	return CKR_OK;
@@ -629,7 +629,7 @@ static CK_RV hold_update(cipher_op *op, const uint8_t *in, size_t inlen,
 			 uint8_t *out, CK_ULONG *outlen)
 {
 	CK_RV rv;
-	if (len_rule(0, out ? out : (uint8_t *)"", outlen, &rv))
+	if (len_rule(0, out, outlen, &rv))
 		return rv;
 	if (!dbuf_add(&op->buf, in, inlen))
 		return op->buf.failed && op->buf.len + inlen > HOLD_MAX
@@ -646,6 +646,78 @@ static CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 					 op->buf.len, out, outlen);
 }
 
+/* --- remote: the provider's envelope encryption on a KMS key ----------- */
+
+static kms_call_fn kms_call;
+static kms_max_fn kms_max;
+
+void mech_set_kms(kms_call_fn call, kms_max_fn max)
+{
+	kms_call = call;
+	kms_max = max;
+}
+
+static CK_RV param_kms(const CK_MECHANISM *m)
+{
+	if (!m->pParameter && !m->ulParameterLen)
+		return CKR_OK;
+	if (!m->pParameter || m->ulParameterLen != sizeof(CK_P11KMS_KMS_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	const CK_P11KMS_KMS_PARAMS *p = m->pParameter;
+	if ((p->ulContextLen && !p->pContext) || p->ulContextLen > 4096)
+		return CKR_MECHANISM_PARAM_INVALID;
+	return CKR_OK;
+}
+
+#define KMS_MAX_DATA 4096 /* what the KMSs accept as plaintext */
+
+static CK_RV remote_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
+			    uint8_t *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+	if (inlen > (op->encrypt ? KMS_MAX_DATA : KMS_MAX_DATA * 4) || (op->encrypt && !inlen))
+		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+	/* Upper bounds answer length queries without a KMS round trip. */
+	size_t bound = op->encrypt ? kms_max(op->kms_tok, inlen) : inlen;
+	if (len_rule(bound, out, outlen, &rv))
+		return rv;
+	uint8_t *res = NULL;
+	size_t reslen = 0;
+	GUARD(kms_call(op->kms_tok, op->encrypt, op->kms_key_id, op->kms_ctx,
+		       op->kms_ctxlen, in, inlen, &res, &reslen));
+	if (reslen > *outlen) { /* the provider broke its own bound */
+		sec_free(res);
+		return CKR_GENERAL_ERROR;
+	}
+	memcpy(out, res, reslen);
+	*outlen = reslen;
+	sec_free(res);
+	return CKR_OK;
+}
+
+CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
+			    const CK_MECHANISM *m, void *tok, const char *key_id,
+			    bool encrypt)
+{
+	memset(op, 0, sizeof(*op));
+	dbuf_init(&op->buf, KMS_MAX_DATA * 4, true);
+	GUARD(mi->check_param(m));
+	if (!kms_call)
+		return CKR_GENERAL_ERROR;
+	const CK_P11KMS_KMS_PARAMS *p = m->pParameter;
+	if (p && p->ulContextLen) {
+		if (!(op->kms_ctx = malloc(p->ulContextLen)))
+			return CKR_HOST_MEMORY;
+		memcpy(op->kms_ctx, p->pContext, p->ulContextLen);
+		op->kms_ctxlen = p->ulContextLen;
+	}
+	op->mech = mi;
+	op->encrypt = encrypt;
+	op->kms_tok = tok;
+	op->kms_key_id = key_id;
+	return CKR_OK;
+}
+
 /* --- the table ------------------------------------------------------------ */
 
 static const cipher_impl gcm_impl = {init_gcm, gcm_oneshot, gcm_update, gcm_final};
@@ -655,6 +727,7 @@ static const cipher_impl cbcpad_impl = {init_iv, cbcpad_oneshot, cbcpad_update,
 					cbcpad_final};
 static const cipher_impl kw_impl = {init_iv, kw_oneshot, hold_update, hold_final};
 static const cipher_impl ctr_impl = {init_ctr, ctr_oneshot, ctr_update, ctr_final};
+static const cipher_impl remote_impl = {NULL, remote_oneshot, hold_update, hold_final};
 
 #define ENC_DEC (CKF_ENCRYPT | CKF_DECRYPT)
 #define WRAPS (CKF_WRAP | CKF_UNWRAP)
@@ -671,7 +744,8 @@ static const cipher_impl ctr_impl = {init_ctr, ctr_oneshot, ctr_update, ctr_fina
 #define MAC(t, kind, kt, lo, hi, digest, gen)                                  \
 	{.type = t, .name = #t, .min_key = lo, .max_key = hi, .flags = SIGNS,  \
 	 .key_type = kt, .check_param = gen ? param_mac_general : param_none,  \
-	 .mac = kind, .md = digest, .general = gen}
+	 .mac = kind, .md = digest, .general = gen,                            \
+	 .key_bits = kt == CKK_GENERIC_SECRET}
 #define DIGEST(t, digest)                                                      \
 	{.type = t, .name = #t, .flags = CKF_DIGEST, .check_param = param_none, \
 	 .mac = MAC_DIGEST, .md = digest}
@@ -692,16 +766,19 @@ static const mech_info mech_table[] = {
 	CIPHER(CKM_AES_KEY_WRAP_KWP, ENC_DEC | WRAPS, param_kwp, &kw_impl),
 	MAC(CKM_AES_CMAC, MAC_CMAC, CKK_AES, 16, 32, NULL, false),
 	MAC(CKM_AES_CMAC_GENERAL, MAC_CMAC, CKK_AES, 16, 32, NULL, true),
-	/* HMAC keys are generic secrets of any length (bytes). */
-	MAC(CKM_SHA256_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA256", false),
-	MAC(CKM_SHA256_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA256", true),
-	MAC(CKM_SHA384_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA384", false),
-	MAC(CKM_SHA384_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA384", true),
-	MAC(CKM_SHA512_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA512", false),
-	MAC(CKM_SHA512_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 1, 512, "SHA512", true),
+	/* HMAC keys are generic secrets, sized in bits like their generator. */
+	MAC(CKM_SHA256_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 8, 4096, "SHA256", false),
+	MAC(CKM_SHA256_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 8, 4096, "SHA256", true),
+	MAC(CKM_SHA384_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 8, 4096, "SHA384", false),
+	MAC(CKM_SHA384_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 8, 4096, "SHA384", true),
+	MAC(CKM_SHA512_HMAC, MAC_HMAC, CKK_GENERIC_SECRET, 8, 4096, "SHA512", false),
+	MAC(CKM_SHA512_HMAC_GENERAL, MAC_HMAC, CKK_GENERIC_SECRET, 8, 4096, "SHA512", true),
 	DIGEST(CKM_SHA256, "SHA256"),
 	DIGEST(CKM_SHA384, "SHA384"),
 	DIGEST(CKM_SHA512, "SHA512"),
+	{.type = CKM_P11KMS_KMS_ENVELOPE, .name = "CKM_P11KMS_KMS_ENVELOPE",
+	 .flags = ENC_DEC | WRAPS, .key_type = CKK_P11KMS_KMS,
+	 .check_param = param_kms, .cipher = &remote_impl, .remote = true},
 };
 
 const mech_info *mech_lookup(CK_MECHANISM_TYPE t)
@@ -724,6 +801,8 @@ const mech_info *mech_at(size_t i)
 
 bool mech_key_ok(const mech_info *m, size_t keylen)
 {
+	if (m->remote)
+		return true;
 	if (m->key_type == CKK_AES)
 		return keylen == 16 || keylen == 24 || keylen == 32;
 	size_t units = m->key_bits ? keylen * 8 : keylen;
@@ -753,14 +832,15 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		     const uint8_t *key, size_t keylen, bool encrypt)
 {
 	memset(op, 0, sizeof(*op));
-	op->mech = mi;
-	op->encrypt = encrypt;
-	dbuf_init(&op->buf, HOLD_MAX, true);
 	CK_RV rv = mi->check_param(m);
 	if (rv != CKR_OK) {
+		/* Nothing was started: the session stays free for another init. */
 		log_info("mech", "%s: bad mechanism parameter", mi->name);
 		return rv;
 	}
+	op->mech = mi;
+	op->encrypt = encrypt;
+	dbuf_init(&op->buf, HOLD_MAX, true);
 	op->key = sec_dup(key, keylen);
 	op->keylen = keylen;
 	op->ctx = EVP_CIPHER_CTX_new();
@@ -799,6 +879,7 @@ void cipher_op_free(cipher_op *op)
 	sec_free(op->key);
 	free(op->gcm_iv);
 	free(op->aad);
+	free(op->kms_ctx);
 	dbuf_free(&op->buf);
 	OPENSSL_cleanse(op, sizeof(*op));
 }

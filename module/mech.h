@@ -32,6 +32,11 @@ typedef struct cipher_op {
 	uint8_t tail[16];    /* CBC-PAD decrypt: the last plaintext block */
 	size_t tail_len;
 	bool tail_done;      /* tail decrypted, waiting for a big enough buffer */
+	/* remote (KMS) operations */
+	void *kms_tok;
+	const char *kms_key_id;
+	uint8_t *kms_ctx;
+	size_t kms_ctxlen;
 	uint64_t ctr_left;   /* CTR: counter blocks left before it would wrap */
 	uint64_t ctr_bytes;  /* CTR: bytes processed */
 	bool ctx_fresh;      /* ctx keyed and unused */
@@ -73,6 +78,7 @@ struct mech_info {
 	const char *md;            /* OpenSSL digest name */
 	bool general;              /* _GENERAL: output length is the parameter */
 	bool key_bits;             /* min_key/max_key are bits, not bytes */
+	bool remote;               /* runs in the KMS, on KMS key objects */
 };
 
 const mech_info *mech_lookup(CK_MECHANISM_TYPE t);
@@ -86,6 +92,16 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		     const uint8_t *key, size_t keylen, bool encrypt);
 void cipher_op_free(cipher_op *op);
 bool cipher_op_active(const cipher_op *op);
+
+/* Remote operations: the KMS call, supplied by slots/ (no lock held). */
+typedef CK_RV (*kms_call_fn)(void *tok, bool encrypt, const char *key_id,
+			     const uint8_t *ctx, size_t ctxlen, const uint8_t *in,
+			     size_t inlen, uint8_t **out, size_t *outlen);
+typedef size_t (*kms_max_fn)(void *tok, size_t inlen);
+void mech_set_kms(kms_call_fn call, kms_max_fn max);
+CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
+			    const CK_MECHANISM *m, void *tok, const char *key_id,
+			    bool encrypt);
 
 /* Digest (key NULL), HMAC or CMAC. */
 CK_RV mac_op_init(mac_op *op, const mech_info *mi, const CK_MECHANISM *m,

@@ -48,6 +48,14 @@ typedef struct token {
 	hmap_t session_objs;      /* handle -> object_t */
 	size_t nsessions, nrw;
 	provider_status last;     /* last provider failure */
+	object_t **kms_objs;      /* KMS key objects from the configuration */
+	size_t nkms;
+	/* revalidation of the sealing key (DESIGN.md section 3) */
+	uint64_t last_check;      /* last time the KMS was asked */
+	uint64_t last_ok;         /* last time it answered "enabled" */
+	bool checking;            /* a thread is asking now */
+	bool revoked;             /* key disabled / gone / denied, or offline too long */
+	p11k_err revoked_why;
 } token_t;
 
 typedef struct find_state {

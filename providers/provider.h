@@ -21,6 +21,7 @@ typedef enum field_type {
 	FT_UINT,
 	FT_BOOL,
 	FT_STRING_ARRAY,
+	FT_KEY_ARRAY, /* [{"id": string, "label": string?}, ...] */
 } field_type;
 
 typedef struct field_spec {
@@ -84,6 +85,9 @@ typedef struct provider_ops {
 	p11k_err (*decrypt)(void *state, const char *key_id, const uint8_t *blob,
 			    size_t bloblen, const uint8_t *aad, size_t aadlen,
 			    uint8_t **pt, size_t *ptlen, provider_status *st);
+	/* Longest blob encrypt can return for ptlen bytes (for PKCS #11
+	 * length queries, answered without a KMS call). */
+	size_t (*max_blob_len)(void *state, size_t ptlen);
 } provider_ops;
 
 const provider_ops *provider_find(const char *type);

@@ -38,9 +38,9 @@ p11 --login --pin $PIN --keygen --key-type AES:32 --label tde-master --id 01
 head -c 100000 /dev/urandom >"$work/plain.bin"
 IV=000102030405060708090a0b0c0d0e0f
 echo "== encrypt and decrypt a file (AES-CBC-PAD)"
-p11 --login --pin $PIN --encrypt --label tde-master -m AES-CBC-PAD --iv $IV \
+p11 --login --pin $PIN --encrypt --id 01 -m AES-CBC-PAD --iv $IV \
   -i "$work/plain.bin" -o "$work/cipher.bin"
-p11 --login --pin $PIN --decrypt --label tde-master -m AES-CBC-PAD --iv $IV \
+p11 --login --pin $PIN --decrypt --id 01 -m AES-CBC-PAD --iv $IV \
   -i "$work/cipher.bin" -o "$work/roundtrip.bin"
 cmp "$work/plain.bin" "$work/roundtrip.bin"
 ! cmp -s "$work/plain.bin" "$work/cipher.bin"

@@ -77,6 +77,7 @@ static const attr_rule attr_rules[] = {
 	{CKA_VALUE, K_BYTES, CL_KEY,
 	 R_CREATE_REQ | R_GEN_NO | R_UNWRAP_NO | R_SENSITIVE | R_SECRET},
 	{CKA_VALUE_LEN, K_ULONG, CL_KEY, R_CREATE_NO | R_GEN_REQ},
+	{CKA_P11KMS_KMS_KEY_ID, K_BYTES, CL_KEY, R_READONLY},
 };
 
 static unsigned class_bit(CK_OBJECT_CLASS c)
@@ -92,14 +93,19 @@ static const attr_rule *rule_for(CK_ATTRIBUTE_TYPE t, unsigned cls)
 	return NULL;
 }
 
-static bool known_type(CK_ATTRIBUTE_TYPE t)
-{
-	return rule_for(t, CL_ANY) != NULL;
-}
-
 bool obj_is_secret_attr(CK_ATTRIBUTE_TYPE t)
 {
 	return t == CKA_VALUE;
+}
+
+/* Is this attribute of this object stored sealed? A key's value always;
+ * a data object's value unless the object is public (CKA_PRIVATE FALSE),
+ * which PKCS #11 lets any session read. */
+bool obj_attr_sealed(const object_t *o, CK_ATTRIBUTE_TYPE t)
+{
+	if (!obj_is_secret_attr(t))
+		return false;
+	return !(obj_ulong(o, CKA_CLASS, 0) == CKO_DATA && !obj_bool(o, CKA_PRIVATE, true));
 }
 
 /* --- attribute list helpers ----------------------------------------- */
@@ -107,15 +113,16 @@ bool obj_is_secret_attr(CK_ATTRIBUTE_TYPE t)
 void obj_drop_secrets(object_t *o)
 {
 	size_t j = 0;
+	bool public_data = !obj_attr_sealed(o, CKA_VALUE);
 	for (size_t i = 0; i < o->nattrs; i++) {
-		if (obj_is_secret_attr(o->attrs[i].type)) {
+		if (obj_is_secret_attr(o->attrs[i].type) && !public_data) {
 			sec_free(o->attrs[i].val);
 			continue;
 		}
 		o->attrs[j++] = o->attrs[i];
 	}
 	o->nattrs = j;
-	o->sec_loaded = false;
+	o->sec_loaded = public_data;
 }
 
 void obj_free(object_t *o)
@@ -535,7 +542,10 @@ CK_RV obj_get_attributes(const object_t *o, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 		CK_ATTRIBUTE *t = &tmpl[i];
 		const attr_rule *r = rule_for(t->type, cb);
 		const attr_t *a = obj_attr(o, t->type);
-		if (r && value_hidden(o, r)) {
+		if ((r && value_hidden(o, r)) ||
+		    (r && !o->sec_loaded && obj_attr_sealed(o, t->type))) {
+			/* Hidden, or sealed and the token key is not at hand
+			 * (not logged in): it cannot be revealed now. */
 			t->ulValueLen = CK_UNAVAILABLE_INFORMATION;
 			rv = CKR_ATTRIBUTE_SENSITIVE;
 		} else if (!a) {
@@ -683,13 +693,13 @@ bool obj_serialize(const object_t *o, bool secret, dbuf_t *out)
 {
 	uint32_t cnt = 0;
 	for (size_t i = 0; i < o->nattrs; i++)
-		if (obj_is_secret_attr(o->attrs[i].type) == secret)
+		if (obj_attr_sealed(o, o->attrs[i].type) == secret)
 			cnt++;
 	if (!dbuf_add(out, REC_MAGIC, 4) || !dbuf_add_u8(out, 1) ||
 	    !dbuf_add_u32(out, cnt))
 		return false;
 	for (size_t i = 0; i < o->nattrs; i++)
-		if (obj_is_secret_attr(o->attrs[i].type) == secret &&
+		if (obj_attr_sealed(o, o->attrs[i].type) == secret &&
 		    !ser_attr(out, &o->attrs[i]))
 			return false;
 	return !out->failed;
@@ -712,9 +722,16 @@ bool obj_deserialize(object_t *o, const uint8_t *p, size_t len, bool secret)
 		if (r.failed || vlen > REC_MAX_VALUE || kind > K_MECHS)
 			return false;
 		const uint8_t *v = rd_take(&r, vlen);
-		if (!v || obj_is_secret_attr((CK_ATTRIBUTE_TYPE)type) != secret ||
-		    !known_type((CK_ATTRIBUTE_TYPE)type) || obj_attr(o, type))
+		const attr_rule *rule = rule_for((CK_ATTRIBUTE_TYPE)type, CL_ANY);
+		/* The record must say what the table says: kind and shape. */
+		if (!v || !rule || rule->kind != kind || obj_attr(o, type) ||
+		    (secret && !obj_is_secret_attr((CK_ATTRIBUTE_TYPE)type)))
 			return false;
+		if (kind != K_ULONG && kind != K_MECHS) {
+			CK_ATTRIBUTE probe = {(CK_ATTRIBUTE_TYPE)type, (void *)v, vlen};
+			if (value_shape(rule, &probe) != CKR_OK)
+				return false;
+		}
 		if (kind == K_ULONG || kind == K_MECHS) {
 			if (vlen % 8 || (kind == K_ULONG && vlen != 8))
 				return false;
@@ -734,5 +751,11 @@ bool obj_deserialize(object_t *o, const uint8_t *p, size_t len, bool secret)
 			return false;
 		}
 	}
-	return rd_done(&r);
+	if (!rd_done(&r))
+		return false;
+	/* A value in the clear part only for a public data object. */
+	for (size_t i = 0; !secret && i < o->nattrs; i++)
+		if (obj_attr_sealed(o, o->attrs[i].type))
+			return false;
+	return true;
 }

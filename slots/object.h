@@ -27,6 +27,9 @@ typedef struct object {
 	uint8_t uid[16];
 	attr_t *attrs;
 	size_t nattrs;
+	bool kms;         /* a KMS key object (from the configuration) */
+	size_t kms_index; /* its index in the provider's "keys" */
+	bool kms_derived; /* unwrapped by a KMS key: wiped on revocation */
 	bool sec_loaded;  /* token objects: secret attributes present */
 	bool stale;       /* token objects: reload from the store */
 	uint64_t loaded_version;
@@ -53,6 +56,7 @@ bool obj_is_private(const object_t *o);
 P11K_WUR bool obj_set(object_t *o, CK_ATTRIBUTE_TYPE t, const void *v,
 		      CK_ULONG len);
 bool obj_is_secret_attr(CK_ATTRIBUTE_TYPE t);
+bool obj_attr_sealed(const object_t *o, CK_ATTRIBUTE_TYPE t);
 
 /* Build a new object from a caller's template. extra: attributes the
  * module supplies (CKA_VALUE of a generated or unwrapped key), applied

@@ -329,6 +329,11 @@ static CK_RV unseal_inlock(token_t *t, const char *role, const uint8_t *kek,
 	}
 	pthread_mutex_lock(&mod.lock);
 	t->unsealing = false;
+	if (rv == CKR_OK) {
+		/* A successful unseal is an answer from the KMS: the key is usable. */
+		t->last_check = t->last_ok = clock_now_s();
+		t->revoked = false;
+	}
 	if (!any)
 		log_error("token", "slot %lu: the store has no %s seal for provider "
 				   "%s (was the token initialized with another login "
@@ -957,6 +962,8 @@ static object_t *obj_from_rec(token_t *t, const obj_rec *r)
 		return NULL;
 	}
 	o->loaded_version = t->seen_version;
+	/* A public data object has nothing sealed: it is complete already. */
+	o->sec_loaded = !obj_attr_sealed(o, CKA_VALUE);
 	return o;
 }
 
@@ -988,7 +995,7 @@ CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret)
 		fresh->attrs = oa;
 		fresh->nattrs = on;
 		obj_free(fresh);
-		o->sec_loaded = false;
+		o->sec_loaded = !obj_attr_sealed(o, CKA_VALUE);
 		o->stale = false;
 	}
 	if (need_secret)
@@ -1143,4 +1150,197 @@ CK_RV token_reserve_counter(void *arg, const uint8_t kid[32], uint64_t count,
 	}
 	*first = next;
 	return CKR_OK;
+}
+
+/* --- KMS key objects ------------------------------------------------------ */
+
+CK_RV token_kms_objects_create_inlock(token_t *t)
+{
+	if (!t->cfg->nkeys)
+		return CKR_OK;
+	t->kms_objs = calloc(t->cfg->nkeys, sizeof(*t->kms_objs));
+	if (!t->kms_objs)
+		return CKR_HOST_MEMORY;
+	for (size_t i = 0; i < t->cfg->nkeys; i++) {
+		const kms_key_cfg *k = &t->cfg->keys[i];
+		object_t *o = calloc(1, sizeof(*o));
+		if (!o)
+			return CKR_HOST_MEMORY;
+		CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+		CK_KEY_TYPE kt = CKK_P11KMS_KMS;
+		CK_BBOOL T = CK_TRUE, F = CK_FALSE;
+		CK_ULONG unavailable = CK_UNAVAILABLE_INFORMATION;
+		struct {
+			CK_ATTRIBUTE_TYPE t;
+			const void *v;
+			size_t n;
+		} a[] = {
+			{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+			{CKA_TOKEN, &T, 1}, {CKA_PRIVATE, &F, 1}, {CKA_MODIFIABLE, &F, 1},
+			{CKA_COPYABLE, &F, 1}, {CKA_DESTROYABLE, &F, 1},
+			{CKA_LABEL, k->label, strlen(k->label)},
+			{CKA_ID, k->id, strlen(k->id)},
+			{CKA_P11KMS_KMS_KEY_ID, k->id, strlen(k->id)},
+			{CKA_SENSITIVE, &T, 1}, {CKA_EXTRACTABLE, &F, 1},
+			{CKA_ALWAYS_SENSITIVE, &T, 1}, {CKA_NEVER_EXTRACTABLE, &T, 1},
+			{CKA_LOCAL, &F, 1}, {CKA_KEY_GEN_MECHANISM, &unavailable, sizeof(unavailable)},
+			{CKA_ENCRYPT, &T, 1}, {CKA_DECRYPT, &T, 1}, {CKA_WRAP, &T, 1},
+			{CKA_UNWRAP, &T, 1}, {CKA_SIGN, &F, 1}, {CKA_VERIFY, &F, 1},
+			{CKA_DERIVE, &F, 1}, {CKA_TRUSTED, &F, 1},
+			{CKA_WRAP_WITH_TRUSTED, &F, 1}, {CKA_START_DATE, "", 0},
+			{CKA_END_DATE, "", 0}, {CKA_ALLOWED_MECHANISMS, "", 0},
+		};
+		bool ok = true;
+		for (size_t j = 0; ok && j < ARRAY_SIZE(a); j++)
+			ok = obj_set(o, a[j].t, a[j].v, a[j].n);
+		char uid[33];
+		/* A stable identity: the same key gets the same CKA_UNIQUE_ID. */
+		uint32_t h = 2166136261u;
+		for (const char *p = k->id; *p; p++)
+			h = (h ^ (unsigned char)*p) * 16777619u;
+		snprintf(uid, sizeof(uid), "kms-%08x-%lu", h, (unsigned long)t->slot_id);
+		ok = ok && obj_set(o, CKA_UNIQUE_ID, uid, strlen(uid));
+		o->tok = t;
+		o->kms = true;
+		o->kms_index = i;
+		o->sec_loaded = true;
+		o->handle = ++mod.next_object;
+		if (!ok || !hmap_put(&mod.objects, o->handle, o)) {
+			obj_free(o);
+			return CKR_HOST_MEMORY;
+		}
+		t->kms_objs[t->nkms++] = o;
+	}
+	return CKR_OK;
+}
+
+void token_kms_objects_free_inlock(token_t *t)
+{
+	for (size_t i = 0; i < t->nkms; i++) {
+		hmap_del(&mod.objects, t->kms_objs[i]->handle);
+		obj_free(t->kms_objs[i]);
+	}
+	free(t->kms_objs);
+	t->kms_objs = NULL;
+	t->nkms = 0;
+}
+
+CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
+		     const uint8_t *ctx, size_t ctxlen, const uint8_t *in,
+		     size_t inlen, uint8_t **out, size_t *outlen)
+{
+	token_t *t = tok;
+	provider_status st = {0};
+	uint8_t *res = NULL;
+	size_t reslen = 0;
+	char kv[128] = "";
+	p11k_err e;
+	if (encrypt) {
+		e = t->cfg->ops->encrypt(t->prov, key_id, in, inlen, ctx, ctxlen, &res,
+					 &reslen, kv, sizeof(kv), &st);
+		if (e == P11K_OK) {
+			uint8_t *sec = sec_dup(res, reslen);
+			free(res);
+			res = sec;
+			if (!res)
+				e = P11K_ERR_NOMEM;
+		}
+	} else {
+		e = t->cfg->ops->decrypt(t->prov, key_id, in, inlen, ctx, ctxlen, &res,
+					 &reslen, &st);
+	}
+	if (e != P11K_OK) {
+		st.err = e;
+		pthread_mutex_lock(&mod.lock);
+		note_provider_error(t, &st, encrypt ? "KMS encrypt" : "KMS decrypt");
+		pthread_mutex_unlock(&mod.lock);
+		return p11k_err_to_ckr(e);
+	}
+	*out = res;
+	*outlen = reslen;
+	return CKR_OK;
+}
+
+size_t token_kms_max(void *tok, size_t inlen)
+{
+	token_t *t = tok;
+	return t->cfg->ops->max_blob_len(t->prov, inlen);
+}
+
+/* --- revalidation --------------------------------------------------------- */
+
+static void revoke_inlock(token_t *t, p11k_err why, const char *what)
+{
+	if (!t->revoked)
+		log_error("token", "slot %lu (%s): %s: the token key and every key "
+				   "derived through the KMS are wiped until the key is back",
+			  (unsigned long)t->slot_id, t->cfg->name, what);
+	t->revoked = true;
+	t->revoked_why = why;
+	set_tk_inlock(t, NULL);
+	size_t it = 0;
+	uint64_t k;
+	void *v;
+	while (hmap_next(&t->by_rowid, &it, &k, &v))
+		obj_drop_secrets(v);
+	it = 0;
+	while (hmap_next(&t->session_objs, &it, &k, &v)) {
+		object_t *o = v;
+		if (o->kms_derived) {
+			object_unregister_inlock(o);
+			obj_free(o);
+		}
+	}
+	/* With login required the PIN is needed again to unseal. */
+	if (t->cfg->login == LOGIN_REQUIRED)
+		t->login = NO_LOGIN;
+}
+
+CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr)
+{
+	uint64_t now = clock_now_s();
+	bool due = (t->tk || t->revoked) && !t->checking &&
+		   now - t->last_check >= t->cfg->revalidate_seconds;
+	if (!due) {
+		if (t->revoked)
+			*deverr = p11k_err_to_deverr(t->revoked_why);
+		return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
+	}
+	t->checking = true;
+	t->last_check = now;
+	key_info ki;
+	provider_status st = {0};
+	const char *kid = seal_key(t);
+	pthread_mutex_unlock(&mod.lock);
+	p11k_err e = t->cfg->ops->describe(t->prov, kid, &ki, &st);
+	pthread_mutex_lock(&mod.lock);
+	t->checking = false;
+	if (e == P11K_OK && ki.state == KEY_STATE_ENABLED) {
+		if (t->revoked)
+			log_info("token", "slot %lu (%s): KMS key %s is usable again",
+				 (unsigned long)t->slot_id, t->cfg->name, kid);
+		t->revoked = false;
+		t->last_ok = now;
+		return CKR_OK;
+	}
+	if (e == P11K_OK)
+		e = ki.state == KEY_STATE_DISABLED ? P11K_ERR_KEY_DISABLED
+						   : P11K_ERR_KEY_NOT_FOUND;
+	st.err = e;
+	note_provider_error(t, &st, "revalidating the sealing key");
+	*deverr = p11k_err_to_deverr(e);
+	if (e == P11K_ERR_UNREACHABLE || e == P11K_ERR_THROTTLED) {
+		if (now - t->last_ok <= t->cfg->offline_grace_seconds) {
+			log_warn("token", "slot %lu (%s): KMS unreachable; working on for "
+					  "up to %llu s of grace",
+				 (unsigned long)t->slot_id, t->cfg->name,
+				 (unsigned long long)(t->cfg->offline_grace_seconds -
+						      (now - t->last_ok)));
+			return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
+		}
+		revoke_inlock(t, e, "KMS unreachable for longer than the grace period");
+		return CKR_DEVICE_ERROR;
+	}
+	revoke_inlock(t, e, p11k_err_name(e));
+	return CKR_DEVICE_ERROR;
 }

@@ -53,6 +53,23 @@ CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 CK_RV token_reserve_counter(void *tok, const uint8_t kid[32], uint64_t count,
 			    uint64_t *first);
 
+/* KMS key objects: built from the configuration at C_Initialize. */
+CK_RV token_kms_objects_create_inlock(token_t *t);
+void token_kms_objects_free_inlock(token_t *t);
+/* The remote call behind CKM_P11KMS_KMS_ENVELOPE (no lock held): output in
+ * secure memory. */
+CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
+		     const uint8_t *ctx, size_t ctxlen, const uint8_t *in,
+		     size_t inlen, uint8_t **out, size_t *outlen);
+size_t token_kms_max(void *tok, size_t inlen);
+
+/* Revalidation: every revalidate_seconds, while the token key is in use,
+ * ask the KMS about the sealing key (lock dropped around the call). A key
+ * disabled, destroyed or denied wipes the token key and every key derived
+ * through the KMS; an unreachable KMS is tolerated for
+ * offline_grace_seconds, then the same. CKR_DEVICE_ERROR while revoked. */
+CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr);
+
 /* Object handle registry (module-wide). */
 CK_RV object_register_inlock(object_t *o);
 void object_unregister_inlock(object_t *o);

@@ -20,6 +20,21 @@
 /* Creation time of the object, seconds since the epoch (CK_ULONG). */
 #define CKA_P11KMS_CREATED_AT (CKA_VENDOR_DEFINED | P11KMS_VENDOR_BASE | 0x03UL)
 
+/* Key type of KMS key objects: keys held in the KMS, used only remotely. */
+#define CKK_P11KMS_KMS (CKK_VENDOR_DEFINED | P11KMS_VENDOR_BASE | 0x01UL)
+
+/* The provider's native envelope encryption with a KMS key object (AWS
+ * SYMMETRIC_DEFAULT, Google ENCRYPT_DECRYPT, the local provider's
+ * AES-256-GCM): C_Encrypt/C_Decrypt of small data, C_WrapKey/C_UnwrapKey of
+ * local keys. The parameter, optional, carries the encryption context (AAD):
+ * the same bytes must be given to decrypt. Blobs name the key version. */
+#define CKM_P11KMS_KMS_ENVELOPE (CKM_VENDOR_DEFINED | P11KMS_VENDOR_BASE | 0x01UL)
+
+typedef struct CK_P11KMS_KMS_PARAMS {
+	CK_BYTE_PTR pContext; /* encryption context / AAD, may be NULL */
+	CK_ULONG ulContextLen;
+} CK_P11KMS_KMS_PARAMS;
+
 /* Return values placed in CK_SESSION_INFO.ulDeviceError: the class of the
  * last provider error seen on the session (0 = none). */
 #define P11KMS_DEVERR_NONE 0UL

@@ -260,6 +260,12 @@ static p11k_err local_decrypt(void *state, const char *key_id,
 	return e;
 }
 
+static size_t local_max_blob_len(void *state, size_t ptlen)
+{
+	(void)state;
+	return HDR_LEN + GCM_NONCE_LEN + ptlen + GCM_TAG_LEN;
+}
+
 const provider_ops local_provider_ops = {
 	.type = "local",
 	.fields = local_fields,
@@ -269,4 +275,5 @@ const provider_ops local_provider_ops = {
 	.describe = local_describe,
 	.encrypt = local_encrypt,
 	.decrypt = local_decrypt,
+	.max_blob_len = local_max_blob_len,
 };
