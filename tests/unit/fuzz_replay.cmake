@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: Apache-2.0
+# Corpus replay: each fuzz target's source built as a plain program
+# (tests/fuzz/replay_main.c feeds it every file of its seed corpus), so
+# the normal suite (gcc release, clang ASan) runs the saved inputs without
+# libFuzzer. The fuzzing itself is scripts/fuzz.sh.
+set(P11KMS_FUZZ_DIR ${CMAKE_SOURCE_DIR}/tests/fuzz)
+foreach(t config jsonpos record local_blob store)
+  add_executable(replay_fuzz_${t} ${P11KMS_FUZZ_DIR}/fuzz_${t}.c
+    ${P11KMS_FUZZ_DIR}/replay_main.c)
+  target_link_libraries(replay_fuzz_${t} PRIVATE p11kms_core)
+  add_test(NAME fuzz_replay_${t}
+    COMMAND replay_fuzz_${t} ${P11KMS_FUZZ_DIR}/corpus/fuzz_${t})
+  set_tests_properties(fuzz_replay_${t} PROPERTIES
+    ENVIRONMENT "${P11KMS_TEST_ENV}" TIMEOUT 120)
+endforeach()

@@ -1,0 +1,7 @@
+# SPDX-License-Identifier: Apache-2.0
+# cmocka unit tests, one per source file (tests/unit/test_<file>.c).
+foreach(t test_common test_secmem test_jsonpos test_config test_object
+    test_store)
+  p11kms_unit(${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c)
+  set_tests_properties(${t} PROPERTIES TIMEOUT 300)
+endforeach()
