@@ -338,6 +338,19 @@ static bool host_is_loopback(const char *host)
 	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+/* The instance metadata services: link-local, http by design. */
+static bool host_is_metadata(const char *host)
+{
+	static const char *const hosts[] = {
+		"169.254.169.254", "169.254.170.2", "169.254.170.23",
+		"[fd00:ec2::254]", "[fd00:ec2::23]", "metadata.google.internal",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(hosts); i++)
+		if (strcasecmp(host, hosts[i]) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Parse the URL and apply the policy: https anywhere; http only when the
  * client allows it and only to 127.0.0.0/8, ::1 or localhost (so nothing
@@ -377,6 +390,8 @@ static p11k_err check_url(const http_client *c, const char *url, CURLU **out,
 		e = uc == CURLUE_OUT_OF_MEMORY ? P11K_ERR_NOMEM : P11K_ERR_INTERNAL;
 	} else if (strcmp(scheme, "https") == 0) {
 		*plain = false;
+	} else if (c->opt.allow_plain_metadata && host_is_metadata(host)) {
+		*plain = true;
 	} else if (!c->opt.allow_plain_loopback) {
 		set_msg(st, "plain http to %.96s refused: https is required "
 			    "(plain http is allowed only to loopback, when enabled)",
@@ -786,6 +801,7 @@ http_client *http_client_new(const http_options *opt)
 	}
 	c->opt.ca_file = c->ca_file;
 	c->opt.allow_plain_loopback = o.allow_plain_loopback;
+	c->opt.allow_plain_metadata = o.allow_plain_metadata;
 	c->opt.connect_timeout_ms = opt_or(o.connect_timeout_ms, 3000);
 	c->opt.total_timeout_ms = opt_or(o.total_timeout_ms, 10000);
 	c->opt.max_body = o.max_body ? o.max_body : HTTP_DEFAULT_MAX_BODY;

@@ -57,6 +57,11 @@ void http_response_free(http_response *r);
 typedef struct http_options {
 	const char *ca_file;        /* NULL: the system store */
 	bool allow_plain_loopback;  /* http:// only to 127.0.0.0/8, ::1, localhost */
+	bool allow_plain_metadata;  /* http:// to the clouds' link-local metadata
+				     * services (169.254.169.254, 169.254.170.2,
+				     * 169.254.170.23, fd00:ec2::254, fd00:ec2::23,
+				     * metadata.google.internal), which speak
+				     * nothing else */
 	long connect_timeout_ms;    /* default 3000 */
 	long total_timeout_ms;      /* per attempt, default 10000 */
 	size_t max_body;            /* default HTTP_DEFAULT_MAX_BODY */
