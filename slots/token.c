@@ -1324,8 +1324,9 @@ CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr)
 		return CKR_OK;
 	}
 	if (e == P11K_OK)
-		e = ki.state == KEY_STATE_DISABLED ? P11K_ERR_KEY_DISABLED
-						   : P11K_ERR_KEY_NOT_FOUND;
+		e = ki.state == KEY_STATE_DISABLED || ki.state == KEY_STATE_PENDING_DELETION
+			    ? P11K_ERR_KEY_DISABLED
+			    : P11K_ERR_KEY_NOT_FOUND;
 	st.err = e;
 	note_provider_error(t, &st, "revalidating the sealing key");
 	*deverr = p11k_err_to_deverr(e);

@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The AWS KMS provider (JSON 1.1 over HTTPS, SigV4; PROTOCOLS.md section 1).
+ * Encrypt/Decrypt with SYMMETRIC_DEFAULT keys; the AAD the module passes
+ * becomes the encryption context {"p11kms": base64url(aad)}, so a blob
+ * opens only with the same context. Blobs are AWS's own: they name the key
+ * and its backing version. Creation touches no network; every call goes
+ * through the shared HTTP client (retries, Retry-After) and the standard
+ * credential chain.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "creds.h"
+#include "module/log.h"
+#include "module/secmem.h"
+#include "providers/common/codec.h"
+#include "providers/common/http.h"
+#include "providers/provider.h"
+#include "sigv4.h"
+
+#define AWS_MAX_REPLY (64 * 1024)
+
+typedef struct aws_state {
+	char *region;
+	char *endpoint; /* https://host[:port] without trailing slash */
+	char *host;     /* Host header: host[:port] */
+	char *default_key;
+	http_client *http;
+	aws_creds_provider *creds;
+} aws_state;
+
+static const field_spec aws_fields[] = {
+	{"region", FT_STRING, true, 0, 0, NULL},
+	{"endpoint", FT_STRING, false, 0, 0, NULL},
+	{"sts_endpoint", FT_STRING, false, 0, 0, NULL},
+	{"ca_file", FT_STRING, false, 0, 0, NULL},
+	{"profile", FT_STRING, false, 0, 0, NULL},
+	{"fips", FT_BOOL, false, 0, 0, NULL},
+	{NULL, FT_STRING, false, 0, 0, NULL},
+};
+
+/* AWS error types -> the internal vocabulary (PROTOCOLS.md 1.4). Dispatch
+ * on __type, never on the HTTP status. */
+static const struct {
+	const char *type;
+	p11k_err err;
+} aws_errors[] = {
+	{"NotFoundException", P11K_ERR_KEY_NOT_FOUND},
+	{"DisabledException", P11K_ERR_KEY_DISABLED},
+	{"KMSInvalidStateException", P11K_ERR_KEY_DISABLED},
+	{"KeyUnavailableException", P11K_ERR_UNREACHABLE},
+	{"AccessDeniedException", P11K_ERR_ACCESS_DENIED},
+	{"UnrecognizedClientException", P11K_ERR_ACCESS_DENIED},
+	{"InvalidSignatureException", P11K_ERR_ACCESS_DENIED},
+	{"IncompleteSignature", P11K_ERR_ACCESS_DENIED},
+	{"ExpiredTokenException", P11K_ERR_ACCESS_DENIED},
+	{"InvalidClientTokenId", P11K_ERR_ACCESS_DENIED},
+	{"MissingAuthenticationToken", P11K_ERR_ACCESS_DENIED},
+	{"InvalidKeyUsageException", P11K_ERR_ACCESS_DENIED},
+	{"InvalidCiphertextException", P11K_ERR_INVALID_CIPHERTEXT},
+	{"IncorrectKeyException", P11K_ERR_INVALID_CIPHERTEXT},
+	{"ThrottlingException", P11K_ERR_THROTTLED},
+	{"LimitExceededException", P11K_ERR_THROTTLED},
+	{"KMSInternalException", P11K_ERR_UNREACHABLE},
+	{"DependencyTimeoutException", P11K_ERR_UNREACHABLE},
+	{"InternalFailure", P11K_ERR_UNREACHABLE},
+	{"ServiceUnavailable", P11K_ERR_UNREACHABLE},
+	{"ValidationException", P11K_ERR_INTERNAL},
+};
+
+static p11k_err map_error(const char *type)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(aws_errors); i++)
+		if (strcmp(aws_errors[i].type, type) == 0)
+			return aws_errors[i].err;
+	return P11K_ERR_BAD_REPLY;
+}
+
+/* "aws.protocols#FooError:http://..." -> "FooError" (PROTOCOLS.md 1.1). */
+static void error_type(const char *raw, char *out, size_t outlen)
+{
+	const char *p = strrchr(raw, '#');
+	p = p ? p + 1 : raw;
+	size_t n = strcspn(p, ":");
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, p, n);
+	out[n] = 0;
+}
+
+/* --- one call ------------------------------------------------------------ */
+
+typedef struct call {
+	aws_state *s;
+	const char *op;
+	const char *body; /* JSON; may hold key material */
+	size_t bodylen;
+} call_t;
+
+static p11k_err build(void *arg, int attempt, http_request *req, provider_status *st)
+{
+	call_t *c = arg;
+	aws_creds cr = {0};
+	char target[80];
+	(void)attempt;
+	p11k_err e = aws_creds_get(c->s->creds, &cr, st);
+	if (e != P11K_OK)
+		return e;
+	snprintf(target, sizeof(target), "TrentService.%s", c->op);
+	sigv4_header hs[] = {
+		{"Host", c->s->host},
+		{"Content-Type", "application/x-amz-json-1.1"},
+		{"X-Amz-Target", target},
+	};
+	sigv4_request sr = {
+		.method = "POST", .path = "/", .query = NULL,
+		.headers = hs, .nheaders = ARRAY_SIZE(hs),
+		.payload = (const uint8_t *)c->body, .payloadlen = c->bodylen,
+		.region = c->s->region, .service = "kms", .now = clock_now_s(),
+	};
+	sigv4_result sig = {0};
+	e = sigv4_sign(&sr, &cr, &sig);
+	size_t ulen = strlen(c->s->endpoint) + 2;
+	snprintf(req->method, sizeof(req->method), "POST");
+	if (e == P11K_OK && !(req->url = malloc(ulen)))
+		e = P11K_ERR_NOMEM;
+	if (e == P11K_OK)
+		snprintf(req->url, ulen, "%s/", c->s->endpoint);
+	if (e == P11K_OK &&
+	    (!http_header_add(req, "Content-Type", "application/x-amz-json-1.1") ||
+	     !http_header_add(req, "X-Amz-Target", target) ||
+	     !http_header_add(req, "X-Amz-Date", sig.amz_date) ||
+	     (cr.session_token &&
+	      !http_header_add(req, "X-Amz-Security-Token", cr.session_token)) ||
+	     !http_header_add(req, "Authorization", sig.authorization)))
+		e = P11K_ERR_NOMEM;
+	if (e == P11K_OK && !(req->body = malloc(c->bodylen ? c->bodylen : 1)))
+		e = P11K_ERR_NOMEM;
+	if (e == P11K_OK) {
+		memcpy(req->body, c->body, c->bodylen);
+		req->bodylen = c->bodylen;
+		req->body_secret = true;
+	}
+	sigv4_result_free(&sig);
+	OPENSSL_cleanse(&sig, sizeof(sig));
+	aws_creds_clear(&cr);
+	return e;
+}
+
+static bool reply_type(const http_response *r, char *type, size_t tlen, json_t **out)
+{
+	json_error_t je;
+	json_t *j = json_loadb((const char *)r->body.p, r->body.len, 0, &je);
+	type[0] = 0;
+	if (!j)
+		return false;
+	json_t *t = json_object_get(j, "__type");
+	if (json_is_string(t))
+		error_type(json_string_value(t), type, tlen);
+	if (out)
+		*out = j;
+	else
+		json_decref(j);
+	return true;
+}
+
+/* KMS throttles with HTTP 400 (PROTOCOLS.md 1.4): retry on the type. */
+static bool retryable(void *arg, const http_response *r)
+{
+	char type[96];
+	(void)arg;
+	if (r->status != 400 || !reply_type(r, type, sizeof(type), NULL))
+		return false;
+	return map_error(type) == P11K_ERR_THROTTLED;
+}
+
+/* Send op with body; on success *reply is the parsed JSON (caller frees,
+ * after wiping secret strings it read). */
+static p11k_err kms_call(aws_state *s, const char *op, json_t *req, json_t **reply,
+			 provider_status *st)
+{
+	char *body = json_dumps(req, JSON_COMPACT);
+	if (!body)
+		return P11K_ERR_NOMEM;
+	call_t c = {.s = s, .op = op, .body = body, .bodylen = strlen(body)};
+	http_response resp;
+	http_response_init(&resp, AWS_MAX_REPLY);
+	p11k_err e = http_call(s->http, build, &c, retryable, NULL, &resp, st);
+	OPENSSL_cleanse(body, c.bodylen);
+	free(body);
+	snprintf(st->request_id, sizeof(st->request_id), "%s", resp.request_id);
+	st->http_status = resp.status;
+	if (e == P11K_OK && resp.status == 200) {
+		json_error_t je;
+		*reply = json_loadb((const char *)resp.body.p, resp.body.len, 0, &je);
+		if (!*reply) {
+			snprintf(st->message, sizeof(st->message), "%s: reply is not JSON", op);
+			e = P11K_ERR_BAD_REPLY;
+		}
+	} else if (e == P11K_OK) {
+		json_t *j = NULL;
+		char type[96];
+		if (!reply_type(&resp, type, sizeof(type), &j) || !type[0]) {
+			snprintf(st->message, sizeof(st->message), "%s: HTTP %ld without an "
+				 "AWS error body", op, resp.status);
+			e = resp.status >= 500 ? P11K_ERR_UNREACHABLE : P11K_ERR_BAD_REPLY;
+		} else {
+			json_t *m = json_object_get(j, "message");
+			if (!json_is_string(m))
+				m = json_object_get(j, "Message");
+			snprintf(st->error_name, sizeof(st->error_name), "%s", type);
+			/* AWS messages name keys and ARNs, never key material. */
+			snprintf(st->message, sizeof(st->message), "%s: %s: %.180s", op, type,
+				 json_is_string(m) ? json_string_value(m) : "");
+			e = map_error(type);
+		}
+		json_decref(j);
+	} else if (resp.status) {
+		char type[96];
+		if (reply_type(&resp, type, sizeof(type), NULL) && type[0])
+			snprintf(st->error_name, sizeof(st->error_name), "%s", type);
+	}
+	http_response_free(&resp);
+	st->err = e;
+	return e;
+}
+
+/* --- provider operations ------------------------------------------------ */
+
+static p11k_err aws_describe(void *state, const char *key_id, key_info *out,
+			     provider_status *st)
+{
+	aws_state *s = state;
+	json_t *reply = NULL, *req = json_pack("{s:s}", "KeyId", key_id);
+	memset(out, 0, sizeof(*out));
+	if (!req)
+		return P11K_ERR_NOMEM;
+	p11k_err e = kms_call(s, "DescribeKey", req, &reply, st);
+	json_decref(req);
+	if (e != P11K_OK)
+		return e;
+	json_t *md = json_object_get(reply, "KeyMetadata");
+	const char *state_s = json_string_value(json_object_get(md, "KeyState"));
+	const char *arn = json_string_value(json_object_get(md, "Arn"));
+	const char *mat = json_string_value(json_object_get(md, "CurrentKeyMaterialId"));
+	json_t *created = json_object_get(md, "CreationDate");
+	if (!state_s) {
+		snprintf(st->message, sizeof(st->message), "DescribeKey: no KeyState");
+		json_decref(reply);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	out->state = strcmp(state_s, "Enabled") == 0           ? KEY_STATE_ENABLED
+		     : strcmp(state_s, "PendingDeletion") == 0 ? KEY_STATE_PENDING_DELETION
+							       : KEY_STATE_DISABLED;
+	snprintf(out->key_id, sizeof(out->key_id), "%s", arn ? arn : key_id);
+	snprintf(out->primary_version, sizeof(out->primary_version), "%s", mat ? mat : "");
+	if (json_is_number(created))
+		out->created_at = (uint64_t)json_number_value(created);
+	json_decref(reply);
+	return P11K_OK;
+}
+
+static json_t *context_of(const uint8_t *aad, size_t aadlen)
+{
+	if (!aadlen)
+		return NULL;
+	char *v = b64url_encode(aad, aadlen);
+	json_t *ctx = v ? json_pack("{s:s}", "p11kms", v) : NULL;
+	free(v);
+	return ctx;
+}
+
+/* Wipe and drop a JSON string that held key material. */
+static void wipe_string(json_t *s)
+{
+	if (json_is_string(s))
+		OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
+}
+
+static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
+			    size_t ptlen, const uint8_t *aad, size_t aadlen,
+			    uint8_t **blob, size_t *bloblen, char *kv, size_t kvlen,
+			    provider_status *st)
+{
+	aws_state *s = state;
+	char *b64 = b64_encode(pt, ptlen);
+	json_t *ctx = context_of(aad, aadlen);
+	json_t *req = b64 ? json_pack("{s:s, s:s, s:s}", "KeyId", key_id, "Plaintext", b64,
+				      "EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+			  : NULL;
+	if (b64) {
+		OPENSSL_cleanse(b64, strlen(b64));
+		free(b64);
+	}
+	if (!req || (aadlen && (!ctx || json_object_set_new(req, "EncryptionContext", ctx)))) {
+		json_decref(req);
+		return P11K_ERR_NOMEM;
+	}
+	json_t *reply = NULL;
+	p11k_err e = kms_call(s, "Encrypt", req, &reply, st);
+	wipe_string(json_object_get(req, "Plaintext"));
+	json_decref(req);
+	if (e != P11K_OK)
+		return e;
+	json_t *cb = json_object_get(reply, "CiphertextBlob");
+	const char *arn = json_string_value(json_object_get(reply, "KeyId"));
+	if (!json_is_string(cb) ||
+	    !b64_decode(json_string_value(cb), json_string_length(cb), false, blob, bloblen)) {
+		snprintf(st->message, sizeof(st->message), "Encrypt: bad CiphertextBlob");
+		e = st->err = P11K_ERR_BAD_REPLY;
+	} else {
+		snprintf(kv, kvlen, "%s", arn ? arn : key_id);
+	}
+	json_decref(reply);
+	return e;
+}
+
+static p11k_err aws_decrypt(void *state, const char *key_id, const uint8_t *blob,
+			    size_t bloblen, const uint8_t *aad, size_t aadlen,
+			    uint8_t **pt, size_t *ptlen, provider_status *st)
+{
+	aws_state *s = state;
+	char *b64 = b64_encode(blob, bloblen);
+	json_t *ctx = context_of(aad, aadlen);
+	json_t *req = b64 ? json_pack("{s:s, s:s, s:s}", "KeyId", key_id, "CiphertextBlob",
+				      b64, "EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+			  : NULL;
+	free(b64);
+	if (!req || (aadlen && (!ctx || json_object_set_new(req, "EncryptionContext", ctx)))) {
+		json_decref(req);
+		return P11K_ERR_NOMEM;
+	}
+	json_t *reply = NULL;
+	p11k_err e = kms_call(s, "Decrypt", req, &reply, st);
+	json_decref(req);
+	if (e != P11K_OK)
+		return e;
+	json_t *p = json_object_get(reply, "Plaintext");
+	if (!json_is_string(p) ||
+	    !b64_decode(json_string_value(p), json_string_length(p), true, pt, ptlen)) {
+		snprintf(st->message, sizeof(st->message), "Decrypt: bad Plaintext");
+		e = st->err = P11K_ERR_BAD_REPLY;
+	}
+	wipe_string(p);
+	json_decref(reply);
+	return e;
+}
+
+static size_t aws_max_blob_len(void *state, size_t ptlen)
+{
+	(void)state;
+	/* KMS ciphertexts carry a header of a few hundred bytes at most; the
+	 * service caps them at 6144 bytes. */
+	size_t n = ptlen + 1024;
+	return n > 6144 ? 6144 : n;
+}
+
+/* --- creation (no network) ------------------------------------------------ */
+
+static const char *str_field(const json_t *cfg, const char *k)
+{
+	return json_string_value(json_object_get(cfg, k));
+}
+
+static void aws_destroy(void *state)
+{
+	aws_state *s = state;
+	if (!s)
+		return;
+	aws_creds_provider_free(s->creds);
+	http_client_free(s->http);
+	free(s->region);
+	free(s->endpoint);
+	free(s->host);
+	free(s->default_key);
+	free(s);
+}
+
+static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state,
+			   char *why, size_t wl)
+{
+	(void)cfg_path;
+	aws_state *s = calloc(1, sizeof(*s));
+	if (!s)
+		return P11K_ERR_NOMEM;
+	const char *region = str_field(cfg, "region");
+	const char *ep = str_field(cfg, "endpoint");
+	const char *env_ep = getenv("AWS_ENDPOINT_URL_KMS");
+	if (!env_ep || !*env_ep)
+		env_ep = getenv("AWS_ENDPOINT_URL");
+	char defep[160];
+	snprintf(defep, sizeof(defep), "https://kms%s.%s.amazonaws.com",
+		 json_is_true(json_object_get(cfg, "fips")) ? "-fips" : "", region);
+	const char *use = ep ? ep : (env_ep && *env_ep) ? env_ep : defep;
+	p11k_err e = P11K_OK;
+	if (strncmp(use, "https://", 8) != 0) {
+		snprintf(why, wl, "endpoint %.100s: only https:// endpoints are accepted", use);
+		e = P11K_ERR_ACCESS_DENIED;
+	}
+	s->region = strdup(region);
+	s->endpoint = strdup(use);
+	if (e == P11K_OK && (!s->region || !s->endpoint))
+		e = P11K_ERR_NOMEM;
+	if (e == P11K_OK) {
+		size_t n = strlen(s->endpoint);
+		while (n > 8 && s->endpoint[n - 1] == '/')
+			s->endpoint[--n] = 0;
+		const char *h = s->endpoint + 8;
+		if (strchr(h, '/')) {
+			snprintf(why, wl, "endpoint %.100s: give scheme and host only", use);
+			e = P11K_ERR_ACCESS_DENIED;
+		} else if (!(s->host = strdup(h))) {
+			e = P11K_ERR_NOMEM;
+		}
+	}
+	json_t *keys = json_object_get(cfg, "keys");
+	const char *seal = str_field(cfg, "seal_with");
+	if (!seal && json_array_size(keys))
+		seal = str_field(json_array_get(keys, 0), "id");
+	if (e == P11K_OK && seal && !(s->default_key = strdup(seal)))
+		e = P11K_ERR_NOMEM;
+	if (e == P11K_OK && !seal) {
+		snprintf(why, wl, "name the KMS key that seals the token: \"seal_with\" or "
+				  "a first entry in \"keys\"");
+		e = P11K_ERR_KEY_NOT_FOUND;
+	}
+	if (e == P11K_OK) {
+		const char *ca = str_field(cfg, "ca_file");
+		if (!ca)
+			ca = getenv("AWS_CA_BUNDLE");
+		http_options ho = {.ca_file = ca, .allow_plain_metadata = true};
+		s->http = http_client_new(&ho);
+		aws_chain_options co = {.profile = str_field(cfg, "profile"),
+					.region = region,
+					.sts_endpoint = str_field(cfg, "sts_endpoint"),
+					.http = s->http};
+		s->creds = s->http ? aws_creds_chain_new(&co) : NULL;
+		if (!s->http || !s->creds)
+			e = P11K_ERR_NOMEM;
+	}
+	if (e != P11K_OK) {
+		aws_destroy(s);
+		return e;
+	}
+	*state = s;
+	return P11K_OK;
+}
+
+static const char *aws_default_seal_key(void *state)
+{
+	return ((aws_state *)state)->default_key;
+}
+
+const provider_ops aws_provider_ops = {
+	.type = "aws",
+	.fields = aws_fields,
+	.create = aws_create,
+	.destroy = aws_destroy,
+	.default_seal_key = aws_default_seal_key,
+	.describe = aws_describe,
+	.encrypt = aws_encrypt,
+	.decrypt = aws_decrypt,
+	.max_blob_len = aws_max_blob_len,
+};

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Drive a running KMS emulator from C tests: emuctl.py STATE_DIR COMMAND ARGS...
+
+  disable|enable|rotate|destroy CLOUD KEY    key state (control API)
+  count SERVICE OP                            print the request count
+  reset-counters | clear-faults
+  fault JSON                                  add a fault rule
+  boto3-decrypt BLOB_FILE CONTEXT OUT_FILE    the official SDK opens a module blob
+  boto3-encrypt IN_FILE CONTEXT OUT_FILE      the official SDK makes a blob for the module
+CONTEXT is the module's AAD; p11kms sends it as {"p11kms": base64url(AAD)}.
+"""
+import base64
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "kms-emulator"))
+from kmsemu.harness import EmulatorHandle  # noqa: E402
+
+
+def context(aad):
+    if not aad:
+        return {}
+    return {"p11kms": base64.urlsafe_b64encode(aad.encode()).decode().rstrip("=")}
+
+
+def kms(emu):
+    import boto3
+    a = emu.info["aws"]
+    return boto3.client("kms", region_name=a["region"], endpoint_url=a["endpoint_url"],
+                        verify=emu.ca_bundle, aws_access_key_id=a["access_key_id"],
+                        aws_secret_access_key=a["secret_access_key"])
+
+
+def main(argv):
+    state, cmd, args = argv[1], argv[2], argv[3:]
+    with open(os.path.join(state, "emulator.json")) as f:
+        emu = EmulatorHandle(json.load(f), None, state, False)
+    if cmd in ("disable", "enable", "rotate", "destroy"):
+        emu.key_action(args[0], cmd, args[1])
+    elif cmd == "count":
+        print(emu.count(args[0], args[1]))
+    elif cmd == "reset-counters":
+        emu.reset_counters()
+    elif cmd == "clear-faults":
+        emu.clear_faults()
+    elif cmd == "fault":
+        emu.fault(**json.loads(args[0]))
+    elif cmd == "boto3-decrypt":
+        blob = open(args[0], "rb").read()
+        r = kms(emu).decrypt(CiphertextBlob=blob, EncryptionContext=context(args[1]))
+        open(args[2], "wb").write(r["Plaintext"])
+    elif cmd == "boto3-encrypt":
+        pt = open(args[0], "rb").read()
+        r = kms(emu).encrypt(KeyId=emu.info["aws"]["alias"], Plaintext=pt,
+                             EncryptionContext=context(args[1]))
+        open(args[2], "wb").write(r["CiphertextBlob"])
+    else:
+        sys.exit("emuctl: unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
