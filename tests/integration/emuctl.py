@@ -8,6 +8,9 @@
   fault JSON                                  add a fault rule
   boto3-decrypt BLOB_FILE CONTEXT OUT_FILE    the official SDK opens a module blob
   boto3-encrypt IN_FILE CONTEXT OUT_FILE      the official SDK makes a blob for the module
+  log-seq                                     print the last request-log sequence number
+  max-overlap SINCE SERVICE OP                most requests of SERVICE/OP in flight at once
+                                              (from the request log after SINCE)
 CONTEXT is the module's AAD; p11kms sends it as {"p11kms": base64url(AAD)}.
 """
 import base64
@@ -57,6 +60,22 @@ def main(argv):
         r = kms(emu).encrypt(KeyId=emu.info["aws"]["alias"], Plaintext=pt,
                              EncryptionContext=context(args[1]))
         open(args[2], "wb").write(r["CiphertextBlob"])
+    elif cmd == "log-seq":
+        entries = emu.log()
+        print(max([e["seq"] for e in entries], default=0))
+    elif cmd == "max-overlap":
+        since, service, op = int(args[0]), args[1], args[2]
+        spans = []
+        for e in emu.log(since):
+            if e["service"] == service and e["op"] == op and e["duration_ms"] is not None:
+                end = e["time"]
+                spans.append((end - e["duration_ms"] / 1000.0, end))
+        events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+        cur = best = 0
+        for _, d in events:
+            cur += d
+            best = max(best, cur)
+        print(best)
     else:
         sys.exit("emuctl: unknown command " + cmd)
 

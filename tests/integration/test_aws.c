@@ -10,6 +10,7 @@
  * secret reaches the trace-level log.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +283,57 @@ static void test_blobs_interoperate_with_boto3(void **state)
 		  CKR_WRAPPED_KEY_INVALID);
 }
 
+/* A blob wrapped here unwraps in another process of the module. */
+static void test_unwrap_in_another_process(void **state)
+{
+	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	uint8_t key[32];
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(7 * i);
+	CK_OBJECT_HANDLE dk = h_import_aes(S, key, 32);
+	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	uint8_t blob[2048], c1[32], c2[32];
+	CK_ULONG bl = sizeof(blob), l1 = sizeof(c1), l2 = sizeof(c2);
+	assert_ok(p11->C_WrapKey(S, &m, kms, dk, blob, &bl));
+	assert_ok(encrypt_with(S, dk, c1, &l1));
+	assert_ok(p11->C_Finalize(NULL));
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		CK_SESSION_HANDLE s;
+		if (h_initialize(&env) != CKR_OK ||
+		    p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &s) ||
+		    p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4))
+			_exit(2);
+		CK_ATTRIBUTE q = {CKA_LABEL, "aws-key", 7};
+		CK_OBJECT_HANDLE k, back;
+		CK_ULONG n = 0;
+		p11->C_FindObjectsInit(s, &q, 1);
+		p11->C_FindObjects(s, &k, 1, &n);
+		p11->C_FindObjectsFinal(s);
+		CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+		CK_KEY_TYPE kt = CKK_AES;
+		CK_ATTRIBUTE t[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)}};
+		if (n != 1 || p11->C_UnwrapKey(s, &m, k, blob, bl, t, 2, &back) ||
+		    encrypt_with(s, back, c2, &l2) ||
+		    write(fds[1], c2, l2) != (ssize_t)l2)
+			_exit(3);
+		p11->C_Finalize(NULL);
+		_exit(0);
+	}
+	close(fds[1]);
+	ssize_t got = read(fds[0], c2, sizeof(c2));
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(got, (ssize_t)l1);
+	assert_memory_equal(c1, c2, l1);
+	assert_ok(h_initialize(&env));
+}
+
 static void test_disable_then_enable(void **state)
 {
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "guarded");
@@ -350,6 +402,76 @@ static void test_retries_and_throttling(void **state)
 	emuctl("clear-faults");
 }
 
+typedef struct wrapper {
+	CK_OBJECT_HANDLE kms, key;
+	CK_RV rv;
+	uint8_t blob[2048];
+	CK_ULONG len;
+} wrapper;
+
+static void *wrap_thread(void *arg)
+{
+	wrapper *w = arg;
+	CK_SESSION_HANDLE s;
+	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	w->rv = p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+	w->len = sizeof(w->blob);
+	if (w->rv == CKR_OK)
+		w->rv = p11->C_WrapKey(s, &m, w->kms, w->key, w->blob, &w->len);
+	p11->C_CloseSession(s);
+	return NULL;
+}
+
+static long emu_value(const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl.py %s %s",
+		 getenv("P11KMS_SRC"), emu_dir, args);
+	FILE *p = popen(cmd, "r");
+	long n = -1;
+	if (!p || fscanf(p, "%ld", &n) != 1)
+		n = -1;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+/* Remote calls from several threads run side by side: no module lock is
+ * held across the network. Shown with injected latency and the emulator's
+ * request log (overlapping requests), not with timings. */
+static void test_threads_do_not_serialize(void **state)
+{
+	enum { N = 4 };
+	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
+	long since = emu_value("log-seq");
+	emuctl("fault '{\"service\": \"aws\", \"op\": \"Encrypt\", \"kind\": \"latency\", "
+	       "\"delay_ms\": 700, \"count\": 0}'");
+	pthread_t th[N];
+	wrapper w[N];
+	for (int i = 0; i < N; i++) {
+		w[i] = (wrapper){.kms = kms, .key = dk};
+		assert_int_equal(pthread_create(&th[i], NULL, wrap_thread, &w[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	emuctl("clear-faults");
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ATTRIBUTE t[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)}};
+	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	for (int i = 0; i < N; i++) {
+		assert_ok(w[i].rv);
+		CK_OBJECT_HANDLE back;
+		assert_ok(p11->C_UnwrapKey(S, &m, kms, w[i].blob, w[i].len, t, 2, &back));
+	}
+	char args[128];
+	snprintf(args, sizeof(args), "max-overlap %ld aws Encrypt", since);
+	long overlap = emu_value(args);
+	print_message("at most %ld Encrypt requests in flight at once\n", overlap);
+	assert_true(overlap >= 2);
+}
+
 static void test_unreachable_within_grace(void **state)
 {
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
@@ -402,9 +524,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_token_survives_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blobs_interoperate_with_boto3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unwrap_in_another_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disable_then_enable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_keeps_old_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retries_and_throttling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_do_not_serialize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_within_grace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable_fails_closed, setup_no_grace,
 						teardown),
