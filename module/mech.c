@@ -73,6 +73,18 @@ static CK_RV rekey(cipher_op *op)
 	return CKR_OK;
 }
 
+/* Feed input to the running context, output to out (lengths checked). */
+static CK_RV feed(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
+		  CK_ULONG *outlen)
+{
+	size_t n;
+	op->ctx_fresh = false;
+	if (!evp_update(op->ctx, out, &n, in, inlen))
+		return CKR_GENERAL_ERROR;
+	*outlen = n;
+	return CKR_OK;
+}
+
 /* Multi-part: the context is reset only before the first part; later
  * parts continue the stream. */
 static CK_RV stream_start(cipher_op *op)
@@ -265,12 +277,7 @@ static CK_RV gcm_update(cipher_op *op, const uint8_t *in, size_t inlen,
 	if (len_rule(inlen, out, outlen, &rv))
 		return rv;
 	GUARD(stream_start(op));
-	op->ctx_fresh = false;
-	size_t n;
-	if (!evp_update(op->ctx, out, &n, in, inlen))
-		return CKR_GENERAL_ERROR;
-	*outlen = n;
-	return CKR_OK;
+	return feed(op, in, inlen, out, outlen);
 }
 
 static CK_RV gcm_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
@@ -322,12 +329,7 @@ static CK_RV ctr_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 	op->ctr_bytes = 0;
 	GUARD(ctr_consume(op, inlen));
 	GUARD(rekey(op));
-	op->ctx_fresh = false;
-	size_t n;
-	if (!evp_update(op->ctx, out, &n, in, inlen))
-		return CKR_GENERAL_ERROR;
-	*outlen = n;
-	return CKR_OK;
+	return feed(op, in, inlen, out, outlen);
 }
 
 static CK_RV ctr_update(cipher_op *op, const uint8_t *in, size_t inlen,
@@ -338,12 +340,7 @@ static CK_RV ctr_update(cipher_op *op, const uint8_t *in, size_t inlen,
 		return rv;
 	GUARD(stream_start(op));
 	GUARD(ctr_consume(op, inlen));
-	op->ctx_fresh = false;
-	size_t n;
-	if (!evp_update(op->ctx, out, &n, in, inlen))
-		return CKR_GENERAL_ERROR;
-	*outlen = n;
-	return CKR_OK;
+	return feed(op, in, inlen, out, outlen);
 }
 
 static CK_RV ctr_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
@@ -366,12 +363,7 @@ static CK_RV block_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 	if (len_rule(inlen, out, outlen, &rv))
 		return rv;
 	GUARD(rekey(op));
-	op->ctx_fresh = false;
-	size_t n;
-	if (!evp_update(op->ctx, out, &n, in, inlen))
-		return CKR_GENERAL_ERROR;
-	*outlen = n;
-	return CKR_OK;
+	return feed(op, in, inlen, out, outlen);
 }
 
 static CK_RV block_update(cipher_op *op, const uint8_t *in, size_t inlen,
