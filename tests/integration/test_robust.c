@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -570,6 +571,97 @@ static void test_secrets_not_leaked(void **state)
 	assert_ok(h_initialize(&env));
 }
 
+/* Key bytes live only in pages excluded from core dumps: a process that
+ * dumps core with a key imported and in use leaves no copy in the core. */
+static void test_no_key_in_core_dump(void **state)
+{
+	char pattern[64] = "";
+	FILE *cp = fopen("/proc/sys/kernel/core_pattern", "r");
+	if (cp) {
+		if (!fgets(pattern, sizeof(pattern), cp))
+			pattern[0] = 0;
+		fclose(cp);
+	}
+	if (pattern[0] == '|' || pattern[0] == 0) {
+		print_message("core dumps go to a program here (%s): not checked\n", pattern);
+		skip();
+	}
+	uint8_t key[32];
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(0x5A ^ (i * 37));
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+		setrlimit(RLIMIT_CORE, &rl);
+		if (chdir(env.dir) != 0)
+			_exit(2);
+		CK_SESSION_HANDLE s;
+		if (h_initialize(&env) != CKR_OK ||
+		    p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+				       NULL, &s) ||
+		    p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4))
+			_exit(3);
+		/* The only copy outside the module is this heap buffer, wiped
+		 * once the module has taken the key. */
+		uint8_t *mine = malloc(32);
+		memcpy(mine, key, 32);
+		CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+		CK_KEY_TYPE kt = CKK_AES;
+		CK_BBOOL t = CK_TRUE;
+		CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &c, sizeof(c)},
+				       {CKA_KEY_TYPE, &kt, sizeof(kt)},
+				       {CKA_VALUE, mine, 32},
+				       {CKA_TOKEN, &t, 1}};
+		CK_OBJECT_HANDLE h;
+		if (p11->C_CreateObject(s, tmpl, 4, &h))
+			_exit(4);
+		explicit_bzero(mine, 32);
+		explicit_bzero(key, sizeof(key));
+		free(mine);
+		/* Use it, so the module holds it (and a key schedule) now. */
+		uint8_t iv[16] = {0}, ct[32];
+		CK_ULONG cl = sizeof(ct);
+		CK_MECHANISM m = {CKM_AES_CBC_PAD, iv, 16};
+		p11->C_EncryptInit(s, &m, h);
+		p11->C_Encrypt(s, (CK_BYTE_PTR) "x", 1, ct, &cl);
+		abort();
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	assert_true(WIFSIGNALED(st));
+	char core[400], cmd[600];
+	snprintf(core, sizeof(core), "%s/core", env.dir);
+	if (access(core, R_OK) != 0) {
+		snprintf(core, sizeof(core), "%s/core.%d", env.dir, (int)pid);
+		if (access(core, R_OK) != 0) {
+			print_message("no core file was written (pattern %s): not checked\n",
+				      pattern);
+			skip();
+		}
+	}
+	/* The core is large: search it in chunks, overlapping by 31 bytes. */
+	FILE *f = fopen(core, "rb");
+	assert_non_null(f);
+	static uint8_t buf[1 << 20];
+	size_t keep = 0, n;
+	int found = 0;
+	while (!found && (n = fread(buf + keep, 1, sizeof(buf) - keep, f)) > 0) {
+		size_t len = keep + n;
+		for (size_t i = 0; i + 32 <= len; i++)
+			if (memcmp(buf + i, key, 32) == 0) {
+				found = 1;
+				break;
+			}
+		keep = len < 31 ? len : 31;
+		memmove(buf, buf + len - keep, keep);
+	}
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "rm -f '%s'", core);
+	if (system(cmd) != 0)
+		print_message("could not remove %s\n", core);
+	assert_false(found);
+}
+
 int main(void)
 {
 	h_load();
@@ -584,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_key_file_permissions),
 		cmocka_unit_test_setup_teardown(test_secrets_not_leaked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_key_in_core_dump, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("robust", tests, NULL, NULL);
 }
