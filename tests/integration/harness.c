@@ -98,19 +98,48 @@ CK_RV h_initialize(const h_env *e)
 	return p11->C_Initialize(&args);
 }
 
+void h_dump_log(const h_env *e)
+{
+	/* The module's own account of a failure, before the folder goes. */
+	FILE *f = fopen(e->log, "r");
+	char line[1024];
+	fprintf(stderr, "--- last lines of %s ---\n", e->log);
+	if (!f)
+		return;
+	long keep[40] = {0};
+	int n = 0;
+	for (long pos = ftell(f); fgets(line, sizeof(line), f); pos = ftell(f))
+		keep[n++ % 40] = pos;
+	for (int i = n > 40 ? n - 40 : 0; i < n; i++) {
+		fseek(f, keep[i % 40], SEEK_SET);
+		if (fgets(line, sizeof(line), f) && !strstr(line, " trace "))
+			fputs(line, stderr);
+	}
+	fclose(f);
+}
+
+#define H_CHECK(e, expr)                                                       \
+	do {                                                                   \
+		CK_RV r_ = (expr);                                             \
+		if (r_ != CKR_OK) {                                            \
+			h_dump_log(e);                                         \
+			fail_msg("%s: 0x%lx", #expr, (unsigned long)r_);       \
+		}                                                              \
+	} while (0)
+
 void h_init_token(h_env *e)
 {
 	CK_UTF8CHAR label[32];
 	memset(label, ' ', 32);
 	memcpy(label, "test", 4);
-	assert_ok(p11->C_InitToken(e->slot, (CK_UTF8CHAR_PTR)SO_PIN, 8, label));
+	H_CHECK(e, p11->C_InitToken(e->slot, (CK_UTF8CHAR_PTR)SO_PIN, 8, label));
 	CK_SESSION_HANDLE s;
-	assert_ok(p11->C_OpenSession(e->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-				     NULL, NULL, &s));
-	assert_ok(p11->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)SO_PIN, 8));
-	assert_ok(p11->C_InitPIN(s, (CK_UTF8CHAR_PTR)USER_PIN, 4));
-	assert_ok(p11->C_Logout(s));
-	assert_ok(p11->C_CloseSession(s));
+	H_CHECK(e, p11->C_OpenSession(e->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+				      NULL, NULL, &s));
+	H_CHECK(e, p11->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)SO_PIN, 8));
+	H_CHECK(e, p11->C_InitPIN(s, (CK_UTF8CHAR_PTR)USER_PIN, 4));
+	H_CHECK(e, p11->C_Logout(s));
+	H_CHECK(e, p11->C_CloseSession(s));
 }
 
 CK_SESSION_HANDLE h_user_session(const h_env *e)

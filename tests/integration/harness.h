@@ -45,6 +45,8 @@ CK_OBJECT_HANDLE h_aes_key(CK_SESSION_HANDLE s, CK_ULONG len, CK_BBOOL token,
 			   const char *label);
 /* Import an AES key with given bytes as a session object. */
 CK_OBJECT_HANDLE h_import_aes(CK_SESSION_HANDLE s, const uint8_t *key, CK_ULONG len);
+/* Print the module log's last lines (not trace) to stderr. */
+void h_dump_log(const h_env *e);
 /* Does the env's log contain s? */
 int h_log_contains(const h_env *e, const char *s);
 /* Hex helpers. */

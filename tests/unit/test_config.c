@@ -237,7 +237,7 @@ static void test_unknown_provider_type(void **state)
 		"  { \"name\": \"a\",\n    \"type\": \"aws-kmz\",\n"
 		"    \"store\": \"/s\" } ] }\n",
 		CFG_PATH ":3: providers[0].type: unknown provider type \"aws-kmz\" "
-			 "(known: local)");
+			 "(known: local");
 }
 
 static void test_duplicate_providers(void **state)
