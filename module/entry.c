@@ -61,7 +61,8 @@ static void fork_register(void)
 static CK_RV enter(void)
 {
 	LOCK();
-	if (!mod.initialized || mod.pid != getpid()) {
+	/* A forked child is reset by fork_child(): no getpid() per call. */
+	if (!mod.initialized) {
 		UNLOCK();
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
@@ -92,10 +93,27 @@ static session_t *session_inlock(CK_SESSION_HANDLE h)
 	return hmap_get(&mod.sessions, h);
 }
 
+static void session_free(session_t *s);
+
+/* Sessions are reference counted: the session table holds one reference,
+ * each call working on the session (with the module lock dropped) one
+ * more. Taking one needs the lock (the lookup); dropping one does not. */
+static void sess_ref_inlock(session_t *s)
+{
+	__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void sess_unref(session_t *s)
+{
+	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		session_free(s);
+}
+
 static void session_free(session_t *s)
 {
 	cipher_op_free(&s->enc);
 	cipher_op_free(&s->dec);
+	dbuf_free(&s->spare);
 	mac_op_free(&s->dig);
 	mac_op_free(&s->sig);
 	mac_op_free(&s->ver);
@@ -116,7 +134,7 @@ static CK_RV op_begin(CK_SESSION_HANDLE h, session_t **out)
 		UNLOCK();
 		return CKR_SESSION_HANDLE_INVALID;
 	}
-	s->refs++;
+	sess_ref_inlock(s);
 	UNLOCK();
 	pthread_mutex_lock(&s->oplock);
 	*out = s;
@@ -126,10 +144,7 @@ static CK_RV op_begin(CK_SESSION_HANDLE h, session_t **out)
 static void op_end(session_t *s)
 {
 	pthread_mutex_unlock(&s->oplock);
-	LOCK();
-	if (--s->refs == 0 && s->closed)
-		session_free(s);
-	UNLOCK();
+	sess_unref(s);
 }
 
 static bool user_visible(const session_t *s, const object_t *o)
@@ -313,8 +328,7 @@ static CK_RV ep_Finalize(CK_VOID_PTR pReserved)
 	while (hmap_next(&mod.sessions, &it, &k, &v)) {
 		session_t *s = v;
 		s->closed = true;
-		if (s->refs == 0)
-			session_free(s);
+		sess_unref(s); /* the table's reference */
 	}
 	hmap_free(&mod.sessions);
 	hmap_free(&mod.objects);
@@ -539,12 +553,11 @@ static CK_RV ep_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin,
 		rv = CKR_SESSION_READ_ONLY;
 	if (rv == CKR_OK) {
 		CK_ULONG dev = 0;
-		s->refs++;
+		sess_ref_inlock(s);
 		rv = token_init_pin_inlock(s->tok, pPin, ulPinLen, &dev);
 		if (dev)
 			s->deverr = dev;
-		if (--s->refs == 0 && s->closed)
-			session_free(s);
+		sess_unref(s);
 	}
 	UNLOCK();
 	return LEAVE(rv);
@@ -563,11 +576,10 @@ static CK_RV ep_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin,
 	else if (!(s->flags & CKF_RW_SESSION))
 		rv = CKR_SESSION_READ_ONLY;
 	if (rv == CKR_OK) {
-		s->refs++;
+		sess_ref_inlock(s);
 		rv = token_set_pin_inlock(s->tok, s->tok->login == CKU_SO ? CKU_SO : CKU_USER,
 					  pOldPin, ulOldLen, pNewPin, ulNewLen);
-		if (--s->refs == 0 && s->closed)
-			session_free(s);
+		sess_unref(s);
 	}
 	UNLOCK();
 	return LEAVE(rv);
@@ -597,6 +609,7 @@ static CK_RV ep_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
 		rv = CKR_HOST_MEMORY;
 	if (rv == CKR_OK) {
 		s->handle = ++mod.next_session;
+		s->refs = 1; /* held by the session table */
 		s->tok = t;
 		s->flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION);
 		pthread_mutex_init(&s->oplock, NULL);
@@ -638,8 +651,7 @@ static void close_session_inlock(session_t *s)
 	if (t->nsessions == 0 && t->login != NO_LOGIN)
 		(void)token_logout_inlock(t);
 	s->closed = true;
-	if (s->refs == 0)
-		session_free(s);
+	sess_unref(s); /* the table's reference; calls in flight hold theirs */
 }
 
 static CK_RV ep_CloseSession(CK_SESSION_HANDLE hSession)
@@ -718,12 +730,11 @@ static CK_RV ep_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 		rv = CKR_SESSION_READ_ONLY_EXISTS;
 	if (rv == CKR_OK) {
 		CK_ULONG dev = 0;
-		s->refs++;
+		sess_ref_inlock(s);
 		rv = token_login_inlock(s->tok, userType, pPin, ulPinLen, &dev);
 		if (dev)
 			s->deverr = dev;
-		if (--s->refs == 0 && s->closed)
-			session_free(s);
+		sess_unref(s);
 	}
 	UNLOCK();
 	return LEAVE(rv);
@@ -1151,6 +1162,33 @@ static CK_RV mech_for(CK_MECHANISM_PTR m, CK_FLAGS need, const mech_info **out)
 
 /* --- encrypt / decrypt -------------------------------------------------- */
 
+/* End an operation. A plain (non-secret) hold buffer, the ciphertext
+ * multi-part GCM decryption gathers, is kept for the session's next
+ * operation: growing a fresh one each message costs page faults and
+ * copies that dwarf the decryption itself. */
+#define SPARE_MAX (16u * 1024 * 1024)
+static void end_cipher_op(session_t *s, cipher_op *op)
+{
+	if (op->buf.p && !op->buf.secret && op->buf.cap <= SPARE_MAX && !s->spare.p) {
+		s->spare = op->buf;
+		s->spare.len = 0;
+		s->spare.failed = false;
+		memset(&op->buf, 0, sizeof(op->buf));
+	}
+	cipher_op_free(op);
+}
+
+/* Lend the spare buffer to a new operation that holds plain data. */
+static void lend_spare(session_t *s, cipher_op *op)
+{
+	if (!s->spare.p || op->buf.secret || op->buf.p)
+		return;
+	size_t max = op->buf.max;
+	op->buf = s->spare;
+	op->buf.max = max;
+	memset(&s->spare, 0, sizeof(s->spare));
+}
+
 static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			CK_OBJECT_HANDLE hKey, bool enc)
 {
@@ -1173,7 +1211,7 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		UNLOCK();
 		return rv;
 	}
-	s->refs++;
+	sess_ref_inlock(s);
 	UNLOCK();
 	pthread_mutex_lock(&s->oplock);
 	cipher_op *op = enc ? &s->enc : &s->dec;
@@ -1183,6 +1221,8 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		rv = cipher_op_init_remote(op, mi, pMechanism, s->tok, kid, enc);
 	else
 		rv = cipher_op_init(op, mi, pMechanism, key, keylen, enc);
+	if (rv == CKR_OK)
+		lend_spare(s, op);
 	sec_free(key);
 	op_end(s);
 	return rv;
@@ -1211,7 +1251,7 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 		rv = op->mech->cipher->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
 					       outlen);
 	if (cipher_op_active(op) && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
-		cipher_op_free(op);
+		end_cipher_op(s, op);
 	op_end(s);
 	return rv;
 }
@@ -1234,7 +1274,7 @@ static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 		op->multipart = true;
 	if (cipher_op_active(op) && !op_continues(rv, out))
 		if (rv != CKR_OK)
-			cipher_op_free(op);
+			end_cipher_op(s, op);
 	op_end(s);
 	return rv;
 }
@@ -1253,7 +1293,7 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 	else
 		rv = op->mech->cipher->final(op, out, outlen);
 	if (cipher_op_active(op) && !op_continues(rv, out))
-		cipher_op_free(op);
+		end_cipher_op(s, op);
 	op_end(s);
 	return rv;
 }
@@ -1325,7 +1365,7 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		UNLOCK();
 		return rv;
 	}
-	s->refs++;
+	sess_ref_inlock(s);
 	UNLOCK();
 	pthread_mutex_lock(&s->oplock);
 	mac_op *op = mac_slot(s, w);
@@ -1735,7 +1775,7 @@ static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 		sec_free(key);
 		return rv;
 	}
-	s->refs++;
+	sess_ref_inlock(s);
 	UNLOCK();
 	uint8_t kid[KID_LEN];
 	if (tk)
@@ -1942,9 +1982,9 @@ static CK_RV ep_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 	session_t *s;
 	GUARD(op_begin(hSession, &s));
 	if ((flags & CKF_ENCRYPT) && cipher_op_active(&s->enc))
-		cipher_op_free(&s->enc);
+		end_cipher_op(s, &s->enc);
 	if ((flags & CKF_DECRYPT) && cipher_op_active(&s->dec))
-		cipher_op_free(&s->dec);
+		end_cipher_op(s, &s->dec);
 	if ((flags & CKF_DIGEST) && mac_op_active(&s->dig))
 		mac_op_free(&s->dig);
 	if ((flags & CKF_SIGN) && mac_op_active(&s->sig))

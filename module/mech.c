@@ -832,7 +832,9 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 	}
 	op->mech = mi;
 	op->encrypt = encrypt;
-	dbuf_init(&op->buf, HOLD_MAX, true);
+	/* What GCM decryption holds back is ciphertext: ordinary memory, which
+	 * grows without mapping locked pages. Key wrap holds key bytes. */
+	dbuf_init(&op->buf, HOLD_MAX, mi->type != CKM_AES_GCM);
 	op->key = sec_dup(key, keylen);
 	op->keylen = keylen;
 	op->ctx = EVP_CIPHER_CTX_new();

@@ -70,9 +70,10 @@ typedef struct session {
 	CK_FLAGS flags;
 	CK_ULONG deverr;
 	pthread_mutex_t oplock;   /* serializes operations on this session */
-	unsigned refs;            /* guarded by the module lock */
+	unsigned refs;            /* atomic; the session table holds one */
 	bool closed;
 	cipher_op enc, dec;
+	dbuf_t spare;             /* a hold buffer kept between operations */
 	mac_op dig, sig, ver;
 	msg_op menc, mdec;
 	find_state find;
