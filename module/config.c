@@ -30,6 +30,7 @@ static const field_spec common_fields[] = {
 	{"offline_grace_seconds", FT_UINT, false, 0, 86400 * 30, NULL},
 	{"rotation_age_days", FT_UINT, false, 1, 3650, NULL},
 	{"max_sessions", FT_UINT, false, 1, 1000000, NULL},
+	{"pin_kdf_cost", FT_UINT, false, 12, 20, NULL},
 	{NULL, FT_STRING, false, 0, 0, NULL},
 };
 
@@ -255,6 +256,7 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 	pc->offline_grace_seconds = get_uint(obj, "offline_grace_seconds", 3600);
 	pc->rotation_age_days = get_uint(obj, "rotation_age_days", 90);
 	pc->max_sessions = get_uint(obj, "max_sessions", 4096);
+	pc->pin_kdf_cost = (unsigned)get_uint(obj, "pin_kdf_cost", 15);
 	json_t *keys = json_object_get(obj, "keys");
 	if (keys && json_array_size(keys)) {
 		pc->keys = calloc(json_array_size(keys), sizeof(*pc->keys));

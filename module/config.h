@@ -34,6 +34,7 @@ typedef struct provider_cfg {
 	CK_SLOT_ID slot_id;
 	uint64_t revalidate_seconds, offline_grace_seconds, rotation_age_days;
 	uint64_t max_sessions;
+	unsigned pin_kdf_cost;  /* log2 of scrypt's N for new PIN records */
 	kms_key_cfg *keys;
 	size_t nkeys;
 } provider_cfg;

@@ -15,13 +15,13 @@
 
 /* --- PIN records ---------------------------------------------------------
  * version(1) | log2 N(1) | r(1) | p(1) | salt(16) | verifier(32)
- * scrypt(PIN, salt) gives 64 bytes: the first half is the verifier kept
+ * scrypt(PIN, salt; N = 2^pin_kdf_cost (default 15), r = 8, p = 1) gives
+ * 64 bytes: the first half is the verifier kept
  * here, the second half the key that wraps this role's seal in
  * login=required mode. Neither half reveals the other.
  */
 #define PINREC_LEN 52
 #define PIN_SALT 16
-#define SCRYPT_LOG_N 15
 #define SCRYPT_R 8
 #define SCRYPT_P 1
 
@@ -53,12 +53,12 @@ static bool pin_derive(const CK_UTF8CHAR *pin, size_t len, const uint8_t *rec,
 }
 
 /* New record for pin; kek receives the wrapping half (secure memory). */
-static bool pin_record_new(const CK_UTF8CHAR *pin, size_t len,
+static bool pin_record_new(const token_t *t, const CK_UTF8CHAR *pin, size_t len,
 			   uint8_t rec[PINREC_LEN], uint8_t **kek)
 {
 	uint8_t *out = sec_alloc(64);
 	rec[0] = 1;
-	rec[1] = SCRYPT_LOG_N;
+	rec[1] = (uint8_t)t->cfg->pin_kdf_cost; /* recorded: later checks use it */
 	rec[2] = SCRYPT_R;
 	rec[3] = SCRYPT_P;
 	bool ok = out && crypto_random(rec + 4, PIN_SALT) &&
@@ -516,7 +516,7 @@ CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
 	bool required = t->cfg->login == LOGIN_REQUIRED;
 	pthread_mutex_unlock(&mod.lock);
 	rv = seal_tk(t, tk, &kms, &kmslen, kv, sizeof(kv), deverr);
-	if (rv == CKR_OK && !pin_record_new(so_pin, so_len, rec, &kek))
+	if (rv == CKR_OK && !pin_record_new(t, so_pin, so_len, rec, &kek))
 		rv = CKR_GENERAL_ERROR;
 	if (rv == CKR_OK)
 		rv = make_seal(t, required ? "so" : "any", required ? kek : NULL, kms,
@@ -663,7 +663,7 @@ CK_RV token_init_pin_inlock(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len,
 	if (!tk)
 		return CKR_HOST_MEMORY;
 	pthread_mutex_unlock(&mod.lock);
-	CK_RV rv = pin_record_new(pin, len, rec, &kek) ? CKR_OK : CKR_GENERAL_ERROR;
+	CK_RV rv = pin_record_new(t, pin, len, rec, &kek) ? CKR_OK : CKR_GENERAL_ERROR;
 	/* A fresh KMS encryption for the user's seal: the SO's seal stays
 	 * wrapped under the SO's PIN. */
 	if (rv == CKR_OK && required)
@@ -737,7 +737,7 @@ CK_RV token_set_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old,
 		return store_rv(t, e);
 	}
 	pthread_mutex_unlock(&mod.lock);
-	if (!pin_record_new(new_pin, newlen, rec, &newkek))
+	if (!pin_record_new(t, new_pin, newlen, rec, &newkek))
 		rv = CKR_GENERAL_ERROR;
 	/* Re-wrap this role's seals under the new PIN: no KMS call. */
 	uint8_t paad[64];
