@@ -40,6 +40,7 @@ static const field_spec aws_fields[] = {
 	{"ca_file", FT_STRING, false, 0, 0, NULL},
 	{"profile", FT_STRING, false, 0, 0, NULL},
 	{"fips", FT_BOOL, false, 0, 0, NULL},
+	{"timeout_ms", FT_UINT, false, 100, 120000, NULL},
 	{NULL, FT_STRING, false, 0, 0, NULL},
 };
 
@@ -432,7 +433,9 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 		const char *ca = str_field(cfg, "ca_file");
 		if (!ca)
 			ca = getenv("AWS_CA_BUNDLE");
-		http_options ho = {.ca_file = ca, .allow_plain_metadata = true};
+		json_t *to = json_object_get(cfg, "timeout_ms");
+		http_options ho = {.ca_file = ca, .allow_plain_metadata = true,
+				   .total_timeout_ms = to ? (long)json_integer_value(to) : 0};
 		s->http = http_client_new(&ho);
 		aws_chain_options co = {.profile = str_field(cfg, "profile"),
 					.region = region,

@@ -124,7 +124,8 @@ static void aws_env(long grace)
 		"    \"region\": \"%s\", \"endpoint\": \"%s\", \"ca_file\": \"%s\",\n"
 		"    \"store\": \"%s\", \"seal_with\": \"%s\",\n"
 		"    \"keys\": [ {\"id\": \"%s\", \"label\": \"aws-key\"} ],\n"
-		"    \"revalidate_seconds\": 1, \"offline_grace_seconds\": %ld } ] }\n",
+		"    \"revalidate_seconds\": 1, \"offline_grace_seconds\": %ld,\n"
+		"    \"timeout_ms\": 1500 } ] }\n",
 		env.log, aws("region"), aws("endpoint_url"),
 		json_string_value(json_object_get(emu_info, "ca_bundle")), env.store,
 		aws("alias"), aws("alias"), grace);
@@ -394,6 +395,15 @@ static void test_retries_and_throttling(void **state)
 	       "\"count\": 1}'");
 	l = sizeof(b);
 	assert_ok(p11->C_WrapKey(S, &m, kms, dk, b, &l));
+	/* A reply slower than timeout_ms is abandoned and the call retried: no
+	 * hang, and the retry succeeds. */
+	emuctl("reset-counters");
+	emuctl("fault '{\"service\": \"aws\", \"op\": \"Encrypt\", \"kind\": \"latency\", "
+	       "\"delay_ms\": 4000, \"count\": 1}'");
+	l = sizeof(b);
+	assert_ok(p11->C_WrapKey(S, &m, kms, dk, b, &l));
+	sleep(3); /* the emulator counts the abandoned request when it ends */
+	assert_int_equal(emu_count("aws", "Encrypt"), 2);
 	/* Beyond the retries: the call fails, with the cause in the log. */
 	emuctl("fault '{\"service\": \"aws\", \"op\": \"Encrypt\", \"kind\": \"error\", "
 	       "\"status\": 500, \"count\": 5}'");
