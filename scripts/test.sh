@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
+# The npm SDKs the emulator and provider tests use: installed once here, so
+# tests running in parallel do not race to install them.
+if [ ! -d tests/kms-emulator/sdk-js/node_modules ] && command -v npm >/dev/null; then
+  (cd tests/kms-emulator/sdk-js && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "p11kms: npm ci failed; the npm SDK proofs will say so" >&2
+fi
 status=0
 for kind in release asan; do
   dir=$(scripts/build.sh "$kind")
