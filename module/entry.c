@@ -1228,6 +1228,16 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	return rv;
 }
 
+/* A remote operation failed: give the session the provider's reason. */
+static void note_remote_failure(CK_SESSION_HANDLE h)
+{
+	LOCK();
+	session_t *s = session_inlock(h);
+	if (s && s->tok->last.err != P11K_OK)
+		s->deverr = p11k_err_to_deverr(s->tok->last.err);
+	UNLOCK();
+}
+
 /* Does this result end the operation? (PKCS #11 5.2) */
 static bool op_continues(CK_RV rv, const void *out)
 {
@@ -1250,9 +1260,13 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	else
 		rv = op->mech->cipher->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
 					       outlen);
+	bool remote_failed = cipher_op_active(op) && op->mech->remote && rv != CKR_OK &&
+			     rv != CKR_BUFFER_TOO_SMALL;
 	if (cipher_op_active(op) && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
 		end_cipher_op(s, op);
 	op_end(s);
+	if (remote_failed)
+		note_remote_failure(hSession);
 	return rv;
 }
 
@@ -1292,9 +1306,13 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 		rv = CKR_ARGUMENTS_BAD;
 	else
 		rv = op->mech->cipher->final(op, out, outlen);
+	bool remote_failed = cipher_op_active(op) && op->mech->remote && rv != CKR_OK &&
+			     rv != CKR_BUFFER_TOO_SMALL;
 	if (cipher_op_active(op) && !op_continues(rv, out))
 		end_cipher_op(s, op);
 	op_end(s);
+	if (remote_failed)
+		note_remote_failure(hSession);
 	return rv;
 }
 
@@ -1623,6 +1641,8 @@ static CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		cipher_op_free(&op);
 		if (rv == CKR_DATA_LEN_RANGE)
 			rv = CKR_KEY_SIZE_RANGE;
+		if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && mi->remote)
+			note_remote_failure(hSession);
 	}
 	sec_free(wk);
 	sec_free(kv);
@@ -1668,6 +1688,8 @@ static CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 			rv = mi->cipher->oneshot(&op, pWrappedKey, ulWrappedKeyLen, val, &vlen);
 		if (cipher_op_active(&op))
 			cipher_op_free(&op);
+		if (rv != CKR_OK && mi->remote)
+			note_remote_failure(hSession);
 		if (rv == CKR_ENCRYPTED_DATA_INVALID)
 			rv = CKR_WRAPPED_KEY_INVALID;
 		else if (rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_BUFFER_TOO_SMALL)

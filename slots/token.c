@@ -243,9 +243,14 @@ static void note_provider_error(token_t *t, const provider_status *st,
 				const char *what)
 {
 	t->last = *st;
-	log_error("token", "slot %lu (%s): %s failed: %s%s%s%s%s",
+	char http[24] = "";
+	if (st->http_status)
+		snprintf(http, sizeof(http), " HTTP %ld", st->http_status);
+	log_error("token", "slot %lu (%s): %s failed: %s%s%s%s%s%s%s%s%s",
 		  (unsigned long)t->slot_id, t->cfg->name, what,
 		  p11k_err_name(st->err), st->message[0] ? ": " : "", st->message,
+		  st->error_name[0] ? " [" : "", st->error_name,
+		  st->error_name[0] ? "]" : "", http,
 		  st->request_id[0] ? " request-id " : "", st->request_id);
 }
 

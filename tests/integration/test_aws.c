@@ -409,6 +409,10 @@ static void test_retries_and_throttling(void **state)
 	       "\"status\": 500, \"count\": 5}'");
 	l = sizeof(b);
 	assert_rv(p11->C_WrapKey(S, &m, kms, dk, b, &l), CKR_DEVICE_ERROR);
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(S, &si));
+	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_UNREACHABLE);
+	assert_true(h_log_contains(&env, "KMSInternalException"));
 	emuctl("clear-faults");
 }
 
