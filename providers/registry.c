@@ -6,11 +6,13 @@
 
 extern const provider_ops local_provider_ops;
 extern const provider_ops aws_provider_ops;
+extern const provider_ops azure_provider_ops;
 extern const provider_ops gcp_provider_ops;
 
 static const provider_ops *const registry[] = {
 	&local_provider_ops,
 	&aws_provider_ops,
+	&azure_provider_ops,
 	&gcp_provider_ops,
 };
 
@@ -24,5 +26,5 @@ const provider_ops *provider_find(const char *type)
 
 const char *provider_types(void)
 {
-	return "local, aws, gcp";
+	return "local, aws, azure, gcp";
 }
