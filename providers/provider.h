@@ -90,6 +90,11 @@ typedef struct provider_ops {
 	size_t (*max_blob_len)(void *state, size_t ptlen);
 } provider_ops;
 
+/* Record a failure in st (NULL allowed): the error and a one-line reason.
+ * Never pass secrets in the message. */
+void provider_status_set(provider_status *st, p11k_err err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 const provider_ops *provider_find(const char *type);
 /* Comma-separated list of known types, for error messages. */
 const char *provider_types(void);

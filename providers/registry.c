@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The one place that lists providers. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "provider.h"
@@ -27,4 +29,15 @@ const provider_ops *provider_find(const char *type)
 const char *provider_types(void)
 {
 	return "local, aws, azure, gcp";
+}
+
+void provider_status_set(provider_status *st, p11k_err err, const char *fmt, ...)
+{
+	va_list ap;
+	if (!st)
+		return;
+	st->err = err;
+	va_start(ap, fmt);
+	vsnprintf(st->message, sizeof(st->message), fmt, ap);
+	va_end(ap);
 }

@@ -78,19 +78,6 @@ struct aws_creds_provider {
 
 /* --- small helpers ----------------------------------------------------- */
 
-static void status_set(provider_status *st, p11k_err err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void status_set(provider_status *st, p11k_err err, const char *fmt, ...)
-{
-	va_list ap;
-	if (!st)
-		return;
-	st->err = err;
-	va_start(ap, fmt);
-	vsnprintf(st->message, sizeof(st->message), fmt, ap);
-	va_end(ap);
-}
 
 static const char *env_get(const chain_cfg *c, const char *name)
 {
@@ -208,16 +195,16 @@ static p11k_err read_file(const char *path, size_t max, bool secret, char **out,
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return P11K_ERR_KEY_NOT_FOUND;
-		status_set(st, P11K_ERR_ACCESS_DENIED, "cannot open %s %s: %s",
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "cannot open %s %s: %s",
 			   what, path, strerror(errno));
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "%s %s is not a regular file",
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "%s %s is not a regular file",
 			   what, path);
 		rc = P11K_ERR_ACCESS_DENIED;
 	} else if ((uint64_t)sb.st_size > max) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "%s %s is larger than %zu bytes", what, path, max);
 		rc = P11K_ERR_ACCESS_DENIED;
 	}
@@ -236,13 +223,13 @@ static p11k_err read_file(const char *path, size_t max, bool secret, char **out,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			status_set(st, P11K_ERR_ACCESS_DENIED, "cannot read %s %s: %s",
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED, "cannot read %s %s: %s",
 				   what, path, strerror(errno));
 			rc = P11K_ERR_ACCESS_DENIED;
 		} else if (n == 0) {
 			break;
 		} else if (len == cap) {
-			status_set(st, P11K_ERR_ACCESS_DENIED,
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 				   "%s %s changed while being read", what, path);
 			rc = P11K_ERR_ACCESS_DENIED;
 		} else {
@@ -272,7 +259,7 @@ static p11k_err read_token_file(const char *path, char **tok,
 	size_t len;
 	p11k_err rc = read_file(path, MAX_TOKEN_FILE, true, &buf, &len, st, what);
 	if (rc == P11K_ERR_KEY_NOT_FOUND) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "%s %s does not exist",
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "%s %s does not exist",
 			   what, path);
 		return P11K_ERR_ACCESS_DENIED;
 	}
@@ -284,7 +271,7 @@ static p11k_err read_token_file(const char *path, char **tok,
 	while (e > b && is_ws(buf[e - 1]))
 		e--;
 	if (e == b || !printable(buf + b, e - b)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "%s %s is empty or malformed",
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "%s %s is empty or malformed",
 			   what, path);
 		sec_free(buf);
 		return P11K_ERR_ACCESS_DENIED;
@@ -532,7 +519,7 @@ p11k_err aws_sts_parse_reply(long status, const char *xml, size_t len,
 		}
 		/* The STS message is not copied: only the code, so nothing
 		 * the server echoes can carry a token into a log. */
-		status_set(st, rc, "STS AssumeRoleWithWebIdentity failed: HTTP %ld %s",
+		provider_status_set(st, rc, "STS AssumeRoleWithWebIdentity failed: HTTP %ld %s",
 			   status, code);
 		return rc;
 	}
@@ -552,7 +539,7 @@ p11k_err aws_sts_parse_reply(long status, const char *xml, size_t len,
 		 !parse_iso8601(exp, &expires))
 		rc = P11K_ERR_BAD_REPLY;
 	if (rc == P11K_ERR_BAD_REPLY)
-		status_set(st, rc, "STS reply lacks a complete Credentials element "
+		provider_status_set(st, rc, "STS reply lacks a complete Credentials element "
 				   "(AccessKeyId, SecretAccessKey, SessionToken, "
 				   "Expiration)");
 	if (rc == P11K_OK) {
@@ -589,16 +576,16 @@ static p11k_err json_creds(const char *what, const uint8_t *body, size_t len,
 		code = json_string_value(json_object_get(doc, "Code"));
 	}
 	if (!doc || !json_is_object(doc)) {
-		status_set(st, rc, "%s reply is not a JSON object", what);
+		provider_status_set(st, rc, "%s reply is not a JSON object", what);
 	} else if (code && strcmp(code, "Success") != 0) {
-		status_set(st, rc, "%s reply has Code %.64s", what, code);
+		provider_status_set(st, rc, "%s reply has Code %.64s", what, code);
 	} else if (!akid || !*akid || strlen(akid) >= sizeof(out->access_key) ||
 		   !printable(akid, strlen(akid)) || !sk || !*sk ||
 		   strlen(sk) >= MAX_SECRET || (tok && strlen(tok) >= MAX_SECRET)) {
-		status_set(st, rc, "%s reply lacks AccessKeyId/SecretAccessKey "
+		provider_status_set(st, rc, "%s reply lacks AccessKeyId/SecretAccessKey "
 				   "or has oversized values", what);
 	} else if (!exp || !parse_iso8601(exp, &expires)) {
-		status_set(st, rc, "%s reply lacks a valid Expiration", what);
+		provider_status_set(st, rc, "%s reply lacks a valid Expiration", what);
 	} else {
 		memcpy(out->access_key, akid, strlen(akid) + 1);
 		out->secret_key = sec_strndup(sk, strlen(sk));
@@ -663,7 +650,7 @@ static p11k_err do_http(const chain_cfg *c, const req_spec *s,
 {
 	http_response_init(resp, MAX_REPLY);
 	if (!c->http) {
-		status_set(st, P11K_ERR_INTERNAL, "no HTTP client configured");
+		provider_status_set(st, P11K_ERR_INTERNAL, "no HTTP client configured");
 		return P11K_ERR_INTERNAL;
 	}
 	return http_call(c->http, build_req, (void *)s, retryable, NULL, resp, st);
@@ -696,20 +683,20 @@ static p11k_err src_env(void *state, aws_creds *out, provider_status *st)
 	if (!akid && !sk)
 		return P11K_ERR_KEY_NOT_FOUND;
 	if (!akid || !sk) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "%s is set but %s is not",
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "%s is set but %s is not",
 			   akid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
 			   akid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	if (strlen(akid) >= sizeof(out->access_key) || !printable(akid, strlen(akid)) ||
 	    strlen(sk) >= MAX_SECRET || (tok && strlen(tok) >= MAX_SECRET)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or "
 			   "AWS_SESSION_TOKEN is malformed or too long");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	if (exp && !parse_iso8601(exp, &out->expires_at)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "AWS_CREDENTIAL_EXPIRATION is not an ISO 8601 time");
 		return P11K_ERR_ACCESS_DENIED;
 	}
@@ -761,7 +748,7 @@ static p11k_err ini_load(const chain_cfg *c, bool config, ini_file *f,
 	else
 		n = snprintf(f->section, sizeof(f->section), "%s", prof);
 	if (n < 0 || (size_t)n >= sizeof(f->section)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "profile name too long");
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "profile name too long");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	return read_file(f->path, MAX_FILE_TEXT, true, &f->text, &f->len, st,
@@ -799,7 +786,7 @@ static p11k_err profile_keys(const ini_file *f, aws_creds *out,
 	if (rc == P11K_OK && !has_id && !has_sk) {
 		rc = P11K_ERR_KEY_NOT_FOUND;
 	} else if (rc == P11K_OK && (!has_id || !has_sk || !printable(akid, strlen(akid)))) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "profile section [%.100s] in %.100s has %s but not %s",
 			   f->section, f->path,
 			   has_id ? "aws_access_key_id" : "aws_secret_access_key",
@@ -886,14 +873,14 @@ static p11k_err sts_url(const chain_cfg *c, char *url, size_t len,
 			region = "us-east-1";
 		for (const char *p = region; *p; p++)
 			if (!isalnum((unsigned char)*p) && *p != '-') {
-				status_set(st, P11K_ERR_INTERNAL,
+				provider_status_set(st, P11K_ERR_INTERNAL,
 					   "region name is malformed");
 				return P11K_ERR_INTERNAL;
 			}
 		n = snprintf(url, len, "https://sts.%s.amazonaws.com/", region);
 	}
 	if (n < 0 || (size_t)n >= len || !printable(url, (size_t)n)) {
-		status_set(st, P11K_ERR_INTERNAL, "STS endpoint URL is malformed");
+		provider_status_set(st, P11K_ERR_INTERNAL, "STS endpoint URL is malformed");
 		return P11K_ERR_INTERNAL;
 	}
 	return P11K_OK;
@@ -917,7 +904,7 @@ static p11k_err src_web(void *state, aws_creds *out, provider_status *st)
 	if (ef && er) {
 		if (strlen(ef) >= sizeof(tokfile) || strlen(er) >= sizeof(role) ||
 		    (es && strlen(es) >= sizeof(session))) {
-			status_set(st, P11K_ERR_ACCESS_DENIED,
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 				   "AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN or "
 				   "AWS_ROLE_SESSION_NAME is too long");
 			return P11K_ERR_ACCESS_DENIED;
@@ -1050,12 +1037,12 @@ static p11k_err src_container(void *state, aws_creds *out, provider_status *st)
 	else
 		n = snprintf(url, sizeof(url), "%s", full);
 	if (n < 0 || (size_t)n >= sizeof(url) || !printable(url, (size_t)n)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "container credentials URI "
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "container credentials URI "
 			   "is malformed or too long");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	if (!rel && !container_host_ok(url)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or "
 			   "http to loopback or the ECS/EKS link-local address");
 		return P11K_ERR_ACCESS_DENIED;
@@ -1066,7 +1053,7 @@ static p11k_err src_container(void *state, aws_creds *out, provider_status *st)
 				     "container authorization token file");
 	} else if (tokenv) {
 		if (!printable(tokenv, strlen(tokenv)) || strlen(tokenv) >= MAX_SECRET) {
-			status_set(st, P11K_ERR_ACCESS_DENIED,
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 				   "AWS_CONTAINER_AUTHORIZATION_TOKEN is malformed");
 			rc = P11K_ERR_ACCESS_DENIED;
 		} else {
@@ -1087,7 +1074,7 @@ static p11k_err src_container(void *state, aws_creds *out, provider_status *st)
 			st->http_status = resp.status;
 		rc = resp.status == 401 || resp.status == 403 ? P11K_ERR_ACCESS_DENIED
 							      : P11K_ERR_BAD_REPLY;
-		status_set(st, rc, "container credentials endpoint returned HTTP %ld",
+		provider_status_set(st, rc, "container credentials endpoint returned HTTP %ld",
 			   resp.status);
 	}
 	if (rc == P11K_OK)
@@ -1146,14 +1133,14 @@ static p11k_err src_imds(void *state, aws_creds *out, provider_status *st)
 		el--;
 	n = snprintf(base, sizeof(base), "%.*s", (int)el, ep);
 	if (n < 0 || (size_t)n >= sizeof(base) - 256 || !printable(base, (size_t)n)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "AWS_EC2_METADATA_SERVICE_ENDPOINT is malformed");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 
 	/* Step 1: the session token. */
 	if (!imds_url(url, sizeof(url), base, "/latest/api/token", "")) {
-		status_set(st, P11K_ERR_INTERNAL, "IMDS URL too long");
+		provider_status_set(st, P11K_ERR_INTERNAL, "IMDS URL too long");
 		return P11K_ERR_INTERNAL;
 	}
 	req_spec s1 = {.method = "PUT", .url = url,
@@ -1170,7 +1157,7 @@ static p11k_err src_imds(void *state, aws_creds *out, provider_status *st)
 			st->http_status = resp.status;
 		bool v1 = resp.status == 403 || resp.status == 404 || resp.status == 405;
 		rc = v1 ? P11K_ERR_KEY_NOT_FOUND : P11K_ERR_BAD_REPLY;
-		status_set(st, rc, "IMDS token request returned HTTP %ld%s",
+		provider_status_set(st, rc, "IMDS token request returned HTTP %ld%s",
 			   resp.status, v1 ? " (IMDSv1 is not supported)" : "");
 	} else if (rc == P11K_OK) {
 		token = resp_text(&resp);
@@ -1181,7 +1168,7 @@ static p11k_err src_imds(void *state, aws_creds *out, provider_status *st)
 			rc = P11K_ERR_NOMEM;
 		else if (!tl || !printable(token, tl)) {
 			rc = P11K_ERR_BAD_REPLY;
-			status_set(st, rc, "IMDS returned a malformed token");
+			provider_status_set(st, rc, "IMDS returned a malformed token");
 		}
 	}
 	resp_free(&resp);
@@ -1201,10 +1188,10 @@ static p11k_err src_imds(void *state, aws_creds *out, provider_status *st)
 	}
 	if (rc == P11K_OK && resp.status == 404) {
 		rc = P11K_ERR_KEY_NOT_FOUND;
-		status_set(st, rc, "IMDS: no IAM role attached to this instance");
+		provider_status_set(st, rc, "IMDS: no IAM role attached to this instance");
 	} else if (rc == P11K_OK && resp.status != 200) {
 		rc = P11K_ERR_BAD_REPLY;
-		status_set(st, rc, "IMDS role request returned HTTP %ld", resp.status);
+		provider_status_set(st, rc, "IMDS role request returned HTTP %ld", resp.status);
 	} else if (rc == P11K_OK) {
 		size_t rl = 0;
 		const char *b = resp.body.p ? (const char *)resp.body.p : "";
@@ -1217,7 +1204,7 @@ static p11k_err src_imds(void *state, aws_creds *out, provider_status *st)
 			     (b[i] && strchr("+=,.@_-", b[i]));
 		if (!ok) {
 			rc = P11K_ERR_BAD_REPLY;
-			status_set(st, rc, "IMDS returned a malformed role name");
+			provider_status_set(st, rc, "IMDS returned a malformed role name");
 		} else {
 			memcpy(role, b, rl);
 			role[rl] = '\0';
@@ -1242,7 +1229,7 @@ static p11k_err src_imds(void *state, aws_creds *out, provider_status *st)
 	}
 	if (rc == P11K_OK && resp.status != 200) {
 		rc = P11K_ERR_BAD_REPLY;
-		status_set(st, rc, "IMDS credentials request returned HTTP %ld",
+		provider_status_set(st, rc, "IMDS credentials request returned HTTP %ld",
 			   resp.status);
 	} else if (rc == P11K_OK) {
 		rc = json_creds("IMDS", resp.body.p, resp.body.len, out, st);
@@ -1363,7 +1350,7 @@ static p11k_err chain_fetch(aws_creds_provider *p, aws_creds *out,
 				 s.message[0] ? s.message : p11k_err_name(rc));
 		return rc;
 	}
-	status_set(st, P11K_ERR_ACCESS_DENIED,
+	provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 		   "no AWS credentials found (environment, web identity, "
 		   "profile '%.64s', container, IMDS)",
 		   profile_name(&p->cfg));
@@ -1397,7 +1384,7 @@ p11k_err aws_creds_get(aws_creds_provider *p, aws_creds *out, provider_status *s
 	p->refreshing = false;
 	now = now_inlock(p);
 	if (rc == P11K_OK && fresh.expires_at && fresh.expires_at <= now) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "%s: the credentials it returned have already expired", name);
 		aws_creds_clear(&fresh);
 		rc = P11K_ERR_ACCESS_DENIED;

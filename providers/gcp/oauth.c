@@ -54,19 +54,6 @@ struct gcp_creds {
 
 /* --- helpers ---------------------------------------------------------- */
 
-static void status_set(provider_status *st, p11k_err err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void status_set(provider_status *st, p11k_err err, const char *fmt, ...)
-{
-	va_list ap;
-	if (!st)
-		return;
-	st->err = err;
-	va_start(ap, fmt);
-	vsnprintf(st->message, sizeof(st->message), fmt, ap);
-	va_end(ap);
-}
 
 static const char *env_get(const gcp_creds *c, const char *name)
 {
@@ -114,13 +101,13 @@ static p11k_err read_secret_file(const char *path, char **out, provider_status *
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return P11K_ERR_KEY_NOT_FOUND;
-		status_set(st, P11K_ERR_ACCESS_DENIED, "cannot open credentials file %.120s: %s",
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "cannot open credentials file %.120s: %s",
 			   path, strerror(errno));
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	p11k_err rc = P11K_OK;
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > MAX_CRED_FILE) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "credentials file %.120s is not a regular file of at most %d bytes",
 			   path, MAX_CRED_FILE);
 		rc = P11K_ERR_ACCESS_DENIED;
@@ -134,7 +121,7 @@ static p11k_err read_secret_file(const char *path, char **out, provider_status *
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			status_set(st, P11K_ERR_ACCESS_DENIED,
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 				   "cannot read credentials file %.120s", path);
 			rc = P11K_ERR_ACCESS_DENIED;
 		} else {
@@ -281,11 +268,11 @@ static p11k_err parse_token(const char *what, const http_response *r, char **tok
 					     : -1;
 	if (!json_is_string(at) || !json_string_length(at) || json_string_length(at) > MAX_TOKEN ||
 	    !printable(json_string_value(at))) {
-		status_set(st, rc, "%s: reply has no usable access_token", what);
+		provider_status_set(st, rc, "%s: reply has no usable access_token", what);
 	} else if (tt && strcasecmp(tt, "Bearer") != 0) {
-		status_set(st, rc, "%s: token_type %.32s is not Bearer", what, tt);
+		provider_status_set(st, rc, "%s: token_type %.32s is not Bearer", what, tt);
 	} else if (exp <= 0) {
-		status_set(st, rc, "%s: reply has no valid expires_in", what);
+		provider_status_set(st, rc, "%s: reply has no valid expires_in", what);
 	} else {
 		*tok = sec_dup(json_string_value(at), json_string_length(at) + 1);
 		*expires_in = (uint64_t)exp;
@@ -313,7 +300,7 @@ static p11k_err token_error(const char *what, const http_response *r, provider_s
 		st->http_status = r->status;
 		snprintf(st->error_name, sizeof(st->error_name), "%s", e ? e : "");
 	}
-	status_set(st, rc, "%s: HTTP %ld %.60s%s%.150s", what, r->status, e ? e : "",
+	provider_status_set(st, rc, "%s: HTTP %ld %.60s%s%.150s", what, r->status, e ? e : "",
 		   d ? ": " : "", d ? d : "");
 	json_decref(j);
 	return rc;
@@ -330,7 +317,7 @@ static p11k_err token_call(http_client *h, const req_spec *s, const char *what, 
 	else if (rc == P11K_OK || resp.status)
 		rc = token_error(what, &resp, st);
 	else
-		status_set(st, rc, "%s: %.200s", what, st && st->message[0] ? st->message
+		provider_status_set(st, rc, "%s: %.200s", what, st && st->message[0] ? st->message
 									 : p11k_err_name(rc));
 	http_response_free(&resp);
 	return rc;
@@ -380,12 +367,12 @@ static p11k_err src_service_account(gcp_creds *c, json_t *f, const char *path, c
 	if (!uri)
 		uri = GCP_DEFAULT_TOKEN_URI;
 	if (!email || !pem) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "service-account file %.120s lacks client_email or private_key", path);
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	if (!url_ok(uri)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "token_uri is malformed");
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "token_uri is malformed");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	char *jwt = NULL;
@@ -402,14 +389,14 @@ static p11k_err src_service_account(gcp_creds *c, json_t *f, const char *path, c
 			log_debug(COMP, "service account %s: self-signed JWT access", email);
 			return *tok ? P11K_OK : P11K_ERR_NOMEM;
 		}
-		status_set(st, rc, "service-account file %.120s: cannot sign with its "
+		provider_status_set(st, rc, "service-account file %.120s: cannot sign with its "
 			   "private_key", path);
 		return rc;
 	}
 	/* The audience is the token endpoint the assertion is sent to. */
 	rc = gcp_jwt_assertion(pem, kid, email, NULL, c->scope, uri, clock_now_s(), &jwt);
 	if (rc != P11K_OK) {
-		status_set(st, rc, "service-account file %.120s: cannot sign with its private_key",
+		provider_status_set(st, rc, "service-account file %.120s: cannot sign with its private_key",
 			   path);
 		return rc;
 	}
@@ -438,12 +425,12 @@ static p11k_err src_authorized_user(gcp_creds *c, json_t *f, const char *path, c
 	if (!uri)
 		uri = GCP_DEFAULT_TOKEN_URI;
 	if (!id || !sec || !rt) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "authorized-user file %.120s lacks "
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "authorized-user file %.120s lacks "
 			   "client_id, client_secret or refresh_token", path);
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	if (!url_ok(uri)) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "token_uri is malformed");
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "token_uri is malformed");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	const char *kv[] = {"grant_type", "refresh_token", "client_id", id,
@@ -470,7 +457,7 @@ static p11k_err src_file(gcp_creds *c, const char *path, const char **name, char
 	sec_free(text);
 	const char *type = json_string_value(json_object_get(f, "type"));
 	if (!json_is_object(f) || !type) {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "credentials file %.120s is not a JSON object with a \"type\"", path);
 		rc = P11K_ERR_ACCESS_DENIED;
 	} else if (strcmp(type, "service_account") == 0) {
@@ -480,7 +467,7 @@ static p11k_err src_file(gcp_creds *c, const char *path, const char **name, char
 		*name = "authorized-user";
 		rc = src_authorized_user(c, f, path, tok, exp, st);
 	} else {
-		status_set(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "credentials file %.120s: type \"%.40s\" is not supported "
 			   "(service_account, authorized_user)", path, type);
 		rc = P11K_ERR_ACCESS_DENIED;
@@ -497,7 +484,7 @@ static p11k_err src_metadata(gcp_creds *c, char **tok, uint64_t *exp, provider_s
 	if (!host)
 		host = GCP_DEFAULT_METADATA_HOST;
 	if (!printable(host) || strpbrk(host, "/@?#") || strlen(host) > 255) {
-		status_set(st, P11K_ERR_ACCESS_DENIED, "metadata host is malformed");
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "metadata host is malformed");
 		return P11K_ERR_ACCESS_DENIED;
 	}
 	char *scope = pct_encode(c->scope, strlen(c->scope));
@@ -512,7 +499,7 @@ static p11k_err src_metadata(gcp_creds *c, char **tok, uint64_t *exp, provider_s
 	req_spec s = {.method = "GET", .url = url, .hname = "Metadata-Flavor", .hval = "Google"};
 	p11k_err rc = token_call(c->metadata_http, &s, "metadata server", tok, exp, st);
 	if (rc == P11K_ERR_UNREACHABLE)
-		status_set(st, rc, "no Google credentials: no credentials_file, "
+		provider_status_set(st, rc, "no Google credentials: no credentials_file, "
 			   "GOOGLE_APPLICATION_CREDENTIALS or gcloud file, and the metadata "
 			   "server %.80s is unreachable", host);
 	return rc;
@@ -532,7 +519,7 @@ static p11k_err fetch(gcp_creds *c, const char **name, char **tok, uint64_t *exp
 		/* Named explicitly: a missing file is an error, not a fallthrough. */
 		p11k_err rc = src_file(c, f, name, tok, exp, st);
 		if (rc == P11K_ERR_KEY_NOT_FOUND) {
-			status_set(st, P11K_ERR_ACCESS_DENIED,
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 				   "%s names %.120s, which does not exist", what, f);
 			rc = P11K_ERR_ACCESS_DENIED;
 		}
