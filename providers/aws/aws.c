@@ -453,6 +453,17 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	return P11K_OK;
 }
 
+/* Tests and fuzzing: answer every request with a fake transport. */
+void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
+			    http_sleep_fn sleep_fn);
+void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
+			    http_sleep_fn sleep_fn)
+{
+	aws_state *s = state;
+	http_client_set_transport(s->http, fn, arg);
+	http_client_set_sleep(s->http, sleep_fn, NULL);
+}
+
 static const char *aws_default_seal_key(void *state)
 {
 	return ((aws_state *)state)->default_key;

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cloud providers' reply parsers: every HTTP reply (token endpoints,
+ * KMS operations, error bodies) comes from a fake transport that answers
+ * with the fuzz input. Byte 0 picks the provider and the operation, byte 1
+ * the HTTP status; the rest is the body (and, for decrypt, also the blob).
+ * Nothing may crash, leak or read out of bounds; every failure must be an
+ * error code, never a result.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "fuzz_common.h"
+#include "module/crypto.h"
+#include "module/secmem.h"
+#include "providers/azure/azure.h"
+#include "providers/common/http.h"
+#include "providers/gcp/gcp.h"
+#include "providers/provider.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
+			    http_sleep_fn sleep_fn);
+
+typedef struct reply {
+	long status;
+	const uint8_t *body;
+	size_t len;
+} reply;
+
+static p11k_err fake(void *arg, const http_request *req, http_response *resp,
+		     provider_status *st)
+{
+	const reply *r = arg;
+	(void)req;
+	(void)st;
+	resp->status = r->status;
+	if (!dbuf_add(&resp->body, r->body, r->len))
+		return P11K_ERR_BAD_REPLY;
+	return P11K_OK;
+}
+
+static void no_sleep(void *arg, long ms)
+{
+	(void)arg;
+	(void)ms;
+}
+
+static const long statuses[] = {200, 400, 401, 403, 404, 409, 429, 500, 503};
+
+static void *make(const provider_ops *ops, const char *json)
+{
+	json_error_t je;
+	json_t *cfg = json_loads(json, 0, &je);
+	void *st = NULL;
+	char why[512];
+	FUZZ_CHECK(cfg != NULL);
+	p11k_err e = ops->create(cfg, "fuzz.json", &st, why, sizeof(why));
+	json_decref(cfg);
+	FUZZ_CHECK(e == P11K_OK);
+	return st;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static bool ready;
+	static void *aws, *azure, *gcp;
+	extern const provider_ops aws_provider_ops, azure_provider_ops;
+	if (!ready) {
+		const char *dir = fuzz_tmpdir();
+		char secret[300], cfg[1024];
+		FUZZ_CHECK(crypto_init());
+		log_configure(LOG_ERROR, "/dev/null");
+		setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+		setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+		setenv("HOME", dir, 1);
+		unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+		snprintf(secret, sizeof(secret), "%s/secret", dir);
+		FILE *f = fopen(secret, "w");
+		FUZZ_CHECK(f != NULL);
+		fputs("not-a-real-secret", f);
+		fclose(f);
+		aws = make(&aws_provider_ops, "{\"region\": \"us-east-1\", \"endpoint\": "
+					      "\"https://kms.invalid\", \"seal_with\": \"alias/x\"}");
+		snprintf(cfg, sizeof(cfg),
+			 "{\"vault_url\": \"https://v.vault.azure.net\", \"tenant_id\": \"t\", "
+			 "\"client_id\": \"c\", \"client_secret_file\": \"%s\", "
+			 "\"seal_with\": \"k\"}",
+			 secret);
+		azure = make(&azure_provider_ops, cfg);
+		gcp = make(&gcp_provider_ops,
+			   "{\"endpoint\": \"https://kms.invalid\", \"metadata_host\": "
+			   "\"127.0.0.1:1\", \"seal_with\": "
+			   "\"projects/p/locations/l/keyRings/r/cryptoKeys/k\"}");
+		ready = true;
+	}
+	if (size < 2)
+		return 0;
+	reply r = {statuses[data[1] % ARRAY_SIZE(statuses)], data + 2, size - 2};
+	aws_test_set_transport(aws, fake, &r, no_sleep);
+	azure_test_set_transport(azure, fake, &r, no_sleep);
+	gcp_test_hooks(gcp, fake, &r, no_sleep, NULL, NULL);
+
+	const provider_ops *ops[] = {&aws_provider_ops, &azure_provider_ops, &gcp_provider_ops};
+	void *states[] = {aws, azure, gcp};
+	const char *keys[] = {"alias/x", "k", "projects/p/locations/l/keyRings/r/cryptoKeys/k"};
+	int which = data[0] % 3, op = (data[0] / 3) % 3;
+	provider_status st = {0};
+	const uint8_t aad[] = "context";
+	if (op == 0) {
+		key_info ki;
+		(void)ops[which]->describe(states[which], keys[which], &ki, &st);
+	} else if (op == 1) {
+		uint8_t *blob = NULL;
+		size_t bl = 0;
+		char kv[128];
+		static const uint8_t pt[32] = {1, 2, 3};
+		p11k_err e = ops[which]->encrypt(states[which], keys[which], pt, sizeof(pt), aad,
+						 sizeof(aad), &blob, &bl, kv, sizeof(kv), &st);
+		FUZZ_CHECK(e != P11K_OK || blob != NULL);
+		free(blob);
+	} else {
+		uint8_t *pt = NULL;
+		size_t pl = 0;
+		p11k_err e = ops[which]->decrypt(states[which], keys[which], data + 2, size - 2,
+						 aad, sizeof(aad), &pt, &pl, &st);
+		FUZZ_CHECK(e != P11K_OK || pt != NULL || pl == 0);
+		sec_free(pt);
+	}
+	return 0;
+}
