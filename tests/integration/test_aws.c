@@ -21,76 +21,28 @@
 
 #include <jansson.h>
 
+#include "emu.h"
 #include "harness.h"
 
-static char emu_dir[256];
-static pid_t emu_pid;
-static json_t *emu_info;
-static h_env env;
-static CK_SESSION_HANDLE S;
-
-static const char *aws(const char *field)
-{
-	return json_string_value(json_object_get(json_object_get(emu_info, "aws"), field));
-}
-
-static void emuctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emuctl(const char *fmt, ...)
-{
-	char args[1024], cmd[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl.py %s %s",
-		 getenv("P11KMS_SRC"), emu_dir, args);
-	if (system(cmd) != 0)
-		fail_msg("emuctl failed: %s", args);
-}
+#define aws(field) emu_str("aws", field)
+#define emuctl(...) emu_ctl("emuctl.py", __VA_ARGS__)
 
 static long emu_count(const char *service, const char *op)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl.py %s count %s %s",
-		 getenv("P11KMS_SRC"), emu_dir, service, op);
-	FILE *p = popen(cmd, "r");
-	long n = -1;
-	if (!p || fscanf(p, "%ld", &n) != 1)
-		n = -1;
-	if (p)
-		pclose(p);
-	return n;
+	return emu_ctl_long("emuctl.py", "count %s %s", service, op);
 }
+
+static h_env env;
+static CK_SESSION_HANDLE S;
+
+
+
 
 static int start_emulator(void **state)
 {
 	h_load();
-	snprintf(emu_dir, sizeof(emu_dir), "/tmp/p11kms-emu-XXXXXX");
-	if (!mkdtemp(emu_dir))
+	if (emu_start("emu") != 0)
 		return -1;
-	char script[512], logp[300];
-	snprintf(script, sizeof(script), "%s/tests/kms-emulator/kmsemu.py", getenv("P11KMS_SRC"));
-	snprintf(logp, sizeof(logp), "%s/emulator.log", emu_dir);
-	emu_pid = fork();
-	if (emu_pid == 0) {
-		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl("/usr/bin/python3", "python3", script, "serve", "--state-dir", emu_dir,
-		      (char *)NULL);
-		_exit(127);
-	}
-	char info[300];
-	snprintf(info, sizeof(info), "%s/emulator.json", emu_dir);
-	for (int i = 0; i < 600 && !emu_info; i++) {
-		usleep(100000);
-		json_error_t je;
-		emu_info = json_load_file(info, 0, &je);
-	}
-	if (!emu_info) {
-		fprintf(stderr, "the emulator did not start (see %s)\n", logp);
-		return -1;
-	}
 	setenv("AWS_ACCESS_KEY_ID", aws("access_key_id"), 1);
 	setenv("AWS_SECRET_ACCESS_KEY", aws("secret_access_key"), 1);
 	unsetenv("AWS_SESSION_TOKEN");
@@ -101,14 +53,7 @@ static int start_emulator(void **state)
 
 static int stop_emulator(void **state)
 {
-	if (emu_pid > 0) {
-		kill(emu_pid, SIGTERM);
-		waitpid(emu_pid, NULL, 0);
-	}
-	json_decref(emu_info);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", emu_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return emu_stop();
 }
 
 /* A token on the AWS provider: the emulator's key seals it and shows as a
@@ -436,19 +381,6 @@ static void *wrap_thread(void *arg)
 	return NULL;
 }
 
-static long emu_value(const char *args)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl.py %s %s",
-		 getenv("P11KMS_SRC"), emu_dir, args);
-	FILE *p = popen(cmd, "r");
-	long n = -1;
-	if (!p || fscanf(p, "%ld", &n) != 1)
-		n = -1;
-	if (p)
-		pclose(p);
-	return n;
-}
 
 /* Remote calls from several threads run side by side: no module lock is
  * held across the network. Shown with injected latency and the emulator's
@@ -458,7 +390,7 @@ static void test_threads_do_not_serialize(void **state)
 	enum { N = 4 };
 	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
-	long since = emu_value("log-seq");
+	long since = emu_ctl_long("emuctl.py", "log-seq");
 	emuctl("fault '{\"service\": \"aws\", \"op\": \"Encrypt\", \"kind\": \"latency\", "
 	       "\"delay_ms\": 700, \"count\": 0}'");
 	pthread_t th[N];
@@ -481,7 +413,7 @@ static void test_threads_do_not_serialize(void **state)
 	}
 	char args[128];
 	snprintf(args, sizeof(args), "max-overlap %ld aws Encrypt", since);
-	long overlap = emu_value(args);
+	long overlap = emu_ctl_long("emuctl.py", "%s", args);
 	print_message("at most %ld Encrypt requests in flight at once\n", overlap);
 	assert_true(overlap >= 2);
 }

@@ -24,55 +24,26 @@
 
 #include <jansson.h>
 
+#include "emu.h"
 #include "harness.h"
 
-static char emu_dir[256];
-static pid_t emu_pid;
-static json_t *emu_info;
+#define az(field) emu_str("azure", field)
+#define emuctl(...) emu_ctl("emuctl_azure.py", __VA_ARGS__)
+
+static long emu_count(const char *service, const char *op)
+{
+	return emu_ctl_long("emuctl_azure.py", "count %s %s", service, op);
+}
+
 static h_env env;
 static CK_SESSION_HANDLE S;
 
 #define RSA_KEY "p11kms-rsa"
 #define AES_KEY "p11kms-aes"
 
-static const char *az(const char *field)
-{
-	return json_string_value(json_object_get(json_object_get(emu_info, "azure"), field));
-}
 
-static const char *emuctl_path(void)
-{
-	static char p[512];
-	snprintf(p, sizeof(p), "/usr/bin/python3 %s/tests/integration/emuctl_azure.py %s",
-		 getenv("P11KMS_SRC"), emu_dir);
-	return p;
-}
 
-static void emuctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emuctl(const char *fmt, ...)
-{
-	char args[1024], cmd[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "%s %s", emuctl_path(), args);
-	if (system(cmd) != 0)
-		fail_msg("emuctl_azure failed: %s", args);
-}
 
-static long emu_count(const char *service, const char *op)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "%s count %s %s", emuctl_path(), service, op);
-	FILE *p = popen(cmd, "r");
-	long n = -1;
-	if (!p || fscanf(p, "%ld", &n) != 1)
-		n = -1;
-	if (p)
-		pclose(p);
-	return n;
-}
 
 static const char *const az_env_vars[] = {
 	"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
@@ -91,45 +62,14 @@ static int start_emulator(void **state)
 {
 	h_load();
 	clear_az_env();
-	snprintf(emu_dir, sizeof(emu_dir), "/tmp/p11kms-azemu-XXXXXX");
-	if (!mkdtemp(emu_dir))
+	if (emu_start("azemu") != 0)
 		return -1;
-	char script[512], logp[300];
-	snprintf(script, sizeof(script), "%s/tests/kms-emulator/kmsemu.py", getenv("P11KMS_SRC"));
-	snprintf(logp, sizeof(logp), "%s/emulator.log", emu_dir);
-	emu_pid = fork();
-	if (emu_pid == 0) {
-		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl("/usr/bin/python3", "python3", script, "serve", "--state-dir", emu_dir,
-		      (char *)NULL);
-		_exit(127);
-	}
-	char info[300];
-	snprintf(info, sizeof(info), "%s/emulator.json", emu_dir);
-	for (int i = 0; i < 600 && !emu_info; i++) {
-		usleep(100000);
-		json_error_t je;
-		emu_info = json_load_file(info, 0, &je);
-	}
-	if (!emu_info) {
-		fprintf(stderr, "the emulator did not start (see %s)\n", logp);
-		return -1;
-	}
 	return 0;
 }
 
 static int stop_emulator(void **state)
 {
-	if (emu_pid > 0) {
-		kill(emu_pid, SIGTERM);
-		waitpid(emu_pid, NULL, 0);
-	}
-	json_decref(emu_info);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", emu_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return emu_stop();
 }
 
 typedef enum auth_kind {
@@ -597,18 +537,6 @@ static void *wrap_thread(void *arg)
 	return NULL;
 }
 
-static long emu_value(const char *args)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "%s %s", emuctl_path(), args);
-	FILE *p = popen(cmd, "r");
-	long n = -1;
-	if (!p || fscanf(p, "%ld", &n) != 1)
-		n = -1;
-	if (p)
-		pclose(p);
-	return n;
-}
 
 /* Remote calls from several threads run side by side: neither the module
  * nor the provider's token and key-type caches hold a lock across the
@@ -618,7 +546,7 @@ static void test_threads_do_not_serialize(void **state)
 	enum { N = 4 };
 	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
-	long since = emu_value("log-seq");
+	long since = emu_ctl_long("emuctl_azure.py", "log-seq");
 	emuctl("fault '{\"service\": \"azure-vault\", \"op\": \"wrapKey\", \"kind\": \"latency\", "
 	       "\"delay_ms\": 700, \"count\": 0}'");
 	pthread_t th[N];
@@ -634,7 +562,7 @@ static void test_threads_do_not_serialize(void **state)
 		assert_ok(w[i].rv);
 	char args[128];
 	snprintf(args, sizeof(args), "max-overlap %ld azure-vault wrapKey", since);
-	long overlap = emu_value(args);
+	long overlap = emu_ctl_long("emuctl_azure.py", "%s", args);
 	print_message("at most %ld wrapKey requests in flight at once\n", overlap);
 	assert_true(overlap >= 2);
 }

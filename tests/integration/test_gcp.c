@@ -23,18 +23,20 @@
 
 #include <jansson.h>
 
+#include "emu.h"
 #include "harness.h"
 
-static char emu_dir[256];
-static pid_t emu_pid;
-static json_t *emu_info;
+#define gcp(field) emu_str("gcp", field)
+#define emuctl(...) emu_ctl("emuctl_gcp.py", __VA_ARGS__)
+
+static long emu_count(const char *service, const char *op)
+{
+	return emu_ctl_long("emuctl_gcp.py", "count %s %s", service, op);
+}
+
 static h_env env;
 static CK_SESSION_HANDLE S;
 
-static const char *gcp(const char *field)
-{
-	return json_string_value(json_object_get(json_object_get(emu_info, "gcp"), field));
-}
 
 static const char *sym_key(void)
 {
@@ -43,79 +45,15 @@ static const char *sym_key(void)
 				"symmetric"));
 }
 
-static void emuctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emuctl(const char *fmt, ...)
-{
-	char args[1024], cmd[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl_gcp.py %s %s",
-		 getenv("P11KMS_SRC"), emu_dir, args);
-	if (system(cmd) != 0)
-		fail_msg("emuctl_gcp failed: %s", args);
-}
 
 /* One line of emuctl_gcp.py output into out. */
-static void emu_output(char *out, size_t outlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void emu_output(char *out, size_t outlen, const char *fmt, ...)
-{
-	char args[1024], cmd[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl_gcp.py %s %s",
-		 getenv("P11KMS_SRC"), emu_dir, args);
-	FILE *p = popen(cmd, "r");
-	out[0] = 0;
-	if (!p || !fgets(out, (int)outlen, p))
-		out[0] = 0;
-	if (p)
-		pclose(p);
-	out[strcspn(out, "\r\n")] = 0;
-	if (!out[0])
-		fail_msg("emuctl_gcp gave nothing: %s", args);
-}
 
-static long emu_count(const char *service, const char *op)
-{
-	char v[64];
-	emu_output(v, sizeof(v), "count %s %s", service, op);
-	return strtol(v, NULL, 10);
-}
 
 static int start_emulator(void **state)
 {
 	h_load();
-	snprintf(emu_dir, sizeof(emu_dir), "/tmp/p11kms-emu-XXXXXX");
-	if (!mkdtemp(emu_dir))
+	if (emu_start("emu") != 0)
 		return -1;
-	char script[512], logp[300];
-	snprintf(script, sizeof(script), "%s/tests/kms-emulator/kmsemu.py", getenv("P11KMS_SRC"));
-	snprintf(logp, sizeof(logp), "%s/emulator.log", emu_dir);
-	emu_pid = fork();
-	if (emu_pid == 0) {
-		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl("/usr/bin/python3", "python3", script, "serve", "--state-dir", emu_dir,
-		      (char *)NULL);
-		_exit(127);
-	}
-	char info[300];
-	snprintf(info, sizeof(info), "%s/emulator.json", emu_dir);
-	for (int i = 0; i < 600 && !emu_info; i++) {
-		usleep(100000);
-		json_error_t je;
-		emu_info = json_load_file(info, 0, &je);
-	}
-	if (!emu_info) {
-		fprintf(stderr, "the emulator did not start (see %s)\n", logp);
-		return -1;
-	}
 	/* Only what each test's config names: no ambient Google credentials. */
 	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
 	unsetenv("CLOUDSDK_CONFIG");
@@ -125,14 +63,7 @@ static int start_emulator(void **state)
 
 static int stop_emulator(void **state)
 {
-	if (emu_pid > 0) {
-		kill(emu_pid, SIGTERM);
-		waitpid(emu_pid, NULL, 0);
-	}
-	json_decref(emu_info);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", emu_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return emu_stop();
 }
 
 /* A token on the gcp provider, sealed by key. creds is the extra JSON
@@ -364,7 +295,7 @@ static void test_disable_then_enable(void **state)
 static int setup_destroy(void **state)
 {
 	char name[512], creds[600];
-	emu_output(name, sizeof(name), "create doomed-%d", (int)getpid());
+	emu_ctl_line(name, sizeof(name), "emuctl_gcp.py", "create doomed-%d", (int)getpid());
 	snprintf(creds, sizeof(creds), "\"credentials_file\": \"%s\",",
 		 gcp("service_account_file"));
 	gcp_env_with(3600, name, creds);
@@ -494,20 +425,6 @@ static void *wrap_thread(void *arg)
 	return NULL;
 }
 
-/* The request log's generic queries live in emuctl.py (shared, unchanged). */
-static long emu_log_value(const char *args)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s/tests/integration/emuctl.py %s %s",
-		 getenv("P11KMS_SRC"), emu_dir, args);
-	FILE *p = popen(cmd, "r");
-	long n = -1;
-	if (!p || fscanf(p, "%ld", &n) != 1)
-		n = -1;
-	if (p)
-		pclose(p);
-	return n;
-}
 
 /* Remote calls from several threads run side by side: neither the module
  * nor the token cache holds a lock across the network. */
@@ -516,7 +433,7 @@ static void test_threads_do_not_serialize(void **state)
 	enum { N = 4 };
 	CK_OBJECT_HANDLE kms = find_label(S, "gcp-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
-	long since = emu_log_value("log-seq");
+	long since = emu_ctl_long("emuctl.py", "log-seq");
 	emuctl("fault '{\"service\": \"gcp\", \"op\": \"Encrypt\", \"kind\": \"latency\", "
 	       "\"delay_ms\": 700, \"count\": 0}'");
 	pthread_t th[N];
@@ -537,7 +454,7 @@ static void test_threads_do_not_serialize(void **state)
 	}
 	char args[128];
 	snprintf(args, sizeof(args), "max-overlap %ld gcp Encrypt", since);
-	long overlap = emu_log_value(args);
+	long overlap = emu_ctl_long("emuctl.py", "%s", args);
 	print_message("at most %ld Encrypt requests in flight at once\n", overlap);
 	assert_true(overlap >= 2);
 }
