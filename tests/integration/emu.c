@@ -67,6 +67,8 @@ const char *emu_str(const char *cloud, const char *field)
 }
 
 static void command(char *cmd, size_t n, const char *script, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static void command(char *cmd, size_t n, const char *script, const char *fmt, va_list ap)
 {
 	char args[1024];
 	vsnprintf(args, sizeof(args), fmt, ap);
