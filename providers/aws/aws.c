@@ -214,9 +214,18 @@ static p11k_err kms_call(aws_state *s, const char *op, json_t *req, json_t **rep
 			if (!json_is_string(m))
 				m = json_object_get(j, "Message");
 			snprintf(st->error_name, sizeof(st->error_name), "%s", type);
-			/* AWS messages name keys and ARNs, never key material. */
-			snprintf(st->message, sizeof(st->message), "%s: %s: %.180s", op, type,
-				 json_is_string(m) ? json_string_value(m) : "");
+			/* AWS messages name keys and ARNs, never key material; but a
+			 * signature mismatch quotes the expected canonical request,
+			 * headers (a session token) included: keep the first line,
+			 * and nothing from "Canonical" on. */
+			char msg[181] = "";
+			if (json_is_string(m))
+				snprintf(msg, sizeof(msg), "%s", json_string_value(m));
+			msg[strcspn(msg, "\r\n")] = 0;
+			char *canon = strstr(msg, "Canonical");
+			if (canon)
+				*canon = 0;
+			snprintf(st->message, sizeof(st->message), "%s: %s: %s", op, type, msg);
 			e = map_error(type);
 		}
 		json_decref(j);
