@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,4 +209,59 @@ size_t h_unhex(const char *hex, uint8_t *out, size_t max)
 		hex += 2;
 	}
 	return n;
+}
+
+CK_OBJECT_HANDLE h_find_label(CK_SESSION_HANDLE s, const char *label)
+{
+	CK_ATTRIBUTE q = {CKA_LABEL, (void *)label, strlen(label)};
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_ULONG n = 0;
+	assert_ok(p11->C_FindObjectsInit(s, &q, 1));
+	assert_ok(p11->C_FindObjects(s, &h, 1, &n));
+	assert_ok(p11->C_FindObjectsFinal(s));
+	assert_int_equal(n, 1);
+	return h;
+}
+
+CK_RV h_encrypt_probe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, uint8_t *out,
+		      CK_ULONG *ol)
+{
+	static uint8_t iv[16];
+	CK_MECHANISM m = {CKM_AES_CBC_PAD, iv, 16};
+	CK_RV rv = p11->C_EncryptInit(s, &m, k);
+	return rv != CKR_OK ? rv : p11->C_Encrypt(s, (CK_BYTE_PTR) "tde page", 8, out, ol);
+}
+
+typedef struct wrap_job {
+	CK_SLOT_ID slot;
+	CK_OBJECT_HANDLE kms, key;
+	h_wrap_result *r;
+} wrap_job;
+
+static void *wrap_thread(void *arg)
+{
+	wrap_job *j = arg;
+	CK_SESSION_HANDLE s;
+	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	j->r->rv = p11->C_OpenSession(j->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+	j->r->len = sizeof(j->r->blob);
+	if (j->r->rv == CKR_OK) {
+		j->r->rv = p11->C_WrapKey(s, &m, j->kms, j->key, j->r->blob, &j->r->len);
+		p11->C_CloseSession(s);
+	}
+	return NULL;
+}
+
+void h_wrap_in_threads(CK_SLOT_ID slot, CK_OBJECT_HANDLE kms, CK_OBJECT_HANDLE key,
+		       h_wrap_result *out, int n)
+{
+	pthread_t th[16];
+	wrap_job jobs[16];
+	assert_true(n > 0 && n <= 16);
+	for (int i = 0; i < n; i++) {
+		jobs[i] = (wrap_job){.slot = slot, .kms = kms, .key = key, .r = &out[i]};
+		assert_int_equal(pthread_create(&th[i], NULL, wrap_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
 }

@@ -45,6 +45,23 @@ CK_OBJECT_HANDLE h_aes_key(CK_SESSION_HANDLE s, CK_ULONG len, CK_BBOOL token,
 			   const char *label);
 /* Import an AES key with given bytes as a session object. */
 CK_OBJECT_HANDLE h_import_aes(CK_SESSION_HANDLE s, const uint8_t *key, CK_ULONG len);
+/* The single object with this label (fails the test otherwise). */
+CK_OBJECT_HANDLE h_find_label(CK_SESSION_HANDLE s, const char *label);
+/* AES-CBC-PAD of a fixed message under k with a zero IV: a probe that a
+ * key still works and gives the same bytes. */
+CK_RV h_encrypt_probe(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, uint8_t *out,
+		      CK_ULONG *ol);
+
+/* n threads, each with its own session, wrap key under kms with
+ * CKM_P11KMS_KMS_ENVELOPE at the same time. */
+typedef struct h_wrap_result {
+	CK_RV rv;
+	uint8_t blob[4096];
+	CK_ULONG len;
+} h_wrap_result;
+void h_wrap_in_threads(CK_SLOT_ID slot, CK_OBJECT_HANDLE kms, CK_OBJECT_HANDLE key,
+		       h_wrap_result *out, int n);
+
 /* Print the module log's last lines (not trace) to stderr. */
 void h_dump_log(const h_env *e);
 /* Does the env's log contain s? */

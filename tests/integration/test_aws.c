@@ -35,9 +35,6 @@ static long emu_count(const char *service, const char *op)
 static h_env env;
 static CK_SESSION_HANDLE S;
 
-
-
-
 static int start_emulator(void **state)
 {
 	h_load();
@@ -104,32 +101,12 @@ static int teardown(void **state)
 	return 0;
 }
 
-static CK_OBJECT_HANDLE find_label(CK_SESSION_HANDLE s, const char *label)
-{
-	CK_ATTRIBUTE q = {CKA_LABEL, (void *)label, strlen(label)};
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-	CK_ULONG n = 0;
-	assert_ok(p11->C_FindObjectsInit(s, &q, 1));
-	assert_ok(p11->C_FindObjects(s, &h, 1, &n));
-	assert_ok(p11->C_FindObjectsFinal(s));
-	assert_int_equal(n, 1);
-	return h;
-}
-
-static CK_RV encrypt_with(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, uint8_t *out, CK_ULONG *ol)
-{
-	static uint8_t iv[16];
-	CK_MECHANISM m = {CKM_AES_CBC_PAD, iv, 16};
-	CK_RV rv = p11->C_EncryptInit(s, &m, k);
-	return rv != CKR_OK ? rv : p11->C_Encrypt(s, (CK_BYTE_PTR) "tde page", 8, out, ol);
-}
-
 static void test_token_survives_restart(void **state)
 {
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "db-master");
 	uint8_t c1[32], c2[32];
 	CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
-	assert_ok(encrypt_with(S, k, c1, &l1));
+	assert_ok(h_encrypt_probe(S, k, c1, &l1));
 	assert_ok(p11->C_Finalize(NULL));
 	emuctl("reset-counters");
 	/* A new process: initialize, log in (the one KMS call), use the key. */
@@ -150,7 +127,7 @@ static void test_token_survives_restart(void **state)
 		p11->C_FindObjectsInit(s, &q, 1);
 		p11->C_FindObjects(s, &h, 1, &n);
 		p11->C_FindObjectsFinal(s);
-		if (n != 1 || encrypt_with(s, h, c2, &l2) != CKR_OK)
+		if (n != 1 || h_encrypt_probe(s, h, c2, &l2) != CKR_OK)
 			_exit(4);
 		if (write(fds[1], c2, l2) != (ssize_t)l2)
 			_exit(5);
@@ -172,7 +149,7 @@ static void test_token_survives_restart(void **state)
 
 static void test_blobs_interoperate_with_boto3(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "aws-key");
 	uint8_t key[32], key2[32], out[64];
 	for (int i = 0; i < 32; i++) {
 		key[i] = (uint8_t)i;
@@ -232,7 +209,7 @@ static void test_blobs_interoperate_with_boto3(void **state)
 /* A blob wrapped here unwraps in another process of the module. */
 static void test_unwrap_in_another_process(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "aws-key");
 	uint8_t key[32];
 	for (int i = 0; i < 32; i++)
 		key[i] = (uint8_t)(7 * i);
@@ -241,7 +218,7 @@ static void test_unwrap_in_another_process(void **state)
 	uint8_t blob[2048], c1[32], c2[32];
 	CK_ULONG bl = sizeof(blob), l1 = sizeof(c1), l2 = sizeof(c2);
 	assert_ok(p11->C_WrapKey(S, &m, kms, dk, blob, &bl));
-	assert_ok(encrypt_with(S, dk, c1, &l1));
+	assert_ok(h_encrypt_probe(S, dk, c1, &l1));
 	assert_ok(p11->C_Finalize(NULL));
 	int fds[2];
 	assert_int_equal(pipe(fds), 0);
@@ -263,7 +240,7 @@ static void test_unwrap_in_another_process(void **state)
 		CK_KEY_TYPE kt = CKK_AES;
 		CK_ATTRIBUTE t[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)}};
 		if (n != 1 || p11->C_UnwrapKey(s, &m, k, blob, bl, t, 2, &back) ||
-		    encrypt_with(s, back, c2, &l2) ||
+		    h_encrypt_probe(s, back, c2, &l2) ||
 		    write(fds[1], c2, l2) != (ssize_t)l2)
 			_exit(3);
 		p11->C_Finalize(NULL);
@@ -285,11 +262,11 @@ static void test_disable_then_enable(void **state)
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "guarded");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 	emuctl("disable aws %s", aws("alias"));
 	sleep(2); /* past revalidate_seconds */
 	cl = sizeof(ct);
-	assert_rv(encrypt_with(S, k, ct, &cl), CKR_DEVICE_ERROR);
+	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
 	CK_SESSION_INFO si;
 	assert_ok(p11->C_GetSessionInfo(S, &si));
 	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_KEY_DISABLED);
@@ -297,14 +274,14 @@ static void test_disable_then_enable(void **state)
 	assert_rv(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4), CKR_DEVICE_ERROR);
 	emuctl("enable aws %s", aws("alias"));
 	assert_ok(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4));
-	k = find_label(S, "guarded");
+	k = h_find_label(S, "guarded");
 	cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 }
 
 static void test_rotation_keeps_old_blobs(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "aws-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t b1[2048], b2[2048];
@@ -326,7 +303,7 @@ static void test_rotation_keeps_old_blobs(void **state)
 
 static void test_retries_and_throttling(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "aws-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t b[2048];
@@ -361,46 +338,19 @@ static void test_retries_and_throttling(void **state)
 	emuctl("clear-faults");
 }
 
-typedef struct wrapper {
-	CK_OBJECT_HANDLE kms, key;
-	CK_RV rv;
-	uint8_t blob[2048];
-	CK_ULONG len;
-} wrapper;
-
-static void *wrap_thread(void *arg)
-{
-	wrapper *w = arg;
-	CK_SESSION_HANDLE s;
-	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
-	w->rv = p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
-	w->len = sizeof(w->blob);
-	if (w->rv == CKR_OK)
-		w->rv = p11->C_WrapKey(s, &m, w->kms, w->key, w->blob, &w->len);
-	p11->C_CloseSession(s);
-	return NULL;
-}
-
-
 /* Remote calls from several threads run side by side: no module lock is
  * held across the network. Shown with injected latency and the emulator's
  * request log (overlapping requests), not with timings. */
 static void test_threads_do_not_serialize(void **state)
 {
 	enum { N = 4 };
-	CK_OBJECT_HANDLE kms = find_label(S, "aws-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "aws-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	long since = emu_ctl_long("emuctl.py", "log-seq");
 	emuctl("fault '{\"service\": \"aws\", \"op\": \"Encrypt\", \"kind\": \"latency\", "
 	       "\"delay_ms\": 700, \"count\": 0}'");
-	pthread_t th[N];
-	wrapper w[N];
-	for (int i = 0; i < N; i++) {
-		w[i] = (wrapper){.kms = kms, .key = dk};
-		assert_int_equal(pthread_create(&th[i], NULL, wrap_thread, &w[i]), 0);
-	}
-	for (int i = 0; i < N; i++)
-		pthread_join(th[i], NULL);
+	h_wrap_result w[N];
+	h_wrap_in_threads(env.slot, kms, dk, w, N);
 	emuctl("clear-faults");
 	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
@@ -426,7 +376,7 @@ static void test_unreachable_within_grace(void **state)
 	sleep(2);
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl)); /* unreachable, but within grace */
+	assert_ok(h_encrypt_probe(S, k, ct, &cl)); /* unreachable, but within grace */
 	assert_true(h_log_contains(&env, "grace"));
 	emuctl("clear-faults");
 }
@@ -439,7 +389,7 @@ static void test_unreachable_fails_closed(void **state)
 	sleep(2);
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_rv(encrypt_with(S, k, ct, &cl), CKR_DEVICE_ERROR);
+	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
 	CK_SESSION_INFO si;
 	assert_ok(p11->C_GetSessionInfo(S, &si));
 	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_UNREACHABLE);
@@ -452,7 +402,7 @@ static void test_no_secret_in_log(void **state)
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 	assert_ok(p11->C_Finalize(NULL));
 	assert_true(h_log_contains(&env, "unsealed"));
 	assert_false(h_log_contains(&env, aws("secret_access_key")));

@@ -41,10 +41,6 @@ static CK_SESSION_HANDLE S;
 #define RSA_KEY "p11kms-rsa"
 #define AES_KEY "p11kms-aes"
 
-
-
-
-
 static const char *const az_env_vars[] = {
 	"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
 	"AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE",
@@ -175,26 +171,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static CK_OBJECT_HANDLE find_label(CK_SESSION_HANDLE s, const char *label)
-{
-	CK_ATTRIBUTE q = {CKA_LABEL, (void *)label, strlen(label)};
-	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-	CK_ULONG n = 0;
-	assert_ok(p11->C_FindObjectsInit(s, &q, 1));
-	assert_ok(p11->C_FindObjects(s, &h, 1, &n));
-	assert_ok(p11->C_FindObjectsFinal(s));
-	assert_int_equal(n, 1);
-	return h;
-}
-
-static CK_RV encrypt_with(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, uint8_t *out, CK_ULONG *ol)
-{
-	static uint8_t iv[16];
-	CK_MECHANISM m = {CKM_AES_CBC_PAD, iv, 16};
-	CK_RV rv = p11->C_EncryptInit(s, &m, k);
-	return rv != CKR_OK ? rv : p11->C_Encrypt(s, (CK_BYTE_PTR) "tde page", 8, out, ol);
-}
-
 /* Restart: a new process initializes, logs in (one unwrapKey), uses a
  * token key. */
 static void restart_check(const char *service)
@@ -202,7 +178,7 @@ static void restart_check(const char *service)
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "db-master");
 	uint8_t c1[32], c2[32];
 	CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
-	assert_ok(encrypt_with(S, k, c1, &l1));
+	assert_ok(h_encrypt_probe(S, k, c1, &l1));
 	assert_ok(p11->C_Finalize(NULL));
 	emuctl("reset-counters");
 	int fds[2];
@@ -225,7 +201,7 @@ static void restart_check(const char *service)
 		p11->C_FindObjectsInit(s, &q, 1);
 		p11->C_FindObjects(s, &h, 1, &n);
 		p11->C_FindObjectsFinal(s);
-		if (n != 1 || encrypt_with(s, h, c2, &l2) != CKR_OK)
+		if (n != 1 || h_encrypt_probe(s, h, c2, &l2) != CKR_OK)
 			_exit(4);
 		if (write(fds[1], c2, l2) != (ssize_t)l2)
 			_exit(5);
@@ -259,7 +235,7 @@ static void test_hsm_token_survives_restart(void **state)
  * the module's blob and makes one the module opens. */
 static void envelope_and_sdk(const char *vault, const char *key)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
 	uint8_t k1[32], k2[32], out[64];
 	for (int i = 0; i < 32; i++) {
 		k1[i] = (uint8_t)i;
@@ -345,20 +321,20 @@ static void disable_enable(bool hsm, const char *key)
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "guarded");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 	emuctl("disable %s %s", hsm ? "hsm" : "vault", key);
 	sleep(2); /* past revalidate_seconds */
 	cl = sizeof(ct);
-	assert_rv(encrypt_with(S, k, ct, &cl), CKR_DEVICE_ERROR);
+	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
 	CK_SESSION_INFO si;
 	assert_ok(p11->C_GetSessionInfo(S, &si));
 	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_KEY_DISABLED);
 	assert_rv(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4), CKR_DEVICE_ERROR);
 	emuctl("enable %s %s", hsm ? "hsm" : "vault", key);
 	assert_ok(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4));
-	k = find_label(S, "guarded");
+	k = h_find_label(S, "guarded");
 	cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 }
 
 static void test_disable_then_enable(void **state)
@@ -373,7 +349,7 @@ static void test_hsm_disable_then_enable(void **state)
 
 static void test_new_version_keeps_old_blobs(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t b1[4096], b2[4096];
@@ -396,7 +372,7 @@ static void test_new_version_keeps_old_blobs(void **state)
 
 static void test_retries_and_throttling(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t b[4096];
@@ -440,7 +416,7 @@ static void test_bearer_challenge(void **state)
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 	assert_true(h_log_contains(&env, "bearer challenge"));
 }
 
@@ -452,7 +428,7 @@ static void auth_roundtrip(auth_kind a, const char *service, const char *op)
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
 	S = h_user_session(&env);
-	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t b[4096];
@@ -517,46 +493,19 @@ static void test_revoked_app(void **state)
 	assert_true(h_log_contains(&env, "invalid_client"));
 }
 
-typedef struct wrapper {
-	CK_OBJECT_HANDLE kms, key;
-	CK_RV rv;
-	uint8_t blob[4096];
-	CK_ULONG len;
-} wrapper;
-
-static void *wrap_thread(void *arg)
-{
-	wrapper *w = arg;
-	CK_SESSION_HANDLE s;
-	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
-	w->rv = p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
-	w->len = sizeof(w->blob);
-	if (w->rv == CKR_OK)
-		w->rv = p11->C_WrapKey(s, &m, w->kms, w->key, w->blob, &w->len);
-	p11->C_CloseSession(s);
-	return NULL;
-}
-
-
 /* Remote calls from several threads run side by side: neither the module
  * nor the provider's token and key-type caches hold a lock across the
  * network. Shown with injected latency and the emulator's request log. */
 static void test_threads_do_not_serialize(void **state)
 {
 	enum { N = 4 };
-	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	long since = emu_ctl_long("emuctl_azure.py", "log-seq");
 	emuctl("fault '{\"service\": \"azure-vault\", \"op\": \"wrapKey\", \"kind\": \"latency\", "
 	       "\"delay_ms\": 700, \"count\": 0}'");
-	pthread_t th[N];
-	wrapper w[N];
-	for (int i = 0; i < N; i++) {
-		w[i] = (wrapper){.kms = kms, .key = dk};
-		assert_int_equal(pthread_create(&th[i], NULL, wrap_thread, &w[i]), 0);
-	}
-	for (int i = 0; i < N; i++)
-		pthread_join(th[i], NULL);
+	h_wrap_result w[N];
+	h_wrap_in_threads(env.slot, kms, dk, w, N);
 	emuctl("clear-faults");
 	for (int i = 0; i < N; i++)
 		assert_ok(w[i].rv);
@@ -575,7 +524,7 @@ static int setup_no_grace(void **state)
 /* Latency below the client's timeouts is only slow. */
 static void test_latency(void **state)
 {
-	CK_OBJECT_HANDLE kms = find_label(S, "az-key");
+	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
 	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t b[4096];
@@ -594,7 +543,7 @@ static void test_unreachable_within_grace(void **state)
 	sleep(2);
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl)); /* unreachable, but within grace */
+	assert_ok(h_encrypt_probe(S, k, ct, &cl)); /* unreachable, but within grace */
 	assert_true(h_log_contains(&env, "grace"));
 	emuctl("clear-faults");
 }
@@ -607,7 +556,7 @@ static void test_unreachable_fails_closed(void **state)
 	sleep(2);
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_rv(encrypt_with(S, k, ct, &cl), CKR_DEVICE_ERROR);
+	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
 	CK_SESSION_INFO si;
 	assert_ok(p11->C_GetSessionInfo(S, &si));
 	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_UNREACHABLE);
@@ -620,7 +569,7 @@ static void test_no_secret_in_log(void **state)
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(encrypt_with(S, k, ct, &cl));
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
 	assert_ok(p11->C_Finalize(NULL));
 	assert_true(h_log_contains(&env, "unsealed"));
 	assert_false(h_log_contains(&env, az("client_secret")));
