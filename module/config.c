@@ -85,7 +85,7 @@ static const char *type_name(field_type t)
 	case FT_STRING_ARRAY:
 		return "an array of strings";
 	case FT_KEY_ARRAY:
-		return "an array of {\"id\": ..., \"label\": ...} objects";
+		return "an array of {\"id\": ..., \"label\": ..., \"type\": ...} objects";
 	}
 	return "?";
 }
@@ -100,6 +100,23 @@ static const field_spec *spec_find(const field_spec *s, const char *name)
 
 static CK_RV check_object(const ctx_t *c, jpath_elem *path, size_t depth,
 			  json_t *obj, const field_spec *a, const field_spec *b);
+
+/* "bits" describes AES keys only, and only the three AES sizes. */
+static CK_RV check_key_bits(const ctx_t *c, jpath_elem *path, size_t depth, json_t *key)
+{
+	json_t *bits = json_object_get(key, "bits");
+	if (!bits)
+		return CKR_OK;
+	const char *ty = json_string_value(json_object_get(key, "type"));
+	path[depth].key = "bits";
+	if (!ty || strcmp(ty, "aes") != 0)
+		return fail(c, path, depth + 1, "only keys of \"type\": \"aes\" take a size");
+	json_int_t b = json_integer_value(bits);
+	if (b != 128 && b != 192 && b != 256)
+		return fail(c, path, depth + 1, "%lld is not an AES key size (128, 192, 256)",
+			    (long long)b);
+	return CKR_OK;
+}
 
 static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 			 const field_spec *f, json_t *v)
@@ -150,9 +167,12 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 		return CKR_OK;
 	}
 	case FT_KEY_ARRAY: {
+		static const char *const key_types[] = {"envelope", "aes", "rsa", NULL};
 		static const field_spec key_fields[] = {
 			{"id", FT_STRING, true, 0, 0, NULL},
 			{"label", FT_STRING, false, 0, 0, NULL},
+			{"type", FT_STRING, false, 0, 0, key_types},
+			{"bits", FT_UINT, false, 128, 4096, NULL},
 			{NULL, FT_STRING, false, 0, 0, NULL},
 		};
 		if (!json_is_array(v) || json_array_size(v) > 256)
@@ -167,6 +187,7 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 			if (!json_is_object(e))
 				return fail(c, path, depth + 1, "must be an object");
 			GUARD(check_object(c, path, depth + 1, e, key_fields, NULL));
+			GUARD(check_key_bits(c, path, depth + 1, e));
 		}
 		return CKR_OK;
 	}
@@ -270,6 +291,11 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 								 : dup_str(k, "id");
 			if (!kc->id || !kc->label)
 				return CKR_HOST_MEMORY;
+			const char *ty = json_string_value(json_object_get(k, "type"));
+			kc->type = !ty || strcmp(ty, "envelope") == 0 ? KMS_KEY_ENVELOPE
+				   : strcmp(ty, "aes") == 0	  ? KMS_KEY_AES
+								  : KMS_KEY_RSA;
+			kc->bits = (unsigned)get_uint(k, "bits", kc->type == KMS_KEY_AES ? 256 : 0);
 		}
 	}
 	return CKR_OK;

@@ -19,9 +19,17 @@
 typedef enum login_mode { LOGIN_REQUIRED, LOGIN_OPTIONAL } login_mode;
 
 /* A KMS key the token shows as an object (config "keys"). */
+typedef enum kms_key_type {
+	KMS_KEY_ENVELOPE, /* the vendor envelope mechanism only */
+	KMS_KEY_AES,      /* also CKK_AES mechanisms, run by the KMS */
+	KMS_KEY_RSA,      /* also an RSA key pair for CKM_RSA_PKCS_OAEP */
+} kms_key_type;
+
 typedef struct kms_key_cfg {
 	char *id;
 	char *label;
+	kms_key_type type;
+	unsigned bits; /* AES: 128, 192 or 256; RSA: 0 until known */
 } kms_key_cfg;
 
 typedef struct provider_cfg {

@@ -22,6 +22,8 @@ CK_RV p11k_err_to_ckr(p11k_err e)
 		return CKR_DEVICE_ERROR;
 	case P11K_ERR_INVALID_CIPHERTEXT:
 		return CKR_ENCRYPTED_DATA_INVALID;
+	case P11K_ERR_KEY_TYPE:
+		return CKR_KEY_TYPE_INCONSISTENT;
 	case P11K_ERR_INTERNAL:
 		return CKR_GENERAL_ERROR;
 	}
@@ -50,6 +52,8 @@ CK_ULONG p11k_err_to_deverr(p11k_err e)
 		return P11KMS_DEVERR_INVALID_CIPHERTEXT;
 	case P11K_ERR_BAD_REPLY:
 		return P11KMS_DEVERR_BAD_REPLY;
+	case P11K_ERR_KEY_TYPE:
+		return P11KMS_DEVERR_KEY_TYPE;
 	case P11K_ERR_STORE:
 	case P11K_ERR_STORE_BUSY:
 		return P11KMS_DEVERR_STORE;
@@ -78,6 +82,8 @@ const char *p11k_err_name(p11k_err e)
 		return "invalid ciphertext";
 	case P11K_ERR_BAD_REPLY:
 		return "malformed reply";
+	case P11K_ERR_KEY_TYPE:
+		return "KMS key cannot run the algorithm";
 	case P11K_ERR_INTERNAL:
 		return "internal error";
 	case P11K_ERR_STORE:

@@ -21,6 +21,7 @@ typedef enum p11k_err {
 	P11K_ERR_THROTTLED,         /* rate limited after retries */
 	P11K_ERR_INVALID_CIPHERTEXT,/* blob does not decrypt / authenticate */
 	P11K_ERR_BAD_REPLY,         /* malformed or out-of-bounds response */
+	P11K_ERR_KEY_TYPE,          /* the KMS key cannot run the algorithm */
 	P11K_ERR_INTERNAL,          /* a bug or an OpenSSL failure */
 	P11K_ERR_STORE,             /* store I/O, corruption, schema */
 	P11K_ERR_STORE_BUSY,        /* store locked by another process too long */

@@ -58,6 +58,35 @@ typedef struct provider_status {
 	char message[256];
 } provider_status;
 
+/* A standard algorithm run by the KMS with the key's own material: the
+ * PKCS #11 mechanisms on typed KMS key objects (docs/REMOTE.md). Results
+ * are in the algorithm's standard format, so they interoperate with the
+ * cloud's SDKs and any other implementation of the algorithm. */
+typedef enum remote_alg {
+	RALG_RSA_OAEP_SHA1 = 1, /* MGF1 with the same hash, empty label */
+	RALG_RSA_OAEP_SHA256,
+	RALG_AES_KW,            /* RFC 3394 */
+	RALG_AES_KWP,           /* RFC 5649 */
+	RALG_AES_GCM,           /* 12-byte IV, 16-byte tag after the ciphertext */
+} remote_alg;
+
+#define REMOTE_GCM_IV_LEN 12
+#define REMOTE_GCM_TAG_LEN 16
+
+typedef struct remote_req {
+	remote_alg alg;
+	bool encrypt;   /* encrypt or wrap; false: decrypt or unwrap */
+	bool key_op;    /* the data is key material (wrapKey/unwrapKey) */
+	size_t key_bits; /* AES keys: the size the configuration declares */
+	const uint8_t *in;
+	size_t inlen;
+	const uint8_t *aad; /* AES-GCM only; may be NULL */
+	size_t aadlen;
+	/* AES-GCM: on encrypt the provider writes the IV the KMS generated;
+	 * on decrypt it is the IV to use. Always REMOTE_GCM_IV_LEN bytes. */
+	uint8_t iv[REMOTE_GCM_IV_LEN];
+} remote_req;
+
 typedef struct provider_ops {
 	const char *type;
 	const field_spec *fields; /* terminated by a {NULL} entry */
@@ -88,6 +117,24 @@ typedef struct provider_ops {
 	/* Longest blob encrypt can return for ptlen bytes (for PKCS #11
 	 * length queries, answered without a KMS call). */
 	size_t (*max_blob_len)(void *state, size_t ptlen);
+
+	/* Optional: NULL when the provider runs no standard algorithm.
+	 * Runs r->alg on the key; *out is secure memory (sec_alloc), also when
+	 * it is ciphertext; the caller sec_frees it. For AES-GCM encryption
+	 * *out is ciphertext||tag. A key id without a version means the
+	 * current version for encryption; for decryption a provider tries the
+	 * current version first, then older enabled versions, because the
+	 * standard formats do not name the version. Errors: P11K_ERR_DATA_INVALID
+	 * when the KMS rejects the input as undecryptable (wrong key, tampered
+	 * data), P11K_ERR_KEY_TYPE when the key cannot run r->alg. */
+	p11k_err (*remote_crypt)(void *state, const char *key_id, remote_req *r,
+				 uint8_t **out, size_t *outlen, provider_status *st);
+	/* Optional: an RSA key's public modulus and exponent, big-endian
+	 * without leading zeros, malloc'd. May call the KMS once per key; the
+	 * module caches the result. */
+	p11k_err (*rsa_public)(void *state, const char *key_id, uint8_t **n,
+			       size_t *nlen, uint8_t **e, size_t *elen,
+			       provider_status *st);
 } provider_ops;
 
 /* Record a failure in st (NULL allowed): the error and a one-line reason.

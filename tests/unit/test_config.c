@@ -215,6 +215,48 @@ static void test_wrong_type(void **state)
 		CFG_PATH ":2: log.level: \"loud\" is not one of the allowed values");
 }
 
+/* KMS key entries: a type, and a size for AES keys only (docs/REMOTE.md). */
+static void test_key_types(void **state)
+{
+	static const char text[] =
+		"{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"e\"},\n"
+		"      {\"id\": \"a\", \"type\": \"aes\", \"bits\": 128},\n"
+		"      {\"id\": \"d\", \"type\": \"aes\"},\n"
+		"      {\"id\": \"r\", \"label\": \"kek\", \"type\": \"rsa\"} ] } ] }\n";
+	config_t *cfg = NULL;
+	assert_int_equal(config_parse(text, strlen(text), CFG_PATH, &cfg), CKR_OK);
+	provider_cfg *p = &cfg->providers[0];
+	assert_int_equal(p->nkeys, 4);
+	assert_int_equal(p->keys[0].type, KMS_KEY_ENVELOPE);
+	assert_string_equal(p->keys[0].label, "e");
+	assert_int_equal(p->keys[1].type, KMS_KEY_AES);
+	assert_int_equal(p->keys[1].bits, 128);
+	assert_int_equal(p->keys[2].bits, 256);
+	assert_int_equal(p->keys[3].type, KMS_KEY_RSA);
+	assert_string_equal(p->keys[3].label, "kek");
+	config_free(cfg);
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"ec\"} ] } ] }\n",
+		CFG_PATH ":4: providers[0].keys[0].type: \"ec\" is not one of the allowed values");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"aes\",\n"
+		"       \"bits\": 512} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].bits: 512 is not an AES key size");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"rsa\",\n"
+		"       \"bits\": 2048} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].bits: only keys of \"type\": \"aes\" take a size");
+}
+
 static void test_missing_required(void **state)
 {
 	refused("{\n  \"log\": {}\n}\n",
@@ -315,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_field_provider),
 		cmocka_unit_test(test_wrong_type),
 		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_key_types),
 		cmocka_unit_test(test_unknown_provider_type),
 		cmocka_unit_test(test_duplicate_providers),
 		cmocka_unit_test(test_bad_log_destination),
