@@ -9,6 +9,8 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "mech.h"
+#include "providers/provider.h"
 #include "secmem.h"
 
 #define COUNTER_BLOCK 65536 /* counter values reserved per store write */
@@ -41,6 +43,20 @@ CK_RV msg_op_init(msg_op *op, const CK_MECHANISM *m, const uint8_t *key,
 		memcpy(op->kid, kid, KID_LEN);
 		op->has_kid = true;
 	}
+	op->encrypt = encrypt;
+	op->active = true;
+	return CKR_OK;
+}
+
+CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, void *tok,
+		      size_t idx, size_t key_bits)
+{
+	memset(op, 0, sizeof(*op));
+	if (m->ulParameterLen && !m->pParameter)
+		return CKR_MECHANISM_PARAM_INVALID;
+	op->kms_tok = tok;
+	op->kms_idx = idx;
+	op->kms_bits = key_bits;
 	op->encrypt = encrypt;
 	op->active = true;
 	return CKR_OK;
@@ -173,6 +189,43 @@ static CK_RV finish(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, uint8_t *out, size_t d
 	return CKR_OK;
 }
 
+/* One message through the KMS: ciphertext to out, tag to pTag, and when
+ * encrypting the KMS's IV to pIv. */
+static CK_RV kms_message(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, const uint8_t *aad,
+			 CK_ULONG aadlen, const uint8_t *in, CK_ULONG inlen, uint8_t *out,
+			 CK_ULONG *outlen)
+{
+	uint8_t iv[REMOTE_GCM_IV_LEN];
+	uint8_t *res = NULL, *ct = NULL;
+	size_t reslen = 0;
+	CK_RV rv;
+	if (op->encrypt) {
+		rv = mech_kms_gcm(op->kms_tok, op->kms_idx, op->kms_bits, true, aad, aadlen, in,
+				  inlen, iv, &res, &reslen);
+	} else {
+		if (!(ct = malloc(inlen + REMOTE_GCM_TAG_LEN)))
+			return CKR_HOST_MEMORY;
+		if (inlen)
+			memcpy(ct, in, inlen);
+		memcpy(ct + inlen, p->pTag, REMOTE_GCM_TAG_LEN);
+		memcpy(iv, p->pIv, REMOTE_GCM_IV_LEN);
+		rv = mech_kms_gcm(op->kms_tok, op->kms_idx, op->kms_bits, false, aad, aadlen, ct,
+				  inlen + REMOTE_GCM_TAG_LEN, iv, &res, &reslen);
+		free(ct);
+	}
+	if (rv != CKR_OK)
+		return rv;
+	if (inlen)
+		memcpy(out, res, inlen);
+	if (op->encrypt) {
+		memcpy(p->pTag, res + inlen, REMOTE_GCM_TAG_LEN);
+		memcpy(p->pIv, iv, REMOTE_GCM_IV_LEN);
+	}
+	*outlen = inlen;
+	sec_free(res);
+	return CKR_OK;
+}
+
 CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 		  CK_ULONG aadlen, const uint8_t *in, CK_ULONG inlen, uint8_t *out,
 		  CK_ULONG *outlen, counter_reserve_fn reserve, void *rarg)
@@ -183,6 +236,13 @@ CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 	GUARD(check_params(op, param, plen, &p));
 	if (!outlen || (inlen && !in) || inlen > INT_MAX)
 		return CKR_ARGUMENTS_BAD;
+	if (op->kms_tok && (p->ulIvLen != REMOTE_GCM_IV_LEN || p->ulTagBits != 128 ||
+			    (op->encrypt && (p->ivGenerator == CKG_NO_GENERATE ||
+					     p->ulIvFixedBits != 0)))) {
+		log_info("aead", "AES-GCM on a KMS key: the KMS generates the whole 96-bit "
+				 "IV (CKG_GENERATE_RANDOM, no fixed bits) and 128-bit tags");
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
 	/* GCM output is as long as the input; the tag goes to pTag. */
 	if (!out) {
 		*outlen = inlen;
@@ -192,6 +252,8 @@ CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 		*outlen = inlen;
 		return CKR_BUFFER_TOO_SMALL;
 	}
+	if (op->kms_tok)
+		return kms_message(op, p, aad, aadlen, in, inlen, out, outlen);
 	GUARD(make_iv(op, p, reserve, rarg));
 	GUARD(start(op, p, aad, aadlen));
 	int n = 0;
@@ -208,6 +270,11 @@ CK_RV msg_begin(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 	CK_GCM_MESSAGE_PARAMS *p;
 	if (op->in_message)
 		return CKR_OPERATION_ACTIVE;
+	if (op->kms_tok) {
+		log_info("aead", "multi-part messages are not offered on KMS keys: each "
+				 "message is one KMS call (use C_EncryptMessage)");
+		return CKR_FUNCTION_NOT_SUPPORTED;
+	}
 	GUARD(check_params(op, param, plen, &p));
 	GUARD(make_iv(op, p, reserve, rarg));
 	GUARD(start(op, p, aad, aadlen));

@@ -269,6 +269,7 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 	}
 	log_apply_env();
 	mech_set_kms(token_kms_call, token_kms_max);
+	mech_set_kms_std(token_kms_std, token_kms_rsa_modlen);
 	hmap_init(&mod.sessions);
 	hmap_init(&mod.objects);
 	mod.next_session = mod.next_object = 0;
@@ -473,22 +474,38 @@ static CK_RV ep_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	return LEAVE(rv);
 }
 
+/* Mechanisms with no local key type (RSA-OAEP) are offered only where a
+ * KMS key of their type is configured. */
+static bool mech_offered_inlock(const token_t *t, const mech_info *m)
+{
+	if (!m->kms_only)
+		return true;
+	for (size_t i = 0; i < t->nkms; i++)
+		if (obj_ulong(t->kms_objs[i], CKA_KEY_TYPE, 0) == m->key_type)
+			return true;
+	return false;
+}
+
 static CK_RV ep_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pList,
 				 CK_ULONG_PTR pulCount)
 {
 	if (!pulCount)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = token_by_slot_inlock(slotID) ? CKR_OK : CKR_SLOT_ID_INVALID;
-	UNLOCK();
-	if (rv != CKR_OK)
-		return LEAVE(rv);
-	if (pList && *pulCount < mech_count())
+	token_t *t = token_by_slot_inlock(slotID);
+	CK_RV rv = t ? CKR_OK : CKR_SLOT_ID_INVALID;
+	CK_ULONG n = 0;
+	for (size_t i = 0; t && i < mech_count(); i++)
+		n += mech_offered_inlock(t, mech_at(i));
+	if (rv == CKR_OK && pList && *pulCount < n)
 		rv = CKR_BUFFER_TOO_SMALL;
-	else if (pList)
-		for (size_t i = 0; i < mech_count(); i++)
-			pList[i] = mech_at(i)->type;
-	*pulCount = mech_count();
+	else if (rv == CKR_OK && pList)
+		for (size_t i = 0, j = 0; i < mech_count(); i++)
+			if (mech_offered_inlock(t, mech_at(i)))
+				pList[j++] = mech_at(i)->type;
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
+		*pulCount = n;
+	UNLOCK();
 	return LEAVE(rv);
 }
 
@@ -498,11 +515,12 @@ static CK_RV ep_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 	if (!pInfo)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = token_by_slot_inlock(slotID) ? CKR_OK : CKR_SLOT_ID_INVALID;
-	UNLOCK();
+	token_t *t = token_by_slot_inlock(slotID);
+	CK_RV rv = t ? CKR_OK : CKR_SLOT_ID_INVALID;
 	const mech_info *m = mech_lookup(type);
-	if (rv == CKR_OK && !m)
+	if (rv == CKR_OK && (!m || !mech_offered_inlock(t, m)))
 		rv = CKR_MECHANISM_INVALID;
+	UNLOCK();
 	if (rv == CKR_OK) {
 		pInfo->ulMinKeySize = m->min_key;
 		pInfo->ulMaxKeySize = m->max_key;
@@ -900,11 +918,52 @@ static bool tmpl_wants_secret(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 	return false;
 }
 
+/* A remote operation failed: give the session the provider's reason. */
+static void note_remote_failure(CK_SESSION_HANDLE h)
+{
+	LOCK();
+	session_t *s = session_inlock(h);
+	if (s && s->tok->last.err != P11K_OK)
+		s->deverr = p11k_err_to_deverr(s->tok->last.err);
+	UNLOCK();
+}
+
+/* An RSA KMS key's public numbers come from the KMS the first time they
+ * are asked for (docs/REMOTE.md), without the module lock. */
+static CK_RV rsa_public_if_needed(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+				  const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	bool wants = false;
+	for (CK_ULONG i = 0; i < n; i++)
+		wants |= tmpl[i].type == CKA_MODULUS || tmpl[i].type == CKA_MODULUS_BITS ||
+			 tmpl[i].type == CKA_PUBLIC_EXPONENT;
+	if (!wants)
+		return CKR_OK;
+	GUARD(enter());
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	if (!s || object_inlock(s, hObject, false, &o) != CKR_OK || !o->kms ||
+	    (o->kms_role != KMS_ROLE_RSA_PUBLIC && o->kms_role != KMS_ROLE_RSA_PRIVATE) ||
+	    obj_attr(o, CKA_MODULUS)) {
+		UNLOCK(); /* nothing to fetch; the caller reports any error */
+		return CKR_OK;
+	}
+	token_t *tok = s->tok;
+	size_t idx = o->kms_index;
+	UNLOCK();
+	size_t modlen;
+	CK_RV rv = token_kms_rsa_modlen(tok, idx, &modlen);
+	if (rv != CKR_OK)
+		note_remote_failure(hSession);
+	return rv;
+}
+
 static CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 				  CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
 {
 	if (!pTemplate && ulCount)
 		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(LEAVE(rsa_public_if_needed(hSession, hObject, pTemplate, ulCount)));
 	GUARD(enter());
 	bool secret = tmpl_wants_secret(pTemplate, ulCount);
 	CK_RV rv = unseal_if_needed_inlock(hSession,
@@ -1125,25 +1184,72 @@ static CK_RV op_key_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi
 	return *key ? CKR_OK : CKR_HOST_MEMORY;
 }
 
-/* A KMS key object for a remote mechanism: its key id. */
-static CK_RV kms_key_inlock(session_t *s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE usage,
-			    const key_errs *errs, const char **key_id)
+/* The key of an operation: a local key's value, or a KMS key object. */
+typedef struct op_key {
+	uint8_t *key; /* local keys: a secure copy of CKA_VALUE */
+	size_t keylen;
+	bool kms;
+	const char *kid; /* KMS keys: the configured key */
+	size_t idx, bits, modlen;
+} op_key;
+
+static CK_RV key_for_op_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi,
+			       CK_ATTRIBUTE_TYPE usage, const key_errs *errs, op_key *k)
 {
+	memset(k, 0, sizeof(*k));
+	if (!mech_offered_inlock(s->tok, mi)) {
+		log_info("api", "%s is offered only on slots with a KMS key of its type",
+			 mi->name);
+		return CKR_MECHANISM_INVALID;
+	}
 	object_t *o;
 	CK_RV rv = object_inlock(s, h, false, &o);
 	if (rv == CKR_OBJECT_HANDLE_INVALID)
 		return errs->handle_invalid;
 	GUARD(rv);
 	if (!o->kms) {
-		log_info("api", "CKM_P11KMS_KMS_ENVELOPE needs a KMS key object");
+		if (mi->remote || mi->kms_only) {
+			log_info("api", "%s needs a KMS key object", mi->name);
+			return errs->type_inconsistent;
+		}
+		return op_key_inlock(s, h, mi, usage, errs, &k->key, &k->keylen);
+	}
+	/* The envelope runs on the secret faces; a standard mechanism on the
+	 * face of its key type (docs/REMOTE.md). */
+	bool fits = mi->remote ? o->kms_role == KMS_ROLE_ENVELOPE || o->kms_role == KMS_ROLE_AES
+			       : mech_kms_capable(mi) &&
+					 obj_ulong(o, CKA_KEY_TYPE, 0) == mi->key_type;
+	if (!fits) {
+		log_info("api", "%s cannot run on KMS key object \"%s\" (key type 0x%lx)",
+			 mi->name, s->tok->cfg->keys[o->kms_index].label,
+			 (unsigned long)obj_ulong(o, CKA_KEY_TYPE, 0));
 		return errs->type_inconsistent;
 	}
-	if (!obj_bool(o, usage, false))
+	if (!obj_bool(o, usage, false)) {
+		log_info("api", "key usage attribute 0x%lx is false", (unsigned long)usage);
 		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	}
 	if (s->tok->revoked)
 		return CKR_DEVICE_ERROR;
-	*key_id = s->tok->cfg->keys[o->kms_index].id;
+	const kms_key_cfg *kc = &s->tok->cfg->keys[o->kms_index];
+	const attr_t *n = obj_attr(o, CKA_MODULUS);
+	k->kms = true;
+	k->kid = kc->id;
+	k->idx = o->kms_index;
+	k->bits = kc->bits;
+	k->modlen = n ? n->len : 0;
 	return CKR_OK;
+}
+
+/* Start a cipher operation on k. No lock held: a KMS key may need the KMS. */
+static CK_RV op_start(cipher_op *op, const mech_info *mi, CK_MECHANISM_PTR m, token_t *tok,
+		      const op_key *k, bool encrypt, bool key_op)
+{
+	if (!k->kms)
+		return cipher_op_init(op, mi, m, k->key, k->keylen, encrypt);
+	if (mi->remote)
+		return cipher_op_init_remote(op, mi, m, tok, k->kid, encrypt);
+	return cipher_op_init_kms(op, mi, m, tok, k->idx, k->bits, k->modlen, encrypt, key_op);
 }
 
 static CK_RV mech_for(CK_MECHANISM_PTR m, CK_FLAGS need, const mech_info **out)
@@ -1195,18 +1301,14 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	const mech_info *mi;
 	GUARD(mech_for(pMechanism, enc ? CKF_ENCRYPT : CKF_DECRYPT, &mi));
 	GUARD(enter());
-	uint8_t *key = NULL;
-	size_t keylen = 0;
+	op_key k = {0};
 	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	const char *kid = NULL;
-	if (rv == CKR_OK && mi->remote)
-		rv = kms_key_inlock(s, hKey, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key, &kid);
-	else if (rv == CKR_OK)
-		rv = op_key_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT,
-				   &plain_key, &key, &keylen);
+	if (rv == CKR_OK)
+		rv = key_for_op_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
+				       &k);
 	if (rv != CKR_OK) {
 		UNLOCK();
 		return rv;
@@ -1217,25 +1319,15 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	if (cipher_op_active(op))
 		rv = CKR_OPERATION_ACTIVE;
-	else if (mi->remote)
-		rv = cipher_op_init_remote(op, mi, pMechanism, s->tok, kid, enc);
 	else
-		rv = cipher_op_init(op, mi, pMechanism, key, keylen, enc);
-	if (rv == CKR_OK)
+		rv = op_start(op, mi, pMechanism, s->tok, &k, enc, false);
+	if (rv == CKR_OK && !k.kms)
 		lend_spare(s, op);
-	sec_free(key);
+	sec_free(k.key);
 	op_end(s);
+	if (rv != CKR_OK && k.kms && rv != CKR_MECHANISM_PARAM_INVALID)
+		note_remote_failure(hSession);
 	return rv;
-}
-
-/* A remote operation failed: give the session the provider's reason. */
-static void note_remote_failure(CK_SESSION_HANDLE h)
-{
-	LOCK();
-	session_t *s = session_inlock(h);
-	if (s && s->tok->last.err != P11K_OK)
-		s->deverr = p11k_err_to_deverr(s->tok->last.err);
-	UNLOCK();
 }
 
 /* Does this result end the operation? (PKCS #11 5.2) */
@@ -1258,9 +1350,9 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	else if ((!in && inlen) || !outlen)
 		rv = CKR_ARGUMENTS_BAD;
 	else
-		rv = op->mech->cipher->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
+		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
 					       outlen);
-	bool remote_failed = cipher_op_active(op) && op->mech->remote && rv != CKR_OK &&
+	bool remote_failed = cipher_op_active(op) && op->kms_tok && rv != CKR_OK &&
 			     rv != CKR_BUFFER_TOO_SMALL;
 	if (cipher_op_active(op) && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
 		end_cipher_op(s, op);
@@ -1282,7 +1374,7 @@ static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	else if ((!in && inlen) || !outlen)
 		rv = CKR_ARGUMENTS_BAD;
 	else
-		rv = op->mech->cipher->update(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
+		rv = op->impl->update(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
 					      outlen);
 	if (rv == CKR_OK && out)
 		op->multipart = true;
@@ -1305,8 +1397,8 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 	else if (!outlen)
 		rv = CKR_ARGUMENTS_BAD;
 	else
-		rv = op->mech->cipher->final(op, out, outlen);
-	bool remote_failed = cipher_op_active(op) && op->mech->remote && rv != CKR_OK &&
+		rv = op->impl->final(op, out, outlen);
+	bool remote_failed = cipher_op_active(op) && op->kms_tok && rv != CKR_OK &&
 			     rv != CKR_BUFFER_TOO_SMALL;
 	if (cipher_op_active(op) && !op_continues(rv, out))
 		end_cipher_op(s, op);
@@ -1597,19 +1689,17 @@ static CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(LEAVE(mech_for(pMechanism, CKF_WRAP, &mi)));
 	GUARD(enter());
-	uint8_t *wk = NULL, *kv = NULL;
-	size_t wklen = 0, kvlen = 0;
+	uint8_t *kv = NULL;
+	size_t kvlen = 0;
+	op_key k = {0};
 	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hWrappingKey) ||
 							     handle_needs_tk_inlock(hKey));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL, *w = NULL;
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	const char *kid = NULL;
-	if (rv == CKR_OK && mi->remote)
-		rv = kms_key_inlock(s, hWrappingKey, CKA_WRAP, &wrapping_key, &kid);
-	else if (rv == CKR_OK)
-		rv = op_key_inlock(s, hWrappingKey, mi, CKA_WRAP, &wrapping_key, &wk, &wklen);
+	if (rv == CKR_OK)
+		rv = key_for_op_inlock(s, hWrappingKey, mi, CKA_WRAP, &wrapping_key, &k);
 	if (rv == CKR_OK)
 		rv = object_inlock(s, hKey, true, &o);
 	if (rv == CKR_OBJECT_HANDLE_INVALID)
@@ -1634,17 +1724,17 @@ static CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	token_t *tok = s ? s->tok : NULL;
 	if (rv == CKR_OK) {
 		cipher_op op;
-		rv = mi->remote ? cipher_op_init_remote(&op, mi, pMechanism, tok, kid, true)
-				: cipher_op_init(&op, mi, pMechanism, wk, wklen, true);
+		rv = op_start(&op, mi, pMechanism, tok, &k, true, true);
 		if (rv == CKR_OK)
-			rv = mi->cipher->oneshot(&op, kv, kvlen, pWrappedKey, pulWrappedKeyLen);
+			rv = op.impl->oneshot(&op, kv, kvlen, pWrappedKey, pulWrappedKeyLen);
 		cipher_op_free(&op);
 		if (rv == CKR_DATA_LEN_RANGE)
 			rv = CKR_KEY_SIZE_RANGE;
-		if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && mi->remote)
+		if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && k.kms &&
+		    rv != CKR_MECHANISM_PARAM_INVALID)
 			note_remote_failure(hSession);
 	}
-	sec_free(wk);
+	sec_free(k.key);
 	sec_free(kv);
 	return LEAVE(rv);
 }
@@ -1660,42 +1750,35 @@ static CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	GUARD(LEAVE(mech_for(pMechanism, CKF_UNWRAP, &mi)));
 	GUARD(LEAVE(tmpl_check(pTemplate, ulAttributeCount)));
 	GUARD(enter());
-	uint8_t *uk = NULL;
-	size_t uklen = 0;
+	op_key k = {0};
 	CK_RV rv = unseal_if_needed_inlock(hSession,
 					   handle_needs_tk_inlock(hUnwrappingKey) ||
 						   tmpl_says_token(pTemplate, ulAttributeCount));
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
-	const char *kid = NULL;
-	if (rv == CKR_OK && mi->remote)
-		rv = kms_key_inlock(s, hUnwrappingKey, CKA_UNWRAP, &unwrapping_key, &kid);
-	else if (rv == CKR_OK)
-		rv = op_key_inlock(s, hUnwrappingKey, mi, CKA_UNWRAP, &unwrapping_key, &uk,
-				   &uklen);
+	if (rv == CKR_OK)
+		rv = key_for_op_inlock(s, hUnwrappingKey, mi, CKA_UNWRAP, &unwrapping_key, &k);
 	token_t *tok = s ? s->tok : NULL;
 	UNLOCK();
 	uint8_t *val = NULL;
 	CK_ULONG vlen = ulWrappedKeyLen;
 	if (rv == CKR_OK) {
 		cipher_op op;
-		rv = mi->remote ? cipher_op_init_remote(&op, mi, pMechanism, tok, kid, false)
-				: cipher_op_init(&op, mi, pMechanism, uk, uklen, false);
+		rv = op_start(&op, mi, pMechanism, tok, &k, false, true);
 		if (rv == CKR_OK && !(val = sec_alloc(vlen ? vlen : 1)))
 			rv = CKR_HOST_MEMORY;
 		if (rv == CKR_OK)
-			rv = mi->cipher->oneshot(&op, pWrappedKey, ulWrappedKeyLen, val, &vlen);
-		if (cipher_op_active(&op))
-			cipher_op_free(&op);
-		if (rv != CKR_OK && mi->remote)
+			rv = op.impl->oneshot(&op, pWrappedKey, ulWrappedKeyLen, val, &vlen);
+		cipher_op_free(&op); /* every init starts from a zeroed op */
+		if (rv != CKR_OK && k.kms && rv != CKR_MECHANISM_PARAM_INVALID)
 			note_remote_failure(hSession);
 		if (rv == CKR_ENCRYPTED_DATA_INVALID)
 			rv = CKR_WRAPPED_KEY_INVALID;
 		else if (rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_BUFFER_TOO_SMALL)
 			rv = CKR_WRAPPED_KEY_LEN_RANGE;
 	}
-	sec_free(uk);
+	sec_free(k.key);
 	if (rv != CKR_OK) {
 		sec_free(val);
 		return LEAVE(rv);
@@ -1719,7 +1802,7 @@ static CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	}
 	if (rv == CKR_OK) {
 		/* Wiped if the KMS key is revoked. */
-		o->kms_derived = mi->remote;
+		o->kms_derived = k.kms;
 		rv = publish_inlock(s, o, phKey);
 	}
 	UNLOCK();
@@ -1779,8 +1862,8 @@ static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	const mech_info *mi;
 	GUARD(mech_for(pMechanism, enc ? CKF_MESSAGE_ENCRYPT : CKF_MESSAGE_DECRYPT, &mi));
 	GUARD(enter());
-	uint8_t *key = NULL, *tk = NULL;
-	size_t keylen = 0;
+	uint8_t *tk = NULL;
+	op_key k = {0};
 	CK_RV rv = unseal_if_needed_inlock(hSession, true);
 	session_t *s = session_inlock(hSession);
 	if (!s)
@@ -1788,28 +1871,30 @@ static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	else if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_USER_PIN_NOT_INITIALIZED)
 		rv = CKR_OK; /* without the token key, counter IVs are refused later */
 	if (rv == CKR_OK)
-		rv = op_key_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
-				   &key, &keylen);
-	if (rv == CKR_OK && s->tok->tk && !(tk = sec_dup(s->tok->tk, 32)))
+		rv = key_for_op_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
+				       &k);
+	if (rv == CKR_OK && !k.kms && s->tok->tk && !(tk = sec_dup(s->tok->tk, 32)))
 		rv = CKR_HOST_MEMORY;
 	if (rv != CKR_OK) {
 		UNLOCK();
-		sec_free(key);
+		sec_free(k.key);
 		return rv;
 	}
 	sess_ref_inlock(s);
 	UNLOCK();
 	uint8_t kid[KID_LEN];
 	if (tk)
-		rv = kid_of(tk, key, keylen, kid);
+		rv = kid_of(tk, k.key, k.keylen, kid);
 	sec_free(tk);
 	pthread_mutex_lock(&s->oplock);
 	msg_op *op = enc ? &s->menc : &s->mdec;
 	if (rv == CKR_OK && op->active)
 		rv = CKR_OPERATION_ACTIVE;
+	else if (rv == CKR_OK && k.kms)
+		rv = msg_op_init_kms(op, pMechanism, enc, s->tok, k.idx, k.bits);
 	else if (rv == CKR_OK)
-		rv = msg_op_init(op, pMechanism, key, keylen, enc, tk ? kid : NULL);
-	sec_free(key);
+		rv = msg_op_init(op, pMechanism, k.key, k.keylen, enc, tk ? kid : NULL);
+	sec_free(k.key);
 	op_end(s);
 	return rv;
 }
@@ -1837,7 +1922,11 @@ static CK_RV message_oneshot(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
 	CK_RV rv = op->active ? msg_oneshot(op, param, plen, aad, aadlen, in, inlen, out,
 					    outlen, token_reserve_counter, s->tok)
 			      : CKR_OPERATION_NOT_INITIALIZED;
+	bool remote_failed = op->kms_tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL &&
+			     rv != CKR_MECHANISM_PARAM_INVALID;
 	op_end(s); /* a failed message leaves the operation active */
+	if (remote_failed)
+		note_remote_failure(h);
 	return rv;
 }
 

@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "providers/provider.h"
 #include "secmem.h"
 
 #define AES_BLOCK 16
@@ -634,7 +635,7 @@ static CK_RV hold_update(cipher_op *op, const uint8_t *in, size_t inlen,
 
 static CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 {
-	return op->mech->cipher->oneshot(op, op->buf.p ? op->buf.p : (uint8_t *)"",
+	return op->impl->oneshot(op, op->buf.p ? op->buf.p : (uint8_t *)"",
 					 op->buf.len, out, outlen);
 }
 
@@ -663,28 +664,86 @@ static CK_RV param_kms(const CK_MECHANISM *m)
 
 #define KMS_MAX_DATA 4096 /* what the KMSs accept as plaintext */
 
+/* A KMS result kept after CKR_BUFFER_TOO_SMALL answers the retry with the
+ * same input, without a second round trip. */
+static bool kept_result(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t **res,
+			size_t *reslen)
+{
+	if (!op->kms_res || op->kms_inlen != inlen || memcmp(op->kms_in, in, inlen) != 0)
+		return false;
+	*res = op->kms_res;
+	*reslen = op->kms_reslen;
+	op->kms_res = NULL;
+	return true;
+}
+
+/* PKCS #11 5.2 for a KMS operation: an encryption's length is known
+ * before the call; a decryption's is an upper bound until the KMS has
+ * answered, so only a length query is answered from it. */
+static bool kms_len_rule(const cipher_op *op, size_t need, const uint8_t *out,
+			 CK_ULONG *outlen, CK_RV *rv)
+{
+	if (op->encrypt)
+		return len_rule(need, out, outlen, rv);
+	if (out)
+		return false;
+	*outlen = need;
+	*rv = CKR_OK;
+	return true;
+}
+
+/* Copy a KMS result (secure memory, consumed) of exactly (or at most)
+ * due bytes to the caller, or keep it and say CKR_BUFFER_TOO_SMALL with
+ * its exact length. */
+static CK_RV deliver(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t *res,
+		     size_t reslen, bool exact, size_t due, uint8_t *out, CK_ULONG *outlen)
+{
+	if (exact ? reslen != due : reslen > due) {
+		log_error("mech", "the KMS returned %zu bytes where %s%zu were due", reslen,
+			  exact ? "" : "at most ", due);
+		sec_free(res);
+		return CKR_DEVICE_ERROR;
+	}
+	if (*outlen < reslen) {
+		sec_free(op->kms_res);
+		free(op->kms_in);
+		op->kms_res = NULL;
+		op->kms_in = malloc(inlen ? inlen : 1);
+		if (!op->kms_in) {
+			sec_free(res);
+			return CKR_HOST_MEMORY;
+		}
+		memcpy(op->kms_in, in, inlen);
+		op->kms_inlen = inlen;
+		op->kms_res = res;
+		op->kms_reslen = reslen;
+		*outlen = reslen;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	memcpy(out, res, reslen);
+	*outlen = reslen;
+	sec_free(res);
+	return CKR_OK;
+}
+
 static CK_RV remote_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 			    uint8_t *out, CK_ULONG *outlen)
 {
 	CK_RV rv;
 	if (inlen > (op->encrypt ? KMS_MAX_DATA : KMS_MAX_DATA * 4) || (op->encrypt && !inlen))
 		return op->encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
-	/* Upper bounds answer length queries without a KMS round trip. */
+	/* Upper bounds answer length queries without a KMS round trip. A
+	 * decryption into a buffer shorter than the bound asks the KMS: the
+	 * plaintext may fit. */
 	size_t bound = op->encrypt ? kms_max(op->kms_tok, inlen) : inlen;
-	if (len_rule(bound, out, outlen, &rv))
+	if (kms_len_rule(op, bound, out, outlen, &rv))
 		return rv;
 	uint8_t *res = NULL;
 	size_t reslen = 0;
-	GUARD(kms_call(op->kms_tok, op->encrypt, op->kms_key_id, op->kms_ctx,
-		       op->kms_ctxlen, in, inlen, &res, &reslen));
-	if (reslen > *outlen) { /* the provider broke its own bound */
-		sec_free(res);
-		return CKR_GENERAL_ERROR;
-	}
-	memcpy(out, res, reslen);
-	*outlen = reslen;
-	sec_free(res);
-	return CKR_OK;
+	if (!kept_result(op, in, inlen, &res, &reslen))
+		GUARD(kms_call(op->kms_tok, op->encrypt, op->kms_key_id, op->kms_ctx,
+			       op->kms_ctxlen, in, inlen, &res, &reslen));
+	return deliver(op, in, inlen, res, reslen, false, bound, out, outlen);
 }
 
 CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
@@ -704,10 +763,262 @@ CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 		op->kms_ctxlen = p->ulContextLen;
 	}
 	op->mech = mi;
+	op->impl = mi->cipher;
 	op->encrypt = encrypt;
 	op->kms_tok = tok;
 	op->kms_key_id = key_id;
 	return CKR_OK;
+}
+
+/* --- standard mechanisms run by the KMS on typed KMS keys ---------------- */
+/* The key stays in the KMS; the algorithm and its output format are the
+ * standard ones (docs/REMOTE.md). The module checks parameters and lengths
+ * here so that a bad call costs no round trip. */
+
+#define KMS_STD_MAX (64u * 1024) /* input the KMSs accept for these */
+
+static const cipher_impl kmsstd_impl;
+
+static kms_std_fn kms_std;
+static kms_modlen_fn kms_modlen;
+
+void mech_set_kms_std(kms_std_fn run, kms_modlen_fn modlen)
+{
+	kms_std = run;
+	kms_modlen = modlen;
+}
+
+bool mech_kms_capable(const mech_info *mi)
+{
+	switch (mi->type) {
+	case CKM_AES_KEY_WRAP:
+	case CKM_AES_KEY_WRAP_PAD:
+	case CKM_AES_KEY_WRAP_KWP:
+	case CKM_AES_GCM:
+		return true;
+	default:
+		return mi->remote || mi->kms_only;
+	}
+}
+
+static CK_RV param_oaep(const CK_MECHANISM *m)
+{
+	if (!m->pParameter || m->ulParameterLen != sizeof(CK_RSA_PKCS_OAEP_PARAMS))
+		return CKR_MECHANISM_PARAM_INVALID;
+	const CK_RSA_PKCS_OAEP_PARAMS *p = m->pParameter;
+	bool sha1 = p->hashAlg == CKM_SHA_1 && p->mgf == CKG_MGF1_SHA1;
+	bool sha256 = p->hashAlg == CKM_SHA256 && p->mgf == CKG_MGF1_SHA256;
+	if (!sha1 && !sha256) {
+		log_info("mech", "RSA-OAEP: hash 0x%lx with MGF 0x%lx is not offered "
+				 "(SHA-1/MGF1-SHA1 or SHA-256/MGF1-SHA256)",
+			 (unsigned long)p->hashAlg, (unsigned long)p->mgf);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	if ((p->source != CKZ_DATA_SPECIFIED && p->source != 0) || p->ulSourceDataLen) {
+		log_info("mech", "RSA-OAEP: the KMS takes no label (encoding parameter)");
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	return CKR_OK;
+}
+
+/* A key wrap parameter, if any, must be the standard IV: the KMS takes
+ * no other. */
+static CK_RV kms_kw_iv(const CK_MECHANISM *m, const uint8_t *def, size_t n)
+{
+	if (!m->pParameter && !m->ulParameterLen)
+		return CKR_OK;
+	if (m->pParameter && m->ulParameterLen == n && memcmp(m->pParameter, def, n) == 0)
+		return CKR_OK;
+	log_info("mech", "AES key wrap on a KMS key: only the default IV is possible");
+	return CKR_MECHANISM_PARAM_INVALID;
+}
+
+static CK_RV kms_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+		      void *tok, size_t idx, size_t key_bits, size_t modlen,
+		      bool encrypt, bool key_op)
+{
+	static const uint8_t kw_iv[8] = {0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6};
+	static const uint8_t kwp_iv[4] = {0xA6, 0x59, 0x59, 0xA6};
+	memset(op, 0, sizeof(*op));
+	dbuf_init(&op->buf, KMS_STD_MAX, true);
+	if (!kms_std || !kms_modlen)
+		return CKR_GENERAL_ERROR;
+	switch (mi->type) {
+	case CKM_RSA_PKCS_OAEP: {
+		GUARD(param_oaep(m));
+		const CK_RSA_PKCS_OAEP_PARAMS *p = m->pParameter;
+		bool sha1 = p->hashAlg == CKM_SHA_1;
+		op->kms_alg = sha1 ? RALG_RSA_OAEP_SHA1 : RALG_RSA_OAEP_SHA256;
+		op->kms_hlen = sha1 ? 20 : 32;
+		if (!modlen)
+			GUARD(kms_modlen(tok, idx, &modlen));
+		break;
+	}
+	case CKM_AES_KEY_WRAP:
+	case CKM_AES_KEY_WRAP_PAD:
+		GUARD(kms_kw_iv(m, kw_iv, sizeof(kw_iv)));
+		op->kms_alg = RALG_AES_KW;
+		op->kms_pad7 = mi->type == CKM_AES_KEY_WRAP_PAD;
+		break;
+	case CKM_AES_KEY_WRAP_KWP:
+		GUARD(kms_kw_iv(m, kwp_iv, sizeof(kwp_iv)));
+		op->kms_alg = RALG_AES_KWP;
+		break;
+	case CKM_AES_GCM: {
+		GUARD(param_gcm(m));
+		const CK_GCM_PARAMS *p = m->pParameter;
+		if (p->ulIvLen != REMOTE_GCM_IV_LEN || p->ulTagBits != REMOTE_GCM_TAG_LEN * 8) {
+			log_info("mech", "AES-GCM on a KMS key: the KMS makes 96-bit IVs and "
+					 "128-bit tags (ulIvLen %lu, ulTagBits %lu given)",
+				 (unsigned long)p->ulIvLen, (unsigned long)p->ulTagBits);
+			return CKR_MECHANISM_PARAM_INVALID;
+		}
+		GUARD(init_gcm(op, m));
+		if (encrypt)
+			op->kms_iv_out = p->pIv; /* receives the KMS's IV */
+		op->kms_alg = RALG_AES_GCM;
+		break;
+	}
+	default:
+		return CKR_MECHANISM_INVALID;
+	}
+	op->mech = mi;
+	op->impl = &kmsstd_impl;
+	op->encrypt = encrypt;
+	op->kms_tok = tok;
+	op->kms_index = idx;
+	op->kms_key_op = key_op;
+	op->kms_bits = key_bits;
+	op->kms_modlen = modlen;
+	return CKR_OK;
+}
+
+CK_RV cipher_op_init_kms(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+			 void *tok, size_t idx, size_t key_bits, size_t modlen,
+			 bool encrypt, bool key_op)
+{
+	CK_RV rv = kms_init(op, mi, m, tok, idx, key_bits, modlen, encrypt, key_op);
+	if (rv != CKR_OK)
+		cipher_op_free(op);
+	return rv;
+}
+
+/* Output length for inlen bytes of input: exact when encrypting, an upper
+ * bound when decrypting. 0 with *rv set when the length is out of range. */
+static size_t kms_std_len(const cipher_op *op, size_t inlen, CK_RV *rv)
+{
+	CK_RV enc_bad = CKR_DATA_LEN_RANGE, dec_bad = CKR_ENCRYPTED_DATA_LEN_RANGE;
+	*rv = op->encrypt ? enc_bad : dec_bad;
+	if (inlen > KMS_STD_MAX)
+		return 0;
+	size_t k = op->kms_modlen, h = op->kms_hlen;
+	switch (op->kms_alg) {
+	case RALG_RSA_OAEP_SHA1:
+	case RALG_RSA_OAEP_SHA256:
+		if (op->encrypt)
+			return inlen + 2 * h + 2 <= k ? (*rv = CKR_OK, k) : 0;
+		return inlen == k ? (*rv = CKR_OK, k - 2 * h - 2) : 0;
+	case RALG_AES_KW:
+		if (op->encrypt) {
+			size_t plen = op->kms_pad7 ? inlen - inlen % KW_SEMI + KW_SEMI : inlen;
+			return plen % KW_SEMI || plen < 2 * KW_SEMI ? 0
+								    : (*rv = CKR_OK, plen + KW_SEMI);
+		}
+		return inlen % KW_SEMI || inlen < 3 * KW_SEMI ? 0 : (*rv = CKR_OK, inlen - KW_SEMI);
+	case RALG_AES_KWP:
+		if (op->encrypt)
+			return inlen ? (*rv = CKR_OK, (inlen + 7) / 8 * 8 + KW_SEMI) : 0;
+		return inlen % KW_SEMI || inlen < 2 * KW_SEMI ? 0 : (*rv = CKR_OK, inlen - KW_SEMI);
+	case RALG_AES_GCM:
+		if (op->encrypt)
+			return *rv = CKR_OK, inlen + REMOTE_GCM_TAG_LEN;
+		return inlen < REMOTE_GCM_TAG_LEN ? 0 : (*rv = CKR_OK, inlen - REMOTE_GCM_TAG_LEN);
+	}
+	*rv = CKR_GENERAL_ERROR;
+	return 0;
+}
+
+/* One KMS call. *res is secure memory. */
+static CK_RV kms_std_call(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t **res,
+			  size_t *reslen)
+{
+	remote_req r = {.alg = (remote_alg)op->kms_alg, .encrypt = op->encrypt,
+			.key_op = op->kms_key_op, .key_bits = op->kms_bits,
+			.in = in, .inlen = inlen, .aad = op->aad, .aadlen = op->aadlen};
+	if (op->kms_alg == RALG_AES_GCM && !op->encrypt) {
+		/* the caller's IV; ulIvLen was checked to be 12 */
+		memcpy(r.iv, op->gcm_iv, REMOTE_GCM_IV_LEN);
+	}
+	uint8_t *padded = NULL;
+	if (op->kms_pad7 && op->encrypt) {
+		size_t plen = inlen - inlen % KW_SEMI + KW_SEMI;
+		if (!(padded = sec_alloc(plen)))
+			return CKR_HOST_MEMORY;
+		memcpy(padded, in, inlen);
+		memset(padded + inlen, (int)(plen - inlen), plen - inlen);
+		r.in = padded;
+		r.inlen = plen;
+	}
+	CK_RV rv = kms_std(op->kms_tok, op->kms_index, &r, res, reslen);
+	sec_free(padded);
+	if (rv == CKR_OK && op->kms_alg == RALG_AES_GCM && op->encrypt)
+		memcpy(op->kms_iv_out, r.iv, REMOTE_GCM_IV_LEN);
+	if (rv == CKR_OK && op->kms_pad7 && !op->encrypt) {
+		uint8_t *p = *res;
+		size_t got = *reslen;
+		uint8_t pv = got ? p[got - 1] : 0;
+		bool okpad = pv >= 1 && pv <= KW_SEMI && pv <= got;
+		for (size_t i = 0; okpad && i < pv; i++)
+			okpad = p[got - 1 - i] == pv;
+		if (!okpad) {
+			log_info("mech", "AES key wrap pad: bad PKCS #7 padding");
+			sec_free(*res);
+			*res = NULL;
+			return CKR_ENCRYPTED_DATA_INVALID;
+		}
+		*reslen = got - pv;
+	}
+	return rv;
+}
+
+CK_RV mech_kms_gcm(void *tok, size_t idx, size_t key_bits, bool encrypt, const uint8_t *aad,
+		   size_t aadlen, const uint8_t *in, size_t inlen,
+		   uint8_t iv[REMOTE_GCM_IV_LEN], uint8_t **res, size_t *reslen)
+{
+	if (!kms_std)
+		return CKR_GENERAL_ERROR;
+	if (inlen > KMS_STD_MAX || (!encrypt && inlen < REMOTE_GCM_TAG_LEN))
+		return encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+	remote_req r = {.alg = RALG_AES_GCM, .encrypt = encrypt, .key_bits = key_bits,
+			.in = in, .inlen = inlen, .aad = aad, .aadlen = aadlen};
+	if (!encrypt)
+		memcpy(r.iv, iv, REMOTE_GCM_IV_LEN);
+	GUARD(kms_std(tok, idx, &r, res, reslen));
+	size_t due = encrypt ? inlen + REMOTE_GCM_TAG_LEN : inlen - REMOTE_GCM_TAG_LEN;
+	if (*reslen != due) {
+		log_error("mech", "the KMS returned %zu bytes where %zu were due", *reslen, due);
+		sec_free(*res);
+		*res = NULL;
+		return CKR_DEVICE_ERROR;
+	}
+	if (encrypt)
+		memcpy(iv, r.iv, REMOTE_GCM_IV_LEN);
+	return CKR_OK;
+}
+
+static CK_RV kmsstd_oneshot(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
+			    CK_ULONG *outlen)
+{
+	CK_RV rv;
+	size_t need = kms_std_len(op, inlen, &rv);
+	GUARD(rv);
+	if (kms_len_rule(op, need, out, outlen, &rv))
+		return rv;
+	uint8_t *res = NULL;
+	size_t reslen = 0;
+	if (!kept_result(op, in, inlen, &res, &reslen))
+		GUARD(kms_std_call(op, in, inlen, &res, &reslen));
+	return deliver(op, in, inlen, res, reslen, op->encrypt, need, out, outlen);
 }
 
 /* --- the table ------------------------------------------------------------ */
@@ -720,6 +1031,7 @@ static const cipher_impl cbcpad_impl = {init_iv, cbcpad_oneshot, cbcpad_update,
 static const cipher_impl kw_impl = {init_iv, kw_oneshot, hold_update, hold_final};
 static const cipher_impl ctr_impl = {init_ctr, ctr_oneshot, ctr_update, ctr_final};
 static const cipher_impl remote_impl = {NULL, remote_oneshot, hold_update, hold_final};
+static const cipher_impl kmsstd_impl = {NULL, kmsstd_oneshot, hold_update, hold_final};
 
 #define ENC_DEC (CKF_ENCRYPT | CKF_DECRYPT)
 #define WRAPS (CKF_WRAP | CKF_UNWRAP)
@@ -768,6 +1080,11 @@ static const mech_info mech_table[] = {
 	DIGEST(CKM_SHA256, "SHA256"),
 	DIGEST(CKM_SHA384, "SHA384"),
 	DIGEST(CKM_SHA512, "SHA512"),
+	/* RSA keys live only in a KMS (docs/REMOTE.md); sizes in bits. */
+	{.type = CKM_RSA_PKCS_OAEP, .name = "CKM_RSA_PKCS_OAEP", .min_key = 2048,
+	 .max_key = 4096, .flags = ENC_DEC | WRAPS, .key_type = CKK_RSA,
+	 .check_param = param_oaep, .cipher = &kmsstd_impl, .kms_only = true,
+	 .key_bits = true},
 	{.type = CKM_P11KMS_KMS_ENVELOPE, .name = "CKM_P11KMS_KMS_ENVELOPE",
 	 .flags = ENC_DEC | WRAPS, .key_type = CKK_P11KMS_KMS,
 	 .check_param = param_kms, .cipher = &remote_impl, .remote = true},
@@ -831,6 +1148,7 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		return rv;
 	}
 	op->mech = mi;
+	op->impl = mi->cipher;
 	op->encrypt = encrypt;
 	/* What GCM decryption holds back is ciphertext: ordinary memory, which
 	 * grows without mapping locked pages. Key wrap holds key bytes. */
@@ -874,6 +1192,8 @@ void cipher_op_free(cipher_op *op)
 	free(op->gcm_iv);
 	free(op->aad);
 	free(op->kms_ctx);
+	free(op->kms_in);
+	sec_free(op->kms_res);
 	dbuf_free(&op->buf);
 	OPENSSL_cleanse(op, sizeof(*op));
 }

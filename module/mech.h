@@ -12,10 +12,12 @@
 #include "common.h"
 
 typedef struct mech_info mech_info;
+typedef struct cipher_impl cipher_impl;
 
 /* State of one encrypt or decrypt operation. */
 typedef struct cipher_op {
 	const mech_info *mech;
+	const cipher_impl *impl; /* mech->cipher, or the KMS's for KMS keys */
 	bool encrypt;
 	bool multipart;      /* an Update has been called */
 	EVP_CIPHER_CTX *ctx;
@@ -37,12 +39,25 @@ typedef struct cipher_op {
 	const char *kms_key_id;
 	uint8_t *kms_ctx;
 	size_t kms_ctxlen;
+	/* standard mechanisms run by the KMS (docs/REMOTE.md) */
+	size_t kms_index;    /* the configured key */
+	int kms_alg;         /* remote_alg */
+	bool kms_key_op;     /* wrap / unwrap rather than encrypt / decrypt */
+	bool kms_pad7;       /* CKM_AES_KEY_WRAP_PAD: PKCS #7 here, RFC 3394 there */
+	size_t kms_bits;     /* AES key size */
+	size_t kms_modlen;   /* RSA modulus bytes */
+	size_t kms_hlen;     /* OAEP hash bytes */
+	uint8_t *kms_iv_out; /* GCM encrypt: the caller's pIv (12 bytes) */
+	uint8_t *kms_in;     /* decrypt: the input of a result kept for a */
+	size_t kms_inlen;    /*   retry after CKR_BUFFER_TOO_SMALL */
+	uint8_t *kms_res;
+	size_t kms_reslen;
 	uint64_t ctr_left;   /* CTR: counter blocks left before it would wrap */
 	uint64_t ctr_bytes;  /* CTR: bytes processed */
 	bool ctx_fresh;      /* ctx keyed and unused */
 } cipher_op;
 
-typedef struct cipher_impl {
+struct cipher_impl {
 	CK_RV (*init)(cipher_op *op, const CK_MECHANISM *m);
 	/* Each follows PKCS #11 5.2: out == NULL asks the length; a short
 	 * buffer gives CKR_BUFFER_TOO_SMALL with the length. Either leaves
@@ -52,7 +67,7 @@ typedef struct cipher_impl {
 	CK_RV (*update)(cipher_op *op, const uint8_t *in, size_t inlen,
 			uint8_t *out, CK_ULONG *outlen);
 	CK_RV (*final)(cipher_op *op, uint8_t *out, CK_ULONG *outlen);
-} cipher_impl;
+};
 
 /* State of one digest, sign or verify operation. */
 typedef struct mac_op {
@@ -78,7 +93,8 @@ struct mech_info {
 	const char *md;            /* OpenSSL digest name */
 	bool general;              /* _GENERAL: output length is the parameter */
 	bool key_bits;             /* min_key/max_key are bits, not bytes */
-	bool remote;               /* runs in the KMS, on KMS key objects */
+	bool remote;               /* the envelope: runs in the KMS, on KMS key objects */
+	bool kms_only;             /* offered on KMS keys only (no local key type) */
 };
 
 const mech_info *mech_lookup(CK_MECHANISM_TYPE t);
@@ -102,6 +118,25 @@ void mech_set_kms(kms_call_fn call, kms_max_fn max);
 CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 			    const CK_MECHANISM *m, void *tok, const char *key_id,
 			    bool encrypt);
+
+/* Standard mechanisms on typed KMS keys: the KMS call and the RSA
+ * modulus lookup, supplied by slots/ (no lock held). */
+typedef struct remote_req remote_req;
+typedef CK_RV (*kms_std_fn)(void *tok, size_t idx, remote_req *r, uint8_t **out,
+			    size_t *outlen);
+typedef CK_RV (*kms_modlen_fn)(void *tok, size_t idx, size_t *modlen);
+void mech_set_kms_std(kms_std_fn run, kms_modlen_fn modlen);
+/* Can mi run on a KMS key? (the envelope, or a standard one in the KMS) */
+bool mech_kms_capable(const mech_info *mi);
+CK_RV cipher_op_init_kms(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+			 void *tok, size_t idx, size_t key_bits, size_t modlen,
+			 bool encrypt, bool key_op);
+/* One AES-GCM message on KMS key idx: the KMS makes the 12-byte IV when
+ * encrypting (written to iv). Encrypt: in is plaintext, *res is
+ * ciphertext||tag. Decrypt: in is ciphertext||tag. *res is secure memory. */
+CK_RV mech_kms_gcm(void *tok, size_t idx, size_t key_bits, bool encrypt, const uint8_t *aad,
+		   size_t aadlen, const uint8_t *in, size_t inlen, uint8_t iv[12],
+		   uint8_t **res, size_t *reslen);
 
 /* Digest (key NULL), HMAC or CMAC. */
 CK_RV mac_op_init(mac_op *op, const mech_info *mi, const CK_MECHANISM *m,

@@ -29,11 +29,20 @@ typedef struct object {
 	size_t nattrs;
 	bool kms;         /* a KMS key object (from the configuration) */
 	size_t kms_index; /* its index in the provider's "keys" */
+	uint8_t kms_role; /* kms_role: which face of the KMS key this is */
 	bool kms_derived; /* unwrapped by a KMS key: wiped on revocation */
 	bool sec_loaded;  /* token objects: secret attributes present */
 	bool stale;       /* token objects: reload from the store */
 	uint64_t loaded_version;
 } object_t;
+
+/* A configured KMS key shows as one to three objects (docs/REMOTE.md). */
+enum kms_role {
+	KMS_ROLE_ENVELOPE,    /* CKK_P11KMS_KMS: the vendor envelope */
+	KMS_ROLE_AES,         /* CKK_AES: standard AES mechanisms and the envelope */
+	KMS_ROLE_RSA_PUBLIC,  /* CKK_RSA public key: OAEP encrypt / wrap */
+	KMS_ROLE_RSA_PRIVATE, /* CKK_RSA private key: OAEP decrypt / unwrap */
+};
 
 typedef enum obj_origin {
 	ORIGIN_CREATE,

@@ -62,6 +62,9 @@ CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
 		     const uint8_t *ctx, size_t ctxlen, const uint8_t *in,
 		     size_t inlen, uint8_t **out, size_t *outlen);
 size_t token_kms_max(void *tok, size_t inlen);
+/* Standard mechanisms on typed KMS keys (docs/REMOTE.md); no lock held. */
+CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t *outlen);
+CK_RV token_kms_rsa_modlen(void *tok, size_t idx, size_t *modlen);
 
 /* Revalidation: every revalidate_seconds, while the token key is in use,
  * ask the KMS about the sealing key (lock dropped around the call). A key

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,89 @@ static size_t local_max_blob_len(void *state, size_t ptlen)
 	return HDR_LEN + GCM_NONCE_LEN + ptlen + GCM_TAG_LEN;
 }
 
+/* AES key wrap (RFC 3394 or 5649) with the master key. */
+static p11k_err local_kw(const uint8_t key[LOCAL_KEY_LEN], bool pad, bool wrap,
+			 const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	const EVP_CIPHER *c = crypto_cipher(pad ? CIPH_AES_WRAP_PAD : CIPH_AES_WRAP, LOCAL_KEY_LEN);
+	int n = 0, m = 0;
+	bool ok = ctx && c && inlen <= INT_MAX / 2 &&
+		  EVP_CipherInit_ex2(ctx, c, key, NULL, wrap, NULL) == 1 &&
+		  EVP_CipherUpdate(ctx, out, &n, in, (int)inlen) == 1 &&
+		  EVP_CipherFinal_ex(ctx, out + n, &m) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	*outlen = (size_t)n + (size_t)m;
+	return ok ? P11K_OK : wrap ? P11K_ERR_INTERNAL : P11K_ERR_INVALID_CIPHERTEXT;
+}
+
+/* The master key as an AES-256 key for the standard AES mechanisms
+ * (docs/REMOTE.md): key wrap, key wrap with padding, and GCM with a
+ * random IV. There is no RSA key. */
+static p11k_err local_remote_crypt(void *state, const char *key_id, remote_req *r,
+				   uint8_t **out, size_t *outlen, provider_status *st)
+{
+	local_state *s = state;
+	(void)key_id;
+	if (r->alg != RALG_AES_KW && r->alg != RALG_AES_KWP && r->alg != RALG_AES_GCM) {
+		provider_status_set(st, P11K_ERR_KEY_TYPE,
+				    "the local master key is an AES-256 key, not RSA");
+		return P11K_ERR_KEY_TYPE;
+	}
+	if (r->key_bits && r->key_bits != LOCAL_KEY_LEN * 8) {
+		provider_status_set(st, P11K_ERR_KEY_TYPE,
+				    "the local master key has 256 bits, not %zu", r->key_bits);
+		return P11K_ERR_KEY_TYPE;
+	}
+	uint8_t *key = NULL, *res = NULL;
+	p11k_err e = read_key(s, &key, st);
+	if (e != P11K_OK)
+		return e;
+	size_t reslen = 0;
+	if (r->alg == RALG_AES_GCM && r->encrypt) {
+		uint8_t *sealed = NULL; /* nonce | ct | tag */
+		size_t sl = 0;
+		e = gcm_seal(key, r->aad, r->aadlen, r->in, r->inlen, &sealed, &sl);
+		if (e == P11K_OK && !(res = sec_alloc(sl - GCM_NONCE_LEN)))
+			e = P11K_ERR_NOMEM;
+		if (e == P11K_OK) {
+			memcpy(r->iv, sealed, GCM_NONCE_LEN);
+			reslen = sl - GCM_NONCE_LEN;
+			memcpy(res, sealed + GCM_NONCE_LEN, reslen);
+		}
+		free(sealed);
+	} else if (r->alg == RALG_AES_GCM) {
+		uint8_t *sealed = malloc(GCM_NONCE_LEN + r->inlen);
+		if (!sealed) {
+			e = P11K_ERR_NOMEM;
+		} else {
+			memcpy(sealed, r->iv, GCM_NONCE_LEN);
+			memcpy(sealed + GCM_NONCE_LEN, r->in, r->inlen);
+			e = gcm_open(key, r->aad, r->aadlen, sealed, GCM_NONCE_LEN + r->inlen, &res,
+				     &reslen);
+			free(sealed);
+		}
+	} else {
+		if (!(res = sec_alloc(r->inlen + 16)))
+			e = P11K_ERR_NOMEM;
+		else
+			e = local_kw(key, r->alg == RALG_AES_KWP, r->encrypt, r->in, r->inlen, res,
+				     &reslen);
+	}
+	sec_free(key);
+	if (e != P11K_OK) {
+		sec_free(res);
+		if (e == P11K_ERR_INVALID_CIPHERTEXT)
+			provider_status_set(st, e, "input does not authenticate under %s",
+					    s->key_file);
+		st->err = e;
+		return e;
+	}
+	*out = res;
+	*outlen = reslen;
+	return P11K_OK;
+}
+
 const provider_ops local_provider_ops = {
 	.type = "local",
 	.fields = local_fields,
@@ -276,4 +360,5 @@ const provider_ops local_provider_ops = {
 	.encrypt = local_encrypt,
 	.decrypt = local_decrypt,
 	.max_blob_len = local_max_blob_len,
+	.remote_crypt = local_remote_crypt,
 };

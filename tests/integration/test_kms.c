@@ -4,12 +4,18 @@
  * local provider: the key shows as an object, wraps and unwraps local keys
  * with an encryption context, and its revocation (a key the provider can
  * no longer use) wipes the token key and KMS-derived keys until it is back.
+ * The same key declared "type": "aes" runs the standard AES mechanisms
+ * (key wrap, key wrap with padding, GCM with an IV the KMS makes), checked
+ * against OpenSSL with the key file's bytes (docs/REMOTE.md).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "harness.h"
 
@@ -19,7 +25,8 @@ static CK_SESSION_HANDLE S;
 static int setup(void **state)
 {
 	h_env_new(&env, "required",
-		  "\"keys\": [{\"id\": \"master\", \"label\": \"kms-master\"}], "
+		  "\"keys\": [{\"id\": \"master\", \"label\": \"kms-master\"}, "
+		  "{\"id\": \"master-aes\", \"label\": \"kms-aes\", \"type\": \"aes\"}], "
 		  "\"revalidate_seconds\": 1");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
@@ -171,6 +178,221 @@ static void test_revocation_and_recovery(void **state)
 	assert_true(h_log_contains(&env, "logged in"));
 }
 
+/* The key file's bytes: the test checks the KMS's work with OpenSSL. */
+static void master_key(uint8_t key[32])
+{
+	FILE *f = fopen(env.key_file, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(key, 1, 32, f), 32);
+	fclose(f);
+}
+
+/* OpenSSL's AES-256 key unwrap (RFC 3394 or 5649) under the master key. */
+static size_t ossl_unwrap(bool pad, const uint8_t *in, size_t inlen, uint8_t *out)
+{
+	uint8_t key[32];
+	master_key(key);
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int n = 0, m = 0;
+	assert_int_equal(EVP_DecryptInit_ex(c, pad ? EVP_aes_256_wrap_pad() : EVP_aes_256_wrap(),
+					    NULL, key, NULL), 1);
+	assert_int_equal(EVP_DecryptUpdate(c, out, &n, in, (int)inlen), 1);
+	assert_int_equal(EVP_DecryptFinal_ex(c, out + n, &m), 1);
+	EVP_CIPHER_CTX_free(c);
+	return (size_t)(n + m);
+}
+
+static void test_standard_aes_object(void **state)
+{
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	CK_OBJECT_CLASS c = 0;
+	CK_KEY_TYPE kt = 0;
+	CK_ULONG vl = 0;
+	CK_BBOOL wrap = CK_FALSE, ext = CK_TRUE;
+	CK_ATTRIBUTE a[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+			    {CKA_VALUE_LEN, &vl, sizeof(vl)}, {CKA_WRAP, &wrap, 1},
+			    {CKA_EXTRACTABLE, &ext, 1}};
+	assert_ok(p11->C_GetAttributeValue(S, k, a, 5));
+	assert_int_equal(c, CKO_SECRET_KEY);
+	assert_int_equal(kt, CKK_AES);
+	assert_int_equal(vl, 32);
+	assert_true(wrap);
+	assert_false(ext);
+	CK_ATTRIBUTE v = {CKA_VALUE, NULL, 0};
+	assert_rv(p11->C_GetAttributeValue(S, k, &v, 1), CKR_ATTRIBUTE_SENSITIVE);
+	/* No RSA key here: RSA-OAEP is not offered on this slot. */
+	CK_MECHANISM_TYPE list[64];
+	CK_ULONG n = 64;
+	assert_ok(p11->C_GetMechanismList(env.slot, list, &n));
+	for (CK_ULONG i = 0; i < n; i++)
+		assert_int_not_equal(list[i], CKM_RSA_PKCS_OAEP);
+	CK_MECHANISM_INFO mi;
+	assert_rv(p11->C_GetMechanismInfo(env.slot, CKM_RSA_PKCS_OAEP, &mi),
+		  CKR_MECHANISM_INVALID);
+	CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, NULL, 0};
+	CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+	assert_rv(p11->C_EncryptInit(S, &oaep, k), CKR_MECHANISM_INVALID);
+	/* The envelope runs on it too. */
+	CK_MECHANISM env_m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	uint8_t blob[256], pt[32];
+	CK_ULONG bl = sizeof(blob), pl = sizeof(pt);
+	assert_ok(p11->C_EncryptInit(S, &env_m, k));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "enveloped", 9, blob, &bl));
+	assert_ok(p11->C_DecryptInit(S, &env_m, k));
+	assert_ok(p11->C_Decrypt(S, blob, bl, pt, &pl));
+	assert_int_equal(pl, 9);
+}
+
+static void test_standard_key_wrap(void **state)
+{
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	static const uint8_t value[24] = "0123456789abcdefghijklm";
+	CK_OBJECT_HANDLE dk = h_import_aes(S, value, 24);
+	static const CK_MECHANISM_TYPE mechs[] = {CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_KWP,
+						  CKM_AES_KEY_WRAP_PAD};
+	for (size_t i = 0; i < 3; i++) {
+		CK_MECHANISM m = {mechs[i], NULL, 0};
+		uint8_t blob[64], out[64];
+		CK_ULONG bl = 0;
+		assert_ok(p11->C_WrapKey(S, &m, k, dk, NULL, &bl));
+		/* 24 bytes: 32 wrapped; PKCS #7 pads a full block, to 40. */
+		assert_int_equal(bl, mechs[i] == CKM_AES_KEY_WRAP_PAD ? 40 : 32);
+		CK_ULONG small = bl - 1;
+		assert_rv(p11->C_WrapKey(S, &m, k, dk, blob, &small), CKR_BUFFER_TOO_SMALL);
+		assert_ok(p11->C_WrapKey(S, &m, k, dk, blob, &bl));
+		/* The standard format: OpenSSL opens it with the key file's bytes. */
+		size_t ol = ossl_unwrap(mechs[i] == CKM_AES_KEY_WRAP_KWP, blob, bl, out);
+		assert_int_equal(ol, mechs[i] == CKM_AES_KEY_WRAP_PAD ? 32 : 24);
+		assert_memory_equal(out, value, 24);
+		/* And the module unwraps it into a key that encrypts alike. */
+		CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+		CK_KEY_TYPE kt = CKK_AES;
+		CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)}};
+		CK_OBJECT_HANDLE back;
+		assert_ok(p11->C_UnwrapKey(S, &m, k, blob, bl, t, 2, &back));
+		uint8_t c1[32], c2[32];
+		CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
+		assert_ok(h_encrypt_probe(S, dk, c1, &l1));
+		assert_ok(h_encrypt_probe(S, back, c2, &l2));
+		assert_int_equal(l1, l2);
+		assert_memory_equal(c1, c2, l1);
+		blob[3] ^= 0x40;
+		assert_rv(p11->C_UnwrapKey(S, &m, k, blob, bl, t, 2, &back),
+			  CKR_WRAPPED_KEY_INVALID);
+	}
+	/* The KMS takes only the standard IV. */
+	uint8_t other_iv[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP, other_iv, 8};
+	CK_ULONG bl = 0;
+	assert_rv(p11->C_WrapKey(S, &m, k, dk, NULL, &bl), CKR_MECHANISM_PARAM_INVALID);
+	/* A length outside RFC 3394's: 24 is fine, 20 is not. */
+	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	uint8_t pt[20] = {0}, ct[64];
+	CK_ULONG cl = sizeof(ct);
+	assert_ok(p11->C_EncryptInit(S, &kw, k));
+	assert_rv(p11->C_Encrypt(S, pt, 20, ct, &cl), CKR_DATA_LEN_RANGE);
+}
+
+static void test_standard_gcm(void **state)
+{
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	uint8_t iv1[12] = {0}, iv2[12] = {0}, zero[12] = {0};
+	CK_GCM_PARAMS p = {iv1, 12, 96, (CK_BYTE_PTR) "hdr", 3, 128};
+	CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+	const char *msg = "column value 42";
+	uint8_t c1[64], c2[64], pt[64];
+	CK_ULONG l1 = 0, l2 = sizeof(c2), pl = sizeof(pt);
+	assert_ok(p11->C_EncryptInit(S, &m, k));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR)msg, 15, NULL, &l1));
+	assert_int_equal(l1, 15 + 16);
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR)msg, 15, c1, &l1));
+	assert_memory_not_equal(iv1, zero, 12); /* the KMS's IV came back */
+	p.pIv = iv2;
+	assert_ok(p11->C_EncryptInit(S, &m, k));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR)msg, 15, c2, &l2));
+	assert_memory_not_equal(iv1, iv2, 12);
+	/* OpenSSL decrypts it with the key file's bytes. */
+	uint8_t key[32], out[64];
+	master_key(key);
+	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+	int n = 0, fin = 0;
+	assert_int_equal(EVP_DecryptInit_ex(x, EVP_aes_256_gcm(), NULL, key, iv1), 1);
+	assert_int_equal(EVP_DecryptUpdate(x, NULL, &n, (const uint8_t *)"hdr", 3), 1);
+	assert_int_equal(EVP_DecryptUpdate(x, out, &n, c1, 15), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, 16, c1 + 15), 1);
+	assert_int_equal(EVP_DecryptFinal_ex(x, out + n, &fin), 1);
+	EVP_CIPHER_CTX_free(x);
+	assert_memory_equal(out, msg, 15);
+	/* The module decrypts with the IV given back; a changed AAD fails. */
+	p.pIv = iv1;
+	assert_ok(p11->C_DecryptInit(S, &m, k));
+	assert_ok(p11->C_Decrypt(S, c1, l1, pt, &pl));
+	assert_int_equal(pl, 15);
+	assert_memory_equal(pt, msg, 15);
+	p.pAAD = (CK_BYTE_PTR) "HDR";
+	pl = sizeof(pt);
+	assert_ok(p11->C_DecryptInit(S, &m, k));
+	assert_rv(p11->C_Decrypt(S, c1, l1, pt, &pl), CKR_ENCRYPTED_DATA_INVALID);
+	/* The KMS makes 96-bit IVs and 128-bit tags only. */
+	CK_GCM_PARAMS bad = {iv1, 16, 128, NULL, 0, 128};
+	CK_MECHANISM mb = {CKM_AES_GCM, &bad, sizeof(bad)};
+	assert_rv(p11->C_EncryptInit(S, &mb, k), CKR_MECHANISM_PARAM_INVALID);
+	bad.ulIvLen = 12;
+	bad.ulTagBits = 96;
+	assert_rv(p11->C_EncryptInit(S, &mb, k), CKR_MECHANISM_PARAM_INVALID);
+	/* Multi-part gathers and makes one KMS call at the end. */
+	p.pAAD = (CK_BYTE_PTR) "hdr";
+	uint8_t iv3[12] = {0}, c3[64];
+	p.pIv = iv3;
+	CK_ULONG part = sizeof(c3), fl = sizeof(c3);
+	assert_ok(p11->C_EncryptInit(S, &m, k));
+	assert_ok(p11->C_EncryptUpdate(S, (CK_BYTE_PTR)msg, 7, c3, &part));
+	assert_int_equal(part, 0);
+	assert_ok(p11->C_EncryptUpdate(S, (CK_BYTE_PTR)msg + 7, 8, c3, &part));
+	assert_ok(p11->C_EncryptFinal(S, c3, &fl));
+	assert_int_equal(fl, 31);
+	pl = sizeof(pt);
+	assert_ok(p11->C_DecryptInit(S, &m, k));
+	assert_ok(p11->C_Decrypt(S, c3, fl, pt, &pl));
+	assert_memory_equal(pt, msg, 15);
+}
+
+static void test_standard_gcm_messages(void **state)
+{
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
+	uint8_t iv[12] = {0}, tag[16], ct[32], pt[32], zero[12] = {0};
+	CK_GCM_MESSAGE_PARAMS mp = {iv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+	CK_ULONG cl = sizeof(ct), pl = sizeof(pt);
+	assert_ok(p11->C_MessageEncryptInit(S, &m, k));
+	assert_ok(p11->C_EncryptMessage(S, &mp, sizeof(mp), (CK_BYTE_PTR) "aad", 3,
+					(CK_BYTE_PTR) "row 7", 5, ct, &cl));
+	assert_int_equal(cl, 5);
+	assert_memory_not_equal(iv, zero, 12);
+	/* The caller cannot choose the IV of a KMS key. */
+	CK_GCM_MESSAGE_PARAMS own = {iv, 12, 0, CKG_NO_GENERATE, tag, 128};
+	cl = sizeof(ct);
+	assert_rv(p11->C_EncryptMessage(S, &own, sizeof(own), NULL, 0, (CK_BYTE_PTR) "x", 1, ct,
+					&cl),
+		  CKR_MECHANISM_PARAM_INVALID);
+	assert_rv(p11->C_EncryptMessageBegin(S, &mp, sizeof(mp), NULL, 0),
+		  CKR_FUNCTION_NOT_SUPPORTED);
+	assert_ok(p11->C_MessageEncryptFinal(S));
+	/* Decrypt with the IV and tag given back. */
+	CK_GCM_MESSAGE_PARAMS dp = {iv, 12, 0, CKG_NO_GENERATE, tag, 128};
+	assert_ok(p11->C_MessageDecryptInit(S, &m, k));
+	assert_ok(p11->C_DecryptMessage(S, &dp, sizeof(dp), (CK_BYTE_PTR) "aad", 3, ct, 5, pt,
+					&pl));
+	assert_int_equal(pl, 5);
+	assert_memory_equal(pt, "row 7", 5);
+	tag[0] ^= 1;
+	pl = sizeof(pt);
+	assert_rv(p11->C_DecryptMessage(S, &dp, sizeof(dp), (CK_BYTE_PTR) "aad", 3, ct, 5, pt,
+					&pl),
+		  CKR_ENCRYPTED_DATA_INVALID);
+	assert_ok(p11->C_MessageDecryptFinal(S));
+}
+
 int main(void)
 {
 	h_load();
@@ -178,6 +400,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kms_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrap_unwrap_with_context, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revocation_and_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standard_aes_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standard_key_wrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standard_gcm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standard_gcm_messages, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kms", tests, NULL, NULL);
 }
