@@ -6,6 +6,7 @@
 # pkcs11-tool can pass GCM parameters) checked byte for byte against
 # openssl, objects seen from new processes, key wrap/unwrap (RFC 3394 and
 # RFC 5649) checked against openssl, data objects written and read back,
+# key wrap under a KMS key object of type "aes" (run by the provider),
 # deletion, PIN change and wrong PINs; SHA-256 digest and HMAC-SHA256 against
 # sha256sum/openssl when the module lists those mechanisms.
 #
@@ -47,7 +48,8 @@ cat >"$work/p11kms.json" <<JSON
   "providers": [
     { "name": "consumer", "type": "local",
       "key_file": "$work/master.key", "store": "$work/consumer.db",
-      "login": "required" }
+      "login": "required",
+      "keys": [ { "id": "kms-kek", "label": "kms-kek", "type": "aes" } ] }
   ]
 }
 JSON
@@ -252,6 +254,19 @@ if need_ok "wrap with 0x210B"; then
   p11 --login --pin $PIN --unwrap --id 02 -m 0x210B -i "$work/kwp.bin" --key-type AES: \
     --application-id 06 --application-label unwrapped-kwp --extractable
   need_ok "unwrap with 0x210B" && need_out "unwrapped value" "VALUE: +$PAYLOAD" && ok "KWP round trip"
+fi
+
+check "wrap and unwrap under the KMS key (type aes): RFC 3394 by the KMS, checked against openssl"
+KMS_ID=$(printf 'kms-kek' | od -An -v -tx1 | tr -d ' \n')
+MASTER=$(od -An -v -tx1 "$work/master.key" | tr -d ' \n')
+p11 --login --pin $PIN --wrap --id "$KMS_ID" --application-id 04 -m AES-KEY-WRAP -o "$work/kms-wrapped.bin"
+if need_ok "wrap with the KMS key"; then
+  want=$(printf '%s' "$PAYLOAD" | xxd -r -p | openssl enc -id-aes256-wrap -K "$MASTER" -iv A6A6A6A6A6A6A6A6 | od -An -v -tx1 | tr -d ' \n')
+  [ "$(hex "$work/kms-wrapped.bin")" = "$want" ] && ok "identical to openssl id-aes256-wrap under the key file" ||
+    fail "KMS RFC 3394 wrap differs from openssl" "module:  $(hex "$work/kms-wrapped.bin")"$'\n'"openssl: $want"
+  p11 --login --pin $PIN --unwrap --id "$KMS_ID" -m AES-KEY-WRAP -i "$work/kms-wrapped.bin" --key-type AES: \
+    --application-id 07 --application-label unwrapped-kms --extractable
+  need_ok "unwrap with the KMS key" && need_out "unwrapped value" "VALUE: +$PAYLOAD" && ok "KMS key wrap round trip"
 fi
 
 check "a data object: write it, read it back from a new process"
