@@ -533,6 +533,15 @@ static bool value_hidden(const object_t *o, const attr_rule *r)
 		!obj_bool(o, CKA_EXTRACTABLE, false));
 }
 
+/* The private numbers of an RSA private key: the only private keys are
+ * KMS keys, whose private part never leaves the KMS (sensitive, 5.7). */
+static bool private_part(const object_t *o, CK_ATTRIBUTE_TYPE t)
+{
+	return obj_ulong(o, CKA_CLASS, 0) == CKO_PRIVATE_KEY &&
+	       (t == CKA_PRIVATE_EXPONENT || t == CKA_PRIME_1 || t == CKA_PRIME_2 ||
+		t == CKA_EXPONENT_1 || t == CKA_EXPONENT_2 || t == CKA_COEFFICIENT);
+}
+
 CK_RV obj_get_attributes(const object_t *o, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
 	CK_RV rv = CKR_OK;
@@ -543,7 +552,8 @@ CK_RV obj_get_attributes(const object_t *o, CK_ATTRIBUTE *tmpl, CK_ULONG n)
 		const attr_rule *r = rule_for(t->type, cb);
 		const attr_t *a = obj_attr(o, t->type);
 		if ((r && value_hidden(o, r)) ||
-		    (r && !o->sec_loaded && obj_attr_sealed(o, t->type))) {
+		    (r && !o->sec_loaded && obj_attr_sealed(o, t->type)) ||
+		    private_part(o, t->type)) {
 			/* Hidden, or sealed and the token key is not at hand
 			 * (not logged in): it cannot be revealed now. */
 			t->ulValueLen = CK_UNAVAILABLE_INFORMATION;
