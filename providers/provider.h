@@ -124,7 +124,7 @@ typedef struct provider_ops {
 	 * *out is ciphertext||tag. A key id without a version means the
 	 * current version for encryption; for decryption a provider tries the
 	 * current version first, then older enabled versions, because the
-	 * standard formats do not name the version. Errors: P11K_ERR_DATA_INVALID
+	 * standard formats do not name the version. Errors: P11K_ERR_INVALID_CIPHERTEXT
 	 * when the KMS rejects the input as undecryptable (wrong key, tampered
 	 * data), P11K_ERR_KEY_TYPE when the key cannot run r->alg. */
 	p11k_err (*remote_crypt)(void *state, const char *key_id, remote_req *r,

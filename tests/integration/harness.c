@@ -265,3 +265,20 @@ void h_wrap_in_threads(CK_SLOT_ID slot, CK_OBJECT_HANDLE kms, CK_OBJECT_HANDLE k
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 }
+
+void h_write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+size_t h_read_file(const char *path, void *p, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	size_t n = fread(p, 1, max, f);
+	fclose(f);
+	return n;
+}

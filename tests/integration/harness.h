@@ -68,6 +68,9 @@ void h_dump_log(const h_env *e);
 int h_log_contains(const h_env *e, const char *s);
 /* Hex helpers. */
 size_t h_unhex(const char *hex, uint8_t *out, size_t max);
+/* Whole files, for SDK interop (assert on failure). */
+void h_write_file(const char *path, const void *p, size_t n);
+size_t h_read_file(const char *path, void *p, size_t max);
 
 #define SO_PIN "12345678"
 #define USER_PIN "1234"
