@@ -18,6 +18,12 @@
  * returned, so rotation keeps old blobs working; decrypt calls that
  * version under the configured vault_url (never the blob's host) and
  * refuses a blob of another key name.
+ *
+ * Standard mechanisms (remote_crypt, docs/REMOTE.md): RSA-OAEP(-256),
+ * AES key wrap (A*KW, CKM_AES_KEY_WRAP_PAD) and AES-GCM run by the
+ * service in their standard formats, no header, no AAD binding. Their
+ * results name no key version, so an unversioned decryption that fails
+ * is retried with the older enabled versions (GetKeyVersions).
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -52,6 +58,13 @@ typedef struct kty_entry {
 	bool oct; /* oct / oct-HSM: AES key wrap, else RSA */
 } kty_entry;
 
+/* An RSA key's public numbers (public data only). */
+typedef struct pub_entry {
+	char *key_id;
+	uint8_t *n, *e;
+	size_t nlen, elen;
+} pub_entry;
+
 typedef struct az_state {
 	char *vault_url;   /* https://host[:port], no trailing slash */
 	char *host;        /* host part, for challenge verification */
@@ -69,6 +82,8 @@ typedef struct az_state {
 	char *tenant; /* from the challenge when none is configured */
 	kty_entry kty[MAX_CACHED_KEYS];
 	size_t nkty;
+	pub_entry pub[MAX_CACHED_KEYS];
+	size_t npub;
 } az_state;
 
 static const char *const resource_choices[] = {"vault", "hsm", NULL};
@@ -344,17 +359,22 @@ static p11k_err build(void *arg, int attempt, http_request *req, provider_status
 	return e;
 }
 
-/* method + path (under vault_url, without the query) with an optional
- * JSON body; on success *reply is the parsed JSON. One 401 with a bearer
- * challenge is honoured: new scope/tenant, fresh token, one more try. */
-static p11k_err vault_call(az_state *s, const char *op, const char *method, const char *path,
-			   json_t *req, json_t **reply, provider_status *st)
+/* method + url (under vault_url, with the query) and an optional JSON
+ * body; on success *reply is the parsed JSON. One 401 with a bearer
+ * challenge is honoured: new scope/tenant, fresh token, one more try.
+ * *vstatus (may be NULL) receives the vault's HTTP status, 0 when it did
+ * not answer (token or transport failure). */
+static p11k_err vault_call_url(az_state *s, const char *op, const char *method,
+			       const char *url, json_t *req, json_t **reply, long *vstatus,
+			       provider_status *st)
 {
-	char url[1024];
 	*reply = NULL;
-	if ((size_t)snprintf(url, sizeof(url), "%s%s?api-version=%s", s->vault_url, path,
-			     s->api_version) >= sizeof(url))
-		return st->err = P11K_ERR_INTERNAL;
+	if (vstatus)
+		*vstatus = 0;
+	/* This call's detail only, never a previous call's. */
+	st->http_status = 0;
+	st->error_name[0] = 0;
+	st->request_id[0] = 0;
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	if (req && !body)
 		return st->err = P11K_ERR_NOMEM;
@@ -403,6 +423,8 @@ static p11k_err vault_call(az_state *s, const char *op, const char *method, cons
 	if (resp.status) {
 		st->http_status = resp.status;
 		snprintf(st->request_id, sizeof(st->request_id), "%s", resp.request_id);
+		if (vstatus)
+			*vstatus = resp.status;
 	}
 	json_error_t je;
 	if (e == P11K_OK && resp.status == 200) {
@@ -424,6 +446,18 @@ static p11k_err vault_call(az_state *s, const char *op, const char *method, cons
 	http_response_free(&resp);
 	st->err = e;
 	return e;
+}
+
+/* method + path (under vault_url, without the query). */
+static p11k_err vault_call(az_state *s, const char *op, const char *method, const char *path,
+			   json_t *req, json_t **reply, long *vstatus, provider_status *st)
+{
+	char url[1024];
+	*reply = NULL;
+	if ((size_t)snprintf(url, sizeof(url), "%s%s?api-version=%s", s->vault_url, path,
+			     s->api_version) >= sizeof(url))
+		return st->err = P11K_ERR_INTERNAL;
+	return vault_call_url(s, op, method, url, req, reply, vstatus, st);
 }
 
 /* --- key type cache --------------------------------------------------------------- */
@@ -476,31 +510,47 @@ static p11k_err key_path(const char *key_id, const char *suffix, char *path, siz
 
 /* --- provider operations ---------------------------------------------------------- */
 
-static p11k_err az_describe(void *state, const char *key_id, key_info *out,
-			    provider_status *st)
+/* GetKey: the key bundle, checked to have kid, kty and attributes.enabled;
+ * the key type is cached on the way. */
+static p11k_err get_key(az_state *s, const char *key_id, json_t **bundle, char *kv,
+			size_t kvl, provider_status *st)
 {
-	az_state *s = state;
-	char path[400], name[128];
-	memset(out, 0, sizeof(*out));
+	char path[400], name[128], kn[128];
+	*bundle = NULL;
 	p11k_err e = key_path(key_id, "", path, sizeof(path), name, sizeof(name), st);
 	json_t *reply = NULL;
 	if (e == P11K_OK)
-		e = vault_call(s, "GetKey", "GET", path, NULL, &reply, st);
+		e = vault_call(s, "GetKey", "GET", path, NULL, &reply, NULL, st);
 	if (e != P11K_OK)
 		return e;
 	json_t *key = json_object_get(reply, "key");
-	json_t *attrs = json_object_get(reply, "attributes");
-	json_t *en = json_object_get(attrs, "enabled");
+	json_t *en = json_object_get(json_object_get(reply, "attributes"), "enabled");
 	const char *kid = json_string_value(json_object_get(key, "kid"));
 	const char *kty = json_string_value(json_object_get(key, "kty"));
-	char kn[128], kv[128];
-	if (!json_is_boolean(en) || !kid || !kty || !parse_kid(kid, kn, sizeof(kn), kv, sizeof(kv))) {
+	if (!json_is_boolean(en) || !kid || !kty || !parse_kid(kid, kn, sizeof(kn), kv, kvl)) {
 		snprintf(st->message, sizeof(st->message), "GetKey: reply lacks kid, kty or "
 							   "attributes.enabled");
 		json_decref(reply);
 		return st->err = P11K_ERR_BAD_REPLY;
 	}
 	kty_put(s, key_id, kty_is_oct(kty));
+	*bundle = reply;
+	return P11K_OK;
+}
+
+static p11k_err az_describe(void *state, const char *key_id, key_info *out,
+			    provider_status *st)
+{
+	az_state *s = state;
+	char kv[128];
+	memset(out, 0, sizeof(*out));
+	json_t *reply = NULL;
+	p11k_err e = get_key(s, key_id, &reply, kv, sizeof(kv), st);
+	if (e != P11K_OK)
+		return e;
+	json_t *attrs = json_object_get(reply, "attributes");
+	json_t *en = json_object_get(attrs, "enabled");
+	const char *kid = json_string_value(json_object_get(json_object_get(reply, "key"), "kid"));
 	out->state = json_is_true(en) ? KEY_STATE_ENABLED : KEY_STATE_DISABLED;
 	snprintf(out->key_id, sizeof(out->key_id), "%s", kid);
 	snprintf(out->primary_version, sizeof(out->primary_version), "%s", kv);
@@ -529,37 +579,119 @@ static void wipe_string(json_t *v)
 		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
 }
 
-/* POST .../{wrapkey|unwrapkey} {"alg", "value"} -> kid, value (secure). */
-static p11k_err wrap_op(az_state *s, const char *op, const char *path, const char *alg,
-			const uint8_t *in, size_t inlen, bool secret_out, char *kid, size_t kl,
-			uint8_t **out, size_t *outlen, provider_status *st)
+/* A 400 from a cryptographic call (BadParameter and its kin) is either
+ * about the algorithm and the key (RSA-OAEP on an oct key, A128KW on a
+ * 256-bit key, GCM on a vault) or about the data; the service tells them
+ * apart only in its message. The data's fault, on decryption, is a bad
+ * ciphertext (wrong key, tampered, truncated). */
+static p11k_err classify_400(p11k_err e, long vstatus, bool reverse, provider_status *st)
 {
-	char *v = b64url_encode(in, inlen);
-	json_t *req = v ? json_pack("{s:s, s:s}", "alg", alg, "value", v) : NULL;
-	if (v) {
-		OPENSSL_cleanse(v, strlen(v));
-		free(v);
-	}
-	if (!req)
+	static const char *const key_type_words[] = {
+		"not supported for key", "not supported by key", "not supported by this",
+		"not valid for key", "key type", "key size", "needs a ", "invalid algorithm",
+		"unsupported algorithm", "algorithm is not supported", "not compatible",
+	};
+	if (vstatus != 400 || !st->error_name[0] ||
+	    (e != P11K_ERR_INTERNAL && e != P11K_ERR_BAD_REPLY))
+		return e;
+	for (size_t i = 0; i < ARRAY_SIZE(key_type_words); i++)
+		if (strcasestr(st->message, key_type_words[i]))
+			return st->err = P11K_ERR_KEY_TYPE;
+	return reverse ? (st->err = P11K_ERR_INVALID_CIPHERTEXT) : e;
+}
+
+/* One cryptographic call of the keys API: POST .../{wrapkey, unwrapkey,
+ * encrypt, decrypt} with alg, value and, for AES-GCM, iv, tag and aad
+ * (all base64url without padding); the reply's kid and value and, from
+ * a GCM encryption, the iv and tag the service generated. */
+typedef struct kv_crypt {
+	const char *op;   /* "wrapKey", "decrypt", ...: for messages */
+	const char *path; /* /keys/NAME[/VERSION]/OPERATION */
+	const char *alg;
+	const uint8_t *in;
+	size_t inlen;
+	const uint8_t *iv, *tag, *aad; /* NULL: not sent */
+	size_t ivlen, taglen, aadlen;
+	bool reverse;    /* decrypt/unwrap: a 400 about the data is a bad ciphertext */
+	bool secret_out; /* out in secure memory */
+	bool want_iv_tag;
+	/* Results. */
+	char kid[MAX_KID];
+	uint8_t *out; /* secure memory when secret_out, else malloc'd */
+	size_t outlen;
+	uint8_t *riv, *rtag; /* malloc'd, only with want_iv_tag */
+	size_t rivlen, rtaglen;
+} kv_crypt;
+
+static void kv_crypt_free(kv_crypt *c)
+{
+	if (c->secret_out)
+		sec_free(c->out);
+	else
+		free(c->out);
+	free(c->riv);
+	free(c->rtag);
+	c->out = c->riv = c->rtag = NULL;
+}
+
+static bool put_b64(json_t *o, const char *name, const uint8_t *p, size_t n)
+{
+	char *v = b64url_encode(p, n);
+	if (!v)
+		return false;
+	bool ok = json_object_set_new(o, name, json_string(v)) == 0;
+	OPENSSL_cleanse(v, strlen(v));
+	free(v);
+	return ok;
+}
+
+static bool get_b64(json_t *reply, const char *name, bool secret, uint8_t **out, size_t *len)
+{
+	json_t *v = json_object_get(reply, name);
+	return json_is_string(v) &&
+	       b64url_decode(json_string_value(v), json_string_length(v), secret, out, len);
+}
+
+static p11k_err kv_crypt_call(az_state *s, kv_crypt *c, provider_status *st)
+{
+	c->out = c->riv = c->rtag = NULL;
+	c->outlen = c->rivlen = c->rtaglen = 0;
+	c->kid[0] = 0;
+	json_t *req = json_object();
+	bool ok = req && json_object_set_new(req, "alg", json_string(c->alg)) == 0 &&
+		  put_b64(req, "value", c->in, c->inlen) &&
+		  (!c->iv || put_b64(req, "iv", c->iv, c->ivlen)) &&
+		  (!c->tag || put_b64(req, "tag", c->tag, c->taglen)) &&
+		  (!c->aad || put_b64(req, "aad", c->aad, c->aadlen));
+	if (!ok) {
+		if (req)
+			wipe_string(json_object_get(req, "value"));
+		json_decref(req);
 		return st->err = P11K_ERR_NOMEM;
+	}
 	json_t *reply = NULL;
-	p11k_err e = vault_call(s, op, "POST", path, req, &reply, st);
+	long vstatus = 0;
+	p11k_err e = vault_call(s, c->op, "POST", c->path, req, &reply, &vstatus, st);
 	wipe_string(json_object_get(req, "value"));
 	json_decref(req);
 	if (e != P11K_OK)
-		return e;
-	json_t *val = json_object_get(reply, "value");
+		return classify_400(e, vstatus, c->reverse, st);
 	const char *k = json_string_value(json_object_get(reply, "kid"));
-	if (!k || strlen(k) >= kl || !json_is_string(val) ||
-	    !b64url_decode(json_string_value(val), json_string_length(val), secret_out, out,
-			   outlen)) {
-		snprintf(st->message, sizeof(st->message), "%s: reply lacks kid or value", op);
+	if (!k || strlen(k) >= sizeof(c->kid) ||
+	    !get_b64(reply, "value", c->secret_out, &c->out, &c->outlen)) {
+		snprintf(st->message, sizeof(st->message), "%s: reply lacks kid or value", c->op);
+		e = st->err = P11K_ERR_BAD_REPLY;
+	} else if (c->want_iv_tag && (!get_b64(reply, "iv", false, &c->riv, &c->rivlen) ||
+				      !get_b64(reply, "tag", false, &c->rtag, &c->rtaglen))) {
+		snprintf(st->message, sizeof(st->message), "%s: reply lacks iv or tag", c->op);
 		e = st->err = P11K_ERR_BAD_REPLY;
 	} else {
-		snprintf(kid, kl, "%s", k);
+		snprintf(c->kid, sizeof(c->kid), "%s", k);
 	}
-	wipe_string(val);
+	wipe_string(json_object_get(reply, "value"));
 	json_decref(reply);
+	if (e != P11K_OK)
+		kv_crypt_free(c);
 	return e;
 }
 
@@ -591,13 +723,15 @@ static p11k_err az_encrypt(void *state, const char *key_id, const uint8_t *pt, s
 		return st->err = P11K_ERR_INTERNAL;
 	}
 	memcpy(in + AAD_HASH_LEN, pt, ptlen);
-	uint8_t *w = NULL;
-	size_t wl = 0;
-	e = wrap_op(s, "wrapKey", path, alg, in, AAD_HASH_LEN + ptlen, false, kid, sizeof(kid),
-		    &w, &wl, st);
+	kv_crypt c = {.op = "wrapKey", .path = path, .alg = alg, .in = in,
+		      .inlen = AAD_HASH_LEN + ptlen};
+	e = kv_crypt_call(s, &c, st);
 	sec_free(in);
 	if (e != P11K_OK)
 		return e;
+	uint8_t *w = c.out;
+	size_t wl = c.outlen;
+	snprintf(kid, sizeof(kid), "%s", c.kid);
 	char kn[128], kv[128];
 	if (!parse_kid(kid, kn, sizeof(kn), kv, sizeof(kv)) || strcasecmp(kn, name) != 0) {
 		snprintf(st->message, sizeof(st->message), "wrapKey: reply names another key");
@@ -677,16 +811,15 @@ static p11k_err az_decrypt(void *state, const char *key_id, const uint8_t *blob,
 	}
 	char path[400];
 	snprintf(path, sizeof(path), "/keys/%s/%s/unwrapkey", kn, kv);
-	uint8_t *out = NULL;
-	size_t outlen = 0;
-	char rkid[MAX_KID];
-	p11k_err e = wrap_op(s, "unwrapKey", path, alg, blob + off, bloblen - off, true, rkid,
-			     sizeof(rkid), &out, &outlen, st);
-	if (e == P11K_ERR_INTERNAL && strncmp(st->error_name, "BadParameter", 12) == 0)
-		/* The service could not unwrap the value: a damaged blob. */
-		e = st->err = P11K_ERR_INVALID_CIPHERTEXT;
+	/* A 400 about the data (BadParameter): the service could not unwrap
+	 * the value, a damaged blob. */
+	kv_crypt c = {.op = "unwrapKey", .path = path, .alg = alg, .in = blob + off,
+		      .inlen = bloblen - off, .reverse = true, .secret_out = true};
+	p11k_err e = kv_crypt_call(s, &c, st);
 	if (e != P11K_OK)
 		return e;
+	uint8_t *out = c.out;
+	size_t outlen = c.outlen;
 	uint8_t h[AAD_HASH_LEN];
 	if (!sha256(aad, aadlen, h)) {
 		sec_free(out);
@@ -720,6 +853,401 @@ static size_t az_max_blob_len(void *state, size_t ptlen)
 	return 4 + 1 + 1 + MAX_ALG + 2 + MAX_KID + w;
 }
 
+/* --- standard mechanisms (remote_crypt, rsa_public) -------------------------------- */
+
+#define MAX_VERSION_TRIES 8   /* older versions tried after the current one */
+#define MAX_VERSION_PAGES 4   /* GetKeyVersions pages followed */
+#define MAX_LISTED_VERSIONS 1024
+
+/* The service's name of r->alg for the key size the configuration declares. */
+static const char *ralg_name(const remote_req *r)
+{
+	size_t bits = r->key_bits ? r->key_bits : 256;
+	switch (r->alg) {
+	case RALG_RSA_OAEP_SHA1:
+		return "RSA-OAEP";
+	case RALG_RSA_OAEP_SHA256:
+		return "RSA-OAEP-256";
+	case RALG_AES_KW:
+		return bits == 128 ? "A128KW" : bits == 192 ? "A192KW" : bits == 256 ? "A256KW" : NULL;
+	case RALG_AES_KWP:
+		return "CKM_AES_KEY_WRAP_PAD";
+	case RALG_AES_GCM:
+		return bits == 128 ? "A128GCM" : bits == 192 ? "A192GCM" : bits == 256 ? "A256GCM" : NULL;
+	}
+	return NULL;
+}
+
+/* The service has AES key wrap only as wrapKey/unwrapKey and AES-GCM only
+ * as encrypt/decrypt; RSA-OAEP as either, as the caller says. */
+static bool ralg_key_op(const remote_req *r)
+{
+	if (r->alg == RALG_AES_KW || r->alg == RALG_AES_KWP)
+		return true;
+	if (r->alg == RALG_AES_GCM)
+		return false;
+	return r->key_op;
+}
+
+/* r on one version of the key ("" = the current one). For AES-GCM
+ * encryption the reply must carry a 12-byte IV and a 16-byte tag; the IV
+ * goes to r->iv and *out is ciphertext || tag. */
+static p11k_err crypt_version(az_state *s, const char *name, const char *ver, remote_req *r,
+			      const char *alg, uint8_t **out, size_t *outlen, provider_status *st)
+{
+	bool key_op = ralg_key_op(r), gcm = r->alg == RALG_AES_GCM;
+	const char *op = key_op ? (r->encrypt ? "wrapKey" : "unwrapKey")
+				: (r->encrypt ? "encrypt" : "decrypt");
+	char path[400];
+	snprintf(path, sizeof(path), "/keys/%s%s%s/%s", name, ver[0] ? "/" : "", ver,
+		 key_op ? (r->encrypt ? "wrapkey" : "unwrapkey")
+			: (r->encrypt ? "encrypt" : "decrypt"));
+	kv_crypt c = {.op = op, .path = path, .alg = alg, .in = r->in, .inlen = r->inlen,
+		      .reverse = !r->encrypt, .secret_out = true,
+		      .want_iv_tag = gcm && r->encrypt};
+	if (gcm && r->aadlen) {
+		c.aad = r->aad;
+		c.aadlen = r->aadlen;
+	}
+	if (gcm && !r->encrypt) {
+		c.inlen = r->inlen - REMOTE_GCM_TAG_LEN;
+		c.tag = r->in + c.inlen;
+		c.taglen = REMOTE_GCM_TAG_LEN;
+		c.iv = r->iv;
+		c.ivlen = REMOTE_GCM_IV_LEN;
+	}
+	p11k_err e = kv_crypt_call(s, &c, st);
+	if (e != P11K_OK)
+		return e;
+	char kn[128], kv[128];
+	if (!parse_kid(c.kid, kn, sizeof(kn), kv, sizeof(kv)) || strcasecmp(kn, name) != 0 ||
+	    (ver[0] && strcasecmp(kv, ver) != 0)) {
+		snprintf(st->message, sizeof(st->message), "%s: reply names another key", op);
+		kv_crypt_free(&c);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	if (!c.want_iv_tag) {
+		*out = c.out;
+		*outlen = c.outlen;
+		c.out = NULL;
+		kv_crypt_free(&c);
+		return P11K_OK;
+	}
+	if (c.rivlen != REMOTE_GCM_IV_LEN || c.rtaglen != REMOTE_GCM_TAG_LEN) {
+		snprintf(st->message, sizeof(st->message),
+			 "%s: the service gave a %zu-byte IV and a %zu-byte tag, not %d and %d", op,
+			 c.rivlen, c.rtaglen, REMOTE_GCM_IV_LEN, REMOTE_GCM_TAG_LEN);
+		kv_crypt_free(&c);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	uint8_t *o = sec_alloc(c.outlen + REMOTE_GCM_TAG_LEN);
+	if (!o) {
+		kv_crypt_free(&c);
+		return st->err = P11K_ERR_NOMEM;
+	}
+	memcpy(o, c.out, c.outlen);
+	memcpy(o + c.outlen, c.rtag, REMOTE_GCM_TAG_LEN);
+	memcpy(r->iv, c.riv, REMOTE_GCM_IV_LEN);
+	*out = o;
+	*outlen = c.outlen + REMOTE_GCM_TAG_LEN;
+	kv_crypt_free(&c);
+	return P11K_OK;
+}
+
+typedef struct ver_entry {
+	char v[128];
+	int64_t created;
+	bool enabled;
+	size_t idx; /* listing order, for equal creation times */
+} ver_entry;
+
+/* Newest first. */
+static int ver_cmp(const void *a, const void *b)
+{
+	const ver_entry *x = a, *y = b;
+	if (x->created != y->created)
+		return x->created > y->created ? -1 : 1;
+	return x->idx > y->idx ? -1 : x->idx < y->idx ? 1 : 0;
+}
+
+/* A nextLink is followed only under the vault (the service writes the
+ * host with ":443"), so the bearer token never goes anywhere else. */
+static bool next_url(const az_state *s, const char *link, char *url, size_t ul)
+{
+	size_t vl = strlen(s->vault_url);
+	const char *rest = NULL;
+	char alt[300];
+	if (strncasecmp(link, s->vault_url, vl) == 0 && link[vl] == '/')
+		rest = link + vl;
+	else if (!strchr(s->host, ':') &&
+		 (size_t)snprintf(alt, sizeof(alt), "https://%s:443", s->host) < sizeof(alt) &&
+		 strncasecmp(link, alt, strlen(alt)) == 0)
+		rest = link + strlen(alt);
+	if (!rest || strncmp(rest, "/keys/", 6) != 0)
+		return false;
+	for (const char *p = rest; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#')
+			return false;
+	bool has_api = strstr(rest, "api-version=") != NULL;
+	int n = snprintf(url, ul, "%s%s%s%s", s->vault_url, rest,
+			 has_api ? "" : strchr(rest, '?') ? "&api-version=" : "?api-version=",
+			 has_api ? "" : s->api_version);
+	return n > 0 && (size_t)n < ul;
+}
+
+/* GetKeyVersions of NAME: version, enabled, created; *list malloc'd. */
+static p11k_err list_versions(az_state *s, const char *name, ver_entry **list, size_t *count,
+			      provider_status *st)
+{
+	char path[300], url[2048];
+	*list = NULL;
+	*count = 0;
+	snprintf(path, sizeof(path), "/keys/%s/versions", name);
+	json_t *reply = NULL;
+	p11k_err e = vault_call(s, "GetKeyVersions", "GET", path, NULL, &reply, NULL, st);
+	size_t n = 0, cap = 0;
+	ver_entry *vs = NULL;
+	for (int page = 0; e == P11K_OK; page++) {
+		json_t *val = json_object_get(reply, "value"), *item;
+		size_t i;
+		if (!json_is_array(val)) {
+			snprintf(st->message, sizeof(st->message), "GetKeyVersions: reply lacks value");
+			e = st->err = P11K_ERR_BAD_REPLY;
+			break;
+		}
+		json_array_foreach(val, i, item) {
+			const char *kid = json_string_value(json_object_get(item, "kid"));
+			json_t *attrs = json_object_get(item, "attributes");
+			json_t *en = json_object_get(attrs, "enabled");
+			json_t *cr = json_object_get(attrs, "created");
+			char kn[128], kv[128];
+			/* Entries that are not versions of this key are skipped. */
+			if (!kid || !json_is_boolean(en) ||
+			    !parse_kid(kid, kn, sizeof(kn), kv, sizeof(kv)) ||
+			    strcasecmp(kn, name) != 0 || n >= MAX_LISTED_VERSIONS)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 16;
+				ver_entry *nv = realloc(vs, nc * sizeof(*vs));
+				if (!nv) {
+					e = st->err = P11K_ERR_NOMEM;
+					break;
+				}
+				vs = nv;
+				cap = nc;
+			}
+			ver_entry *v = &vs[n];
+			snprintf(v->v, sizeof(v->v), "%s", kv);
+			v->enabled = json_is_true(en);
+			v->created = json_is_integer(cr) ? (int64_t)json_integer_value(cr) : 0;
+			v->idx = n++;
+		}
+		const char *next = json_string_value(json_object_get(reply, "nextLink"));
+		bool follow = false;
+		if (e != P11K_OK || !next || !*next) {
+			/* the last page */
+		} else if (page + 1 >= MAX_VERSION_PAGES) {
+			log_debug(COMP, "%s: more than %d pages of versions; the rest not looked at",
+				  name, MAX_VERSION_PAGES);
+		} else if (!next_url(s, next, url, sizeof(url))) {
+			log_warn(COMP, "%s: GetKeyVersions nextLink is not under the vault; not followed",
+				 name);
+		} else {
+			follow = true;
+		}
+		json_decref(reply);
+		reply = NULL;
+		if (!follow)
+			break;
+		e = vault_call_url(s, "GetKeyVersions", "GET", url, NULL, &reply, NULL, st);
+	}
+	json_decref(reply);
+	if (e != P11K_OK) {
+		free(vs);
+		return e;
+	}
+	*list = vs;
+	*count = n;
+	return P11K_OK;
+}
+
+/* The current version could not decrypt: the standard formats name no
+ * version, so try the older enabled ones, newest first, a few at most.
+ * Safe because every algorithm here authenticates what it decrypts. */
+static p11k_err crypt_older_versions(az_state *s, const char *name, remote_req *r,
+				     const char *alg, uint8_t **out, size_t *outlen,
+				     provider_status *st)
+{
+	ver_entry *vs = NULL;
+	size_t n = 0;
+	p11k_err e = list_versions(s, name, &vs, &n, st);
+	if (e == P11K_ERR_UNREACHABLE || e == P11K_ERR_THROTTLED || e == P11K_ERR_NOMEM)
+		return e;
+	if (e != P11K_OK) {
+		char why[160];
+		snprintf(why, sizeof(why), "%.150s", st->message);
+		snprintf(st->message, sizeof(st->message),
+			 "the current version of %.60s does not decrypt the data and older "
+			 "versions cannot be listed (%.100s)", name, why);
+		return st->err = P11K_ERR_INVALID_CIPHERTEXT;
+	}
+	qsort(vs, n, sizeof(*vs), ver_cmp);
+	size_t tried = 0;
+	e = P11K_ERR_INVALID_CIPHERTEXT;
+	/* vs[0], the newest, is the current version: already tried. */
+	for (size_t i = 1; i < n && tried < MAX_VERSION_TRIES; i++) {
+		if (!vs[i].enabled)
+			continue;
+		tried++;
+		e = crypt_version(s, name, vs[i].v, r, alg, out, outlen, st);
+		if (e == P11K_OK) {
+			log_debug(COMP, "%s: decrypted by the older version %s", name, vs[i].v);
+			break;
+		}
+		/* A version disabled or deleted since the listing is passed over;
+		 * the service failing is not. */
+		if (e != P11K_ERR_INVALID_CIPHERTEXT && e != P11K_ERR_KEY_DISABLED &&
+		    e != P11K_ERR_KEY_NOT_FOUND && e != P11K_ERR_KEY_TYPE)
+			break;
+		e = P11K_ERR_INVALID_CIPHERTEXT;
+	}
+	free(vs);
+	if (e == P11K_ERR_INVALID_CIPHERTEXT) {
+		snprintf(st->message, sizeof(st->message),
+			 "%s: no version of %.60s decrypts the data (the current one and %zu older "
+			 "enabled)", alg, name, tried);
+		st->err = e;
+	}
+	return e;
+}
+
+static p11k_err az_remote_crypt(void *state, const char *key_id, remote_req *r, uint8_t **out,
+				size_t *outlen, provider_status *st)
+{
+	az_state *s = state;
+	char name[128], ver[128];
+	*out = NULL;
+	*outlen = 0;
+	if (!parse_key_id(key_id, name, sizeof(name), ver, sizeof(ver))) {
+		snprintf(st->message, sizeof(st->message),
+			 "key id '%.100s' is not NAME or NAME/VERSION", key_id);
+		return st->err = P11K_ERR_KEY_NOT_FOUND;
+	}
+	const char *alg = ralg_name(r);
+	if (!alg) {
+		snprintf(st->message, sizeof(st->message),
+			 "no Azure algorithm for mechanism %d with a %zu-bit key", (int)r->alg,
+			 r->key_bits);
+		return st->err = P11K_ERR_KEY_TYPE;
+	}
+	if ((!r->in && r->inlen) || (!r->aad && r->aadlen) ||
+	    (r->aadlen && r->alg != RALG_AES_GCM)) {
+		snprintf(st->message, sizeof(st->message), "remote_crypt: malformed request");
+		return st->err = P11K_ERR_INTERNAL;
+	}
+	if (r->alg == RALG_AES_GCM && !r->encrypt && r->inlen < REMOTE_GCM_TAG_LEN) {
+		snprintf(st->message, sizeof(st->message), "%s: %zu bytes are shorter than the tag",
+			 alg, r->inlen);
+		return st->err = P11K_ERR_INVALID_CIPHERTEXT;
+	}
+	p11k_err e = crypt_version(s, name, ver, r, alg, out, outlen, st);
+	if (e == P11K_ERR_INVALID_CIPHERTEXT && !r->encrypt && !ver[0])
+		e = crypt_older_versions(s, name, r, alg, out, outlen, st);
+	return e;
+}
+
+/* Copies of a cached entry's numbers. */
+static bool pub_copy(const pub_entry *p, uint8_t **n, size_t *nlen, uint8_t **e, size_t *elen)
+{
+	*n = malloc(p->nlen);
+	*e = malloc(p->elen);
+	if (!*n || !*e) {
+		free(*n);
+		free(*e);
+		*n = *e = NULL;
+		return false;
+	}
+	memcpy(*n, p->n, p->nlen);
+	memcpy(*e, p->e, p->elen);
+	*nlen = p->nlen;
+	*elen = p->elen;
+	return true;
+}
+
+/* A JWK number: base64url, big-endian; leading zeros dropped. */
+static bool jwk_number(json_t *key, const char *name, size_t maxlen, uint8_t **out,
+		       size_t *len)
+{
+	if (!get_b64(key, name, false, out, len))
+		return false;
+	size_t z = 0;
+	while (z < *len && (*out)[z] == 0)
+		z++;
+	memmove(*out, *out + z, *len - z);
+	*len -= z;
+	if (*len == 0 || *len > maxlen) {
+		free(*out);
+		*out = NULL;
+		return false;
+	}
+	return true;
+}
+
+static p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
+			      uint8_t **e, size_t *elen, provider_status *st)
+{
+	az_state *s = state;
+	*n = *e = NULL;
+	*nlen = *elen = 0;
+	bool found = false, ok = false;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->npub && !found; i++)
+		if (strcmp(s->pub[i].key_id, key_id) == 0) {
+			found = true;
+			ok = pub_copy(&s->pub[i], n, nlen, e, elen);
+		}
+	pthread_mutex_unlock(&s->lock);
+	if (found)
+		return ok ? P11K_OK : (st->err = P11K_ERR_NOMEM);
+
+	json_t *bundle = NULL;
+	char kv[128];
+	p11k_err err = get_key(s, key_id, &bundle, kv, sizeof(kv), st);
+	if (err != P11K_OK)
+		return err;
+	json_t *key = json_object_get(bundle, "key");
+	const char *kty = json_string_value(json_object_get(key, "kty"));
+	pub_entry p = {0};
+	if (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0) {
+		snprintf(st->message, sizeof(st->message), "key %.100s is %.20s, not RSA", key_id,
+			 kty);
+		err = st->err = P11K_ERR_KEY_TYPE;
+	} else if (!jwk_number(key, "n", 1024, &p.n, &p.nlen) ||
+		   !jwk_number(key, "e", 8, &p.e, &p.elen)) {
+		snprintf(st->message, sizeof(st->message), "GetKey: the RSA key lacks n or e");
+		err = st->err = P11K_ERR_BAD_REPLY;
+	}
+	json_decref(bundle);
+	if (err == P11K_OK && !pub_copy(&p, n, nlen, e, elen))
+		err = st->err = P11K_ERR_NOMEM;
+	if (err == P11K_OK) {
+		/* Cache it (bounded; another thread may have been first). */
+		pthread_mutex_lock(&s->lock);
+		bool have = false;
+		for (size_t i = 0; i < s->npub; i++)
+			have = have || strcmp(s->pub[i].key_id, key_id) == 0;
+		if (!have && s->npub < MAX_CACHED_KEYS && (p.key_id = strdup(key_id))) {
+			s->pub[s->npub++] = p;
+			p = (pub_entry){0};
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	free(p.key_id);
+	free(p.n);
+	free(p.e);
+	return err;
+}
+
 /* --- creation (no network) ------------------------------------------------------ */
 
 static const char *str_field(const json_t *cfg, const char *k)
@@ -738,6 +1266,11 @@ static void az_destroy(void *state)
 	http_client_free(s->loginhttp);
 	for (size_t i = 0; i < s->nkty; i++)
 		free(s->kty[i].key_id);
+	for (size_t i = 0; i < s->npub; i++) {
+		free(s->pub[i].key_id);
+		free(s->pub[i].n);
+		free(s->pub[i].e);
+	}
 	free(s->vault_url);
 	free(s->host);
 	free(s->api_version);
@@ -886,4 +1419,6 @@ const provider_ops azure_provider_ops = {
 	.encrypt = az_encrypt,
 	.decrypt = az_decrypt,
 	.max_blob_len = az_max_blob_len,
+	.remote_crypt = az_remote_crypt,
+	.rsa_public = az_rsa_public,
 };

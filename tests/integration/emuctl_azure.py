@@ -4,6 +4,7 @@
 
   disable|enable|rotate VAULT KEY            key state (control API); VAULT is vault or hsm
   count SERVICE OP                            print the request count
+  count-all SERVICE                           print the request count of every op of SERVICE
   reset-counters | clear-faults
   fault JSON                                  add a fault rule
   revoke|restore CLIENT_ID                    an app or managed identity (control API)
@@ -12,6 +13,14 @@
   secret-file PATH                            write the app's client secret to PATH (0600)
   log-seq                                     print the last request-log sequence number
   max-overlap SINCE SERVICE OP                most requests of SERVICE/OP in flight at once
+  create VAULT KEY KTY SIZE                   a new key (RSA, oct-HSM) through the control API
+  pubkey VAULT KEY                            "N_HEX E_HEX BITS" of the key's current version (SDK)
+  sdk VAULT KEY OP ALG IN_FILE OUT_FILE [AAD] the official SDK runs a standard algorithm: OP is
+                                              wrap, unwrap, encrypt or decrypt; KEY a name (the
+                                              current version) or a kid. AES-GCM: encrypt writes
+                                              ciphertext||tag to OUT_FILE and the IV to
+                                              OUT_FILE.iv; decrypt reads ciphertext||tag and
+                                              IN_FILE.iv. Prints "ok" or "error: ...".
 
 A module blob is "P1KA" | 0x01 | len(alg) | alg | len(kid) (2, big-endian) | kid |
 the wrapped value, and what is wrapped is SHA-256(AAD) || key: the module binds its
@@ -82,6 +91,9 @@ def main(argv):
         emu.key_action("azure", cmd, args[1], vault=args[0])
     elif cmd == "count":
         print(emu.count(args[0], args[1]))
+    elif cmd == "count-all":
+        print(sum(c.get("requests", 0) for k, c in emu.counters().items()
+                  if k.startswith(args[0] + "/")))
     elif cmd == "reset-counters":
         emu.reset_counters()
     elif cmd == "clear-faults":
@@ -125,8 +137,60 @@ def main(argv):
             cur += d
             best = max(best, cur)
         print(best)
+    elif cmd == "create":
+        vault, key, kty, size = args
+        emu.create_key("azure", key, vault=vault, kty=kty, size=int(size))
+    elif cmd == "pubkey":
+        from azure.keyvault.keys import KeyClient
+        z = emu.info["azure"]
+        kc = KeyClient(z["managed_hsm_url"] if args[0] == "hsm" else z["vault_url"], credential(emu),
+                       verify_challenge_resource=False, connection_verify=emu.ca_bundle)
+        jwk = kc.get_key(args[1]).key
+        n = int.from_bytes(jwk.n, "big")
+        print("%x %x %d" % (n, int.from_bytes(jwk.e, "big"), n.bit_length()))
+    elif cmd == "sdk":
+        print(sdk_std(emu, *args))
     else:
         sys.exit("emuctl_azure: unknown command " + cmd)
+
+
+def sdk_std(emu, vault, key, op, alg, in_file, out_file, aad=None):
+    """The SDK's own run of a standard algorithm, for the module's standard mechanisms."""
+    from azure.keyvault.keys.crypto import EncryptionAlgorithm, KeyWrapAlgorithm
+    data = open(in_file, "rb").read()
+    aad = aad.encode() if aad else None
+    # The SDK's enum where it has one (its local RSA provider needs it); else the service's
+    # name as is (CKM_AES_KEY_WRAP_PAD postdates Debian's SDK).
+    enum = KeyWrapAlgorithm if op in ("wrap", "unwrap") else EncryptionAlgorithm
+    alg = next((a for a in enum if a.value == alg), alg)
+    try:
+        cc = crypto_client(emu, vault, key)
+        if op == "wrap":
+            out = cc.wrap_key(alg, data).encrypted_key
+        elif op == "unwrap":
+            out = cc.unwrap_key(alg, data).key
+        elif op == "encrypt" and "GCM" in alg:
+            kw = {"additional_authenticated_data": aad} if aad else {}
+            r = cc.encrypt(alg, data, **kw)
+            if r.iv is None or r.tag is None or len(r.tag) != 16:
+                return "error: the service returned no IV or no 16-byte tag"
+            out = r.ciphertext + r.tag
+            open(out_file + ".iv", "wb").write(r.iv)
+        elif op == "decrypt" and "GCM" in alg:
+            kw = {"additional_authenticated_data": aad} if aad else {}
+            iv = open(in_file + ".iv", "rb").read()
+            out = cc.decrypt(alg, data[:-16], iv=iv, authentication_tag=data[-16:], **kw).plaintext
+        elif op == "encrypt":
+            out = cc.encrypt(alg, data).ciphertext
+        elif op == "decrypt":
+            out = cc.decrypt(alg, data).plaintext
+        else:
+            return "error: unknown operation " + op
+    except Exception as e:  # the test decides; say why
+        emu.clear_faults()
+        return "error: %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+    open(out_file, "wb").write(out)
+    return "ok"
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@
  * from AZURE_CLIENT_SECRET, workload identity, IMDS, App Service), the
  * token cache, the bearer challenge (followed once; refused for a foreign
  * resource), the error table (code, inner code, status, x-ms-request-id),
- * 429 retried, the blob format and its AAD binding. All through a fake
- * transport: no network, no sleeping.
+ * 429 retried, the blob format and its AAD binding; the standard
+ * mechanisms (remote_crypt: algorithm names, bodies, GCM replies, errors,
+ * the version fallback) and rsa_public. All through a fake transport: no
+ * network, no sleeping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,10 +57,11 @@ typedef struct fake_resp {
 	long retry_after_ms;
 } fake_resp;
 
-#define MAX_CALLS 16
+#define MAX_CALLS 32
+#define MAX_SCRIPT 32
 
 typedef struct fake_net {
-	fake_resp script[12];
+	fake_resp script[MAX_SCRIPT];
 	size_t n, next, calls;
 	char url[MAX_CALLS][512];
 	char hdrs[MAX_CALLS][2048];
@@ -69,7 +72,7 @@ static fake_net net;
 
 static void add(const char *method, const char *url, long status, const char *body)
 {
-	assert_true(net.n < 12);
+	assert_true(net.n < MAX_SCRIPT);
 	net.script[net.n++] = (fake_resp){method, url, status, body, NULL, -1};
 }
 
@@ -520,6 +523,510 @@ static void test_throttle_retried(void **state)
 	azure_provider_ops.destroy(s);
 }
 
+/* --- standard mechanisms: remote_crypt ------------------------------------------------ */
+
+#define V(c) #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c #c
+#define KIDV(c) VAULT "/keys/k1/" V(c)
+
+/* Replies built at run time; valid until the end of the test. */
+static char replies[128][2048];
+static size_t nreplies;
+
+static const char *reply_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *reply_fmt(const char *fmt, ...)
+{
+	assert_true(nreplies < ARRAY_SIZE(replies));
+	char *r = replies[nreplies++];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r, sizeof(replies[0]), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static const char *b64u(const void *p, size_t n)
+{
+	char *v = b64url_encode(p, n);
+	const char *r = reply_fmt("%s", v);
+	free(v);
+	return r;
+}
+
+static json_t *sent_json(size_t call)
+{
+	json_error_t je;
+	json_t *j = json_loads(net.body[call], 0, &je);
+	assert_non_null(j);
+	return j;
+}
+
+static const char *jstr(json_t *j, const char *k)
+{
+	return json_string_value(json_object_get(j, k));
+}
+
+static void *make_remote(void)
+{
+	nreplies = 0;
+	void *s = make_secret();
+	add("POST", TOKEN_URL, 200, TOKEN_OK);
+	return s;
+}
+
+/* Which algorithm and which operation each remote_alg becomes. */
+static void test_remote_alg_names(void **state)
+{
+	(void)state;
+	static const struct {
+		remote_alg alg;
+		size_t bits;
+		bool encrypt, key_op;
+		const char *path, *name;
+	} cases[] = {
+		{RALG_RSA_OAEP_SHA1, 0, true, true, "/keys/k1/wrapkey?", "RSA-OAEP"},
+		{RALG_RSA_OAEP_SHA1, 0, false, true, "/keys/k1/unwrapkey?", "RSA-OAEP"},
+		{RALG_RSA_OAEP_SHA256, 0, true, false, "/keys/k1/encrypt?", "RSA-OAEP-256"},
+		{RALG_RSA_OAEP_SHA256, 0, false, false, "/keys/k1/decrypt?", "RSA-OAEP-256"},
+		{RALG_AES_KW, 128, true, true, "/keys/k1/wrapkey?", "A128KW"},
+		{RALG_AES_KW, 192, false, true, "/keys/k1/unwrapkey?", "A192KW"},
+		{RALG_AES_KW, 256, true, true, "/keys/k1/wrapkey?", "A256KW"},
+		{RALG_AES_KW, 0, true, true, "/keys/k1/wrapkey?", "A256KW"},
+		/* AES key wrap exists only as wrapKey/unwrapKey. */
+		{RALG_AES_KW, 256, true, false, "/keys/k1/wrapkey?", "A256KW"},
+		{RALG_AES_KWP, 256, true, true, "/keys/k1/wrapkey?", "CKM_AES_KEY_WRAP_PAD"},
+		{RALG_AES_KWP, 128, false, false, "/keys/k1/unwrapkey?", "CKM_AES_KEY_WRAP_PAD"},
+		/* AES-GCM only as encrypt/decrypt. */
+		{RALG_AES_GCM, 128, true, true, "/keys/k1/encrypt?", "A128GCM"},
+		{RALG_AES_GCM, 192, true, false, "/keys/k1/encrypt?", "A192GCM"},
+		{RALG_AES_GCM, 256, false, true, "/keys/k1/decrypt?", "A256GCM"},
+	};
+	uint8_t iv[12], tag[16];
+	memset(iv, 7, sizeof(iv));
+	memset(tag, 9, sizeof(tag));
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		memset(&net, 0, sizeof(net));
+		void *s = make_remote();
+		char url[256];
+		snprintf(url, sizeof(url), VAULT "%sapi-version=7.4", cases[i].path);
+		bool gcm_enc = cases[i].alg == RALG_AES_GCM && cases[i].encrypt;
+		add("POST", url, 200,
+		    gcm_enc ? reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"AAEC\",\"iv\":\"%s\","
+					"\"tag\":\"%s\"}",
+					b64u(iv, 12), b64u(tag, 16))
+			    : "{\"kid\":\"" KID1 "\",\"value\":\"AAEC\"}");
+		uint8_t in[32];
+		memset(in, 0x11, sizeof(in));
+		remote_req r = {.alg = cases[i].alg, .encrypt = cases[i].encrypt,
+				.key_op = cases[i].key_op, .key_bits = cases[i].bits,
+				.in = in, .inlen = sizeof(in)};
+		uint8_t *out = NULL;
+		size_t ol = 0;
+		provider_status st = {0};
+		p11k_err e = azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st);
+		if (e != P11K_OK)
+			print_error("case %zu: %s\n", i, st.message);
+		assert_int_equal(e, P11K_OK);
+		assert_string_equal(net.url[1], url);
+		json_t *j = sent_json(1);
+		assert_string_equal(jstr(j, "alg"), cases[i].name);
+		json_decref(j);
+		assert_int_equal(ol, gcm_enc ? 3 + 16 : 3);
+		assert_memory_equal(out, "\x00\x01\x02", 3);
+		sec_free(out);
+		azure_provider_ops.destroy(s);
+	}
+	/* A size no AES key has: refused without a call. */
+	memset(&net, 0, sizeof(net));
+	void *s = make_remote();
+	remote_req r = {.alg = RALG_AES_KW, .encrypt = true, .key_bits = 100,
+			.in = (const uint8_t *)"0123456789abcdef", .inlen = 16};
+	uint8_t *out = NULL;
+	size_t ol = 0;
+	provider_status st = {0};
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_KEY_TYPE);
+	assert_null(out);
+	assert_int_equal(net.calls, 0);
+	azure_provider_ops.destroy(s);
+}
+
+/* Request bodies: base64url without padding, iv/tag/aad only for GCM;
+ * a versioned key id names its version in the path. */
+static void test_remote_bodies(void **state)
+{
+	(void)state;
+	void *s = make_remote();
+	/* fb ef ff fe: standard base64 "++//" and "/g==". */
+	const uint8_t in[] = {0xfb, 0xef, 0xff, 0xfe};
+	add("POST", KIDV(a) "/wrapkey?api-version=7.4", 200,
+	    "{\"kid\":\"" KIDV(a) "\",\"value\":\"AAEC\"}");
+	remote_req r = {.alg = RALG_RSA_OAEP_SHA256, .encrypt = true, .key_op = true, .in = in,
+			.inlen = sizeof(in)};
+	uint8_t *out = NULL;
+	size_t ol = 0;
+	provider_status st = {0};
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1/" V(a), &r, &out, &ol, &st),
+			 P11K_OK);
+	sec_free(out);
+	json_t *j = sent_json(1);
+	assert_string_equal(jstr(j, "value"), "--___g");
+	assert_int_equal(json_object_size(j), 2); /* alg and value only */
+	json_decref(j);
+	/* The reply naming another version of a pinned id is refused. */
+	add("POST", KIDV(a) "/wrapkey?", 200, "{\"kid\":\"" KIDV(b) "\",\"value\":\"AAEC\"}");
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1/" V(a), &r, &out, &ol, &st),
+			 P11K_ERR_BAD_REPLY);
+	assert_null(out);
+	/* ... and another key, always. */
+	add("POST", VAULT "/keys/k1/wrapkey?", 200,
+	    "{\"kid\":\"" VAULT "/keys/k2/" V(a) "\",\"value\":\"AAEC\"}");
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_BAD_REPLY);
+
+	/* GCM decrypt: ciphertext without the tag, the tag, the IV, the AAD. */
+	uint8_t ct[5 + 16];
+	for (size_t i = 0; i < sizeof(ct); i++)
+		ct[i] = (uint8_t)(0xf0 + i);
+	remote_req g = {.alg = RALG_AES_GCM, .encrypt = false, .key_bits = 256, .in = ct,
+			.inlen = sizeof(ct), .aad = (const uint8_t *)"hdr?", .aadlen = 4};
+	memset(g.iv, 0xff, sizeof(g.iv));
+	add("POST", VAULT "/keys/k1/decrypt?", 200,
+	    "{\"kid\":\"" KID1 "\",\"value\":\"cGxhaW4\"}");
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &g, &out, &ol, &st), P11K_OK);
+	assert_int_equal(ol, 5);
+	assert_memory_equal(out, "plain", 5);
+	sec_free(out);
+	j = sent_json(net.calls - 1);
+	assert_string_equal(jstr(j, "alg"), "A256GCM");
+	assert_string_equal(jstr(j, "value"), b64u(ct, 5));
+	assert_string_equal(jstr(j, "tag"), b64u(ct + 5, 16));
+	assert_string_equal(jstr(j, "iv"), "________________");
+	assert_string_equal(jstr(j, "aad"), "aGRyPw");
+	assert_null(strchr(net.body[net.calls - 1], '='));
+	json_decref(j);
+	/* Shorter than a tag: no call. */
+	size_t before = net.calls;
+	g.inlen = 15;
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &g, &out, &ol, &st),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_int_equal(net.calls, before);
+	azure_provider_ops.destroy(s);
+}
+
+/* GCM encryption: the service's IV lands in r->iv, the tag after the
+ * ciphertext; an IV or tag of another length is a bad reply. */
+static void test_remote_gcm_reply(void **state)
+{
+	(void)state;
+	void *s = make_remote();
+	uint8_t iv[16], tag[16];
+	for (int i = 0; i < 16; i++) {
+		iv[i] = (uint8_t)(0xa0 + i);
+		tag[i] = (uint8_t)(0x30 + i);
+	}
+	add("POST", VAULT "/keys/k1/encrypt?", 200,
+	    reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"%s\",\"iv\":\"%s\",\"tag\":\"%s\","
+		      "\"aad\":\"YWFk\"}",
+		      b64u("cipher", 6), b64u(iv, 12), b64u(tag, 16)));
+	remote_req r = {.alg = RALG_AES_GCM, .encrypt = true, .key_bits = 256,
+			.in = (const uint8_t *)"secret", .inlen = 6,
+			.aad = (const uint8_t *)"aad", .aadlen = 3};
+	uint8_t *out = NULL;
+	size_t ol = 0;
+	provider_status st = {0};
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st), P11K_OK);
+	assert_int_equal(ol, 6 + 16);
+	assert_memory_equal(out, "cipher", 6);
+	assert_memory_equal(out + 6, tag, 16);
+	assert_memory_equal(r.iv, iv, 12);
+	assert_true(sec_size(out) >= ol); /* secure memory */
+	sec_free(out);
+	json_t *j = sent_json(1);
+	assert_string_equal(jstr(j, "aad"), "YWFk");
+	assert_null(json_object_get(j, "iv")); /* the service makes the IV */
+	assert_null(json_object_get(j, "tag"));
+	json_decref(j);
+	/* Without AAD none is sent. */
+	add("POST", VAULT "/keys/k1/encrypt?", 200,
+	    reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"\",\"iv\":\"%s\",\"tag\":\"%s\"}",
+		      b64u(iv, 12), b64u(tag, 16)));
+	r.aad = NULL;
+	r.aadlen = 0;
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st), P11K_OK);
+	assert_int_equal(ol, 16);
+	sec_free(out);
+	j = sent_json(2);
+	assert_null(json_object_get(j, "aad"));
+	json_decref(j);
+	/* A 16-byte IV, an 8-byte tag, no tag at all. */
+	const char *bad[] = {
+		reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"AAEC\",\"iv\":\"%s\",\"tag\":\"%s\"}",
+			  b64u(iv, 16), b64u(tag, 16)),
+		reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"AAEC\",\"iv\":\"%s\",\"tag\":\"%s\"}",
+			  b64u(iv, 12), b64u(tag, 8)),
+		reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"AAEC\",\"iv\":\"%s\"}", b64u(iv, 12)),
+		reply_fmt("{\"kid\":\"" KID1 "\",\"value\":\"AAEC\",\"iv\":\"%s\",\"tag\":\"a=b\"}",
+			  b64u(iv, 12)),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		add("POST", VAULT "/keys/k1/encrypt?", 200, bad[i]);
+		memset(r.iv, 0, sizeof(r.iv));
+		assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+				 P11K_ERR_BAD_REPLY);
+		assert_null(out);
+		assert_int_equal(r.iv[0], 0);
+	}
+	azure_provider_ops.destroy(s);
+}
+
+/* The service's errors: bad data on decryption, an algorithm the key
+ * cannot run, and the error table. */
+static void test_remote_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		bool encrypt;
+		long status;
+		const char *body;
+		p11k_err want;
+	} cases[] = {
+		{false, 400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Invalid ciphertext: "
+			     "the value could not be decrypted with RSA-OAEP.\"}}",
+		 P11K_ERR_INVALID_CIPHERTEXT},
+		{false, 400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Bad Request\"}}",
+		 P11K_ERR_INVALID_CIPHERTEXT},
+		{false, 400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Algorithm RSA-OAEP "
+			     "is not supported for key type oct-HSM.\"}}",
+		 P11K_ERR_KEY_TYPE},
+		{true, 400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Algorithm RSA-OAEP "
+			    "is not supported for key type oct-HSM.\"}}",
+		 P11K_ERR_KEY_TYPE},
+		{true, 400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Algorithm A128KW needs "
+			    "a 128-bit key; key k1 is 256-bit.\"}}",
+		 P11K_ERR_KEY_TYPE},
+		/* Bad input to an encryption is not a ciphertext problem. */
+		{true, 400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Invalid plaintext.\"}}",
+		 P11K_ERR_INTERNAL},
+		{false, 403, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Operation unwrapKey is "
+			     "not allowed on a disabled key.\",\"innererror\":{\"code\":\"KeyDisabled\"}}}",
+		 P11K_ERR_KEY_DISABLED},
+		{true, 403, "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
+			    "\"ForbiddenByRbac\"}}}",
+		 P11K_ERR_ACCESS_DENIED},
+		{true, 403, "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
+			    "\"KeyOperationForbidden\"}}}",
+		 P11K_ERR_ACCESS_DENIED},
+		{false, 404, "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with (name/id) "
+			     "k1 was not found in this key vault.\"}}",
+		 P11K_ERR_KEY_NOT_FOUND},
+	};
+	const uint8_t secret[] = "TOP-SECRET-PLAINTEXT";
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		memset(&net, 0, sizeof(net));
+		void *s = make_remote();
+		/* Pinned to a version: no fallback. */
+		add("POST", KIDV(c), cases[i].status, cases[i].body);
+		remote_req r = {.alg = RALG_RSA_OAEP_SHA1, .encrypt = cases[i].encrypt,
+				.key_op = true, .in = secret, .inlen = sizeof(secret) - 1};
+		uint8_t *out = NULL;
+		size_t ol = 0;
+		provider_status st = {0};
+		p11k_err e = azure_provider_ops.remote_crypt(s, "k1/" V(c), &r, &out, &ol, &st);
+		if (e != cases[i].want)
+			print_error("case %zu: %s\n", i, st.message);
+		assert_int_equal(e, cases[i].want);
+		assert_int_equal(st.err, cases[i].want);
+		assert_null(out);
+		assert_int_equal(st.http_status, cases[i].status);
+		assert_string_equal(st.request_id, "req-1");
+		assert_null(strstr(st.message, "TOP-SECRET"));
+		assert_null(strstr(st.message, "VE9QLVNF")); /* nor its base64 */
+		assert_int_equal(net.calls, 2);
+		azure_provider_ops.destroy(s);
+	}
+}
+
+/* A GetKeyVersions item: version c repeated 32 times. */
+static const char *item(char c, long created, bool enabled)
+{
+	char kid[200];
+	snprintf(kid, sizeof(kid), VAULT "/keys/k1/");
+	size_t l = strlen(kid);
+	for (int i = 0; i < 32; i++)
+		kid[l + (size_t)i] = c;
+	kid[l + 32] = 0;
+	return reply_fmt("{\"kid\":\"%s\",\"attributes\":{\"enabled\":%s,\"created\":%ld,"
+			 "\"updated\":%ld}}",
+			 kid, enabled ? "true" : "false", created, created);
+}
+
+static const char *ver_url(char c, const char *op)
+{
+	char v[33];
+	memset(v, c, 32);
+	v[32] = 0;
+	return reply_fmt(VAULT "/keys/k1/%s/%s?api-version=7.4", v, op);
+}
+
+#define BAD_DATA "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Invalid ciphertext.\"}}"
+
+/* An unversioned decryption the current version refuses is tried with the
+ * older enabled versions, newest first (listing order breaks ties), over
+ * GetKeyVersions pages; a nextLink elsewhere is not followed. */
+static void test_remote_version_fallback(void **state)
+{
+	(void)state;
+	void *s = make_remote();
+	add("POST", VAULT "/keys/k1/unwrapkey?api-version=7.4", 400, BAD_DATA);
+	/* Page 1: a (100), b (300, current), c (200, disabled); page 2: d (250),
+	 * e (150), f (150, listed after e: newer). */
+	add("GET", VAULT "/keys/k1/versions?api-version=7.4", 200,
+	    reply_fmt("{\"value\":[%s,%s,%s],\"nextLink\":\"https://myvault.vault.azure.net:443"
+		      "/keys/k1/versions?api-version=7.4&$skiptoken=abc\"}",
+		      item('a', 100, true), item('b', 300, true), item('c', 200, false)));
+	add("GET", VAULT "/keys/k1/versions?api-version=7.4&$skiptoken=abc", 200,
+	    reply_fmt("{\"value\":[%s,%s,%s],\"nextLink\":null}", item('d', 250, true),
+		      item('e', 150, true), item('f', 150, true)));
+	add("POST", ver_url('d', "unwrapkey"), 400, BAD_DATA);
+	add("POST", ver_url('f', "unwrapkey"), 400, BAD_DATA);
+	add("POST", ver_url('e', "unwrapkey"), 200,
+	    "{\"kid\":\"" VAULT "/keys/k1/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee\",\"value\":\"a2V5\"}");
+	remote_req r = {.alg = RALG_RSA_OAEP_SHA256, .encrypt = false, .key_op = true,
+			.in = (const uint8_t *)"blob", .inlen = 4};
+	uint8_t *out = NULL;
+	size_t ol = 0;
+	provider_status st = {0};
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st), P11K_OK);
+	assert_int_equal(ol, 3);
+	assert_memory_equal(out, "key", 3);
+	sec_free(out);
+	assert_int_equal(net.calls, 7);
+	assert_string_equal(net.url[3], VAULT "/keys/k1/versions?api-version=7.4&$skiptoken=abc");
+	assert_string_equal(net.url[4], ver_url('d', "unwrapkey"));
+	assert_string_equal(net.url[5], ver_url('f', "unwrapkey"));
+	assert_string_equal(net.url[6], ver_url('e', "unwrapkey"));
+
+	/* None works: at most eight older versions, then a bad ciphertext. */
+	memset(&net, 0, sizeof(net));
+	add("POST", VAULT "/keys/k1/decrypt?", 400, BAD_DATA);
+	char list[2048] = "";
+	for (int i = 0; i < 11; i++) {
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s%s", i ? "," : "",
+			 item((char)('a' + i), 1000 + i, true));
+	}
+	add("GET", VAULT "/keys/k1/versions?", 200, reply_fmt("{\"value\":[%s]}", list));
+	for (int i = 0; i < 8; i++)
+		add("POST", ver_url((char)('a' + 9 - i), "decrypt"), 400, BAD_DATA);
+	r.key_op = false;
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_int_equal(net.calls, 10);
+	assert_non_null(strstr(st.message, "8 older"));
+
+	/* A nextLink to another host is not followed (the token stays home). */
+	memset(&net, 0, sizeof(net));
+	add("POST", VAULT "/keys/k1/decrypt?", 400, BAD_DATA);
+	add("GET", VAULT "/keys/k1/versions?", 200,
+	    reply_fmt("{\"value\":[%s],\"nextLink\":\"https://evil.example.com/keys/k1/versions"
+		      "?api-version=7.4\"}",
+		      item('b', 300, true)));
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_int_equal(net.calls, 2);
+
+	/* The service failing during the fallback is reported as such. */
+	memset(&net, 0, sizeof(net));
+	add("POST", VAULT "/keys/k1/decrypt?", 400, BAD_DATA);
+	add("GET", VAULT "/keys/k1/versions?", 200,
+	    reply_fmt("{\"value\":[%s,%s]}", item('a', 1, true), item('b', 2, true)));
+	add("POST", ver_url('a', "decrypt"), 403,
+	    "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":\"ForbiddenByRbac\"}}}");
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_ACCESS_DENIED);
+
+	/* No fallback for encryption, a pinned version, or another error. */
+	memset(&net, 0, sizeof(net));
+	add("POST", VAULT "/keys/k1/decrypt?", 403,
+	    "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":\"KeyDisabled\"}}}");
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_KEY_DISABLED);
+	add("POST", ver_url('a', "decrypt"), 400, BAD_DATA);
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1/" V(a), &r, &out, &ol, &st),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	r.encrypt = true;
+	add("POST", VAULT "/keys/k1/encrypt?", 400, BAD_DATA);
+	assert_int_equal(azure_provider_ops.remote_crypt(s, "k1", &r, &out, &ol, &st),
+			 P11K_ERR_INTERNAL);
+	assert_int_equal(net.calls, 3);
+	azure_provider_ops.destroy(s);
+}
+
+/* --- standard mechanisms: rsa_public ----------------------------------------------------- */
+
+static void test_rsa_public(void **state)
+{
+	(void)state;
+	void *s = make_remote();
+	uint8_t mod[257];
+	mod[0] = 0; /* a JWK may carry a leading zero */
+	for (int i = 1; i < 257; i++)
+		mod[i] = (uint8_t)(0x80 + i);
+	const char *bundle = reply_fmt(
+		"{\"key\":{\"kid\":\"" KID1 "\",\"kty\":\"RSA-HSM\",\"n\":\"%s\",\"e\":\"AAEAAQ\"},"
+		"\"attributes\":{\"enabled\":true}}",
+		b64u(mod, sizeof(mod)));
+	add("GET", VAULT "/keys/k1?api-version=7.4", 200, bundle);
+	uint8_t *n = NULL, *e = NULL;
+	size_t nl = 0, el = 0;
+	provider_status st = {0};
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1", &n, &nl, &e, &el, &st), P11K_OK);
+	assert_int_equal(nl, 256);
+	assert_memory_equal(n, mod + 1, 256);
+	assert_int_equal(el, 3);
+	assert_memory_equal(e, "\x01\x00\x01", 3);
+	free(n);
+	free(e);
+	/* Cached: no second GetKey. */
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1", &n, &nl, &e, &el, &st), P11K_OK);
+	assert_int_equal(nl, 256);
+	assert_memory_equal(n, mod + 1, 256);
+	free(n);
+	free(e);
+	assert_int_equal(net.calls, 2);
+	/* Another id is another key. */
+	add("GET", KIDV(a) "?api-version=7.4", 200,
+	    "{\"key\":{\"kid\":\"" KIDV(a) "\",\"kty\":\"oct-HSM\"},\"attributes\":"
+	    "{\"enabled\":true}}");
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(a), &n, &nl, &e, &el, &st),
+			 P11K_ERR_KEY_TYPE);
+	assert_null(n);
+	assert_null(e);
+	add("GET", KIDV(b) "?", 200,
+	    "{\"key\":{\"kid\":\"" KIDV(b) "\",\"kty\":\"RSA\",\"e\":\"AQAB\"},\"attributes\":"
+	    "{\"enabled\":true}}");
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(b), &n, &nl, &e, &el, &st),
+			 P11K_ERR_BAD_REPLY);
+	add("GET", KIDV(c) "?", 200,
+	    "{\"key\":{\"kid\":\"" KIDV(c) "\",\"kty\":\"RSA\",\"n\":\"AAAA\",\"e\":\"AQAB\"},"
+	    "\"attributes\":{\"enabled\":true}}");
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(c), &n, &nl, &e, &el, &st),
+			 P11K_ERR_BAD_REPLY); /* all zeros */
+	add("GET", KIDV(d) "?", 404, "{\"error\":{\"code\":\"KeyNotFound\"}}");
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(d), &n, &nl, &e, &el, &st),
+			 P11K_ERR_KEY_NOT_FOUND);
+	/* Failures are not cached. */
+	add("GET", KIDV(d) "?", 200,
+	    "{\"key\":{\"kid\":\"" KIDV(d) "\",\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
+	    "\"attributes\":{\"enabled\":true}}");
+	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(d), &n, &nl, &e, &el, &st),
+			 P11K_OK);
+	free(n);
+	free(e);
+	assert_int_equal(net.calls, 7);
+	azure_provider_ops.destroy(s);
+}
+
 /* --- other credential sources ---------------------------------------------------------- */
 
 static void test_env_secret_and_cache(void **state)
@@ -719,6 +1226,12 @@ int main(void)
 		cmocka_unit_test_setup(test_challenge_foreign_resource_refused, reset),
 		cmocka_unit_test_setup(test_error_table, reset),
 		cmocka_unit_test_setup(test_throttle_retried, reset),
+		cmocka_unit_test_setup(test_remote_alg_names, reset),
+		cmocka_unit_test_setup(test_remote_bodies, reset),
+		cmocka_unit_test_setup(test_remote_gcm_reply, reset),
+		cmocka_unit_test_setup(test_remote_errors, reset),
+		cmocka_unit_test_setup(test_remote_version_fallback, reset),
+		cmocka_unit_test_setup(test_rsa_public, reset),
 		cmocka_unit_test_setup(test_env_secret_and_cache, reset),
 		cmocka_unit_test_setup(test_workload_identity, reset),
 		cmocka_unit_test_setup(test_imds, reset),

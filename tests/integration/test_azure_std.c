@@ -1,0 +1,1089 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Standard PKCS #11 mechanisms on Azure keys (docs/REMOTE.md), end to end
+ * through the exported API against the KMS emulator, with the Azure SDK
+ * for Python as the independent implementation:
+ *
+ *  - a key declared "rsa" shows as a KMS key object plus an RSA key pair;
+ *    CKM_RSA_PKCS_OAEP (SHA-1 and SHA-256) wraps a local key with the
+ *    public key and unwraps it with the private key, encrypts and
+ *    decrypts, and interoperates with the SDK both ways; CKA_MODULUS,
+ *    CKA_PUBLIC_EXPONENT and CKA_MODULUS_BITS are the vault's key's;
+ *  - a Managed HSM key declared "aes" does CKM_AES_KEY_WRAP (A256KW),
+ *    CKM_AES_KEY_WRAP_KWP (RFC 5649), CKM_AES_KEY_WRAP_PAD (PKCS #7 then
+ *    RFC 3394) and CKM_AES_GCM with the KMS's IV, all interoperating with
+ *    the SDK;
+ *  - tampered input, a new key version (old results still open, new ones
+ *    use the new version), a disabled key, a key declared with the wrong
+ *    type, and length queries that cost no KMS call.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "emu.h"
+#include "harness.h"
+
+#define az(field) emu_str("azure", field)
+#define emuctl(...) emu_ctl("emuctl_azure.py", __VA_ARGS__)
+
+static h_env env;
+static CK_SESSION_HANDLE S;
+
+/* Keys made for this test beside the emulator's own (p11kms-rsa in the
+ * vault and the HSM, p11kms-aes in the HSM), so that rotating and
+ * disabling leave the others alone. */
+#define VAULT_KEYS                                                                        \
+	"[ {\"id\": \"p11kms-rsa\", \"label\": \"kek\", \"type\": \"rsa\"},\n"            \
+	"  {\"id\": \"rsa3k\", \"label\": \"rsa3k\", \"type\": \"rsa\"},\n"               \
+	"  {\"id\": \"rot-rsa\", \"label\": \"rot\", \"type\": \"rsa\"},\n"               \
+	"  {\"id\": \"dis-rsa\", \"label\": \"dis\", \"type\": \"rsa\"},\n"               \
+	"  {\"id\": \"mis-rsa\", \"label\": \"rsa-said-aes\", \"type\": \"aes\"} ]"
+#define HSM_KEYS                                                                          \
+	"[ {\"id\": \"p11kms-aes\", \"label\": \"hsm-aes\", \"type\": \"aes\", \"bits\": 256},\n" \
+	"  {\"id\": \"aes128\", \"label\": \"aes128\", \"type\": \"aes\", \"bits\": 128},\n"   \
+	"  {\"id\": \"rot-aes\", \"label\": \"rot-aes\", \"type\": \"aes\"},\n"             \
+	"  {\"id\": \"dis-aes\", \"label\": \"dis-aes\", \"type\": \"aes\"},\n"             \
+	"  {\"id\": \"p11kms-rsa\", \"label\": \"hsm-rsa-said-aes\", \"type\": \"aes\"} ]"
+
+static int start_emulator(void **state)
+{
+	(void)state;
+	h_load();
+	static const char *const vars[] = {
+		"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
+		"AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE",
+		"AZURE_AUTHORITY_HOST", "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+		"IDENTITY_ENDPOINT", "IDENTITY_HEADER",
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+	if (emu_start("azstd") != 0)
+		return -1;
+	emuctl("create vault rsa3k RSA 3072");
+	emuctl("create vault rot-rsa RSA 2048");
+	emuctl("create vault dis-rsa RSA 2048");
+	emuctl("create vault mis-rsa RSA 2048");
+	emuctl("create hsm aes128 oct-HSM 128");
+	emuctl("create hsm rot-aes oct-HSM 256");
+	emuctl("create hsm dis-aes oct-HSM 256");
+	return 0;
+}
+
+static int stop_emulator(void **state)
+{
+	(void)state;
+	return emu_stop();
+}
+
+/* A token on the vault (RSA keys) or the Managed HSM (AES keys), sealed
+ * under the emulator's key, with the typed keys above. */
+static int setup_env(bool hsm, const char *keys)
+{
+	h_env_new(&env, "required", "");
+	char secret[400];
+	snprintf(secret, sizeof(secret), "%s/client-secret", env.dir);
+	emuctl("secret-file %s", secret);
+	FILE *f = fopen(env.config, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"{ \"log\": {\"level\": \"trace\", \"destination\": \"%s\"},\n"
+		"  \"providers\": [ { \"name\": \"test\", \"type\": \"azure\",\n"
+		"    \"vault_url\": \"%s\", \"ca_file\": \"%s\", %s\n"
+		"    \"tenant_id\": \"%s\", \"client_id\": \"%s\", \"client_secret_file\": \"%s\",\n"
+		"    \"authority_host\": \"%s\", \"store\": \"%s\", \"seal_with\": \"%s\",\n"
+		"    \"keys\": %s,\n"
+		"    \"revalidate_seconds\": 3600, \"offline_grace_seconds\": 3600 } ] }\n",
+		env.log, az(hsm ? "managed_hsm_url" : "vault_url"),
+		json_string_value(json_object_get(emu_info, "ca_bundle")),
+		hsm ? "\"resource\": \"hsm\"," : "", az("tenant_id"), az("client_id"), secret,
+		az("authority_host"), env.store, hsm ? "p11kms-aes" : "p11kms-rsa",
+		keys);
+	fclose(f);
+	emuctl("clear-faults");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	S = h_user_session(&env);
+	return 0;
+}
+
+static int setup_vault(void **state)
+{
+	(void)state;
+	return setup_env(false, VAULT_KEYS);
+}
+
+static int setup_hsm(void **state)
+{
+	(void)state;
+	return setup_env(true, HSM_KEYS);
+}
+
+/* The HSM's AES key declared "rsa". */
+static int setup_hsm_aes_said_rsa(void **state)
+{
+	(void)state;
+	return setup_env(true, "[ {\"id\": \"p11kms-aes\", \"label\": \"aes-said-rsa\", "
+			       "\"type\": \"rsa\"} ]");
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	p11->C_Finalize(NULL);
+	h_env_free(&env);
+	S = 0;
+	return 0;
+}
+
+/* --- helpers ------------------------------------------------------------------ */
+
+static long count(const char *service, const char *op)
+{
+	return emu_ctl_long("emuctl_azure.py", "count %s %s", service, op);
+}
+
+static long count_all(const char *service)
+{
+	return emu_ctl_long("emuctl_azure.py", "count-all %s", service);
+}
+
+static CK_ULONG deverr(void)
+{
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(S, &si));
+	return si.ulDeviceError;
+}
+
+/* The one object of this class and label, found the way consumers do:
+ * C_FindObjects with both in the template. */
+static CK_OBJECT_HANDLE find_tmpl(CK_OBJECT_CLASS cls, const char *label)
+{
+	CK_ATTRIBUTE q[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			    {CKA_LABEL, (void *)label, strlen(label)}};
+	CK_OBJECT_HANDLE h[4];
+	CK_ULONG n = 0;
+	assert_ok(p11->C_FindObjectsInit(S, q, 2));
+	assert_ok(p11->C_FindObjects(S, h, 4, &n));
+	assert_ok(p11->C_FindObjectsFinal(S));
+	if (n != 1)
+		fail_msg("C_FindObjects(class %lu, label %s) found %lu objects",
+			 (unsigned long)cls, label, (unsigned long)n);
+	return h[0];
+}
+
+/* The same by reading every object's class and label, so that the
+ * mechanism tests do not hang on the search (test_objects checks that). */
+static CK_OBJECT_HANDLE find_obj(CK_OBJECT_CLASS cls, const char *label)
+{
+	CK_OBJECT_HANDLE all[128], found = CK_INVALID_HANDLE;
+	CK_ULONG n = 0, hits = 0;
+	assert_ok(p11->C_FindObjectsInit(S, NULL, 0));
+	assert_ok(p11->C_FindObjects(S, all, 128, &n));
+	assert_ok(p11->C_FindObjectsFinal(S));
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_OBJECT_CLASS c = (CK_OBJECT_CLASS)-1;
+		char l[128];
+		CK_ATTRIBUTE a[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_LABEL, l, sizeof(l)}};
+		if (p11->C_GetAttributeValue(S, all[i], a, 2) != CKR_OK)
+			continue;
+		if (c == cls && a[1].ulValueLen == strlen(label) &&
+		    memcmp(l, label, a[1].ulValueLen) == 0) {
+			found = all[i];
+			hits++;
+		}
+	}
+	if (hits != 1)
+		fail_msg("%lu objects of class %lu with label %s", (unsigned long)hits,
+			 (unsigned long)cls, label);
+	return found;
+}
+
+static CK_ULONG attr_ulong(CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t)
+{
+	CK_ULONG v = 0;
+	CK_ATTRIBUTE a = {t, &v, sizeof(v)};
+	assert_ok(p11->C_GetAttributeValue(S, h, &a, 1));
+	return v;
+}
+
+/* A session key with a known value, extractable and not sensitive, so
+ * that its bytes can be compared with what the SDK sees. */
+static CK_OBJECT_HANDLE import_key(CK_KEY_TYPE kt, const uint8_t *v, CK_ULONG len)
+{
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_CLASS, &c, sizeof(c)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_VALUE, (void *)v, len},	{CKA_TOKEN, &f, 1},
+		{CKA_SENSITIVE, &f, 1},		{CKA_EXTRACTABLE, &t, 1},
+		{CKA_ENCRYPT, &t, 1},		{CKA_DECRYPT, &t, 1},
+	};
+	/* Generic secrets do not encrypt. */
+	CK_ULONG n = sizeof(tmpl) / sizeof(tmpl[0]) - (kt == CKK_AES ? 0 : 2);
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	assert_ok(p11->C_CreateObject(S, tmpl, n, &k));
+	return k;
+}
+
+static void key_value(CK_OBJECT_HANDLE k, uint8_t *out, CK_ULONG *len)
+{
+	CK_ATTRIBUTE a = {CKA_VALUE, out, *len};
+	assert_ok(p11->C_GetAttributeValue(S, k, &a, 1));
+	*len = a.ulValueLen;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed + 7 * i);
+}
+
+static CK_RV unwrap_as(CK_MECHANISM *m, CK_OBJECT_HANDLE with, const uint8_t *blob,
+		       CK_ULONG bl, CK_KEY_TYPE kt, CK_OBJECT_HANDLE *out)
+{
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_SENSITIVE, &f, 1},	    {CKA_EXTRACTABLE, &t, 1},
+		{CKA_ENCRYPT, &t, 1},	    {CKA_DECRYPT, &t, 1},
+	};
+	CK_ULONG n = sizeof(tmpl) / sizeof(tmpl[0]) - (kt == CKK_AES ? 0 : 2);
+	return p11->C_UnwrapKey(S, m, with, (CK_BYTE_PTR)blob, bl, tmpl, n, out);
+}
+
+/* Unwrap and check the bytes that come out. */
+static void unwrap_expect(CK_MECHANISM *m, CK_OBJECT_HANDLE with, const uint8_t *blob,
+			  CK_ULONG bl, CK_KEY_TYPE kt, const uint8_t *want, CK_ULONG wl)
+{
+	CK_OBJECT_HANDLE k;
+	assert_ok(unwrap_as(m, with, blob, bl, kt, &k));
+	uint8_t v[128];
+	CK_ULONG vl = sizeof(v);
+	key_value(k, v, &vl);
+	assert_int_equal(vl, wl);
+	assert_memory_equal(v, want, wl);
+}
+
+static void path_of(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s/%s", env.dir, name);
+}
+
+/* Files in the scratch folder, by name. */
+static void write_file(const char *name, const uint8_t *p, size_t n)
+{
+	char path[400];
+	path_of(path, sizeof(path), name);
+	h_write_file(path, p, n);
+}
+
+static size_t read_file(const char *name, uint8_t *p, size_t max)
+{
+	char path[400];
+	path_of(path, sizeof(path), name);
+	return h_read_file(path, p, max);
+}
+
+/* The SDK runs OP (wrap, unwrap, encrypt, decrypt) with ALG on KEY (a name:
+ * its current version) from file IN to file OUT in the env's folder; its
+ * verdict, "ok" or "error: ...". */
+static void sdk(char *verdict, size_t vl, const char *vault, const char *key, const char *op,
+		const char *alg, const char *in, const char *out, const char *aad)
+{
+	char ip[400], op_[400];
+	path_of(ip, sizeof(ip), in);
+	path_of(op_, sizeof(op_), out);
+	emu_ctl_line(verdict, vl, "emuctl_azure.py", "sdk %s %s %s %s %s %s %s", vault, key, op,
+		     alg, ip, op_, aad ? aad : "");
+}
+
+static void sdk_ok(const char *vault, const char *key, const char *op, const char *alg,
+		   const char *in, const char *out, const char *aad)
+{
+	char v[512];
+	sdk(v, sizeof(v), vault, key, op, alg, in, out, aad);
+	if (strcmp(v, "ok") != 0)
+		fail_msg("SDK %s %s on %s: %s", op, alg, key, v);
+}
+
+static CK_MECHANISM oaep(CK_RSA_PKCS_OAEP_PARAMS *p, bool sha256)
+{
+	p->hashAlg = sha256 ? CKM_SHA256 : CKM_SHA_1;
+	p->mgf = sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1;
+	p->source = CKZ_DATA_SPECIFIED;
+	p->pSourceData = NULL;
+	p->ulSourceDataLen = 0;
+	return (CK_MECHANISM){CKM_RSA_PKCS_OAEP, p, sizeof(*p)};
+}
+
+/* Two AES keys are the same key: equal AES-ECB and AES-GCM (fixed IV)
+ * ciphertexts. */
+static void same_aes_key(CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b)
+{
+	uint8_t pt[32], c1[64], c2[64], iv[12];
+	fill(pt, sizeof(pt), 0x33);
+	fill(iv, sizeof(iv), 0x44);
+	CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR) "aad", 3, 128};
+	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+	CK_MECHANISM *ms[] = {&ecb, &gcm};
+	for (int i = 0; i < 2; i++) {
+		CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
+		assert_ok(p11->C_EncryptInit(S, ms[i], a));
+		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), c1, &l1));
+		assert_ok(p11->C_EncryptInit(S, ms[i], b));
+		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), c2, &l2));
+		assert_int_equal(l1, l2);
+		assert_memory_equal(c1, c2, l1);
+	}
+}
+
+/* --- objects -------------------------------------------------------------------- */
+
+static void test_objects(void **state)
+{
+	(void)state;
+	emuctl("reset-counters");
+	CK_OBJECT_HANDLE env_obj = find_tmpl(CKO_SECRET_KEY, "kek");
+	CK_OBJECT_HANDLE pub = find_tmpl(CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = find_tmpl(CKO_PRIVATE_KEY, "kek");
+	/* By key type too, as consumers look for an RSA key. */
+	CK_KEY_TYPE rsa = CKK_RSA;
+	CK_ATTRIBUTE q[] = {{CKA_KEY_TYPE, &rsa, sizeof(rsa)}, {CKA_LABEL, "kek", 3}};
+	CK_OBJECT_HANDLE h[4];
+	CK_ULONG nh = 0;
+	assert_ok(p11->C_FindObjectsInit(S, q, 2));
+	assert_ok(p11->C_FindObjects(S, h, 4, &nh));
+	assert_ok(p11->C_FindObjectsFinal(S));
+	assert_int_equal(nh, 2);
+	assert_int_equal(attr_ulong(env_obj, CKA_KEY_TYPE), CKK_P11KMS_KMS);
+	assert_int_equal(attr_ulong(pub, CKA_KEY_TYPE), CKK_RSA);
+	assert_int_equal(attr_ulong(priv, CKA_KEY_TYPE), CKK_RSA);
+	uint8_t id1[64], id2[64], id3[64];
+	CK_ATTRIBUTE a[] = {{CKA_ID, id1, sizeof(id1)}, {CKA_ID, id2, sizeof(id2)},
+			    {CKA_ID, id3, sizeof(id3)}};
+	assert_ok(p11->C_GetAttributeValue(S, env_obj, &a[0], 1));
+	assert_ok(p11->C_GetAttributeValue(S, pub, &a[1], 1));
+	assert_ok(p11->C_GetAttributeValue(S, priv, &a[2], 1));
+	assert_int_equal(a[0].ulValueLen, a[1].ulValueLen);
+	assert_int_equal(a[0].ulValueLen, a[2].ulValueLen);
+	assert_memory_equal(id1, id2, a[0].ulValueLen);
+	assert_memory_equal(id1, id3, a[0].ulValueLen);
+	/* The private key never leaves. */
+	CK_BBOOL b = CK_TRUE;
+	CK_ATTRIBUTE ex = {CKA_EXTRACTABLE, &b, 1};
+	assert_ok(p11->C_GetAttributeValue(S, priv, &ex, 1));
+	assert_false(b);
+	/* An "aes" declaration is one AES secret key object. */
+	CK_OBJECT_HANDLE aes = find_tmpl(CKO_SECRET_KEY, "rsa-said-aes");
+	assert_int_equal(attr_ulong(aes, CKA_KEY_TYPE), CKK_AES);
+	/* OAEP is offered: the slot has RSA keys. */
+	CK_MECHANISM_TYPE list[256];
+	CK_ULONG n = 256;
+	bool found = false;
+	assert_ok(p11->C_GetMechanismList(env.slot, list, &n));
+	for (CK_ULONG i = 0; i < n; i++)
+		found |= list[i] == CKM_RSA_PKCS_OAEP;
+	assert_true(found);
+	/* None of this asked the KMS anything. */
+	assert_int_equal(count_all("azure-vault"), 0);
+}
+
+static void test_hsm_objects(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = find_tmpl(CKO_SECRET_KEY, "hsm-aes");
+	assert_int_equal(attr_ulong(k, CKA_KEY_TYPE), CKK_AES);
+	assert_int_equal(attr_ulong(k, CKA_VALUE_LEN), 32);
+	assert_int_equal(attr_ulong(find_obj(CKO_SECRET_KEY, "aes128"), CKA_VALUE_LEN), 16);
+	CK_OBJECT_CLASS pk = CKO_PUBLIC_KEY;
+	CK_ATTRIBUTE q = {CKA_CLASS, &pk, sizeof(pk)};
+	CK_OBJECT_HANDLE h;
+	CK_ULONG n = 1;
+	assert_ok(p11->C_FindObjectsInit(S, &q, 1));
+	assert_ok(p11->C_FindObjects(S, &h, 1, &n));
+	assert_ok(p11->C_FindObjectsFinal(S));
+	assert_int_equal(n, 0);
+	/* No RSA key here: no OAEP. */
+	CK_MECHANISM_TYPE list[256];
+	n = 256;
+	assert_ok(p11->C_GetMechanismList(env.slot, list, &n));
+	for (CK_ULONG i = 0; i < n; i++)
+		assert_int_not_equal(list[i], CKM_RSA_PKCS_OAEP);
+}
+
+/* --- RSA-OAEP --------------------------------------------------------------------- */
+
+/* The public numbers are the vault key's, fetched once. */
+static void test_rsa_public_attributes(void **state)
+{
+	(void)state;
+	char line[2048];
+	emu_ctl_line(line, sizeof(line), "emuctl_azure.py", "pubkey vault p11kms-rsa");
+	char nhex[1100], ehex[32];
+	unsigned bits = 0;
+	assert_int_equal(sscanf(line, "%1099s %31s %u", nhex, ehex, &bits), 3);
+	uint8_t nwant[512], ewant[8];
+	char pad[1101];
+	/* Even-length hex for h_unhex. */
+	snprintf(pad, sizeof(pad), "%s%s", strlen(nhex) % 2 ? "0" : "", nhex);
+	size_t nl = h_unhex(pad, nwant, sizeof(nwant));
+	snprintf(pad, sizeof(pad), "%s%s", strlen(ehex) % 2 ? "0" : "", ehex);
+	size_t el = h_unhex(pad, ewant, sizeof(ewant));
+	assert_int_equal(nl, bits / 8);
+
+	emuctl("reset-counters");
+	CK_OBJECT_HANDLE keys[] = {find_obj(CKO_PUBLIC_KEY, "kek"),
+				   find_obj(CKO_PRIVATE_KEY, "kek")};
+	for (int i = 0; i < 2; i++) {
+		uint8_t n[512], e[8];
+		CK_ULONG mb = 0;
+		CK_ATTRIBUTE q[] = {{CKA_MODULUS, NULL, 0}, {CKA_PUBLIC_EXPONENT, NULL, 0}};
+		assert_ok(p11->C_GetAttributeValue(S, keys[i], q, 2));
+		assert_int_equal(q[0].ulValueLen, nl);
+		assert_int_equal(q[1].ulValueLen, el);
+		CK_ATTRIBUTE a[] = {{CKA_MODULUS, n, sizeof(n)},
+				    {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
+				    {CKA_MODULUS_BITS, &mb, sizeof(mb)}};
+		assert_ok(p11->C_GetAttributeValue(S, keys[i], a, i == 0 ? 3 : 2));
+		assert_memory_equal(n, nwant, nl);
+		assert_memory_equal(e, ewant, el);
+		if (i == 0)
+			assert_int_equal(mb, bits);
+	}
+	/* One GetKey for all of it. */
+	assert_int_equal(count("azure-vault", "GetKey"), 1);
+
+	/* A 3072-bit key: its size, and the length of what OAEP makes. */
+	CK_OBJECT_HANDLE pub3 = find_obj(CKO_PUBLIC_KEY, "rsa3k");
+	assert_int_equal(attr_ulong(pub3, CKA_MODULUS_BITS), 3072);
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, true);
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	emuctl("reset-counters");
+	CK_ULONG bl = 0;
+	assert_ok(p11->C_WrapKey(S, &m, pub3, local, NULL, &bl));
+	assert_int_equal(bl, 384);
+	assert_int_equal(count_all("azure-vault"), 0);
+}
+
+/* C_WrapKey with the public key, C_UnwrapKey with the private key: the
+ * same AES key comes back. The length query costs no KMS call. */
+static void oaep_roundtrip(bool sha256)
+{
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, sha256);
+	/* The modulus size first (one GetKey), then count. */
+	assert_int_equal(attr_ulong(pub, CKA_MODULUS_BITS), 2048);
+	emuctl("reset-counters");
+	uint8_t blob[512];
+	CK_ULONG bl = 0;
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, NULL, &bl));
+	assert_int_equal(bl, 256);
+	assert_int_equal(count_all("azure-vault"), 0);
+	bl = 10;
+	assert_rv(p11->C_WrapKey(S, &m, pub, local, blob, &bl), CKR_BUFFER_TOO_SMALL);
+	assert_int_equal(bl, 256);
+	assert_int_equal(count_all("azure-vault"), 0);
+	bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+	assert_int_equal(bl, 256);
+	assert_int_equal(count("azure-vault", "wrapKey"), 1);
+	CK_OBJECT_HANDLE back;
+	assert_ok(unwrap_as(&m, priv, blob, bl, CKK_AES, &back));
+	assert_int_equal(count("azure-vault", "unwrapKey"), 1);
+	assert_int_equal(attr_ulong(back, CKA_VALUE_LEN), 32);
+	same_aes_key(local, back);
+	/* The other hash does not open it. */
+	CK_RSA_PKCS_OAEP_PARAMS p2;
+	CK_MECHANISM m2 = oaep(&p2, !sha256);
+	assert_rv(unwrap_as(&m2, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+}
+
+static void test_oaep_sha1_wrap_unwrap(void **state)
+{
+	(void)state;
+	oaep_roundtrip(false);
+}
+
+static void test_oaep_sha256_wrap_unwrap(void **state)
+{
+	(void)state;
+	oaep_roundtrip(true);
+}
+
+/* C_Encrypt / C_Decrypt, and parameters the KMS cannot honour. */
+static void test_oaep_encrypt_decrypt(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, true);
+	uint8_t pt[40], ct[512], out[512];
+	fill(pt, sizeof(pt), 1);
+	assert_int_equal(attr_ulong(pub, CKA_MODULUS_BITS), 2048);
+	emuctl("reset-counters");
+	assert_ok(p11->C_EncryptInit(S, &m, pub));
+	CK_ULONG cl = 0;
+	assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), NULL, &cl));
+	assert_int_equal(cl, 256);
+	assert_int_equal(count_all("azure-vault"), 0);
+	cl = sizeof(ct);
+	assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
+	assert_int_equal(cl, 256);
+	assert_int_equal(count("azure-vault", "encrypt"), 1);
+	assert_ok(p11->C_DecryptInit(S, &m, priv));
+	CK_ULONG ol = sizeof(out);
+	assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
+	assert_int_equal(ol, sizeof(pt));
+	assert_memory_equal(out, pt, sizeof(pt));
+	assert_int_equal(count("azure-vault", "decrypt"), 1);
+
+	/* Mixed hashes, a label: refused before any KMS call. */
+	emuctl("reset-counters");
+	CK_RSA_PKCS_OAEP_PARAMS bad = p;
+	bad.mgf = CKG_MGF1_SHA1;
+	CK_MECHANISM mb = {CKM_RSA_PKCS_OAEP, &bad, sizeof(bad)};
+	CK_RV rv = p11->C_EncryptInit(S, &mb, pub);
+	if (rv == CKR_OK) {
+		cl = sizeof(ct);
+		rv = p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl);
+	}
+	assert_rv(rv, CKR_MECHANISM_PARAM_INVALID);
+	bad = p;
+	bad.pSourceData = (CK_VOID_PTR) "label";
+	bad.ulSourceDataLen = 5;
+	rv = p11->C_EncryptInit(S, &mb, pub);
+	if (rv == CKR_OK) {
+		cl = sizeof(ct);
+		rv = p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl);
+	}
+	assert_rv(rv, CKR_MECHANISM_PARAM_INVALID);
+	assert_int_equal(count_all("azure-vault"), 0);
+	/* The public key does not decrypt, the private key does not encrypt. */
+	assert_rv(p11->C_DecryptInit(S, &m, pub), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	assert_rv(p11->C_EncryptInit(S, &m, priv), CKR_KEY_FUNCTION_NOT_PERMITTED);
+}
+
+/* The module's results open with the SDK and the SDK's in the module. */
+static void test_oaep_sdk_interop(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	static const struct {
+		bool sha256;
+		const char *alg;
+	} hs[] = {{false, "RSA-OAEP"}, {true, "RSA-OAEP-256"}};
+	for (int i = 0; i < 2; i++) {
+		CK_RSA_PKCS_OAEP_PARAMS p;
+		CK_MECHANISM m = oaep(&p, hs[i].sha256);
+		uint8_t k1[32], k2[32], blob[512], out[512];
+		fill(k1, 32, (uint8_t)(0x10 + i));
+		fill(k2, 32, (uint8_t)(0x90 + i));
+		CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+		/* Module wraps, SDK unwraps. */
+		CK_ULONG bl = sizeof(blob);
+		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+		write_file("blob.bin", blob, bl);
+		sdk_ok("vault", "p11kms-rsa", "unwrap", hs[i].alg, "blob.bin", "out.bin", NULL);
+		assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+		assert_memory_equal(out, k1, 32);
+		/* SDK wraps, module unwraps. */
+		write_file("k2.bin", k2, 32);
+		sdk_ok("vault", "p11kms-rsa", "wrap", hs[i].alg, "k2.bin", "blob2.bin", NULL);
+		bl = read_file("blob2.bin", blob, sizeof(blob));
+		assert_int_equal(bl, 256);
+		unwrap_expect(&m, priv, blob, bl, CKK_AES, k2, 32);
+		/* Module encrypts, SDK decrypts. */
+		uint8_t pt[50], ct[512];
+		fill(pt, sizeof(pt), (uint8_t)(0x50 + i));
+		CK_ULONG cl = sizeof(ct);
+		assert_ok(p11->C_EncryptInit(S, &m, pub));
+		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
+		write_file("ct.bin", ct, cl);
+		sdk_ok("vault", "p11kms-rsa", "decrypt", hs[i].alg, "ct.bin", "pt.bin", NULL);
+		assert_int_equal(read_file("pt.bin", out, sizeof(out)), sizeof(pt));
+		assert_memory_equal(out, pt, sizeof(pt));
+		/* SDK encrypts, module decrypts. */
+		write_file("pt2.bin", k2, 20);
+		sdk_ok("vault", "p11kms-rsa", "encrypt", hs[i].alg, "pt2.bin", "ct2.bin", NULL);
+		cl = read_file("ct2.bin", ct, sizeof(ct));
+		CK_ULONG ol = sizeof(out);
+		assert_ok(p11->C_DecryptInit(S, &m, priv));
+		assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
+		assert_int_equal(ol, 20);
+		assert_memory_equal(out, k2, 20);
+	}
+}
+
+static void test_oaep_tampered(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, true);
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	uint8_t blob[512], ct[512], out[512];
+	CK_ULONG bl = sizeof(blob), cl = sizeof(ct), ol = sizeof(out);
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+	blob[100] ^= 0x01;
+	CK_OBJECT_HANDLE back;
+	assert_rv(unwrap_as(&m, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	assert_ok(p11->C_EncryptInit(S, &m, pub));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, ct, &cl));
+	ct[cl - 1] ^= 0x80;
+	assert_ok(p11->C_DecryptInit(S, &m, priv));
+	assert_rv(p11->C_Decrypt(S, ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
+	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+}
+
+/* A new key version: results of the old one still open (the provider
+ * tries the older versions), new results are made by the new one. */
+static void test_oaep_new_version(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "rot");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "rot");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, true);
+	uint8_t k1[32], b1[512], b2[512], c1[512], out[512];
+	fill(k1, 32, 0x21);
+	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	CK_ULONG l1 = sizeof(b1), l2 = sizeof(b2), cl = sizeof(c1);
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, b1, &l1));
+	assert_ok(p11->C_EncryptInit(S, &m, pub));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "old data", 8, c1, &cl));
+
+	emuctl("rotate vault rot-rsa");
+	emuctl("reset-counters");
+	unwrap_expect(&m, priv, b1, l1, CKK_AES, k1, 32);
+	/* The current version, the list of versions, the old version. */
+	assert_int_equal(count("azure-vault", "unwrapKey"), 2);
+	assert_int_equal(count("azure-vault", "GetKeyVersions"), 1);
+	CK_ULONG ol = sizeof(out);
+	assert_ok(p11->C_DecryptInit(S, &m, priv));
+	assert_ok(p11->C_Decrypt(S, c1, cl, out, &ol));
+	assert_int_equal(ol, 8);
+	assert_memory_equal(out, "old data", 8);
+
+	/* A new wrap is the new version's: the SDK on the current version
+	 * opens it, and not the old blob. */
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, b2, &l2));
+	emuctl("reset-counters");
+	unwrap_expect(&m, priv, b2, l2, CKK_AES, k1, 32);
+	assert_int_equal(count("azure-vault", "unwrapKey"), 1);
+	write_file("b2.bin", b2, l2);
+	sdk_ok("vault", "rot-rsa", "unwrap", "RSA-OAEP-256", "b2.bin", "out.bin", NULL);
+	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_memory_equal(out, k1, 32);
+	write_file("b1.bin", b1, l1);
+	char v[512];
+	sdk(v, sizeof(v), "vault", "rot-rsa", "unwrap", "RSA-OAEP-256", "b1.bin", "out.bin", NULL);
+	assert_true(strncmp(v, "error", 5) == 0);
+
+	/* Garbage still fails after trying every version. */
+	b1[7] ^= 0x10;
+	CK_OBJECT_HANDLE back;
+	assert_rv(unwrap_as(&m, priv, b1, l1, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+}
+
+/* A disabled key: the KMS refuses, the session says why. */
+static void test_oaep_disabled(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "dis");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "dis");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, false);
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	uint8_t blob[512];
+	CK_ULONG bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+	emuctl("disable vault dis-rsa");
+	uint8_t b2[512];
+	CK_ULONG l2 = sizeof(b2);
+	assert_rv(p11->C_WrapKey(S, &m, pub, local, b2, &l2), CKR_DEVICE_ERROR);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	CK_OBJECT_HANDLE back;
+	assert_rv(unwrap_as(&m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	uint8_t ct[512];
+	CK_ULONG cl = sizeof(ct);
+	assert_ok(p11->C_EncryptInit(S, &m, pub));
+	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "x", 1, ct, &cl), CKR_DEVICE_ERROR);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	emuctl("enable vault dis-rsa");
+	assert_ok(unwrap_as(&m, priv, blob, bl, CKK_AES, &back));
+	same_aes_key(local, back);
+}
+
+/* An RSA key declared "aes": the KMS says the key cannot run it. */
+static void test_rsa_declared_aes(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "rsa-said-aes");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
+	uint8_t blob[512];
+	CK_ULONG bl = sizeof(blob);
+	assert_rv(p11->C_WrapKey(S, &kwp, k, local, blob, &bl), CKR_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	uint8_t iv[12] = {0};
+	CK_GCM_PARAMS gp = {iv, 12, 96, NULL, 0, 128};
+	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+	CK_RV rv = p11->C_EncryptInit(S, &gcm, k);
+	if (rv == CKR_OK) {
+		bl = sizeof(blob);
+		rv = p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, blob, &bl);
+	}
+	assert_rv(rv, CKR_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	assert_true(h_log_contains(&env, "not supported for key type RSA"));
+}
+
+/* --- Managed HSM AES ---------------------------------------------------------------- */
+
+/* CKM_AES_KEY_WRAP is the service's A256KW (RFC 3394). */
+static void test_hsm_aes_key_wrap(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE kek = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
+	uint8_t k1[32], k2[32], blob[128], out[128];
+	fill(k1, 32, 0x01);
+	fill(k2, 32, 0x81);
+	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	emuctl("reset-counters");
+	CK_ULONG bl = 0;
+	assert_ok(p11->C_WrapKey(S, &m, kek, local, NULL, &bl));
+	assert_int_equal(bl, 40);
+	assert_int_equal(count_all("azure-hsm"), 0);
+	bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, kek, local, blob, &bl));
+	assert_int_equal(bl, 40);
+	assert_int_equal(count("azure-hsm", "wrapKey"), 1);
+	unwrap_expect(&m, kek, blob, bl, CKK_AES, k1, 32);
+	write_file("blob.bin", blob, bl);
+	sdk_ok("hsm", "p11kms-aes", "unwrap", "A256KW", "blob.bin", "out.bin", NULL);
+	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_memory_equal(out, k1, 32);
+	write_file("k2.bin", k2, 32);
+	sdk_ok("hsm", "p11kms-aes", "wrap", "A256KW", "k2.bin", "blob2.bin", NULL);
+	bl = read_file("blob2.bin", blob, sizeof(blob));
+	assert_int_equal(bl, 40);
+	unwrap_expect(&m, kek, blob, bl, CKK_AES, k2, 32);
+	/* Tampered: the integrity check fails. */
+	blob[3] ^= 0x04;
+	CK_OBJECT_HANDLE back;
+	assert_rv(unwrap_as(&m, kek, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	/* A 128-bit KMS key: A128KW. */
+	CK_OBJECT_HANDLE k128 = find_obj(CKO_SECRET_KEY, "aes128");
+	bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, k128, local, blob, &bl));
+	assert_int_equal(bl, 40);
+	write_file("blob3.bin", blob, bl);
+	sdk_ok("hsm", "aes128", "unwrap", "A128KW", "blob3.bin", "out.bin", NULL);
+	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_memory_equal(out, k1, 32);
+	unwrap_expect(&m, k128, blob, bl, CKK_AES, k1, 32);
+}
+
+/* CKM_AES_KEY_WRAP_KWP is the service's CKM_AES_KEY_WRAP_PAD (RFC 5649):
+ * any length. */
+static void test_hsm_aes_kwp(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE kek = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
+	uint8_t k1[20], k2[20], blob[128], out[128];
+	fill(k1, 20, 0x05);
+	fill(k2, 20, 0xa5);
+	CK_OBJECT_HANDLE local = import_key(CKK_GENERIC_SECRET, k1, 20);
+	emuctl("reset-counters");
+	CK_ULONG bl = 0;
+	assert_ok(p11->C_WrapKey(S, &m, kek, local, NULL, &bl));
+	assert_int_equal(bl, 32);
+	assert_int_equal(count_all("azure-hsm"), 0);
+	bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, kek, local, blob, &bl));
+	assert_int_equal(bl, 32);
+	write_file("blob.bin", blob, bl);
+	sdk_ok("hsm", "p11kms-aes", "unwrap", "CKM_AES_KEY_WRAP_PAD", "blob.bin", "out.bin", NULL);
+	assert_int_equal(read_file("out.bin", out, sizeof(out)), 20);
+	assert_memory_equal(out, k1, 20);
+	unwrap_expect(&m, kek, blob, bl, CKK_GENERIC_SECRET, k1, 20);
+	write_file("k2.bin", k2, 20);
+	sdk_ok("hsm", "p11kms-aes", "wrap", "CKM_AES_KEY_WRAP_PAD", "k2.bin", "blob2.bin", NULL);
+	bl = read_file("blob2.bin", blob, sizeof(blob));
+	unwrap_expect(&m, kek, blob, bl, CKK_GENERIC_SECRET, k2, 20);
+	blob[bl - 1] ^= 0x01;
+	CK_OBJECT_HANDLE back;
+	assert_rv(unwrap_as(&m, kek, blob, bl, CKK_GENERIC_SECRET, &back),
+		  CKR_WRAPPED_KEY_INVALID);
+}
+
+/* CKM_AES_KEY_WRAP_PAD: PKCS #7 padding to a multiple of 8 in the module
+ * (as the module's own implementation), RFC 3394 in the KMS. */
+static void test_hsm_aes_kw_pkcs7(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE kek = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	uint8_t k1[32], k2[32], blob[128], out[128];
+	fill(k1, 32, 0x0b);
+	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	emuctl("reset-counters");
+	CK_ULONG bl = 0;
+	assert_ok(p11->C_WrapKey(S, &m, kek, local, NULL, &bl));
+	assert_int_equal(bl, 48); /* 32 bytes padded to 40 (a multiple of 8), + 8 */
+	assert_int_equal(count_all("azure-hsm"), 0);
+	bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, kek, local, blob, &bl));
+	assert_int_equal(bl, 48);
+	write_file("blob.bin", blob, bl);
+	sdk_ok("hsm", "p11kms-aes", "unwrap", "A256KW", "blob.bin", "out.bin", NULL);
+	assert_int_equal(read_file("out.bin", out, sizeof(out)), 40);
+	assert_memory_equal(out, k1, 32);
+	for (int i = 32; i < 40; i++)
+		assert_int_equal(out[i], 8);
+	unwrap_expect(&m, kek, blob, bl, CKK_AES, k1, 32);
+	/* The SDK wraps a padded key; the module strips the padding. */
+	fill(k2, 24, 0x6d);
+	memset(k2 + 24, 8, 8);
+	write_file("k2.bin", k2, 32);
+	sdk_ok("hsm", "p11kms-aes", "wrap", "A256KW", "k2.bin", "blob2.bin", NULL);
+	bl = read_file("blob2.bin", blob, sizeof(blob));
+	assert_int_equal(bl, 40);
+	unwrap_expect(&m, kek, blob, bl, CKK_AES, k2, 24);
+}
+
+static CK_RV gcm_encrypt(CK_OBJECT_HANDLE k, uint8_t iv[12], const char *aad,
+			 const uint8_t *pt, CK_ULONG ptl, uint8_t *out, CK_ULONG *ol)
+{
+	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR)aad, aad ? strlen(aad) : 0, 128};
+	CK_MECHANISM m = {CKM_AES_GCM, &gp, sizeof(gp)};
+	CK_RV rv = p11->C_EncryptInit(S, &m, k);
+	return rv != CKR_OK ? rv : p11->C_Encrypt(S, (CK_BYTE_PTR)pt, ptl, out, ol);
+}
+
+static CK_RV gcm_decrypt(CK_OBJECT_HANDLE k, uint8_t iv[12], const char *aad,
+			 const uint8_t *ct, CK_ULONG cl, uint8_t *out, CK_ULONG *ol)
+{
+	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR)aad, aad ? strlen(aad) : 0, 128};
+	CK_MECHANISM m = {CKM_AES_GCM, &gp, sizeof(gp)};
+	CK_RV rv = p11->C_DecryptInit(S, &m, k);
+	return rv != CKR_OK ? rv : p11->C_Decrypt(S, (CK_BYTE_PTR)ct, cl, out, ol);
+}
+
+/* AES-GCM with the KMS's IV: it comes back in pIv; the SDK decrypts the
+ * module's output and the module the SDK's. */
+static void test_hsm_aes_gcm(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	uint8_t pt[45], ct[128], out[128], iv[12], zero[12] = {0};
+	fill(pt, sizeof(pt), 0x3c);
+	memset(iv, 0, sizeof(iv));
+	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR) "hdr", 3, 128};
+	CK_MECHANISM m = {CKM_AES_GCM, &gp, sizeof(gp)};
+	assert_ok(p11->C_EncryptInit(S, &m, k));
+	emuctl("reset-counters");
+	CK_ULONG cl = 0;
+	assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), NULL, &cl));
+	assert_int_equal(cl, sizeof(pt) + 16);
+	assert_int_equal(count_all("azure-hsm"), 0);
+	cl = sizeof(ct);
+	assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
+	assert_int_equal(cl, sizeof(pt) + 16);
+	assert_int_equal(count("azure-hsm", "encrypt"), 1);
+	assert_memory_not_equal(iv, zero, 12); /* the KMS's IV */
+	/* The SDK decrypts it. */
+	write_file("ct.bin", ct, cl);
+	write_file("ct.bin.iv", iv, 12);
+	sdk_ok("hsm", "p11kms-aes", "decrypt", "A256GCM", "ct.bin", "pt.bin", "hdr");
+	assert_int_equal(read_file("pt.bin", out, sizeof(out)), sizeof(pt));
+	assert_memory_equal(out, pt, sizeof(pt));
+	/* The module too. */
+	CK_ULONG ol = sizeof(out);
+	assert_ok(gcm_decrypt(k, iv, "hdr", ct, cl, out, &ol));
+	assert_int_equal(ol, sizeof(pt));
+	assert_memory_equal(out, pt, sizeof(pt));
+	/* Two encryptions, two IVs. */
+	uint8_t iv2[12] = {0}, ct2[128];
+	CK_ULONG cl2 = sizeof(ct2);
+	assert_ok(gcm_encrypt(k, iv2, "hdr", pt, sizeof(pt), ct2, &cl2));
+	assert_memory_not_equal(iv, iv2, 12);
+
+	/* The SDK encrypts, the module decrypts. */
+	write_file("pt2.bin", pt, 30);
+	sdk_ok("hsm", "p11kms-aes", "encrypt", "A256GCM", "pt2.bin", "ct2.bin", "other-hdr");
+	cl = read_file("ct2.bin", ct, sizeof(ct));
+	assert_int_equal(cl, 30 + 16);
+	assert_int_equal(read_file("ct2.bin.iv", iv, sizeof(iv)), 12);
+	ol = sizeof(out);
+	assert_ok(gcm_decrypt(k, iv, "other-hdr", ct, cl, out, &ol));
+	assert_int_equal(ol, 30);
+	assert_memory_equal(out, pt, 30);
+
+	/* Another AAD, a changed tag, a changed byte: refused. */
+	ol = sizeof(out);
+	assert_rv(gcm_decrypt(k, iv, "hdr", ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
+	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	ct[cl - 1] ^= 0x01;
+	ol = sizeof(out);
+	assert_rv(gcm_decrypt(k, iv, "other-hdr", ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
+	ct[cl - 1] ^= 0x01;
+	ct[0] ^= 0x01;
+	ol = sizeof(out);
+	assert_rv(gcm_decrypt(k, iv, "other-hdr", ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
+	/* Without AAD on both sides. */
+	uint8_t iv3[12] = {0};
+	cl = sizeof(ct);
+	assert_ok(gcm_encrypt(k, iv3, NULL, pt, 16, ct, &cl));
+	write_file("ct3.bin", ct, cl);
+	write_file("ct3.bin.iv", iv3, 12);
+	sdk_ok("hsm", "p11kms-aes", "decrypt", "A256GCM", "ct3.bin", "pt3.bin", NULL);
+	assert_int_equal(read_file("pt3.bin", out, sizeof(out)), 16);
+	assert_memory_equal(out, pt, 16);
+}
+
+/* A new version of the HSM key: GCM ciphertexts and key wrap blobs of the
+ * old one still open; new ones are the new version's. */
+static void test_hsm_new_version(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "rot-aes");
+	uint8_t pt[24], ct[128], out[128], iv[12] = {0}, k1[32], b1[64], b2[64];
+	fill(pt, sizeof(pt), 0x77);
+	fill(k1, 32, 0x1f);
+	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_ULONG cl = sizeof(ct), l1 = sizeof(b1), l2 = sizeof(b2);
+	assert_ok(gcm_encrypt(k, iv, "v1", pt, sizeof(pt), ct, &cl));
+	assert_ok(p11->C_WrapKey(S, &kw, k, local, b1, &l1));
+
+	emuctl("rotate hsm rot-aes");
+	emuctl("reset-counters");
+	CK_ULONG ol = sizeof(out);
+	assert_ok(gcm_decrypt(k, iv, "v1", ct, cl, out, &ol));
+	assert_int_equal(ol, sizeof(pt));
+	assert_memory_equal(out, pt, sizeof(pt));
+	assert_int_equal(count("azure-hsm", "decrypt"), 2);
+	assert_int_equal(count("azure-hsm", "GetKeyVersions"), 1);
+	unwrap_expect(&kw, k, b1, l1, CKK_AES, k1, 32);
+
+	assert_ok(p11->C_WrapKey(S, &kw, k, local, b2, &l2));
+	assert_false(l1 == l2 && memcmp(b1, b2, l1) == 0);
+	write_file("b2.bin", b2, l2);
+	sdk_ok("hsm", "rot-aes", "unwrap", "A256KW", "b2.bin", "out.bin", NULL);
+	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_memory_equal(out, k1, 32);
+	write_file("b1.bin", b1, l1);
+	char v[512];
+	sdk(v, sizeof(v), "hsm", "rot-aes", "unwrap", "A256KW", "b1.bin", "out.bin", NULL);
+	assert_true(strncmp(v, "error", 5) == 0);
+}
+
+static void test_hsm_disabled(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "dis-aes");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	uint8_t ct[128], iv[12] = {0}, blob[64];
+	CK_ULONG cl = sizeof(ct), bl = sizeof(blob);
+	assert_ok(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl));
+	emuctl("disable hsm dis-aes");
+	cl = sizeof(ct);
+	assert_rv(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl), CKR_DEVICE_ERROR);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_DEVICE_ERROR);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	emuctl("enable hsm dis-aes");
+	bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &kw, k, local, blob, &bl));
+}
+
+/* The HSM's RSA key declared "aes". */
+static void test_hsm_rsa_declared_aes(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "hsm-rsa-said-aes");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	uint8_t blob[64];
+	CK_ULONG bl = sizeof(blob);
+	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+}
+
+/* An AES key declared "rsa": its public key cannot be had, OAEP fails
+ * as a key type mismatch. */
+static void test_hsm_aes_declared_rsa(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "aes-said-rsa");
+	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "aes-said-rsa");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = oaep(&p, true);
+	uint8_t blob[512];
+	CK_ULONG bl = sizeof(blob);
+	assert_rv(p11->C_WrapKey(S, &m, pub, local, blob, &bl), CKR_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	CK_OBJECT_HANDLE back;
+	memset(blob, 1, 256);
+	assert_rv(unwrap_as(&m, priv, blob, 256, CKK_AES, &back), CKR_KEY_TYPE_INCONSISTENT);
+	CK_ULONG bits = 0;
+	CK_ATTRIBUTE a = {CKA_MODULUS_BITS, &bits, sizeof(bits)};
+	assert_int_not_equal(p11->C_GetAttributeValue(S, pub, &a, 1), CKR_OK);
+	assert_true(h_log_contains(&env, "oct-HSM, not RSA"));
+}
+
+int main(void)
+{
+	if (access("/usr/bin/python3", X_OK) != 0) {
+		printf("1..0 # SKIP /usr/bin/python3 is needed for the emulator\n");
+		return 0;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_objects, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_rsa_public_attributes, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_sha1_wrap_unwrap, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_sha256_wrap_unwrap, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_encrypt_decrypt, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_sdk_interop, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_tampered, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_new_version, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_disabled, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_rsa_declared_aes, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_objects, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_key_wrap, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_kwp, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_kw_pkcs7, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_gcm, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_new_version, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_disabled, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_rsa_declared_aes, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_declared_rsa, setup_hsm_aes_said_rsa,
+						teardown),
+	};
+	return cmocka_run_group_tests_name("azure_std", tests, start_emulator, stop_emulator);
+}
