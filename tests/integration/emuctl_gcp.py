@@ -6,6 +6,12 @@ emuctl_gcp.py STATE_DIR COMMAND ARGS...
   disable|enable|rotate|destroy KEY           version state of KEY's primary (or the
                                               version KEY names), control API
   create KEY_ID                               a new ENCRYPT_DECRYPT CryptoKey; prints its name
+  create-raw KEY_ID [ALGORITHM]               a new RAW_ENCRYPT_DECRYPT CryptoKey (default
+                                              AES_256_GCM) with version 1; prints its name
+  add-version KEY                             a new version of KEY (raw keys have no
+                                              primary); prints its name
+  last-path SERVICE OP                        the path of the last SERVICE/OP request
+                                              (request log)
   primary KEY                                 print the primary version's name (GetCryptoKey
                                               through the control API's view of the state)
   count SERVICE OP                            print the request count
@@ -14,7 +20,12 @@ emuctl_gcp.py STATE_DIR COMMAND ARGS...
   revoke|restore PRINCIPAL                    credential revocation
   sdk-decrypt KEY BLOB_FILE AAD OUT_FILE      @google-cloud/kms opens a module blob
   sdk-encrypt KEY IN_FILE AAD OUT_FILE        @google-cloud/kms makes a blob for the module
-AAD is the module's AAD (CK_P11KMS_KMS_PARAMS context); "-" for none.
+  sdk-raw-encrypt VERSION IN_FILE AAD OUT_FILE IV_FILE
+                                              @google-cloud/kms rawEncrypt (AES-GCM):
+                                              ciphertext||tag and the IV it got
+  sdk-raw-decrypt VERSION IN_FILE AAD OUT_FILE IV_FILE
+                                              @google-cloud/kms rawDecrypt of ciphertext||tag
+AAD is the module's AAD (CK_P11KMS_KMS_PARAMS context, or the GCM AAD); "-" for none.
 """
 import json
 import os
@@ -45,6 +56,14 @@ def main(argv):
         emu.key_action("gcp", cmd, args[0])
     elif cmd == "create":
         print(emu.create_key("gcp", args[0])["name"])
+    elif cmd == "create-raw":
+        print(emu.create_key("gcp", args[0], purpose="RAW_ENCRYPT_DECRYPT",
+                             algorithm=args[1] if len(args) > 1 else "AES_256_GCM")["name"])
+    elif cmd == "add-version":
+        print(emu.key_action("gcp", "rotate", args[0])["name"])
+    elif cmd == "last-path":
+        paths = [e["path"] for e in emu.log() if e["service"] == args[0] and e["op"] == args[1]]
+        print(paths[-1] if paths else "")
     elif cmd == "count":
         print(emu.count(args[0], args[1]))
     elif cmd == "reset-counters":
@@ -57,7 +76,7 @@ def main(argv):
         emu.revoke("gcp", args[0])
     elif cmd == "restore":
         emu.restore("gcp", args[0])
-    elif cmd in ("sdk-decrypt", "sdk-encrypt"):
+    elif cmd in ("sdk-decrypt", "sdk-encrypt", "sdk-raw-decrypt", "sdk-raw-encrypt"):
         sdk(state, emu, [cmd[4:]] + args)
     else:
         sys.exit("emuctl_gcp: unknown command " + cmd)

@@ -178,23 +178,6 @@ static void test_token_survives_restart(void **state)
 	assert_ok(h_initialize(&env));
 }
 
-static void write_file(const char *path, const uint8_t *p, size_t n)
-{
-	FILE *w = fopen(path, "wb");
-	assert_non_null(w);
-	assert_int_equal(fwrite(p, 1, n, w), n);
-	fclose(w);
-}
-
-static size_t read_file(const char *path, uint8_t *p, size_t max)
-{
-	FILE *r = fopen(path, "rb");
-	assert_non_null(r);
-	size_t n = fread(p, 1, max, r);
-	fclose(r);
-	return n;
-}
-
 static void test_blobs_interoperate_with_sdk(void **state)
 {
 	CK_OBJECT_HANDLE kms = h_find_label(S, "gcp-key");
@@ -219,14 +202,14 @@ static void test_blobs_interoperate_with_sdk(void **state)
 	snprintf(bf, sizeof(bf), "%s/blob.bin", env.dir);
 	snprintf(of, sizeof(of), "%s/out.bin", env.dir);
 	snprintf(inf, sizeof(inf), "%s/in.bin", env.dir);
-	write_file(bf, blob, bl);
+	h_write_file(bf, blob, bl);
 	emuctl("sdk-decrypt %s %s tenant=1 %s", sym_key(), bf, of);
-	assert_int_equal(read_file(of, out, sizeof(out)), 32);
+	assert_int_equal(h_read_file(of, out, sizeof(out)), 32);
 	assert_memory_equal(out, key, 32);
 	/* And the module opens a blob the SDK made. */
-	write_file(inf, key2, 32);
+	h_write_file(inf, key2, 32);
 	emuctl("sdk-encrypt %s %s tenant=1 %s", sym_key(), inf, bf);
-	bl = read_file(bf, blob, sizeof(blob));
+	bl = h_read_file(bf, blob, sizeof(blob));
 	CK_ATTRIBUTE ut[] = {{CKA_CLASS, &cls, sizeof(cls)},
 			     {CKA_KEY_TYPE, &kt, sizeof(kt)},
 			     {CKA_SENSITIVE, &f, 1},

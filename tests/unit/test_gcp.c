@@ -6,7 +6,10 @@
  * refresh 5 minutes before expiry, a 401 drops the token); the metadata
  * server and authorized-user sources; the google.rpc.Status error table and
  * retries; and the CRC32C contract: a corrupted or unverified checksum in a
- * reply is refused, never returned as a result.
+ * reply is refused, never returned as a result. Raw AES-GCM (remote_crypt on
+ * RAW_ENCRYPT_DECRYPT keys): the request fields and their CRC32Cs, every
+ * integrity check of a reply, the error mapping, and version selection
+ * (newest enabled for encryption, trial decryption, the cached list).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -182,6 +185,198 @@ static p11k_err reply(http_response *resp, long status, const char *body)
 	return dbuf_add(&resp->body, body, strlen(body)) ? P11K_OK : P11K_ERR_NOMEM;
 }
 
+/* --- a fake Cloud KMS for raw keys ---------------------------------------------
+ * "AES-GCM" here: ciphertext = plaintext ^ 0x5a, then a 16-byte tag naming
+ * the version and the AAD's CRC32C; the IV is the version then 1..11. A
+ * version opens only its own ciphertexts with the same AAD and IV. */
+
+typedef enum {
+	RAW_OK,
+	RAW_BAD_CT_CRC,     /* rawEncrypt: ciphertextCrc32c off by one */
+	RAW_BAD_IV_CRC,     /* rawEncrypt: initializationVectorCrc32c off by one */
+	RAW_NO_CT_CRC,      /* rawEncrypt: ciphertextCrc32c missing */
+	RAW_UNVERIFIED_PT,  /* rawEncrypt: verifiedPlaintextCrc32c missing */
+	RAW_UNVERIFIED_AAD, /* both: verifiedAdditionalAuthenticatedDataCrc32c false */
+	RAW_IV_16,          /* rawEncrypt: a 16-byte IV (consistent CRC) */
+	RAW_TAG_12,         /* rawEncrypt: tagLength 12 */
+	RAW_TAG_16_STRING,  /* rawEncrypt: tagLength "16" (accepted) */
+	RAW_NO_TAG_LEN,     /* rawEncrypt: tagLength absent (accepted: 16) */
+	RAW_SHORT_CT,       /* rawEncrypt: ciphertext one byte short (consistent CRC) */
+	RAW_OTHER_NAME,     /* rawEncrypt: reply names another version */
+	RAW_BAD_PT_CRC,     /* rawDecrypt: plaintextCrc32c off by one */
+	RAW_UNVERIFIED_CT,  /* rawDecrypt: verifiedCiphertextCrc32c missing */
+	RAW_UNVERIFIED_IV,  /* rawDecrypt: verifiedInitializationVectorCrc32c false */
+} raw_fault;
+
+typedef struct raw_fake {
+	raw_fault fault;
+	const char *list1, *list2; /* ListCryptoKeyVersions pages (list2: pageToken=p2) */
+	int list_calls, enc_calls, dec_calls;
+	char last_list_url[1024];
+	char tried[256];            /* version ids used, "10,3," */
+	char last_body[4096];
+	char last_url[1024];
+	unsigned disabled;          /* this version answers FAILED_PRECONDITION */
+	const char *err_verb;       /* ":rawEncrypt"/":rawDecrypt": answer err_body */
+	unsigned err_version;       /* ... only for this version (0: any) */
+	long err_status;
+	const char *err_body;
+} raw_fake;
+
+static raw_fake R;
+
+static void fake_tag(unsigned ver, const uint8_t *aad, size_t al, uint8_t tag[16])
+{
+	uint32_t c = crc32c(aad, al);
+	memset(tag, 0xAA, 16);
+	tag[0] = (uint8_t)ver;
+	memcpy(tag + 1, &c, 4);
+}
+
+static bool bytes_field(json_t *o, const char *field, uint8_t **out, size_t *len)
+{
+	json_t *f = json_object_get(o, field);
+	if (!f)
+		return false;
+	assert_true(b64_decode(json_string_value(f), json_string_length(f), false, out, len));
+	/* Every bytes field comes with its CRC32C. */
+	char crcname[64], want[16];
+	snprintf(crcname, sizeof(crcname), "%sCrc32c", field);
+	snprintf(want, sizeof(want), "%u", crc32c(*out, *len));
+	assert_string_equal(json_string_value(json_object_get(o, crcname)), want);
+	return true;
+}
+
+static void set_b64(json_t *o, const char *field, const uint8_t *p, size_t n, uint32_t crc_delta)
+{
+	char *b = b64_encode(p, n);
+	char crcname[64], v[16];
+	json_object_set_new(o, field, json_string(b));
+	free(b);
+	snprintf(crcname, sizeof(crcname), "%sCrc32c", field);
+	snprintf(v, sizeof(v), "%u", crc32c(p, n) + crc_delta);
+	json_object_set_new(o, crcname, json_string(v));
+}
+
+static p11k_err json_reply(http_response *resp, json_t *o)
+{
+	char *d = json_dumps(o, JSON_COMPACT);
+	p11k_err e = reply(resp, 200, d);
+	free(d);
+	json_decref(o);
+	return e;
+}
+
+static p11k_err raw_reply(const http_request *req, http_response *resp)
+{
+	if (strcmp(req->method, "GET") == 0) {
+		R.list_calls++;
+		snprintf(R.last_list_url, sizeof(R.last_list_url), "%s", req->url);
+		const char *b = strstr(req->url, "pageToken=p2") ? R.list2 : R.list1;
+		return reply(resp, 200, b ? b : "{}");
+	}
+	snprintf(R.last_url, sizeof(R.last_url), "%s", req->url);
+	size_t n = req->bodylen < sizeof(R.last_body) - 1 ? req->bodylen : sizeof(R.last_body) - 1;
+	memcpy(R.last_body, req->body, n);
+	R.last_body[n] = 0;
+	const char *vs = strstr(req->url, "/cryptoKeyVersions/");
+	assert_non_null(vs);
+	unsigned ver = (unsigned)strtoul(vs + 19, NULL, 10);
+	size_t tl = strlen(R.tried);
+	snprintf(R.tried + tl, sizeof(R.tried) - tl, "%u,", ver);
+	bool enc = strstr(req->url, ":rawEncrypt") != NULL;
+	if (enc)
+		R.enc_calls++;
+	else
+		R.dec_calls++;
+	if (R.err_verb && strstr(req->url, R.err_verb) && (!R.err_version || R.err_version == ver))
+		return reply(resp, R.err_status, R.err_body);
+	if (ver == R.disabled) {
+		char b[512];
+		snprintf(b, sizeof(b),
+			 "{\"error\":{\"code\":400,\"message\":\"%s/cryptoKeyVersions/%u is not "
+			 "enabled, current state is: DISABLED.\",\"status\":\"FAILED_PRECONDITION\"}}",
+			 KEY, ver);
+		return reply(resp, 400, b);
+	}
+	json_error_t je;
+	json_t *in = json_loadb((const char *)req->body, req->bodylen, 0, &je);
+	assert_non_null(in);
+	uint8_t *aad = NULL, *data = NULL, tag[16], iv[12];
+	size_t al = 0, dl = 0;
+	bool has_aad = bytes_field(in, "additionalAuthenticatedData", &aad, &al);
+	json_t *out = json_object();
+	char name[300];
+	snprintf(name, sizeof(name), "%s/cryptoKeyVersions/%u", KEY, ver);
+	iv[0] = (uint8_t)ver;
+	for (int i = 1; i < 12; i++)
+		iv[i] = (uint8_t)i;
+	if (enc) {
+		assert_true(bytes_field(in, "plaintext", &data, &dl));
+		/* Cloud KMS generates the IV for AES-GCM and refuses one. */
+		assert_null(json_object_get(in, "initializationVector"));
+		uint8_t ct[4096];
+		for (size_t i = 0; i < dl; i++)
+			ct[i] = data[i] ^ 0x5a;
+		fake_tag(ver, aad, al, ct + dl);
+		size_t cl = dl + 16 - (R.fault == RAW_SHORT_CT ? 1 : 0);
+		set_b64(out, "ciphertext", ct, cl, R.fault == RAW_BAD_CT_CRC);
+		if (R.fault == RAW_NO_CT_CRC)
+			json_object_del(out, "ciphertextCrc32c");
+		uint8_t iv16[16] = {0};
+		memcpy(iv16, iv, 12);
+		if (R.fault == RAW_IV_16)
+			set_b64(out, "initializationVector", iv16, 16, 0);
+		else
+			set_b64(out, "initializationVector", iv, 12, R.fault == RAW_BAD_IV_CRC);
+		json_object_set_new(out, "name",
+				    json_string(R.fault == RAW_OTHER_NAME ? KEY "/cryptoKeyVersions/99"
+									  : name));
+		if (R.fault == RAW_TAG_12)
+			json_object_set_new(out, "tagLength", json_integer(12));
+		else if (R.fault == RAW_TAG_16_STRING)
+			json_object_set_new(out, "tagLength", json_string("16"));
+		else if (R.fault != RAW_NO_TAG_LEN)
+			json_object_set_new(out, "tagLength", json_integer(16));
+		if (R.fault != RAW_UNVERIFIED_PT)
+			json_object_set_new(out, "verifiedPlaintextCrc32c", json_true());
+		json_object_set_new(out, "protectionLevel", json_string("SOFTWARE"));
+	} else {
+		uint8_t *giv = NULL;
+		size_t gl = 0;
+		assert_true(bytes_field(in, "ciphertext", &data, &dl));
+		assert_true(bytes_field(in, "initializationVector", &giv, &gl));
+		assert_int_equal(json_integer_value(json_object_get(in, "tagLength")), 16);
+		assert_true(dl >= 16);
+		fake_tag(ver, aad, al, tag);
+		bool ok = gl == 12 && memcmp(giv, iv, 12) == 0 && memcmp(data + dl - 16, tag, 16) == 0;
+		free(giv);
+		if (!ok) {
+			free(data);
+			free(aad);
+			json_decref(in);
+			json_decref(out);
+			return reply(resp, 400, "{\"error\":{\"code\":400,\"message\":\"Decryption "
+						"failed: the ciphertext is invalid.\",\"status\":"
+						"\"INVALID_ARGUMENT\"}}");
+		}
+		for (size_t i = 0; i < dl - 16; i++)
+			data[i] ^= 0x5a;
+		set_b64(out, "plaintext", data, dl - 16, R.fault == RAW_BAD_PT_CRC);
+		if (R.fault != RAW_UNVERIFIED_CT)
+			json_object_set_new(out, "verifiedCiphertextCrc32c", json_true());
+		json_object_set_new(out, "verifiedInitializationVectorCrc32c",
+				    json_boolean(R.fault != RAW_UNVERIFIED_IV));
+	}
+	if (has_aad)
+		json_object_set_new(out, "verifiedAdditionalAuthenticatedDataCrc32c",
+				    json_boolean(R.fault != RAW_UNVERIFIED_AAD));
+	free(data);
+	free(aad);
+	json_decref(in);
+	return json_reply(resp, out);
+}
+
 static p11k_err kms_reply(const http_request *req, http_response *resp)
 {
 	F.kms_calls++;
@@ -191,6 +386,8 @@ static p11k_err kms_reply(const http_request *req, http_response *resp)
 			F.err_count--;
 		return reply(resp, F.err_status, F.err_body);
 	}
+	if (strstr(req->url, ":raw") || strstr(req->url, "/cryptoKeyVersions?"))
+		return raw_reply(req, resp);
 	if (strcmp(req->method, "GET") == 0) {
 		char b[1024];
 		if (F.no_primary)
@@ -352,6 +549,7 @@ static int fx_setup(void **state)
 {
 	(void)state;
 	memset(&F, 0, sizeof(F));
+	memset(&R, 0, sizeof(R));
 	F.now = 1700000000;
 	F.expires_in = 3600;
 	snprintf(scratch, sizeof(scratch), "/tmp/p11kms-gcp-unit-XXXXXX");
@@ -699,6 +897,430 @@ static void test_describe(void **state)
 	gcp_provider_ops.destroy(st);
 }
 
+/* --- raw AES-GCM (remote_crypt) -------------------------------------------------- */
+
+#define VKEY(n) KEY "/cryptoKeyVersions/" #n
+
+static size_t raw_bits = 256;
+
+static p11k_err raw_op(void *st, const char *key, bool enc, const uint8_t *in, size_t inlen,
+		       const char *aad, uint8_t iv[12], uint8_t **out, size_t *outlen,
+		       provider_status *ps)
+{
+	remote_req r = {.alg = RALG_AES_GCM, .encrypt = enc, .key_bits = raw_bits, .in = in,
+			.inlen = inlen, .aad = (const uint8_t *)aad,
+			.aadlen = aad ? strlen(aad) : 0};
+	if (!enc)
+		memcpy(r.iv, iv, 12);
+	memset(ps, 0, sizeof(*ps));
+	*out = (uint8_t *)"junk";
+	p11k_err e = gcp_provider_ops.remote_crypt(st, key, &r, out, outlen, ps);
+	if (e == P11K_OK && enc)
+		memcpy(iv, r.iv, 12);
+	if (e != P11K_OK) {
+		assert_null(*out); /* never a result with an error */
+		assert_int_equal(*outlen, 0);
+	}
+	return e;
+}
+
+static p11k_err raw_enc(void *st, const char *key, const char *aad, uint8_t iv[12],
+			uint8_t **ct, size_t *cl, provider_status *ps)
+{
+	return raw_op(st, key, true, (const uint8_t *)SAMPLE, 9, aad, iv, ct, cl, ps);
+}
+
+/* A ListCryptoKeyVersions page: spec "1:ENABLED,3:DISABLED", one algorithm. */
+static char list_pages[2][8192];
+static const char *vlist(int page, const char *alg, const char *spec, const char *next)
+{
+	json_t *arr = json_array();
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char name[300];
+		char *colon = strchr(t, ':');
+		assert_non_null(colon);
+		*colon = 0;
+		snprintf(name, sizeof(name), "%s/cryptoKeyVersions/%s", KEY, t);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "name", name, "state",
+						     colon + 1, "algorithm", alg,
+						     "protectionLevel", "SOFTWARE"));
+	}
+	json_t *o = json_pack("{s:o}", "cryptoKeyVersions", arr);
+	if (next)
+		json_object_set_new(o, "nextPageToken", json_string(next));
+	char *d = json_dumps(o, JSON_COMPACT);
+	snprintf(list_pages[page], sizeof(list_pages[page]), "%s", d);
+	free(d);
+	json_decref(o);
+	return list_pages[page];
+}
+
+static void test_raw_request_fields(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	provider_status ps;
+	uint8_t iv[12], *ct = NULL, *pt = NULL;
+	size_t cl = 0, pl = 0;
+	size_t sec_before = sec_in_use();
+	/* A version name pins it: no listing. */
+	assert_int_equal(raw_enc(st, VKEY(2), "aad-1", iv, &ct, &cl, &ps), P11K_OK);
+	assert_int_equal(R.list_calls, 0);
+	assert_int_equal(R.enc_calls, 1);
+	assert_string_equal(R.last_url, "https://kms.test/v1/" VKEY(2) ":rawEncrypt");
+	json_error_t je;
+	json_t *b = json_loads(R.last_body, 0, &je);
+	assert_non_null(b);
+	assert_string_equal(json_string_value(json_object_get(b, "plaintext")), "MTIzNDU2Nzg5");
+	assert_string_equal(json_string_value(json_object_get(b, "plaintextCrc32c")), "3808858755");
+	assert_string_equal(json_string_value(json_object_get(b, "additionalAuthenticatedData")),
+			    "YWFkLTE=");
+	assert_string_equal(json_string_value(
+				    json_object_get(b, "additionalAuthenticatedDataCrc32c")),
+			    "899476416");
+	/* No IV (the service makes it) and nothing else. */
+	assert_int_equal(json_object_size(b), 4);
+	json_decref(b);
+	/* ciphertext||tag, in secure memory; the IV the service made. */
+	assert_int_equal(cl, 9 + 16);
+	assert_true(sec_in_use() >= sec_before + cl);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(ct[i], (uint8_t)(SAMPLE[i] ^ 0x5a));
+	const uint8_t want_iv[12] = {2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+	assert_memory_equal(iv, want_iv, 12);
+
+	assert_int_equal(raw_op(st, VKEY(2), false, ct, cl, "aad-1", iv, &pt, &pl, &ps), P11K_OK);
+	assert_int_equal(pl, 9);
+	assert_memory_equal(pt, SAMPLE, 9);
+	sec_free(pt);
+	assert_string_equal(R.last_url, "https://kms.test/v1/" VKEY(2) ":rawDecrypt");
+	b = json_loads(R.last_body, 0, &je);
+	char *ctb = b64_encode(ct, cl), *ivb = b64_encode(iv, 12), v[16];
+	assert_string_equal(json_string_value(json_object_get(b, "ciphertext")), ctb);
+	snprintf(v, sizeof(v), "%u", crc32c(ct, cl));
+	assert_string_equal(json_string_value(json_object_get(b, "ciphertextCrc32c")), v);
+	assert_string_equal(json_string_value(json_object_get(b, "initializationVector")), ivb);
+	snprintf(v, sizeof(v), "%u", crc32c(iv, 12));
+	assert_string_equal(json_string_value(json_object_get(b, "initializationVectorCrc32c")), v);
+	assert_string_equal(json_string_value(json_object_get(b, "additionalAuthenticatedData")),
+			    "YWFkLTE=");
+	assert_string_equal(json_string_value(
+				    json_object_get(b, "additionalAuthenticatedDataCrc32c")),
+			    "899476416");
+	assert_int_equal(json_integer_value(json_object_get(b, "tagLength")), 16);
+	assert_int_equal(json_object_size(b), 7);
+	free(ctb);
+	free(ivb);
+	json_decref(b);
+
+	/* Another AAD does not open it; the service's answer says why. */
+	assert_int_equal(raw_op(st, VKEY(2), false, ct, cl, "aad-2", iv, &pt, &pl, &ps),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_non_null(strstr(ps.message, "Decryption failed"));
+	/* Nor another IV. */
+	iv[5] ^= 1;
+	assert_int_equal(raw_op(st, VKEY(2), false, ct, cl, "aad-1", iv, &pt, &pl, &ps),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	sec_free(ct);
+	/* Without AAD: no AAD fields at all. */
+	assert_int_equal(raw_enc(st, VKEY(2), NULL, iv, &ct, &cl, &ps), P11K_OK);
+	assert_null(strstr(R.last_body, "additionalAuthenticatedData"));
+	assert_int_equal(raw_op(st, VKEY(2), false, ct, cl, NULL, iv, &pt, &pl, &ps), P11K_OK);
+	assert_null(strstr(R.last_body, "additionalAuthenticatedData"));
+	sec_free(pt);
+	sec_free(ct);
+	gcp_provider_ops.destroy(st);
+}
+
+static void test_raw_reply_integrity(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	provider_status ps;
+	uint8_t iv[12], *ct = NULL, *out = NULL;
+	size_t cl = 0, ol = 0;
+	assert_int_equal(raw_enc(st, VKEY(2), "aad-1", iv, &ct, &cl, &ps), P11K_OK);
+	static const struct {
+		raw_fault fault;
+		bool enc;
+		const char *msg;
+		bool crc; /* reported as a CRC32C failure */
+	} cases[] = {
+		{RAW_BAD_CT_CRC, true, "CRC32C mismatch: ciphertextCrc32c does not match", true},
+		{RAW_BAD_IV_CRC, true, "CRC32C mismatch: initializationVectorCrc32c", true},
+		{RAW_NO_CT_CRC, true, "ciphertextCrc32c missing", true},
+		{RAW_UNVERIFIED_PT, true, "verifiedPlaintextCrc32c is not true", true},
+		{RAW_UNVERIFIED_AAD, true, "verifiedAdditionalAuthenticatedDataCrc32c", true},
+		{RAW_IV_16, true, "initializationVector is 16 bytes", false},
+		{RAW_TAG_12, true, "tagLength is not 16", false},
+		{RAW_SHORT_CT, true, "ciphertext is 24 bytes", false},
+		{RAW_OTHER_NAME, true, "names version", false},
+		{RAW_BAD_PT_CRC, false, "CRC32C mismatch: plaintextCrc32c", true},
+		{RAW_UNVERIFIED_CT, false, "verifiedCiphertextCrc32c is not true", true},
+		{RAW_UNVERIFIED_IV, false, "verifiedInitializationVectorCrc32c is not true", true},
+		{RAW_UNVERIFIED_AAD, false, "verifiedAdditionalAuthenticatedDataCrc32c", true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		R.fault = cases[i].fault;
+		uint8_t iv2[12];
+		memcpy(iv2, iv, 12);
+		p11k_err e = cases[i].enc
+				     ? raw_enc(st, VKEY(2), "aad-1", iv2, &out, &ol, &ps)
+				     : raw_op(st, VKEY(2), false, ct, cl, "aad-1", iv2, &out, &ol, &ps);
+		if (e != P11K_ERR_BAD_REPLY || !strstr(ps.message, cases[i].msg))
+			fail_msg("case %zu: %d, %s", i, e, ps.message);
+		if (cases[i].crc)
+			assert_string_equal(ps.error_name, "CRC32C");
+	}
+	/* tagLength as a string, or absent (the default, 16): accepted. */
+	R.fault = RAW_TAG_16_STRING;
+	assert_int_equal(raw_enc(st, VKEY(2), "aad-1", iv, &out, &ol, &ps), P11K_OK);
+	sec_free(out);
+	R.fault = RAW_NO_TAG_LEN;
+	assert_int_equal(raw_enc(st, VKEY(2), "aad-1", iv, &out, &ol, &ps), P11K_OK);
+	sec_free(out);
+	sec_free(ct);
+	gcp_provider_ops.destroy(st);
+}
+
+static p11k_err raw_error(void *st, const char *verb, long status, const char *name,
+			  const char *msg, provider_status *ps)
+{
+	static char body[512];
+	snprintf(body, sizeof(body),
+		 "{\"error\":{\"code\":%ld,\"message\":\"%s\",\"status\":\"%s\"}}", status, msg,
+		 name);
+	R.err_verb = verb;
+	R.err_status = status;
+	R.err_body = body;
+	uint8_t iv[12] = {0}, ct[32] = {0}, *out;
+	size_t ol;
+	p11k_err e = strcmp(verb, ":rawEncrypt") == 0
+			     ? raw_enc(st, VKEY(2), NULL, iv, &out, &ol, ps)
+			     : raw_op(st, VKEY(2), false, ct, sizeof(ct), NULL, iv, &out, &ol, ps);
+	R.err_verb = NULL;
+	return e;
+}
+
+static void test_raw_errors(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	provider_status ps;
+	uint8_t iv[12] = {0}, *out;
+	size_t ol;
+	/* Only AES-GCM, and without asking anyone. */
+	remote_req kw = {.alg = RALG_AES_KW, .encrypt = true, .in = (const uint8_t *)SAMPLE,
+			 .inlen = 9};
+	memset(&ps, 0, sizeof(ps));
+	assert_int_equal(gcp_provider_ops.remote_crypt(st, KEY, &kw, &out, &ol, &ps),
+			 P11K_ERR_KEY_TYPE);
+	assert_non_null(strstr(ps.message, "only AES-GCM"));
+	assert_non_null(strstr(ps.message, "AES key wrap"));
+	/* Shorter than a tag: not a ciphertext. */
+	assert_int_equal(raw_op(st, VKEY(2), false, (const uint8_t *)SAMPLE, 9, NULL, iv, &out,
+				&ol, &ps),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_int_equal(F.kms_calls, 0);
+
+	/* Not a RAW_ENCRYPT_DECRYPT key. */
+	assert_int_equal(raw_error(st, ":rawEncrypt", 400, "INVALID_ARGUMENT",
+				   KEY " is not a RAW_ENCRYPT_DECRYPT key.", &ps),
+			 P11K_ERR_KEY_TYPE);
+	assert_non_null(strstr(ps.message, "RAW_ENCRYPT_DECRYPT"));
+	assert_int_equal(raw_error(st, ":rawDecrypt", 400, "FAILED_PRECONDITION",
+				   "The key purpose ENCRYPT_DECRYPT does not support this.", &ps),
+			 P11K_ERR_KEY_TYPE);
+	/* Decryption failed: the ciphertext (or AAD, IV) is wrong. */
+	assert_int_equal(raw_error(st, ":rawDecrypt", 400, "INVALID_ARGUMENT",
+				   "Decryption failed: the ciphertext is invalid.", &ps),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	/* ... but other INVALID_ARGUMENTs on rawDecrypt are not. */
+	assert_int_equal(raw_error(st, ":rawDecrypt", 400, "INVALID_ARGUMENT",
+				   "initialization_vector: must be set.", &ps),
+			 P11K_ERR_INTERNAL);
+	assert_int_equal(raw_error(st, ":rawEncrypt", 400, "INVALID_ARGUMENT",
+				   "Decryption failed: the ciphertext is invalid.", &ps),
+			 P11K_ERR_INTERNAL);
+	/* Our checksum did not arrive intact: integrity, not a bad ciphertext. */
+	assert_int_equal(raw_error(st, ":rawDecrypt", 400, "INVALID_ARGUMENT",
+				   "The checksum in field ciphertext_crc32c did not match the data "
+				   "in field ciphertext.", &ps),
+			 P11K_ERR_BAD_REPLY);
+	assert_int_equal(raw_error(st, ":rawEncrypt", 400, "FAILED_PRECONDITION",
+				   VKEY(2) " is not enabled, current state is: DISABLED.", &ps),
+			 P11K_ERR_KEY_DISABLED);
+	assert_string_equal(ps.error_name, "FAILED_PRECONDITION");
+	/* Destroyed (or scheduled): gone, as describe says. */
+	assert_int_equal(raw_error(st, ":rawDecrypt", 400, "FAILED_PRECONDITION",
+				   VKEY(2) " is not enabled, current state is: DESTROYED.", &ps),
+			 P11K_ERR_KEY_NOT_FOUND);
+	assert_int_equal(raw_error(st, ":rawDecrypt", 403, "PERMISSION_DENIED", "denied", &ps),
+			 P11K_ERR_ACCESS_DENIED);
+	assert_int_equal(raw_error(st, ":rawEncrypt", 404, "NOT_FOUND", "gone", &ps),
+			 P11K_ERR_KEY_NOT_FOUND);
+	/* Retried like every call, then unreachable. */
+	R.enc_calls = 0;
+	assert_int_equal(raw_error(st, ":rawEncrypt", 503, "UNAVAILABLE", "busy", &ps),
+			 P11K_ERR_UNREACHABLE);
+	assert_int_equal(R.enc_calls, 3);
+
+	/* A CryptoKey whose versions are not AES-GCM (an ENCRYPT_DECRYPT key
+	 * declared "aes"): refused from the listing, no raw call. */
+	R.list1 = vlist(0, "GOOGLE_SYMMETRIC_ENCRYPTION", "1:ENABLED,2:ENABLED", NULL);
+	R.enc_calls = 0;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &out, &ol, &ps), P11K_ERR_KEY_TYPE);
+	assert_non_null(strstr(ps.message, "GOOGLE_SYMMETRIC_ENCRYPTION"));
+	assert_int_equal(R.enc_calls, 0);
+	/* AES_128_GCM where the configuration says 256 bits. */
+	R.list1 = vlist(0, "AES_128_GCM", "1:ENABLED", NULL);
+	F.now += 1000;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &out, &ol, &ps), P11K_ERR_KEY_TYPE);
+	assert_non_null(strstr(ps.message, "AES_128_GCM"));
+	raw_bits = 128;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &out, &ol, &ps), P11K_OK);
+	sec_free(out);
+	raw_bits = 256;
+	gcp_provider_ops.destroy(st);
+}
+
+static void test_raw_version_selection(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	provider_status ps;
+	uint8_t iv[12], iv3[12], iv2[12], *ct = NULL, *ct3 = NULL, *ct2 = NULL, *pt = NULL;
+	size_t cl, cl3, cl2, pl;
+	/* Two pages, unordered: the newest enabled is 10 (numerically). */
+	R.list1 = vlist(0, "AES_256_GCM", "1:ENABLED,3:ENABLED,2:DISABLED", "p2");
+	R.list2 = vlist(1, "AES_256_GCM", "10:ENABLED,4:DESTROYED", NULL);
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	assert_string_equal(R.tried, "10,");
+	assert_int_equal(iv[0], 10);
+	assert_int_equal(R.list_calls, 2);
+	assert_non_null(strstr(R.last_list_url, "https://kms.test/v1/" KEY "/cryptoKeyVersions?"));
+	assert_non_null(strstr(R.last_list_url, "filter=state%3DENABLED"));
+	assert_non_null(strstr(R.last_list_url, "pageToken=p2"));
+	/* Ciphertexts of older versions (pinned encryptions). */
+	assert_int_equal(raw_enc(st, VKEY(3), NULL, iv3, &ct3, &cl3, &ps), P11K_OK);
+	assert_int_equal(raw_enc(st, VKEY(2), NULL, iv2, &ct2, &cl2, &ps), P11K_OK);
+	/* Decryption tries the enabled versions newest first; the list is
+	 * cached. */
+	R.tried[0] = 0;
+	assert_int_equal(raw_op(st, KEY, false, ct3, cl3, NULL, iv3, &pt, &pl, &ps), P11K_OK);
+	assert_memory_equal(pt, SAMPLE, 9);
+	sec_free(pt);
+	assert_string_equal(R.tried, "10,3,");
+	assert_int_equal(R.list_calls, 2);
+	R.tried[0] = 0;
+	assert_int_equal(raw_op(st, KEY, false, ct, cl, NULL, iv, &pt, &pl, &ps), P11K_OK);
+	sec_free(pt);
+	assert_string_equal(R.tried, "10,");
+	/* Version 2 is disabled: not tried, nothing opens it. */
+	R.tried[0] = 0;
+	assert_int_equal(raw_op(st, KEY, false, ct2, cl2, NULL, iv2, &pt, &pl, &ps),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_string_equal(R.tried, "10,3,1,");
+	/* Only a version not opening it moves on: any other error stops. */
+	R.tried[0] = 0;
+	R.err_verb = ":rawDecrypt";
+	R.err_version = 10;
+	R.err_status = 403;
+	R.err_body = "{\"error\":{\"code\":403,\"message\":\"denied\",\"status\":"
+		     "\"PERMISSION_DENIED\"}}";
+	assert_int_equal(raw_op(st, KEY, false, ct3, cl3, NULL, iv3, &pt, &pl, &ps),
+			 P11K_ERR_ACCESS_DENIED);
+	assert_string_equal(R.tried, "10,");
+	R.err_verb = NULL;
+	R.err_version = 0;
+	assert_int_equal(R.list_calls, 2);
+
+	/* Past the cache's life (revalidate_seconds, 900 by default): listed
+	 * again. At most 8 versions are tried. */
+	R.list1 = vlist(0, "AES_256_GCM",
+			"1:ENABLED,2:ENABLED,3:ENABLED,4:ENABLED,5:ENABLED,6:ENABLED,7:ENABLED,"
+			"8:ENABLED,9:ENABLED,10:ENABLED,11:ENABLED,12:ENABLED",
+			NULL);
+	F.now += 899;
+	R.tried[0] = 0;
+	assert_int_equal(raw_op(st, KEY, false, ct3, cl3, NULL, iv3, &pt, &pl, &ps), P11K_OK);
+	sec_free(pt);
+	assert_int_equal(R.list_calls, 2);
+	F.now += 2;
+	R.tried[0] = 0;
+	assert_int_equal(raw_op(st, KEY, false, ct2, cl2, NULL, iv2, &pt, &pl, &ps),
+			 P11K_ERR_INVALID_CIPHERTEXT);
+	assert_int_equal(R.list_calls, 3);
+	assert_string_equal(R.tried, "12,11,10,9,8,7,6,5,");
+	sec_free(ct);
+	sec_free(ct2);
+	sec_free(ct3);
+
+	/* The cached newest version disabled since: the failed encryption
+	 * lists again and uses the newest enabled one. */
+	F.now += 1000;
+	R.list1 = vlist(0, "AES_256_GCM", "4:ENABLED,5:ENABLED", NULL);
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	sec_free(ct);
+	assert_int_equal(iv[0], 5);
+	int lists = R.list_calls;
+	R.disabled = 5;
+	R.list1 = vlist(0, "AES_256_GCM", "4:ENABLED,5:DISABLED", NULL);
+	R.tried[0] = 0;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	sec_free(ct);
+	assert_string_equal(R.tried, "5,4,");
+	assert_int_equal(iv[0], 4);
+	assert_int_equal(R.list_calls, lists + 1);
+	/* A fresh list is not listed again: the error stands. */
+	R.disabled = 4;
+	R.tried[0] = 0;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_ERR_KEY_DISABLED);
+	assert_string_equal(R.tried, "4,4,");
+	assert_int_equal(R.list_calls, lists + 2);
+	R.disabled = 0;
+
+	/* No enabled version: disabled ones, or none usable at all. */
+	F.now += 1000;
+	R.list1 = vlist(0, "AES_256_GCM", "1:DISABLED,2:DESTROYED", NULL);
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_ERR_KEY_DISABLED);
+	assert_non_null(strstr(ps.message, "no enabled version"));
+	R.list1 = vlist(0, "AES_256_GCM", "1:DESTROYED,2:DESTROY_SCHEDULED", NULL);
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_ERR_KEY_NOT_FOUND);
+	/* The filtered listing is empty: listed without the filter to say why. */
+	R.list1 = "{}";
+	lists = R.list_calls;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_ERR_KEY_NOT_FOUND);
+	assert_int_equal(R.list_calls, lists + 2);
+	assert_null(strstr(R.last_list_url, "filter="));
+	/* A failed listing is no list: asked again next time. */
+	R.list1 = vlist(0, "AES_256_GCM", "7:ENABLED", NULL);
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	sec_free(ct);
+	assert_int_equal(iv[0], 7);
+	gcp_provider_ops.destroy(st);
+
+	/* The cache lives as long as the provider's revalidate_seconds. */
+	char extra[400];
+	snprintf(extra, sizeof(extra), "\"credentials_file\": \"%s\", \"revalidate_seconds\": 5",
+		 sa_file);
+	st = provider(extra);
+	lists = R.list_calls;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	sec_free(ct);
+	F.now += 4;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	sec_free(ct);
+	assert_int_equal(R.list_calls, lists + 1);
+	F.now += 2;
+	assert_int_equal(raw_enc(st, KEY, NULL, iv, &ct, &cl, &ps), P11K_OK);
+	sec_free(ct);
+	assert_int_equal(R.list_calls, lists + 2);
+	gcp_provider_ops.destroy(st);
+}
+
 static void test_create_checks(void **state)
 {
 	(void)state;
@@ -721,6 +1343,22 @@ static void test_create_checks(void **state)
 		json_decref(cfg);
 	}
 	assert_true(gcp_provider_ops.max_blob_len(NULL, 100) >= 100 + 100);
+	/* No seal_with: the first envelope key seals, not a raw AES one. */
+	json_t *cfg = json_loads("{\"keys\": [{\"id\": \"" KEY "-raw\", \"type\": \"aes\"}, "
+				 "{\"id\": \"" KEY "\"}]}", 0, &je);
+	assert_non_null(cfg);
+	void *st = NULL;
+	char why[256] = "";
+	assert_int_equal(gcp_provider_ops.create(cfg, "/dev/null", &st, why, sizeof(why)),
+			 P11K_OK);
+	assert_string_equal(gcp_provider_ops.default_seal_key(st), KEY);
+	gcp_provider_ops.destroy(st);
+	json_decref(cfg);
+	/* Only raw keys: nothing to seal with. */
+	cfg = json_loads("{\"keys\": [{\"id\": \"" KEY "\", \"type\": \"aes\"}]}", 0, &je);
+	assert_int_not_equal(gcp_provider_ops.create(cfg, "/dev/null", &st, why, sizeof(why)),
+			     P11K_OK);
+	json_decref(cfg);
 }
 
 int main(void)
@@ -742,6 +1380,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_crc_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_describe, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_create_checks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_request_fields, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_reply_integrity, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_errors, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_version_selection, fx_setup,
+						fx_teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	EVP_PKEY_free(test_key);
