@@ -2,8 +2,9 @@
 /*
  * The cloud providers' reply parsers: every HTTP reply (token endpoints,
  * KMS operations, error bodies) comes from a fake transport that answers
- * with the fuzz input. Byte 0 picks the provider and the operation, byte 1
- * the HTTP status; the rest is the body (and, for decrypt, also the blob).
+ * with the fuzz input. Byte 0 picks the provider, the operation and (for
+ * the standard algorithms) the algorithm; byte 1 the HTTP status and the
+ * direction; the rest is the body (and, for decryption, also the input).
  * Nothing may crash, leak or read out of bounds; every failure must be an
  * error code, never a result.
  */
@@ -107,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const provider_ops *ops[] = {&aws_provider_ops, &azure_provider_ops, &gcp_provider_ops};
 	void *states[] = {aws, azure, gcp};
 	const char *keys[] = {"alias/x", "k", "projects/p/locations/l/keyRings/r/cryptoKeys/k"};
-	int which = data[0] % 3, op = (data[0] / 3) % 3;
+	int which = data[0] % 3, op = (data[0] / 3) % 5;
 	provider_status st = {0};
 	const uint8_t aad[] = "context";
 	if (op == 0) {
@@ -122,13 +123,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						 sizeof(aad), &blob, &bl, kv, sizeof(kv), &st);
 		FUZZ_CHECK(e != P11K_OK || blob != NULL);
 		free(blob);
-	} else {
+	} else if (op == 2) {
 		uint8_t *pt = NULL;
 		size_t pl = 0;
 		p11k_err e = ops[which]->decrypt(states[which], keys[which], data + 2, size - 2,
 						 aad, sizeof(aad), &pt, &pl, &st);
 		FUZZ_CHECK(e != P11K_OK || pt != NULL || pl == 0);
 		sec_free(pt);
+	} else if (op == 3 && ops[which]->remote_crypt) {
+		static const remote_alg algs[] = {RALG_RSA_OAEP_SHA1, RALG_RSA_OAEP_SHA256,
+						  RALG_AES_KW, RALG_AES_KWP, RALG_AES_GCM};
+		static const uint8_t pt[32] = {4, 5, 6};
+		bool enc = (data[1] / ARRAY_SIZE(statuses)) & 1;
+		remote_req rq = {.alg = algs[(data[0] / 15) % 5], .encrypt = enc,
+				 .key_op = (data[1] / (2 * ARRAY_SIZE(statuses))) & 1,
+				 .key_bits = 256, .in = enc ? pt : data + 2,
+				 .inlen = enc ? sizeof(pt) : size - 2, .aad = aad,
+				 .aadlen = sizeof(aad)};
+		uint8_t *out = NULL;
+		size_t ol = 0;
+		p11k_err e = ops[which]->remote_crypt(states[which], keys[which], &rq, &out, &ol,
+						      &st);
+		FUZZ_CHECK(e != P11K_OK || out != NULL || ol == 0);
+		sec_free(out);
+	} else if (op == 4 && ops[which]->rsa_public) {
+		uint8_t *n = NULL, *e = NULL;
+		size_t nl = 0, el = 0;
+		p11k_err r2 = ops[which]->rsa_public(states[which], keys[which], &n, &nl, &e, &el,
+						     &st);
+		FUZZ_CHECK(r2 != P11K_OK || (n && e && nl && el && n[0]));
+		free(n);
+		free(e);
 	}
 	return 0;
 }
