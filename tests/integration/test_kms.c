@@ -8,6 +8,7 @@
  * (key wrap, key wrap with padding, GCM with an IV the KMS makes), checked
  * against OpenSSL with the key file's bytes (docs/REMOTE.md).
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,6 +394,57 @@ static void test_standard_gcm_messages(void **state)
 	assert_ok(p11->C_MessageDecryptFinal(S));
 }
 
+/* Several threads, each with its own session, run the standard
+ * mechanisms on the KMS key at once; every result must round-trip. */
+typedef struct std_job {
+	CK_SLOT_ID slot;
+	CK_OBJECT_HANDLE kms;
+	int failures;
+} std_job;
+
+static void *std_thread(void *arg)
+{
+	std_job *j = arg;
+	CK_SESSION_HANDLE s;
+	if (p11->C_OpenSession(j->slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK) {
+		j->failures++;
+		return NULL;
+	}
+	for (int i = 0; i < 40; i++) {
+		uint8_t msg[48], ct[64], pt[64], iv[12];
+		for (size_t b = 0; b < sizeof(msg); b++)
+			msg[b] = (uint8_t)(i * 7 + b);
+		CK_GCM_PARAMS p = {iv, 12, 96, NULL, 0, 128};
+		CK_MECHANISM gcm = {CKM_AES_GCM, &p, sizeof(p)};
+		CK_MECHANISM kw = {i % 2 ? CKM_AES_KEY_WRAP : CKM_AES_KEY_WRAP_KWP, NULL, 0};
+		CK_MECHANISM *m = i % 3 ? &gcm : &kw;
+		CK_ULONG cl = sizeof(ct), pl = sizeof(pt);
+		bool ok = p11->C_EncryptInit(s, m, j->kms) == CKR_OK &&
+			  p11->C_Encrypt(s, msg, sizeof(msg), ct, &cl) == CKR_OK &&
+			  p11->C_DecryptInit(s, m, j->kms) == CKR_OK &&
+			  p11->C_Decrypt(s, ct, cl, pt, &pl) == CKR_OK && pl == sizeof(msg) &&
+			  memcmp(pt, msg, pl) == 0;
+		j->failures += !ok;
+	}
+	p11->C_CloseSession(s);
+	return NULL;
+}
+
+static void test_standard_in_threads(void **state)
+{
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	pthread_t th[6];
+	std_job jobs[6];
+	for (int i = 0; i < 6; i++) {
+		jobs[i] = (std_job){.slot = env.slot, .kms = k};
+		assert_int_equal(pthread_create(&th[i], NULL, std_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(jobs[i].failures, 0);
+	}
+}
+
 int main(void)
 {
 	h_load();
@@ -404,6 +456,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_standard_key_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standard_gcm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standard_gcm_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standard_in_threads, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kms", tests, NULL, NULL);
 }
