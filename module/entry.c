@@ -1140,16 +1140,10 @@ static const key_errs unwrapping_key = {CKR_UNWRAPPING_KEY_HANDLE_INVALID,
 					CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
 					CKR_UNWRAPPING_KEY_SIZE_RANGE};
 
-/* Check that key h may run mechanism mi for usage; copy its value. */
-static CK_RV op_key_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi,
-			   CK_ATTRIBUTE_TYPE usage, const key_errs *errs,
-			   uint8_t **key, size_t *keylen)
+/* Check that local key o may run mechanism mi for usage; copy its value. */
+static CK_RV local_key_inlock(const object_t *o, const mech_info *mi, CK_ATTRIBUTE_TYPE usage,
+			      const key_errs *errs, uint8_t **key, size_t *keylen)
 {
-	object_t *o;
-	CK_RV rv = object_inlock(s, h, true, &o);
-	if (rv == CKR_OBJECT_HANDLE_INVALID)
-		return errs->handle_invalid;
-	GUARD(rv);
 	if (obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY ||
 	    obj_ulong(o, CKA_KEY_TYPE, 0) != mi->key_type) {
 		log_info("api", "%s needs a key of type 0x%lx", mi->name,
@@ -1184,6 +1178,19 @@ static CK_RV op_key_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi
 	return *key ? CKR_OK : CKR_HOST_MEMORY;
 }
 
+/* The same for key handle h (secrets loaded). */
+static CK_RV op_key_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi,
+			   CK_ATTRIBUTE_TYPE usage, const key_errs *errs,
+			   uint8_t **key, size_t *keylen)
+{
+	object_t *o;
+	CK_RV rv = object_inlock(s, h, true, &o);
+	if (rv == CKR_OBJECT_HANDLE_INVALID)
+		return errs->handle_invalid;
+	GUARD(rv);
+	return local_key_inlock(o, mi, usage, errs, key, keylen);
+}
+
 /* The key of an operation: a local key's value, or a KMS key object. */
 typedef struct op_key {
 	uint8_t *key; /* local keys: a secure copy of CKA_VALUE */
@@ -1203,7 +1210,7 @@ static CK_RV key_for_op_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info
 		return CKR_MECHANISM_INVALID;
 	}
 	object_t *o;
-	CK_RV rv = object_inlock(s, h, false, &o);
+	CK_RV rv = object_inlock(s, h, true, &o); /* KMS objects load nothing */
 	if (rv == CKR_OBJECT_HANDLE_INVALID)
 		return errs->handle_invalid;
 	GUARD(rv);
@@ -1212,7 +1219,7 @@ static CK_RV key_for_op_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info
 			log_info("api", "%s needs a KMS key object", mi->name);
 			return errs->type_inconsistent;
 		}
-		return op_key_inlock(s, h, mi, usage, errs, &k->key, &k->keylen);
+		return local_key_inlock(o, mi, usage, errs, &k->key, &k->keylen);
 	}
 	/* The envelope runs on the secret faces; a standard mechanism on the
 	 * face of its key type (docs/REMOTE.md). */
