@@ -706,14 +706,15 @@ static CK_RV deliver(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t *re
 	}
 	if (*outlen < reslen) {
 		sec_free(op->kms_res);
-		free(op->kms_in);
+		sec_free(op->kms_in);
 		op->kms_res = NULL;
-		op->kms_in = malloc(inlen ? inlen : 1);
+		/* Only decryptions get here (encryption lengths are exact), but
+		 * the input is kept as carefully as the result. */
+		op->kms_in = inlen ? sec_dup(in, inlen) : sec_alloc(1);
 		if (!op->kms_in) {
 			sec_free(res);
 			return CKR_HOST_MEMORY;
 		}
-		memcpy(op->kms_in, in, inlen);
 		op->kms_inlen = inlen;
 		op->kms_res = res;
 		op->kms_reslen = reslen;
@@ -1192,7 +1193,7 @@ void cipher_op_free(cipher_op *op)
 	free(op->gcm_iv);
 	free(op->aad);
 	free(op->kms_ctx);
-	free(op->kms_in);
+	sec_free(op->kms_in);
 	sec_free(op->kms_res);
 	dbuf_free(&op->buf);
 	OPENSSL_cleanse(op, sizeof(*op));

@@ -242,6 +242,15 @@ static void test_standard_aes_object(void **state)
 	assert_ok(p11->C_DecryptInit(S, &env_m, k));
 	assert_ok(p11->C_Decrypt(S, blob, bl, pt, &pl));
 	assert_int_equal(pl, 9);
+	/* Too short a buffer: the exact length, then the kept result. */
+	CK_ULONG shortl = 4;
+	assert_ok(p11->C_DecryptInit(S, &env_m, k));
+	assert_rv(p11->C_Decrypt(S, blob, bl, pt, &shortl), CKR_BUFFER_TOO_SMALL);
+	assert_int_equal(shortl, 9);
+	memset(pt, 0, sizeof(pt));
+	assert_ok(p11->C_Decrypt(S, blob, bl, pt, &shortl));
+	assert_int_equal(shortl, 9);
+	assert_memory_equal(pt, "enveloped", 9);
 }
 
 static void test_standard_key_wrap(void **state)
