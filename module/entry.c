@@ -955,7 +955,9 @@ static CK_RV rsa_public_if_needed(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE h
 	CK_RV rv = token_kms_rsa_modlen(tok, idx, &modlen);
 	if (rv != CKR_OK)
 		note_remote_failure(hSession);
-	return rv;
+	/* C_GetAttributeValue has no CKR_KEY_TYPE_INCONSISTENT: the KMS's
+	 * refusal is a device error here, ulDeviceError says which. */
+	return rv == CKR_OK || rv == CKR_HOST_MEMORY ? rv : CKR_DEVICE_ERROR;
 }
 
 static CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,

@@ -383,6 +383,10 @@ static void test_objects(void **state)
 	CK_ATTRIBUTE ex = {CKA_EXTRACTABLE, &b, 1};
 	assert_ok(p11->C_GetAttributeValue(S, priv, &ex, 1));
 	assert_false(b);
+	uint8_t d[512];
+	CK_ATTRIBUTE pe = {CKA_PRIVATE_EXPONENT, d, sizeof(d)};
+	assert_rv(p11->C_GetAttributeValue(S, priv, &pe, 1), CKR_ATTRIBUTE_SENSITIVE);
+	assert_int_equal(pe.ulValueLen, CK_UNAVAILABLE_INFORMATION);
 	/* An "aes" declaration is one AES secret key object. */
 	CK_OBJECT_HANDLE aes = find_tmpl(CKO_SECRET_KEY, "rsa-said-aes");
 	assert_int_equal(attr_ulong(aes, CKA_KEY_TYPE), CKK_AES);
@@ -1053,7 +1057,8 @@ static void test_hsm_aes_declared_rsa(void **state)
 	assert_rv(unwrap_as(&m, priv, blob, 256, CKK_AES, &back), CKR_KEY_TYPE_INCONSISTENT);
 	CK_ULONG bits = 0;
 	CK_ATTRIBUTE a = {CKA_MODULUS_BITS, &bits, sizeof(bits)};
-	assert_int_not_equal(p11->C_GetAttributeValue(S, pub, &a, 1), CKR_OK);
+	assert_rv(p11->C_GetAttributeValue(S, pub, &a, 1), CKR_DEVICE_ERROR);
+	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
 	assert_true(h_log_contains(&env, "oct-HSM, not RSA"));
 }
 
