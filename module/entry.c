@@ -928,6 +928,14 @@ static void note_remote_failure(CK_SESSION_HANDLE h)
 	UNLOCK();
 }
 
+/* The KMS refused the key (its declared type is wrong) after the operation
+ * began: C_Encrypt and friends have no CKR_KEY_TYPE_INCONSISTENT, and the
+ * wrap functions name the wrapping key. ulDeviceError says KEY_TYPE. */
+static CK_RV kms_key_refused(CK_RV rv, CK_RV as)
+{
+	return rv == CKR_KEY_TYPE_INCONSISTENT ? as : rv;
+}
+
 /* An RSA KMS key's public numbers come from the KMS the first time they
  * are asked for (docs/REMOTE.md), without the module lock. */
 static CK_RV rsa_public_if_needed(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
@@ -1368,7 +1376,7 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	op_end(s);
 	if (remote_failed)
 		note_remote_failure(hSession);
-	return rv;
+	return remote_failed ? kms_key_refused(rv, CKR_DEVICE_ERROR) : rv;
 }
 
 static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
@@ -1414,7 +1422,7 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 	op_end(s);
 	if (remote_failed)
 		note_remote_failure(hSession);
-	return rv;
+	return remote_failed ? kms_key_refused(rv, CKR_DEVICE_ERROR) : rv;
 }
 
 static CK_RV ep_EncryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
@@ -1739,6 +1747,7 @@ static CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		cipher_op_free(&op);
 		if (rv == CKR_DATA_LEN_RANGE)
 			rv = CKR_KEY_SIZE_RANGE;
+		rv = kms_key_refused(rv, CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
 		if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && k.kms &&
 		    rv != CKR_MECHANISM_PARAM_INVALID)
 			note_remote_failure(hSession);
@@ -1782,6 +1791,7 @@ static CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 		cipher_op_free(&op); /* every init starts from a zeroed op */
 		if (rv != CKR_OK && k.kms && rv != CKR_MECHANISM_PARAM_INVALID)
 			note_remote_failure(hSession);
+		rv = kms_key_refused(rv, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
 		if (rv == CKR_ENCRYPTED_DATA_INVALID)
 			rv = CKR_WRAPPED_KEY_INVALID;
 		else if (rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_BUFFER_TOO_SMALL)
@@ -1936,7 +1946,7 @@ static CK_RV message_oneshot(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
 	op_end(s); /* a failed message leaves the operation active */
 	if (remote_failed)
 		note_remote_failure(h);
-	return rv;
+	return remote_failed ? kms_key_refused(rv, CKR_DEVICE_ERROR) : rv;
 }
 
 static CK_RV ep_EncryptMessage(CK_SESSION_HANDLE h, CK_VOID_PTR param, CK_ULONG plen,
