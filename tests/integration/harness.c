@@ -282,3 +282,125 @@ size_t h_read_file(const char *path, void *p, size_t max)
 	fclose(f);
 	return n;
 }
+
+/* --- KMS key objects: the standard-mechanism tests' common steps -------- */
+
+CK_ULONG h_deverr(CK_SESSION_HANDLE s)
+{
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(s, &si));
+	return si.ulDeviceError;
+}
+
+CK_OBJECT_HANDLE h_find_obj(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *label)
+{
+	CK_ATTRIBUTE q[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			    {CKA_LABEL, (void *)label, strlen(label)}};
+	CK_OBJECT_HANDLE h[4];
+	CK_ULONG n = 0;
+	assert_ok(p11->C_FindObjectsInit(s, q, 2));
+	assert_ok(p11->C_FindObjects(s, h, 4, &n));
+	assert_ok(p11->C_FindObjectsFinal(s));
+	if (n != 1)
+		fail_msg("C_FindObjects(class %lu, label %s) found %lu objects",
+			 (unsigned long)cls, label, (unsigned long)n);
+	return h[0];
+}
+
+CK_ULONG h_attr_ulong(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t)
+{
+	CK_ULONG v = 0;
+	CK_ATTRIBUTE a = {t, &v, sizeof(v)};
+	assert_ok(p11->C_GetAttributeValue(s, h, &a, 1));
+	return v;
+}
+
+void h_fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed + 7 * i);
+}
+
+/* A template for a session secret key whose value can be read back; AES
+ * keys also encrypt (generic secrets cannot). Returns its length. */
+static CK_ULONG shown_key_tmpl(CK_ATTRIBUTE t[7], CK_KEY_TYPE *kt)
+{
+	static CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	static CK_BBOOL f = CK_FALSE, tr = CK_TRUE;
+	const CK_ATTRIBUTE a[] = {
+		{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, kt, sizeof(*kt)},
+		{CKA_TOKEN, &f, 1},	    {CKA_SENSITIVE, &f, 1},
+		{CKA_EXTRACTABLE, &tr, 1},  {CKA_ENCRYPT, &tr, 1},
+		{CKA_DECRYPT, &tr, 1},
+	};
+	memcpy(t, a, sizeof(a));
+	return *kt == CKK_AES ? 7 : 5;
+}
+
+CK_OBJECT_HANDLE h_import_key(CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const uint8_t *v,
+			      CK_ULONG len)
+{
+	CK_ATTRIBUTE tmpl[8] = {{CKA_VALUE, (void *)v, len}};
+	CK_ULONG n = 1 + shown_key_tmpl(tmpl + 1, &kt);
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	assert_ok(p11->C_CreateObject(s, tmpl, n, &k));
+	return k;
+}
+
+void h_key_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, uint8_t *out, CK_ULONG *len)
+{
+	CK_ATTRIBUTE a = {CKA_VALUE, out, *len};
+	assert_ok(p11->C_GetAttributeValue(s, k, &a, 1));
+	*len = a.ulValueLen;
+}
+
+CK_RV h_unwrap_as(CK_SESSION_HANDLE s, CK_MECHANISM *m, CK_OBJECT_HANDLE with,
+		  const uint8_t *blob, CK_ULONG bl, CK_KEY_TYPE kt, CK_OBJECT_HANDLE *out)
+{
+	CK_ATTRIBUTE tmpl[7];
+	CK_ULONG n = shown_key_tmpl(tmpl, &kt);
+	return p11->C_UnwrapKey(s, m, with, (CK_BYTE_PTR)blob, bl, tmpl, n, out);
+}
+
+void h_unwrap_expect(CK_SESSION_HANDLE s, CK_MECHANISM *m, CK_OBJECT_HANDLE with,
+		     const uint8_t *blob, CK_ULONG bl, CK_KEY_TYPE kt, const uint8_t *want,
+		     CK_ULONG wl)
+{
+	CK_OBJECT_HANDLE k;
+	assert_ok(h_unwrap_as(s, m, with, blob, bl, kt, &k));
+	uint8_t v[128];
+	CK_ULONG vl = sizeof(v);
+	h_key_value(s, k, v, &vl);
+	assert_int_equal(vl, wl);
+	assert_memory_equal(v, want, wl);
+}
+
+CK_MECHANISM h_oaep(CK_RSA_PKCS_OAEP_PARAMS *p, bool sha256)
+{
+	p->hashAlg = sha256 ? CKM_SHA256 : CKM_SHA_1;
+	p->mgf = sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1;
+	p->source = CKZ_DATA_SPECIFIED;
+	p->pSourceData = NULL;
+	p->ulSourceDataLen = 0;
+	return (CK_MECHANISM){CKM_RSA_PKCS_OAEP, p, sizeof(*p)};
+}
+
+void h_same_aes_key(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b)
+{
+	uint8_t pt[32], c1[64], c2[64], iv[12];
+	h_fill(pt, sizeof(pt), 0x33);
+	h_fill(iv, sizeof(iv), 0x44);
+	CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR) "aad", 3, 128};
+	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+	CK_MECHANISM *ms[] = {&ecb, &gcm};
+	for (int i = 0; i < 2; i++) {
+		CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
+		assert_ok(p11->C_EncryptInit(s, ms[i], a));
+		assert_ok(p11->C_Encrypt(s, pt, sizeof(pt), c1, &l1));
+		assert_ok(p11->C_EncryptInit(s, ms[i], b));
+		assert_ok(p11->C_Encrypt(s, pt, sizeof(pt), c2, &l2));
+		assert_int_equal(l1, l2);
+		assert_memory_equal(c1, c2, l1);
+	}
+}

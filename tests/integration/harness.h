@@ -9,6 +9,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,27 @@ void h_dump_log(const h_env *e);
 int h_log_contains(const h_env *e, const char *s);
 /* Hex helpers. */
 size_t h_unhex(const char *hex, uint8_t *out, size_t max);
+/* KMS key objects (the standard-mechanism tests). */
+CK_ULONG h_deverr(CK_SESSION_HANDLE s);
+/* The one object of this class and label, by C_FindObjects. */
+CK_OBJECT_HANDLE h_find_obj(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *label);
+CK_ULONG h_attr_ulong(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t);
+void h_fill(uint8_t *p, size_t n, uint8_t seed);
+/* A session secret key with a known, readable value. */
+CK_OBJECT_HANDLE h_import_key(CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const uint8_t *v,
+			      CK_ULONG len);
+void h_key_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, uint8_t *out, CK_ULONG *len);
+CK_RV h_unwrap_as(CK_SESSION_HANDLE s, CK_MECHANISM *m, CK_OBJECT_HANDLE with,
+		  const uint8_t *blob, CK_ULONG bl, CK_KEY_TYPE kt, CK_OBJECT_HANDLE *out);
+/* Unwrap and check the bytes that come out. */
+void h_unwrap_expect(CK_SESSION_HANDLE s, CK_MECHANISM *m, CK_OBJECT_HANDLE with,
+		     const uint8_t *blob, CK_ULONG bl, CK_KEY_TYPE kt, const uint8_t *want,
+		     CK_ULONG wl);
+/* CKM_RSA_PKCS_OAEP with SHA-1 or SHA-256 (MGF1 alike), no label. */
+CK_MECHANISM h_oaep(CK_RSA_PKCS_OAEP_PARAMS *p, bool sha256);
+/* Two AES keys are the same key: equal AES-ECB and AES-GCM (fixed IV)
+ * ciphertexts. */
+void h_same_aes_key(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b);
 /* Whole files, for SDK interop (assert on failure). */
 void h_write_file(const char *path, const void *p, size_t n);
 size_t h_read_file(const char *path, void *p, size_t max);

@@ -155,124 +155,6 @@ static long count_all(const char *service)
 	return emu_ctl_long("emuctl_azure.py", "count-all %s", service);
 }
 
-static CK_ULONG deverr(void)
-{
-	CK_SESSION_INFO si;
-	assert_ok(p11->C_GetSessionInfo(S, &si));
-	return si.ulDeviceError;
-}
-
-/* The one object of this class and label, found the way consumers do:
- * C_FindObjects with both in the template. */
-static CK_OBJECT_HANDLE find_tmpl(CK_OBJECT_CLASS cls, const char *label)
-{
-	CK_ATTRIBUTE q[] = {{CKA_CLASS, &cls, sizeof(cls)},
-			    {CKA_LABEL, (void *)label, strlen(label)}};
-	CK_OBJECT_HANDLE h[4];
-	CK_ULONG n = 0;
-	assert_ok(p11->C_FindObjectsInit(S, q, 2));
-	assert_ok(p11->C_FindObjects(S, h, 4, &n));
-	assert_ok(p11->C_FindObjectsFinal(S));
-	if (n != 1)
-		fail_msg("C_FindObjects(class %lu, label %s) found %lu objects",
-			 (unsigned long)cls, label, (unsigned long)n);
-	return h[0];
-}
-
-/* The same by reading every object's class and label, so that the
- * mechanism tests do not hang on the search (test_objects checks that). */
-static CK_OBJECT_HANDLE find_obj(CK_OBJECT_CLASS cls, const char *label)
-{
-	CK_OBJECT_HANDLE all[128], found = CK_INVALID_HANDLE;
-	CK_ULONG n = 0, hits = 0;
-	assert_ok(p11->C_FindObjectsInit(S, NULL, 0));
-	assert_ok(p11->C_FindObjects(S, all, 128, &n));
-	assert_ok(p11->C_FindObjectsFinal(S));
-	for (CK_ULONG i = 0; i < n; i++) {
-		CK_OBJECT_CLASS c = (CK_OBJECT_CLASS)-1;
-		char l[128];
-		CK_ATTRIBUTE a[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_LABEL, l, sizeof(l)}};
-		if (p11->C_GetAttributeValue(S, all[i], a, 2) != CKR_OK)
-			continue;
-		if (c == cls && a[1].ulValueLen == strlen(label) &&
-		    memcmp(l, label, a[1].ulValueLen) == 0) {
-			found = all[i];
-			hits++;
-		}
-	}
-	if (hits != 1)
-		fail_msg("%lu objects of class %lu with label %s", (unsigned long)hits,
-			 (unsigned long)cls, label);
-	return found;
-}
-
-static CK_ULONG attr_ulong(CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t)
-{
-	CK_ULONG v = 0;
-	CK_ATTRIBUTE a = {t, &v, sizeof(v)};
-	assert_ok(p11->C_GetAttributeValue(S, h, &a, 1));
-	return v;
-}
-
-/* A session key with a known value, extractable and not sensitive, so
- * that its bytes can be compared with what the SDK sees. */
-static CK_OBJECT_HANDLE import_key(CK_KEY_TYPE kt, const uint8_t *v, CK_ULONG len)
-{
-	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
-	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
-	CK_ATTRIBUTE tmpl[] = {
-		{CKA_CLASS, &c, sizeof(c)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
-		{CKA_VALUE, (void *)v, len},	{CKA_TOKEN, &f, 1},
-		{CKA_SENSITIVE, &f, 1},		{CKA_EXTRACTABLE, &t, 1},
-		{CKA_ENCRYPT, &t, 1},		{CKA_DECRYPT, &t, 1},
-	};
-	/* Generic secrets do not encrypt. */
-	CK_ULONG n = sizeof(tmpl) / sizeof(tmpl[0]) - (kt == CKK_AES ? 0 : 2);
-	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
-	assert_ok(p11->C_CreateObject(S, tmpl, n, &k));
-	return k;
-}
-
-static void key_value(CK_OBJECT_HANDLE k, uint8_t *out, CK_ULONG *len)
-{
-	CK_ATTRIBUTE a = {CKA_VALUE, out, *len};
-	assert_ok(p11->C_GetAttributeValue(S, k, &a, 1));
-	*len = a.ulValueLen;
-}
-
-static void fill(uint8_t *p, size_t n, uint8_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(seed + 7 * i);
-}
-
-static CK_RV unwrap_as(CK_MECHANISM *m, CK_OBJECT_HANDLE with, const uint8_t *blob,
-		       CK_ULONG bl, CK_KEY_TYPE kt, CK_OBJECT_HANDLE *out)
-{
-	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
-	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
-	CK_ATTRIBUTE tmpl[] = {
-		{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
-		{CKA_SENSITIVE, &f, 1},	    {CKA_EXTRACTABLE, &t, 1},
-		{CKA_ENCRYPT, &t, 1},	    {CKA_DECRYPT, &t, 1},
-	};
-	CK_ULONG n = sizeof(tmpl) / sizeof(tmpl[0]) - (kt == CKK_AES ? 0 : 2);
-	return p11->C_UnwrapKey(S, m, with, (CK_BYTE_PTR)blob, bl, tmpl, n, out);
-}
-
-/* Unwrap and check the bytes that come out. */
-static void unwrap_expect(CK_MECHANISM *m, CK_OBJECT_HANDLE with, const uint8_t *blob,
-			  CK_ULONG bl, CK_KEY_TYPE kt, const uint8_t *want, CK_ULONG wl)
-{
-	CK_OBJECT_HANDLE k;
-	assert_ok(unwrap_as(m, with, blob, bl, kt, &k));
-	uint8_t v[128];
-	CK_ULONG vl = sizeof(v);
-	key_value(k, v, &vl);
-	assert_int_equal(vl, wl);
-	assert_memory_equal(v, want, wl);
-}
-
 static void path_of(char *out, size_t n, const char *name)
 {
 	snprintf(out, n, "%s/%s", env.dir, name);
@@ -315,47 +197,15 @@ static void sdk_ok(const char *vault, const char *key, const char *op, const cha
 		fail_msg("SDK %s %s on %s: %s", op, alg, key, v);
 }
 
-static CK_MECHANISM oaep(CK_RSA_PKCS_OAEP_PARAMS *p, bool sha256)
-{
-	p->hashAlg = sha256 ? CKM_SHA256 : CKM_SHA_1;
-	p->mgf = sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1;
-	p->source = CKZ_DATA_SPECIFIED;
-	p->pSourceData = NULL;
-	p->ulSourceDataLen = 0;
-	return (CK_MECHANISM){CKM_RSA_PKCS_OAEP, p, sizeof(*p)};
-}
-
-/* Two AES keys are the same key: equal AES-ECB and AES-GCM (fixed IV)
- * ciphertexts. */
-static void same_aes_key(CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b)
-{
-	uint8_t pt[32], c1[64], c2[64], iv[12];
-	fill(pt, sizeof(pt), 0x33);
-	fill(iv, sizeof(iv), 0x44);
-	CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
-	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR) "aad", 3, 128};
-	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
-	CK_MECHANISM *ms[] = {&ecb, &gcm};
-	for (int i = 0; i < 2; i++) {
-		CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
-		assert_ok(p11->C_EncryptInit(S, ms[i], a));
-		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), c1, &l1));
-		assert_ok(p11->C_EncryptInit(S, ms[i], b));
-		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), c2, &l2));
-		assert_int_equal(l1, l2);
-		assert_memory_equal(c1, c2, l1);
-	}
-}
-
 /* --- objects -------------------------------------------------------------------- */
 
 static void test_objects(void **state)
 {
 	(void)state;
 	emuctl("reset-counters");
-	CK_OBJECT_HANDLE env_obj = find_tmpl(CKO_SECRET_KEY, "kek");
-	CK_OBJECT_HANDLE pub = find_tmpl(CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = find_tmpl(CKO_PRIVATE_KEY, "kek");
+	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	/* By key type too, as consumers look for an RSA key. */
 	CK_KEY_TYPE rsa = CKK_RSA;
 	CK_ATTRIBUTE q[] = {{CKA_KEY_TYPE, &rsa, sizeof(rsa)}, {CKA_LABEL, "kek", 3}};
@@ -365,9 +215,9 @@ static void test_objects(void **state)
 	assert_ok(p11->C_FindObjects(S, h, 4, &nh));
 	assert_ok(p11->C_FindObjectsFinal(S));
 	assert_int_equal(nh, 2);
-	assert_int_equal(attr_ulong(env_obj, CKA_KEY_TYPE), CKK_P11KMS_KMS);
-	assert_int_equal(attr_ulong(pub, CKA_KEY_TYPE), CKK_RSA);
-	assert_int_equal(attr_ulong(priv, CKA_KEY_TYPE), CKK_RSA);
+	assert_int_equal(h_attr_ulong(S, env_obj, CKA_KEY_TYPE), CKK_P11KMS_KMS);
+	assert_int_equal(h_attr_ulong(S, pub, CKA_KEY_TYPE), CKK_RSA);
+	assert_int_equal(h_attr_ulong(S, priv, CKA_KEY_TYPE), CKK_RSA);
 	uint8_t id1[64], id2[64], id3[64];
 	CK_ATTRIBUTE a[] = {{CKA_ID, id1, sizeof(id1)}, {CKA_ID, id2, sizeof(id2)},
 			    {CKA_ID, id3, sizeof(id3)}};
@@ -388,8 +238,8 @@ static void test_objects(void **state)
 	assert_rv(p11->C_GetAttributeValue(S, priv, &pe, 1), CKR_ATTRIBUTE_SENSITIVE);
 	assert_int_equal(pe.ulValueLen, CK_UNAVAILABLE_INFORMATION);
 	/* An "aes" declaration is one AES secret key object. */
-	CK_OBJECT_HANDLE aes = find_tmpl(CKO_SECRET_KEY, "rsa-said-aes");
-	assert_int_equal(attr_ulong(aes, CKA_KEY_TYPE), CKK_AES);
+	CK_OBJECT_HANDLE aes = h_find_obj(S, CKO_SECRET_KEY, "rsa-said-aes");
+	assert_int_equal(h_attr_ulong(S, aes, CKA_KEY_TYPE), CKK_AES);
 	/* OAEP is offered: the slot has RSA keys. */
 	CK_MECHANISM_TYPE list[256];
 	CK_ULONG n = 256;
@@ -405,10 +255,10 @@ static void test_objects(void **state)
 static void test_hsm_objects(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE k = find_tmpl(CKO_SECRET_KEY, "hsm-aes");
-	assert_int_equal(attr_ulong(k, CKA_KEY_TYPE), CKK_AES);
-	assert_int_equal(attr_ulong(k, CKA_VALUE_LEN), 32);
-	assert_int_equal(attr_ulong(find_obj(CKO_SECRET_KEY, "aes128"), CKA_VALUE_LEN), 16);
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "hsm-aes");
+	assert_int_equal(h_attr_ulong(S, k, CKA_KEY_TYPE), CKK_AES);
+	assert_int_equal(h_attr_ulong(S, k, CKA_VALUE_LEN), 32);
+	assert_int_equal(h_attr_ulong(S, h_find_obj(S, CKO_SECRET_KEY, "aes128"), CKA_VALUE_LEN), 16);
 	CK_OBJECT_CLASS pk = CKO_PUBLIC_KEY;
 	CK_ATTRIBUTE q = {CKA_CLASS, &pk, sizeof(pk)};
 	CK_OBJECT_HANDLE h;
@@ -446,8 +296,8 @@ static void test_rsa_public_attributes(void **state)
 	assert_int_equal(nl, bits / 8);
 
 	emuctl("reset-counters");
-	CK_OBJECT_HANDLE keys[] = {find_obj(CKO_PUBLIC_KEY, "kek"),
-				   find_obj(CKO_PRIVATE_KEY, "kek")};
+	CK_OBJECT_HANDLE keys[] = {h_find_obj(S, CKO_PUBLIC_KEY, "kek"),
+				   h_find_obj(S, CKO_PRIVATE_KEY, "kek")};
 	for (int i = 0; i < 2; i++) {
 		uint8_t n[512], e[8];
 		CK_ULONG mb = 0;
@@ -468,10 +318,10 @@ static void test_rsa_public_attributes(void **state)
 	assert_int_equal(count("azure-vault", "GetKey"), 1);
 
 	/* A 3072-bit key: its size, and the length of what OAEP makes. */
-	CK_OBJECT_HANDLE pub3 = find_obj(CKO_PUBLIC_KEY, "rsa3k");
-	assert_int_equal(attr_ulong(pub3, CKA_MODULUS_BITS), 3072);
+	CK_OBJECT_HANDLE pub3 = h_find_obj(S, CKO_PUBLIC_KEY, "rsa3k");
+	assert_int_equal(h_attr_ulong(S, pub3, CKA_MODULUS_BITS), 3072);
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, true);
+	CK_MECHANISM m = h_oaep(&p, true);
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	emuctl("reset-counters");
 	CK_ULONG bl = 0;
@@ -484,13 +334,13 @@ static void test_rsa_public_attributes(void **state)
  * same AES key comes back. The length query costs no KMS call. */
 static void oaep_roundtrip(bool sha256)
 {
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, sha256);
+	CK_MECHANISM m = h_oaep(&p, sha256);
 	/* The modulus size first (one GetKey), then count. */
-	assert_int_equal(attr_ulong(pub, CKA_MODULUS_BITS), 2048);
+	assert_int_equal(h_attr_ulong(S, pub, CKA_MODULUS_BITS), 2048);
 	emuctl("reset-counters");
 	uint8_t blob[512];
 	CK_ULONG bl = 0;
@@ -506,14 +356,14 @@ static void oaep_roundtrip(bool sha256)
 	assert_int_equal(bl, 256);
 	assert_int_equal(count("azure-vault", "wrapKey"), 1);
 	CK_OBJECT_HANDLE back;
-	assert_ok(unwrap_as(&m, priv, blob, bl, CKK_AES, &back));
+	assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
 	assert_int_equal(count("azure-vault", "unwrapKey"), 1);
-	assert_int_equal(attr_ulong(back, CKA_VALUE_LEN), 32);
-	same_aes_key(local, back);
+	assert_int_equal(h_attr_ulong(S, back, CKA_VALUE_LEN), 32);
+	h_same_aes_key(S, local, back);
 	/* The other hash does not open it. */
 	CK_RSA_PKCS_OAEP_PARAMS p2;
-	CK_MECHANISM m2 = oaep(&p2, !sha256);
-	assert_rv(unwrap_as(&m2, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	CK_MECHANISM m2 = h_oaep(&p2, !sha256);
+	assert_rv(h_unwrap_as(S, &m2, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
 }
 
 static void test_oaep_sha1_wrap_unwrap(void **state)
@@ -532,13 +382,13 @@ static void test_oaep_sha256_wrap_unwrap(void **state)
 static void test_oaep_encrypt_decrypt(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, true);
+	CK_MECHANISM m = h_oaep(&p, true);
 	uint8_t pt[40], ct[512], out[512];
-	fill(pt, sizeof(pt), 1);
-	assert_int_equal(attr_ulong(pub, CKA_MODULUS_BITS), 2048);
+	h_fill(pt, sizeof(pt), 1);
+	assert_int_equal(h_attr_ulong(S, pub, CKA_MODULUS_BITS), 2048);
 	emuctl("reset-counters");
 	assert_ok(p11->C_EncryptInit(S, &m, pub));
 	CK_ULONG cl = 0;
@@ -586,19 +436,19 @@ static void test_oaep_encrypt_decrypt(void **state)
 static void test_oaep_sdk_interop(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	static const struct {
 		bool sha256;
 		const char *alg;
 	} hs[] = {{false, "RSA-OAEP"}, {true, "RSA-OAEP-256"}};
 	for (int i = 0; i < 2; i++) {
 		CK_RSA_PKCS_OAEP_PARAMS p;
-		CK_MECHANISM m = oaep(&p, hs[i].sha256);
+		CK_MECHANISM m = h_oaep(&p, hs[i].sha256);
 		uint8_t k1[32], k2[32], blob[512], out[512];
-		fill(k1, 32, (uint8_t)(0x10 + i));
-		fill(k2, 32, (uint8_t)(0x90 + i));
-		CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+		h_fill(k1, 32, (uint8_t)(0x10 + i));
+		h_fill(k2, 32, (uint8_t)(0x90 + i));
+		CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 		/* Module wraps, SDK unwraps. */
 		CK_ULONG bl = sizeof(blob);
 		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
@@ -611,10 +461,10 @@ static void test_oaep_sdk_interop(void **state)
 		sdk_ok("vault", "p11kms-rsa", "wrap", hs[i].alg, "k2.bin", "blob2.bin", NULL);
 		bl = read_file("blob2.bin", blob, sizeof(blob));
 		assert_int_equal(bl, 256);
-		unwrap_expect(&m, priv, blob, bl, CKK_AES, k2, 32);
+		h_unwrap_expect(S, &m, priv, blob, bl, CKK_AES, k2, 32);
 		/* Module encrypts, SDK decrypts. */
 		uint8_t pt[50], ct[512];
-		fill(pt, sizeof(pt), (uint8_t)(0x50 + i));
+		h_fill(pt, sizeof(pt), (uint8_t)(0x50 + i));
 		CK_ULONG cl = sizeof(ct);
 		assert_ok(p11->C_EncryptInit(S, &m, pub));
 		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
@@ -637,24 +487,24 @@ static void test_oaep_sdk_interop(void **state)
 static void test_oaep_tampered(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "kek");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, true);
+	CK_MECHANISM m = h_oaep(&p, true);
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	uint8_t blob[512], ct[512], out[512];
 	CK_ULONG bl = sizeof(blob), cl = sizeof(ct), ol = sizeof(out);
 	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
 	blob[100] ^= 0x01;
 	CK_OBJECT_HANDLE back;
-	assert_rv(unwrap_as(&m, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
-	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
 	assert_ok(p11->C_EncryptInit(S, &m, pub));
 	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, ct, &cl));
 	ct[cl - 1] ^= 0x80;
 	assert_ok(p11->C_DecryptInit(S, &m, priv));
 	assert_rv(p11->C_Decrypt(S, ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
-	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
 }
 
 /* A new key version: results of the old one still open (the provider
@@ -662,13 +512,13 @@ static void test_oaep_tampered(void **state)
 static void test_oaep_new_version(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "rot");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "rot");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "rot");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "rot");
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, true);
+	CK_MECHANISM m = h_oaep(&p, true);
 	uint8_t k1[32], b1[512], b2[512], c1[512], out[512];
-	fill(k1, 32, 0x21);
-	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	h_fill(k1, 32, 0x21);
+	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 	CK_ULONG l1 = sizeof(b1), l2 = sizeof(b2), cl = sizeof(c1);
 	assert_ok(p11->C_WrapKey(S, &m, pub, local, b1, &l1));
 	assert_ok(p11->C_EncryptInit(S, &m, pub));
@@ -676,7 +526,7 @@ static void test_oaep_new_version(void **state)
 
 	emuctl("rotate vault rot-rsa");
 	emuctl("reset-counters");
-	unwrap_expect(&m, priv, b1, l1, CKK_AES, k1, 32);
+	h_unwrap_expect(S, &m, priv, b1, l1, CKK_AES, k1, 32);
 	/* The current version, the list of versions, the old version. */
 	assert_int_equal(count("azure-vault", "unwrapKey"), 2);
 	assert_int_equal(count("azure-vault", "GetKeyVersions"), 1);
@@ -690,7 +540,7 @@ static void test_oaep_new_version(void **state)
 	 * opens it, and not the old blob. */
 	assert_ok(p11->C_WrapKey(S, &m, pub, local, b2, &l2));
 	emuctl("reset-counters");
-	unwrap_expect(&m, priv, b2, l2, CKK_AES, k1, 32);
+	h_unwrap_expect(S, &m, priv, b2, l2, CKK_AES, k1, 32);
 	assert_int_equal(count("azure-vault", "unwrapKey"), 1);
 	write_file("b2.bin", b2, l2);
 	sdk_ok("vault", "rot-rsa", "unwrap", "RSA-OAEP-256", "b2.bin", "out.bin", NULL);
@@ -704,17 +554,17 @@ static void test_oaep_new_version(void **state)
 	/* Garbage still fails after trying every version. */
 	b1[7] ^= 0x10;
 	CK_OBJECT_HANDLE back;
-	assert_rv(unwrap_as(&m, priv, b1, l1, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	assert_rv(h_unwrap_as(S, &m, priv, b1, l1, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
 }
 
 /* A disabled key: the KMS refuses, the session says why. */
 static void test_oaep_disabled(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "dis");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "dis");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "dis");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "dis");
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, false);
+	CK_MECHANISM m = h_oaep(&p, false);
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	uint8_t blob[512];
 	CK_ULONG bl = sizeof(blob);
@@ -723,31 +573,31 @@ static void test_oaep_disabled(void **state)
 	uint8_t b2[512];
 	CK_ULONG l2 = sizeof(b2);
 	assert_rv(p11->C_WrapKey(S, &m, pub, local, b2, &l2), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
 	CK_OBJECT_HANDLE back;
-	assert_rv(unwrap_as(&m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
 	uint8_t ct[512];
 	CK_ULONG cl = sizeof(ct);
 	assert_ok(p11->C_EncryptInit(S, &m, pub));
 	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "x", 1, ct, &cl), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
 	emuctl("enable vault dis-rsa");
-	assert_ok(unwrap_as(&m, priv, blob, bl, CKK_AES, &back));
-	same_aes_key(local, back);
+	assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
+	h_same_aes_key(S, local, back);
 }
 
 /* An RSA key declared "aes": the KMS says the key cannot run it. */
 static void test_rsa_declared_aes(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "rsa-said-aes");
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "rsa-said-aes");
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
 	uint8_t blob[512];
 	CK_ULONG bl = sizeof(blob);
 	assert_rv(p11->C_WrapKey(S, &kwp, k, local, blob, &bl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 	uint8_t iv[12] = {0};
 	CK_GCM_PARAMS gp = {iv, 12, 96, NULL, 0, 128};
 	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
@@ -756,7 +606,7 @@ static void test_rsa_declared_aes(void **state)
 	assert_ok(p11->C_EncryptInit(S, &gcm, k));
 	bl = sizeof(blob);
 	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, blob, &bl), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 	assert_true(h_log_contains(&env, "not supported for key type RSA"));
 }
 
@@ -766,12 +616,12 @@ static void test_rsa_declared_aes(void **state)
 static void test_hsm_aes_key_wrap(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE kek = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_OBJECT_HANDLE kek = h_find_obj(S, CKO_SECRET_KEY, "hsm-aes");
 	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
 	uint8_t k1[32], k2[32], blob[128], out[128];
-	fill(k1, 32, 0x01);
-	fill(k2, 32, 0x81);
-	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	h_fill(k1, 32, 0x01);
+	h_fill(k2, 32, 0x81);
+	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 	emuctl("reset-counters");
 	CK_ULONG bl = 0;
 	assert_ok(p11->C_WrapKey(S, &m, kek, local, NULL, &bl));
@@ -781,7 +631,7 @@ static void test_hsm_aes_key_wrap(void **state)
 	assert_ok(p11->C_WrapKey(S, &m, kek, local, blob, &bl));
 	assert_int_equal(bl, 40);
 	assert_int_equal(count("azure-hsm", "wrapKey"), 1);
-	unwrap_expect(&m, kek, blob, bl, CKK_AES, k1, 32);
+	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k1, 32);
 	write_file("blob.bin", blob, bl);
 	sdk_ok("hsm", "p11kms-aes", "unwrap", "A256KW", "blob.bin", "out.bin", NULL);
 	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
@@ -790,14 +640,14 @@ static void test_hsm_aes_key_wrap(void **state)
 	sdk_ok("hsm", "p11kms-aes", "wrap", "A256KW", "k2.bin", "blob2.bin", NULL);
 	bl = read_file("blob2.bin", blob, sizeof(blob));
 	assert_int_equal(bl, 40);
-	unwrap_expect(&m, kek, blob, bl, CKK_AES, k2, 32);
+	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k2, 32);
 	/* Tampered: the integrity check fails. */
 	blob[3] ^= 0x04;
 	CK_OBJECT_HANDLE back;
-	assert_rv(unwrap_as(&m, kek, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
-	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	assert_rv(h_unwrap_as(S, &m, kek, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
 	/* A 128-bit KMS key: A128KW. */
-	CK_OBJECT_HANDLE k128 = find_obj(CKO_SECRET_KEY, "aes128");
+	CK_OBJECT_HANDLE k128 = h_find_obj(S, CKO_SECRET_KEY, "aes128");
 	bl = sizeof(blob);
 	assert_ok(p11->C_WrapKey(S, &m, k128, local, blob, &bl));
 	assert_int_equal(bl, 40);
@@ -805,7 +655,7 @@ static void test_hsm_aes_key_wrap(void **state)
 	sdk_ok("hsm", "aes128", "unwrap", "A128KW", "blob3.bin", "out.bin", NULL);
 	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
 	assert_memory_equal(out, k1, 32);
-	unwrap_expect(&m, k128, blob, bl, CKK_AES, k1, 32);
+	h_unwrap_expect(S, &m, k128, blob, bl, CKK_AES, k1, 32);
 }
 
 /* CKM_AES_KEY_WRAP_KWP is the service's CKM_AES_KEY_WRAP_PAD (RFC 5649):
@@ -813,12 +663,12 @@ static void test_hsm_aes_key_wrap(void **state)
 static void test_hsm_aes_kwp(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE kek = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_OBJECT_HANDLE kek = h_find_obj(S, CKO_SECRET_KEY, "hsm-aes");
 	CK_MECHANISM m = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
 	uint8_t k1[20], k2[20], blob[128], out[128];
-	fill(k1, 20, 0x05);
-	fill(k2, 20, 0xa5);
-	CK_OBJECT_HANDLE local = import_key(CKK_GENERIC_SECRET, k1, 20);
+	h_fill(k1, 20, 0x05);
+	h_fill(k2, 20, 0xa5);
+	CK_OBJECT_HANDLE local = h_import_key(S, CKK_GENERIC_SECRET, k1, 20);
 	emuctl("reset-counters");
 	CK_ULONG bl = 0;
 	assert_ok(p11->C_WrapKey(S, &m, kek, local, NULL, &bl));
@@ -831,14 +681,14 @@ static void test_hsm_aes_kwp(void **state)
 	sdk_ok("hsm", "p11kms-aes", "unwrap", "CKM_AES_KEY_WRAP_PAD", "blob.bin", "out.bin", NULL);
 	assert_int_equal(read_file("out.bin", out, sizeof(out)), 20);
 	assert_memory_equal(out, k1, 20);
-	unwrap_expect(&m, kek, blob, bl, CKK_GENERIC_SECRET, k1, 20);
+	h_unwrap_expect(S, &m, kek, blob, bl, CKK_GENERIC_SECRET, k1, 20);
 	write_file("k2.bin", k2, 20);
 	sdk_ok("hsm", "p11kms-aes", "wrap", "CKM_AES_KEY_WRAP_PAD", "k2.bin", "blob2.bin", NULL);
 	bl = read_file("blob2.bin", blob, sizeof(blob));
-	unwrap_expect(&m, kek, blob, bl, CKK_GENERIC_SECRET, k2, 20);
+	h_unwrap_expect(S, &m, kek, blob, bl, CKK_GENERIC_SECRET, k2, 20);
 	blob[bl - 1] ^= 0x01;
 	CK_OBJECT_HANDLE back;
-	assert_rv(unwrap_as(&m, kek, blob, bl, CKK_GENERIC_SECRET, &back),
+	assert_rv(h_unwrap_as(S, &m, kek, blob, bl, CKK_GENERIC_SECRET, &back),
 		  CKR_WRAPPED_KEY_INVALID);
 }
 
@@ -847,11 +697,11 @@ static void test_hsm_aes_kwp(void **state)
 static void test_hsm_aes_kw_pkcs7(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE kek = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_OBJECT_HANDLE kek = h_find_obj(S, CKO_SECRET_KEY, "hsm-aes");
 	CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
 	uint8_t k1[32], k2[32], blob[128], out[128];
-	fill(k1, 32, 0x0b);
-	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	h_fill(k1, 32, 0x0b);
+	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 	emuctl("reset-counters");
 	CK_ULONG bl = 0;
 	assert_ok(p11->C_WrapKey(S, &m, kek, local, NULL, &bl));
@@ -866,15 +716,15 @@ static void test_hsm_aes_kw_pkcs7(void **state)
 	assert_memory_equal(out, k1, 32);
 	for (int i = 32; i < 40; i++)
 		assert_int_equal(out[i], 8);
-	unwrap_expect(&m, kek, blob, bl, CKK_AES, k1, 32);
+	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k1, 32);
 	/* The SDK wraps a padded key; the module strips the padding. */
-	fill(k2, 24, 0x6d);
+	h_fill(k2, 24, 0x6d);
 	memset(k2 + 24, 8, 8);
 	write_file("k2.bin", k2, 32);
 	sdk_ok("hsm", "p11kms-aes", "wrap", "A256KW", "k2.bin", "blob2.bin", NULL);
 	bl = read_file("blob2.bin", blob, sizeof(blob));
 	assert_int_equal(bl, 40);
-	unwrap_expect(&m, kek, blob, bl, CKK_AES, k2, 24);
+	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k2, 24);
 }
 
 static CK_RV gcm_encrypt(CK_OBJECT_HANDLE k, uint8_t iv[12], const char *aad,
@@ -900,9 +750,9 @@ static CK_RV gcm_decrypt(CK_OBJECT_HANDLE k, uint8_t iv[12], const char *aad,
 static void test_hsm_aes_gcm(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "hsm-aes");
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "hsm-aes");
 	uint8_t pt[45], ct[128], out[128], iv[12], zero[12] = {0};
-	fill(pt, sizeof(pt), 0x3c);
+	h_fill(pt, sizeof(pt), 0x3c);
 	memset(iv, 0, sizeof(iv));
 	CK_GCM_PARAMS gp = {iv, 12, 96, (CK_BYTE_PTR) "hdr", 3, 128};
 	CK_MECHANISM m = {CKM_AES_GCM, &gp, sizeof(gp)};
@@ -948,7 +798,7 @@ static void test_hsm_aes_gcm(void **state)
 	/* Another AAD, a changed tag, a changed byte: refused. */
 	ol = sizeof(out);
 	assert_rv(gcm_decrypt(k, iv, "hdr", ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
-	assert_int_equal(deverr(), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
 	ct[cl - 1] ^= 0x01;
 	ol = sizeof(out);
 	assert_rv(gcm_decrypt(k, iv, "other-hdr", ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
@@ -972,11 +822,11 @@ static void test_hsm_aes_gcm(void **state)
 static void test_hsm_new_version(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "rot-aes");
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "rot-aes");
 	uint8_t pt[24], ct[128], out[128], iv[12] = {0}, k1[32], b1[64], b2[64];
-	fill(pt, sizeof(pt), 0x77);
-	fill(k1, 32, 0x1f);
-	CK_OBJECT_HANDLE local = import_key(CKK_AES, k1, 32);
+	h_fill(pt, sizeof(pt), 0x77);
+	h_fill(k1, 32, 0x1f);
+	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	CK_ULONG cl = sizeof(ct), l1 = sizeof(b1), l2 = sizeof(b2);
 	assert_ok(gcm_encrypt(k, iv, "v1", pt, sizeof(pt), ct, &cl));
@@ -990,7 +840,7 @@ static void test_hsm_new_version(void **state)
 	assert_memory_equal(out, pt, sizeof(pt));
 	assert_int_equal(count("azure-hsm", "decrypt"), 2);
 	assert_int_equal(count("azure-hsm", "GetKeyVersions"), 1);
-	unwrap_expect(&kw, k, b1, l1, CKK_AES, k1, 32);
+	h_unwrap_expect(S, &kw, k, b1, l1, CKK_AES, k1, 32);
 
 	assert_ok(p11->C_WrapKey(S, &kw, k, local, b2, &l2));
 	assert_false(l1 == l2 && memcmp(b1, b2, l1) == 0);
@@ -1007,7 +857,7 @@ static void test_hsm_new_version(void **state)
 static void test_hsm_disabled(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "dis-aes");
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "dis-aes");
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	uint8_t ct[128], iv[12] = {0}, blob[64];
@@ -1016,9 +866,9 @@ static void test_hsm_disabled(void **state)
 	emuctl("disable hsm dis-aes");
 	cl = sizeof(ct);
 	assert_rv(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
 	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_DISABLED);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
 	emuctl("enable hsm dis-aes");
 	bl = sizeof(blob);
 	assert_ok(p11->C_WrapKey(S, &kw, k, local, blob, &bl));
@@ -1028,13 +878,13 @@ static void test_hsm_disabled(void **state)
 static void test_hsm_rsa_declared_aes(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE k = find_obj(CKO_SECRET_KEY, "hsm-rsa-said-aes");
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "hsm-rsa-said-aes");
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	uint8_t blob[64];
 	CK_ULONG bl = sizeof(blob);
 	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 }
 
 /* An AES key declared "rsa": its public key cannot be had, OAEP fails
@@ -1042,23 +892,23 @@ static void test_hsm_rsa_declared_aes(void **state)
 static void test_hsm_aes_declared_rsa(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = find_obj(CKO_PUBLIC_KEY, "aes-said-rsa");
-	CK_OBJECT_HANDLE priv = find_obj(CKO_PRIVATE_KEY, "aes-said-rsa");
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "aes-said-rsa");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "aes-said-rsa");
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = oaep(&p, true);
+	CK_MECHANISM m = h_oaep(&p, true);
 	uint8_t blob[512];
 	CK_ULONG bl = sizeof(blob);
 	assert_rv(p11->C_WrapKey(S, &m, pub, local, blob, &bl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 	CK_OBJECT_HANDLE back;
 	memset(blob, 1, 256);
-	assert_rv(unwrap_as(&m, priv, blob, 256, CKK_AES, &back),
+	assert_rv(h_unwrap_as(S, &m, priv, blob, 256, CKK_AES, &back),
 		  CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
 	CK_ULONG bits = 0;
 	CK_ATTRIBUTE a = {CKA_MODULUS_BITS, &bits, sizeof(bits)};
 	assert_rv(p11->C_GetAttributeValue(S, pub, &a, 1), CKR_DEVICE_ERROR);
-	assert_int_equal(deverr(), P11KMS_DEVERR_KEY_TYPE);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 	assert_true(h_log_contains(&env, "oct-HSM, not RSA"));
 }
 
