@@ -268,9 +268,12 @@ static CK_RV seal_tk(token_t *t, const uint8_t *tk, uint8_t **blob,
 		st.err = e;
 		note_provider_error(t, &st, "sealing the token key");
 		*deverr = p11k_err_to_deverr(e);
-		return p11k_err_to_ckr(e) == CKR_ENCRYPTED_DATA_INVALID
+		/* C_InitToken, C_InitPIN and C_Login have neither of these:
+		 * the KMS refusing is a device error (ulDeviceError says why). */
+		CK_RV rv = p11k_err_to_ckr(e);
+		return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_KEY_TYPE_INCONSISTENT
 			       ? CKR_DEVICE_ERROR
-			       : p11k_err_to_ckr(e);
+			       : rv;
 	}
 	return CKR_OK;
 }
