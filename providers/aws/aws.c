@@ -7,14 +7,28 @@
  * and its backing version. Creation touches no network; every call goes
  * through the shared HTTP client (retries, Retry-After) and the standard
  * credential chain.
+ *
+ * Standard mechanisms (remote_crypt, docs/REMOTE.md): an asymmetric RSA
+ * key with KeyUsage ENCRYPT_DECRYPT runs RSAES_OAEP_SHA_1/_SHA_256 through
+ * the same Encrypt/Decrypt operations, with KeyId and EncryptionAlgorithm
+ * always sent and no encryption context; its public numbers come from
+ * GetPublicKey (DER SubjectPublicKeyInfo, decoded with OpenSSL) and are
+ * cached per key id. AWS keys do not rotate asymmetric material, so there
+ * are no older versions to try.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "creds.h"
+#include "module/crypto.h"
 #include "module/log.h"
 #include "module/secmem.h"
 #include "providers/common/codec.h"
@@ -23,6 +37,16 @@
 #include "sigv4.h"
 
 #define AWS_MAX_REPLY (64 * 1024)
+#define MAX_CACHED_KEYS 64    /* public keys kept per provider */
+#define MAX_MODULUS_BYTES 1024 /* 8192 bits; AWS offers up to RSA_4096 */
+#define MAX_EXPONENT_BYTES 8
+
+/* An RSA key's public numbers, by the key id the module asked with. */
+typedef struct pub_entry {
+	char *key_id;
+	uint8_t *n, *e;
+	size_t nlen, elen;
+} pub_entry;
 
 typedef struct aws_state {
 	char *region;
@@ -31,6 +55,9 @@ typedef struct aws_state {
 	char *default_key;
 	http_client *http;
 	aws_creds_provider *creds;
+	pthread_mutex_t lock; /* guards pub (public data only) */
+	pub_entry pub[MAX_CACHED_KEYS];
+	size_t npub;
 } aws_state;
 
 static const field_spec aws_fields[] = {
@@ -61,7 +88,11 @@ static const struct {
 	{"ExpiredTokenException", P11K_ERR_ACCESS_DENIED},
 	{"InvalidClientTokenId", P11K_ERR_ACCESS_DENIED},
 	{"MissingAuthenticationToken", P11K_ERR_ACCESS_DENIED},
-	{"InvalidKeyUsageException", P11K_ERR_ACCESS_DENIED},
+	/* The key's spec or usage does not allow the operation or algorithm
+	 * (an RSA key asked for SYMMETRIC_DEFAULT, a symmetric key for OAEP). */
+	{"InvalidKeyUsageException", P11K_ERR_KEY_TYPE},
+	/* GetPublicKey on a symmetric key. */
+	{"UnsupportedOperationException", P11K_ERR_KEY_TYPE},
 	{"InvalidCiphertextException", P11K_ERR_INVALID_CIPHERTEXT},
 	{"IncorrectKeyException", P11K_ERR_INVALID_CIPHERTEXT},
 	{"ThrottlingException", P11K_ERR_THROTTLED},
@@ -79,6 +110,29 @@ static p11k_err map_error(const char *type)
 		if (strcmp(aws_errors[i].type, type) == 0)
 			return aws_errors[i].err;
 	return P11K_ERR_BAD_REPLY;
+}
+
+/* A ValidationException is a request the service refused to parse or
+ * check; the ones that name the algorithm, the key spec or the key usage
+ * say that this key cannot run what was asked (a key declared "rsa" that
+ * is not one), which the module reports as a key type mismatch. A size
+ * limit ("cannot encrypt data larger than ...") stays internal: the module
+ * checks lengths before it asks. */
+static p11k_err validation_error(const char *msg)
+{
+	char low[181];
+	size_t i;
+	for (i = 0; msg[i] && i + 1 < sizeof(low); i++)
+		low[i] = (char)((msg[i] >= 'A' && msg[i] <= 'Z') ? msg[i] + 32 : msg[i]);
+	low[i] = 0;
+	if (strstr(low, "larger than"))
+		return P11K_ERR_INTERNAL;
+	static const char *const about_key[] = {"algorithm", "key spec", "keyspec",
+						"key usage", "keyusage", "asymmetric"};
+	for (size_t k = 0; k < ARRAY_SIZE(about_key); k++)
+		if (strstr(low, about_key[k]))
+			return P11K_ERR_KEY_TYPE;
+	return P11K_ERR_INTERNAL;
 }
 
 /* "aws.protocols#FooError:http://..." -> "FooError" (PROTOCOLS.md 1.1). */
@@ -227,6 +281,8 @@ static p11k_err kms_call(aws_state *s, const char *op, json_t *req, json_t **rep
 				*canon = 0;
 			snprintf(st->message, sizeof(st->message), "%s: %s: %s", op, type, msg);
 			e = map_error(type);
+			if (strcmp(type, "ValidationException") == 0)
+				e = validation_error(msg);
 		}
 		json_decref(j);
 	} else if (resp.status) {
@@ -291,73 +347,288 @@ static void wipe_string(json_t *s)
 		OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
 }
 
-static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
-			    size_t ptlen, const uint8_t *aad, size_t aadlen,
-			    uint8_t **blob, size_t *bloblen, char *kv, size_t kvlen,
-			    provider_status *st)
+/* One Encrypt or Decrypt: the input goes in in_field (base64), the output
+ * comes back from out_field, decoded into *out (secure memory when
+ * out_secret; malloc'd otherwise). The AAD, if any, becomes the encryption
+ * context. reply_key receives the key ARN the reply names ("" if none). */
+typedef struct crypt_call {
+	const char *op;        /* "Encrypt" or "Decrypt" */
+	const char *key_id;
+	const char *alg;       /* EncryptionAlgorithm */
+	const char *in_field;  /* "Plaintext" or "CiphertextBlob" */
+	const uint8_t *in;
+	size_t inlen;
+	const uint8_t *aad;
+	size_t aadlen;
+	const char *out_field; /* "CiphertextBlob" or "Plaintext" */
+	bool out_secret;
+	uint8_t *out;
+	size_t outlen;
+	char reply_key[256];
+} crypt_call;
+
+static p11k_err kms_crypt(aws_state *s, crypt_call *c, provider_status *st)
 {
-	aws_state *s = state;
-	char *b64 = b64_encode(pt, ptlen);
-	json_t *ctx = context_of(aad, aadlen);
-	json_t *req = b64 ? json_pack("{s:s, s:s, s:s}", "KeyId", key_id, "Plaintext", b64,
-				      "EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+	c->out = NULL;
+	c->outlen = 0;
+	c->reply_key[0] = 0;
+	char *b64 = b64_encode(c->in, c->inlen);
+	json_t *ctx = context_of(c->aad, c->aadlen);
+	json_t *req = b64 ? json_pack("{s:s, s:s, s:s}", "KeyId", c->key_id, c->in_field, b64,
+				      "EncryptionAlgorithm", c->alg)
 			  : NULL;
 	if (b64) {
 		OPENSSL_cleanse(b64, strlen(b64));
 		free(b64);
 	}
-	if (!req || (aadlen && (!ctx || json_object_set_new(req, "EncryptionContext", ctx)))) {
+	if (!req || (c->aadlen && (!ctx || json_object_set_new(req, "EncryptionContext", ctx)))) {
+		if (!c->aadlen || !req)
+			json_decref(ctx);
 		json_decref(req);
-		return P11K_ERR_NOMEM;
+		return st->err = P11K_ERR_NOMEM;
 	}
 	json_t *reply = NULL;
-	p11k_err e = kms_call(s, "Encrypt", req, &reply, st);
-	wipe_string(json_object_get(req, "Plaintext"));
+	p11k_err e = kms_call(s, c->op, req, &reply, st);
+	wipe_string(json_object_get(req, c->in_field));
 	json_decref(req);
 	if (e != P11K_OK)
 		return e;
-	json_t *cb = json_object_get(reply, "CiphertextBlob");
+	json_t *o = json_object_get(reply, c->out_field);
 	const char *arn = json_string_value(json_object_get(reply, "KeyId"));
-	if (!json_is_string(cb) ||
-	    !b64_decode(json_string_value(cb), json_string_length(cb), false, blob, bloblen)) {
-		snprintf(st->message, sizeof(st->message), "Encrypt: bad CiphertextBlob");
+	if (!json_is_string(o) || !b64_decode(json_string_value(o), json_string_length(o),
+					      c->out_secret, &c->out, &c->outlen)) {
+		snprintf(st->message, sizeof(st->message), "%s: bad %s", c->op, c->out_field);
 		e = st->err = P11K_ERR_BAD_REPLY;
 	} else {
-		snprintf(kv, kvlen, "%s", arn ? arn : key_id);
+		snprintf(c->reply_key, sizeof(c->reply_key), "%s", arn ? arn : "");
 	}
+	wipe_string(o);
 	json_decref(reply);
 	return e;
+}
+
+static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
+			    size_t ptlen, const uint8_t *aad, size_t aadlen,
+			    uint8_t **blob, size_t *bloblen, char *kv, size_t kvlen,
+			    provider_status *st)
+{
+	crypt_call c = {.op = "Encrypt", .key_id = key_id, .alg = "SYMMETRIC_DEFAULT",
+			.in_field = "Plaintext", .in = pt, .inlen = ptlen, .aad = aad,
+			.aadlen = aadlen, .out_field = "CiphertextBlob"};
+	p11k_err e = kms_crypt(state, &c, st);
+	if (e != P11K_OK)
+		return e;
+	*blob = c.out;
+	*bloblen = c.outlen;
+	snprintf(kv, kvlen, "%s", c.reply_key[0] ? c.reply_key : key_id);
+	return P11K_OK;
 }
 
 static p11k_err aws_decrypt(void *state, const char *key_id, const uint8_t *blob,
 			    size_t bloblen, const uint8_t *aad, size_t aadlen,
 			    uint8_t **pt, size_t *ptlen, provider_status *st)
 {
-	aws_state *s = state;
-	char *b64 = b64_encode(blob, bloblen);
-	json_t *ctx = context_of(aad, aadlen);
-	json_t *req = b64 ? json_pack("{s:s, s:s, s:s}", "KeyId", key_id, "CiphertextBlob",
-				      b64, "EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
-			  : NULL;
-	free(b64);
-	if (!req || (aadlen && (!ctx || json_object_set_new(req, "EncryptionContext", ctx)))) {
-		json_decref(req);
-		return P11K_ERR_NOMEM;
-	}
-	json_t *reply = NULL;
-	p11k_err e = kms_call(s, "Decrypt", req, &reply, st);
-	json_decref(req);
+	crypt_call c = {.op = "Decrypt", .key_id = key_id, .alg = "SYMMETRIC_DEFAULT",
+			.in_field = "CiphertextBlob", .in = blob, .inlen = bloblen, .aad = aad,
+			.aadlen = aadlen, .out_field = "Plaintext", .out_secret = true};
+	p11k_err e = kms_crypt(state, &c, st);
 	if (e != P11K_OK)
 		return e;
-	json_t *p = json_object_get(reply, "Plaintext");
-	if (!json_is_string(p) ||
-	    !b64_decode(json_string_value(p), json_string_length(p), true, pt, ptlen)) {
-		snprintf(st->message, sizeof(st->message), "Decrypt: bad Plaintext");
-		e = st->err = P11K_ERR_BAD_REPLY;
+	*pt = c.out;
+	*ptlen = c.outlen;
+	return P11K_OK;
+}
+
+/* --- standard mechanisms (remote_crypt, rsa_public) ------------------------ */
+
+static p11k_err aws_remote_crypt(void *state, const char *key_id, remote_req *r,
+				 uint8_t **out, size_t *outlen, provider_status *st)
+{
+	*out = NULL;
+	*outlen = 0;
+	const char *alg = r->alg == RALG_RSA_OAEP_SHA1	 ? "RSAES_OAEP_SHA_1"
+			  : r->alg == RALG_RSA_OAEP_SHA256 ? "RSAES_OAEP_SHA_256"
+							   : NULL;
+	if (!alg) {
+		snprintf(st->message, sizeof(st->message),
+			 "AWS KMS runs no standard algorithm %d: only RSA-OAEP (SHA-1, SHA-256) "
+			 "on asymmetric RSA keys", (int)r->alg);
+		return st->err = P11K_ERR_KEY_TYPE;
 	}
-	wipe_string(p);
-	json_decref(reply);
+	if ((!r->in && r->inlen) || r->aadlen) {
+		snprintf(st->message, sizeof(st->message), "remote_crypt: malformed request");
+		return st->err = P11K_ERR_INTERNAL;
+	}
+	/* Both directions name the key and the algorithm: an asymmetric
+	 * ciphertext carries neither. No context: AWS refuses one with
+	 * asymmetric keys. */
+	crypt_call c = {.op = r->encrypt ? "Encrypt" : "Decrypt", .key_id = key_id, .alg = alg,
+			.in_field = r->encrypt ? "Plaintext" : "CiphertextBlob",
+			.in = r->in, .inlen = r->inlen,
+			.out_field = r->encrypt ? "CiphertextBlob" : "Plaintext",
+			.out_secret = true};
+	p11k_err e = kms_crypt(state, &c, st);
+	if (e != P11K_OK)
+		return e;
+	if (c.outlen == 0 && r->encrypt) {
+		sec_free(c.out);
+		snprintf(st->message, sizeof(st->message), "Encrypt: empty CiphertextBlob");
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	*out = c.out;
+	*outlen = c.outlen;
+	return P11K_OK;
+}
+
+static void pub_free(pub_entry *p)
+{
+	free(p->key_id);
+	free(p->n);
+	free(p->e);
+	*p = (pub_entry){0};
+}
+
+static bool pub_copy(const pub_entry *p, uint8_t **n, size_t *nlen, uint8_t **e, size_t *elen)
+{
+	*n = malloc(p->nlen);
+	*e = malloc(p->elen);
+	if (!*n || !*e) {
+		free(*n);
+		free(*e);
+		*n = *e = NULL;
+		return false;
+	}
+	memcpy(*n, p->n, p->nlen);
+	memcpy(*e, p->e, p->elen);
+	*nlen = p->nlen;
+	*elen = p->elen;
+	return true;
+}
+
+/* A BIGNUM parameter of pkey, big-endian without leading zeros (BN_bn2bin
+ * writes none), 1..maxlen bytes. */
+static bool bn_param(const EVP_PKEY *pkey, const char *name, size_t maxlen, uint8_t **out,
+		     size_t *len)
+{
+	BIGNUM *bn = NULL;
+	*out = NULL;
+	if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
+		return false;
+	int nb = BN_num_bytes(bn);
+	bool ok = nb > 0 && (size_t)nb <= maxlen && !BN_is_negative(bn) && (*out = malloc((size_t)nb));
+	if (ok)
+		*len = (size_t)BN_bn2bin(bn, *out);
+	BN_free(bn);
+	return ok;
+}
+
+/* GetPublicKey's reply: an RSA ENCRYPT_DECRYPT key's DER SubjectPublicKeyInfo
+ * whose modulus has the size the KeySpec names. */
+static p11k_err parse_public_key(json_t *reply, const char *key_id, pub_entry *p,
+				 provider_status *st)
+{
+	const char *spec = json_string_value(json_object_get(reply, "KeySpec"));
+	if (!spec)
+		spec = json_string_value(json_object_get(reply, "CustomerMasterKeySpec"));
+	const char *usage = json_string_value(json_object_get(reply, "KeyUsage"));
+	json_t *pk = json_object_get(reply, "PublicKey");
+	if (!spec || !usage || !json_is_string(pk)) {
+		snprintf(st->message, sizeof(st->message),
+			 "GetPublicKey: reply lacks KeySpec, KeyUsage or PublicKey");
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	unsigned long bits = 0;
+	if (strcmp(spec, "RSA_2048") == 0)
+		bits = 2048;
+	else if (strcmp(spec, "RSA_3072") == 0)
+		bits = 3072;
+	else if (strcmp(spec, "RSA_4096") == 0)
+		bits = 4096;
+	if (!bits || strcmp(usage, "ENCRYPT_DECRYPT") != 0) {
+		snprintf(st->message, sizeof(st->message),
+			 "key %.100s is %.24s with usage %.24s, not an RSA ENCRYPT_DECRYPT key",
+			 key_id, spec, usage);
+		return st->err = P11K_ERR_KEY_TYPE;
+	}
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	if (!b64_decode(json_string_value(pk), json_string_length(pk), false, &der, &derlen) ||
+	    derlen > 4096) {
+		free(der);
+		snprintf(st->message, sizeof(st->message), "GetPublicKey: PublicKey is not base64");
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	const unsigned char *q = der;
+	EVP_PKEY *pkey = d2i_PUBKEY_ex(NULL, &q, (long)derlen, crypto_libctx(), NULL);
+	p11k_err e = P11K_OK;
+	if (!pkey || q != der + derlen || !EVP_PKEY_is_a(pkey, "RSA")) {
+		snprintf(st->message, sizeof(st->message),
+			 "GetPublicKey: PublicKey is not a DER RSA SubjectPublicKeyInfo");
+		e = P11K_ERR_BAD_REPLY;
+	} else if (!bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, MAX_MODULUS_BYTES, &p->n, &p->nlen) ||
+		   !bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, MAX_EXPONENT_BYTES, &p->e, &p->elen)) {
+		snprintf(st->message, sizeof(st->message), "GetPublicKey: bad RSA numbers");
+		e = P11K_ERR_BAD_REPLY;
+	} else if ((unsigned long)EVP_PKEY_get_bits(pkey) != bits) {
+		snprintf(st->message, sizeof(st->message),
+			 "GetPublicKey: a %d-bit modulus for key spec %.24s", EVP_PKEY_get_bits(pkey),
+			 spec);
+		e = P11K_ERR_BAD_REPLY;
+	}
+	EVP_PKEY_free(pkey);
+	free(der);
+	if (e != P11K_OK) {
+		free(p->n);
+		free(p->e);
+		p->n = p->e = NULL;
+		st->err = e;
+	}
 	return e;
+}
+
+static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
+			       uint8_t **e, size_t *elen, provider_status *st)
+{
+	aws_state *s = state;
+	*n = *e = NULL;
+	*nlen = *elen = 0;
+	bool found = false, ok = false;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->npub && !found; i++)
+		if (strcmp(s->pub[i].key_id, key_id) == 0) {
+			found = true;
+			ok = pub_copy(&s->pub[i], n, nlen, e, elen);
+		}
+	pthread_mutex_unlock(&s->lock);
+	if (found)
+		return ok ? P11K_OK : (st->err = P11K_ERR_NOMEM);
+
+	json_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
+	if (!req)
+		return st->err = P11K_ERR_NOMEM;
+	p11k_err err = kms_call(s, "GetPublicKey", req, &reply, st);
+	json_decref(req);
+	if (err != P11K_OK)
+		return err;
+	pub_entry p = {0};
+	err = parse_public_key(reply, key_id, &p, st);
+	json_decref(reply);
+	if (err == P11K_OK && !pub_copy(&p, n, nlen, e, elen))
+		err = st->err = P11K_ERR_NOMEM;
+	if (err == P11K_OK) {
+		/* Cache it (bounded; another thread may have been first). */
+		pthread_mutex_lock(&s->lock);
+		bool have = false;
+		for (size_t i = 0; i < s->npub; i++)
+			have = have || strcmp(s->pub[i].key_id, key_id) == 0;
+		if (!have && s->npub < MAX_CACHED_KEYS && (p.key_id = strdup(key_id))) {
+			s->pub[s->npub++] = p;
+			p = (pub_entry){0};
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	pub_free(&p);
+	return err;
 }
 
 static size_t aws_max_blob_len(void *state, size_t ptlen)
@@ -383,6 +654,9 @@ static void aws_destroy(void *state)
 		return;
 	aws_creds_provider_free(s->creds);
 	http_client_free(s->http);
+	for (size_t i = 0; i < s->npub; i++)
+		pub_free(&s->pub[i]);
+	pthread_mutex_destroy(&s->lock);
 	free(s->region);
 	free(s->endpoint);
 	free(s->host);
@@ -397,6 +671,7 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	aws_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return P11K_ERR_NOMEM;
+	pthread_mutex_init(&s->lock, NULL);
 	const char *region = str_field(cfg, "region");
 	const char *ep = str_field(cfg, "endpoint");
 	const char *env_ep = getenv("AWS_ENDPOINT_URL_KMS");
@@ -429,13 +704,18 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	}
 	json_t *keys = json_object_get(cfg, "keys");
 	const char *seal = str_field(cfg, "seal_with");
-	if (!seal && json_array_size(keys))
-		seal = str_field(json_array_get(keys, 0), "id");
+	/* Else the first envelope key: an asymmetric ("rsa") key cannot run
+	 * the SYMMETRIC_DEFAULT Encrypt that seals. */
+	for (size_t i = 0; !seal && i < json_array_size(keys); i++) {
+		const char *type = str_field(json_array_get(keys, i), "type");
+		if (!type || strcmp(type, "envelope") == 0)
+			seal = str_field(json_array_get(keys, i), "id");
+	}
 	if (e == P11K_OK && seal && !(s->default_key = strdup(seal)))
 		e = P11K_ERR_NOMEM;
 	if (e == P11K_OK && !seal) {
 		snprintf(why, wl, "name the KMS key that seals the token: \"seal_with\" or "
-				  "a first entry in \"keys\"");
+				  "an envelope (symmetric) entry in \"keys\"");
 		e = P11K_ERR_KEY_NOT_FOUND;
 	}
 	if (e == P11K_OK) {
@@ -488,4 +768,6 @@ const provider_ops aws_provider_ops = {
 	.encrypt = aws_encrypt,
 	.decrypt = aws_decrypt,
 	.max_blob_len = aws_max_blob_len,
+	.remote_crypt = aws_remote_crypt,
+	.rsa_public = aws_rsa_public,
 };

@@ -4,10 +4,17 @@
 
   disable|enable|rotate|destroy CLOUD KEY    key state (control API)
   count SERVICE OP                            print the request count
+  count-all SERVICE                           print the request count of every op of SERVICE
   reset-counters | clear-faults
   fault JSON                                  add a fault rule
   boto3-decrypt BLOB_FILE CONTEXT OUT_FILE    the official SDK opens a module blob
   boto3-encrypt IN_FILE CONTEXT OUT_FILE      the official SDK makes a blob for the module
+  create-key SPEC USAGE ALIAS                 CreateKey (e.g. RSA_2048 ENCRYPT_DECRYPT) and
+                                              CreateAlias through boto3; prints the key id
+  pubkey KEY                                  "N_HEX E_HEX BITS" of an RSA key (GetPublicKey)
+  boto3-rsa-decrypt KEY ALG IN_FILE OUT_FILE  boto3 Decrypt with KeyId and EncryptionAlgorithm
+  boto3-rsa-encrypt KEY ALG IN_FILE OUT_FILE  boto3 Encrypt with KeyId and EncryptionAlgorithm
+                                              (ALG: RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256)
   log-seq                                     print the last request-log sequence number
   max-overlap SINCE SERVICE OP                most requests of SERVICE/OP in flight at once
                                               (from the request log after SINCE)
@@ -45,6 +52,9 @@ def main(argv):
         emu.key_action(args[0], cmd, args[1])
     elif cmd == "count":
         print(emu.count(args[0], args[1]))
+    elif cmd == "count-all":
+        print(sum(c.get("requests", 0) for k, c in emu.counters().items()
+                  if k.startswith(args[0] + "/")))
     elif cmd == "reset-counters":
         emu.reset_counters()
     elif cmd == "clear-faults":
@@ -60,6 +70,24 @@ def main(argv):
         r = kms(emu).encrypt(KeyId=emu.info["aws"]["alias"], Plaintext=pt,
                              EncryptionContext=context(args[1]))
         open(args[2], "wb").write(r["CiphertextBlob"])
+    elif cmd == "create-key":
+        c = kms(emu)
+        md = c.create_key(KeySpec=args[0], KeyUsage=args[1])["KeyMetadata"]
+        c.create_alias(AliasName=args[2], TargetKeyId=md["KeyId"])
+        print(md["KeyId"])
+    elif cmd == "pubkey":
+        from cryptography.hazmat.primitives import serialization
+        der = kms(emu).get_public_key(KeyId=args[0])["PublicKey"]
+        nums = serialization.load_der_public_key(der).public_numbers()
+        print("%x %x %d" % (nums.n, nums.e, nums.n.bit_length()))
+    elif cmd == "boto3-rsa-decrypt":
+        r = kms(emu).decrypt(KeyId=args[0], EncryptionAlgorithm=args[1],
+                             CiphertextBlob=open(args[2], "rb").read())
+        open(args[3], "wb").write(r["Plaintext"])
+    elif cmd == "boto3-rsa-encrypt":
+        r = kms(emu).encrypt(KeyId=args[0], EncryptionAlgorithm=args[1],
+                             Plaintext=open(args[2], "rb").read())
+        open(args[3], "wb").write(r["CiphertextBlob"])
     elif cmd == "log-seq":
         entries = emu.log()
         print(max([e["seq"] for e in entries], default=0))

@@ -404,3 +404,22 @@ void h_same_aes_key(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b)
 		assert_memory_equal(c1, c2, l1);
 	}
 }
+
+void h_env_path(const h_env *e, const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", e->dir, name);
+}
+
+void h_env_write(const h_env *e, const char *name, const void *p, size_t n)
+{
+	char path[400];
+	h_env_path(e, name, path, sizeof(path));
+	h_write_file(path, p, n);
+}
+
+size_t h_env_read(const h_env *e, const char *name, void *p, size_t max)
+{
+	char path[400];
+	h_env_path(e, name, path, sizeof(path));
+	return h_read_file(path, p, max);
+}

@@ -93,6 +93,10 @@ void h_same_aes_key(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE a, CK_OBJECT_HANDLE b)
 /* Whole files, for SDK interop (assert on failure). */
 void h_write_file(const char *path, const void *p, size_t n);
 size_t h_read_file(const char *path, void *p, size_t max);
+/* The same for a file NAME in the env's scratch folder. */
+void h_env_path(const h_env *e, const char *name, char *out, size_t n);
+void h_env_write(const h_env *e, const char *name, const void *p, size_t n);
+size_t h_env_read(const h_env *e, const char *name, void *p, size_t max);
 
 #define SO_PIN "12345678"
 #define USER_PIN "1234"

@@ -155,26 +155,6 @@ static long count_all(const char *service)
 	return emu_ctl_long("emuctl_azure.py", "count-all %s", service);
 }
 
-static void path_of(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", env.dir, name);
-}
-
-/* Files in the scratch folder, by name. */
-static void write_file(const char *name, const uint8_t *p, size_t n)
-{
-	char path[400];
-	path_of(path, sizeof(path), name);
-	h_write_file(path, p, n);
-}
-
-static size_t read_file(const char *name, uint8_t *p, size_t max)
-{
-	char path[400];
-	path_of(path, sizeof(path), name);
-	return h_read_file(path, p, max);
-}
-
 /* The SDK runs OP (wrap, unwrap, encrypt, decrypt) with ALG on KEY (a name:
  * its current version) from file IN to file OUT in the env's folder; its
  * verdict, "ok" or "error: ...". */
@@ -182,8 +162,8 @@ static void sdk(char *verdict, size_t vl, const char *vault, const char *key, co
 		const char *alg, const char *in, const char *out, const char *aad)
 {
 	char ip[400], op_[400];
-	path_of(ip, sizeof(ip), in);
-	path_of(op_, sizeof(op_), out);
+	h_env_path(&env, in, ip, sizeof(ip));
+	h_env_path(&env, out, op_, sizeof(op_));
 	emu_ctl_line(verdict, vl, "emuctl_azure.py", "sdk %s %s %s %s %s %s %s", vault, key, op,
 		     alg, ip, op_, aad ? aad : "");
 }
@@ -452,14 +432,14 @@ static void test_oaep_sdk_interop(void **state)
 		/* Module wraps, SDK unwraps. */
 		CK_ULONG bl = sizeof(blob);
 		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
-		write_file("blob.bin", blob, bl);
+		h_env_write(&env, "blob.bin", blob, bl);
 		sdk_ok("vault", "p11kms-rsa", "unwrap", hs[i].alg, "blob.bin", "out.bin", NULL);
-		assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+		assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 32);
 		assert_memory_equal(out, k1, 32);
 		/* SDK wraps, module unwraps. */
-		write_file("k2.bin", k2, 32);
+		h_env_write(&env, "k2.bin", k2, 32);
 		sdk_ok("vault", "p11kms-rsa", "wrap", hs[i].alg, "k2.bin", "blob2.bin", NULL);
-		bl = read_file("blob2.bin", blob, sizeof(blob));
+		bl = h_env_read(&env, "blob2.bin", blob, sizeof(blob));
 		assert_int_equal(bl, 256);
 		h_unwrap_expect(S, &m, priv, blob, bl, CKK_AES, k2, 32);
 		/* Module encrypts, SDK decrypts. */
@@ -468,14 +448,14 @@ static void test_oaep_sdk_interop(void **state)
 		CK_ULONG cl = sizeof(ct);
 		assert_ok(p11->C_EncryptInit(S, &m, pub));
 		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
-		write_file("ct.bin", ct, cl);
+		h_env_write(&env, "ct.bin", ct, cl);
 		sdk_ok("vault", "p11kms-rsa", "decrypt", hs[i].alg, "ct.bin", "pt.bin", NULL);
-		assert_int_equal(read_file("pt.bin", out, sizeof(out)), sizeof(pt));
+		assert_int_equal(h_env_read(&env, "pt.bin", out, sizeof(out)), sizeof(pt));
 		assert_memory_equal(out, pt, sizeof(pt));
 		/* SDK encrypts, module decrypts. */
-		write_file("pt2.bin", k2, 20);
+		h_env_write(&env, "pt2.bin", k2, 20);
 		sdk_ok("vault", "p11kms-rsa", "encrypt", hs[i].alg, "pt2.bin", "ct2.bin", NULL);
-		cl = read_file("ct2.bin", ct, sizeof(ct));
+		cl = h_env_read(&env, "ct2.bin", ct, sizeof(ct));
 		CK_ULONG ol = sizeof(out);
 		assert_ok(p11->C_DecryptInit(S, &m, priv));
 		assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
@@ -542,11 +522,11 @@ static void test_oaep_new_version(void **state)
 	emuctl("reset-counters");
 	h_unwrap_expect(S, &m, priv, b2, l2, CKK_AES, k1, 32);
 	assert_int_equal(count("azure-vault", "unwrapKey"), 1);
-	write_file("b2.bin", b2, l2);
+	h_env_write(&env, "b2.bin", b2, l2);
 	sdk_ok("vault", "rot-rsa", "unwrap", "RSA-OAEP-256", "b2.bin", "out.bin", NULL);
-	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 32);
 	assert_memory_equal(out, k1, 32);
-	write_file("b1.bin", b1, l1);
+	h_env_write(&env, "b1.bin", b1, l1);
 	char v[512];
 	sdk(v, sizeof(v), "vault", "rot-rsa", "unwrap", "RSA-OAEP-256", "b1.bin", "out.bin", NULL);
 	assert_true(strncmp(v, "error", 5) == 0);
@@ -632,13 +612,13 @@ static void test_hsm_aes_key_wrap(void **state)
 	assert_int_equal(bl, 40);
 	assert_int_equal(count("azure-hsm", "wrapKey"), 1);
 	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k1, 32);
-	write_file("blob.bin", blob, bl);
+	h_env_write(&env, "blob.bin", blob, bl);
 	sdk_ok("hsm", "p11kms-aes", "unwrap", "A256KW", "blob.bin", "out.bin", NULL);
-	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 32);
 	assert_memory_equal(out, k1, 32);
-	write_file("k2.bin", k2, 32);
+	h_env_write(&env, "k2.bin", k2, 32);
 	sdk_ok("hsm", "p11kms-aes", "wrap", "A256KW", "k2.bin", "blob2.bin", NULL);
-	bl = read_file("blob2.bin", blob, sizeof(blob));
+	bl = h_env_read(&env, "blob2.bin", blob, sizeof(blob));
 	assert_int_equal(bl, 40);
 	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k2, 32);
 	/* Tampered: the integrity check fails. */
@@ -651,9 +631,9 @@ static void test_hsm_aes_key_wrap(void **state)
 	bl = sizeof(blob);
 	assert_ok(p11->C_WrapKey(S, &m, k128, local, blob, &bl));
 	assert_int_equal(bl, 40);
-	write_file("blob3.bin", blob, bl);
+	h_env_write(&env, "blob3.bin", blob, bl);
 	sdk_ok("hsm", "aes128", "unwrap", "A128KW", "blob3.bin", "out.bin", NULL);
-	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 32);
 	assert_memory_equal(out, k1, 32);
 	h_unwrap_expect(S, &m, k128, blob, bl, CKK_AES, k1, 32);
 }
@@ -677,14 +657,14 @@ static void test_hsm_aes_kwp(void **state)
 	bl = sizeof(blob);
 	assert_ok(p11->C_WrapKey(S, &m, kek, local, blob, &bl));
 	assert_int_equal(bl, 32);
-	write_file("blob.bin", blob, bl);
+	h_env_write(&env, "blob.bin", blob, bl);
 	sdk_ok("hsm", "p11kms-aes", "unwrap", "CKM_AES_KEY_WRAP_PAD", "blob.bin", "out.bin", NULL);
-	assert_int_equal(read_file("out.bin", out, sizeof(out)), 20);
+	assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 20);
 	assert_memory_equal(out, k1, 20);
 	h_unwrap_expect(S, &m, kek, blob, bl, CKK_GENERIC_SECRET, k1, 20);
-	write_file("k2.bin", k2, 20);
+	h_env_write(&env, "k2.bin", k2, 20);
 	sdk_ok("hsm", "p11kms-aes", "wrap", "CKM_AES_KEY_WRAP_PAD", "k2.bin", "blob2.bin", NULL);
-	bl = read_file("blob2.bin", blob, sizeof(blob));
+	bl = h_env_read(&env, "blob2.bin", blob, sizeof(blob));
 	h_unwrap_expect(S, &m, kek, blob, bl, CKK_GENERIC_SECRET, k2, 20);
 	blob[bl - 1] ^= 0x01;
 	CK_OBJECT_HANDLE back;
@@ -710,9 +690,9 @@ static void test_hsm_aes_kw_pkcs7(void **state)
 	bl = sizeof(blob);
 	assert_ok(p11->C_WrapKey(S, &m, kek, local, blob, &bl));
 	assert_int_equal(bl, 48);
-	write_file("blob.bin", blob, bl);
+	h_env_write(&env, "blob.bin", blob, bl);
 	sdk_ok("hsm", "p11kms-aes", "unwrap", "A256KW", "blob.bin", "out.bin", NULL);
-	assert_int_equal(read_file("out.bin", out, sizeof(out)), 40);
+	assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 40);
 	assert_memory_equal(out, k1, 32);
 	for (int i = 32; i < 40; i++)
 		assert_int_equal(out[i], 8);
@@ -720,9 +700,9 @@ static void test_hsm_aes_kw_pkcs7(void **state)
 	/* The SDK wraps a padded key; the module strips the padding. */
 	h_fill(k2, 24, 0x6d);
 	memset(k2 + 24, 8, 8);
-	write_file("k2.bin", k2, 32);
+	h_env_write(&env, "k2.bin", k2, 32);
 	sdk_ok("hsm", "p11kms-aes", "wrap", "A256KW", "k2.bin", "blob2.bin", NULL);
-	bl = read_file("blob2.bin", blob, sizeof(blob));
+	bl = h_env_read(&env, "blob2.bin", blob, sizeof(blob));
 	assert_int_equal(bl, 40);
 	h_unwrap_expect(S, &m, kek, blob, bl, CKK_AES, k2, 24);
 }
@@ -768,10 +748,10 @@ static void test_hsm_aes_gcm(void **state)
 	assert_int_equal(count("azure-hsm", "encrypt"), 1);
 	assert_memory_not_equal(iv, zero, 12); /* the KMS's IV */
 	/* The SDK decrypts it. */
-	write_file("ct.bin", ct, cl);
-	write_file("ct.bin.iv", iv, 12);
+	h_env_write(&env, "ct.bin", ct, cl);
+	h_env_write(&env, "ct.bin.iv", iv, 12);
 	sdk_ok("hsm", "p11kms-aes", "decrypt", "A256GCM", "ct.bin", "pt.bin", "hdr");
-	assert_int_equal(read_file("pt.bin", out, sizeof(out)), sizeof(pt));
+	assert_int_equal(h_env_read(&env, "pt.bin", out, sizeof(out)), sizeof(pt));
 	assert_memory_equal(out, pt, sizeof(pt));
 	/* The module too. */
 	CK_ULONG ol = sizeof(out);
@@ -785,11 +765,11 @@ static void test_hsm_aes_gcm(void **state)
 	assert_memory_not_equal(iv, iv2, 12);
 
 	/* The SDK encrypts, the module decrypts. */
-	write_file("pt2.bin", pt, 30);
+	h_env_write(&env, "pt2.bin", pt, 30);
 	sdk_ok("hsm", "p11kms-aes", "encrypt", "A256GCM", "pt2.bin", "ct2.bin", "other-hdr");
-	cl = read_file("ct2.bin", ct, sizeof(ct));
+	cl = h_env_read(&env, "ct2.bin", ct, sizeof(ct));
 	assert_int_equal(cl, 30 + 16);
-	assert_int_equal(read_file("ct2.bin.iv", iv, sizeof(iv)), 12);
+	assert_int_equal(h_env_read(&env, "ct2.bin.iv", iv, sizeof(iv)), 12);
 	ol = sizeof(out);
 	assert_ok(gcm_decrypt(k, iv, "other-hdr", ct, cl, out, &ol));
 	assert_int_equal(ol, 30);
@@ -810,10 +790,10 @@ static void test_hsm_aes_gcm(void **state)
 	uint8_t iv3[12] = {0};
 	cl = sizeof(ct);
 	assert_ok(gcm_encrypt(k, iv3, NULL, pt, 16, ct, &cl));
-	write_file("ct3.bin", ct, cl);
-	write_file("ct3.bin.iv", iv3, 12);
+	h_env_write(&env, "ct3.bin", ct, cl);
+	h_env_write(&env, "ct3.bin.iv", iv3, 12);
 	sdk_ok("hsm", "p11kms-aes", "decrypt", "A256GCM", "ct3.bin", "pt3.bin", NULL);
-	assert_int_equal(read_file("pt3.bin", out, sizeof(out)), 16);
+	assert_int_equal(h_env_read(&env, "pt3.bin", out, sizeof(out)), 16);
 	assert_memory_equal(out, pt, 16);
 }
 
@@ -844,11 +824,11 @@ static void test_hsm_new_version(void **state)
 
 	assert_ok(p11->C_WrapKey(S, &kw, k, local, b2, &l2));
 	assert_false(l1 == l2 && memcmp(b1, b2, l1) == 0);
-	write_file("b2.bin", b2, l2);
+	h_env_write(&env, "b2.bin", b2, l2);
 	sdk_ok("hsm", "rot-aes", "unwrap", "A256KW", "b2.bin", "out.bin", NULL);
-	assert_int_equal(read_file("out.bin", out, sizeof(out)), 32);
+	assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 32);
 	assert_memory_equal(out, k1, 32);
-	write_file("b1.bin", b1, l1);
+	h_env_write(&env, "b1.bin", b1, l1);
 	char v[512];
 	sdk(v, sizeof(v), "hsm", "rot-aes", "unwrap", "A256KW", "b1.bin", "out.bin", NULL);
 	assert_true(strncmp(v, "error", 5) == 0);

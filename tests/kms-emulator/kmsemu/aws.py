@@ -15,6 +15,8 @@ import uuid
 from xml.sax.saxutils import escape
 
 import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import sigv4
@@ -28,7 +30,24 @@ MAX_CIPHERTEXT = 6144
 KMS_OPS = ("Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncrypt",
            "DescribeKey", "ListKeys", "ListAliases", "CreateKey", "CreateAlias", "EnableKey",
            "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKeyRotation",
-           "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "GenerateRandom")
+           "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "GenerateRandom",
+           "GetPublicKey")
+# Asymmetric keys [model: KeySpec, KeyUsageType, EncryptionAlgorithmSpec]. RSA keys encrypt with
+# RSAES-OAEP (MGF1 with the same hash, empty label) or sign; ECC keys here only sign (no Sign/Verify
+# operations are served: such keys exist so that clients can meet a public key that is not RSA).
+RSA_SPECS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+ECC_SPECS = {"ECC_NIST_P256": ec.SECP256R1, "ECC_NIST_P384": ec.SECP384R1,
+             "ECC_NIST_P521": ec.SECP521R1, "ECC_SECG_P256K1": ec.SECP256K1}
+RSA_ENCRYPTION_ALGS = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+ENCRYPTION_ALGS = ["SYMMETRIC_DEFAULT"] + RSA_ENCRYPTION_ALGS + ["SM2PKE"]
+RSA_SIGNING_ALGS = ["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
+                    "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512"]
+ECC_SIGNING_ALGS = {"ECC_NIST_P256": ["ECDSA_SHA_256"], "ECC_NIST_P384": ["ECDSA_SHA_384"],
+                    "ECC_NIST_P521": ["ECDSA_SHA_512"], "ECC_SECG_P256K1": ["ECDSA_SHA_256"]}
+KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
+             "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
+             "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519"]
+KEY_USAGES = ["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]
 _ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9:/_-]{1,250}$")
 
 
@@ -40,8 +59,15 @@ class KmsError(Exception):
 
 
 class AwsKey:
-    def __init__(self, account, region, key_id, now, description=""):
+    def __init__(self, account, region, key_id, now, description="", spec="SYMMETRIC_DEFAULT",
+                 usage="ENCRYPT_DECRYPT"):
         self.key_id = key_id
+        self.spec, self.usage = spec, usage
+        self.private = None           # asymmetric keys: the private key (python-cryptography)
+        if spec in RSA_SPECS:
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_SPECS[spec])
+        elif spec in ECC_SPECS:
+            self.private = ec.generate_private_key(ECC_SPECS[spec]())
         self.arn = "arn:aws:kms:%s:%s:key/%s" % (region, account, key_id)
         self.created = now
         self.description = description
@@ -52,6 +78,19 @@ class AwsKey:
         self.on_demand_rotations = []
         self.versions = []            # list of (material id, 32-byte key); index = version
         self.add_version()
+
+    @property
+    def asymmetric(self):
+        return self.private is not None
+
+    def encryption_algorithms(self):
+        if self.usage != "ENCRYPT_DECRYPT":
+            return []
+        return list(RSA_ENCRYPTION_ALGS) if self.spec in RSA_SPECS else ["SYMMETRIC_DEFAULT"]
+
+    def public_der(self):
+        return self.private.public_key().public_bytes(serialization.Encoding.DER,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def add_version(self):
         material = secrets.token_bytes(32)
@@ -95,9 +134,11 @@ class AwsState:
             return dict(rec) if rec else None
 
     # --- keys ----------------------------------------------------------------------------
-    def create_key(self, description="", alias=None):
+    def create_key(self, description="", alias=None, spec="SYMMETRIC_DEFAULT", usage="ENCRYPT_DECRYPT"):
+        # Generate outside the lock: an RSA 4096 key takes a while.
+        key = AwsKey(self.account, self.region, str(uuid.uuid4()), self.emu.now(), description,
+                     spec, usage)
         with self.emu.lock:
-            key = AwsKey(self.account, self.region, str(uuid.uuid4()), self.emu.now(), description)
             self.keys[key.key_id] = key
             if alias:
                 self.set_alias(alias, key.key_id)
@@ -225,6 +266,18 @@ def _blob(body, name, required=False, max_len=MAX_CIPHERTEXT):
     return data
 
 
+def _alg(body):
+    """EncryptionAlgorithm, defaulting to SYMMETRIC_DEFAULT; an unknown name fails validation."""
+    alg = _get(body, "EncryptionAlgorithm", str)
+    if alg is None:
+        return "SYMMETRIC_DEFAULT"
+    if alg not in ENCRYPTION_ALGS:
+        raise KmsError("ValidationException", "1 validation error detected: Value '%s' at "
+                       "'encryptionAlgorithm' failed to satisfy constraint: Member must satisfy enum "
+                       "value set: [%s]" % (alg, ", ".join(ENCRYPTION_ALGS)))
+    return alg
+
+
 def _context(body, name="EncryptionContext"):
     ctx = _get(body, name, dict)
     if ctx is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in ctx.items()):
@@ -306,18 +359,62 @@ class AwsService(Service):
     # --- operations (called with the state lock held) --------------------------------------
     def op_Encrypt(self, b):
         st = self.state
+        alg = _alg(b)
         key = st.resolve(_get(b, "KeyId", str, True))
         pt = _blob(b, "Plaintext", True, MAX_PLAINTEXT)
-        self._check_alg(b.get("EncryptionAlgorithm"))
+        if key.asymmetric:
+            return self._rsa_crypt(key, alg, pt, _context(b), True)
+        self._check_alg(alg, key)
         st.usable(key)
         blob, mid = st.seal(key, pt, _context(b))
         return {"CiphertextBlob": b64(blob), "KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
+    def _rsa_crypt(self, key, alg, data, ctx, encrypt):
+        """Encrypt/Decrypt with an asymmetric key: RSAES-OAEP, no context, no header."""
+        op = "Encrypt" if encrypt else "Decrypt"
+        self.state.usable(key)
+        if key.usage != "ENCRYPT_DECRYPT":
+            raise KmsError("InvalidKeyUsageException", "%s key usage is %s which is not valid for %s."
+                           % (key.arn, key.usage, op))
+        if alg not in key.encryption_algorithms():
+            raise KmsError("InvalidKeyUsageException", "Algorithm %s is incompatible with key spec %s."
+                           % (alg, key.spec))
+        if ctx:
+            raise KmsError("ValidationException", "EncryptionContext is not supported with "
+                           "asymmetric KMS keys.")
+        h = hashes.SHA1() if alg == "RSAES_OAEP_SHA_1" else hashes.SHA256()
+        pad = padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
+        nbytes = RSA_SPECS[key.spec] // 8
+        if encrypt:
+            limit = nbytes - 2 * h.digest_size - 2
+            if len(data) > limit:
+                raise KmsError("ValidationException", "Algorithm %s and key spec %s cannot encrypt "
+                               "data larger than %d bytes." % (alg, key.spec, limit))
+            out = key.private.public_key().encrypt(data, pad)
+            return {"CiphertextBlob": b64(out), "KeyId": key.arn, "EncryptionAlgorithm": alg}
+        if len(data) != nbytes:
+            raise KmsError("InvalidCiphertextException", "")
+        try:
+            out = key.private.decrypt(data, pad)
+        except ValueError:
+            raise KmsError("InvalidCiphertextException", "")
+        return {"KeyId": key.arn, "Plaintext": b64(out), "EncryptionAlgorithm": alg}
+
     def op_Decrypt(self, b):
         st = self.state
+        alg = _alg(b)
         blob = _blob(b, "CiphertextBlob", True)
-        self._check_alg(b.get("EncryptionAlgorithm"))
         want = _get(b, "KeyId", str)
+        if want is not None:
+            wkey = st.resolve(want)
+            if wkey.asymmetric:
+                # KMS finds no key in an asymmetric ciphertext: KeyId and the algorithm say it.
+                return self._rsa_crypt(wkey, alg, blob, _context(b), False)
+        if alg != "SYMMETRIC_DEFAULT":
+            if want is None:
+                # Without KeyId the blob is taken as a symmetric ciphertext, which it is not.
+                raise KmsError("InvalidCiphertextException", "")
+            self._check_alg(alg, wkey)
         key, pt, mid = st.open(blob, _context(b))
         if want is not None and st.resolve(want) is not key:
             raise KmsError("IncorrectKeyException", "The key ID in the request does not identify a "
@@ -328,6 +425,10 @@ class AwsService(Service):
     def _data_key(self, b):
         st = self.state
         key = st.resolve(_get(b, "KeyId", str, True))
+        if key.asymmetric:
+            raise KmsError("InvalidKeyUsageException", "%s key usage is %s which is not valid for "
+                           "GenerateDataKey." % (key.arn, key.usage) if key.usage != "ENCRYPT_DECRYPT"
+                           else "Asymmetric KMS keys do not generate data keys: %s." % key.arn)
         spec, nbytes = _get(b, "KeySpec", str), _get(b, "NumberOfBytes", int)
         if (spec is None) == (nbytes is None):
             raise KmsError("ValidationException", "Please specify either number of bytes or key spec.")
@@ -359,6 +460,9 @@ class AwsService(Service):
         blob = _blob(b, "CiphertextBlob", True)
         dest = st.resolve(_get(b, "DestinationKeyId", str, True))
         src_want = _get(b, "SourceKeyId", str)
+        if dest.asymmetric or (src_want is not None and st.resolve(src_want).asymmetric):
+            raise KmsError("UnsupportedOperationException",
+                           "The emulator re-encrypts with symmetric keys only.")
         src, pt, src_mid = st.open(blob, _context(b, "SourceEncryptionContext"))
         if src_want is not None and st.resolve(src_want) is not src:
             raise KmsError("IncorrectKeyException", "The key ID in the request does not identify a "
@@ -373,10 +477,12 @@ class AwsService(Service):
     def _metadata(self, key):
         md = {"AWSAccountId": self.state.account, "KeyId": key.key_id, "Arn": key.arn,
               "CreationDate": key.created, "Enabled": key.state == "Enabled",
-              "Description": key.description, "KeyUsage": "ENCRYPT_DECRYPT", "KeyState": key.state,
-              "Origin": "AWS_KMS", "KeyManager": "CUSTOMER", "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
-              "KeySpec": "SYMMETRIC_DEFAULT", "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
-              "MultiRegion": False, "CurrentKeyMaterialId": key.versions[-1][0]}
+              "Description": key.description, "KeyUsage": key.usage, "KeyState": key.state,
+              "Origin": "AWS_KMS", "KeyManager": "CUSTOMER", "CustomerMasterKeySpec": key.spec,
+              "KeySpec": key.spec, "MultiRegion": False}
+        md.update(self._algorithms(key))
+        if not key.asymmetric:
+            md["CurrentKeyMaterialId"] = key.versions[-1][0]
         if key.deletion_date is not None:
             md["DeletionDate"] = key.deletion_date
         return md
@@ -421,14 +527,44 @@ class AwsService(Service):
                            "CreationDate": a["created"], "LastUpdatedDate": a["updated"]} for n, a in page]
         return out
 
+    @staticmethod
+    def _algorithms(key):
+        if key.usage == "ENCRYPT_DECRYPT":
+            return {"EncryptionAlgorithms": key.encryption_algorithms()}
+        if key.spec in RSA_SPECS:
+            return {"SigningAlgorithms": list(RSA_SIGNING_ALGS)}
+        return {"SigningAlgorithms": list(ECC_SIGNING_ALGS[key.spec])}
+
     def op_CreateKey(self, b):
         spec = _get(b, "KeySpec", str) or _get(b, "CustomerMasterKeySpec", str) or "SYMMETRIC_DEFAULT"
         usage = _get(b, "KeyUsage", str) or "ENCRYPT_DECRYPT"
-        if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
+        for field, value, allowed in (("keySpec", spec, KEY_SPECS), ("keyUsage", usage, KEY_USAGES)):
+            if value not in allowed:
+                raise KmsError("ValidationException", "1 validation error detected: Value '%s' at '%s' "
+                               "failed to satisfy constraint: Member must satisfy enum value set: [%s]"
+                               % (value, field, ", ".join(allowed)))
+        ok = ((spec == "SYMMETRIC_DEFAULT" and usage == "ENCRYPT_DECRYPT") or
+              (spec in RSA_SPECS and usage in ("ENCRYPT_DECRYPT", "SIGN_VERIFY")) or
+              (spec in ECC_SPECS and usage == "SIGN_VERIFY"))
+        if not ok:
+            if spec in RSA_SPECS or spec in ECC_SPECS or spec == "SYMMETRIC_DEFAULT":
+                raise KmsError("ValidationException", "KeyUsage %s is not compatible with KeySpec %s"
+                               % (usage, spec))
             raise KmsError("UnsupportedOperationException",
-                           "The emulator only creates SYMMETRIC_DEFAULT ENCRYPT_DECRYPT keys.")
-        key = self.state.create_key(_get(b, "Description", str) or "")
+                           "The emulator creates SYMMETRIC_DEFAULT, RSA and ECC keys only.")
+        key = self.state.create_key(_get(b, "Description", str) or "", spec=spec, usage=usage)
         return {"KeyMetadata": self._metadata(key)}
+
+    def op_GetPublicKey(self, b):
+        key = self.state.resolve(_get(b, "KeyId", str, True))
+        if not key.asymmetric:
+            raise KmsError("UnsupportedOperationException", "%s key usage is %s and key spec is %s: "
+                           "GetPublicKey needs an asymmetric KMS key." % (key.arn, key.usage, key.spec))
+        self.state.usable(key)
+        out = {"KeyId": key.arn, "PublicKey": b64(key.public_der()), "CustomerMasterKeySpec": key.spec,
+               "KeySpec": key.spec, "KeyUsage": key.usage}
+        out.update(self._algorithms(key))
+        return out
 
     def op_CreateAlias(self, b):
         st = self.state
@@ -478,9 +614,16 @@ class AwsService(Service):
         self.state.set_state(key, "Disabled")     # the service leaves a cancelled key disabled
         return {"KeyId": key.arn}
 
+    @staticmethod
+    def _no_asymmetric_rotation(key):
+        if key.asymmetric:
+            raise KmsError("UnsupportedOperationException", "%s key spec %s does not support automatic "
+                           "or on-demand key rotation." % (key.arn, key.spec))
+
     def op_EnableKeyRotation(self, b):
         key = self._stateful(b)
         self.state.usable(key)
+        self._no_asymmetric_rotation(key)
         period = _get(b, "RotationPeriodInDays", int)
         if period is not None and not 90 <= period <= 2560:
             raise KmsError("ValidationException", "1 validation error detected: Value '%d' at "
@@ -509,6 +652,7 @@ class AwsService(Service):
     def op_RotateKeyOnDemand(self, b):
         key = self._stateful(b)
         self.state.usable(key)
+        self._no_asymmetric_rotation(key)
         key.add_version()
         key.on_demand_rotations.append(int(self.emu.now()))
         return {"KeyId": key.key_id}
@@ -520,10 +664,11 @@ class AwsService(Service):
         return {"Plaintext": b64(secrets.token_bytes(n))}
 
     @staticmethod
-    def _check_alg(alg):
-        if alg is not None and alg != "SYMMETRIC_DEFAULT":
-            raise KmsError("InvalidKeyUsageException", "The request is not supported for this key's "
-                           "algorithm: %s." % alg)
+    def _check_alg(alg, key=None):
+        """A symmetric key: only SYMMETRIC_DEFAULT."""
+        if alg != "SYMMETRIC_DEFAULT":
+            raise KmsError("InvalidKeyUsageException", "Algorithm %s is incompatible with key spec %s."
+                           % (alg, key.spec if key is not None else "SYMMETRIC_DEFAULT"))
 
 
 # --- STS (awsQuery protocol, XML replies) ----------------------------------------------------

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * providers/aws: the standard mechanisms on asymmetric RSA keys
+ * (remote_crypt: Encrypt/Decrypt bodies with KeyId and EncryptionAlgorithm,
+ * no context; algorithms it cannot run refused without a request; the
+ * error mapping) and rsa_public (GetPublicKey's DER SubjectPublicKeyInfo
+ * decoded, key spec and usage checked, the numbers cached); the envelope
+ * on an RSA key and the default sealing key. All through a fake transport:
+ * no network, no sleeping.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "module/crypto.h"
+#include "module/secmem.h"
+#include "providers/common/codec.h"
+#include "providers/common/http.h"
+#include "providers/provider.h"
+
+extern const provider_ops aws_provider_ops;
+void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
+			    http_sleep_fn sleep_fn);
+
+#define ENDPOINT "https://kms.us-east-1.amazonaws.com"
+#define KEY "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+/* --- fake transport ---------------------------------------------------------- */
+
+typedef struct fake_resp {
+	long status;
+	char body[4096];
+} fake_resp;
+
+#define MAX_CALLS 16
+
+typedef struct fake_net {
+	fake_resp script[MAX_CALLS];
+	size_t n, next, calls;
+	char target[MAX_CALLS][96];
+	char body[MAX_CALLS][2048];
+} fake_net;
+
+static fake_net net;
+static void *aws;
+
+static void add(long status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(long status, const char *fmt, ...)
+{
+	assert_true(net.n < MAX_CALLS);
+	fake_resp *r = &net.script[net.n++];
+	r->status = status;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->body, sizeof(r->body), fmt, ap);
+	va_end(ap);
+}
+
+static p11k_err fake_transport(void *arg, const http_request *req, http_response *resp,
+			       provider_status *st)
+{
+	fake_net *f = arg;
+	size_t k = f->calls < MAX_CALLS ? f->calls : MAX_CALLS - 1;
+	f->calls++;
+	const char *t = http_header_get(req, "X-Amz-Target");
+	snprintf(f->target[k], sizeof(f->target[k]), "%s", t ? t : "");
+	size_t bl = req->bodylen < sizeof(f->body[k]) - 1 ? req->bodylen : sizeof(f->body[k]) - 1;
+	memcpy(f->body[k], req->body ? (const char *)req->body : "", bl);
+	f->body[k][bl] = 0;
+	if (strcmp(req->method, "POST") != 0 || strcmp(req->url, ENDPOINT "/") != 0) {
+		print_error("fake: unexpected %s %s\n", req->method, req->url);
+		fail();
+	}
+	if (f->next >= f->n) {
+		snprintf(st->message, sizeof(st->message), "fake: nothing scripted");
+		return P11K_ERR_UNREACHABLE;
+	}
+	const fake_resp *r = &f->script[f->next++];
+	resp->status = r->status;
+	snprintf(resp->request_id, sizeof(resp->request_id), "req-%zu", k);
+	if (!dbuf_add(&resp->body, r->body, strlen(r->body)))
+		return P11K_ERR_BAD_REPLY;
+	return P11K_OK;
+}
+
+static void no_sleep(void *arg, long ms)
+{
+	(void)arg;
+	(void)ms;
+}
+
+static void *make(const char *json, p11k_err *err)
+{
+	json_error_t je;
+	json_t *cfg = json_loads(json, 0, &je);
+	assert_non_null(cfg);
+	void *st = NULL;
+	char why[256] = "";
+	*err = aws_provider_ops.create(cfg, "test.json", &st, why, sizeof(why));
+	json_decref(cfg);
+	if (st)
+		aws_test_set_transport(st, fake_transport, &net, no_sleep);
+	return st;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&net, 0, sizeof(net));
+	p11k_err e;
+	aws = make("{\"region\": \"us-east-1\", \"endpoint\": \"" ENDPOINT "\", "
+		   "\"seal_with\": \"alias/seal\"}", &e);
+	assert_int_equal(e, P11K_OK);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	aws_provider_ops.destroy(aws);
+	aws = NULL;
+	return 0;
+}
+
+/* The request body k as JSON (the caller frees). */
+static json_t *body_of(size_t k)
+{
+	json_error_t je;
+	json_t *j = json_loads(net.body[k], 0, &je);
+	assert_non_null(j);
+	return j;
+}
+
+static const char *jstr(json_t *j, const char *k)
+{
+	return json_string_value(json_object_get(j, k));
+}
+
+static char *b64(const uint8_t *p, size_t n)
+{
+	char *s = b64_encode(p, n);
+	assert_non_null(s);
+	return s;
+}
+
+/* --- remote_crypt ------------------------------------------------------------ */
+
+static void test_encrypt_body(void **state)
+{
+	(void)state;
+	uint8_t ct[256], pt[32];
+	for (size_t i = 0; i < sizeof(ct); i++)
+		ct[i] = (uint8_t)(i * 3 + 1);
+	memset(pt, 0x5a, sizeof(pt));
+	char *cb = b64(ct, sizeof(ct));
+	add(200, "{\"CiphertextBlob\":\"%s\",\"KeyId\":\"%s\","
+		 "\"EncryptionAlgorithm\":\"RSAES_OAEP_SHA_256\"}", cb, KEY);
+	free(cb);
+	remote_req r = {.alg = RALG_RSA_OAEP_SHA256, .encrypt = true, .key_op = true,
+			.in = pt, .inlen = sizeof(pt)};
+	uint8_t *out = NULL;
+	size_t ol = 0;
+	provider_status st = {0};
+	assert_int_equal(aws_provider_ops.remote_crypt(aws, "alias/rsa", &r, &out, &ol, &st),
+			 P11K_OK);
+	assert_int_equal(ol, sizeof(ct));
+	assert_memory_equal(out, ct, ol);
+	assert_true(sec_size(out) >= ol); /* secure memory */
+	sec_free(out);
+	assert_int_equal(net.calls, 1);
+	assert_string_equal(net.target[0], "TrentService.Encrypt");
+	json_t *j = body_of(0);
+	assert_string_equal(jstr(j, "KeyId"), "alias/rsa");
+	assert_string_equal(jstr(j, "EncryptionAlgorithm"), "RSAES_OAEP_SHA_256");
+	char *pb = b64(pt, sizeof(pt));
+	assert_string_equal(jstr(j, "Plaintext"), pb);
+	free(pb);
+	assert_null(json_object_get(j, "EncryptionContext"));
+	assert_int_equal(json_object_size(j), 3);
+	json_decref(j);
+}
+
+static void test_decrypt_body(void **state)
+{
+	(void)state;
+	uint8_t ct[256];
+	memset(ct, 0x11, sizeof(ct));
+	add(200, "{\"Plaintext\":\"c2VjcmV0\",\"KeyId\":\"%s\","
+		 "\"EncryptionAlgorithm\":\"RSAES_OAEP_SHA_1\"}", KEY);
+	remote_req r = {.alg = RALG_RSA_OAEP_SHA1, .encrypt = false, .in = ct,
+			.inlen = sizeof(ct)};
+	uint8_t *out = NULL;
+	size_t ol = 0;
+	provider_status st = {0};
+	assert_int_equal(aws_provider_ops.remote_crypt(aws, KEY, &r, &out, &ol, &st), P11K_OK);
+	assert_int_equal(ol, 6);
+	assert_memory_equal(out, "secret", 6);
+	assert_true(sec_size(out) >= ol);
+	sec_free(out);
+	assert_string_equal(net.target[0], "TrentService.Decrypt");
+	json_t *j = body_of(0);
+	assert_string_equal(jstr(j, "KeyId"), KEY);
+	assert_string_equal(jstr(j, "EncryptionAlgorithm"), "RSAES_OAEP_SHA_1");
+	char *cb = b64(ct, sizeof(ct));
+	assert_string_equal(jstr(j, "CiphertextBlob"), cb);
+	free(cb);
+	assert_null(json_object_get(j, "EncryptionContext"));
+	json_decref(j);
+
+	/* A reply without Plaintext is a bad reply. */
+	add(200, "{\"KeyId\":\"%s\"}", KEY);
+	assert_int_equal(aws_provider_ops.remote_crypt(aws, KEY, &r, &out, &ol, &st),
+			 P11K_ERR_BAD_REPLY);
+	assert_null(out);
+}
+
+/* AES key wrap and GCM: AWS has no such operation; no request is made. */
+static void test_unsupported_algs(void **state)
+{
+	(void)state;
+	static const remote_alg algs[] = {RALG_AES_KW, RALG_AES_KWP, RALG_AES_GCM};
+	uint8_t in[32] = {0};
+	for (size_t i = 0; i < 3; i++) {
+		for (int enc = 0; enc < 2; enc++) {
+			remote_req r = {.alg = algs[i], .encrypt = enc, .key_bits = 256,
+					.in = in, .inlen = sizeof(in)};
+			uint8_t *out = NULL;
+			size_t ol = 0;
+			provider_status st = {0};
+			assert_int_equal(aws_provider_ops.remote_crypt(aws, KEY, &r, &out, &ol, &st),
+					 P11K_ERR_KEY_TYPE);
+			assert_null(out);
+			assert_non_null(strstr(st.message, "RSA-OAEP"));
+		}
+	}
+	assert_int_equal(net.calls, 0);
+}
+
+static void test_error_mapping(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *body;
+		p11k_err want;
+	} cases[] = {
+		{"{\"__type\":\"InvalidCiphertextException\"}", P11K_ERR_INVALID_CIPHERTEXT},
+		{"{\"__type\":\"InvalidKeyUsageException\",\"message\":\"Algorithm "
+		 "RSAES_OAEP_SHA_256 is incompatible with key spec SYMMETRIC_DEFAULT.\"}",
+		 P11K_ERR_KEY_TYPE},
+		{"{\"__type\":\"ValidationException\",\"message\":\"EncryptionAlgorithm "
+		 "RSAES_OAEP_SHA_1 is not supported for key spec ECC_NIST_P256\"}",
+		 P11K_ERR_KEY_TYPE},
+		{"{\"__type\":\"ValidationException\",\"message\":\"KeyUsage SIGN_VERIFY is not "
+		 "valid\"}",
+		 P11K_ERR_KEY_TYPE},
+		{"{\"__type\":\"ValidationException\",\"message\":\"Algorithm RSAES_OAEP_SHA_256 "
+		 "and key spec RSA_2048 cannot encrypt data larger than 190 bytes.\"}",
+		 P11K_ERR_INTERNAL},
+		{"{\"__type\":\"ValidationException\",\"message\":\"1 validation error detected: "
+		 "Value null at 'keyId'\"}",
+		 P11K_ERR_INTERNAL},
+		{"{\"__type\":\"DisabledException\",\"message\":\"k is disabled.\"}",
+		 P11K_ERR_KEY_DISABLED},
+		{"{\"__type\":\"KMSInvalidStateException\",\"message\":\"pending deletion\"}",
+		 P11K_ERR_KEY_DISABLED},
+		{"{\"__type\":\"NotFoundException\",\"message\":\"nope\"}", P11K_ERR_KEY_NOT_FOUND},
+		{"{\"__type\":\"AccessDeniedException\",\"Message\":\"no\"}", P11K_ERR_ACCESS_DENIED},
+		{"{\"__type\":\"com.amazonaws.kms#IncorrectKeyException\",\"message\":\"x\"}",
+		 P11K_ERR_INVALID_CIPHERTEXT},
+	};
+	uint8_t in[256] = {0};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		for (int enc = 0; enc < 2; enc++) {
+			net.n = net.next = net.calls = 0;
+			add(400, "%s", cases[i].body);
+			remote_req r = {.alg = RALG_RSA_OAEP_SHA256, .encrypt = enc, .in = in,
+					.inlen = enc ? 16 : sizeof(in)};
+			uint8_t *out = NULL;
+			size_t ol = 0;
+			provider_status st = {0};
+			p11k_err e = aws_provider_ops.remote_crypt(aws, KEY, &r, &out, &ol, &st);
+			if (e != cases[i].want)
+				fail_msg("case %zu (%s): got %s, want %s", i, cases[i].body,
+					 p11k_err_name(e), p11k_err_name(cases[i].want));
+			assert_null(out);
+			assert_int_equal(st.err, e);
+			assert_int_equal(st.http_status, 400);
+			assert_int_equal(net.calls, 1);
+		}
+	}
+}
+
+/* The envelope on an RSA key: AWS refuses SYMMETRIC_DEFAULT; the module is
+ * told the key is of the wrong type. */
+static void test_envelope_on_rsa_key(void **state)
+{
+	(void)state;
+	add(400, "{\"__type\":\"InvalidKeyUsageException\",\"message\":\"Algorithm "
+		 "SYMMETRIC_DEFAULT is incompatible with key spec RSA_2048.\"}");
+	uint8_t pt[32] = {1}, *blob = NULL;
+	size_t bl = 0;
+	char kv[256];
+	provider_status st = {0};
+	assert_int_equal(aws_provider_ops.encrypt(aws, KEY, pt, sizeof(pt), (const uint8_t *)"a", 1,
+						  &blob, &bl, kv, sizeof(kv), &st),
+			 P11K_ERR_KEY_TYPE);
+	assert_null(blob);
+	json_t *j = body_of(0);
+	assert_string_equal(jstr(j, "EncryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+	assert_non_null(json_object_get(j, "EncryptionContext"));
+	json_decref(j);
+	/* The envelope itself still works on a symmetric key (refactored path). */
+	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
+	assert_int_equal(aws_provider_ops.encrypt(aws, "alias/seal", pt, sizeof(pt),
+						  (const uint8_t *)"a", 1, &blob, &bl, kv,
+						  sizeof(kv), &st),
+			 P11K_OK);
+	assert_int_equal(bl, 4);
+	assert_string_equal(kv, KEY);
+	free(blob);
+	add(200, "{\"Plaintext\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
+	uint8_t *p = NULL;
+	size_t pl = 0;
+	assert_int_equal(aws_provider_ops.decrypt(aws, "alias/seal", (const uint8_t *)"\1\2\3\4",
+						  4, (const uint8_t *)"a", 1, &p, &pl, &st),
+			 P11K_OK);
+	assert_int_equal(pl, 4);
+	sec_free(p);
+	j = body_of(2);
+	assert_string_equal(jstr(j, "EncryptionAlgorithm"), "SYMMETRIC_DEFAULT");
+	assert_string_equal(jstr(json_object_get(j, "EncryptionContext"), "p11kms"), "YQ");
+	json_decref(j);
+}
+
+/* --- rsa_public ---------------------------------------------------------------- */
+
+static EVP_PKEY *rsa2048, *p256;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	assert_true(crypto_init());
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_ENDPOINT_URL_KMS");
+	unsetenv("AWS_ENDPOINT_URL");
+	rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	return rsa2048 && p256 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	EVP_PKEY_free(rsa2048);
+	EVP_PKEY_free(p256);
+	return 0;
+}
+
+/* base64 of the key's DER SubjectPublicKeyInfo (the caller frees). */
+static char *spki_b64(EVP_PKEY *k)
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(k, &der);
+	assert_true(n > 0);
+	char *s = b64(der, (size_t)n);
+	OPENSSL_free(der);
+	return s;
+}
+
+static void add_pubkey(const char *spec, const char *usage, const char *pk_b64)
+{
+	add(200, "{\"KeyId\":\"%s\",\"PublicKey\":\"%s\",\"KeySpec\":\"%s\","
+		 "\"CustomerMasterKeySpec\":\"%s\",\"KeyUsage\":\"%s\","
+		 "\"EncryptionAlgorithms\":[\"RSAES_OAEP_SHA_1\",\"RSAES_OAEP_SHA_256\"]}",
+	    KEY, pk_b64, spec, spec, usage);
+}
+
+static void bn_bytes(EVP_PKEY *k, const char *name, uint8_t *out, size_t *len)
+{
+	BIGNUM *bn = NULL;
+	assert_true(EVP_PKEY_get_bn_param(k, name, &bn));
+	*len = (size_t)BN_bn2bin(bn, out);
+	BN_free(bn);
+}
+
+static void test_rsa_public_and_cache(void **state)
+{
+	(void)state;
+	char *pk = spki_b64(rsa2048);
+	add_pubkey("RSA_2048", "ENCRYPT_DECRYPT", pk);
+	add_pubkey("RSA_2048", "ENCRYPT_DECRYPT", pk);
+	free(pk);
+	uint8_t wn[512], we[16];
+	size_t wnl, wel;
+	bn_bytes(rsa2048, OSSL_PKEY_PARAM_RSA_N, wn, &wnl);
+	bn_bytes(rsa2048, OSSL_PKEY_PARAM_RSA_E, we, &wel);
+	assert_int_equal(wnl, 256);
+	assert_int_equal(wel, 3); /* 65537, no leading zero */
+
+	for (int round = 0; round < 3; round++) {
+		uint8_t *n = NULL, *e = NULL;
+		size_t nl = 0, el = 0;
+		provider_status st = {0};
+		assert_int_equal(aws_provider_ops.rsa_public(aws, "alias/rsa", &n, &nl, &e, &el, &st),
+				 P11K_OK);
+		assert_int_equal(nl, wnl);
+		assert_memory_equal(n, wn, nl);
+		assert_int_equal(el, wel);
+		assert_memory_equal(e, we, el);
+		free(n);
+		free(e);
+		/* One GetPublicKey for every round: the numbers are cached. */
+		assert_int_equal(net.calls, 1);
+	}
+	assert_string_equal(net.target[0], "TrentService.GetPublicKey");
+	json_t *j = body_of(0);
+	assert_string_equal(jstr(j, "KeyId"), "alias/rsa");
+	assert_int_equal(json_object_size(j), 1);
+	json_decref(j);
+	/* Another key id is another entry. */
+	uint8_t *n = NULL, *e = NULL;
+	size_t nl = 0, el = 0;
+	provider_status st = {0};
+	assert_int_equal(aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st), P11K_OK);
+	assert_int_equal(net.calls, 2);
+	free(n);
+	free(e);
+}
+
+static void test_rsa_public_refusals(void **state)
+{
+	(void)state;
+	char *rsa = spki_b64(rsa2048), *ec = spki_b64(p256);
+	static const struct {
+		const char *spec, *usage;
+		int pk; /* 0 rsa, 1 ec, 2 garbage DER, 3 not base64, 4 DER + trailing byte */
+		p11k_err want;
+	} cases[] = {
+		{"RSA_2048", "ENCRYPT_DECRYPT", 2, P11K_ERR_BAD_REPLY},
+		{"RSA_2048", "ENCRYPT_DECRYPT", 3, P11K_ERR_BAD_REPLY},
+		{"RSA_2048", "ENCRYPT_DECRYPT", 1, P11K_ERR_BAD_REPLY}, /* spec says RSA, DER is EC */
+		{"RSA_3072", "ENCRYPT_DECRYPT", 0, P11K_ERR_BAD_REPLY}, /* wrong size */
+		{"ECC_NIST_P256", "SIGN_VERIFY", 1, P11K_ERR_KEY_TYPE},
+		{"RSA_2048", "SIGN_VERIFY", 0, P11K_ERR_KEY_TYPE},
+		{"SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", 0, P11K_ERR_KEY_TYPE},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		net.n = net.next = net.calls = 0;
+		const char *pk = cases[i].pk == 0   ? rsa
+				 : cases[i].pk == 1 ? ec
+				 : cases[i].pk == 2 ? "AAECAwQFBgcICQ=="
+						    : "***not base64***";
+		add_pubkey(cases[i].spec, cases[i].usage, pk);
+		uint8_t *n = NULL, *e = NULL;
+		size_t nl = 0, el = 0;
+		provider_status st = {0};
+		p11k_err got = aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st);
+		if (got != cases[i].want)
+			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(got),
+				 p11k_err_name(cases[i].want), st.message);
+		assert_null(n);
+		assert_null(e);
+		assert_int_equal(st.err, got);
+	}
+	/* A reply without PublicKey. */
+	net.n = net.next = net.calls = 0;
+	add(200, "{\"KeyId\":\"%s\",\"KeySpec\":\"RSA_2048\",\"KeyUsage\":\"ENCRYPT_DECRYPT\"}",
+	    KEY);
+	/* The symmetric key: GetPublicKey is refused by the service. */
+	add(400, "{\"__type\":\"UnsupportedOperationException\",\"message\":\"%s key usage is "
+		 "ENCRYPT_DECRYPT and key spec is SYMMETRIC_DEFAULT\"}", KEY);
+	add(400, "{\"__type\":\"DisabledException\",\"message\":\"%s is disabled.\"}", KEY);
+	/* Failures are not cached: the good answer is taken next time. */
+	add_pubkey("RSA_2048", "ENCRYPT_DECRYPT", rsa);
+	static const p11k_err want[] = {P11K_ERR_BAD_REPLY, P11K_ERR_KEY_TYPE,
+					P11K_ERR_KEY_DISABLED, P11K_OK};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		uint8_t *n = NULL, *e = NULL;
+		size_t nl = 0, el = 0;
+		provider_status st = {0};
+		assert_int_equal(aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st),
+				 want[i]);
+		assert_int_equal(nl, want[i] == P11K_OK ? 256 : 0);
+		free(n);
+		free(e);
+	}
+	assert_int_equal(net.calls, 4);
+	free(rsa);
+	free(ec);
+}
+
+/* --- configuration ------------------------------------------------------------- */
+
+static void test_default_seal_key(void **state)
+{
+	(void)state;
+	p11k_err e;
+	void *s = make("{\"region\": \"us-east-1\", \"endpoint\": \"" ENDPOINT "\", \"keys\": ["
+		       "{\"id\": \"alias/rsa\", \"type\": \"rsa\"},"
+		       "{\"id\": \"alias/sym\", \"label\": \"sym\"},"
+		       "{\"id\": \"alias/sym2\"}]}", &e);
+	assert_int_equal(e, P11K_OK);
+	assert_string_equal(aws_provider_ops.default_seal_key(s), "alias/sym");
+	aws_provider_ops.destroy(s);
+	s = make("{\"region\": \"us-east-1\", \"endpoint\": \"" ENDPOINT "\", \"keys\": ["
+		 "{\"id\": \"alias/rsa\", \"type\": \"rsa\"},"
+		 "{\"id\": \"alias/env\", \"type\": \"envelope\"}]}", &e);
+	assert_int_equal(e, P11K_OK);
+	assert_string_equal(aws_provider_ops.default_seal_key(s), "alias/env");
+	aws_provider_ops.destroy(s);
+	/* Only an RSA key and no seal_with: nothing can seal. */
+	s = make("{\"region\": \"us-east-1\", \"endpoint\": \"" ENDPOINT "\", \"keys\": ["
+		 "{\"id\": \"alias/rsa\", \"type\": \"rsa\"}]}", &e);
+	assert_int_equal(e, P11K_ERR_KEY_NOT_FOUND);
+	assert_null(s);
+	/* seal_with still wins. */
+	s = make("{\"region\": \"us-east-1\", \"endpoint\": \"" ENDPOINT "\", "
+		 "\"seal_with\": \"alias/x\", \"keys\": [{\"id\": \"alias/rsa\", \"type\": \"rsa\"}]}",
+		 &e);
+	assert_int_equal(e, P11K_OK);
+	assert_string_equal(aws_provider_ops.default_seal_key(s), "alias/x");
+	aws_provider_ops.destroy(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_encrypt_body, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decrypt_body, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported_algs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_envelope_on_rsa_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rsa_public_and_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rsa_public_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_seal_key, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("aws_provider", tests, group_setup, group_teardown);
+}
