@@ -6,6 +6,7 @@ p11kms_api_test(test_azure ${CMAKE_CURRENT_LIST_DIR}/test_azure.c ${CMAKE_CURREN
 target_link_libraries(test_azure PRIVATE PkgConfig::JANSSON)
 set_tests_properties(test_azure PROPERTIES TIMEOUT 600)
 # Standard mechanisms (RSA-OAEP, AES key wrap, AES-GCM) on typed Azure keys.
-p11kms_api_test(test_azure_std ${CMAKE_CURRENT_LIST_DIR}/test_azure_std.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
+p11kms_api_test(test_azure_std ${CMAKE_CURRENT_LIST_DIR}/test_azure_std.c
+  ${CMAKE_CURRENT_LIST_DIR}/oaep_suite.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
 target_link_libraries(test_azure_std PRIVATE PkgConfig::JANSSON)
 set_tests_properties(test_azure_std PROPERTIES TIMEOUT 600)

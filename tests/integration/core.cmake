@@ -9,6 +9,7 @@ target_link_libraries(test_kms PRIVATE OpenSSL::Crypto)
 p11kms_api_test(test_aws ${CMAKE_CURRENT_LIST_DIR}/test_aws.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
 target_link_libraries(test_aws PRIVATE PkgConfig::JANSSON)
 set_tests_properties(test_aws PROPERTIES TIMEOUT 600)
-p11kms_api_test(test_aws_std ${CMAKE_CURRENT_LIST_DIR}/test_aws_std.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
+p11kms_api_test(test_aws_std ${CMAKE_CURRENT_LIST_DIR}/test_aws_std.c
+  ${CMAKE_CURRENT_LIST_DIR}/oaep_suite.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
 target_link_libraries(test_aws_std PRIVATE PkgConfig::JANSSON)
 set_tests_properties(test_aws_std PROPERTIES TIMEOUT 600)

@@ -30,6 +30,7 @@
 
 #include "emu.h"
 #include "harness.h"
+#include "oaep_suite.h"
 
 #define az(field) emu_str("azure", field)
 #define emuctl(...) emu_ctl("emuctl_azure.py", __VA_ARGS__)
@@ -257,234 +258,72 @@ static void test_hsm_objects(void **state)
 
 /* --- RSA-OAEP --------------------------------------------------------------------- */
 
-/* The public numbers are the vault key's, fetched once. */
+static long az_count(const char *kind)
+{
+	static const char *const ops[][2] = {{"public", "GetKey"}, {"wrap", "wrapKey"},
+					     {"unwrap", "unwrapKey"}, {"encrypt", "encrypt"},
+					     {"decrypt", "decrypt"}};
+	if (!kind)
+		return count_all("azure-vault");
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(kind, ops[i][0]) == 0)
+			return count("azure-vault", ops[i][1]);
+	fail_msg("unknown call kind %s", kind);
+	return -1;
+}
+
+static void az_reset(void)
+{
+	emuctl("reset-counters");
+}
+
+static void az_pubkey(char *line, size_t n)
+{
+	emu_ctl_line(line, n, "emuctl_azure.py", "pubkey vault p11kms-rsa");
+}
+
+static void az_sdk(const char *op, bool sha256, const char *in, const char *out)
+{
+	sdk_ok("vault", "p11kms-rsa", op, sha256 ? "RSA-OAEP-256" : "RSA-OAEP", in, out, NULL);
+}
+
+static const oaep_cloud AZURE = {&env, &S, az_count, az_reset, az_pubkey, az_sdk};
+
+/* The checks every cloud's RSA key pair passes (oaep_suite.c). */
 static void test_rsa_public_attributes(void **state)
 {
 	(void)state;
-	char line[2048];
-	emu_ctl_line(line, sizeof(line), "emuctl_azure.py", "pubkey vault p11kms-rsa");
-	char nhex[1100], ehex[32];
-	unsigned bits = 0;
-	assert_int_equal(sscanf(line, "%1099s %31s %u", nhex, ehex, &bits), 3);
-	uint8_t nwant[512], ewant[8];
-	char pad[1101];
-	/* Even-length hex for h_unhex. */
-	snprintf(pad, sizeof(pad), "%s%s", strlen(nhex) % 2 ? "0" : "", nhex);
-	size_t nl = h_unhex(pad, nwant, sizeof(nwant));
-	snprintf(pad, sizeof(pad), "%s%s", strlen(ehex) % 2 ? "0" : "", ehex);
-	size_t el = h_unhex(pad, ewant, sizeof(ewant));
-	assert_int_equal(nl, bits / 8);
-
-	emuctl("reset-counters");
-	CK_OBJECT_HANDLE keys[] = {h_find_obj(S, CKO_PUBLIC_KEY, "kek"),
-				   h_find_obj(S, CKO_PRIVATE_KEY, "kek")};
-	for (int i = 0; i < 2; i++) {
-		uint8_t n[512], e[8];
-		CK_ULONG mb = 0;
-		CK_ATTRIBUTE q[] = {{CKA_MODULUS, NULL, 0}, {CKA_PUBLIC_EXPONENT, NULL, 0}};
-		assert_ok(p11->C_GetAttributeValue(S, keys[i], q, 2));
-		assert_int_equal(q[0].ulValueLen, nl);
-		assert_int_equal(q[1].ulValueLen, el);
-		CK_ATTRIBUTE a[] = {{CKA_MODULUS, n, sizeof(n)},
-				    {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
-				    {CKA_MODULUS_BITS, &mb, sizeof(mb)}};
-		assert_ok(p11->C_GetAttributeValue(S, keys[i], a, i == 0 ? 3 : 2));
-		assert_memory_equal(n, nwant, nl);
-		assert_memory_equal(e, ewant, el);
-		if (i == 0)
-			assert_int_equal(mb, bits);
-	}
-	/* One GetKey for all of it. */
-	assert_int_equal(count("azure-vault", "GetKey"), 1);
-
-	/* A 3072-bit key: its size, and the length of what OAEP makes. */
-	CK_OBJECT_HANDLE pub3 = h_find_obj(S, CKO_PUBLIC_KEY, "rsa3k");
-	assert_int_equal(h_attr_ulong(S, pub3, CKA_MODULUS_BITS), 3072);
-	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = h_oaep(&p, true);
-	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
-	emuctl("reset-counters");
-	CK_ULONG bl = 0;
-	assert_ok(p11->C_WrapKey(S, &m, pub3, local, NULL, &bl));
-	assert_int_equal(bl, 384);
-	assert_int_equal(count_all("azure-vault"), 0);
-}
-
-/* C_WrapKey with the public key, C_UnwrapKey with the private key: the
- * same AES key comes back. The length query costs no KMS call. */
-static void oaep_roundtrip(bool sha256)
-{
-	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
-	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
-	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = h_oaep(&p, sha256);
-	/* The modulus size first (one GetKey), then count. */
-	assert_int_equal(h_attr_ulong(S, pub, CKA_MODULUS_BITS), 2048);
-	emuctl("reset-counters");
-	uint8_t blob[512];
-	CK_ULONG bl = 0;
-	assert_ok(p11->C_WrapKey(S, &m, pub, local, NULL, &bl));
-	assert_int_equal(bl, 256);
-	assert_int_equal(count_all("azure-vault"), 0);
-	bl = 10;
-	assert_rv(p11->C_WrapKey(S, &m, pub, local, blob, &bl), CKR_BUFFER_TOO_SMALL);
-	assert_int_equal(bl, 256);
-	assert_int_equal(count_all("azure-vault"), 0);
-	bl = sizeof(blob);
-	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
-	assert_int_equal(bl, 256);
-	assert_int_equal(count("azure-vault", "wrapKey"), 1);
-	CK_OBJECT_HANDLE back;
-	assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
-	assert_int_equal(count("azure-vault", "unwrapKey"), 1);
-	assert_int_equal(h_attr_ulong(S, back, CKA_VALUE_LEN), 32);
-	h_same_aes_key(S, local, back);
-	/* The other hash does not open it. */
-	CK_RSA_PKCS_OAEP_PARAMS p2;
-	CK_MECHANISM m2 = h_oaep(&p2, !sha256);
-	assert_rv(h_unwrap_as(S, &m2, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
+	oaep_public_attributes(&AZURE);
 }
 
 static void test_oaep_sha1_wrap_unwrap(void **state)
 {
 	(void)state;
-	oaep_roundtrip(false);
+	oaep_wrap_unwrap(&AZURE, false);
 }
 
 static void test_oaep_sha256_wrap_unwrap(void **state)
 {
 	(void)state;
-	oaep_roundtrip(true);
+	oaep_wrap_unwrap(&AZURE, true);
 }
 
-/* C_Encrypt / C_Decrypt, and parameters the KMS cannot honour. */
 static void test_oaep_encrypt_decrypt(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
-	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = h_oaep(&p, true);
-	uint8_t pt[40], ct[512], out[512];
-	h_fill(pt, sizeof(pt), 1);
-	assert_int_equal(h_attr_ulong(S, pub, CKA_MODULUS_BITS), 2048);
-	emuctl("reset-counters");
-	assert_ok(p11->C_EncryptInit(S, &m, pub));
-	CK_ULONG cl = 0;
-	assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), NULL, &cl));
-	assert_int_equal(cl, 256);
-	assert_int_equal(count_all("azure-vault"), 0);
-	cl = sizeof(ct);
-	assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
-	assert_int_equal(cl, 256);
-	assert_int_equal(count("azure-vault", "encrypt"), 1);
-	assert_ok(p11->C_DecryptInit(S, &m, priv));
-	CK_ULONG ol = sizeof(out);
-	assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
-	assert_int_equal(ol, sizeof(pt));
-	assert_memory_equal(out, pt, sizeof(pt));
-	assert_int_equal(count("azure-vault", "decrypt"), 1);
-
-	/* Mixed hashes, a label: refused before any KMS call. */
-	emuctl("reset-counters");
-	CK_RSA_PKCS_OAEP_PARAMS bad = p;
-	bad.mgf = CKG_MGF1_SHA1;
-	CK_MECHANISM mb = {CKM_RSA_PKCS_OAEP, &bad, sizeof(bad)};
-	CK_RV rv = p11->C_EncryptInit(S, &mb, pub);
-	if (rv == CKR_OK) {
-		cl = sizeof(ct);
-		rv = p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl);
-	}
-	assert_rv(rv, CKR_MECHANISM_PARAM_INVALID);
-	bad = p;
-	bad.pSourceData = (CK_VOID_PTR) "label";
-	bad.ulSourceDataLen = 5;
-	rv = p11->C_EncryptInit(S, &mb, pub);
-	if (rv == CKR_OK) {
-		cl = sizeof(ct);
-		rv = p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl);
-	}
-	assert_rv(rv, CKR_MECHANISM_PARAM_INVALID);
-	assert_int_equal(count_all("azure-vault"), 0);
-	/* The public key does not decrypt, the private key does not encrypt. */
-	assert_rv(p11->C_DecryptInit(S, &m, pub), CKR_KEY_FUNCTION_NOT_PERMITTED);
-	assert_rv(p11->C_EncryptInit(S, &m, priv), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	oaep_encrypt_decrypt(&AZURE);
 }
 
-/* The module's results open with the SDK and the SDK's in the module. */
 static void test_oaep_sdk_interop(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
-	static const struct {
-		bool sha256;
-		const char *alg;
-	} hs[] = {{false, "RSA-OAEP"}, {true, "RSA-OAEP-256"}};
-	for (int i = 0; i < 2; i++) {
-		CK_RSA_PKCS_OAEP_PARAMS p;
-		CK_MECHANISM m = h_oaep(&p, hs[i].sha256);
-		uint8_t k1[32], k2[32], blob[512], out[512];
-		h_fill(k1, 32, (uint8_t)(0x10 + i));
-		h_fill(k2, 32, (uint8_t)(0x90 + i));
-		CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
-		/* Module wraps, SDK unwraps. */
-		CK_ULONG bl = sizeof(blob);
-		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
-		h_env_write(&env, "blob.bin", blob, bl);
-		sdk_ok("vault", "p11kms-rsa", "unwrap", hs[i].alg, "blob.bin", "out.bin", NULL);
-		assert_int_equal(h_env_read(&env, "out.bin", out, sizeof(out)), 32);
-		assert_memory_equal(out, k1, 32);
-		/* SDK wraps, module unwraps. */
-		h_env_write(&env, "k2.bin", k2, 32);
-		sdk_ok("vault", "p11kms-rsa", "wrap", hs[i].alg, "k2.bin", "blob2.bin", NULL);
-		bl = h_env_read(&env, "blob2.bin", blob, sizeof(blob));
-		assert_int_equal(bl, 256);
-		h_unwrap_expect(S, &m, priv, blob, bl, CKK_AES, k2, 32);
-		/* Module encrypts, SDK decrypts. */
-		uint8_t pt[50], ct[512];
-		h_fill(pt, sizeof(pt), (uint8_t)(0x50 + i));
-		CK_ULONG cl = sizeof(ct);
-		assert_ok(p11->C_EncryptInit(S, &m, pub));
-		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
-		h_env_write(&env, "ct.bin", ct, cl);
-		sdk_ok("vault", "p11kms-rsa", "decrypt", hs[i].alg, "ct.bin", "pt.bin", NULL);
-		assert_int_equal(h_env_read(&env, "pt.bin", out, sizeof(out)), sizeof(pt));
-		assert_memory_equal(out, pt, sizeof(pt));
-		/* SDK encrypts, module decrypts. */
-		h_env_write(&env, "pt2.bin", k2, 20);
-		sdk_ok("vault", "p11kms-rsa", "encrypt", hs[i].alg, "pt2.bin", "ct2.bin", NULL);
-		cl = h_env_read(&env, "ct2.bin", ct, sizeof(ct));
-		CK_ULONG ol = sizeof(out);
-		assert_ok(p11->C_DecryptInit(S, &m, priv));
-		assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
-		assert_int_equal(ol, 20);
-		assert_memory_equal(out, k2, 20);
-	}
+	oaep_sdk_interop(&AZURE);
 }
 
 static void test_oaep_tampered(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
-	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
-	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = h_oaep(&p, true);
-	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
-	uint8_t blob[512], ct[512], out[512];
-	CK_ULONG bl = sizeof(blob), cl = sizeof(ct), ol = sizeof(out);
-	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
-	blob[100] ^= 0x01;
-	CK_OBJECT_HANDLE back;
-	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
-	assert_ok(p11->C_EncryptInit(S, &m, pub));
-	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, ct, &cl));
-	ct[cl - 1] ^= 0x80;
-	assert_ok(p11->C_DecryptInit(S, &m, priv));
-	assert_rv(p11->C_Decrypt(S, ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	oaep_tampered(&AZURE);
 }
 
 /* A new key version: results of the old one still open (the provider

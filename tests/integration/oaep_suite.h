@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The RSA-OAEP checks every cloud's RSA key pair must pass, whatever the
+ * cloud: the public numbers, wrap/unwrap and encrypt/decrypt with both
+ * hashes, length queries that cost no KMS call, parameters refused before
+ * any call, results that open with the cloud's own SDK and the other way
+ * round, and tampering. Each cloud's test supplies an oaep_cloud with its
+ * emulator's counters and SDK, and RSA keys labelled "kek" (2048 bits)
+ * and "rsa3k" (3072 bits).
+ */
+#ifndef P11KMS_TEST_OAEP_SUITE_H
+#define P11KMS_TEST_OAEP_SUITE_H
+
+#include "harness.h"
+
+typedef struct oaep_cloud {
+	h_env *env;
+	CK_SESSION_HANDLE *session;
+	/* KMS calls of one kind since the last reset: "public" (reading the
+	 * public key), "wrap", "unwrap", "encrypt", "decrypt"; NULL: all. */
+	long (*count)(const char *kind);
+	void (*reset)(void);
+	/* The emulator's view of the "kek" key: "NHEX EHEX BITS". */
+	void (*pubkey)(char *line, size_t n);
+	/* The cloud's SDK runs OP ("wrap", "unwrap", "encrypt", "decrypt")
+	 * with RSA-OAEP (SHA-256 or SHA-1) on the "kek" key, from file IN to
+	 * file OUT in the env's folder. */
+	void (*sdk)(const char *op, bool sha256, const char *in, const char *out);
+} oaep_cloud;
+
+void oaep_public_attributes(const oaep_cloud *c);
+void oaep_wrap_unwrap(const oaep_cloud *c, bool sha256);
+void oaep_encrypt_decrypt(const oaep_cloud *c);
+void oaep_sdk_interop(const oaep_cloud *c);
+void oaep_tampered(const oaep_cloud *c);
+
+#endif
