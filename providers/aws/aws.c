@@ -16,7 +16,6 @@
  * cached per key id. AWS keys do not rotate asymmetric material, so there
  * are no older versions to try.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +36,12 @@
 #include "sigv4.h"
 
 #define AWS_MAX_REPLY (64 * 1024)
-#define MAX_CACHED_KEYS 64    /* public keys kept per provider */
 #define MAX_MODULUS_BYTES 1024 /* 8192 bits; AWS offers up to RSA_4096 */
 #define MAX_EXPONENT_BYTES 8
 
-/* An RSA key's public numbers, by the key id the module asked with. */
+/* An RSA key's public numbers. The module keeps them on the key objects:
+ * the provider fetches them when asked and keeps nothing. */
 typedef struct pub_entry {
-	char *key_id;
 	uint8_t *n, *e;
 	size_t nlen, elen;
 } pub_entry;
@@ -55,9 +53,6 @@ typedef struct aws_state {
 	char *default_key;
 	http_client *http;
 	aws_creds_provider *creds;
-	pthread_mutex_t lock; /* guards pub (public data only) */
-	pub_entry pub[MAX_CACHED_KEYS];
-	size_t npub;
 } aws_state;
 
 static const field_spec aws_fields[] = {
@@ -482,27 +477,9 @@ static p11k_err aws_remote_crypt(void *state, const char *key_id, remote_req *r,
 
 static void pub_free(pub_entry *p)
 {
-	free(p->key_id);
 	free(p->n);
 	free(p->e);
 	*p = (pub_entry){0};
-}
-
-static bool pub_copy(const pub_entry *p, uint8_t **n, size_t *nlen, uint8_t **e, size_t *elen)
-{
-	*n = malloc(p->nlen);
-	*e = malloc(p->elen);
-	if (!*n || !*e) {
-		free(*n);
-		free(*e);
-		*n = *e = NULL;
-		return false;
-	}
-	memcpy(*n, p->n, p->nlen);
-	memcpy(*e, p->e, p->elen);
-	*nlen = p->nlen;
-	*elen = p->elen;
-	return true;
 }
 
 /* A BIGNUM parameter of pkey, big-endian without leading zeros (BN_bn2bin
@@ -592,17 +569,6 @@ static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, siz
 	aws_state *s = state;
 	*n = *e = NULL;
 	*nlen = *elen = 0;
-	bool found = false, ok = false;
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->npub && !found; i++)
-		if (strcmp(s->pub[i].key_id, key_id) == 0) {
-			found = true;
-			ok = pub_copy(&s->pub[i], n, nlen, e, elen);
-		}
-	pthread_mutex_unlock(&s->lock);
-	if (found)
-		return ok ? P11K_OK : (st->err = P11K_ERR_NOMEM);
-
 	json_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
 	if (!req)
 		return st->err = P11K_ERR_NOMEM;
@@ -613,19 +579,12 @@ static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, siz
 	pub_entry p = {0};
 	err = parse_public_key(reply, key_id, &p, st);
 	json_decref(reply);
-	if (err == P11K_OK && !pub_copy(&p, n, nlen, e, elen))
-		err = st->err = P11K_ERR_NOMEM;
 	if (err == P11K_OK) {
-		/* Cache it (bounded; another thread may have been first). */
-		pthread_mutex_lock(&s->lock);
-		bool have = false;
-		for (size_t i = 0; i < s->npub; i++)
-			have = have || strcmp(s->pub[i].key_id, key_id) == 0;
-		if (!have && s->npub < MAX_CACHED_KEYS && (p.key_id = strdup(key_id))) {
-			s->pub[s->npub++] = p;
-			p = (pub_entry){0};
-		}
-		pthread_mutex_unlock(&s->lock);
+		*n = p.n;
+		*nlen = p.nlen;
+		*e = p.e;
+		*elen = p.elen;
+		p = (pub_entry){0};
 	}
 	pub_free(&p);
 	return err;
@@ -654,9 +613,6 @@ static void aws_destroy(void *state)
 		return;
 	aws_creds_provider_free(s->creds);
 	http_client_free(s->http);
-	for (size_t i = 0; i < s->npub; i++)
-		pub_free(&s->pub[i]);
-	pthread_mutex_destroy(&s->lock);
 	free(s->region);
 	free(s->endpoint);
 	free(s->host);
@@ -671,7 +627,6 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	aws_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return P11K_ERR_NOMEM;
-	pthread_mutex_init(&s->lock, NULL);
 	const char *region = str_field(cfg, "region");
 	const char *ep = str_field(cfg, "endpoint");
 	const char *env_ep = getenv("AWS_ENDPOINT_URL_KMS");

@@ -58,13 +58,6 @@ typedef struct kty_entry {
 	bool oct; /* oct / oct-HSM: AES key wrap, else RSA */
 } kty_entry;
 
-/* An RSA key's public numbers (public data only). */
-typedef struct pub_entry {
-	char *key_id;
-	uint8_t *n, *e;
-	size_t nlen, elen;
-} pub_entry;
-
 typedef struct az_state {
 	char *vault_url;   /* https://host[:port], no trailing slash */
 	char *host;        /* host part, for challenge verification */
@@ -82,8 +75,6 @@ typedef struct az_state {
 	char *tenant; /* from the challenge when none is configured */
 	kty_entry kty[MAX_CACHED_KEYS];
 	size_t nkty;
-	pub_entry pub[MAX_CACHED_KEYS];
-	size_t npub;
 } az_state;
 
 static const char *const resource_choices[] = {"vault", "hsm", NULL};
@@ -1156,24 +1147,6 @@ static p11k_err az_remote_crypt(void *state, const char *key_id, remote_req *r, 
 	return e;
 }
 
-/* Copies of a cached entry's numbers. */
-static bool pub_copy(const pub_entry *p, uint8_t **n, size_t *nlen, uint8_t **e, size_t *elen)
-{
-	*n = malloc(p->nlen);
-	*e = malloc(p->elen);
-	if (!*n || !*e) {
-		free(*n);
-		free(*e);
-		*n = *e = NULL;
-		return false;
-	}
-	memcpy(*n, p->n, p->nlen);
-	memcpy(*e, p->e, p->elen);
-	*nlen = p->nlen;
-	*elen = p->elen;
-	return true;
-}
-
 /* A JWK number: base64url, big-endian; leading zeros dropped. */
 static bool jwk_number(json_t *key, const char *name, size_t maxlen, uint8_t **out,
 		       size_t *len)
@@ -1193,23 +1166,14 @@ static bool jwk_number(json_t *key, const char *name, size_t maxlen, uint8_t **o
 	return true;
 }
 
+/* The module keeps the numbers on the key objects: fetched when asked,
+ * nothing kept here. */
 static p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
 			      uint8_t **e, size_t *elen, provider_status *st)
 {
 	az_state *s = state;
 	*n = *e = NULL;
 	*nlen = *elen = 0;
-	bool found = false, ok = false;
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->npub && !found; i++)
-		if (strcmp(s->pub[i].key_id, key_id) == 0) {
-			found = true;
-			ok = pub_copy(&s->pub[i], n, nlen, e, elen);
-		}
-	pthread_mutex_unlock(&s->lock);
-	if (found)
-		return ok ? P11K_OK : (st->err = P11K_ERR_NOMEM);
-
 	json_t *bundle = NULL;
 	char kv[128];
 	p11k_err err = get_key(s, key_id, &bundle, kv, sizeof(kv), st);
@@ -1217,34 +1181,18 @@ static p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size
 		return err;
 	json_t *key = json_object_get(bundle, "key");
 	const char *kty = json_string_value(json_object_get(key, "kty"));
-	pub_entry p = {0};
-	if (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0) {
+	if (!kty || (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
 		snprintf(st->message, sizeof(st->message), "key %.100s is %.20s, not RSA", key_id,
-			 kty);
+			 kty ? kty : "of no type");
 		err = st->err = P11K_ERR_KEY_TYPE;
-	} else if (!jwk_number(key, "n", 1024, &p.n, &p.nlen) ||
-		   !jwk_number(key, "e", 8, &p.e, &p.elen)) {
+	} else if (!jwk_number(key, "n", 1024, n, nlen) || !jwk_number(key, "e", 8, e, elen)) {
 		snprintf(st->message, sizeof(st->message), "GetKey: the RSA key lacks n or e");
 		err = st->err = P11K_ERR_BAD_REPLY;
+		free(*n);
+		*n = NULL;
+		*nlen = 0;
 	}
 	json_decref(bundle);
-	if (err == P11K_OK && !pub_copy(&p, n, nlen, e, elen))
-		err = st->err = P11K_ERR_NOMEM;
-	if (err == P11K_OK) {
-		/* Cache it (bounded; another thread may have been first). */
-		pthread_mutex_lock(&s->lock);
-		bool have = false;
-		for (size_t i = 0; i < s->npub; i++)
-			have = have || strcmp(s->pub[i].key_id, key_id) == 0;
-		if (!have && s->npub < MAX_CACHED_KEYS && (p.key_id = strdup(key_id))) {
-			s->pub[s->npub++] = p;
-			p = (pub_entry){0};
-		}
-		pthread_mutex_unlock(&s->lock);
-	}
-	free(p.key_id);
-	free(p.n);
-	free(p.e);
 	return err;
 }
 
@@ -1266,11 +1214,6 @@ static void az_destroy(void *state)
 	http_client_free(s->loginhttp);
 	for (size_t i = 0; i < s->nkty; i++)
 		free(s->kty[i].key_id);
-	for (size_t i = 0; i < s->npub; i++) {
-		free(s->pub[i].key_id);
-		free(s->pub[i].n);
-		free(s->pub[i].e);
-	}
 	free(s->vault_url);
 	free(s->host);
 	free(s->api_version);
