@@ -14,8 +14,9 @@ static size_t unhex_odd(const char *hex, uint8_t *out, size_t max)
 	return h_unhex(pad, out, max);
 }
 
-void oaep_public_attributes(const oaep_cloud *c)
+void oaep_public_attributes(void **state)
 {
+	const oaep_cloud *c = *state;
 	char line[2048], nhex[1100], ehex[32];
 	unsigned bits = 0;
 	c->pubkey(line, sizeof(line));
@@ -65,7 +66,7 @@ void oaep_public_attributes(const oaep_cloud *c)
 
 /* C_WrapKey with the public key, C_UnwrapKey with the private key: the
  * same AES key comes back. Length queries cost no KMS call. */
-void oaep_wrap_unwrap(const oaep_cloud *c, bool sha256)
+static void wrap_unwrap(const oaep_cloud *c, bool sha256)
 {
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
@@ -99,9 +100,20 @@ void oaep_wrap_unwrap(const oaep_cloud *c, bool sha256)
 	assert_rv(h_unwrap_as(S, &m2, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
 }
 
-/* C_Encrypt / C_Decrypt with both hashes, and parameters no KMS honours. */
-void oaep_encrypt_decrypt(const oaep_cloud *c)
+void oaep_sha1_wrap_unwrap(void **state)
 {
+	wrap_unwrap(*state, false);
+}
+
+void oaep_sha256_wrap_unwrap(void **state)
+{
+	wrap_unwrap(*state, true);
+}
+
+/* C_Encrypt / C_Decrypt with both hashes, and parameters no KMS honours. */
+void oaep_encrypt_decrypt(void **state)
+{
+	const oaep_cloud *c = *state;
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	assert_int_equal(h_attr_ulong(S, pub, CKA_MODULUS_BITS), 2048);
@@ -152,8 +164,9 @@ void oaep_encrypt_decrypt(const oaep_cloud *c)
 
 /* The module's results open with the cloud's SDK, and the SDK's in the
  * module: wrapped keys and data, both hashes. */
-void oaep_sdk_interop(const oaep_cloud *c)
+void oaep_sdk_interop(void **state)
 {
+	const oaep_cloud *c = *state;
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	for (int i = 0; i < 2; i++) {
@@ -199,8 +212,9 @@ void oaep_sdk_interop(const oaep_cloud *c)
 	}
 }
 
-void oaep_tampered(const oaep_cloud *c)
+void oaep_tampered(void **state)
 {
+	const oaep_cloud *c = *state;
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	CK_RSA_PKCS_OAEP_PARAMS p;

@@ -28,10 +28,16 @@ typedef struct oaep_cloud {
 	void (*sdk)(const char *op, bool sha256, const char *in, const char *out);
 } oaep_cloud;
 
-void oaep_public_attributes(const oaep_cloud *c);
-void oaep_wrap_unwrap(const oaep_cloud *c, bool sha256);
-void oaep_encrypt_decrypt(const oaep_cloud *c);
-void oaep_sdk_interop(const oaep_cloud *c);
-void oaep_tampered(const oaep_cloud *c);
+/* cmocka tests: the oaep_cloud is the test's state, given with
+ * OAEP_TEST(name, setup, teardown, &cloud). */
+void oaep_public_attributes(void **state);
+void oaep_sha1_wrap_unwrap(void **state);
+void oaep_sha256_wrap_unwrap(void **state);
+void oaep_encrypt_decrypt(void **state);
+void oaep_sdk_interop(void **state);
+void oaep_tampered(void **state);
+
+#define OAEP_TEST(name, setup, teardown, cloud)                                         \
+	cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(cloud))
 
 #endif

@@ -188,43 +188,6 @@ static void aws_sdk(const char *op, bool sha256, const char *in, const char *out
 
 static const oaep_cloud AWS = {&env, &S, aws_count, aws_reset, aws_pubkey, aws_sdk};
 
-/* The checks every cloud's RSA key pair passes (oaep_suite.c). */
-static void test_rsa_public_attributes(void **state)
-{
-	(void)state;
-	oaep_public_attributes(&AWS);
-}
-
-static void test_oaep_sha1_wrap_unwrap(void **state)
-{
-	(void)state;
-	oaep_wrap_unwrap(&AWS, false);
-}
-
-static void test_oaep_sha256_wrap_unwrap(void **state)
-{
-	(void)state;
-	oaep_wrap_unwrap(&AWS, true);
-}
-
-static void test_oaep_encrypt_decrypt(void **state)
-{
-	(void)state;
-	oaep_encrypt_decrypt(&AWS);
-}
-
-static void test_oaep_sdk_interop(void **state)
-{
-	(void)state;
-	oaep_sdk_interop(&AWS);
-}
-
-static void test_oaep_tampered(void **state)
-{
-	(void)state;
-	oaep_tampered(&AWS);
-}
-
 /* A disabled key: the KMS refuses, the session says why. */
 static void test_oaep_disabled(void **state)
 {
@@ -310,12 +273,12 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rsa_public_attributes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_sha1_wrap_unwrap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_sha256_wrap_unwrap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_encrypt_decrypt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_sdk_interop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_tampered, setup, teardown),
+		OAEP_TEST(oaep_public_attributes, setup, teardown, &AWS),
+		OAEP_TEST(oaep_sha1_wrap_unwrap, setup, teardown, &AWS),
+		OAEP_TEST(oaep_sha256_wrap_unwrap, setup, teardown, &AWS),
+		OAEP_TEST(oaep_encrypt_decrypt, setup, teardown, &AWS),
+		OAEP_TEST(oaep_sdk_interop, setup, teardown, &AWS),
+		OAEP_TEST(oaep_tampered, setup, teardown, &AWS),
 		cmocka_unit_test_setup_teardown(test_oaep_disabled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symmetric_declared_rsa, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_envelope_on_rsa_key, setup, teardown),

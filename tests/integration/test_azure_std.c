@@ -289,43 +289,6 @@ static void az_sdk(const char *op, bool sha256, const char *in, const char *out)
 
 static const oaep_cloud AZURE = {&env, &S, az_count, az_reset, az_pubkey, az_sdk};
 
-/* The checks every cloud's RSA key pair passes (oaep_suite.c). */
-static void test_rsa_public_attributes(void **state)
-{
-	(void)state;
-	oaep_public_attributes(&AZURE);
-}
-
-static void test_oaep_sha1_wrap_unwrap(void **state)
-{
-	(void)state;
-	oaep_wrap_unwrap(&AZURE, false);
-}
-
-static void test_oaep_sha256_wrap_unwrap(void **state)
-{
-	(void)state;
-	oaep_wrap_unwrap(&AZURE, true);
-}
-
-static void test_oaep_encrypt_decrypt(void **state)
-{
-	(void)state;
-	oaep_encrypt_decrypt(&AZURE);
-}
-
-static void test_oaep_sdk_interop(void **state)
-{
-	(void)state;
-	oaep_sdk_interop(&AZURE);
-}
-
-static void test_oaep_tampered(void **state)
-{
-	(void)state;
-	oaep_tampered(&AZURE);
-}
-
 /* A new key version: results of the old one still open (the provider
  * tries the older versions), new results are made by the new one. */
 static void test_oaep_new_version(void **state)
@@ -739,12 +702,12 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_objects, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_rsa_public_attributes, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_sha1_wrap_unwrap, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_sha256_wrap_unwrap, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_encrypt_decrypt, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_sdk_interop, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_tampered, setup_vault, teardown),
+		OAEP_TEST(oaep_public_attributes, setup_vault, teardown, &AZURE),
+		OAEP_TEST(oaep_sha1_wrap_unwrap, setup_vault, teardown, &AZURE),
+		OAEP_TEST(oaep_sha256_wrap_unwrap, setup_vault, teardown, &AZURE),
+		OAEP_TEST(oaep_encrypt_decrypt, setup_vault, teardown, &AZURE),
+		OAEP_TEST(oaep_sdk_interop, setup_vault, teardown, &AZURE),
+		OAEP_TEST(oaep_tampered, setup_vault, teardown, &AZURE),
 		cmocka_unit_test_setup_teardown(test_oaep_new_version, setup_vault, teardown),
 		cmocka_unit_test_setup_teardown(test_oaep_disabled, setup_vault, teardown),
 		cmocka_unit_test_setup_teardown(test_rsa_declared_aes, setup_vault, teardown),
