@@ -6,7 +6,8 @@ p11kms_api_test(test_mac ${CMAKE_CURRENT_LIST_DIR}/test_mac.c)
 p11kms_api_test(test_aead ${CMAKE_CURRENT_LIST_DIR}/test_aead.c)
 p11kms_api_test(test_kms ${CMAKE_CURRENT_LIST_DIR}/test_kms.c)
 target_link_libraries(test_kms PRIVATE OpenSSL::Crypto)
-p11kms_api_test(test_aws ${CMAKE_CURRENT_LIST_DIR}/test_aws.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
+p11kms_api_test(test_aws ${CMAKE_CURRENT_LIST_DIR}/test_aws.c
+  ${CMAKE_CURRENT_LIST_DIR}/cloud_suite.c ${CMAKE_CURRENT_LIST_DIR}/emu.c)
 target_link_libraries(test_aws PRIVATE PkgConfig::JANSSON)
 set_tests_properties(test_aws PROPERTIES TIMEOUT 600)
 p11kms_api_test(test_aws_std ${CMAKE_CURRENT_LIST_DIR}/test_aws_std.c

@@ -69,6 +69,11 @@ void h_dump_log(const h_env *e);
 int h_log_contains(const h_env *e, const char *s);
 /* Hex helpers. */
 size_t h_unhex(const char *hex, uint8_t *out, size_t max);
+/* A cmocka test whose state is given (cloud descriptions for the shared
+ * suites: cloud_suite.h, oaep_suite.h). */
+#define H_TEST_STATE(name, setup, teardown, state)                                   \
+	cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(state))
+
 /* KMS key objects (the standard-mechanism tests). */
 CK_ULONG h_deverr(CK_SESSION_HANDLE s);
 /* The one object of this class and label, by C_FindObjects. */

@@ -234,3 +234,34 @@ void oaep_tampered(void **state)
 	assert_rv(p11->C_Decrypt(S, ct, cl, out, &ol), CKR_ENCRYPTED_DATA_INVALID);
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
 }
+
+/* A disabled key: the KMS refuses wrap, unwrap and encrypt, the session
+ * says why; enabled again, the blob made before opens. */
+void oaep_disabled(void **state)
+{
+	const oaep_cloud *c = *state;
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "dis");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "dis");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = h_oaep(&p, false);
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	uint8_t blob[512];
+	CK_ULONG bl = sizeof(blob);
+	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+	c->set_enabled(false);
+	uint8_t b2[512];
+	CK_ULONG l2 = sizeof(b2);
+	assert_rv(p11->C_WrapKey(S, &m, pub, local, b2, &l2), CKR_DEVICE_ERROR);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+	CK_OBJECT_HANDLE back;
+	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+	uint8_t ct[512];
+	CK_ULONG cl = sizeof(ct);
+	assert_ok(p11->C_EncryptInit(S, &m, pub));
+	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "x", 1, ct, &cl), CKR_DEVICE_ERROR);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+	c->set_enabled(true);
+	assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
+	h_same_aes_key(S, local, back);
+}

@@ -5,8 +5,8 @@
  * hashes, length queries that cost no KMS call, parameters refused before
  * any call, results that open with the cloud's own SDK and the other way
  * round, and tampering. Each cloud's test supplies an oaep_cloud with its
- * emulator's counters and SDK, and RSA keys labelled "kek" (2048 bits)
- * and "rsa3k" (3072 bits).
+ * emulator's counters and SDK, and RSA keys labelled "kek" (2048 bits),
+ * "rsa3k" (3072 bits) and "dis" (to be disabled).
  */
 #ifndef P11KMS_TEST_OAEP_SUITE_H
 #define P11KMS_TEST_OAEP_SUITE_H
@@ -26,18 +26,19 @@ typedef struct oaep_cloud {
 	 * with RSA-OAEP (SHA-256 or SHA-1) on the "kek" key, from file IN to
 	 * file OUT in the env's folder. */
 	void (*sdk)(const char *op, bool sha256, const char *in, const char *out);
+	/* Disable (false) or enable (true) the KMS key labelled "dis". */
+	void (*set_enabled)(bool enabled);
 } oaep_cloud;
 
 /* cmocka tests: the oaep_cloud is the test's state, given with
- * OAEP_TEST(name, setup, teardown, &cloud). */
+ * H_TEST_STATE(name, setup, teardown, &cloud). */
 void oaep_public_attributes(void **state);
 void oaep_sha1_wrap_unwrap(void **state);
 void oaep_sha256_wrap_unwrap(void **state);
 void oaep_encrypt_decrypt(void **state);
 void oaep_sdk_interop(void **state);
 void oaep_tampered(void **state);
+void oaep_disabled(void **state);
 
-#define OAEP_TEST(name, setup, teardown, cloud)                                         \
-	cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(cloud))
 
 #endif

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "emu.h"
+#include "cloud_suite.h"
 #include "harness.h"
 
 #define aws(field) emu_str("aws", field)
@@ -101,51 +102,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void test_token_survives_restart(void **state)
-{
-	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "db-master");
-	uint8_t c1[32], c2[32];
-	CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
-	assert_ok(h_encrypt_probe(S, k, c1, &l1));
-	assert_ok(p11->C_Finalize(NULL));
-	emuctl("reset-counters");
-	/* A new process: initialize, log in (the one KMS call), use the key. */
-	int fds[2];
-	assert_int_equal(pipe(fds), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		if (h_initialize(&env) != CKR_OK)
-			_exit(2);
-		CK_SESSION_HANDLE s;
-		if (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &s) ||
-		    p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4))
-			_exit(3);
-		CK_ATTRIBUTE q = {CKA_LABEL, "db-master", 9};
-		CK_OBJECT_HANDLE h;
-		CK_ULONG n = 0;
-		p11->C_FindObjectsInit(s, &q, 1);
-		p11->C_FindObjects(s, &h, 1, &n);
-		p11->C_FindObjectsFinal(s);
-		if (n != 1 || h_encrypt_probe(s, h, c2, &l2) != CKR_OK)
-			_exit(4);
-		if (write(fds[1], c2, l2) != (ssize_t)l2)
-			_exit(5);
-		p11->C_Finalize(NULL);
-		_exit(0);
-	}
-	close(fds[1]);
-	ssize_t got = read(fds[0], c2, sizeof(c2));
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	assert_int_equal(WEXITSTATUS(st), 0);
-	assert_int_equal(got, (ssize_t)l1);
-	assert_memory_equal(c1, c2, l1);
-	assert_int_equal(emu_count("aws", "Decrypt"), 1); /* the unseal */
-	assert_int_equal(emu_count("aws", "Encrypt"), 0);
-	assert_ok(h_initialize(&env));
-}
+static const cloud_e2e AWS_E2E = {&env, &S, "aws", "Encrypt", "Decrypt", "DescribeKey",
+				  "\"kind\": \"reset\"", NULL, "aws-key"};
 
 static void test_blobs_interoperate_with_boto3(void **state)
 {
@@ -338,65 +296,6 @@ static void test_retries_and_throttling(void **state)
 	emuctl("clear-faults");
 }
 
-/* Remote calls from several threads run side by side: no module lock is
- * held across the network. Shown with injected latency and the emulator's
- * request log (overlapping requests), not with timings. */
-static void test_threads_do_not_serialize(void **state)
-{
-	enum { N = 4 };
-	CK_OBJECT_HANDLE kms = h_find_label(S, "aws-key");
-	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
-	long since = emu_ctl_long("emuctl.py", "log-seq");
-	emuctl("fault '{\"service\": \"aws\", \"op\": \"Encrypt\", \"kind\": \"latency\", "
-	       "\"delay_ms\": 700, \"count\": 0}'");
-	h_wrap_result w[N];
-	h_wrap_in_threads(env.slot, kms, dk, w, N);
-	emuctl("clear-faults");
-	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
-	CK_KEY_TYPE kt = CKK_AES;
-	CK_ATTRIBUTE t[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)}};
-	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
-	for (int i = 0; i < N; i++) {
-		assert_ok(w[i].rv);
-		CK_OBJECT_HANDLE back;
-		assert_ok(p11->C_UnwrapKey(S, &m, kms, w[i].blob, w[i].len, t, 2, &back));
-	}
-	char args[128];
-	snprintf(args, sizeof(args), "max-overlap %ld aws Encrypt", since);
-	long overlap = emu_ctl_long("emuctl.py", "%s", args);
-	print_message("at most %ld Encrypt requests in flight at once\n", overlap);
-	assert_true(overlap >= 2);
-}
-
-static void test_unreachable_within_grace(void **state)
-{
-	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
-	emuctl("fault '{\"service\": \"aws\", \"op\": \"DescribeKey\", \"kind\": \"reset\", "
-	       "\"count\": 0}'");
-	sleep(2);
-	uint8_t ct[32];
-	CK_ULONG cl = sizeof(ct);
-	assert_ok(h_encrypt_probe(S, k, ct, &cl)); /* unreachable, but within grace */
-	assert_true(h_log_contains(&env, "grace"));
-	emuctl("clear-faults");
-}
-
-static void test_unreachable_fails_closed(void **state)
-{
-	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
-	emuctl("fault '{\"service\": \"aws\", \"op\": \"DescribeKey\", \"kind\": \"reset\", "
-	       "\"count\": 0}'");
-	sleep(2);
-	uint8_t ct[32];
-	CK_ULONG cl = sizeof(ct);
-	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
-	CK_SESSION_INFO si;
-	assert_ok(p11->C_GetSessionInfo(S, &si));
-	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_UNREACHABLE);
-	assert_true(h_log_contains(&env, "longer than the grace period"));
-	emuctl("clear-faults");
-}
-
 static void test_no_secret_in_log(void **state)
 {
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
@@ -418,16 +317,15 @@ int main(void)
 		return 0;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_token_survives_restart, setup, teardown),
+		H_TEST_STATE(cloud_token_survives_restart, setup, teardown, &AWS_E2E),
 		cmocka_unit_test_setup_teardown(test_blobs_interoperate_with_boto3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwrap_in_another_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disable_then_enable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_keeps_old_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retries_and_throttling, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads_do_not_serialize, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unreachable_within_grace, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unreachable_fails_closed, setup_no_grace,
-						teardown),
+		H_TEST_STATE(cloud_threads_do_not_serialize, setup, teardown, &AWS_E2E),
+		H_TEST_STATE(cloud_unreachable_within_grace, setup, teardown, &AWS_E2E),
+		H_TEST_STATE(cloud_unreachable_fails_closed, setup_no_grace, teardown, &AWS_E2E),
 		cmocka_unit_test_setup_teardown(test_no_secret_in_log, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("aws", tests, start_emulator, stop_emulator);

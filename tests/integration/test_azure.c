@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "emu.h"
+#include "cloud_suite.h"
 #include "harness.h"
 
 #define az(field) emu_str("azure", field)
@@ -171,65 +172,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Restart: a new process initializes, logs in (one unwrapKey), uses a
- * token key. */
-static void restart_check(const char *service)
-{
-	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "db-master");
-	uint8_t c1[32], c2[32];
-	CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
-	assert_ok(h_encrypt_probe(S, k, c1, &l1));
-	assert_ok(p11->C_Finalize(NULL));
-	emuctl("reset-counters");
-	int fds[2];
-	assert_int_equal(pipe(fds), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		CK_RV irv = h_initialize(&env);
-		if (irv != CKR_OK) {
-			fprintf(stderr, "C_Initialize: 0x%lx\n", (unsigned long)irv);
-			_exit(2);
-		}
-		CK_SESSION_HANDLE s;
-		if (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &s) ||
-		    p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4))
-			_exit(3);
-		CK_ATTRIBUTE q = {CKA_LABEL, "db-master", 9};
-		CK_OBJECT_HANDLE h;
-		CK_ULONG n = 0;
-		p11->C_FindObjectsInit(s, &q, 1);
-		p11->C_FindObjects(s, &h, 1, &n);
-		p11->C_FindObjectsFinal(s);
-		if (n != 1 || h_encrypt_probe(s, h, c2, &l2) != CKR_OK)
-			_exit(4);
-		if (write(fds[1], c2, l2) != (ssize_t)l2)
-			_exit(5);
-		p11->C_Finalize(NULL);
-		_exit(0);
-	}
-	close(fds[1]);
-	ssize_t got = read(fds[0], c2, sizeof(c2));
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	assert_int_equal(WEXITSTATUS(st), 0);
-	assert_int_equal(got, (ssize_t)l1);
-	assert_memory_equal(c1, c2, l1);
-	assert_int_equal(emu_count(service, "unwrapKey"), 1); /* the unseal */
-	assert_int_equal(emu_count(service, "wrapKey"), 0);
-	assert_ok(h_initialize(&env));
-}
-
-static void test_token_survives_restart(void **state)
-{
-	restart_check("azure-vault");
-}
-
-static void test_hsm_token_survives_restart(void **state)
-{
-	restart_check("azure-hsm");
-}
+static const cloud_e2e AZ_VAULT = {&env, &S, "azure-vault", "wrapKey", "unwrapKey", "GetKey",
+				   "\"kind\": \"reset\"", NULL, "az-key"};
+static const cloud_e2e AZ_HSM = {&env, &S, "azure-hsm", "wrapKey", "unwrapKey", "GetKey",
+				 "\"kind\": \"reset\"", NULL, "az-key"};
 
 /* CKM_P11KMS_KMS_ENVELOPE under the KMS key object; the official SDK opens
  * the module's blob and makes one the module opens. */
@@ -493,29 +439,6 @@ static void test_revoked_app(void **state)
 	assert_true(h_log_contains(&env, "invalid_client"));
 }
 
-/* Remote calls from several threads run side by side: neither the module
- * nor the provider's token and key-type caches hold a lock across the
- * network. Shown with injected latency and the emulator's request log. */
-static void test_threads_do_not_serialize(void **state)
-{
-	enum { N = 4 };
-	CK_OBJECT_HANDLE kms = h_find_label(S, "az-key");
-	CK_OBJECT_HANDLE dk = h_aes_key(S, 32, CK_FALSE, "dk");
-	long since = emu_ctl_long("emuctl_azure.py", "log-seq");
-	emuctl("fault '{\"service\": \"azure-vault\", \"op\": \"wrapKey\", \"kind\": \"latency\", "
-	       "\"delay_ms\": 700, \"count\": 0}'");
-	h_wrap_result w[N];
-	h_wrap_in_threads(env.slot, kms, dk, w, N);
-	emuctl("clear-faults");
-	for (int i = 0; i < N; i++)
-		assert_ok(w[i].rv);
-	char args[128];
-	snprintf(args, sizeof(args), "max-overlap %ld azure-vault wrapKey", since);
-	long overlap = emu_ctl_long("emuctl_azure.py", "%s", args);
-	print_message("at most %ld wrapKey requests in flight at once\n", overlap);
-	assert_true(overlap >= 2);
-}
-
 static int setup_no_grace(void **state)
 {
 	return setup_env(false, AUTH_SECRET_FILE, 0, NULL);
@@ -532,35 +455,6 @@ static void test_latency(void **state)
 	emuctl("fault '{\"service\": \"azure-vault\", \"op\": \"wrapKey\", \"kind\": \"latency\", "
 	       "\"delay_ms\": 1500, \"count\": 1}'");
 	assert_ok(p11->C_WrapKey(S, &m, kms, dk, b, &l));
-	emuctl("clear-faults");
-}
-
-static void test_unreachable_within_grace(void **state)
-{
-	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
-	emuctl("fault '{\"service\": \"azure-vault\", \"op\": \"GetKey\", \"kind\": \"reset\", "
-	       "\"count\": 0}'");
-	sleep(2);
-	uint8_t ct[32];
-	CK_ULONG cl = sizeof(ct);
-	assert_ok(h_encrypt_probe(S, k, ct, &cl)); /* unreachable, but within grace */
-	assert_true(h_log_contains(&env, "grace"));
-	emuctl("clear-faults");
-}
-
-static void test_unreachable_fails_closed(void **state)
-{
-	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
-	emuctl("fault '{\"service\": \"azure-vault\", \"op\": \"GetKey\", \"kind\": \"reset\", "
-	       "\"count\": 0}'");
-	sleep(2);
-	uint8_t ct[32];
-	CK_ULONG cl = sizeof(ct);
-	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
-	CK_SESSION_INFO si;
-	assert_ok(p11->C_GetSessionInfo(S, &si));
-	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_UNREACHABLE);
-	assert_true(h_log_contains(&env, "longer than the grace period"));
 	emuctl("clear-faults");
 }
 
@@ -586,9 +480,8 @@ int main(void)
 		return 0;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_token_survives_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hsm_token_survives_restart, setup_hsm,
-						teardown),
+		H_TEST_STATE(cloud_token_survives_restart, setup, teardown, &AZ_VAULT),
+		H_TEST_STATE(cloud_token_survives_restart, setup_hsm, teardown, &AZ_HSM),
 		cmocka_unit_test_setup_teardown(test_envelope_rsa_and_sdk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_envelope_hsm_aes_and_sdk, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_disable_then_enable, setup, teardown),
@@ -596,10 +489,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_version_keeps_old_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retries_and_throttling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads_do_not_serialize, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unreachable_within_grace, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unreachable_fails_closed, setup_no_grace,
-						teardown),
+		H_TEST_STATE(cloud_threads_do_not_serialize, setup, teardown, &AZ_VAULT),
+		H_TEST_STATE(cloud_unreachable_within_grace, setup, teardown, &AZ_VAULT),
+		H_TEST_STATE(cloud_unreachable_fails_closed, setup_no_grace, teardown, &AZ_VAULT),
 		cmocka_unit_test_teardown(test_bearer_challenge, teardown),
 		cmocka_unit_test_teardown(test_auth_client_secret_env, teardown),
 		cmocka_unit_test_teardown(test_auth_client_certificate, teardown),

@@ -287,7 +287,16 @@ static void az_sdk(const char *op, bool sha256, const char *in, const char *out)
 	sdk_ok("vault", "p11kms-rsa", op, sha256 ? "RSA-OAEP-256" : "RSA-OAEP", in, out, NULL);
 }
 
-static const oaep_cloud AZURE = {&env, &S, az_count, az_reset, az_pubkey, az_sdk};
+static void az_set_enabled(bool enabled)
+{
+	if (enabled)
+		emuctl("enable vault dis-rsa");
+	else
+		emuctl("disable vault dis-rsa");
+}
+
+static const oaep_cloud AZURE = {&env, &S, az_count, az_reset, az_pubkey, az_sdk,
+				az_set_enabled};
 
 /* A new key version: results of the old one still open (the provider
  * tries the older versions), new results are made by the new one. */
@@ -337,36 +346,6 @@ static void test_oaep_new_version(void **state)
 	b1[7] ^= 0x10;
 	CK_OBJECT_HANDLE back;
 	assert_rv(h_unwrap_as(S, &m, priv, b1, l1, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
-}
-
-/* A disabled key: the KMS refuses, the session says why. */
-static void test_oaep_disabled(void **state)
-{
-	(void)state;
-	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "dis");
-	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "dis");
-	CK_RSA_PKCS_OAEP_PARAMS p;
-	CK_MECHANISM m = h_oaep(&p, false);
-	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
-	uint8_t blob[512];
-	CK_ULONG bl = sizeof(blob);
-	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
-	emuctl("disable vault dis-rsa");
-	uint8_t b2[512];
-	CK_ULONG l2 = sizeof(b2);
-	assert_rv(p11->C_WrapKey(S, &m, pub, local, b2, &l2), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
-	CK_OBJECT_HANDLE back;
-	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
-	uint8_t ct[512];
-	CK_ULONG cl = sizeof(ct);
-	assert_ok(p11->C_EncryptInit(S, &m, pub));
-	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "x", 1, ct, &cl), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
-	emuctl("enable vault dis-rsa");
-	assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
-	h_same_aes_key(S, local, back);
 }
 
 /* An RSA key declared "aes": the KMS says the key cannot run it. */
@@ -702,14 +681,14 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_objects, setup_vault, teardown),
-		OAEP_TEST(oaep_public_attributes, setup_vault, teardown, &AZURE),
-		OAEP_TEST(oaep_sha1_wrap_unwrap, setup_vault, teardown, &AZURE),
-		OAEP_TEST(oaep_sha256_wrap_unwrap, setup_vault, teardown, &AZURE),
-		OAEP_TEST(oaep_encrypt_decrypt, setup_vault, teardown, &AZURE),
-		OAEP_TEST(oaep_sdk_interop, setup_vault, teardown, &AZURE),
-		OAEP_TEST(oaep_tampered, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_public_attributes, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_sha1_wrap_unwrap, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_sha256_wrap_unwrap, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_encrypt_decrypt, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_sdk_interop, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_tampered, setup_vault, teardown, &AZURE),
 		cmocka_unit_test_setup_teardown(test_oaep_new_version, setup_vault, teardown),
-		cmocka_unit_test_setup_teardown(test_oaep_disabled, setup_vault, teardown),
+		H_TEST_STATE(oaep_disabled, setup_vault, teardown, &AZURE),
 		cmocka_unit_test_setup_teardown(test_rsa_declared_aes, setup_vault, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_objects, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_key_wrap, setup_hsm, teardown),
