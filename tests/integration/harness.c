@@ -423,3 +423,26 @@ size_t h_env_read(const h_env *e, const char *name, void *p, size_t max)
 	h_env_path(e, name, path, sizeof(path));
 	return h_read_file(path, p, max);
 }
+
+/* The bytes as lowercase hex, base64 and base64url (the encodings a wire
+ * body or a careless log line would use); each encoding's first 24
+ * characters, enough to be unique, are searched in the log. */
+bool h_log_has_bytes(const h_env *e, const uint8_t *p, size_t n)
+{
+	static const char std[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char hex[49], b64[25], b64u[25];
+	size_t hn = n < 12 ? n : 12;
+	for (size_t i = 0; i < hn; i++)
+		snprintf(hex + 2 * i, 3, "%02x", p[i]);
+	size_t o = 0;
+	for (size_t i = 0; i + 2 < n && o + 4 <= 24; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		for (int k = 3; k >= 0; k--)
+			b64[o++] = std[(v >> (6 * k)) & 63];
+	}
+	b64[o] = 0;
+	for (size_t i = 0; i <= o; i++)
+		b64u[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	return h_log_contains(e, hex) || (o && (h_log_contains(e, b64) || h_log_contains(e, b64u)));
+}

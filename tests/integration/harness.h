@@ -67,6 +67,8 @@ void h_wrap_in_threads(CK_SLOT_ID slot, CK_OBJECT_HANDLE kms, CK_OBJECT_HANDLE k
 void h_dump_log(const h_env *e);
 /* Does the env's log contain s? */
 int h_log_contains(const h_env *e, const char *s);
+/* Do these bytes (12 or more) appear in the log, hex or base64 encoded? */
+bool h_log_has_bytes(const h_env *e, const uint8_t *p, size_t n);
 /* Hex helpers. */
 size_t h_unhex(const char *hex, uint8_t *out, size_t max);
 /* A cmocka test whose state is given (cloud descriptions for the shared

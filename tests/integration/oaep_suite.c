@@ -209,6 +209,10 @@ void oaep_sdk_interop(void **state)
 		assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
 		assert_int_equal(ol, 20);
 		assert_memory_equal(out, k2, 20);
+		/* Neither the keys nor the data reach the (trace-level) log. */
+		assert_false(h_log_has_bytes(c->env, k1, sizeof(k1)));
+		assert_false(h_log_has_bytes(c->env, k2, sizeof(k2)));
+		assert_false(h_log_has_bytes(c->env, pt, sizeof(pt)));
 	}
 }
 

@@ -261,6 +261,10 @@ static void test_interoperates_with_sdk(void **state)
 	ol = sizeof(out);
 	assert_ok(gcm_decrypt(h_find_label(S, "raw-v1"), "tenant=8", ct, cl, iv, out, &ol));
 	assert_memory_equal(out, theirs, strlen(theirs));
+	/* The plaintexts never reach the (trace-level) log, raw or encoded. */
+	assert_false(h_log_contains(&env, (const char *)MSG));
+	assert_false(h_log_has_bytes(&env, MSG, MSG_LEN));
+	assert_false(h_log_has_bytes(&env, (const uint8_t *)theirs, strlen(theirs)));
 }
 
 static void test_tampering_refused(void **state)
