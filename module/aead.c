@@ -7,11 +7,11 @@
 
 #include <openssl/crypto.h>
 
-#include "crypto.h"
-#include "log.h"
+#include "common/crypto.h"
+#include "common/log.h"
 #include "mech.h"
 #include "providers/provider.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 #define COUNTER_BLOCK 65536 /* counter values reserved per store write */
 #define MIN_RANDOM_BITS 64

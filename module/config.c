@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jsonpos.h"
-#include "log.h"
+#include "common/jsonpos.h"
+#include "common/log.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define MAX_PROVIDERS 64

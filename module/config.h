@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "common.h"
+#include "common/common.h"
 #include "providers/provider.h"
 
 #define P11KMS_DEFAULT_CONFIG "/etc/p11kms/p11kms.json"

@@ -14,10 +14,10 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
-#include "crypto.h"
-#include "log.h"
+#include "common/crypto.h"
+#include "common/log.h"
 #include "module.h"
-#include "secmem.h"
+#include "common/secmem.h"
 #include "slots/token.h"
 
 #define EXPORT __attribute__((visibility("default")))

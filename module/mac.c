@@ -7,8 +7,8 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
-#include "crypto.h"
-#include "log.h"
+#include "common/crypto.h"
+#include "common/log.h"
 #include "mech.h"
 
 bool mac_op_active(const mac_op *op)

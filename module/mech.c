@@ -7,10 +7,10 @@
 
 #include <openssl/crypto.h>
 
-#include "crypto.h"
-#include "log.h"
+#include "common/crypto.h"
+#include "common/log.h"
 #include "providers/provider.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 #define AES_BLOCK 16
 #define KW_SEMI 8

@@ -9,7 +9,7 @@
 
 #include <openssl/evp.h>
 
-#include "common.h"
+#include "common/common.h"
 
 typedef struct mech_info mech_info;
 typedef struct cipher_impl cipher_impl;

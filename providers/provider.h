@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "module/common.h"
-#include "module/err.h"
+#include "common/common.h"
+#include "common/err.h"
 
 /* A config field a provider accepts, beyond the common ones. */
 typedef enum field_type {

@@ -6,9 +6,9 @@
 
 #include <openssl/evp.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 
 /* --- the attribute rules: one table --------------------------------- */
 

@@ -8,8 +8,8 @@
 #ifndef P11KMS_OBJECT_H
 #define P11KMS_OBJECT_H
 
-#include "module/common.h"
-#include "module/err.h"
+#include "common/common.h"
+#include "common/err.h"
 
 struct token;
 

@@ -13,7 +13,7 @@
 
 #include <sqlite3.h>
 
-#include "module/log.h"
+#include "common/log.h"
 
 #define BUSY_TIMEOUT_MS 15000
 #define MAX_BLOB (16 * 1024 * 1024)

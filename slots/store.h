@@ -12,8 +12,8 @@
 #ifndef P11KMS_STORE_H
 #define P11KMS_STORE_H
 
-#include "module/common.h"
-#include "module/err.h"
+#include "common/common.h"
+#include "common/err.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define UID_LEN 16

@@ -9,9 +9,9 @@
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 
 /* --- PIN records ---------------------------------------------------------
  * version(1) | log2 N(1) | r(1) | p(1) | salt(16) | verifier(32)

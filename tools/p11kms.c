@@ -19,8 +19,8 @@
 #include <openssl/rand.h>
 
 #include "module/config.h"
-#include "module/crypto.h"
-#include "module/log.h"
+#include "common/crypto.h"
+#include "common/log.h"
 #include "module/module.h"
 #include "slots/store.h"
 

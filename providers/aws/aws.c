@@ -27,9 +27,9 @@
 #include <openssl/x509.h>
 
 #include "creds.h"
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 #include "providers/common/http.h"
 #include "providers/provider.h"

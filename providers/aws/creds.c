@@ -35,8 +35,8 @@
 #include <openssl/crypto.h>
 
 #include "creds.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/log.h"
+#include "common/secmem.h"
 
 #define COMP "aws-creds"
 /* Refresh this long before Expiration (creds.h). */

@@ -7,7 +7,7 @@
  * Everything is built in bounded buffers: the canonical request holds the
  * session token, so it lives in secure memory; the signing key chain is
  * wiped as soon as the signature is made. HMAC and SHA-256 come from the
- * module's private OpenSSL library context (module/crypto.h).
+ * module's private OpenSSL library context (common/crypto.h).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,8 +18,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "sigv4.h"
 
 #define SHA256_LEN 32

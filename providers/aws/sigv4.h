@@ -6,8 +6,8 @@
 #ifndef P11KMS_SIGV4_H
 #define P11KMS_SIGV4_H
 
-#include "module/common.h"
-#include "module/err.h"
+#include "common/common.h"
+#include "common/err.h"
 
 typedef struct aws_creds {
 	char access_key[128];

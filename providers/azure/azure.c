@@ -37,9 +37,9 @@
 
 #include "azure.h"
 #include "entra.h"
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 #include "providers/common/http.h"
 #include "providers/provider.h"

@@ -23,9 +23,9 @@
 #include <openssl/x509.h>
 
 #include "entra.h"
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 
 #define COMP "azure-entra"

@@ -20,7 +20,7 @@
 
 #include <openssl/crypto.h>
 
-#include "module/secmem.h"
+#include "common/secmem.h"
 
 /* -1 (all ones) when lo < c < hi, else 0; c, lo, hi within 0..256. */
 static inline int ct_between(int c, int lo, int hi)

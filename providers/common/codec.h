@@ -6,7 +6,7 @@
 #ifndef P11KMS_CODEC_H
 #define P11KMS_CODEC_H
 
-#include "module/common.h"
+#include "common/common.h"
 
 /* Encoders return a malloc'd NUL-terminated string, NULL on failure. */
 char *b64_encode(const uint8_t *p, size_t n);

@@ -38,7 +38,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
-#include "module/log.h"
+#include "common/log.h"
 
 #define COMP "http"
 #define POOL_MAX 8

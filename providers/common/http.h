@@ -17,8 +17,8 @@
 #ifndef P11KMS_HTTP_H
 #define P11KMS_HTTP_H
 
-#include "module/common.h"
-#include "module/err.h"
+#include "common/common.h"
+#include "common/err.h"
 #include "providers/provider.h"
 
 #define HTTP_MAX_HEADERS 24

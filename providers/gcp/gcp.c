@@ -27,8 +27,8 @@
 
 #include "crc32c.h"
 #include "gcp.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "oauth.h"
 #include "providers/common/codec.h"
 #include "providers/common/http.h"

@@ -21,9 +21,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "oauth.h"
 #include "providers/common/codec.h"
 

@@ -20,9 +20,9 @@
 
 #include <openssl/evp.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "providers/provider.h"
 
 #define LOCAL_KEY_LEN 32

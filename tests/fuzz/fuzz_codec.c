@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "fuzz_common.h"
-#include "module/secmem.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

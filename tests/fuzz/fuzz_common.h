@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "module/log.h"
+#include "common/log.h"
 
 #define FUZZ_CHECK(cond)                                                       \
 	do {                                                                   \

@@ -11,7 +11,7 @@
 
 #include "fuzz_common.h"
 #include "module/config.h"
-#include "module/jsonpos.h"
+#include "common/jsonpos.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

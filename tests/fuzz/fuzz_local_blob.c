@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "providers/provider.h"
 
 extern const provider_ops local_provider_ops;

@@ -15,8 +15,8 @@
 #include <jansson.h>
 
 #include "fuzz_common.h"
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "providers/azure/azure.h"
 #include "providers/common/http.h"
 #include "providers/gcp/gcp.h"

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
+#include "common/crypto.h"
+#include "common/log.h"
 #include "providers/provider.h"
 #include "slots/object.h"
 #include "slots/store.h"

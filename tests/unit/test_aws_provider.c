@@ -24,8 +24,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 #include "providers/common/http.h"
 #include "providers/provider.h"

@@ -25,8 +25,8 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "providers/azure/azure.h"
 #include "providers/azure/entra.h"
 #include "providers/common/codec.h"

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "module/secmem.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 
 static void free_out(uint8_t *p, bool secret)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * module/common.c: the u64 hash map (tombstones, growth, 100k keys), the
+ * common/common.c: the u64 hash map (tombstones, growth, 100k keys), the
  * capped byte buffer with its sticky failure, the bounded reader.
  */
 #include <setjmp.h>
@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "module/common.h"
-#include "module/secmem.h"
+#include "common/common.h"
+#include "common/secmem.h"
 
 #define V(k) ((void *)(uintptr_t)((k) * 2 + 1))
 

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "module/config.h"
-#include "module/log.h"
+#include "common/log.h"
 
 #define CFG_PATH "/etc/p11kms/test.json"
 

@@ -26,9 +26,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "providers/aws/creds.h"
 
 /* Distinctive secrets: the log test greps for every one of them. */

@@ -26,9 +26,9 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "module/crypto.h"
-#include "module/log.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "providers/common/codec.h"
 #include "providers/gcp/crc32c.h"
 #include "providers/gcp/gcp.h"

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "module/log.h"
+#include "common/log.h"
 #include "providers/common/http.h"
 
 /* --- helpers shared by both groups ---------------------------------- */

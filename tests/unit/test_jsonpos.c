@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * module/jsonpos.c: the line of a value by its path, and 0 for anything
+ * common/jsonpos.c: the line of a value by its path, and 0 for anything
  * it cannot find or that is malformed, without reading past len.
  */
 #include <setjmp.h>
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "module/jsonpos.h"
+#include "common/jsonpos.h"
 
 #define K(k) {(k), 0}
 #define I(i) {NULL, (i)}

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "slots/object.h"
 
 static CK_OBJECT_CLASS cls_key = CKO_SECRET_KEY, cls_data = CKO_DATA;

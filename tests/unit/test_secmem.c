@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * module/secmem.c: every size class and the big mappings (> 4 KiB) give
+ * common/secmem.c: every size class and the big mappings (> 4 KiB) give
  * zero-filled, fully usable memory of the size asked; sec_size and
  * sec_in_use account for it; freed memory comes back wiped.
  */
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "module/secmem.h"
+#include "common/secmem.h"
 
 static const size_t sizes[] = {0,    1,    15,   16,   17,   31,   32,
 			       33,   100,  240,  496,  1000, 2032, 4079,

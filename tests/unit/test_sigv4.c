@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "module/crypto.h"
-#include "module/secmem.h"
+#include "common/crypto.h"
+#include "common/secmem.h"
 #include "providers/aws/sigv4.h"
 
 /* The suite's parameters (its README; botocore test_sigv4.py). */

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "module/log.h"
+#include "common/log.h"
 #include "slots/store.h"
 
 static char tmpdir[] = "/tmp/p11kms-test-store-XXXXXX";
