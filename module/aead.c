@@ -48,13 +48,13 @@ CK_RV msg_op_init(msg_op *op, const CK_MECHANISM *m, const uint8_t *key,
 	return CKR_OK;
 }
 
-CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, void *tok,
+CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, const kms_port *port,
 		      size_t idx, size_t key_bits)
 {
 	memset(op, 0, sizeof(*op));
 	if (m->ulParameterLen && !m->pParameter)
 		return CKR_MECHANISM_PARAM_INVALID;
-	op->kms_tok = tok;
+	op->kms = *port;
 	op->kms_idx = idx;
 	op->kms_bits = key_bits;
 	op->encrypt = encrypt;
@@ -200,7 +200,7 @@ static CK_RV kms_message(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, const uint8_t *aa
 	size_t reslen = 0;
 	CK_RV rv;
 	if (op->encrypt) {
-		rv = mech_kms_gcm(op->kms_tok, op->kms_idx, op->kms_bits, true, aad, aadlen, in,
+		rv = mech_kms_gcm(&op->kms, op->kms_idx, op->kms_bits, true, aad, aadlen, in,
 				  inlen, iv, &res, &reslen);
 	} else {
 		if (!(ct = malloc(inlen + REMOTE_GCM_TAG_LEN)))
@@ -209,7 +209,7 @@ static CK_RV kms_message(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, const uint8_t *aa
 			memcpy(ct, in, inlen);
 		memcpy(ct + inlen, p->pTag, REMOTE_GCM_TAG_LEN);
 		memcpy(iv, p->pIv, REMOTE_GCM_IV_LEN);
-		rv = mech_kms_gcm(op->kms_tok, op->kms_idx, op->kms_bits, false, aad, aadlen, ct,
+		rv = mech_kms_gcm(&op->kms, op->kms_idx, op->kms_bits, false, aad, aadlen, ct,
 				  inlen + REMOTE_GCM_TAG_LEN, iv, &res, &reslen);
 		free(ct);
 	}
@@ -236,7 +236,7 @@ CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 	GUARD(check_params(op, param, plen, &p));
 	if (!outlen || (inlen && !in) || inlen > INT_MAX)
 		return CKR_ARGUMENTS_BAD;
-	if (op->kms_tok && (p->ulIvLen != REMOTE_GCM_IV_LEN || p->ulTagBits != 128 ||
+	if (op->kms.tok && (p->ulIvLen != REMOTE_GCM_IV_LEN || p->ulTagBits != 128 ||
 			    (op->encrypt && (p->ivGenerator == CKG_NO_GENERATE ||
 					     p->ulIvFixedBits != 0)))) {
 		log_info("aead", "AES-GCM on a KMS key: the KMS generates the whole 96-bit "
@@ -252,7 +252,7 @@ CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 		*outlen = inlen;
 		return CKR_BUFFER_TOO_SMALL;
 	}
-	if (op->kms_tok)
+	if (op->kms.tok)
 		return kms_message(op, p, aad, aadlen, in, inlen, out, outlen);
 	GUARD(make_iv(op, p, reserve, rarg));
 	GUARD(start(op, p, aad, aadlen));
@@ -270,7 +270,7 @@ CK_RV msg_begin(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 	CK_GCM_MESSAGE_PARAMS *p;
 	if (op->in_message)
 		return CKR_OPERATION_ACTIVE;
-	if (op->kms_tok) {
+	if (op->kms.tok) {
 		log_info("aead", "multi-part messages are not offered on KMS keys: each "
 				 "message is one KMS call (use C_EncryptMessage)");
 		return CKR_FUNCTION_NOT_SUPPORTED;

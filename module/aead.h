@@ -30,12 +30,12 @@ typedef struct msg_op {
 	CK_GCM_MESSAGE_PARAMS *cur; /* the caller's params during a message */
 	size_t taglen;
 	/* a KMS key (docs/REMOTE.md): each message is one KMS call */
-	void *kms_tok;
+	kms_port kms;             /* .tok NULL: a local key */
 	size_t kms_idx, kms_bits;
 } msg_op;
 
 /* The same on a typed KMS AES key: the KMS generates every IV. */
-CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, void *tok,
+CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, const kms_port *port,
 		      size_t idx, size_t key_bits);
 
 CK_RV msg_op_init(msg_op *op, const CK_MECHANISM *m, const uint8_t *key,

@@ -13,7 +13,7 @@
 
 #include <openssl/crypto.h>
 
-#include "config.h"
+#include "slots/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "module.h"
@@ -22,10 +22,10 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-module_t mod = {.lock = PTHREAD_MUTEX_INITIALIZER};
+module_t mod;
 
-#define LOCK() pthread_mutex_lock(&mod.lock)
-#define UNLOCK() pthread_mutex_unlock(&mod.lock)
+#define LOCK() pthread_mutex_lock(&slots.lock)
+#define UNLOCK() pthread_mutex_unlock(&slots.lock)
 
 /* --- fork: a child starts uninitialized (PKCS #11 6.7.7) ---------------- */
 
@@ -42,13 +42,13 @@ static void fork_child(void)
 	/* The parent's sessions, stores and keys are not ours: forget them
 	 * without touching them (SQLite handles must not cross a fork; key
 	 * pages were wiped by MADV_WIPEONFORK). */
-	pthread_mutex_init(&mod.lock, NULL);
+	pthread_mutex_init(&slots.lock, NULL);
 	mod.initialized = false;
 	mod.cfg = NULL;
-	mod.tokens = NULL;
-	mod.ntokens = 0;
+	slots.tokens = NULL;
+	slots.ntokens = 0;
 	hmap_init(&mod.sessions);
-	hmap_init(&mod.objects);
+	hmap_init(&slots.objects);
 }
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_register(void)
@@ -79,14 +79,6 @@ static CK_RV leave(const char *fn, CK_RV rv)
 	return rv;
 }
 #define LEAVE(rv) leave(__func__ + 3, rv)
-
-token_t *token_by_slot_inlock(CK_SLOT_ID id)
-{
-	for (size_t i = 0; i < mod.ntokens; i++)
-		if (mod.tokens[i].slot_id == id)
-			return &mod.tokens[i];
-	return NULL;
-}
 
 static session_t *session_inlock(CK_SESSION_HANDLE h)
 {
@@ -157,7 +149,7 @@ static bool user_visible(const session_t *s, const object_t *o)
 static CK_RV object_inlock(session_t *s, CK_OBJECT_HANDLE h, bool need_secret,
 			   object_t **out)
 {
-	object_t *o = hmap_get(&mod.objects, h);
+	object_t *o = hmap_get(&slots.objects, h);
 	if (!o || o->tok != s->tok)
 		return CKR_OBJECT_HANDLE_INVALID;
 	if (!o->session && !o->kms) {
@@ -204,7 +196,7 @@ static CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed)
 
 static bool handle_needs_tk_inlock(CK_OBJECT_HANDLE h)
 {
-	object_t *o = hmap_get(&mod.objects, h);
+	object_t *o = hmap_get(&slots.objects, h);
 	return o && !o->session && !o->kms && !o->sec_loaded;
 }
 
@@ -212,8 +204,8 @@ static bool handle_needs_tk_inlock(CK_OBJECT_HANDLE h)
 
 static void tokens_free(void)
 {
-	for (size_t i = 0; i < mod.ntokens; i++) {
-		token_t *t = &mod.tokens[i];
+	for (size_t i = 0; i < slots.ntokens; i++) {
+		token_t *t = &slots.tokens[i];
 		token_forget_objects_inlock(t);
 		token_kms_objects_free_inlock(t);
 		size_t it = 0;
@@ -228,9 +220,9 @@ static void tokens_free(void)
 		if (t->prov)
 			t->cfg->ops->destroy(t->prov);
 	}
-	free(mod.tokens);
-	mod.tokens = NULL;
-	mod.ntokens = 0;
+	free(slots.tokens);
+	slots.tokens = NULL;
+	slots.ntokens = 0;
 }
 
 static CK_RV check_init_args(CK_VOID_PTR p, const char **reserved)
@@ -268,11 +260,9 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 		return LEAVE(CKR_CRYPTOKI_ALREADY_INITIALIZED);
 	}
 	log_apply_env();
-	mech_set_kms(token_kms_call, token_kms_max);
-	mech_set_kms_std(token_kms_std, token_kms_rsa_modlen);
 	hmap_init(&mod.sessions);
-	hmap_init(&mod.objects);
-	mod.next_session = mod.next_object = 0;
+	hmap_init(&slots.objects);
+	mod.next_session = slots.next_object = 0;
 	config_t *cfg = NULL;
 	rv = config_load(reserved, &cfg);
 	if (rv == CKR_OK) {
@@ -282,17 +272,17 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 			rv = CKR_GENERAL_ERROR;
 	}
 	if (rv == CKR_OK && cfg->nproviders &&
-	    !(mod.tokens = calloc(cfg->nproviders, sizeof(token_t))))
+	    !(slots.tokens = calloc(cfg->nproviders, sizeof(token_t))))
 		rv = CKR_HOST_MEMORY;
 	for (size_t i = 0; rv == CKR_OK && i < cfg->nproviders; i++) {
-		token_t *t = &mod.tokens[i];
+		token_t *t = &slots.tokens[i];
 		char why[512] = "";
 		t->cfg = &cfg->providers[i];
 		t->slot_id = t->cfg->slot_id;
 		t->login = NO_LOGIN;
 		hmap_init(&t->by_rowid);
 		hmap_init(&t->session_objs);
-		mod.ntokens = i + 1;
+		slots.ntokens = i + 1;
 		p11k_err e = t->cfg->ops->create(t->cfg->obj, cfg->path, &t->prov, why,
 						 sizeof(why));
 		if (e != P11K_OK) {
@@ -306,14 +296,14 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 	if (rv != CKR_OK) {
 		tokens_free();
 		config_free(cfg);
-		hmap_free(&mod.objects);
+		hmap_free(&slots.objects);
 		UNLOCK();
 		return LEAVE(rv);
 	}
 	mod.cfg = cfg;
 	mod.pid = getpid();
 	mod.initialized = true;
-	log_info("api", "initialized from %s: %zu slot(s)", cfg->path, mod.ntokens);
+	log_info("api", "initialized from %s: %zu slot(s)", cfg->path, slots.ntokens);
 	UNLOCK();
 	return LEAVE(CKR_OK);
 }
@@ -332,7 +322,7 @@ static CK_RV ep_Finalize(CK_VOID_PTR pReserved)
 		sess_unref(s); /* the table's reference */
 	}
 	hmap_free(&mod.sessions);
-	hmap_free(&mod.objects);
+	hmap_free(&slots.objects);
 	tokens_free();
 	config_free(mod.cfg);
 	mod.cfg = NULL;
@@ -385,12 +375,12 @@ static CK_RV ep_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
 	CK_RV rv = CKR_OK;
-	if (pSlotList && *pulCount < mod.ntokens)
+	if (pSlotList && *pulCount < slots.ntokens)
 		rv = CKR_BUFFER_TOO_SMALL;
 	else if (pSlotList)
-		for (size_t i = 0; i < mod.ntokens; i++)
-			pSlotList[i] = mod.tokens[i].slot_id;
-	*pulCount = mod.ntokens;
+		for (size_t i = 0; i < slots.ntokens; i++)
+			pSlotList[i] = slots.tokens[i].slot_id;
+	*pulCount = slots.ntokens;
 	UNLOCK();
 	return LEAVE(rv);
 }
@@ -1111,7 +1101,7 @@ static CK_RV ep_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phO
 		while (n < ulMaxObjectCount && s->find.pos < s->find.n) {
 			CK_OBJECT_HANDLE h = s->find.handles[s->find.pos++];
 			/* skip objects destroyed since the search began */
-			if (hmap_get(&mod.objects, h))
+			if (hmap_get(&slots.objects, h))
 				phObject[n++] = h;
 		}
 		*pulObjectCount = n;
@@ -1264,9 +1254,10 @@ static CK_RV op_start(cipher_op *op, const mech_info *mi, CK_MECHANISM_PTR m, to
 {
 	if (!k->kms)
 		return cipher_op_init(op, mi, m, k->key, k->keylen, encrypt);
+	kms_port port = token_kms_port(tok);
 	if (mi->remote)
-		return cipher_op_init_remote(op, mi, m, tok, k->kid, encrypt);
-	return cipher_op_init_kms(op, mi, m, tok, k->idx, k->bits, k->modlen, encrypt, key_op);
+		return cipher_op_init_remote(op, mi, m, &port, k->kid, encrypt);
+	return cipher_op_init_kms(op, mi, m, &port, k->idx, k->bits, k->modlen, encrypt, key_op);
 }
 
 static CK_RV mech_for(CK_MECHANISM_PTR m, CK_FLAGS need, const mech_info **out)
@@ -1369,7 +1360,7 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	else
 		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
 					       outlen);
-	bool remote_failed = cipher_op_active(op) && op->kms_tok && rv != CKR_OK &&
+	bool remote_failed = cipher_op_active(op) && op->kms.tok && rv != CKR_OK &&
 			     rv != CKR_BUFFER_TOO_SMALL;
 	if (cipher_op_active(op) && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
 		end_cipher_op(s, op);
@@ -1415,7 +1406,7 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 		rv = CKR_ARGUMENTS_BAD;
 	else
 		rv = op->impl->final(op, out, outlen);
-	bool remote_failed = cipher_op_active(op) && op->kms_tok && rv != CKR_OK &&
+	bool remote_failed = cipher_op_active(op) && op->kms.tok && rv != CKR_OK &&
 			     rv != CKR_BUFFER_TOO_SMALL;
 	if (cipher_op_active(op) && !op_continues(rv, out))
 		end_cipher_op(s, op);
@@ -1905,12 +1896,13 @@ static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	if (tk)
 		rv = kid_of(tk, k.key, k.keylen, kid);
 	sec_free(tk);
+	kms_port port = token_kms_port(s->tok);
 	pthread_mutex_lock(&s->oplock);
 	msg_op *op = enc ? &s->menc : &s->mdec;
 	if (rv == CKR_OK && op->active)
 		rv = CKR_OPERATION_ACTIVE;
 	else if (rv == CKR_OK && k.kms)
-		rv = msg_op_init_kms(op, pMechanism, enc, s->tok, k.idx, k.bits);
+		rv = msg_op_init_kms(op, pMechanism, enc, &port, k.idx, k.bits);
 	else if (rv == CKR_OK)
 		rv = msg_op_init(op, pMechanism, k.key, k.keylen, enc, tk ? kid : NULL);
 	sec_free(k.key);
@@ -1941,7 +1933,7 @@ static CK_RV message_oneshot(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
 	CK_RV rv = op->active ? msg_oneshot(op, param, plen, aad, aadlen, in, inlen, out,
 					    outlen, token_reserve_counter, s->tok)
 			      : CKR_OPERATION_NOT_INITIALIZED;
-	bool remote_failed = op->kms_tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL &&
+	bool remote_failed = op->kms.tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL &&
 			     rv != CKR_MECHANISM_PARAM_INVALID;
 	op_end(s); /* a failed message leaves the operation active */
 	if (remote_failed)

@@ -641,15 +641,6 @@ static CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 
 /* --- remote: the provider's envelope encryption on a KMS key ----------- */
 
-static kms_call_fn kms_call;
-static kms_max_fn kms_max;
-
-void mech_set_kms(kms_call_fn call, kms_max_fn max)
-{
-	kms_call = call;
-	kms_max = max;
-}
-
 static CK_RV param_kms(const CK_MECHANISM *m)
 {
 	if (!m->pParameter && !m->ulParameterLen)
@@ -736,25 +727,25 @@ static CK_RV remote_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 	/* Upper bounds answer length queries without a KMS round trip. A
 	 * decryption into a buffer shorter than the bound asks the KMS: the
 	 * plaintext may fit. */
-	size_t bound = op->encrypt ? kms_max(op->kms_tok, inlen) : inlen;
+	size_t bound = op->encrypt ? op->kms.max(op->kms.tok, inlen) : inlen;
 	if (kms_len_rule(op, bound, out, outlen, &rv))
 		return rv;
 	uint8_t *res = NULL;
 	size_t reslen = 0;
 	if (!kept_result(op, in, inlen, &res, &reslen))
-		GUARD(kms_call(op->kms_tok, op->encrypt, op->kms_key_id, op->kms_ctx,
+		GUARD(op->kms.call(op->kms.tok, op->encrypt, op->kms_key_id, op->kms_ctx,
 			       op->kms_ctxlen, in, inlen, &res, &reslen));
 	return deliver(op, in, inlen, res, reslen, false, bound, out, outlen);
 }
 
 CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
-			    const CK_MECHANISM *m, void *tok, const char *key_id,
+			    const CK_MECHANISM *m, const kms_port *port, const char *key_id,
 			    bool encrypt)
 {
 	memset(op, 0, sizeof(*op));
 	dbuf_init(&op->buf, KMS_MAX_DATA * 4, true);
 	GUARD(mi->check_param(m));
-	if (!kms_call)
+	if (!port || !port->tok || !port->call || !port->max)
 		return CKR_GENERAL_ERROR;
 	const CK_P11KMS_KMS_PARAMS *p = m->pParameter;
 	if (p && p->ulContextLen) {
@@ -766,7 +757,7 @@ CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 	op->mech = mi;
 	op->impl = mi->cipher;
 	op->encrypt = encrypt;
-	op->kms_tok = tok;
+	op->kms = *port;
 	op->kms_key_id = key_id;
 	return CKR_OK;
 }
@@ -779,15 +770,6 @@ CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 #define KMS_STD_MAX (64u * 1024) /* input the KMSs accept for these */
 
 static const cipher_impl kmsstd_impl;
-
-static kms_std_fn kms_std;
-static kms_modlen_fn kms_modlen;
-
-void mech_set_kms_std(kms_std_fn run, kms_modlen_fn modlen)
-{
-	kms_std = run;
-	kms_modlen = modlen;
-}
 
 bool mech_kms_capable(const mech_info *mi)
 {
@@ -835,14 +817,14 @@ static CK_RV kms_kw_iv(const CK_MECHANISM *m, const uint8_t *def, size_t n)
 }
 
 static CK_RV kms_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
-		      void *tok, size_t idx, size_t key_bits, size_t modlen,
+		      const kms_port *port, size_t idx, size_t key_bits, size_t modlen,
 		      bool encrypt, bool key_op)
 {
 	static const uint8_t kw_iv[8] = {0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6};
 	static const uint8_t kwp_iv[4] = {0xA6, 0x59, 0x59, 0xA6};
 	memset(op, 0, sizeof(*op));
 	dbuf_init(&op->buf, KMS_STD_MAX, true);
-	if (!kms_std || !kms_modlen)
+	if (!port || !port->tok || !port->std || !port->modlen)
 		return CKR_GENERAL_ERROR;
 	switch (mi->type) {
 	case CKM_RSA_PKCS_OAEP: {
@@ -852,7 +834,7 @@ static CK_RV kms_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		op->kms_alg = sha1 ? RALG_RSA_OAEP_SHA1 : RALG_RSA_OAEP_SHA256;
 		op->kms_hlen = sha1 ? 20 : 32;
 		if (!modlen)
-			GUARD(kms_modlen(tok, idx, &modlen));
+			GUARD(port->modlen(port->tok, idx, &modlen));
 		break;
 	}
 	case CKM_AES_KEY_WRAP:
@@ -886,7 +868,7 @@ static CK_RV kms_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 	op->mech = mi;
 	op->impl = &kmsstd_impl;
 	op->encrypt = encrypt;
-	op->kms_tok = tok;
+	op->kms = *port;
 	op->kms_index = idx;
 	op->kms_key_op = key_op;
 	op->kms_bits = key_bits;
@@ -895,10 +877,10 @@ static CK_RV kms_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 }
 
 CK_RV cipher_op_init_kms(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
-			 void *tok, size_t idx, size_t key_bits, size_t modlen,
+			 const kms_port *port, size_t idx, size_t key_bits, size_t modlen,
 			 bool encrypt, bool key_op)
 {
-	CK_RV rv = kms_init(op, mi, m, tok, idx, key_bits, modlen, encrypt, key_op);
+	CK_RV rv = kms_init(op, mi, m, port, idx, key_bits, modlen, encrypt, key_op);
 	if (rv != CKR_OK)
 		cipher_op_free(op);
 	return rv;
@@ -960,7 +942,7 @@ static CK_RV kms_std_call(cipher_op *op, const uint8_t *in, size_t inlen, uint8_
 		r.in = padded;
 		r.inlen = plen;
 	}
-	CK_RV rv = kms_std(op->kms_tok, op->kms_index, &r, res, reslen);
+	CK_RV rv = op->kms.std(op->kms.tok, op->kms_index, &r, res, reslen);
 	sec_free(padded);
 	if (rv == CKR_OK && op->kms_alg == RALG_AES_GCM && op->encrypt)
 		memcpy(op->kms_iv_out, r.iv, REMOTE_GCM_IV_LEN);
@@ -982,11 +964,11 @@ static CK_RV kms_std_call(cipher_op *op, const uint8_t *in, size_t inlen, uint8_
 	return rv;
 }
 
-CK_RV mech_kms_gcm(void *tok, size_t idx, size_t key_bits, bool encrypt, const uint8_t *aad,
+CK_RV mech_kms_gcm(const kms_port *port, size_t idx, size_t key_bits, bool encrypt, const uint8_t *aad,
 		   size_t aadlen, const uint8_t *in, size_t inlen,
 		   uint8_t iv[REMOTE_GCM_IV_LEN], uint8_t **res, size_t *reslen)
 {
-	if (!kms_std)
+	if (!port || !port->tok || !port->std)
 		return CKR_GENERAL_ERROR;
 	if (inlen > KMS_STD_MAX || (!encrypt && inlen < REMOTE_GCM_TAG_LEN))
 		return encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
@@ -994,7 +976,7 @@ CK_RV mech_kms_gcm(void *tok, size_t idx, size_t key_bits, bool encrypt, const u
 			.in = in, .inlen = inlen, .aad = aad, .aadlen = aadlen};
 	if (!encrypt)
 		memcpy(r.iv, iv, REMOTE_GCM_IV_LEN);
-	GUARD(kms_std(tok, idx, &r, res, reslen));
+	GUARD(port->std(port->tok, idx, &r, res, reslen));
 	size_t due = encrypt ? inlen + REMOTE_GCM_TAG_LEN : inlen - REMOTE_GCM_TAG_LEN;
 	if (*reslen != due) {
 		log_error("mech", "the KMS returned %zu bytes where %zu were due", *reslen, due);

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "common/common.h"
+#include "slots/kms_port.h"
 
 typedef struct mech_info mech_info;
 typedef struct cipher_impl cipher_impl;
@@ -35,7 +36,7 @@ typedef struct cipher_op {
 	size_t tail_len;
 	bool tail_done;      /* tail decrypted, waiting for a big enough buffer */
 	/* remote (KMS) operations */
-	void *kms_tok;
+	kms_port kms;        /* .tok NULL: a local operation */
 	const char *kms_key_id;
 	uint8_t *kms_ctx;
 	size_t kms_ctxlen;
@@ -109,32 +110,23 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 void cipher_op_free(cipher_op *op);
 bool cipher_op_active(const cipher_op *op);
 
-/* Remote operations: the KMS call, supplied by slots/ (no lock held). */
-typedef CK_RV (*kms_call_fn)(void *tok, bool encrypt, const char *key_id,
-			     const uint8_t *ctx, size_t ctxlen, const uint8_t *in,
-			     size_t inlen, uint8_t **out, size_t *outlen);
-typedef size_t (*kms_max_fn)(void *tok, size_t inlen);
-void mech_set_kms(kms_call_fn call, kms_max_fn max);
+/* Remote operations run through the token's KMS port (slots/kms_port.h),
+ * with no lock held. */
 CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
-			    const CK_MECHANISM *m, void *tok, const char *key_id,
+			    const CK_MECHANISM *m, const kms_port *port, const char *key_id,
 			    bool encrypt);
 
-/* Standard mechanisms on typed KMS keys: the KMS call and the RSA
- * modulus lookup, supplied by slots/ (no lock held). */
-typedef struct remote_req remote_req;
-typedef CK_RV (*kms_std_fn)(void *tok, size_t idx, remote_req *r, uint8_t **out,
-			    size_t *outlen);
-typedef CK_RV (*kms_modlen_fn)(void *tok, size_t idx, size_t *modlen);
-void mech_set_kms_std(kms_std_fn run, kms_modlen_fn modlen);
+/* Standard mechanisms on typed KMS keys (docs/REMOTE.md), through the
+ * port's std and modlen. */
 /* Can mi run on a KMS key? (the envelope, or a standard one in the KMS) */
 bool mech_kms_capable(const mech_info *mi);
 CK_RV cipher_op_init_kms(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
-			 void *tok, size_t idx, size_t key_bits, size_t modlen,
+			 const kms_port *port, size_t idx, size_t key_bits, size_t modlen,
 			 bool encrypt, bool key_op);
 /* One AES-GCM message on KMS key idx: the KMS makes the 12-byte IV when
  * encrypting (written to iv). Encrypt: in is plaintext, *res is
  * ciphertext||tag. Decrypt: in is ciphertext||tag. *res is secure memory. */
-CK_RV mech_kms_gcm(void *tok, size_t idx, size_t key_bits, bool encrypt, const uint8_t *aad,
+CK_RV mech_kms_gcm(const kms_port *port, size_t idx, size_t key_bits, bool encrypt, const uint8_t *aad,
 		   size_t aadlen, const uint8_t *in, size_t inlen, uint8_t iv[12],
 		   uint8_t **res, size_t *reslen);
 

@@ -298,7 +298,7 @@ static CK_RV unseal_inlock(token_t *t, const char *role, const uint8_t *kek,
 	provider_status st = {0};
 
 	t->unsealing = true;
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	for (size_t i = 0; i < nseals && rv != CKR_OK; i++) {
 		if (strcmp(seals[i].role, role) != 0 ||
 		    strcmp(seals[i].provider, t->cfg->name) != 0)
@@ -330,12 +330,12 @@ static CK_RV unseal_inlock(token_t *t, const char *role, const uint8_t *kek,
 			sec_free(pt);
 			st.err = e != P11K_OK ? e : P11K_ERR_BAD_REPLY;
 			*deverr = p11k_err_to_deverr(st.err);
-			pthread_mutex_lock(&mod.lock);
+			pthread_mutex_lock(&slots.lock);
 			note_provider_error(t, &st, "unsealing the token key");
-			pthread_mutex_unlock(&mod.lock);
+			pthread_mutex_unlock(&slots.lock);
 		}
 	}
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	t->unsealing = false;
 	if (rv == CKR_OK) {
 		/* A successful unseal is an answer from the KMS: the key is usable. */
@@ -445,9 +445,9 @@ static CK_RV verify_pin_inlock(token_t *t, CK_USER_TYPE who,
 		free(rec);
 		return who == CKU_SO ? CKR_DEVICE_ERROR : CKR_USER_PIN_NOT_INITIALIZED;
 	}
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	CK_RV rv = pin_check(pin, len, rec, reclen, kek);
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	free(rec);
 	if (rv == CKR_PIN_INCORRECT)
 		return count_failure_inlock(t, who);
@@ -522,14 +522,14 @@ CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
 	 * restore the old one if anything fails. */
 	memcpy(t->uuid, newuuid, 16);
 	bool required = t->cfg->login == LOGIN_REQUIRED;
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	rv = seal_tk(t, tk, &kms, &kmslen, kv, sizeof(kv), deverr);
 	if (rv == CKR_OK && !pin_record_new(t, so_pin, so_len, rec, &kek))
 		rv = CKR_GENERAL_ERROR;
 	if (rv == CKR_OK)
 		rv = make_seal(t, required ? "so" : "any", required ? kek : NULL, kms,
 			       kmslen, kv, &seal);
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 
 	p11k_err e = P11K_OK;
 	if (rv == CKR_OK && !t->store) {
@@ -670,7 +670,7 @@ CK_RV token_init_pin_inlock(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len,
 	seal_rec seal = {0};
 	if (!tk)
 		return CKR_HOST_MEMORY;
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	CK_RV rv = pin_record_new(t, pin, len, rec, &kek) ? CKR_OK : CKR_GENERAL_ERROR;
 	/* A fresh KMS encryption for the user's seal: the SO's seal stays
 	 * wrapped under the SO's PIN. */
@@ -679,7 +679,7 @@ CK_RV token_init_pin_inlock(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len,
 	if (rv == CKR_OK && required)
 		rv = make_seal(t, "user", kek, kms, kmslen, kv, &seal);
 	sec_free(tk);
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	p11k_err e = P11K_OK;
 	if (rv == CKR_OK)
 		e = store_begin(t->store);
@@ -744,7 +744,7 @@ CK_RV token_set_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old,
 		sec_free(oldkek);
 		return store_rv(t, e);
 	}
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	if (!pin_record_new(t, new_pin, newlen, rec, &newkek))
 		rv = CKR_GENERAL_ERROR;
 	/* Re-wrap this role's seals under the new PIN: no KMS call. */
@@ -767,7 +767,7 @@ CK_RV token_set_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old,
 			all[i].bloblen = nblen;
 		}
 	}
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	if (rv == CKR_OK)
 		e = store_begin(t->store);
 	if (rv == CKR_OK && e == P11K_OK) {
@@ -797,14 +797,14 @@ CK_RV token_set_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old,
 
 CK_RV object_register_inlock(object_t *o)
 {
-	o->handle = ++mod.next_object;
-	if (!hmap_put(&mod.objects, o->handle, o))
+	o->handle = ++slots.next_object;
+	if (!hmap_put(&slots.objects, o->handle, o))
 		return CKR_HOST_MEMORY;
 	token_t *t = o->tok;
 	bool ok = o->session ? hmap_put(&t->session_objs, o->handle, o)
 			     : hmap_put(&t->by_rowid, (uint64_t)o->rowid, o);
 	if (!ok) {
-		hmap_del(&mod.objects, o->handle);
+		hmap_del(&slots.objects, o->handle);
 		return CKR_HOST_MEMORY;
 	}
 	return CKR_OK;
@@ -812,7 +812,7 @@ CK_RV object_register_inlock(object_t *o)
 
 void object_unregister_inlock(object_t *o)
 {
-	hmap_del(&mod.objects, o->handle);
+	hmap_del(&slots.objects, o->handle);
 	if (o->session)
 		hmap_del(&o->tok->session_objs, o->handle);
 	else
@@ -826,7 +826,7 @@ void token_forget_objects_inlock(token_t *t)
 	void *v;
 	while (hmap_next(&t->by_rowid, &it, &k, &v)) {
 		object_t *o = v;
-		hmap_del(&mod.objects, o->handle);
+		hmap_del(&slots.objects, o->handle);
 		obj_free(o);
 	}
 	hmap_free(&t->by_rowid);
@@ -1248,8 +1248,8 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	o->kms_index = i;
 	o->kms_role = (uint8_t)role;
 	o->sec_loaded = true;
-	o->handle = ++mod.next_object;
-	if (!ok || !hmap_put(&mod.objects, o->handle, o)) {
+	o->handle = ++slots.next_object;
+	if (!ok || !hmap_put(&slots.objects, o->handle, o)) {
 		obj_free(o);
 		return CKR_HOST_MEMORY;
 	}
@@ -1285,7 +1285,7 @@ CK_RV token_kms_objects_create_inlock(token_t *t)
 void token_kms_objects_free_inlock(token_t *t)
 {
 	for (size_t i = 0; i < t->nkms; i++) {
-		hmap_del(&mod.objects, t->kms_objs[i]->handle);
+		hmap_del(&slots.objects, t->kms_objs[i]->handle);
 		obj_free(t->kms_objs[i]);
 	}
 	free(t->kms_objs);
@@ -1319,9 +1319,9 @@ CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
 	}
 	if (e != P11K_OK) {
 		st.err = e;
-		pthread_mutex_lock(&mod.lock);
+		pthread_mutex_lock(&slots.lock);
 		note_provider_error(t, &st, encrypt ? "KMS encrypt" : "KMS decrypt");
-		pthread_mutex_unlock(&mod.lock);
+		pthread_mutex_unlock(&slots.lock);
 		return p11k_err_to_ckr(e);
 	}
 	*out = res;
@@ -1351,10 +1351,10 @@ CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t 
 	if (e == P11K_OK)
 		return CKR_OK;
 	st.err = e;
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	note_provider_error(t, &st, r->encrypt ? "KMS encrypt (standard mechanism)"
 					       : "KMS decrypt (standard mechanism)");
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	return p11k_err_to_ckr(e);
 }
 
@@ -1387,9 +1387,9 @@ static size_t modulus_len_inlock(token_t *t, size_t idx)
 CK_RV token_kms_rsa_modlen(void *tok, size_t idx, size_t *modlen)
 {
 	token_t *t = tok;
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	*modlen = modulus_len_inlock(t, idx);
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	if (*modlen)
 		return CKR_OK;
 	provider_status st = {0};
@@ -1409,7 +1409,7 @@ CK_RV token_kms_rsa_modlen(void *tok, size_t idx, size_t *modlen)
 				    nlen);
 	}
 	CK_RV rv = CKR_OK;
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	if (err != P11K_OK) {
 		st.err = err;
 		note_provider_error(t, &st, "reading the RSA public key");
@@ -1430,7 +1430,7 @@ CK_RV token_kms_rsa_modlen(void *tok, size_t idx, size_t *modlen)
 				rv = CKR_HOST_MEMORY;
 		*modlen = rv == CKR_OK ? modulus_len_inlock(t, idx) : 0;
 	}
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	free(n);
 	free(e);
 	return rv;
@@ -1480,9 +1480,9 @@ CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr)
 	key_info ki;
 	provider_status st = {0};
 	const char *kid = seal_key(t);
-	pthread_mutex_unlock(&mod.lock);
+	pthread_mutex_unlock(&slots.lock);
 	p11k_err e = t->cfg->ops->describe(t->prov, kid, &ki, &st);
-	pthread_mutex_lock(&mod.lock);
+	pthread_mutex_lock(&slots.lock);
 	t->checking = false;
 	if (e == P11K_OK && ki.state == KEY_STATE_ENABLED) {
 		if (t->revoked)
@@ -1513,4 +1513,10 @@ CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr)
 	}
 	revoke_inlock(t, e, p11k_err_name(e));
 	return CKR_DEVICE_ERROR;
+}
+
+kms_port token_kms_port(token_t *t)
+{
+	return (kms_port){.tok = t, .call = token_kms_call, .max = token_kms_max,
+			  .std = token_kms_std, .modlen = token_kms_rsa_modlen};
 }

@@ -9,7 +9,8 @@
 #ifndef P11KMS_TOKEN_H
 #define P11KMS_TOKEN_H
 
-#include "module/module.h"
+#include "kms_port.h"
+#include "slots.h"
 
 #define TK_LEN 32
 
@@ -56,6 +57,8 @@ CK_RV token_reserve_counter(void *tok, const uint8_t kid[32], uint64_t count,
 /* KMS key objects: built from the configuration at C_Initialize. */
 CK_RV token_kms_objects_create_inlock(token_t *t);
 void token_kms_objects_free_inlock(token_t *t);
+/* The KMS port of t (kms_port.h): the four functions below, bound to t. */
+kms_port token_kms_port(token_t *t);
 /* The remote call behind CKM_P11KMS_KMS_ENVELOPE (no lock held): output in
  * secure memory. */
 CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,

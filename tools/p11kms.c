@@ -18,7 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "module/config.h"
+#include "slots/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "module/module.h"

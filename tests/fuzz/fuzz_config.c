@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "fuzz_common.h"
-#include "module/config.h"
+#include "slots/config.h"
 #include "common/jsonpos.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

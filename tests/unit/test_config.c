@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "module/config.h"
+#include "slots/config.h"
 #include "common/log.h"
 
 #define CFG_PATH "/etc/p11kms/test.json"

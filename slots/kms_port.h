@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The KMS port: what module/'s mechanisms call to run an operation in a
+ * token's KMS. slots/ makes one per token (token_kms_port); the caller
+ * passes it with every remote operation it starts, so "C_Encrypt on a KMS
+ * key" reads entry -> mech -> port -> slots -> provider in the code, and a
+ * unit test can hand the mechanisms a fake. Every function is called with
+ * no lock held.
+ */
+#ifndef P11KMS_KMS_PORT_H
+#define P11KMS_KMS_PORT_H
+
+#include "common/common.h"
+#include "providers/provider.h"
+
+typedef struct kms_port {
+	void *tok; /* the token; NULL: no port (a local operation) */
+	/* CKM_P11KMS_KMS_ENVELOPE on key_id: output in secure memory. */
+	CK_RV (*call)(void *tok, bool encrypt, const char *key_id, const uint8_t *ctx,
+		      size_t ctxlen, const uint8_t *in, size_t inlen, uint8_t **out,
+		      size_t *outlen);
+	/* The envelope's output bound for inlen bytes of plaintext. */
+	size_t (*max)(void *tok, size_t inlen);
+	/* A standard mechanism on configured key idx (docs/REMOTE.md). */
+	CK_RV (*std)(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t *outlen);
+	/* The RSA modulus length of configured key idx, in bytes. */
+	CK_RV (*modlen)(void *tok, size_t idx, size_t *modlen);
+} kms_port;
+
+#endif
