@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Build the libFuzzer targets (clang, ASan + UBSan) into build-fuzz/ and
 # run each for N seconds (default 30), starting from its seed corpus in
-# tests/fuzz/corpus/<target>/. New inputs go to build-fuzz/corpus/<target>/
-# (the seeds are not modified); a crash is saved in
+# tests/fuzz/corpus/<target>/ (tests/vectors/aws/<ini|sts>/ for
+# fuzz_aws_*). New inputs go to build-fuzz/corpus/<target>/ (the seeds
+# are not modified); a crash is saved in
 # build-fuzz/crashes/<target>/ -- copy it to tests/fuzz/crashes/ to keep it.
 #
 # Usage: scripts/fuzz.sh [seconds] [target...]
@@ -37,8 +38,17 @@ run_one() {
   [ "$t" = fuzz_store ] && maxlen=65536
   [ "${P11KMS_FUZZ_KEEP_GOING:-0}" = 1 ] &&
     extra=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  # The seeds: tests/fuzz/corpus/<target>/, except the AWS parsers, whose
+  # seeds are the test fixtures in tests/vectors/aws/. A target without a
+  # seed folder is an error, not a run of zero inputs.
+  local seeds="tests/fuzz/corpus/$t"
+  case "$t" in fuzz_aws_*) seeds="tests/vectors/aws/${t#fuzz_aws_}" ;; esac
+  if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
+    echo "$t: FAILED -- no seed corpus in $seeds" >&2
+    return 1
+  fi
   local rc=0
-  "$dir/tests/fuzz/$t" "$work" "tests/fuzz/corpus/$t" \
+  "$dir/tests/fuzz/$t" "$work" "$seeds" \
     -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 \
     -max_len="$maxlen" -print_final_stats=1 "${extra[@]}" \
     -artifact_prefix="$crashes/" >"$log" 2>&1 || rc=$?

@@ -314,7 +314,7 @@ int main(void)
 {
 	if (access("/usr/bin/python3", X_OK) != 0) {
 		printf("1..0 # SKIP /usr/bin/python3 is needed for the emulator\n");
-		return 0;
+		return SKIP_RETURN_CODE;
 	}
 	const struct CMUnitTest tests[] = {
 		H_TEST_STATE(cloud_token_survives_restart, setup, teardown, &AWS_E2E),

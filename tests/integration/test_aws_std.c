@@ -248,7 +248,7 @@ int main(void)
 {
 	if (access("/usr/bin/python3", X_OK) != 0) {
 		printf("1..0 # SKIP /usr/bin/python3 is needed for the emulator\n");
-		return 0;
+		return SKIP_RETURN_CODE;
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
