@@ -53,7 +53,8 @@ echo "== files"
 for f in "$mod" /usr/bin/p11kms /usr/include/p11kms/p11kms.h \
   /usr/include/p11kms/pkcs11.h /usr/lib/$ma/pkgconfig/p11kms.pc \
   /usr/share/p11-kit/modules/p11kms.module /etc/p11kms/p11kms.json \
-  /usr/share/doc/p11kms/copyright /usr/share/man/man1/p11kms.1.gz \
+  /usr/share/doc/p11kms/copyright /usr/share/doc/p11kms/README.md.gz \
+  /usr/share/man/man1/p11kms.1.gz \
   /usr/share/man/man5/p11kms.json.5.gz /usr/share/man/man7/libp11kms.7.gz; do
   [ -e "$root$f" ] || fail "$f is not in the package"
 done
@@ -151,6 +152,8 @@ for page in "$root"/usr/share/man/man*/*.gz; do
   warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l "$page" 2>&1 >/dev/null)
   [ -z "$warn" ] || fail "$(basename "$page"): $warn"
   LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$page" 2>/dev/null | grep -q . || fail "$(basename "$page") renders empty"
+  zcat "$page" | grep -q "^\.TH .*\"p11kms $(dpkg-deb -f "$deb" Version)\"" ||
+    fail "$(basename "$page") names another version than the package's"
   echo "   $(basename "$page") ok"
 done
 echo "package OK"
