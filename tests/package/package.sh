@@ -39,8 +39,10 @@ fi
 [ -f "$deb" ] || fail "no package at $deb"
 
 echo "== lintian"
-lintian --fail-on error "$deb" 2>&1 | grep -v 'running with root privileges' || true
-lintian --fail-on error "$deb" >/dev/null 2>&1 || fail "lintian reports errors"
+lint_rc=0
+lint=$(lintian --fail-on error "$deb" 2>&1) || lint_rc=$?
+grep -v 'running with root privileges' <<<"$lint" || true
+[ $lint_rc = 0 ] || fail "lintian reports errors"
 
 work=$(mktemp -d /tmp/p11kms-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
