@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Install what building and testing p11kms needs on Debian 12 (as root, or
 # with sudo). Quick when everything is already there.
+# Usage: scripts/deps.sh [--test|--demo|--package]
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libp11-kit-dev
@@ -9,8 +10,11 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
 TEST_PKGS=(opensc p11-kit softhsm2 gnutls-bin libnss3-tools sqlite3 valgrind
   python3 python3-pykcs11 python3-pytest python3-cryptography python3-botocore
   python3-boto3 python3-azure python3-jwt nodejs npm openjdk-17-jdk-headless)
+# scripts/package.sh (and the package test, so --test has them too).
+PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian man-db)
 want=("${BUILD_PKGS[@]}")
-[ "${1:-}" = "--test" ] && want+=("${TEST_PKGS[@]}")
+[ "${1:-}" = "--test" ] && want+=("${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}")
+[ "${1:-}" = "--package" ] && want+=("${PACKAGE_PKGS[@]}")
 [ "${1:-}" = "--demo" ] && want+=(opensc)
 missing=()
 for p in "${want[@]}"; do
