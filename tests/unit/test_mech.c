@@ -414,6 +414,30 @@ static void test_kw_integrity(void **state)
 	cipher_op_free(&op);
 }
 
+/* CKM_AES_KEY_WRAP_PAD: RFC 3394 over PKCS #7 padding (always 1..8 bytes
+ * of it). Expected values are RFC 3394 wraps of the padded data. */
+static void test_kw_pad(void **state)
+{
+	kat(CKM_AES_KEY_WRAP_PAD, NULL, 0, "000102030405060708090A0B0C0D0E0F",
+	    "00112233445566778899AABBCCDDEEFF",
+	    "b05471fa00ab70570ea62b3cfc244f1001af95366e5fe1f430ed8ac55b16c5da");
+	kat(CKM_AES_KEY_WRAP_PAD, NULL, 0, "000102030405060708090A0B0C0D0E0F",
+	    "00112233445566778899aabbcc", "9f7aa87e643dc9da6155981efc31995386d80c891c4573e7");
+	/* a wrap whose plaintext ends in a bad pad (...08 09) */
+	uint8_t kek[16], ct[32], out[32];
+	HEX("000102030405060708090A0B0C0D0E0F", kek);
+	HEX("2a47e3dd72cad4db88e8c566ffa8b8d40ce846e8152ca39e824023a4267f96c2", ct);
+	CK_MECHANISM m = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	cipher_op op;
+	assert_int_equal(cipher_op_init(&op, mech_lookup(CKM_AES_KEY_WRAP_PAD), &m, kek, 16,
+					false),
+			 CKR_OK);
+	CK_ULONG n = sizeof(out);
+	assert_int_equal(op.impl->oneshot(&op, ct, sizeof(ct), out, &n),
+			 CKR_ENCRYPTED_DATA_INVALID);
+	cipher_op_free(&op);
+}
+
 /* --- remote operations through a fake KMS port ----------------------------- */
 
 typedef struct fake_kms {
@@ -423,7 +447,8 @@ typedef struct fake_kms {
 	size_t last_ctxlen;
 	size_t last_idx;
 	remote_req last;
-	CK_RV fail; /* returned by call/std when set */
+	CK_RV fail;   /* returned by call/std when set */
+	uint8_t fill; /* the bytes of std's output (0: 0xc3) */
 } fake_kms;
 
 /* The envelope: encryption prefixes "ENC:" (and the context length), decryption
@@ -483,7 +508,7 @@ static CK_RV fake_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_
 		n = r->encrypt ? 256 : 32;
 	}
 	*out = sec_alloc(n ? n : 1);
-	memset(*out, 0xc3, n);
+	memset(*out, f->fill ? f->fill : 0xc3, n);
 	*outlen = n;
 	return CKR_OK;
 }
@@ -640,6 +665,30 @@ static void test_remote_std(void **state)
 	assert_int_equal(f.last.inlen, 24);
 	cipher_op_free(&op);
 
+	/* key wrap with PKCS #7 padding: padded here, RFC 3394 in the KMS */
+	CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+	const mech_info *pad = mech_lookup(CKM_AES_KEY_WRAP_PAD);
+	assert_int_equal(cipher_op_init_kms(&op, pad, &kwp, &port, 3, 256, 0, true, true),
+			 CKR_OK);
+	n = sizeof(out);
+	assert_int_equal(op.impl->oneshot(&op, key, 16, out, &n), CKR_OK);
+	assert_int_equal(n, 32);
+	assert_int_equal(f.last.alg, RALG_AES_KW);
+	assert_int_equal(f.last.inlen, 24);
+	cipher_op_free(&op);
+	assert_int_equal(cipher_op_init_kms(&op, pad, &kwp, &port, 3, 256, 0, false, true),
+			 CKR_OK);
+	f.fill = 0x08; /* a good pad: 8 bytes of 8 */
+	n = sizeof(out);
+	assert_int_equal(op.impl->oneshot(&op, out, 32, out, &n), CKR_OK);
+	assert_int_equal(n, 16);
+	f.fill = 0x09; /* a bad one */
+	n = sizeof(out);
+	assert_int_equal(op.impl->oneshot(&op, out, 32, out, &n), CKR_ENCRYPTED_DATA_INVALID);
+	f.fill = 0;
+	cipher_op_free(&op);
+	assert_int_equal(f.stds, 4);
+
 	/* GCM encrypt: the KMS's IV lands in the caller's pIv */
 	uint8_t iv[12] = {0};
 	CK_GCM_PARAMS g = {iv, 12, 96, NULL, 0, 128};
@@ -650,11 +699,11 @@ static void test_remote_std(void **state)
 	n = 0;
 	assert_int_equal(op.impl->oneshot(&op, key, 10, NULL, &n), CKR_OK);
 	assert_int_equal(n, 10 + 16);
-	assert_int_equal(f.stds, 1);
+	assert_int_equal(f.stds, 4);
 	n = sizeof(out);
 	assert_int_equal(op.impl->oneshot(&op, key, 10, out, &n), CKR_OK);
 	assert_int_equal(n, 26);
-	assert_int_equal(f.stds, 2);
+	assert_int_equal(f.stds, 5);
 	assert_int_equal(f.last.alg, RALG_AES_GCM);
 	assert_false(f.last.key_op);
 	for (int i = 0; i < 12; i++)
@@ -671,7 +720,7 @@ static void test_remote_std(void **state)
 	n = 0;
 	assert_int_equal(op.impl->oneshot(&op, key, 24, NULL, &n), CKR_OK);
 	assert_int_equal(n, 256);
-	assert_int_equal(f.stds, 2);
+	assert_int_equal(f.stds, 5);
 	cipher_op_free(&op);
 
 	/* mech_kms_gcm, as the message API calls it */
@@ -680,7 +729,7 @@ static void test_remote_std(void **state)
 	uint8_t miv[12] = {0};
 	assert_int_equal(mech_kms_gcm(&port, 4, 256, true, NULL, 0, key, 8, miv, &res, &reslen),
 			 CKR_OK);
-	assert_int_equal(f.stds, 3);
+	assert_int_equal(f.stds, 6);
 	assert_int_equal(f.last_idx, 4);
 	assert_int_equal(reslen, 8 + 16);
 	assert_int_equal(miv[0], 0x5a);
@@ -688,7 +737,7 @@ static void test_remote_std(void **state)
 	assert_int_equal(mech_kms_gcm(&port, 4, 256, false, NULL, 0, key, 15, miv, &res,
 				      &reslen),
 			 CKR_ENCRYPTED_DATA_LEN_RANGE);
-	assert_int_equal(f.stds, 3);
+	assert_int_equal(f.stds, 6);
 }
 
 int main(void)
@@ -705,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_gcm_forgery),
 		cmocka_unit_test(test_kw_kat),
 		cmocka_unit_test(test_kw_integrity),
+		cmocka_unit_test(test_kw_pad),
 		cmocka_unit_test(test_remote_envelope),
 		cmocka_unit_test(test_remote_bad_calls),
 		cmocka_unit_test(test_remote_std),
