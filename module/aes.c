@@ -496,17 +496,9 @@ static CK_RV kw_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 	if (!tmp)
 		return CKR_HOST_MEMORY;
 	rv = kw_run(op, in, inlen, tmp, &got);
-	if (rv == CKR_OK && pad7) {
-		uint8_t pv = got ? tmp[got - 1] : 0;
-		bool okpad = pv >= 1 && pv <= KW_SEMI && pv <= got;
-		for (size_t i = 0; okpad && i < pv; i++)
-			okpad = tmp[got - 1 - i] == pv;
-		if (!okpad) {
-			log_info("mech", "AES key wrap pad: bad PKCS #7 padding");
-			rv = CKR_ENCRYPTED_DATA_INVALID;
-		} else {
-			got -= pv;
-		}
+	if (rv == CKR_OK && pad7 && !kw_pad7_strip(tmp, &got)) {
+		log_info("mech", "AES key wrap pad: bad PKCS #7 padding");
+		rv = CKR_ENCRYPTED_DATA_INVALID;
 	}
 	if (rv == CKR_OK && *outlen < got) {
 		rv = CKR_BUFFER_TOO_SMALL;

@@ -27,6 +27,9 @@ bool len_rule(CK_ULONG need, const uint8_t *out, CK_ULONG *outlen, CK_RV *rv);
 CK_RV hold_update(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
 		  CK_ULONG *outlen);
 CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen);
+/* CKM_AES_KEY_WRAP_PAD's PKCS #7 padding (1..KW_SEMI bytes, always
+ * present): false if p[0..*len) does not end in it, else *len drops it. */
+bool kw_pad7_strip(const uint8_t *p, size_t *len);
 /* Parameter checks that the KMS variants repeat. */
 CK_RV param_gcm(const CK_MECHANISM *m);
 CK_RV param_oaep(const CK_MECHANISM *m);

@@ -170,6 +170,18 @@ CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen)
 				 op->buf.len, out, outlen);
 }
 
+bool kw_pad7_strip(const uint8_t *p, size_t *len)
+{
+	size_t got = *len;
+	uint8_t pv = got ? p[got - 1] : 0;
+	bool okpad = pv >= 1 && pv <= KW_SEMI && pv <= got;
+	for (size_t i = 0; okpad && i < pv; i++)
+		okpad = p[got - 1 - i] == pv;
+	if (okpad)
+		*len = got - pv;
+	return okpad;
+}
+
 /* --- the table ------------------------------------------------------------ */
 
 #define ENC_DEC (CKF_ENCRYPT | CKF_DECRYPT)

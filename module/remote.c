@@ -273,20 +273,11 @@ static CK_RV kms_std_call(cipher_op *op, const uint8_t *in, size_t inlen, uint8_
 	sec_free(padded);
 	if (rv == CKR_OK && op->kms_alg == RALG_AES_GCM && op->encrypt)
 		memcpy(op->kms_iv_out, r.iv, REMOTE_GCM_IV_LEN);
-	if (rv == CKR_OK && op->kms_pad7 && !op->encrypt) {
-		uint8_t *p = *res;
-		size_t got = *reslen;
-		uint8_t pv = got ? p[got - 1] : 0;
-		bool okpad = pv >= 1 && pv <= KW_SEMI && pv <= got;
-		for (size_t i = 0; okpad && i < pv; i++)
-			okpad = p[got - 1 - i] == pv;
-		if (!okpad) {
-			log_info("mech", "AES key wrap pad: bad PKCS #7 padding");
-			sec_free(*res);
-			*res = NULL;
-			return CKR_ENCRYPTED_DATA_INVALID;
-		}
-		*reslen = got - pv;
+	if (rv == CKR_OK && op->kms_pad7 && !op->encrypt && !kw_pad7_strip(*res, reslen)) {
+		log_info("mech", "AES key wrap pad: bad PKCS #7 padding");
+		sec_free(*res);
+		*res = NULL;
+		return CKR_ENCRYPTED_DATA_INVALID;
 	}
 	return rv;
 }
