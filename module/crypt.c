@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Encrypt, decrypt (PKCS #11 5.8, 5.9), digest (5.10), sign and verify
+ * (5.11, 5.13): one operation per kind per session, run with the module
+ * lock released and the session's operation lock held. The mechanisms
+ * themselves are in mech.c (the table), aes.c, remote.c and mac.c.
+ */
+#include "gate.h"
+
+/* --- encrypt / decrypt -------------------------------------------------- */
+
+/* End an operation. A plain (non-secret) hold buffer, the ciphertext
+ * multi-part GCM decryption gathers, is kept for the session's next
+ * operation: growing a fresh one each message costs page faults and
+ * copies that dwarf the decryption itself. */
+#define SPARE_MAX (16u * 1024 * 1024)
+void end_cipher_op(session_t *s, cipher_op *op)
+{
+	if (op->buf.p && !op->buf.secret && op->buf.cap <= SPARE_MAX && !s->spare.p) {
+		s->spare = op->buf;
+		s->spare.len = 0;
+		s->spare.failed = false;
+		memset(&op->buf, 0, sizeof(op->buf));
+	}
+	cipher_op_free(op);
+}
+
+/* Lend the spare buffer to a new operation that holds plain data. */
+static void lend_spare(session_t *s, cipher_op *op)
+{
+	if (!s->spare.p || op->buf.secret || op->buf.p)
+		return;
+	size_t max = op->buf.max;
+	op->buf = s->spare;
+	op->buf.max = max;
+	memset(&s->spare, 0, sizeof(s->spare));
+}
+
+static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			CK_OBJECT_HANDLE hKey, bool enc)
+{
+	const mech_info *mi;
+	GUARD(mech_for(pMechanism, enc ? CKF_ENCRYPT : CKF_DECRYPT, &mi));
+	GUARD(enter());
+	op_key k = {0};
+	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	session_t *s = session_inlock(hSession);
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		rv = key_for_op_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
+				       &k);
+	if (rv != CKR_OK) {
+		UNLOCK();
+		return rv;
+	}
+	sess_ref_inlock(s);
+	UNLOCK();
+	pthread_mutex_lock(&s->oplock);
+	cipher_op *op = enc ? &s->enc : &s->dec;
+	if (cipher_op_active(op))
+		rv = CKR_OPERATION_ACTIVE;
+	else
+		rv = op_start(op, mi, pMechanism, s->tok, &k, enc, false);
+	if (rv == CKR_OK && !k.kms)
+		lend_spare(s, op);
+	sec_free(k.key);
+	op_end(s);
+	if (rv != CKR_OK && k.kms && rv != CKR_MECHANISM_PARAM_INVALID)
+		note_remote_failure(hSession);
+	return rv;
+}
+
+/* Does this result end the operation? (PKCS #11 5.2) */
+static bool op_continues(CK_RV rv, const void *out)
+{
+	return rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && !out);
+}
+
+static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
+			   CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	session_t *s;
+	GUARD(op_begin(hSession, &s));
+	cipher_op *op = enc ? &s->enc : &s->dec;
+	CK_RV rv;
+	if (!cipher_op_active(op))
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	else if (op->multipart)
+		rv = CKR_OPERATION_ACTIVE;
+	else if ((!in && inlen) || !outlen)
+		rv = CKR_ARGUMENTS_BAD;
+	else
+		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
+					       outlen);
+	bool remote_failed = cipher_op_active(op) && op->kms.tok && rv != CKR_OK &&
+			     rv != CKR_BUFFER_TOO_SMALL;
+	if (cipher_op_active(op) && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
+		end_cipher_op(s, op);
+	op_end(s);
+	if (remote_failed)
+		note_remote_failure(hSession);
+	return remote_failed ? kms_key_refused(rv, CKR_DEVICE_ERROR) : rv;
+}
+
+static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
+			  CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	session_t *s;
+	GUARD(op_begin(hSession, &s));
+	cipher_op *op = enc ? &s->enc : &s->dec;
+	CK_RV rv;
+	if (!cipher_op_active(op))
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	else if ((!in && inlen) || !outlen)
+		rv = CKR_ARGUMENTS_BAD;
+	else
+		rv = op->impl->update(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
+					      outlen);
+	if (rv == CKR_OK && out)
+		op->multipart = true;
+	if (cipher_op_active(op) && !op_continues(rv, out))
+		if (rv != CKR_OK)
+			end_cipher_op(s, op);
+	op_end(s);
+	return rv;
+}
+
+static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
+			 CK_ULONG_PTR outlen)
+{
+	session_t *s;
+	GUARD(op_begin(hSession, &s));
+	cipher_op *op = enc ? &s->enc : &s->dec;
+	CK_RV rv;
+	if (!cipher_op_active(op))
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	else if (!outlen)
+		rv = CKR_ARGUMENTS_BAD;
+	else
+		rv = op->impl->final(op, out, outlen);
+	bool remote_failed = cipher_op_active(op) && op->kms.tok && rv != CKR_OK &&
+			     rv != CKR_BUFFER_TOO_SMALL;
+	if (cipher_op_active(op) && !op_continues(rv, out))
+		end_cipher_op(s, op);
+	op_end(s);
+	if (remote_failed)
+		note_remote_failure(hSession);
+	return remote_failed ? kms_key_refused(rv, CKR_DEVICE_ERROR) : rv;
+}
+
+CK_RV ep_EncryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	return LEAVE(crypt_init(h, m, k, true));
+}
+CK_RV ep_Encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		 CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(crypt_oneshot(h, true, in, inlen, out, outlen));
+}
+CK_RV ep_EncryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		       CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(crypt_update(h, true, in, inlen, out, outlen));
+}
+CK_RV ep_EncryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(crypt_final(h, true, out, outlen));
+}
+CK_RV ep_DecryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	return LEAVE(crypt_init(h, m, k, false));
+}
+CK_RV ep_Decrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		 CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(crypt_oneshot(h, false, in, inlen, out, outlen));
+}
+CK_RV ep_DecryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		       CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(crypt_update(h, false, in, inlen, out, outlen));
+}
+CK_RV ep_DecryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(crypt_final(h, false, out, outlen));
+}
+
+/* --- digest, sign, verify -------------------------------------------- */
+
+typedef enum mac_which { MW_DIGEST, MW_SIGN, MW_VERIFY } mac_which;
+
+static mac_op *mac_slot(session_t *s, mac_which w)
+{
+	return w == MW_DIGEST ? &s->dig : w == MW_SIGN ? &s->sig : &s->ver;
+}
+
+static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		      CK_OBJECT_HANDLE hKey, mac_which w)
+{
+	const mech_info *mi;
+	CK_FLAGS need = w == MW_DIGEST ? CKF_DIGEST : w == MW_SIGN ? CKF_SIGN : CKF_VERIFY;
+	GUARD(mech_for(pMechanism, need, &mi));
+	GUARD(enter());
+	uint8_t *key = NULL;
+	size_t keylen = 0;
+	CK_RV rv = w == MW_DIGEST ? CKR_OK
+				  : unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	session_t *s = session_inlock(hSession);
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK && w != MW_DIGEST)
+		rv = op_key_inlock(s, hKey, mi, w == MW_SIGN ? CKA_SIGN : CKA_VERIFY,
+				   &plain_key, &key, &keylen);
+	if (rv != CKR_OK) {
+		UNLOCK();
+		return rv;
+	}
+	sess_ref_inlock(s);
+	UNLOCK();
+	pthread_mutex_lock(&s->oplock);
+	mac_op *op = mac_slot(s, w);
+	if (mac_op_active(op))
+		rv = CKR_OPERATION_ACTIVE;
+	else
+		rv = mac_op_init(op, mi, pMechanism, key, keylen);
+	sec_free(key);
+	op_end(s);
+	return rv;
+}
+
+static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
+		     CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen, bool update,
+		     bool final)
+{
+	session_t *s;
+	GUARD(op_begin(hSession, &s));
+	mac_op *op = mac_slot(s, w);
+	CK_RV rv = CKR_OK;
+	bool keep = false;
+	if (!mac_op_active(op)) {
+		op_end(s);
+		return CKR_OPERATION_NOT_INITIALIZED;
+	}
+	if ((!in && inlen) || (w != MW_VERIFY && (update ? false : !outlen)) ||
+	    (w == MW_VERIFY && !update && !out && *outlen)) {
+		rv = CKR_ARGUMENTS_BAD;
+	} else if (update) {
+		rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
+		op->multipart = true;
+		keep = rv == CKR_OK;
+	} else if (w == MW_VERIFY) {
+		/* out/outlen carry the signature: *outlen is its length. */
+		if (!final && op->multipart)
+			rv = CKR_OPERATION_ACTIVE, keep = true;
+		else if (!final)
+			rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
+		if (rv == CKR_OK)
+			rv = mac_verify_final(op, out, *outlen);
+	} else if (final) {
+		rv = mac_final(op, out, outlen);
+		keep = op_continues(rv, out);
+	} else if (op->multipart) {
+		rv = CKR_OPERATION_ACTIVE;
+		keep = true;
+	} else {
+		rv = mac_oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
+		keep = op_continues(rv, out);
+	}
+	if (!keep)
+		mac_op_free(op);
+	op_end(s);
+	return rv;
+}
+
+CK_RV ep_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m)
+{
+	return LEAVE(mac_init(h, m, CK_INVALID_HANDLE, MW_DIGEST));
+}
+CK_RV ep_Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_DIGEST, in, inlen, out, outlen, false, false));
+}
+CK_RV ep_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen)
+{
+	return LEAVE(mac_run(h, MW_DIGEST, in, inlen, NULL, NULL, true, false));
+}
+CK_RV ep_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_DIGEST, NULL, 0, out, outlen, false, true));
+}
+
+/* C_DigestKey: feed a secret key's value into the digest (v3.0 5.12). */
+CK_RV ep_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
+{
+	GUARD(enter());
+	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	uint8_t *val = NULL;
+	size_t vlen = 0;
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		rv = object_inlock(s, hKey, true, &o);
+	if (rv == CKR_OBJECT_HANDLE_INVALID)
+		rv = CKR_KEY_HANDLE_INVALID;
+	if (rv == CKR_OK && obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY)
+		rv = CKR_KEY_INDIGESTIBLE;
+	if (rv == CKR_OK) {
+		const attr_t *v = obj_attr(o, CKA_VALUE);
+		vlen = v ? v->len : 0;
+		if (!v || !(val = sec_dup(v->val, vlen ? vlen : 1)))
+			rv = CKR_HOST_MEMORY;
+	}
+	UNLOCK();
+	if (rv == CKR_OK)
+		rv = mac_run(hSession, MW_DIGEST, val, vlen, NULL, NULL, true, false);
+	sec_free(val);
+	return LEAVE(rv);
+}
+
+CK_RV ep_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	return LEAVE(mac_init(h, m, k, MW_SIGN));
+}
+CK_RV ep_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+	      CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_SIGN, in, inlen, out, outlen, false, false));
+}
+CK_RV ep_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen)
+{
+	return LEAVE(mac_run(h, MW_SIGN, in, inlen, NULL, NULL, true, false));
+}
+CK_RV ep_SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
+{
+	return LEAVE(mac_run(h, MW_SIGN, NULL, 0, out, outlen, false, true));
+}
+CK_RV ep_VerifyInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+	return LEAVE(mac_init(h, m, k, MW_VERIFY));
+}
+CK_RV ep_Verify(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen,
+		CK_BYTE_PTR sig, CK_ULONG siglen)
+{
+	return LEAVE(mac_run(h, MW_VERIFY, in, inlen, sig, &siglen, false, false));
+}
+CK_RV ep_VerifyUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen)
+{
+	return LEAVE(mac_run(h, MW_VERIFY, in, inlen, NULL, NULL, true, false));
+}
+CK_RV ep_VerifyFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG siglen)
+{
+	return LEAVE(mac_run(h, MW_VERIFY, NULL, 0, sig, &siglen, false, true));
+}

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Object functions (PKCS #11 5.7): create, copy, destroy, size,
+ * attributes and search, and the lookups the other entry points use to
+ * find an object a session may see. The attribute rules themselves are
+ * data in slots/object.c.
+ */
+#include "gate.h"
+
+bool user_visible(const session_t *s, const object_t *o)
+{
+	return !obj_is_private(o) || s->tok->login == CKU_USER;
+}
+
+/* Find an object the session may see. need_secret loads the secret
+ * attributes of a token object (the token key must be present). */
+CK_RV object_inlock(session_t *s, CK_OBJECT_HANDLE h, bool need_secret,
+		    object_t **out)
+{
+	object_t *o = hmap_get(&slots.objects, h);
+	if (!o || o->tok != s->tok)
+		return CKR_OBJECT_HANDLE_INVALID;
+	if (!o->session && !o->kms) {
+		CK_RV rv = token_obj_refresh_inlock(s->tok, o, false);
+		if (rv == CKR_OBJECT_HANDLE_INVALID) {
+			object_unregister_inlock(o);
+			obj_free(o);
+		}
+		GUARD(rv);
+	}
+	if (!user_visible(s, o))
+		return CKR_OBJECT_HANDLE_INVALID;
+	if (need_secret && !o->session && !o->kms && !o->sec_loaded) {
+		if (!s->tok->tk)
+			return CKR_USER_NOT_LOGGED_IN;
+		GUARD(token_obj_refresh_inlock(s->tok, o, true));
+	}
+	*out = o;
+	return CKR_OK;
+}
+bool handle_needs_tk_inlock(CK_OBJECT_HANDLE h)
+{
+	object_t *o = hmap_get(&slots.objects, h);
+	return o && !o->session && !o->kms && !o->sec_loaded;
+}
+
+/* --- objects ------------------------------------------------------------- */
+
+/* Make o visible: persist it first when it is a token object. Takes o. */
+CK_RV publish_inlock(session_t *s, object_t *o, CK_OBJECT_HANDLE *ph)
+{
+	token_t *t = s->tok;
+	CK_RV rv = CKR_OK;
+	o->tok = t;
+	if (obj_is_token(o) && !(s->flags & CKF_RW_SESSION))
+		rv = CKR_SESSION_READ_ONLY;
+	else if (obj_is_private(o) && t->login != CKU_USER)
+		rv = CKR_USER_NOT_LOGGED_IN;
+	if (rv == CKR_OK && obj_is_token(o)) {
+		rv = token_sync_inlock(t);
+		if (rv == CKR_OK && !t->initialized)
+			rv = CKR_USER_NOT_LOGGED_IN;
+		if (rv == CKR_OK)
+			rv = token_obj_persist_inlock(t, o);
+	} else {
+		o->session = s->handle;
+	}
+	if (rv == CKR_OK)
+		rv = object_register_inlock(o);
+	if (rv != CKR_OK) {
+		obj_free(o);
+		return rv;
+	}
+	*ph = o->handle;
+	return CKR_OK;
+}
+
+bool tmpl_says_token(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	const CK_ATTRIBUTE *a = tmpl_find(tmpl, n, CKA_TOKEN);
+	return a && a->ulValueLen == sizeof(CK_BBOOL) && a->pValue &&
+	       *(CK_BBOOL *)a->pValue;
+}
+
+CK_RV ep_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+		      CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
+{
+	if ((!pTemplate && ulCount) || !phObject)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(enter());
+	CK_RV rv = unseal_if_needed_inlock(hSession, tmpl_says_token(pTemplate, ulCount));
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		rv = obj_build(ORIGIN_CREATE, pTemplate, ulCount, NULL, 0,
+			       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
+	if (rv == CKR_OK)
+		rv = publish_inlock(s, o, phObject);
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+		    CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+		    CK_OBJECT_HANDLE_PTR phNewObject)
+{
+	if ((!pTemplate && ulCount) || !phNewObject)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(enter());
+	CK_RV rv = unseal_if_needed_inlock(hSession,
+					   handle_needs_tk_inlock(hObject) ||
+						   tmpl_says_token(pTemplate, ulCount));
+	session_t *s = session_inlock(hSession);
+	object_t *src = NULL, *o = NULL;
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		rv = object_inlock(s, hObject, true, &src);
+	if (rv == CKR_OK && !obj_bool(src, CKA_COPYABLE, true))
+		rv = CKR_ACTION_PROHIBITED;
+	if (rv == CKR_OK && !(o = obj_clone(src)))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK) {
+		rv = obj_modify(o, pTemplate, ulCount, true,
+				(obj_actor){.so = s->tok->login == CKU_SO});
+		if (rv == CKR_OK)
+			rv = publish_inlock(s, o, phNewObject);
+		else
+			obj_free(o);
+	}
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
+{
+	GUARD(enter());
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	CK_RV rv = s ? object_inlock(s, hObject, false, &o) : CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK && !obj_bool(o, CKA_DESTROYABLE, true))
+		rv = CKR_ACTION_PROHIBITED;
+	if (rv == CKR_OK && !o->session && !(s->flags & CKF_RW_SESSION))
+		rv = CKR_SESSION_READ_ONLY;
+	if (rv == CKR_OK && !o->session) {
+		rv = token_obj_delete_inlock(s->tok, o);
+		if (rv == CKR_OBJECT_HANDLE_INVALID) { /* already gone elsewhere */
+			object_unregister_inlock(o);
+			obj_free(o);
+		}
+	}
+	if (rv == CKR_OK) {
+		object_unregister_inlock(o);
+		obj_free(o);
+	}
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+		       CK_ULONG_PTR pulSize)
+{
+	if (!pulSize)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(enter());
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	CK_RV rv = s ? object_inlock(s, hObject, false, &o) : CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		*pulSize = obj_size(o);
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+static bool tmpl_wants_secret(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	for (CK_ULONG i = 0; i < n; i++)
+		if (obj_is_secret_attr(tmpl[i].type))
+			return true;
+	return false;
+}
+/* An RSA KMS key's public numbers come from the KMS the first time they
+ * are asked for (docs/REMOTE.md), without the module lock. */
+static CK_RV rsa_public_if_needed(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+				  const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	bool wants = false;
+	for (CK_ULONG i = 0; i < n; i++)
+		wants |= tmpl[i].type == CKA_MODULUS || tmpl[i].type == CKA_MODULUS_BITS ||
+			 tmpl[i].type == CKA_PUBLIC_EXPONENT;
+	if (!wants)
+		return CKR_OK;
+	GUARD(enter());
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	if (!s || object_inlock(s, hObject, false, &o) != CKR_OK || !o->kms ||
+	    (o->kms_role != KMS_ROLE_RSA_PUBLIC && o->kms_role != KMS_ROLE_RSA_PRIVATE) ||
+	    obj_attr(o, CKA_MODULUS)) {
+		UNLOCK(); /* nothing to fetch; the caller reports any error */
+		return CKR_OK;
+	}
+	token_t *tok = s->tok;
+	size_t idx = o->kms_index;
+	UNLOCK();
+	size_t modlen;
+	CK_RV rv = token_kms_rsa_modlen(tok, idx, &modlen);
+	if (rv != CKR_OK)
+		note_remote_failure(hSession);
+	/* C_GetAttributeValue has no CKR_KEY_TYPE_INCONSISTENT: the KMS's
+	 * refusal is a device error here, ulDeviceError says which. */
+	return rv == CKR_OK || rv == CKR_HOST_MEMORY ? rv : CKR_DEVICE_ERROR;
+}
+
+CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+			   CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	if (!pTemplate && ulCount)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(LEAVE(rsa_public_if_needed(hSession, hObject, pTemplate, ulCount)));
+	GUARD(enter());
+	bool secret = tmpl_wants_secret(pTemplate, ulCount);
+	CK_RV rv = unseal_if_needed_inlock(hSession,
+					   secret && handle_needs_tk_inlock(hObject));
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL;
+	if (rv == CKR_OK)
+		rv = s ? object_inlock(s, hObject, false, &o) : CKR_SESSION_HANDLE_INVALID;
+	/* Load the value only when it could be revealed and the token key is
+	 * at hand; otherwise it is reported as sensitive. */
+	if (rv == CKR_OK && secret && !o->session && !o->kms && !o->sec_loaded &&
+	    s->tok->tk &&
+	    (obj_ulong(o, CKA_CLASS, 0) == CKO_DATA ||
+	     (!obj_bool(o, CKA_SENSITIVE, true) && obj_bool(o, CKA_EXTRACTABLE, false))))
+		rv = object_inlock(s, hObject, true, &o);
+	if (rv == CKR_OK)
+		rv = obj_get_attributes(o, pTemplate, ulCount);
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+			   CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	if (!pTemplate && ulCount)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(enter());
+	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hObject));
+	session_t *s = session_inlock(hSession);
+	object_t *o = NULL, *n = NULL;
+	if (rv == CKR_OK)
+		rv = s ? object_inlock(s, hObject, true, &o) : CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK && !o->session && !(s->flags & CKF_RW_SESSION))
+		rv = CKR_SESSION_READ_ONLY;
+	/* Change a copy, store it, then swap: a failure changes nothing. */
+	if (rv == CKR_OK && !(n = obj_clone(o)))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK) {
+		memcpy(n->uid, o->uid, 16);
+		rv = obj_modify(n, pTemplate, ulCount, false,
+				(obj_actor){.so = s->tok->login == CKU_SO});
+		/* keep the identity: the clone got a fresh CKA_UNIQUE_ID */
+		const attr_t *uid = obj_attr(o, CKA_UNIQUE_ID);
+		if (rv == CKR_OK && uid && !obj_set(n, CKA_UNIQUE_ID, uid->val, uid->len))
+			rv = CKR_HOST_MEMORY;
+	}
+	if (rv == CKR_OK && !o->session) {
+		n->rowid = o->rowid;
+		rv = token_obj_update_inlock(s->tok, n);
+	}
+	if (rv == CKR_OK) {
+		attr_t *tmp = o->attrs;
+		size_t tn = o->nattrs;
+		o->attrs = n->attrs;
+		o->nattrs = n->nattrs;
+		n->attrs = tmp;
+		n->nattrs = tn;
+	}
+	obj_free(n);
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+			 CK_ULONG ulCount)
+{
+	if (!pTemplate && ulCount)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(enter());
+	CK_RV rv = unseal_if_needed_inlock(hSession, tmpl_wants_secret(pTemplate, ulCount));
+	session_t *s = session_inlock(hSession);
+	if (rv == CKR_OK && !s)
+		rv = CKR_SESSION_HANDLE_INVALID;
+	if (rv == CKR_OK && s->find.active)
+		rv = CKR_OPERATION_ACTIVE;
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t cnt = 0, cap = 0;
+	if (rv == CKR_OK) {
+		size_t it = 0;
+		uint64_t k;
+		void *v;
+		while (rv == CKR_OK && hmap_next(&s->tok->session_objs, &it, &k, &v)) {
+			object_t *o = v;
+			if (!user_visible(s, o) || !obj_match(o, pTemplate, ulCount))
+				continue;
+			if (cnt == cap) {
+				cap = cap ? cap * 2 : 16;
+				CK_OBJECT_HANDLE *nh = realloc(h, cap * sizeof(*nh));
+				if (!nh) {
+					rv = CKR_HOST_MEMORY;
+					break;
+				}
+				h = nh;
+			}
+			h[cnt++] = o->handle;
+		}
+	}
+	for (size_t i = 0; rv == CKR_OK && i < s->tok->nkms; i++) {
+		object_t *o = s->tok->kms_objs[i];
+		if (!user_visible(s, o) || !obj_match(o, pTemplate, ulCount))
+			continue;
+		CK_OBJECT_HANDLE *nh = realloc(h, (cnt + 1) * sizeof(*nh));
+		if (!nh) {
+			rv = CKR_HOST_MEMORY;
+			break;
+		}
+		h = nh;
+		h[cnt++] = o->handle;
+		cap = cnt;
+	}
+	if (rv == CKR_OK)
+		rv = token_obj_find_inlock(s->tok, pTemplate, ulCount,
+					   s->tok->login == CKU_USER, &h, &cnt);
+	if (rv == CKR_OK) {
+		s->find = (find_state){.active = true, .handles = h, .n = cnt};
+	} else {
+		free(h);
+	}
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+		     CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount)
+{
+	if ((!phObject && ulMaxObjectCount) || !pulObjectCount)
+		return LEAVE(CKR_ARGUMENTS_BAD);
+	GUARD(enter());
+	session_t *s = session_inlock(hSession);
+	CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID
+		      : !s->find.active ? CKR_OPERATION_NOT_INITIALIZED
+					: CKR_OK;
+	if (rv == CKR_OK) {
+		CK_ULONG n = 0;
+		while (n < ulMaxObjectCount && s->find.pos < s->find.n) {
+			CK_OBJECT_HANDLE h = s->find.handles[s->find.pos++];
+			/* skip objects destroyed since the search began */
+			if (hmap_get(&slots.objects, h))
+				phObject[n++] = h;
+		}
+		*pulObjectCount = n;
+	}
+	UNLOCK();
+	return LEAVE(rv);
+}
+
+CK_RV ep_FindObjectsFinal(CK_SESSION_HANDLE hSession)
+{
+	GUARD(enter());
+	session_t *s = session_inlock(hSession);
+	CK_RV rv = !s ? CKR_SESSION_HANDLE_INVALID
+		      : !s->find.active ? CKR_OPERATION_NOT_INITIALIZED
+					: CKR_OK;
+	if (rv == CKR_OK) {
+		free(s->find.handles);
+		memset(&s->find, 0, sizeof(s->find));
+	}
+	UNLOCK();
+	return LEAVE(rv);
+}
