@@ -212,7 +212,7 @@ static void fill_info(CK_INFO_PTR p, CK_BYTE major, CK_BYTE minor)
 	p->cryptokiVersion.minor = minor;
 	pad_copy(p->manufacturerID, sizeof(p->manufacturerID), "p11kms project");
 	pad_copy(p->libraryDescription, sizeof(p->libraryDescription),
-		 "p11kms: cloud KMS keys over PKCS#11");
+		 "p11kms: KMS keys over PKCS#11"); /* 32 at most */
 	p->libraryVersion.major = P11KMS_VERSION_MAJOR;
 	p->libraryVersion.minor = P11KMS_VERSION_MINOR;
 }
