@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * providers/aws/creds.c: each credential source alone (fake environment,
+ * providers/aws/creds_*.c: each credential source alone (fake environment,
  * fake transport, temporary files), the chain order, the cache's refresh
  * with a fake clock, its lock never held across a fetch, malformed
  * replies, the INI parser and the STS XML reader, no secret in the log at
@@ -217,6 +217,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	fx *f = *state;
+	clock_set_fake(NULL, NULL);
 	http_client_free(f->http);
 	rm_tree(f->dir);
 	free(f);
@@ -230,7 +231,7 @@ static aws_creds_provider *chain(fx *f, const char *profile, const char *sts)
 			       .getenv_fn = fenv_get, .getenv_arg = &f->env};
 	aws_creds_provider *p = aws_creds_chain_new(&o);
 	assert_non_null(p);
-	aws_creds_set_clock(p, fake_clock, NULL);
+	clock_set_fake(fake_clock, NULL);
 	return p;
 }
 
