@@ -697,11 +697,9 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	return P11K_OK;
 }
 
-/* Tests and fuzzing: answer every request with a fake transport. */
-void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			    http_sleep_fn sleep_fn);
-void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			    http_sleep_fn sleep_fn)
+/* provider_ops.test_set_transport. */
+static void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
+				   http_sleep_fn sleep_fn)
 {
 	aws_state *s = state;
 	http_client_set_transport(s->http, fn, arg);
@@ -725,4 +723,5 @@ const provider_ops aws_provider_ops = {
 	.max_blob_len = aws_max_blob_len,
 	.remote_crypt = aws_remote_crypt,
 	.rsa_public = aws_rsa_public,
+	.test_set_transport = aws_test_set_transport,
 };

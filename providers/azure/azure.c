@@ -1336,8 +1336,9 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 	return P11K_OK;
 }
 
-void azure_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			      http_sleep_fn sleep_fn)
+/* provider_ops.test_set_transport: all three of its clients. */
+static void az_test_set_transport(void *state, http_transport_fn fn, void *arg,
+				  http_sleep_fn sleep_fn)
 {
 	az_state *s = state;
 	http_client *cs[] = {s->http, s->idhttp, s->loginhttp};
@@ -1364,4 +1365,5 @@ const provider_ops azure_provider_ops = {
 	.max_blob_len = az_max_blob_len,
 	.remote_crypt = az_remote_crypt,
 	.rsa_public = az_rsa_public,
+	.test_set_transport = az_test_set_transport,
 };

@@ -71,8 +71,6 @@ typedef struct gcp_state {
 	uint64_t cache_ttl;
 	unsigned cache_next; /* round-robin victim when full */
 	raw_cache cache[RAW_CACHE_SLOTS];
-	uint64_t (*now)(void *arg);
-	void *now_arg;
 } gcp_state;
 
 static const field_spec gcp_fields[] = {
@@ -602,11 +600,6 @@ static p11k_err gcp_decrypt(void *state, const char *key_id, const uint8_t *blob
 
 /* --- raw AES-GCM (RAW_ENCRYPT_DECRYPT keys) --------------------------------- */
 
-static uint64_t now_s(const gcp_state *s)
-{
-	return s->now ? s->now(s->now_arg) : clock_now_s();
-}
-
 static unsigned gcm_bits(const char *alg)
 {
 	if (alg && strcmp(alg, "AES_256_GCM") == 0)
@@ -748,7 +741,7 @@ static p11k_err list_versions(gcp_state *s, const char *key, raw_versions *v,
 static p11k_err raw_versions_of(gcp_state *s, const char *key, bool fresh, raw_versions *v,
 				bool *cached, provider_status *st)
 {
-	uint64_t now = now_s(s);
+	uint64_t now = clock_now_s();
 	*cached = false;
 	if (s->lock_ok && !fresh && s->cache_ttl) {
 		pthread_mutex_lock(&s->lock);
@@ -1113,8 +1106,10 @@ static const char *gcp_default_seal_key(void *state)
 	return ((gcp_state *)state)->default_key;
 }
 
-void gcp_test_hooks(void *state, http_transport_fn fn, void *arg, http_sleep_fn sleep_fn,
-		    uint64_t (*now)(void *arg), void *now_arg)
+/* provider_ops.test_set_transport: the KMS/token endpoint client and the
+ * metadata server's. */
+static void gcp_test_set_transport(void *state, http_transport_fn fn, void *arg,
+				   http_sleep_fn sleep_fn)
 {
 	gcp_state *s = state;
 	http_client_set_transport(s->http, fn, arg);
@@ -1122,11 +1117,6 @@ void gcp_test_hooks(void *state, http_transport_fn fn, void *arg, http_sleep_fn 
 	if (sleep_fn) {
 		http_client_set_sleep(s->http, sleep_fn, NULL);
 		http_client_set_sleep(s->metadata, sleep_fn, NULL);
-	}
-	if (now) {
-		gcp_creds_set_clock(s->creds, now, now_arg);
-		s->now = now;
-		s->now_arg = now_arg;
 	}
 }
 
@@ -1141,4 +1131,5 @@ const provider_ops gcp_provider_ops = {
 	.decrypt = gcp_decrypt,
 	.max_blob_len = gcp_max_blob_len,
 	.remote_crypt = gcp_remote_crypt,
+	.test_set_transport = gcp_test_set_transport,
 };
