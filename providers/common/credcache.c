@@ -6,6 +6,7 @@
 
 #include "credcache.h"
 #include "common/log.h"
+#include "common/secmem.h"
 
 struct credcache {
 	const credcache_ops *ops;
@@ -151,6 +152,16 @@ p11k_err credcache_get(credcache *c, const char *key, const void *req, void **ou
 		c->ops->free(fresh);
 	free(k);
 	return rc;
+}
+
+void *credcache_str_copy(const void *value)
+{
+	return sec_dup(value, strlen(value) + 1);
+}
+
+void credcache_str_free(void *value)
+{
+	sec_free(value);
 }
 
 void credcache_invalidate(credcache *c)

@@ -38,6 +38,11 @@ typedef struct credcache_ops {
 	void (*free)(void *value);
 } credcache_ops;
 
+/* copy and free for the common value, a NUL-terminated token in secure
+ * memory. */
+void *credcache_str_copy(const void *value);
+void credcache_str_free(void *value);
+
 typedef struct credcache credcache;
 
 /* comp names the log component ("aws-creds", ...). ops and comp must

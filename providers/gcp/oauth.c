@@ -470,16 +470,6 @@ static p11k_err fetch(gcp_creds *c, const char **name, char **tok, uint64_t *exp
 
 /* --- the cache -------------------------------------------------------------- */
 
-static void *token_copy(const void *v)
-{
-	return sec_dup(v, strlen(v) + 1);
-}
-
-static void token_free(void *v)
-{
-	sec_free(v);
-}
-
 static p11k_err cache_fetch(void *arg, const void *req, void **value, uint64_t *expires_at,
 			    const char **source, provider_status *st)
 {
@@ -501,8 +491,8 @@ static p11k_err cache_fetch(void *arg, const void *req, void **value, uint64_t *
 
 static const credcache_ops cache_ops = {
 	.fetch = cache_fetch,
-	.copy = token_copy,
-	.free = token_free,
+	.copy = credcache_str_copy,
+	.free = credcache_str_free,
 };
 
 gcp_creds *gcp_creds_new(const gcp_creds_options *o)
