@@ -41,7 +41,10 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
+#include "providers/common/errmap.h"
 #include "providers/common/http.h"
+#include "providers/common/util.h"
+#include "providers/common/versions.h"
 #include "providers/provider.h"
 
 #define COMP "azure"
@@ -96,10 +99,7 @@ static const field_spec azure_fields[] = {
 
 /* Azure error codes (error.code, then innererror.code, which is more
  * specific) -> the internal vocabulary (PROTOCOLS.md 2.4). */
-static const struct {
-	const char *code;
-	p11k_err err;
-} az_errors[] = {
+static const errmap_entry az_errors[] = {
 	{"KeyDisabled", P11K_ERR_KEY_DISABLED},
 	{"SecretDisabled", P11K_ERR_KEY_DISABLED},
 	{"KeyNotFound", P11K_ERR_KEY_NOT_FOUND},
@@ -120,13 +120,7 @@ static const struct {
 
 static p11k_err map_code(const char *code, bool *known)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(az_errors); i++)
-		if (strcmp(az_errors[i].code, code) == 0) {
-			*known = true;
-			return az_errors[i].err;
-		}
-	*known = false;
-	return P11K_ERR_BAD_REPLY;
+	return errmap_lookup(az_errors, ARRAY_SIZE(az_errors), code, known);
 }
 
 /* Map an error reply; exposed to the unit tests through the operations. */
@@ -564,12 +558,6 @@ static bool sha256(const uint8_t *p, size_t n, uint8_t out[AAD_HASH_LEN])
 	return ok;
 }
 
-static void wipe_string(json_t *v)
-{
-	if (json_is_string(v))
-		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-}
-
 /* A 400 from a cryptographic call (BadParameter and its kin) is either
  * about the algorithm and the key (RSA-OAEP on an oct key, A128KW on a
  * 256-bit key, GCM on a vault) or about the data; the service tells them
@@ -656,14 +644,14 @@ static p11k_err kv_crypt_call(az_state *s, kv_crypt *c, provider_status *st)
 		  (!c->aad || put_b64(req, "aad", c->aad, c->aadlen));
 	if (!ok) {
 		if (req)
-			wipe_string(json_object_get(req, "value"));
+			wipe_json_string(json_object_get(req, "value"));
 		json_decref(req);
 		return st->err = P11K_ERR_NOMEM;
 	}
 	json_t *reply = NULL;
 	long vstatus = 0;
 	p11k_err e = vault_call(s, c->op, "POST", c->path, req, &reply, &vstatus, st);
-	wipe_string(json_object_get(req, "value"));
+	wipe_json_string(json_object_get(req, "value"));
 	json_decref(req);
 	if (e != P11K_OK)
 		return classify_400(e, vstatus, c->reverse, st);
@@ -679,7 +667,7 @@ static p11k_err kv_crypt_call(az_state *s, kv_crypt *c, provider_status *st)
 	} else {
 		snprintf(c->kid, sizeof(c->kid), "%s", k);
 	}
-	wipe_string(json_object_get(reply, "value"));
+	wipe_json_string(json_object_get(reply, "value"));
 	json_decref(reply);
 	if (e != P11K_OK)
 		kv_crypt_free(c);
@@ -1062,6 +1050,33 @@ static p11k_err list_versions(az_state *s, const char *name, ver_entry **list, s
 	return P11K_OK;
 }
 
+typedef struct older_ctx {
+	az_state *s;
+	const char *name;
+	remote_req *r;
+	const char *alg;
+	const ver_entry *vs;
+	uint8_t **out;
+	size_t *outlen;
+} older_ctx;
+
+static p11k_err older_attempt(void *arg, size_t i, provider_status *st)
+{
+	older_ctx *o = arg;
+	p11k_err e = crypt_version(o->s, o->name, o->vs[i].v, o->r, o->alg, o->out, o->outlen, st);
+	if (e == P11K_OK)
+		log_debug(COMP, "%s: decrypted by the older version %s", o->name, o->vs[i].v);
+	return e;
+}
+
+/* A version disabled or deleted since the listing is passed over; the
+ * service failing is not. */
+static bool older_next(p11k_err e)
+{
+	return e == P11K_ERR_INVALID_CIPHERTEXT || e == P11K_ERR_KEY_DISABLED ||
+	       e == P11K_ERR_KEY_NOT_FOUND || e == P11K_ERR_KEY_TYPE;
+}
+
 /* The current version could not decrypt: the standard formats name no
  * version, so try the older enabled ones, newest first, a few at most.
  * Safe because every algorithm here authenticates what it decrypts. */
@@ -1083,25 +1098,18 @@ static p11k_err crypt_older_versions(az_state *s, const char *name, remote_req *
 		return st->err = P11K_ERR_INVALID_CIPHERTEXT;
 	}
 	qsort(vs, n, sizeof(*vs), ver_cmp);
-	size_t tried = 0;
-	e = P11K_ERR_INVALID_CIPHERTEXT;
-	/* vs[0], the newest, is the current version: already tried. */
-	for (size_t i = 1; i < n && tried < MAX_VERSION_TRIES; i++) {
-		if (!vs[i].enabled)
-			continue;
-		tried++;
-		e = crypt_version(s, name, vs[i].v, r, alg, out, outlen, st);
-		if (e == P11K_OK) {
-			log_debug(COMP, "%s: decrypted by the older version %s", name, vs[i].v);
-			break;
-		}
-		/* A version disabled or deleted since the listing is passed over;
-		 * the service failing is not. */
-		if (e != P11K_ERR_INVALID_CIPHERTEXT && e != P11K_ERR_KEY_DISABLED &&
-		    e != P11K_ERR_KEY_NOT_FOUND && e != P11K_ERR_KEY_TYPE)
-			break;
+	/* vs[0], the newest, is the current version: already tried. The
+	 * candidates are the older enabled ones, newest first. */
+	size_t m = 0, tried = 0;
+	for (size_t i = 1; i < n; i++)
+		if (vs[i].enabled)
+			vs[m++] = vs[i];
+	older_ctx oc = {s, name, r, alg, vs, out, outlen};
+	version_walk w = {.n = m, .max_tries = MAX_VERSION_TRIES, .attempt = older_attempt,
+			  .next = older_next, .arg = &oc};
+	e = versions_try(&w, &tried, st);
+	if (older_next(e))
 		e = P11K_ERR_INVALID_CIPHERTEXT;
-	}
 	free(vs);
 	if (e == P11K_ERR_INVALID_CIPHERTEXT) {
 		snprintf(st->message, sizeof(st->message),
@@ -1198,11 +1206,6 @@ static p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size
 
 /* --- creation (no network) ------------------------------------------------------ */
 
-static const char *str_field(const json_t *cfg, const char *k)
-{
-	return json_string_value(json_object_get(cfg, k));
-}
-
 static void az_destroy(void *state)
 {
 	az_state *s = state;
@@ -1240,7 +1243,7 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 		return P11K_ERR_NOMEM;
 	}
 	p11k_err e = P11K_OK;
-	const char *url = str_field(cfg, "vault_url");
+	const char *url = json_str_field(cfg, "vault_url");
 	if (!url || strncmp(url, "https://", 8) != 0) {
 		snprintf(why, wl, "vault_url %.100s: only https:// URLs are accepted",
 			 url ? url : "");
@@ -1260,7 +1263,7 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 			e = P11K_ERR_NOMEM;
 		}
 	}
-	const char *res = str_field(cfg, "resource");
+	const char *res = json_str_field(cfg, "resource");
 	bool hsm = false;
 	if (e == P11K_OK) {
 		char hl[256];
@@ -1270,7 +1273,7 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 		s->verify_challenge = !is_loopback_host(s->host);
 		s->scope = strdup(hsm ? "https://managedhsm.azure.net/.default"
 				      : "https://vault.azure.net/.default");
-		const char *av = str_field(cfg, "api_version");
+		const char *av = json_str_field(cfg, "api_version");
 		s->api_version = strdup(av ? av : "7.4");
 		if (!s->scope || !s->api_version)
 			e = P11K_ERR_NOMEM;
@@ -1281,9 +1284,9 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 			}
 	}
 	json_t *keys = json_object_get(cfg, "keys");
-	const char *seal = str_field(cfg, "seal_with");
+	const char *seal = json_str_field(cfg, "seal_with");
 	if (!seal && json_array_size(keys))
-		seal = str_field(json_array_get(keys, 0), "id");
+		seal = json_str_field(json_array_get(keys, 0), "id");
 	if (e == P11K_OK && !seal) {
 		snprintf(why, wl, "name the Key Vault key that seals the token: \"seal_with\" or "
 				  "a first entry in \"keys\" (NAME or NAME/VERSION)");
@@ -1297,7 +1300,7 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 	if (e == P11K_OK && !(s->default_key = strdup(seal)))
 		e = P11K_ERR_NOMEM;
 	if (e == P11K_OK) {
-		const char *ca = str_field(cfg, "ca_file");
+		const char *ca = json_str_field(cfg, "ca_file");
 		http_options vo = {.ca_file = ca};
 		/* Managed identity endpoints speak plain http: IMDS at the
 		 * link-local address, App Service on loopback. No bearer token
@@ -1313,12 +1316,12 @@ static p11k_err az_create(const json_t *cfg, const char *cfg_path, void **state,
 	if (e == P11K_OK) {
 		json_t *mi = json_object_get(cfg, "managed_identity");
 		entra_options eo = {
-			.tenant_id = str_field(cfg, "tenant_id"),
-			.client_id = str_field(cfg, "client_id"),
-			.client_secret_file = str_field(cfg, "client_secret_file"),
-			.client_certificate_file = str_field(cfg, "client_certificate_file"),
-			.federated_token_file = str_field(cfg, "federated_token_file"),
-			.authority_host = str_field(cfg, "authority_host"),
+			.tenant_id = json_str_field(cfg, "tenant_id"),
+			.client_id = json_str_field(cfg, "client_id"),
+			.client_secret_file = json_str_field(cfg, "client_secret_file"),
+			.client_certificate_file = json_str_field(cfg, "client_certificate_file"),
+			.federated_token_file = json_str_field(cfg, "federated_token_file"),
+			.authority_host = json_str_field(cfg, "authority_host"),
 			.managed_identity = json_is_boolean(mi) ? json_is_true(mi) : -1,
 			.login_http = s->loginhttp,
 			.identity_http = s->idhttp,

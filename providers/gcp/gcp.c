@@ -31,7 +31,10 @@
 #include "common/secmem.h"
 #include "oauth.h"
 #include "providers/common/codec.h"
+#include "providers/common/errmap.h"
 #include "providers/common/http.h"
+#include "providers/common/util.h"
+#include "providers/common/versions.h"
 #include "providers/provider.h"
 
 #define COMP "gcp"
@@ -87,10 +90,7 @@ static const field_spec gcp_fields[] = {
 /* google.rpc.Status codes -> the internal vocabulary (PROTOCOLS.md 3.5).
  * INVALID_ARGUMENT depends on the call: on Decrypt it is the service's
  * answer to a ciphertext that does not open (wrong key or AAD). */
-static const struct {
-	const char *status;
-	p11k_err err;
-} gcp_errors[] = {
+static const errmap_entry gcp_errors[] = {
 	{"PERMISSION_DENIED", P11K_ERR_ACCESS_DENIED},
 	{"UNAUTHENTICATED", P11K_ERR_ACCESS_DENIED},
 	{"NOT_FOUND", P11K_ERR_KEY_NOT_FOUND},
@@ -132,10 +132,7 @@ p11k_err gcp_map_status(const char *status, long http_status, bool decrypt)
 		status = status_of_http(http_status);
 	if (decrypt && strcmp(status, "INVALID_ARGUMENT") == 0)
 		return P11K_ERR_INVALID_CIPHERTEXT;
-	for (size_t i = 0; i < ARRAY_SIZE(gcp_errors); i++)
-		if (strcmp(gcp_errors[i].status, status) == 0)
-			return gcp_errors[i].err;
-	return P11K_ERR_BAD_REPLY;
+	return errmap_lookup(gcp_errors, ARRAY_SIZE(gcp_errors), status, NULL);
 }
 
 /* What a call is, for reading its errors. */
@@ -368,12 +365,6 @@ static p11k_err crc_mismatch(provider_status *st, const char *op, const char *wh
 	return st->err = P11K_ERR_BAD_REPLY;
 }
 
-static void wipe_string(json_t *s)
-{
-	if (json_is_string(s))
-		OPENSSL_cleanse((char *)(uintptr_t)json_string_value(s), json_string_length(s));
-}
-
 /* A bytes field (base64) and its CRC32C, "<field>Crc32c" as Cloud KMS names
  * every one of them. The base64 copy is wiped: the field may be secret. */
 static bool set_bytes(json_t *req, const char *field, const uint8_t *p, size_t n)
@@ -421,7 +412,7 @@ static p11k_err get_bytes(json_t *reply, const char *op, const char *field, bool
 		e = crc_mismatch(st, op, what);
 	}
 	if (secret)
-		wipe_string(f);
+		wipe_json_string(f);
 	if (e != P11K_OK) {
 		if (secret)
 			sec_free(*out);
@@ -534,13 +525,13 @@ static p11k_err gcp_encrypt(void *state, const char *key_id, const uint8_t *pt,
 	*blob = NULL;
 	*bloblen = 0;
 	if (!req || !set_bytes(req, "plaintext", pt, ptlen) || !set_aad(req, aad, aadlen)) {
-		wipe_string(json_object_get(req, "plaintext"));
+		wipe_json_string(json_object_get(req, "plaintext"));
 		json_decref(req);
 		return P11K_ERR_NOMEM;
 	}
 	json_t *reply = NULL;
 	p11k_err e = kms_call(s, "Encrypt", key_id, ":encrypt", req, CALL_PLAIN, &reply, st);
-	wipe_string(json_object_get(req, "plaintext"));
+	wipe_json_string(json_object_get(req, "plaintext"));
 	json_decref(req);
 	if (e != P11K_OK)
 		return e;
@@ -810,13 +801,13 @@ static p11k_err raw_encrypt(gcp_state *s, const char *version, remote_req *r, ui
 	json_t *req = json_object();
 	if (!req || !set_bytes(req, "plaintext", r->in, r->inlen) ||
 	    !set_aad(req, r->aad, r->aadlen)) {
-		wipe_string(json_object_get(req, "plaintext"));
+		wipe_json_string(json_object_get(req, "plaintext"));
 		json_decref(req);
 		return P11K_ERR_NOMEM;
 	}
 	json_t *reply = NULL;
 	p11k_err e = kms_call(s, op, version, ":rawEncrypt", req, CALL_RAW_ENCRYPT, &reply, st);
-	wipe_string(json_object_get(req, "plaintext"));
+	wipe_json_string(json_object_get(req, "plaintext"));
 	json_decref(req);
 	if (e != P11K_OK)
 		return e;
@@ -922,6 +913,32 @@ static p11k_err raw_once(gcp_state *s, const char *version, remote_req *r, uint8
 	return st->err = e;
 }
 
+typedef struct raw_ctx {
+	gcp_state *s;
+	const char *key_id;
+	const raw_versions *v;
+	remote_req *r;
+	uint8_t **out;
+	size_t *outlen;
+} raw_ctx;
+
+static p11k_err raw_attempt(void *arg, size_t i, provider_status *st)
+{
+	raw_ctx *c = arg;
+	char version[GCP_NAME_MAX + 32];
+	snprintf(version, sizeof(version), "%s" VERSION_SEP "%lu", c->key_id, c->v->id[i]);
+	p11k_err e = raw_once(c->s, version, c->r, c->out, c->outlen, st);
+	if (e == P11K_ERR_INVALID_CIPHERTEXT)
+		log_debug(COMP, "RawDecrypt: %s does not open it", version);
+	return e;
+}
+
+/* Only a version that does not open the ciphertext sends the walk on. */
+static bool raw_next(p11k_err e)
+{
+	return e == P11K_ERR_INVALID_CIPHERTEXT;
+}
+
 /* Standard AES-GCM on a RAW_ENCRYPT_DECRYPT key. A version name pins the
  * version; a CryptoKey (which has no primary when raw) encrypts with its
  * newest enabled version and decrypts with the newest enabled ones in
@@ -958,14 +975,10 @@ static p11k_err gcp_remote_crypt(void *state, const char *key_id, remote_req *r,
 				 v.bits[0], r->key_bits);
 			return st->err = P11K_ERR_KEY_TYPE;
 		}
-		char version[GCP_NAME_MAX + 32];
-		for (size_t i = 0; i < (r->encrypt ? 1 : v.n); i++) {
-			snprintf(version, sizeof(version), "%s" VERSION_SEP "%lu", key_id, v.id[i]);
-			e = raw_once(s, version, r, out, outlen, st);
-			if (e != P11K_ERR_INVALID_CIPHERTEXT)
-				break;
-			log_debug(COMP, "RawDecrypt: %s does not open it", version);
-		}
+		raw_ctx rc = {s, key_id, &v, r, out, outlen};
+		version_walk w = {.n = r->encrypt ? 1 : v.n, .attempt = raw_attempt,
+				  .next = raw_next, .arg = &rc};
+		e = versions_try(&w, NULL, st);
 		/* A version disabled or destroyed since the listing: list
 		 * again, once. */
 		if (cached && (e == P11K_ERR_KEY_DISABLED || e == P11K_ERR_KEY_NOT_FOUND)) {
@@ -987,11 +1000,6 @@ static size_t gcp_max_blob_len(void *state, size_t ptlen)
 }
 
 /* --- creation (no network) ------------------------------------------------ */
-
-static const char *str_field(const json_t *cfg, const char *k)
-{
-	return json_string_value(json_object_get(cfg, k));
-}
 
 static void gcp_destroy(void *state)
 {
@@ -1021,7 +1029,7 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 	s->cache_ttl = json_is_integer(rv) && json_integer_value(rv) > 0
 			       ? (uint64_t)json_integer_value(rv)
 			       : 900;
-	const char *ep = str_field(cfg, "endpoint");
+	const char *ep = json_str_field(cfg, "endpoint");
 	const char *use = ep ? ep : GCP_DEFAULT_ENDPOINT;
 	p11k_err e = P11K_OK;
 	if (strncmp(use, "https://", 8) != 0) {
@@ -1040,12 +1048,12 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 		}
 	}
 	json_t *keys = json_object_get(cfg, "keys");
-	const char *seal = str_field(cfg, "seal_with");
+	const char *seal = json_str_field(cfg, "seal_with");
 	/* Else the first envelope key: a raw ("aes") key cannot :encrypt. */
 	for (size_t i = 0; !seal && i < json_array_size(keys); i++) {
-		const char *type = str_field(json_array_get(keys, i), "type");
+		const char *type = json_str_field(json_array_get(keys, i), "type");
 		if (!type || strcmp(type, "envelope") == 0)
-			seal = str_field(json_array_get(keys, i), "id");
+			seal = json_str_field(json_array_get(keys, i), "id");
 	}
 	if (e == P11K_OK && !seal) {
 		snprintf(why, wl, "name the CryptoKey that seals the token: \"seal_with\" or "
@@ -1056,7 +1064,7 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 	 * the first unseal. */
 	for (size_t i = 0; e == P11K_OK && i <= json_array_size(keys); i++) {
 		const char *id = i < json_array_size(keys)
-					 ? str_field(json_array_get(keys, i), "id")
+					 ? json_str_field(json_array_get(keys, i), "id")
 					 : seal;
 		if (id && (!name_ok(id) || !strstr(id, "/cryptoKeys/"))) {
 			snprintf(why, wl, "%.120s is not a CryptoKey resource name "
@@ -1066,13 +1074,13 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 	}
 	if (e == P11K_OK && !(s->default_key = strdup(seal)))
 		e = P11K_ERR_NOMEM;
-	const char *cf = str_field(cfg, "credentials_file");
+	const char *cf = json_str_field(cfg, "credentials_file");
 	if (e == P11K_OK && cf && access(cf, R_OK) != 0) {
 		snprintf(why, wl, "credentials_file %.120s is not readable", cf);
 		e = P11K_ERR_ACCESS_DENIED;
 	}
 	if (e == P11K_OK) {
-		const char *ca = str_field(cfg, "ca_file");
+		const char *ca = json_str_field(cfg, "ca_file");
 		http_options ho = {.ca_file = ca};
 		/* The metadata server speaks plain http only; loopback too,
 		 * for GCE_METADATA_HOST pointing at a local emulator. */
@@ -1080,10 +1088,10 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 				   .allow_plain_loopback = true, .connect_timeout_ms = 1000};
 		s->http = http_client_new(&ho);
 		s->metadata = http_client_new(&mo);
-		const char *scope = str_field(cfg, "scope");
+		const char *scope = json_str_field(cfg, "scope");
 		gcp_creds_options co = {.credentials_file = cf,
-					.token_uri = str_field(cfg, "token_uri"),
-					.metadata_host = str_field(cfg, "metadata_host"),
+					.token_uri = json_str_field(cfg, "token_uri"),
+					.metadata_host = json_str_field(cfg, "metadata_host"),
 					.scope = scope ? scope : GCP_DEFAULT_SCOPE,
 					.self_signed_jwt = json_is_true(
 						json_object_get(cfg, "self_signed_jwt")),
