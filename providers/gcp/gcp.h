@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The Google Cloud KMS provider (gcp.c; its parts in gcp_impl.h), for
- * tests: its provider_ops
- * (test_set_transport included) and its error mapping. */
+ * tests: its provider_ops (test_set_transport included) and its error
+ * mapping. */
 #ifndef P11KMS_GCP_H
 #define P11KMS_GCP_H
 
