@@ -642,15 +642,9 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 			e = P11K_ERR_NOMEM;
 		}
 	}
-	json_t *keys = json_object_get(cfg, "keys");
-	const char *seal = json_str_field(cfg, "seal_with");
 	/* Else the first envelope key: an asymmetric ("rsa") key cannot run
 	 * the SYMMETRIC_DEFAULT Encrypt that seals. */
-	for (size_t i = 0; !seal && i < json_array_size(keys); i++) {
-		const char *type = json_str_field(json_array_get(keys, i), "type");
-		if (!type || strcmp(type, "envelope") == 0)
-			seal = json_str_field(json_array_get(keys, i), "id");
-	}
+	const char *seal = cfg_envelope_seal_key(cfg);
 	if (e == P11K_OK && seal && !(s->default_key = strdup(seal)))
 		e = P11K_ERR_NOMEM;
 	if (e == P11K_OK && !seal) {

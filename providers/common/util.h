@@ -20,6 +20,11 @@ void wipe_json_object_strings(json_t *o);
 /* o[k] when it is a string, else NULL. */
 const char *json_str_field(const json_t *o, const char *k);
 
+/* The key a provider seals tokens with when its config names one:
+ * "seal_with", else the id of the first "keys" entry of type "envelope"
+ * (or without a type); NULL when there is none. */
+const char *cfg_envelope_seal_key(const json_t *cfg);
+
 /* Environment lookups go through this, so tests can supply their own. */
 typedef const char *(*env_get_fn)(void *arg, const char *name);
 /* name's value through fn (NULL: getenv); NULL when unset or empty. */

@@ -91,14 +91,8 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 			e = P11K_ERR_ACCESS_DENIED;
 		}
 	}
-	json_t *keys = json_object_get(cfg, "keys");
-	const char *seal = json_str_field(cfg, "seal_with");
 	/* Else the first envelope key: a raw ("aes") key cannot :encrypt. */
-	for (size_t i = 0; !seal && i < json_array_size(keys); i++) {
-		const char *type = json_str_field(json_array_get(keys, i), "type");
-		if (!type || strcmp(type, "envelope") == 0)
-			seal = json_str_field(json_array_get(keys, i), "id");
-	}
+	const char *seal = cfg_envelope_seal_key(cfg);
 	if (e == P11K_OK && !seal) {
 		snprintf(why, wl, "name the CryptoKey that seals the token: \"seal_with\" or "
 				  "an envelope (ENCRYPT_DECRYPT) entry in \"keys\"");
@@ -106,6 +100,7 @@ static p11k_err gcp_create(const json_t *cfg, const char *cfg_path, void **state
 	}
 	/* Names are checked here so a typo fails at C_Initialize, not at
 	 * the first unseal. */
+	json_t *keys = json_object_get(cfg, "keys");
 	for (size_t i = 0; e == P11K_OK && i <= json_array_size(keys); i++) {
 		const char *id = i < json_array_size(keys)
 					 ? json_str_field(json_array_get(keys, i), "id")

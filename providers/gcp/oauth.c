@@ -281,16 +281,20 @@ static bool url_ok(const char *u)
 
 /* --- sources -------------------------------------------------------------- */
 
+/* The configured override, else the file's token_uri, else Google's. */
+static const char *token_uri_of(const gcp_creds *c, const json_t *f)
+{
+	const char *uri = c->token_uri ? c->token_uri : json_str_field(f, "token_uri");
+	return uri ? uri : GCP_DEFAULT_TOKEN_URI;
+}
+
 static p11k_err src_service_account(gcp_creds *c, json_t *f, const char *path, char **tok,
 				    uint64_t *exp, provider_status *st)
 {
-	const char *email = json_string_value(json_object_get(f, "client_email"));
-	const char *pem = json_string_value(json_object_get(f, "private_key"));
-	const char *kid = json_string_value(json_object_get(f, "private_key_id"));
-	const char *uri = c->token_uri ? c->token_uri
-					: json_string_value(json_object_get(f, "token_uri"));
-	if (!uri)
-		uri = GCP_DEFAULT_TOKEN_URI;
+	const char *email = json_str_field(f, "client_email");
+	const char *pem = json_str_field(f, "private_key");
+	const char *kid = json_str_field(f, "private_key_id");
+	const char *uri = token_uri_of(c, f);
 	if (!email || !pem) {
 		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "service-account file %.120s lacks client_email or private_key", path);
@@ -342,13 +346,10 @@ static p11k_err src_service_account(gcp_creds *c, json_t *f, const char *path, c
 static p11k_err src_authorized_user(gcp_creds *c, json_t *f, const char *path, char **tok,
 				    uint64_t *exp, provider_status *st)
 {
-	const char *id = json_string_value(json_object_get(f, "client_id"));
-	const char *sec = json_string_value(json_object_get(f, "client_secret"));
-	const char *rt = json_string_value(json_object_get(f, "refresh_token"));
-	const char *uri = c->token_uri ? c->token_uri
-					: json_string_value(json_object_get(f, "token_uri"));
-	if (!uri)
-		uri = GCP_DEFAULT_TOKEN_URI;
+	const char *id = json_str_field(f, "client_id");
+	const char *sec = json_str_field(f, "client_secret");
+	const char *rt = json_str_field(f, "refresh_token");
+	const char *uri = token_uri_of(c, f);
 	if (!id || !sec || !rt) {
 		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "authorized-user file %.120s lacks "
 			   "client_id, client_secret or refresh_token", path);
@@ -381,7 +382,7 @@ static p11k_err src_file(gcp_creds *c, const char *path, const char **name, char
 	json_error_t je;
 	json_t *f = json_loads(text, 0, &je);
 	sec_free(text);
-	const char *type = json_string_value(json_object_get(f, "type"));
+	const char *type = json_str_field(f, "type");
 	if (!json_is_object(f) || !type) {
 		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "credentials file %.120s is not a JSON object with a \"type\"", path);
