@@ -234,8 +234,3 @@ void pad_copy(CK_UTF8CHAR *dst, size_t dstlen, const char *src)
 	if (n)
 		memcpy(dst, src, n < dstlen ? n : dstlen);
 }
-
-uint64_t clock_now_s(void)
-{
-	return (uint64_t)time(NULL);
-}

@@ -84,7 +84,7 @@ static inline bool rd_done(const rd_t *r)
 /* Copy a string into a fixed blank-padded PKCS #11 field. */
 void pad_copy(CK_UTF8CHAR *dst, size_t dstlen, const char *src);
 
-/* Monotonic and wall clocks, injectable for tests. */
-uint64_t clock_now_s(void);
+/* The wall clock and its test seam live in clock.h. */
+#include "clock.h"
 
 #endif

@@ -87,6 +87,14 @@ typedef struct remote_req {
 	uint8_t iv[REMOTE_GCM_IV_LEN];
 } remote_req;
 
+/* The HTTP layer's transport and sleep hooks (providers/common/http.h),
+ * named here for provider_ops.test_set_transport. */
+struct http_request;
+struct http_response;
+typedef p11k_err (*http_transport_fn)(void *arg, const struct http_request *req,
+				      struct http_response *resp, provider_status *st);
+typedef void (*http_sleep_fn)(void *arg, long ms);
+
 typedef struct provider_ops {
 	const char *type;
 	const field_spec *fields; /* terminated by a {NULL} entry */
@@ -135,6 +143,13 @@ typedef struct provider_ops {
 	p11k_err (*rsa_public)(void *state, const char *key_id, uint8_t **n,
 			       size_t *nlen, uint8_t **e, size_t *elen,
 			       provider_status *st);
+	/* Tests and fuzzing only, NULL for a provider without HTTP: send
+	 * every request of the provider's HTTP clients through fn and sleep
+	 * through sleep_fn, so unit tests need no network and no waiting.
+	 * The one transport seam of every provider; the clock's is
+	 * clock_set_fake (common/clock.h). */
+	void (*test_set_transport)(void *state, http_transport_fn fn, void *arg,
+				   http_sleep_fn sleep_fn);
 } provider_ops;
 
 /* Record a failure in st (NULL allowed): the error and a one-line reason.

@@ -31,7 +31,9 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
+#include "providers/common/errmap.h"
 #include "providers/common/http.h"
+#include "providers/common/util.h"
 #include "providers/provider.h"
 #include "sigv4.h"
 
@@ -68,10 +70,7 @@ static const field_spec aws_fields[] = {
 
 /* AWS error types -> the internal vocabulary (PROTOCOLS.md 1.4). Dispatch
  * on __type, never on the HTTP status. */
-static const struct {
-	const char *type;
-	p11k_err err;
-} aws_errors[] = {
+static const errmap_entry aws_errors[] = {
 	{"NotFoundException", P11K_ERR_KEY_NOT_FOUND},
 	{"DisabledException", P11K_ERR_KEY_DISABLED},
 	{"KMSInvalidStateException", P11K_ERR_KEY_DISABLED},
@@ -101,10 +100,7 @@ static const struct {
 
 static p11k_err map_error(const char *type)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(aws_errors); i++)
-		if (strcmp(aws_errors[i].type, type) == 0)
-			return aws_errors[i].err;
-	return P11K_ERR_BAD_REPLY;
+	return errmap_lookup(aws_errors, ARRAY_SIZE(aws_errors), type, NULL);
 }
 
 /* A ValidationException is a request the service refused to parse or
@@ -336,12 +332,6 @@ static json_t *context_of(const uint8_t *aad, size_t aadlen)
 }
 
 /* Wipe and drop a JSON string that held key material. */
-static void wipe_string(json_t *s)
-{
-	if (json_is_string(s))
-		OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
-}
-
 /* One Encrypt or Decrypt: the input goes in in_field (base64), the output
  * comes back from out_field, decoded into *out (secure memory when
  * out_secret; malloc'd otherwise). The AAD, if any, becomes the encryption
@@ -384,7 +374,7 @@ static p11k_err kms_crypt(aws_state *s, crypt_call *c, provider_status *st)
 	}
 	json_t *reply = NULL;
 	p11k_err e = kms_call(s, c->op, req, &reply, st);
-	wipe_string(json_object_get(req, c->in_field));
+	wipe_json_string(json_object_get(req, c->in_field));
 	json_decref(req);
 	if (e != P11K_OK)
 		return e;
@@ -397,7 +387,7 @@ static p11k_err kms_crypt(aws_state *s, crypt_call *c, provider_status *st)
 	} else {
 		snprintf(c->reply_key, sizeof(c->reply_key), "%s", arn ? arn : "");
 	}
-	wipe_string(o);
+	wipe_json_string(o);
 	json_decref(reply);
 	return e;
 }
@@ -601,11 +591,6 @@ static size_t aws_max_blob_len(void *state, size_t ptlen)
 
 /* --- creation (no network) ------------------------------------------------ */
 
-static const char *str_field(const json_t *cfg, const char *k)
-{
-	return json_string_value(json_object_get(cfg, k));
-}
-
 static void aws_destroy(void *state)
 {
 	aws_state *s = state;
@@ -627,8 +612,8 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	aws_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return P11K_ERR_NOMEM;
-	const char *region = str_field(cfg, "region");
-	const char *ep = str_field(cfg, "endpoint");
+	const char *region = json_str_field(cfg, "region");
+	const char *ep = json_str_field(cfg, "endpoint");
 	const char *env_ep = getenv("AWS_ENDPOINT_URL_KMS");
 	if (!env_ep || !*env_ep)
 		env_ep = getenv("AWS_ENDPOINT_URL");
@@ -657,15 +642,9 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 			e = P11K_ERR_NOMEM;
 		}
 	}
-	json_t *keys = json_object_get(cfg, "keys");
-	const char *seal = str_field(cfg, "seal_with");
 	/* Else the first envelope key: an asymmetric ("rsa") key cannot run
 	 * the SYMMETRIC_DEFAULT Encrypt that seals. */
-	for (size_t i = 0; !seal && i < json_array_size(keys); i++) {
-		const char *type = str_field(json_array_get(keys, i), "type");
-		if (!type || strcmp(type, "envelope") == 0)
-			seal = str_field(json_array_get(keys, i), "id");
-	}
+	const char *seal = cfg_envelope_seal_key(cfg);
 	if (e == P11K_OK && seal && !(s->default_key = strdup(seal)))
 		e = P11K_ERR_NOMEM;
 	if (e == P11K_OK && !seal) {
@@ -674,16 +653,16 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 		e = P11K_ERR_KEY_NOT_FOUND;
 	}
 	if (e == P11K_OK) {
-		const char *ca = str_field(cfg, "ca_file");
+		const char *ca = json_str_field(cfg, "ca_file");
 		if (!ca)
 			ca = getenv("AWS_CA_BUNDLE");
 		json_t *to = json_object_get(cfg, "timeout_ms");
 		http_options ho = {.ca_file = ca, .allow_plain_metadata = true,
 				   .total_timeout_ms = to ? (long)json_integer_value(to) : 0};
 		s->http = http_client_new(&ho);
-		aws_chain_options co = {.profile = str_field(cfg, "profile"),
+		aws_chain_options co = {.profile = json_str_field(cfg, "profile"),
 					.region = region,
-					.sts_endpoint = str_field(cfg, "sts_endpoint"),
+					.sts_endpoint = json_str_field(cfg, "sts_endpoint"),
 					.http = s->http};
 		s->creds = s->http ? aws_creds_chain_new(&co) : NULL;
 		if (!s->http || !s->creds)
@@ -697,11 +676,9 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	return P11K_OK;
 }
 
-/* Tests and fuzzing: answer every request with a fake transport. */
-void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			    http_sleep_fn sleep_fn);
-void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			    http_sleep_fn sleep_fn)
+/* provider_ops.test_set_transport. */
+static void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
+				   http_sleep_fn sleep_fn)
 {
 	aws_state *s = state;
 	http_client_set_transport(s->http, fn, arg);
@@ -725,4 +702,5 @@ const provider_ops aws_provider_ops = {
 	.max_blob_len = aws_max_blob_len,
 	.remote_crypt = aws_remote_crypt,
 	.rsa_public = aws_rsa_public,
+	.test_set_transport = aws_test_set_transport,
 };

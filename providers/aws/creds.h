@@ -5,13 +5,16 @@
  * STS AssumeRoleWithWebIdentity), shared credentials/config files with
  * profiles (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE),
  * container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI +
- * token), IMDSv2. One vtable per source, one caching wrapper that refreshes
- * before expiry (5 minutes ahead). No secret is ever logged.
+ * token), IMDSv2. One vtable per source, one caching wrapper (the
+ * providers' credential cache, providers/common/credcache.h) that refreshes
+ * before expiry (REFRESH_AHEAD_S, 5 minutes ahead). No secret is ever
+ * logged.
  */
 #ifndef P11KMS_AWS_CREDS_H
 #define P11KMS_AWS_CREDS_H
 
 #include "providers/common/http.h"
+#include "providers/common/util.h"
 #include "sigv4.h"
 
 typedef struct aws_cred_source {
@@ -23,8 +26,6 @@ typedef struct aws_cred_source {
 	void *state;
 } aws_cred_source;
 
-/* Environment lookups go through this, so tests can supply their own. */
-typedef const char *(*env_get_fn)(void *arg, const char *name);
 
 typedef struct aws_chain_options {
 	const char *profile;        /* config "profile", else AWS_PROFILE, else "default" */
@@ -47,10 +48,9 @@ P11K_WUR p11k_err aws_creds_get(aws_creds_provider *p, aws_creds *out,
 /* Which source answered last ("environment", ...), for status output. */
 const char *aws_creds_source_name(aws_creds_provider *p);
 
-/* Tests: the clock the cache compares expiry times with (default
- * clock_now_s), so refresh is tested without sleeping (STYLE habit 9). */
-void aws_creds_set_clock(aws_creds_provider *p, uint64_t (*now)(void *arg),
-			 void *arg);
+/* Expiry times are compared with clock_now_s(), which tests replace with
+ * clock_set_fake() (common/clock.h), so refresh is tested without sleeping
+ * (STYLE habit 9). */
 
 /* The STS AssumeRoleWithWebIdentity reply reader (a bounded XML
  * extractor), exposed for tests/fuzzing. status is the HTTP status; an

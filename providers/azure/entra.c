@@ -1,17 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Entra ID token acquisition (entra.h, PROTOCOLS.md 2.6). One fetch
- * function per source, one cache. Secrets (client secret, federated
+ * Entra ID token acquisition (entra.h, PROTOCOLS.md 2.6). One vtable
+ * entry per credential source (entra_source_ops), the providers' one
+ * credential cache (credcache.h). Secrets (client secret, federated
  * token, private key, access tokens) live in secure memory; copies that
  * libraries make (form bodies, jansson strings) are wiped before free.
  */
 #include <ctype.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -27,9 +25,11 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
+#include "providers/common/credcache.h"
+#include "providers/common/secretfile.h"
+#include "providers/common/util.h"
 
 #define COMP "azure-entra"
-#define REFRESH_AHEAD_S 300
 #define MAX_REPLY (64 * 1024)
 #define MAX_SECRET_FILE (64 * 1024)
 #define MAX_PEM_FILE (256 * 1024)
@@ -37,8 +37,33 @@
 #define DEFAULT_IMDS "http://169.254.169.254"
 #define ASSERTION_LIFETIME_S 600
 
+/* The credential sources, DefaultAzureCredential's order. */
+typedef enum entra_kind {
+	ENTRA_SECRET,
+	ENTRA_CERT,
+	ENTRA_WORKLOAD,
+	ENTRA_APP_SERVICE,
+	ENTRA_IMDS,
+} entra_kind;
+
+/* A token request: what the cache's fetch is asked for. */
+typedef struct token_req {
+	const char *scope, *tenant;
+} token_req;
+
+/* One credential source. */
+typedef struct entra_source_ops {
+	const char *name; /* for logs and status */
+	/* Client credentials at the tenant's token endpoint (needs a
+	 * tenant); else a managed identity endpoint. */
+	bool app;
+	p11k_err (*fetch)(entra_cred *c, const token_req *r, char **token, uint64_t *exp,
+			  provider_status *st);
+} entra_source_ops;
+
 struct entra_cred {
 	entra_kind kind;
+	const entra_source_ops *src;
 	char *tenant;
 	char *client_id;
 	char *secret_file;  /* NULL: AZURE_CLIENT_SECRET holds the secret */
@@ -47,22 +72,11 @@ struct entra_cred {
 	char *authority;    /* https://host[:port], no trailing slash */
 	char *mi_endpoint;  /* App Service endpoint or IMDS base */
 	http_client *login_http, *identity_http;
-
-	pthread_mutex_t lock;
-	/* Under lock: */
-	char *scope, *ctenant; /* what the cached token is for */
-	char *token;           /* secure memory */
-	uint64_t expires_at;
-	bool refreshing;
+	credcache *cache; /* values: the token, secure memory; key: tenant + scope */
 };
 
-static const char *const kind_names[] = {
-	[ENTRA_SECRET] = "client-secret",
-	[ENTRA_CERT] = "client-certificate",
-	[ENTRA_WORKLOAD] = "workload-identity",
-	[ENTRA_APP_SERVICE] = "managed-identity (App Service)",
-	[ENTRA_IMDS] = "managed-identity (IMDS)",
-};
+static const entra_source_ops sources[ENTRA_IMDS + 1];
+static const credcache_ops cache_ops;
 
 static const char *nz(const char *a, const char *env)
 {
@@ -77,60 +91,25 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static void status_msg(provider_status *st, p11k_err e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void status_msg(provider_status *st, p11k_err e, const char *fmt, ...)
-{
-	if (!st)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(st->message, sizeof(st->message), fmt, ap);
-	va_end(ap);
-	st->err = e;
-}
-
 /* A whole small file into secure memory, NUL-terminated, trailing
- * whitespace trimmed (token files end with a newline). */
+ * whitespace trimmed (token files end with a newline); NULL when missing,
+ * unreadable or empty (the callers say which file). */
 static char *read_secret_file(const char *path, size_t max)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	char *buf = NULL;
+	size_t n = 0;
+	if (secretfile_read(path, max, "file", &buf, &n, NULL) != P11K_OK)
 		return NULL;
-	/* Size from the open file, so the secure buffer fits the secret. */
-	struct stat sb;
-	if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
-	    (uint64_t)sb.st_size > max) {
-		fclose(f);
-		return NULL;
-	}
-	size_t want = (size_t)sb.st_size;
-	char *buf = sec_alloc(want + 1);
-	size_t n = buf ? fread(buf, 1, want, f) : 0;
-	fclose(f);
-	if (!buf || n == 0) {
-		sec_free(buf);
-		return NULL;
-	}
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-		     buf[n - 1] == '\t'))
-		buf[--n] = 0;
-	buf[n] = 0;
-	if (!n) {
+	if (!secretfile_trim_end(buf, n)) {
 		sec_free(buf);
 		return NULL;
 	}
 	return buf;
 }
 
-entra_kind entra_source(const entra_cred *c)
-{
-	return c->kind;
-}
-
 const char *entra_source_name(const entra_cred *c)
 {
-	return kind_names[c->kind];
+	return c->src->name;
 }
 
 const char *entra_tenant(const entra_cred *c)
@@ -149,10 +128,7 @@ void entra_free(entra_cred *c)
 	free(c->token_file);
 	free(c->authority);
 	free(c->mi_endpoint);
-	free(c->scope);
-	free(c->ctenant);
-	sec_free(c->token);
-	pthread_mutex_destroy(&c->lock);
+	credcache_free(c->cache);
 	free(c);
 }
 
@@ -164,8 +140,7 @@ static bool readable(const char *p)
 entra_cred *entra_new(const entra_options *o, char *why, size_t wl)
 {
 	entra_cred *c = calloc(1, sizeof(*c));
-	if (!c || pthread_mutex_init(&c->lock, NULL) != 0) {
-		free(c);
+	if (!c) {
 		snprintf(why, wl, "out of memory");
 		return NULL;
 	}
@@ -219,7 +194,8 @@ entra_cred *entra_new(const entra_options *o, char *why, size_t wl)
 				  "federated_token_file, or allow managed_identity");
 		ok = false;
 	}
-	if (ok && c->kind <= ENTRA_WORKLOAD) {
+	c->src = &sources[c->kind];
+	if (ok && c->src->app) {
 		char buf[512];
 		if (!auth)
 			auth = DEFAULT_AUTHORITY;
@@ -258,11 +234,15 @@ entra_cred *entra_new(const entra_options *o, char *why, size_t wl)
 			ok = false;
 		}
 	}
+	if (ok && !(c->cache = credcache_new(&cache_ops, c, COMP))) {
+		snprintf(why, wl, "out of memory");
+		ok = false;
+	}
 	if (!ok) {
 		entra_free(c);
 		return NULL;
 	}
-	log_debug(COMP, "credential source: %s", kind_names[c->kind]);
+	log_debug(COMP, "credential source: %s", c->src->name);
 	return c;
 }
 
@@ -284,12 +264,6 @@ static bool num_or_string(json_t *v, uint64_t *out)
 		}
 	}
 	return false;
-}
-
-static void wipe_string(json_t *s)
-{
-	if (json_is_string(s))
-		OPENSSL_cleanse((char *)json_string_value(s), json_string_length(s));
 }
 
 p11k_err entra_parse_reply(long status, const uint8_t *body, size_t len, uint64_t now,
@@ -314,7 +288,7 @@ p11k_err entra_parse_reply(long status, const uint8_t *body, size_t len, uint64_
 		}
 		p11k_err rc = status >= 500 || status == 429 ? P11K_ERR_UNREACHABLE
 							     : P11K_ERR_ACCESS_DENIED;
-		status_msg(st, rc, "token request: HTTP %ld %s: %.160s", status, name,
+		provider_status_set(st, rc, "token request: HTTP %ld %s: %.160s", status, name,
 			   d ? d : "");
 		json_decref(j);
 		return rc;
@@ -325,17 +299,17 @@ p11k_err entra_parse_reply(long status, const uint8_t *body, size_t len, uint64_
 	bool have_in = num_or_string(json_object_get(j, "expires_in"), &in);
 	p11k_err rc = P11K_OK;
 	if (!json_is_string(at) || !json_string_length(at) || json_string_length(at) > 16384) {
-		status_msg(st, P11K_ERR_BAD_REPLY, "token reply without an access_token");
+		provider_status_set(st, P11K_ERR_BAD_REPLY, "token reply without an access_token");
 		rc = P11K_ERR_BAD_REPLY;
 	} else if (!have_on && !have_in) {
-		status_msg(st, P11K_ERR_BAD_REPLY, "token reply without an expiry");
+		provider_status_set(st, P11K_ERR_BAD_REPLY, "token reply without an expiry");
 		rc = P11K_ERR_BAD_REPLY;
 	} else if (!(*token = sec_dup(json_string_value(at), json_string_length(at) + 1))) {
 		rc = P11K_ERR_NOMEM;
 	} else {
 		*expires_at = have_on ? on : now + in;
 	}
-	wipe_string(at);
+	wipe_json_string(at);
 	json_decref(j);
 	return rc;
 }
@@ -439,7 +413,7 @@ static char *cert_assertion(const entra_cred *c, const char *aud, provider_statu
 	unsigned char *der = NULL, *sig = NULL;
 	json_t *hdr = NULL, *cl = NULL;
 	if (!pem) {
-		status_msg(st, P11K_ERR_ACCESS_DENIED, "client certificate file unreadable");
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "client certificate file unreadable");
 		return NULL;
 	}
 	BIO *b = BIO_new_mem_buf(pem, -1);
@@ -454,7 +428,7 @@ static char *cert_assertion(const entra_cred *c, const char *aud, provider_statu
 	sec_free(pem);
 	int dlen = x ? i2d_X509(x, &der) : -1;
 	if (!pk || !x || dlen <= 0) {
-		status_msg(st, P11K_ERR_ACCESS_DENIED,
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "client certificate file needs an unencrypted PEM private key and "
 			   "a certificate");
 		ERR_clear_error(); /* leave the host's error queue as it was */
@@ -505,7 +479,7 @@ static char *cert_assertion(const entra_cred *c, const char *aud, provider_statu
 	if (out)
 		goto done;
 fail:
-	status_msg(st, P11K_ERR_INTERNAL, "could not sign the client assertion");
+	provider_status_set(st, P11K_ERR_INTERNAL, "could not sign the client assertion");
 done:
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(pk);
@@ -522,41 +496,52 @@ done:
 	return out;
 }
 
-/* Client credentials at {authority}/{tenant}/oauth2/v2.0/token with a
- * secret, a certificate assertion or a federated assertion. */
-static p11k_err fetch_app(entra_cred *c, const char *scope, const char *tenant, char **token,
-			  uint64_t *exp, provider_status *st)
+/* The client secret (secure memory), from its file or AZURE_CLIENT_SECRET. */
+static char *secret_cred(const entra_cred *c, const char *url, provider_status *st)
 {
+	(void)url;
+	char *cred;
+	if (c->secret_file) {
+		cred = read_secret_file(c->secret_file, MAX_SECRET_FILE);
+	} else {
+		const char *v = getenv("AZURE_CLIENT_SECRET");
+		cred = v && *v ? sec_dup(v, strlen(v) + 1) : NULL;
+	}
+	if (!cred)
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "the client secret is unreadable");
+	return cred;
+}
+
+/* The federated token (workload identity), re-read on every fetch: the
+ * platform rotates it. */
+static char *federated_cred(const entra_cred *c, const char *url, provider_status *st)
+{
+	(void)url;
+	char *cred = read_secret_file(c->token_file, MAX_SECRET_FILE);
+	if (!cred)
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "federated token file unreadable or empty");
+	return cred;
+}
+
+/* Client credentials at {authority}/{tenant}/oauth2/v2.0/token with the
+ * credential get_cred makes for that URL: a secret (client_secret), or a
+ * certificate or federated assertion (client_assertion). */
+static p11k_err fetch_app(entra_cred *c, const token_req *r,
+			  char *(*get_cred)(const entra_cred *c, const char *url,
+					    provider_status *st),
+			  bool assertion, char **token, uint64_t *exp, provider_status *st)
+{
+	const char *scope = r->scope;
 	char url[1024];
 	if ((size_t)snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token", c->authority,
-			     tenant) >= sizeof(url)) {
-		status_msg(st, P11K_ERR_INTERNAL, "token URL too long");
+			     r->tenant) >= sizeof(url)) {
+		provider_status_set(st, P11K_ERR_INTERNAL, "token URL too long");
 		return P11K_ERR_INTERNAL;
 	}
-	char *cred = NULL;
-	const char *cred_name = "client_secret";
-	if (c->kind == ENTRA_SECRET) {
-		if (c->secret_file) {
-			cred = read_secret_file(c->secret_file, MAX_SECRET_FILE);
-		} else {
-			const char *v = getenv("AZURE_CLIENT_SECRET");
-			cred = v && *v ? sec_dup(v, strlen(v) + 1) : NULL;
-		}
-		if (!cred) {
-			status_msg(st, P11K_ERR_ACCESS_DENIED, "the client secret is unreadable");
-			return P11K_ERR_ACCESS_DENIED;
-		}
-	} else {
-		cred_name = "client_assertion";
-		cred = c->kind == ENTRA_CERT ? cert_assertion(c, url, st)
-					     : read_secret_file(c->token_file, MAX_SECRET_FILE);
-		if (!cred) {
-			if (c->kind == ENTRA_WORKLOAD)
-				status_msg(st, P11K_ERR_ACCESS_DENIED,
-					   "federated token file unreadable or empty");
-			return st && st->err ? st->err : P11K_ERR_ACCESS_DENIED;
-		}
-	}
+	const char *cred_name = assertion ? "client_assertion" : "client_secret";
+	char *cred = get_cred(c, url, st);
+	if (!cred)
+		return st && st->err ? st->err : P11K_ERR_ACCESS_DENIED;
 	char *ecid = pct_encode(c->client_id, strlen(c->client_id));
 	char *escope = pct_encode(scope, strlen(scope));
 	char *ecred = pct_encode(cred, strlen(cred));
@@ -564,7 +549,7 @@ static p11k_err fetch_app(entra_cred *c, const char *scope, const char *tenant, 
 	sec_free(cred);
 	p11k_err e = P11K_ERR_NOMEM;
 	if (ecid && escope && ecred) {
-		const char *atype = c->kind == ENTRA_SECRET
+		const char *atype = !assertion
 					    ? ""
 					    : "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
 					      "client-assertion-type%3Ajwt-bearer";
@@ -591,11 +576,29 @@ static p11k_err fetch_app(entra_cred *c, const char *scope, const char *tenant, 
 	return e;
 }
 
-/* Managed identity: App Service (X-IDENTITY-HEADER) or VM IMDS
- * (Metadata: true), resource rather than scope; client_id for a
- * user-assigned identity. */
-static p11k_err fetch_mi(entra_cred *c, const char *scope, char **token, uint64_t *exp,
+static p11k_err src_secret(entra_cred *c, const token_req *r, char **token, uint64_t *exp,
+			   provider_status *st)
+{
+	return fetch_app(c, r, secret_cred, false, token, exp, st);
+}
+
+static p11k_err src_cert(entra_cred *c, const token_req *r, char **token, uint64_t *exp,
 			 provider_status *st)
+{
+	return fetch_app(c, r, cert_assertion, true, token, exp, st);
+}
+
+static p11k_err src_workload(entra_cred *c, const token_req *r, char **token, uint64_t *exp,
+			     provider_status *st)
+{
+	return fetch_app(c, r, federated_cred, true, token, exp, st);
+}
+
+/* Managed identity: resource rather than scope; client_id for a
+ * user-assigned identity. The URL is the endpoint's: app_service says
+ * which one. */
+static p11k_err mi_url(const entra_cred *c, const char *scope, bool app_service, char *url,
+		       size_t ul, provider_status *st)
 {
 	char *res = resource_of(scope);
 	char *eres = res ? pct_encode(res, strlen(res)) : NULL;
@@ -606,63 +609,104 @@ static p11k_err fetch_mi(entra_cred *c, const char *scope, char **token, uint64_
 		free(ecid);
 		return P11K_ERR_NOMEM;
 	}
-	char url[2048];
 	size_t el = strlen(c->mi_endpoint);
 	while (el && c->mi_endpoint[el - 1] == '/')
 		el--;
 	int n;
-	if (c->kind == ENTRA_APP_SERVICE)
-		n = snprintf(url, sizeof(url), "%.*s%sapi-version=2019-08-01&resource=%s%s%s",
+	if (app_service)
+		n = snprintf(url, ul, "%.*s%sapi-version=2019-08-01&resource=%s%s%s",
 			     (int)el, c->mi_endpoint, strchr(c->mi_endpoint, '?') ? "&" : "?",
 			     eres, ecid ? "&client_id=" : "", ecid ? ecid : "");
 	else
-		n = snprintf(url, sizeof(url),
+		n = snprintf(url, ul,
 			     "%.*s/metadata/identity/oauth2/token?api-version=2018-02-01"
 			     "&resource=%s%s%s",
 			     (int)el, c->mi_endpoint, eres, ecid ? "&client_id=" : "",
 			     ecid ? ecid : "");
 	free(eres);
 	free(ecid);
-	if (n < 0 || (size_t)n >= sizeof(url)) {
-		status_msg(st, P11K_ERR_INTERNAL, "managed identity URL too long");
+	if (n < 0 || (size_t)n >= ul) {
+		provider_status_set(st, P11K_ERR_INTERNAL, "managed identity URL too long");
 		return P11K_ERR_INTERNAL;
 	}
-	p11k_err e;
-	if (c->kind == ENTRA_APP_SERVICE) {
+	return P11K_OK;
+}
+
+/* App Service (IDENTITY_ENDPOINT with the X-IDENTITY-HEADER secret) or
+ * the VM's IMDS (Metadata: true). */
+static p11k_err fetch_mi(entra_cred *c, const token_req *r, bool app_service, char **token,
+			 uint64_t *exp, provider_status *st)
+{
+	char url[2048];
+	char *h = NULL;
+	p11k_err e = mi_url(c, r->scope, app_service, url, sizeof(url), st);
+	if (e == P11K_OK && app_service) {
 		const char *hv = getenv("IDENTITY_HEADER");
-		char *h = hv ? sec_dup(hv, strlen(hv) + 1) : NULL;
-		if (!h) {
-			status_msg(st, P11K_ERR_ACCESS_DENIED, "IDENTITY_HEADER is not set");
-			return P11K_ERR_ACCESS_DENIED;
+		if (!(h = hv ? sec_dup(hv, strlen(hv) + 1) : NULL)) {
+			provider_status_set(st, P11K_ERR_ACCESS_DENIED, "IDENTITY_HEADER is not set");
+			e = P11K_ERR_ACCESS_DENIED;
 		}
-		xreq x = {.method = "GET", .url = url, .hname = {"X-IDENTITY-HEADER"},
-			  .hval = {h}, .nh = 1};
-		e = exchange(c->identity_http, &x, token, exp, st);
-		sec_free(h);
-	} else {
-		xreq x = {.method = "GET", .url = url, .hname = {"Metadata"}, .hval = {"true"},
-			  .nh = 1};
-		e = exchange(c->identity_http, &x, token, exp, st);
 	}
-	if (e == P11K_ERR_UNREACHABLE && st && !st->http_status)
-		status_msg(st, e, "managed identity endpoint unreachable (not on Azure?)");
+	if (e == P11K_OK) {
+		xreq x = {.method = "GET", .url = url,
+			  .hname = {app_service ? "X-IDENTITY-HEADER" : "Metadata"},
+			  .hval = {app_service ? h : "true"}, .nh = 1};
+		e = exchange(c->identity_http, &x, token, exp, st);
+		if (e == P11K_ERR_UNREACHABLE && st && !st->http_status)
+			provider_status_set(st, e, "managed identity endpoint unreachable "
+						   "(not on Azure?)");
+	}
+	sec_free(h);
 	return e;
 }
 
+static p11k_err src_app_service(entra_cred *c, const token_req *r, char **token, uint64_t *exp,
+				provider_status *st)
+{
+	return fetch_mi(c, r, true, token, exp, st);
+}
+
+static p11k_err src_imds(entra_cred *c, const token_req *r, char **token, uint64_t *exp,
+			 provider_status *st)
+{
+	return fetch_mi(c, r, false, token, exp, st);
+}
+
+static const entra_source_ops sources[ENTRA_IMDS + 1] = {
+	[ENTRA_SECRET] = {"client-secret", true, src_secret},
+	[ENTRA_CERT] = {"client-certificate", true, src_cert},
+	[ENTRA_WORKLOAD] = {"workload-identity", true, src_workload},
+	[ENTRA_APP_SERVICE] = {"managed-identity (App Service)", false, src_app_service},
+	[ENTRA_IMDS] = {"managed-identity (IMDS)", false, src_imds},
+};
+
 /* --- the cache -------------------------------------------------------------- */
 
-static bool same(const char *a, const char *b)
+static p11k_err cache_fetch(void *arg, const void *req, void **value, uint64_t *expires_at,
+			    const char **source, provider_status *st)
 {
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+	entra_cred *c = arg;
+	const token_req *r = req;
+	char *tok = NULL;
+	p11k_err e = c->src->fetch(c, r, &tok, expires_at, st);
+	if (e == P11K_OK) {
+		*value = tok;
+		*source = c->src->name;
+		log_debug(COMP, "%s: token for %s, expires at %llu", c->src->name, r->scope,
+			  (unsigned long long)*expires_at);
+	}
+	return e;
 }
+
+static const credcache_ops cache_ops = {
+	.fetch = cache_fetch,
+	.copy = credcache_str_copy,
+	.free = credcache_str_free,
+};
 
 void entra_invalidate(entra_cred *c)
 {
-	pthread_mutex_lock(&c->lock);
-	sec_free(c->token);
-	c->token = NULL;
-	c->expires_at = 0;
-	pthread_mutex_unlock(&c->lock);
+	credcache_invalidate(c->cache);
 }
 
 p11k_err entra_get_token(entra_cred *c, const char *scope, const char *tenant, char **token,
@@ -671,63 +715,20 @@ p11k_err entra_get_token(entra_cred *c, const char *scope, const char *tenant, c
 	*token = NULL;
 	if (!tenant)
 		tenant = c->tenant;
-	if (c->kind <= ENTRA_WORKLOAD && !tenant) {
-		status_msg(st, P11K_ERR_ACCESS_DENIED, "no tenant_id");
+	if (c->src->app && !tenant) {
+		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "no tenant_id");
 		return P11K_ERR_ACCESS_DENIED;
 	}
-	uint64_t now = clock_now_s();
-	pthread_mutex_lock(&c->lock);
-	bool mine = c->token && same(c->scope, scope) && same(c->ctenant, tenant);
-	/* Fresh, or another thread is refreshing and ours still works. */
-	if (mine && (now + REFRESH_AHEAD_S < c->expires_at ||
-		     (c->refreshing && now < c->expires_at))) {
-		*token = sec_dup(c->token, strlen(c->token) + 1);
-		pthread_mutex_unlock(&c->lock);
-		return *token ? P11K_OK : P11K_ERR_NOMEM;
-	}
-	c->refreshing = true;
-	pthread_mutex_unlock(&c->lock);
-
-	char *fresh = NULL;
-	uint64_t exp = 0;
-	p11k_err e = c->kind <= ENTRA_WORKLOAD ? fetch_app(c, scope, tenant, &fresh, &exp, st)
-					       : fetch_mi(c, scope, &fresh, &exp, st);
-
-	pthread_mutex_lock(&c->lock);
-	c->refreshing = false;
-	mine = c->token && same(c->scope, scope) && same(c->ctenant, tenant);
-	if (e == P11K_OK) {
-		char *s2 = strdup(scope), *t2 = dup_or_null(tenant);
-		if (s2 && (!tenant || t2)) {
-			sec_free(c->token);
-			free(c->scope);
-			free(c->ctenant);
-			c->token = fresh;
-			c->scope = s2;
-			c->ctenant = t2;
-			c->expires_at = exp;
-			fresh = NULL;
-			log_debug(COMP, "%s: token for %s, expires at %llu", kind_names[c->kind],
-				  scope, (unsigned long long)exp);
-			*token = sec_dup(c->token, strlen(c->token) + 1);
-			if (!*token)
-				e = P11K_ERR_NOMEM;
-		} else {
-			free(s2);
-			free(t2);
-			e = P11K_ERR_NOMEM;
-		}
-	} else if (mine && now < c->expires_at) {
-		/* The refresh failed inside the 5-minute window: the cached
-		 * token is still good. */
-		log_warn(COMP, "%s: token refresh failed, using the cached token until it "
-			       "expires", kind_names[c->kind]);
-		*token = sec_dup(c->token, strlen(c->token) + 1);
-		e = *token ? P11K_OK : P11K_ERR_NOMEM;
-	}
-	pthread_mutex_unlock(&c->lock);
-	sec_free(fresh);
-	if (e != P11K_OK && st)
-		st->err = e;
+	/* One cached token, for one tenant and scope. */
+	size_t kl = strlen(scope) + (tenant ? strlen(tenant) : 0) + 4;
+	char *key = malloc(kl);
+	if (!key)
+		return P11K_ERR_NOMEM;
+	snprintf(key, kl, "%s%s\n%s", tenant ? "t:" : "-", tenant ? tenant : "", scope);
+	token_req r = {.scope = scope, .tenant = tenant};
+	void *v = NULL;
+	p11k_err e = credcache_get(c->cache, key, &r, &v, st);
+	free(key);
+	*token = v;
 	return e;
 }

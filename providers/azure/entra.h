@@ -5,22 +5,16 @@
  * (client secret, then client certificate), workload identity (federated
  * token file), managed identity (App Service IDENTITY_ENDPOINT +
  * IDENTITY_HEADER, else VM IMDS). The source is picked at creation from
- * config and environment, without network. Tokens are cached per
- * scope+tenant and refreshed 5 minutes before expiry; no lock is held
- * across a fetch. Nothing here logs a secret, an assertion or a token.
+ * config and environment, without network; each source is one entry of
+ * a table of fetch functions (entra.c). Tokens are kept in the providers'
+ * credential cache (credcache.h), for one scope+tenant at a time, and
+ * refreshed 5 minutes before expiry; no lock is held across a fetch.
+ * Nothing here logs a secret, an assertion or a token.
  */
 #ifndef P11KMS_AZURE_ENTRA_H
 #define P11KMS_AZURE_ENTRA_H
 
 #include "providers/common/http.h"
-
-typedef enum entra_kind {
-	ENTRA_SECRET,
-	ENTRA_CERT,
-	ENTRA_WORKLOAD,
-	ENTRA_APP_SERVICE,
-	ENTRA_IMDS,
-} entra_kind;
 
 typedef struct entra_options {
 	const char *tenant_id;            /* config, else AZURE_TENANT_ID */
@@ -39,7 +33,6 @@ typedef struct entra_cred entra_cred;
 /* No network; may check local files. On failure a reason (no secrets). */
 entra_cred *entra_new(const entra_options *o, char *why, size_t wl);
 void entra_free(entra_cred *c);
-entra_kind entra_source(const entra_cred *c);
 const char *entra_source_name(const entra_cred *c);
 /* The configured tenant, or NULL. */
 const char *entra_tenant(const entra_cred *c);

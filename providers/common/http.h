@@ -71,11 +71,9 @@ typedef struct http_options {
 	long retry_after_cap_ms;    /* longest Retry-After honoured, default 20000 */
 } http_options;
 
-/* One attempt: fill resp. Transport failures give P11K_ERR_UNREACHABLE with
- * a reason in st->message. */
-typedef p11k_err (*http_transport_fn)(void *arg, const http_request *req,
-				      http_response *resp, provider_status *st);
-typedef void (*http_sleep_fn)(void *arg, long ms);
+/* http_transport_fn (one attempt: fill resp; transport failures give
+ * P11K_ERR_UNREACHABLE with a reason in st->message) and http_sleep_fn
+ * are declared in providers/provider.h, whose test seam uses them. */
 
 typedef struct http_client http_client;
 

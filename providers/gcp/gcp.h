@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Test hooks of the Google Cloud KMS provider (gcp.c). */
+/* The Google Cloud KMS provider (gcp.c; its parts in gcp_impl.h), for
+ * tests: its provider_ops (test_set_transport included) and its error
+ * mapping. */
 #ifndef P11KMS_GCP_H
 #define P11KMS_GCP_H
 
@@ -9,10 +11,6 @@
 
 extern const provider_ops gcp_provider_ops;
 
-/* Replace the transport and sleep of both of the provider's HTTP clients
- * (KMS/token endpoint and metadata server), and the token cache's clock. */
-void gcp_test_hooks(void *state, http_transport_fn fn, void *arg, http_sleep_fn sleep_fn,
-		    uint64_t (*now)(void *arg), void *now_arg);
 /* google.rpc.Status name -> the internal vocabulary. */
 p11k_err gcp_map_status(const char *status, long http_status, bool decrypt);
 

@@ -4,16 +4,10 @@
  * goes through the shared HTTP client; its retry policy covers the token
  * endpoint and the metadata server too.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -26,9 +20,11 @@
 #include "common/secmem.h"
 #include "oauth.h"
 #include "providers/common/codec.h"
+#include "providers/common/credcache.h"
+#include "providers/common/secretfile.h"
+#include "providers/common/util.h"
 
 #define COMP "gcp-auth"
-#define REFRESH_AHEAD_S 300
 #define JWT_LIFETIME_S 3600
 #define MAX_CRED_FILE (64 * 1024)
 #define MAX_REPLY (64 * 1024)
@@ -39,26 +35,17 @@ struct gcp_creds {
 	char *credentials_file, *token_uri, *metadata_host, *scope;
 	bool self_signed_jwt;
 	http_client *http, *metadata_http;
-	gcp_env_fn getenv_fn;
+	env_get_fn getenv_fn;
 	void *getenv_arg;
 
-	pthread_mutex_t lock;
-	/* Under lock: */
-	char *token;        /* secure memory */
-	uint64_t expires_at;
-	bool refreshing;
-	const char *source;
-	uint64_t (*now)(void *arg);
-	void *now_arg;
+	credcache *cache;   /* values: the access token, secure memory */
 };
 
 /* --- helpers ---------------------------------------------------------- */
 
-
 static const char *env_get(const gcp_creds *c, const char *name)
 {
-	const char *v = c->getenv_fn ? c->getenv_fn(c->getenv_arg, name) : getenv(name);
-	return v && *v ? v : NULL;
+	return env_lookup(c->getenv_fn, c->getenv_arg, name);
 }
 
 /* Header values and URLs must not carry control characters (a reply or
@@ -71,71 +58,9 @@ static bool printable(const char *s)
 	return true;
 }
 
-/* jansson owns these buffers and frees them without cleansing. */
-static void wipe_json_string(json_t *s)
-{
-	if (json_is_string(s))
-		OPENSSL_cleanse((char *)(uintptr_t)json_string_value(s), json_string_length(s));
-}
-
-static void wipe_object_strings(json_t *o)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v)
-		wipe_json_string(v);
-}
-
 static char *opt_dup(const char *s)
 {
 	return s && *s ? strdup(s) : NULL;
-}
-
-/* A whole credentials file in secure memory (it holds private keys and
- * refresh tokens). P11K_ERR_KEY_NOT_FOUND when it does not exist. */
-static p11k_err read_secret_file(const char *path, char **out, provider_status *st)
-{
-	struct stat sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	*out = NULL;
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return P11K_ERR_KEY_NOT_FOUND;
-		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "cannot open credentials file %.120s: %s",
-			   path, strerror(errno));
-		return P11K_ERR_ACCESS_DENIED;
-	}
-	p11k_err rc = P11K_OK;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > MAX_CRED_FILE) {
-		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
-			   "credentials file %.120s is not a regular file of at most %d bytes",
-			   path, MAX_CRED_FILE);
-		rc = P11K_ERR_ACCESS_DENIED;
-	}
-	size_t cap = rc == P11K_OK ? (size_t)sb.st_size : 0, len = 0;
-	char *buf = rc == P11K_OK ? sec_alloc(cap + 1) : NULL;
-	if (rc == P11K_OK && !buf)
-		rc = P11K_ERR_NOMEM;
-	while (rc == P11K_OK && len < cap) {
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			provider_status_set(st, P11K_ERR_ACCESS_DENIED,
-				   "cannot read credentials file %.120s", path);
-			rc = P11K_ERR_ACCESS_DENIED;
-		} else {
-			len += (size_t)n;
-		}
-	}
-	close(fd);
-	if (rc != P11K_OK) {
-		sec_free(buf);
-		return rc;
-	}
-	buf[len] = 0;
-	*out = buf;
-	return P11K_OK;
 }
 
 /* --- the JWT-bearer assertion ----------------------------------------- */
@@ -356,16 +281,20 @@ static bool url_ok(const char *u)
 
 /* --- sources -------------------------------------------------------------- */
 
+/* The configured override, else the file's token_uri, else Google's. */
+static const char *token_uri_of(const gcp_creds *c, const json_t *f)
+{
+	const char *uri = c->token_uri ? c->token_uri : json_str_field(f, "token_uri");
+	return uri ? uri : GCP_DEFAULT_TOKEN_URI;
+}
+
 static p11k_err src_service_account(gcp_creds *c, json_t *f, const char *path, char **tok,
 				    uint64_t *exp, provider_status *st)
 {
-	const char *email = json_string_value(json_object_get(f, "client_email"));
-	const char *pem = json_string_value(json_object_get(f, "private_key"));
-	const char *kid = json_string_value(json_object_get(f, "private_key_id"));
-	const char *uri = c->token_uri ? c->token_uri
-					: json_string_value(json_object_get(f, "token_uri"));
-	if (!uri)
-		uri = GCP_DEFAULT_TOKEN_URI;
+	const char *email = json_str_field(f, "client_email");
+	const char *pem = json_str_field(f, "private_key");
+	const char *kid = json_str_field(f, "private_key_id");
+	const char *uri = token_uri_of(c, f);
 	if (!email || !pem) {
 		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "service-account file %.120s lacks client_email or private_key", path);
@@ -417,13 +346,10 @@ static p11k_err src_service_account(gcp_creds *c, json_t *f, const char *path, c
 static p11k_err src_authorized_user(gcp_creds *c, json_t *f, const char *path, char **tok,
 				    uint64_t *exp, provider_status *st)
 {
-	const char *id = json_string_value(json_object_get(f, "client_id"));
-	const char *sec = json_string_value(json_object_get(f, "client_secret"));
-	const char *rt = json_string_value(json_object_get(f, "refresh_token"));
-	const char *uri = c->token_uri ? c->token_uri
-					: json_string_value(json_object_get(f, "token_uri"));
-	if (!uri)
-		uri = GCP_DEFAULT_TOKEN_URI;
+	const char *id = json_str_field(f, "client_id");
+	const char *sec = json_str_field(f, "client_secret");
+	const char *rt = json_str_field(f, "refresh_token");
+	const char *uri = token_uri_of(c, f);
 	if (!id || !sec || !rt) {
 		provider_status_set(st, P11K_ERR_ACCESS_DENIED, "authorized-user file %.120s lacks "
 			   "client_id, client_secret or refresh_token", path);
@@ -449,13 +375,14 @@ static p11k_err src_file(gcp_creds *c, const char *path, const char **name, char
 			 uint64_t *exp, provider_status *st)
 {
 	char *text = NULL;
-	p11k_err rc = read_secret_file(path, &text, st);
+	/* It holds private keys and refresh tokens. */
+	p11k_err rc = secretfile_read(path, MAX_CRED_FILE, "credentials file", &text, NULL, st);
 	if (rc != P11K_OK)
 		return rc;
 	json_error_t je;
 	json_t *f = json_loads(text, 0, &je);
 	sec_free(text);
-	const char *type = json_string_value(json_object_get(f, "type"));
+	const char *type = json_str_field(f, "type");
 	if (!json_is_object(f) || !type) {
 		provider_status_set(st, P11K_ERR_ACCESS_DENIED,
 			   "credentials file %.120s is not a JSON object with a \"type\"", path);
@@ -473,7 +400,7 @@ static p11k_err src_file(gcp_creds *c, const char *path, const char **name, char
 		rc = P11K_ERR_ACCESS_DENIED;
 	}
 	if (f)
-		wipe_object_strings(f);
+		wipe_json_object_strings(f);
 	json_decref(f);
 	return rc;
 }
@@ -544,6 +471,31 @@ static p11k_err fetch(gcp_creds *c, const char **name, char **tok, uint64_t *exp
 
 /* --- the cache -------------------------------------------------------------- */
 
+static p11k_err cache_fetch(void *arg, const void *req, void **value, uint64_t *expires_at,
+			    const char **source, provider_status *st)
+{
+	gcp_creds *c = arg;
+	char *tok = NULL;
+	uint64_t life = 0;
+	(void)req;
+	p11k_err rc = fetch(c, source, &tok, &life, st);
+	if (rc == P11K_OK) {
+		*value = tok;
+		*expires_at = clock_now_s() + life;
+		log_debug(COMP, "access token from %s (expires in %llu s)", *source,
+			  (unsigned long long)life);
+	} else {
+		sec_free(tok);
+	}
+	return rc;
+}
+
+static const credcache_ops cache_ops = {
+	.fetch = cache_fetch,
+	.copy = credcache_str_copy,
+	.free = credcache_str_free,
+};
+
 gcp_creds *gcp_creds_new(const gcp_creds_options *o)
 {
 	gcp_creds *c = calloc(1, sizeof(*c));
@@ -559,15 +511,12 @@ gcp_creds *gcp_creds_new(const gcp_creds_options *o)
 	c->metadata_http = o->metadata_http ? o->metadata_http : o->http;
 	c->getenv_fn = o->getenv_fn;
 	c->getenv_arg = o->getenv_arg;
+	c->cache = credcache_new(&cache_ops, c, COMP);
 	if ((o->credentials_file && *o->credentials_file && !c->credentials_file) ||
 	    (o->token_uri && *o->token_uri && !c->token_uri) ||
 	    (o->metadata_host && *o->metadata_host && !c->metadata_host) || !c->scope ||
-	    pthread_mutex_init(&c->lock, NULL) != 0) {
-		free(c->credentials_file);
-		free(c->token_uri);
-		free(c->metadata_host);
-		free(c->scope);
-		free(c);
+	    !c->cache) {
+		gcp_creds_free(c);
 		return NULL;
 	}
 	return c;
@@ -577,8 +526,7 @@ void gcp_creds_free(gcp_creds *c)
 {
 	if (!c)
 		return;
-	sec_free(c->token);
-	pthread_mutex_destroy(&c->lock);
+	credcache_free(c->cache);
 	free(c->credentials_file);
 	free(c->token_uri);
 	free(c->metadata_host);
@@ -586,83 +534,20 @@ void gcp_creds_free(gcp_creds *c)
 	free(c);
 }
 
-void gcp_creds_set_clock(gcp_creds *c, uint64_t (*now)(void *arg), void *arg)
-{
-	pthread_mutex_lock(&c->lock);
-	c->now = now;
-	c->now_arg = arg;
-	pthread_mutex_unlock(&c->lock);
-}
-
-static uint64_t now_inlock(const gcp_creds *c)
-{
-	return c->now ? c->now(c->now_arg) : clock_now_s();
-}
-
 void gcp_creds_invalidate(gcp_creds *c)
 {
-	pthread_mutex_lock(&c->lock);
-	sec_free(c->token);
-	c->token = NULL;
-	c->expires_at = 0;
-	pthread_mutex_unlock(&c->lock);
+	credcache_invalidate(c->cache);
 }
 
 const char *gcp_creds_source_name(gcp_creds *c)
 {
-	pthread_mutex_lock(&c->lock);
-	const char *n = c->source;
-	pthread_mutex_unlock(&c->lock);
-	return n;
-}
-
-static p11k_err copy_inlock(const gcp_creds *c, char **token)
-{
-	*token = sec_dup(c->token, strlen(c->token) + 1);
-	return *token ? P11K_OK : P11K_ERR_NOMEM;
+	return credcache_source(c->cache);
 }
 
 p11k_err gcp_creds_token(gcp_creds *c, char **token, provider_status *st)
 {
-	char *fresh = NULL;
-	uint64_t life = 0;
-	const char *name = NULL;
-	*token = NULL;
-	pthread_mutex_lock(&c->lock);
-	uint64_t now = now_inlock(c);
-	bool valid = c->token && now < c->expires_at;
-	/* Fresh, or another thread is refreshing and ours still works. */
-	if ((valid && now + REFRESH_AHEAD_S < c->expires_at) || (valid && c->refreshing)) {
-		p11k_err rc = copy_inlock(c, token);
-		pthread_mutex_unlock(&c->lock);
-		return rc;
-	}
-	c->refreshing = true;
-	pthread_mutex_unlock(&c->lock);
-
-	provider_status s = {0};
-	p11k_err rc = fetch(c, &name, &fresh, &life, &s);
-
-	pthread_mutex_lock(&c->lock);
-	c->refreshing = false;
-	now = now_inlock(c);
-	if (rc == P11K_OK) {
-		sec_free(c->token);
-		c->token = fresh;
-		c->expires_at = now + life;
-		c->source = name;
-		log_debug(COMP, "access token from %s (expires in %llu s)", name,
-			  (unsigned long long)life);
-		rc = copy_inlock(c, token);
-	} else if (c->token && now < c->expires_at) {
-		/* Inside the 5-minute window the old token still works. */
-		log_warn(COMP, "token refresh failed (%s), using the cached token until it "
-			       "expires", s.message);
-		rc = copy_inlock(c, token);
-	} else if (st) {
-		*st = s;
-		st->err = rc;
-	}
-	pthread_mutex_unlock(&c->lock);
+	void *v = NULL;
+	p11k_err rc = credcache_get(c->cache, NULL, NULL, &v, st);
+	*token = v;
 	return rc;
 }

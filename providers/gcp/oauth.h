@@ -8,18 +8,19 @@
  * configured, a self-signed JWT that is itself the access token); an
  * authorized-user file trades its refresh token there; the metadata
  * server hands out the instance's token (Metadata-Flavor: Google).
- * Tokens are cached and refreshed 5 minutes before expiry, the lock never
- * held across the fetch. No token, key or secret is ever logged.
+ * Tokens are kept in the providers' credential cache (credcache.h):
+ * refreshed 5 minutes before expiry, the lock never held across the
+ * fetch, expiry read from clock_now_s(). No token, key or secret is ever
+ * logged.
  */
 #ifndef P11KMS_GCP_OAUTH_H
 #define P11KMS_GCP_OAUTH_H
 
 #include "providers/common/http.h"
+#include "providers/common/util.h"
 
 #define GCP_DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
 #define GCP_DEFAULT_METADATA_HOST "metadata.google.internal"
-
-typedef const char *(*gcp_env_fn)(void *arg, const char *name);
 
 typedef struct gcp_creds_options {
 	const char *credentials_file; /* config; NULL: the ADC search */
@@ -31,7 +32,7 @@ typedef struct gcp_creds_options {
 				       * endpoint (Google's "JWT access") */
 	http_client *http;            /* https (token endpoint); not owned */
 	http_client *metadata_http;   /* plain http allowed; not owned */
-	gcp_env_fn getenv_fn;         /* NULL: getenv (tests supply their own) */
+	env_get_fn getenv_fn;         /* NULL: getenv (tests supply their own) */
 	void *getenv_arg;
 } gcp_creds_options;
 
@@ -46,8 +47,6 @@ P11K_WUR p11k_err gcp_creds_token(gcp_creds *c, char **token, provider_status *s
 void gcp_creds_invalidate(gcp_creds *c);
 /* "service-account", "authorized-user", "metadata" or NULL: for logs. */
 const char *gcp_creds_source_name(gcp_creds *c);
-/* Tests: the clock for expiry (default clock_now_s). */
-void gcp_creds_set_clock(gcp_creds *c, uint64_t (*now)(void *arg), void *arg);
 
 /* A signed JWT "header.claims.signature" (malloc'd): header
  * {"alg":"RS256","typ":"JWT"[,"kid"]}, claims {iss, [sub,] scope, [aud,]

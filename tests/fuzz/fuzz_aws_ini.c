@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * aws_ini_lookup (providers/aws/creds.c) on arbitrary bytes: the AWS
+ * aws_ini_lookup (providers/aws/creds_ini.c) on arbitrary bytes: the AWS
  * shared credentials / config file parser. For a fixed set of sections
  * and keys, at several output sizes: never a read past len, never a write
  * past outlen, a found value is NUL-terminated, shorter than outlen and

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * aws_sts_parse_reply (providers/aws/creds.c) on arbitrary bytes: the
+ * aws_sts_parse_reply (providers/aws/creds_sts.c) on arbitrary bytes: the
  * bounded XML extractor for STS AssumeRoleWithWebIdentity replies and the
  * ISO 8601 reader behind Expiration. Each input is read as a success
  * (HTTP 200) and as an error reply (400, 503). Only the documented

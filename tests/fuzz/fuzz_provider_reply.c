@@ -23,8 +23,6 @@
 #include "providers/provider.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			    http_sleep_fn sleep_fn);
 
 typedef struct reply {
 	long status;
@@ -101,9 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	reply r = {statuses[data[1] % ARRAY_SIZE(statuses)], data + 2, size - 2};
-	aws_test_set_transport(aws, fake, &r, no_sleep);
-	azure_test_set_transport(azure, fake, &r, no_sleep);
-	gcp_test_hooks(gcp, fake, &r, no_sleep, NULL, NULL);
+	aws_provider_ops.test_set_transport(aws, fake, &r, no_sleep);
+	azure_provider_ops.test_set_transport(azure, fake, &r, no_sleep);
+	gcp_provider_ops.test_set_transport(gcp, fake, &r, no_sleep);
 
 	const provider_ops *ops[] = {&aws_provider_ops, &azure_provider_ops, &gcp_provider_ops};
 	void *states[] = {aws, azure, gcp};

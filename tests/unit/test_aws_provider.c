@@ -31,8 +31,6 @@
 #include "providers/provider.h"
 
 extern const provider_ops aws_provider_ops;
-void aws_test_set_transport(void *state, http_transport_fn fn, void *arg,
-			    http_sleep_fn sleep_fn);
 
 #define ENDPOINT "https://kms.us-east-1.amazonaws.com"
 #define KEY "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -111,7 +109,7 @@ static void *make(const char *json, p11k_err *err)
 	*err = aws_provider_ops.create(cfg, "test.json", &st, why, sizeof(why));
 	json_decref(cfg);
 	if (st)
-		aws_test_set_transport(st, fake_transport, &net, no_sleep);
+		aws_provider_ops.test_set_transport(st, fake_transport, &net, no_sleep);
 	return st;
 }
 

@@ -32,7 +32,6 @@
 #include "providers/common/codec.h"
 #include "providers/provider.h"
 
-extern const provider_ops azure_provider_ops;
 
 #define VAULT "https://myvault.vault.azure.net"
 #define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -186,7 +185,7 @@ static void *make(const char *extra)
 	if (e != P11K_OK)
 		print_error("create: %s\n", why);
 	assert_int_equal(e, P11K_OK);
-	azure_test_set_transport(s, fake_transport, &net, no_sleep);
+	azure_provider_ops.test_set_transport(s, fake_transport, &net, no_sleep);
 	return s;
 }
 
@@ -382,7 +381,7 @@ static void test_hsm_aes(void **state)
 	char why[256];
 	assert_int_equal(azure_provider_ops.create(j, "/x", &s, why, sizeof(why)), P11K_OK);
 	json_decref(j);
-	azure_test_set_transport(s, fake_transport, &net, no_sleep);
+	azure_provider_ops.test_set_transport(s, fake_transport, &net, no_sleep);
 	add("POST", TOKEN_URL, 200, TOKEN_OK);
 	add("GET", "https://myhsm.managedhsm.azure.net/keys/aes?", 200,
 	    "{\"key\":{\"kid\":\"https://myhsm.managedhsm.azure.net/keys/aes/abc\","

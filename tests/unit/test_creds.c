@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * providers/aws/creds.c: each credential source alone (fake environment,
+ * providers/aws/creds_*.c: each credential source alone (fake environment,
  * fake transport, temporary files), the chain order, the cache's refresh
  * with a fake clock, its lock never held across a fetch, malformed
  * replies, the INI parser and the STS XML reader, no secret in the log at
@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "providers/aws/creds.h"
+#include "providers/common/credcache.h"
 
 /* Distinctive secrets: the log test greps for every one of them. */
 #define ENV_SECRET "envSECRETkey/0000+AAAAbbbbCCCCddddEEEEffff"
@@ -217,6 +219,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	fx *f = *state;
+	clock_set_fake(NULL, NULL);
 	http_client_free(f->http);
 	rm_tree(f->dir);
 	free(f);
@@ -230,7 +233,7 @@ static aws_creds_provider *chain(fx *f, const char *profile, const char *sts)
 			       .getenv_fn = fenv_get, .getenv_arg = &f->env};
 	aws_creds_provider *p = aws_creds_chain_new(&o);
 	assert_non_null(p);
-	aws_creds_set_clock(p, fake_clock, NULL);
+	clock_set_fake(fake_clock, NULL);
 	return p;
 }
 
@@ -1581,6 +1584,133 @@ static void test_emulator(void **state)
 	emu_stop(&e);
 }
 
+/* --- the shared credential cache (providers/common/credcache.c) ---------- */
+
+/* A fetch that blocks until released, counting how often it runs. */
+typedef struct sf_ctx {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int fetches;
+	bool release;
+	uint64_t expires;
+	credcache *cache;
+	p11k_err got;
+	char *value;
+} sf_ctx;
+
+static p11k_err sf_fetch(void *arg, const void *req, void **value, uint64_t *expires_at,
+			 const char **source, provider_status *st)
+{
+	sf_ctx *x = arg;
+	(void)req;
+	(void)st;
+	pthread_mutex_lock(&x->m);
+	x->fetches++;
+	while (!x->release)
+		pthread_cond_wait(&x->c, &x->m);
+	pthread_mutex_unlock(&x->m);
+	*value = sec_dup("tok", 4);
+	*expires_at = x->expires;
+	*source = "test";
+	return *value ? P11K_OK : P11K_ERR_NOMEM;
+}
+
+static const credcache_ops sf_ops = {sf_fetch, credcache_str_copy, credcache_str_free};
+
+static void *sf_second(void *arg)
+{
+	sf_ctx *x = arg;
+	void *v = NULL;
+	provider_status st = {0};
+	x->got = credcache_get(x->cache, NULL, NULL, &v, &st);
+	x->value = v;
+	return NULL;
+}
+
+static void sf_release(sf_ctx *x)
+{
+	pthread_mutex_lock(&x->m);
+	x->release = true;
+	pthread_cond_broadcast(&x->c);
+	pthread_mutex_unlock(&x->m);
+}
+
+static void *sf_first(void *arg)
+{
+	sf_ctx *x = arg;
+	void *v = NULL;
+	provider_status st = {0};
+	assert_int_equal(credcache_get(x->cache, NULL, NULL, &v, &st), P11K_OK);
+	credcache_str_free(v);
+	return NULL;
+}
+
+/* Single flight: a caller with nothing usable waits for the refresh that
+ * is running instead of starting its own; the refresh-ahead window and
+ * expiry follow clock_now_s(). */
+static void test_credcache_single_flight(void **state)
+{
+	(void)state;
+	sf_ctx x = {.expires = T0 + 3600};
+	pthread_mutex_init(&x.m, NULL);
+	pthread_cond_init(&x.c, NULL);
+	clock_set_fake(fake_clock, NULL);
+	fake_now = T0;
+	x.cache = credcache_new(&sf_ops, &x, "test");
+	assert_non_null(x.cache);
+
+	pthread_t a, b;
+	assert_int_equal(pthread_create(&a, NULL, sf_first, &x), 0);
+	/* Wait until the first caller is inside its fetch. */
+	for (;;) {
+		pthread_mutex_lock(&x.m);
+		int f = x.fetches;
+		pthread_mutex_unlock(&x.m);
+		if (f)
+			break;
+		sched_yield();
+	}
+	assert_int_equal(pthread_create(&b, NULL, sf_second, &x), 0);
+	/* Give the second caller time to reach the cache; should it be late,
+	 * it finds the value cached and the counts below hold all the same. */
+	struct timespec ts = {0, 50 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	sf_release(&x);
+	assert_int_equal(pthread_join(a, NULL), 0);
+	assert_int_equal(pthread_join(b, NULL), 0);
+	assert_int_equal(x.got, P11K_OK);
+	assert_string_equal(x.value, "tok");
+	assert_int_equal(x.fetches, 1);
+	assert_string_equal(credcache_source(x.cache), "test");
+	credcache_str_free(x.value);
+
+	/* Inside the refresh-ahead window: refreshed; a key the value is not
+	 * for: fetched; invalidated: fetched. */
+	void *v = NULL;
+	provider_status st = {0};
+	fake_now = T0 + 3600 - REFRESH_AHEAD_S - 1;
+	assert_int_equal(credcache_get(x.cache, NULL, NULL, &v, &st), P11K_OK);
+	credcache_str_free(v);
+	assert_int_equal(x.fetches, 1);
+	fake_now = T0 + 3600 - REFRESH_AHEAD_S;
+	assert_int_equal(credcache_get(x.cache, NULL, NULL, &v, &st), P11K_OK);
+	credcache_str_free(v);
+	assert_int_equal(x.fetches, 2);
+	assert_int_equal(credcache_get(x.cache, "other", NULL, &v, &st), P11K_OK);
+	credcache_str_free(v);
+	assert_int_equal(x.fetches, 3);
+	credcache_invalidate(x.cache);
+	assert_int_equal(credcache_get(x.cache, "other", NULL, &v, &st), P11K_OK);
+	credcache_str_free(v);
+	assert_int_equal(x.fetches, 4);
+
+	credcache_free(x.cache);
+	clock_set_fake(NULL, NULL);
+	fake_now = T0;
+	pthread_cond_destroy(&x.c);
+	pthread_mutex_destroy(&x.m);
+}
+
 int main(void)
 {
 	if (!crypto_init())
@@ -1597,6 +1727,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chain_order, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refresh, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lock_not_held, fx_setup, fx_teardown),
+		cmocka_unit_test(test_credcache_single_flight),
 		cmocka_unit_test_setup_teardown(test_no_secret_logged, fx_setup,
 						fx_teardown),
 		cmocka_unit_test(test_emulator),

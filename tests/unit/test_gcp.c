@@ -534,7 +534,8 @@ static void *provider(const char *extra_json)
 	json_decref(cfg);
 	if (e != P11K_OK)
 		fail_msg("create: %s", why);
-	gcp_test_hooks(st, fake_transport, NULL, no_sleep, fake_now, NULL);
+	gcp_provider_ops.test_set_transport(st, fake_transport, NULL, no_sleep);
+	clock_set_fake(fake_now, NULL);
 	return st;
 }
 
@@ -565,6 +566,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	(void)state;
+	clock_set_fake(NULL, NULL);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
 	return system(cmd) == 0 ? 0 : -1;
