@@ -1131,8 +1131,8 @@ static void test_client_certificate(void **state)
 		 "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem "
 		 "-subj /CN=p11kms-test -days 1 >/dev/null 2>&1 && cat k.pem c.pem > cert.pem",
 		 dir);
-	if (system(cmd) != 0)
-		skip();
+	if (system(cmd) != 0) /* openssl(1) is on every machine the suite runs on */
+		fail_msg("could not make a test certificate with openssl req");
 	char extra[512];
 	snprintf(extra, sizeof(extra),
 		 "\"tenant_id\": \"" TENANT "\", \"client_id\": \"" CLIENT "\", "
