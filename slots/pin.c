@@ -101,18 +101,21 @@ const char *role_name(CK_USER_TYPE who)
 {
 	return who == CKU_SO ? "so" : "user";
 }
-/* --- failure counters ---------------------------------------------------- */
+/* --- failure counters ----------------------------------------------------
+ * Written in a job's publish, with the store held without waiting
+ * (slots.h): a busy store gives SLOTS_RETRY with nothing changed. */
 
 CK_RV count_failure_inlock(token_t *t, CK_USER_TYPE who)
 {
 	const char *name = who == CKU_SO ? "so_fail" : "user_fail";
 	uint8_t *v = NULL;
 	size_t n = 0;
-	bool found;
+	bool found = false;
 	/* Re-read: another process may have counted too. */
 	p11k_err e = store_begin(t->store);
-	if (e == P11K_OK)
-		e = store_meta_get(t->store, name, &v, &n, &found);
+	if (e != P11K_OK)
+		return publish_rv(t, e);
+	e = store_meta_get(t->store, name, &v, &n, &found);
 	uint32_t cnt = (e == P11K_OK && found) ? get_u32(v, n) : 0;
 	free(v);
 	if (e == P11K_OK)
@@ -122,7 +125,7 @@ CK_RV count_failure_inlock(token_t *t, CK_USER_TYPE who)
 	else
 		store_rollback(t->store);
 	if (e != P11K_OK)
-		return store_rv(t, e);
+		return publish_rv(t, e);
 	if (who == CKU_SO)
 		t->so_fail = cnt + 1;
 	else
@@ -140,7 +143,16 @@ CK_RV reset_failures_inlock(token_t *t, CK_USER_TYPE who)
 	p11k_err e = put_u32(t->store, who == CKU_SO ? "so_fail" : "user_fail", 0);
 	if (e == P11K_OK)
 		*c = 0;
-	return store_rv(t, e);
+	return publish_rv(t, e);
+}
+
+CK_RV pin_publish_inlock(token_t *t, CK_USER_TYPE who, CK_RV rv)
+{
+	if (rv == CKR_PIN_INCORRECT)
+		return count_failure_inlock(t, who);
+	if (rv == CKR_OK)
+		return reset_failures_inlock(t, who);
+	return rv;
 }
 
 bool locked_out(const token_t *t, CK_USER_TYPE who)
@@ -148,36 +160,26 @@ bool locked_out(const token_t *t, CK_USER_TYPE who)
 	return (who == CKU_SO ? t->so_fail : t->user_fail) >= PIN_MAX_TRIES;
 }
 
-/* Verify a PIN with the lock dropped during the slow KDF. */
-CK_RV verify_pin_inlock(token_t *t, CK_USER_TYPE who,
-			       const CK_UTF8CHAR *pin, CK_ULONG len,
-			       uint8_t **kek)
+CK_RV pin_record_copy_inlock(token_t *t, CK_USER_TYPE who, uint8_t **rec, size_t *reclen)
 {
-	uint8_t *rec = NULL;
-	size_t reclen = 0;
-	bool found;
+	bool found = false;
+	*rec = NULL;
+	*reclen = 0;
 	if (locked_out(t, who)) {
 		log_warn("token", "slot %lu: %s PIN is locked after %d wrong tries",
 			 (unsigned long)t->slot_id, role_name(who), PIN_MAX_TRIES);
 		return CKR_PIN_LOCKED;
 	}
-	p11k_err e = store_meta_get(t->store, who == CKU_SO ? "so_pin" : "user_pin",
-				    &rec, &reclen, &found);
+	p11k_err e = store_meta_get(t->store, who == CKU_SO ? "so_pin" : "user_pin", rec,
+				    reclen, &found);
 	if (e != P11K_OK)
 		return store_rv(t, e);
 	if (!found) {
-		free(rec);
+		free(*rec);
+		*rec = NULL;
 		return who == CKU_SO ? CKR_DEVICE_ERROR : CKR_USER_PIN_NOT_INITIALIZED;
 	}
-	pthread_mutex_unlock(&slots.lock);
-	CK_RV rv = pin_check(pin, len, rec, reclen, kek);
-	pthread_mutex_lock(&slots.lock);
-	free(rec);
-	if (rv == CKR_PIN_INCORRECT)
-		return count_failure_inlock(t, who);
-	if (rv == CKR_OK)
-		rv = reset_failures_inlock(t, who);
-	return rv;
+	return CKR_OK;
 }
 
 CK_RV check_pin_len(CK_ULONG len)

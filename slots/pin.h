@@ -23,9 +23,16 @@ CK_RV pin_check(const CK_UTF8CHAR *pin, size_t len, const uint8_t *rec,
 const char *role_name(CK_USER_TYPE who);
 CK_RV check_pin_len(CK_ULONG len);
 bool locked_out(const token_t *t, CK_USER_TYPE who);
+/* Copy who's PIN record for pin_check (a job's prepare): CKR_PIN_LOCKED
+ * after PIN_MAX_TRIES wrong tries. *rec is the caller's to free. */
+CK_RV pin_record_copy_inlock(token_t *t, CK_USER_TYPE who, uint8_t **rec,
+			     size_t *reclen);
+/* The failure counters, in a job's publish (store held without waiting:
+ * SLOTS_RETRY when busy, nothing changed). */
 CK_RV count_failure_inlock(token_t *t, CK_USER_TYPE who);
 CK_RV reset_failures_inlock(token_t *t, CK_USER_TYPE who);
-CK_RV verify_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *pin,
-			CK_ULONG len, uint8_t **kek);
+/* After pin_check's rv: count a wrong PIN (CKR_PIN_INCORRECT), reset the
+ * count after a right one (CKR_OK), else rv. */
+CK_RV pin_publish_inlock(token_t *t, CK_USER_TYPE who, CK_RV rv);
 
 #endif

@@ -39,24 +39,46 @@ static void revoke_inlock(token_t *t, p11k_err why, const char *what)
 		t->login = NO_LOGIN;
 }
 
-CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr)
-{
-	uint64_t now = clock_now_s();
-	bool due = (t->tk || t->revoked) && !t->checking &&
-		   now - t->last_check >= t->cfg->revalidate_seconds;
-	if (!due) {
-		if (t->revoked)
-			*deverr = p11k_err_to_deverr(t->revoked_why);
-		return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
-	}
-	t->checking = true;
-	t->last_check = now;
+/* A job (slots.h): prepare marks the check, the call asks the KMS,
+ * publish judges the answer. */
+typedef struct reval_job {
+	uint64_t now;
+	const char *kid;
 	key_info ki;
-	provider_status st = {0};
-	const char *kid = seal_key(t);
-	pthread_mutex_unlock(&slots.lock);
-	p11k_err e = t->cfg->ops->describe(t->prov, kid, &ki, &st);
-	pthread_mutex_lock(&slots.lock);
+	provider_status st;
+	p11k_err e;
+	CK_ULONG *deverr;
+} reval_job;
+
+static CK_RV reval_prepare(token_t *t, void *arg)
+{
+	reval_job *j = arg;
+	t->checking = true;
+	t->last_check = j->now;
+	j->kid = seal_key(t);
+	return CKR_OK;
+}
+
+static CK_RV reval_call(token_t *t, void *arg)
+{
+	reval_job *j = arg;
+	j->e = t->cfg->ops->describe(t->prov, j->kid, &j->ki, &j->st);
+	return CKR_OK;
+}
+
+/* The sealing key is configuration, not token identity: a stale job's
+ * answer is still an answer about the key. */
+static CK_RV reval_publish(token_t *t, void *arg, CK_RV rv, bool stale)
+{
+	(void)rv;
+	(void)stale;
+	reval_job *j = arg;
+	uint64_t now = j->now;
+	const char *kid = j->kid;
+	key_info ki = j->ki;
+	provider_status st = j->st;
+	p11k_err e = j->e;
+	CK_ULONG *deverr = j->deverr;
 	t->checking = false;
 	if (e == P11K_OK && ki.state == KEY_STATE_ENABLED) {
 		if (t->revoked)
@@ -87,4 +109,20 @@ CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr)
 	}
 	revoke_inlock(t, e, p11k_err_name(e));
 	return CKR_DEVICE_ERROR;
+}
+
+static const slots_job_ops reval_ops = {reval_prepare, reval_call, reval_publish, false};
+
+CK_RV token_revalidate(token_t *t, CK_ULONG *deverr)
+{
+	uint64_t now = clock_now_s();
+	bool due = (t->tk || t->revoked) && !t->checking &&
+		   now - t->last_check >= t->cfg->revalidate_seconds;
+	if (!due) {
+		if (t->revoked)
+			*deverr = p11k_err_to_deverr(t->revoked_why);
+		return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
+	}
+	reval_job j = {.now = now, .deverr = deverr};
+	return slots_run(t, &reval_ops, &j);
 }

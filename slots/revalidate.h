@@ -6,10 +6,12 @@
 #include "slots.h"
 
 /* Revalidation: every revalidate_seconds, while the token key is in use,
- * ask the KMS about the sealing key (lock dropped around the call). A key
+ * ask the KMS about the sealing key (a job, slots.h). A key
  * disabled, destroyed or denied wipes the token key and every key derived
  * through the KMS; an unreachable KMS is tolerated for
  * offline_grace_seconds, then the same. CKR_DEVICE_ERROR while revoked. */
-CK_RV token_revalidate_inlock(token_t *t, CK_ULONG *deverr);
+/* Called with the lock held, returns with it held, releases it for the
+ * KMS call when one is due: look the session up again afterwards. */
+CK_RV token_revalidate(token_t *t, CK_ULONG *deverr);
 
 #endif

@@ -13,26 +13,18 @@
 #include "token.h"
 #include "token_priv.h"
 
-/* --- sealing ------------------------------------------------------------
- * A seal is a KMS encryption of the TK under the token's sealing key,
- * with the token's uuid as encryption context (AAD). In login=required
- * mode each seal is further wrapped (AES-256-GCM) by the key derived from
- * the user's or the SO's PIN, one row per role; in login=optional mode
- * there is one row with role "any".
- */
-void seal_aad(const token_t *t, uint8_t *aad, size_t *len)
+void seal_aad(const uint8_t uuid[16], uint8_t *aad, size_t *len)
 {
 	static const char pfx[] = "p11kms-token-key:v1:";
 	memcpy(aad, pfx, sizeof(pfx) - 1);
-	memcpy(aad + sizeof(pfx) - 1, t->uuid, 16);
+	memcpy(aad + sizeof(pfx) - 1, uuid, 16);
 	*len = sizeof(pfx) - 1 + 16;
 }
 
-void pin_aad(const token_t *t, const char *role, uint8_t *aad,
-		    size_t *len)
+void pin_aad(const uint8_t uuid[16], const char *role, uint8_t *aad, size_t *len)
 {
 	int n = snprintf((char *)aad, 64, "p11kms-pin-seal:v1:%s:", role);
-	memcpy(aad + n, t->uuid, 16);
+	memcpy(aad + n, uuid, 16);
 	*len = (size_t)n + 16;
 }
 
@@ -42,104 +34,156 @@ const char *seal_key(const token_t *t)
 				: t->cfg->ops->default_seal_key(t->prov);
 }
 
-/* KMS-encrypt tk. Called without the module lock. */
-CK_RV seal_tk(token_t *t, const uint8_t *tk, uint8_t **blob,
-		     size_t *bloblen, char *kv, size_t kvlen, CK_ULONG *deverr)
+p11k_err seal_tk(token_t *t, const uint8_t uuid[16], const uint8_t *tk, uint8_t **blob,
+		 size_t *bloblen, char *kv, size_t kvlen, provider_status *st)
 {
 	uint8_t aad[64];
 	size_t aadlen;
-	provider_status st = {0};
-	seal_aad(t, aad, &aadlen);
-	p11k_err e = t->cfg->ops->encrypt(t->prov, seal_key(t), tk, TK_LEN, aad,
-					  aadlen, blob, bloblen, kv, kvlen, &st);
-	if (e != P11K_OK) {
-		st.err = e;
-		note_provider_error(t, &st, "sealing the token key");
-		*deverr = p11k_err_to_deverr(e);
-		/* C_InitToken, C_InitPIN and C_Login have neither of these:
-		 * the KMS refusing is a device error (ulDeviceError says why). */
-		CK_RV rv = p11k_err_to_ckr(e);
-		return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_KEY_TYPE_INCONSISTENT
-			       ? CKR_DEVICE_ERROR
-			       : rv;
-	}
+	seal_aad(uuid, aad, &aadlen);
+	p11k_err e = t->cfg->ops->encrypt(t->prov, seal_key(t), tk, TK_LEN, aad, aadlen,
+					  blob, bloblen, kv, kvlen, st);
+	if (e != P11K_OK)
+		st->err = e;
+	return e;
+}
+
+CK_RV seal_rv(p11k_err e, CK_ULONG *deverr)
+{
+	if (e == P11K_OK)
+		return CKR_OK;
+	*deverr = p11k_err_to_deverr(e);
+	/* C_InitToken, C_InitPIN and C_Login have neither of these: the KMS
+	 * refusing is a device error (ulDeviceError says why). */
+	CK_RV rv = p11k_err_to_ckr(e);
+	return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_KEY_TYPE_INCONSISTENT
+		       ? CKR_DEVICE_ERROR
+		       : rv;
+}
+
+CK_RV unseal_prepare_inlock(token_t *t, const char *role, unseal_job *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->role = role;
+	memcpy(u->uuid, t->uuid, 16);
+	GUARD(store_rv(t, store_seals_load(t->store, &u->seals, &u->nseals)));
+	t->unsealing++;
+	u->marked = true;
 	return CKR_OK;
 }
 
-/* Unseal: open the PIN layer (kek may be NULL for role "any") and ask the
- * KMS. Called with the lock held; drops it around the KMS call. On
- * success *tk is secure memory. */
-CK_RV unseal_inlock(token_t *t, const char *role, const uint8_t *kek,
-			   uint8_t **tk, CK_ULONG *deverr)
+CK_RV unseal_call(token_t *t, unseal_job *u, const uint8_t *kek)
 {
-	seal_rec *seals = NULL;
-	size_t nseals = 0;
-	p11k_err e = store_seals_load(t->store, &seals, &nseals);
-	if (e != P11K_OK)
-		return store_rv(t, e);
 	uint8_t aad[64], paad[64];
 	size_t aadlen, paadlen;
-	seal_aad(t, aad, &aadlen);
-	pin_aad(t, role, paad, &paadlen);
+	seal_aad(u->uuid, aad, &aadlen);
+	pin_aad(u->uuid, u->role, paad, &paadlen);
 	CK_RV rv = CKR_DEVICE_ERROR;
-	bool any = false;
-	provider_status st = {0};
-
-	t->unsealing = true;
-	pthread_mutex_unlock(&slots.lock);
-	for (size_t i = 0; i < nseals && rv != CKR_OK; i++) {
-		if (strcmp(seals[i].role, role) != 0 ||
-		    strcmp(seals[i].provider, t->cfg->name) != 0)
+	for (size_t i = 0; i < u->nseals && rv != CKR_OK; i++) {
+		const seal_rec *sr = &u->seals[i];
+		if (strcmp(sr->role, u->role) != 0 || strcmp(sr->provider, t->cfg->name) != 0)
 			continue;
-		any = true;
-		uint8_t *kms = seals[i].blob, *inner = NULL, *pt = NULL;
-		size_t kmslen = seals[i].bloblen, ptlen = 0;
+		u->any = true;
+		uint8_t *kms = sr->blob, *inner = NULL, *pt = NULL;
+		size_t kmslen = sr->bloblen, ptlen = 0;
 		if (kek) {
-			if (gcm_open(kek, paad, paadlen, seals[i].blob, seals[i].bloblen,
-				     &inner, &kmslen) != P11K_OK) {
+			if (gcm_open(kek, paad, paadlen, sr->blob, sr->bloblen, &inner,
+				     &kmslen) != P11K_OK) {
 				log_error("token", "slot %lu: the %s seal does not open "
 						   "with this PIN's key (store damaged?)",
-					  (unsigned long)t->slot_id, role);
+					  (unsigned long)t->slot_id, u->role);
 				continue;
 			}
 			kms = inner;
 		}
-		memset(&st, 0, sizeof(st));
-		e = t->cfg->ops->decrypt(t->prov, seals[i].key_id, kms, kmslen, aad,
-					 aadlen, &pt, &ptlen, &st);
+		provider_status st = {0};
+		p11k_err e = t->cfg->ops->decrypt(t->prov, sr->key_id, kms, kmslen, aad,
+						  aadlen, &pt, &ptlen, &st);
 		sec_free(inner);
 		if (e == P11K_OK && ptlen == TK_LEN) {
-			*tk = pt;
+			u->tk = pt;
 			rv = CKR_OK;
 			log_info("token", "slot %lu: token key unsealed by %s version %s",
-				 (unsigned long)t->slot_id, seals[i].key_id,
-				 seals[i].key_version);
+				 (unsigned long)t->slot_id, sr->key_id, sr->key_version);
 		} else {
 			sec_free(pt);
 			st.err = e != P11K_OK ? e : P11K_ERR_BAD_REPLY;
-			*deverr = p11k_err_to_deverr(st.err);
-			pthread_mutex_lock(&slots.lock);
-			note_provider_error(t, &st, "unsealing the token key");
-			pthread_mutex_unlock(&slots.lock);
+			u->deverr = p11k_err_to_deverr(st.err);
+			u->st = st; /* published with the lock: note_provider_error */
+			u->failed = true;
 		}
 	}
-	pthread_mutex_lock(&slots.lock);
-	t->unsealing = false;
-	if (rv == CKR_OK) {
+	return rv;
+}
+
+void unseal_publish_inlock(token_t *t, unseal_job *u, CK_ULONG *deverr)
+{
+	if (!u->marked)
+		return;
+	u->marked = false;
+	t->unsealing--;
+	if (u->failed) {
+		note_provider_error(t, &u->st, "unsealing the token key");
+		*deverr = u->deverr;
+	}
+	if (u->tk) {
 		/* A successful unseal is an answer from the KMS: the key is usable. */
 		t->last_check = t->last_ok = clock_now_s();
 		t->revoked = false;
 	}
-	if (!any)
+	if (!u->any && u->seals)
 		log_error("token", "slot %lu: the store has no %s seal for provider "
 				   "%s (was the token initialized with another login "
 				   "mode or provider?)",
-			  (unsigned long)t->slot_id, role, t->cfg->name);
-	seal_recs_free(seals, nseals);
-	return rv;
+			  (unsigned long)t->slot_id, u->role, t->cfg->name);
 }
 
-CK_RV token_ensure_tk_inlock(token_t *t, CK_ULONG *deverr)
+void unseal_job_free(unseal_job *u)
+{
+	seal_recs_free(u->seals, u->nseals);
+	sec_free(u->tk);
+	u->seals = NULL;
+	u->nseals = 0;
+	u->tk = NULL;
+}
+
+/* --- ensure_tk: the login=optional unseal at first need ----------------- */
+
+typedef struct ensure_job {
+	unseal_job u;
+	CK_ULONG *deverr;
+} ensure_job;
+
+static CK_RV ensure_prepare(token_t *t, void *arg)
+{
+	ensure_job *j = arg;
+	return unseal_prepare_inlock(t, "any", &j->u);
+}
+
+static CK_RV ensure_call(token_t *t, void *arg)
+{
+	ensure_job *j = arg;
+	return unseal_call(t, &j->u, NULL);
+}
+
+static CK_RV ensure_publish(token_t *t, void *arg, CK_RV rv, bool stale)
+{
+	ensure_job *j = arg;
+	unseal_publish_inlock(t, &j->u, j->deverr);
+	if (stale)
+		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv; /* a seal of another token */
+	if (rv != CKR_OK)
+		return rv;
+	if (!t->tk) {
+		set_tk_inlock(t, j->u.tk);
+		j->u.tk = NULL;
+	}
+	return CKR_OK;
+}
+
+static const slots_job_ops ensure_ops = {ensure_prepare, ensure_call, ensure_publish,
+					 false};
+
+CK_RV token_ensure_tk(token_t *t, CK_ULONG *deverr)
 {
 	if (t->tk)
 		return CKR_OK;
@@ -147,21 +191,14 @@ CK_RV token_ensure_tk_inlock(token_t *t, CK_ULONG *deverr)
 		return CKR_USER_PIN_NOT_INITIALIZED;
 	if (t->cfg->login == LOGIN_REQUIRED)
 		return CKR_USER_NOT_LOGGED_IN;
-	uint8_t *tk = NULL;
-	CK_RV rv = unseal_inlock(t, "any", NULL, &tk, deverr);
-	if (rv != CKR_OK)
-		return rv;
-	if (!t->tk)
-		set_tk_inlock(t, tk);
-	else
-		sec_free(tk);
-	return CKR_OK;
+	ensure_job j = {.deverr = deverr};
+	CK_RV rv = slots_run(t, &ensure_ops, &j);
+	unseal_job_free(&j.u);
+	return rv;
 }
 
-/* Build the seal row for role: the KMS blob, PIN-wrapped when kek. */
-CK_RV make_seal(token_t *t, const char *role, const uint8_t *kek,
-		       uint8_t *kms, size_t kmslen, const char *kv,
-		       seal_rec *out)
+CK_RV make_seal(token_t *t, const uint8_t uuid[16], const char *role, const uint8_t *kek,
+		uint8_t *kms, size_t kmslen, const char *kv, seal_rec *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->provider = (char *)t->cfg->name;
@@ -176,7 +213,7 @@ CK_RV make_seal(token_t *t, const char *role, const uint8_t *kek,
 	}
 	uint8_t paad[64];
 	size_t paadlen;
-	pin_aad(t, role, paad, &paadlen);
+	pin_aad(uuid, role, paad, &paadlen);
 	return gcm_seal(kek, paad, paadlen, kms, kmslen, &out->blob, &out->bloblen) ==
 			       P11K_OK
 		       ? CKR_OK

@@ -36,6 +36,11 @@ CK_RV store_rv(token_t *t, p11k_err e)
 	return p11k_err_to_ckr(e);
 }
 
+CK_RV publish_rv(token_t *t, p11k_err e)
+{
+	return e == P11K_ERR_STORE_BUSY ? SLOTS_RETRY : store_rv(t, e);
+}
+
 /* Load the cached meta of t. */
 CK_RV load_meta(token_t *t)
 {
@@ -60,6 +65,7 @@ CK_RV load_meta(token_t *t)
 		token_lock_inlock(t);
 		t->login = NO_LOGIN;
 		token_forget_objects_inlock(t);
+		t->gen++; /* work prepared for the old token is void */
 	}
 	if (!t->initialized)
 		return CKR_OK;
@@ -145,102 +151,160 @@ void set_tk_inlock(token_t *t, uint8_t *tk)
 	t->tk_epoch++;
 }
 
-/* --- C_InitToken ------------------------------------------------------- */
+/* --- C_InitToken ----------------------------------------------------------
+ * A job (slots.h): prepare makes the new key and uuid and copies the SO's
+ * PIN record; the call checks the old SO PIN, seals the key in the KMS and
+ * opens (creates) the store; publish writes the new token in one
+ * transaction. */
 
-CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
-		 const CK_UTF8CHAR *label, CK_ULONG *deverr)
+typedef struct init_job {
+	const CK_UTF8CHAR *so_pin;
+	CK_ULONG so_len;
+	const CK_UTF8CHAR *label;
+	CK_ULONG *deverr;
+	bool required;
+	uint8_t *oldrec; /* the SO's record when re-initializing */
+	size_t oldreclen;
+	CK_RV pin_rv;
+	uint8_t *tk, *kek, *kms;
+	size_t kmslen;
+	uint8_t rec[PINREC_LEN], uuid[16];
+	char kv[128];
+	seal_rec seal;
+	provider_status st;
+	bool need_store; /* t had no store at prepare: the call opens one */
+	store_t *store;
+	p11k_err open_err;
+} init_job;
+
+static CK_RV init_prepare(token_t *t, void *arg)
 {
-	/* Called with the lock held (entry checked: no sessions open). */
-	GUARD(check_pin_len(so_len));
-	CK_RV rv = token_sync_inlock(t);
-	if (rv != CKR_OK)
-		return rv;
-	if (t->initialized) {
-		rv = verify_pin_inlock(t, CKU_SO, so_pin, so_len, NULL);
-		if (rv != CKR_OK)
-			return rv;
-	}
-	uint8_t *tk = sec_alloc(TK_LEN), *kek = NULL, *kms = NULL;
-	uint8_t rec[PINREC_LEN], newuuid[16], olduuid[16];
-	size_t kmslen = 0;
-	char kv[128] = "";
-	seal_rec seal = {0};
-	if (!tk)
+	init_job *j = arg;
+	GUARD(check_pin_len(j->so_len));
+	GUARD(token_sync_inlock(t));
+	if (t->initialized)
+		GUARD(pin_record_copy_inlock(t, CKU_SO, &j->oldrec, &j->oldreclen));
+	j->required = t->cfg->login == LOGIN_REQUIRED;
+	j->need_store = !t->store;
+	if (!(j->tk = sec_alloc(TK_LEN)))
 		return CKR_HOST_MEMORY;
-	memcpy(olduuid, t->uuid, 16);
-	if (!crypto_random(tk, TK_LEN) || !crypto_random(newuuid, 16)) {
-		sec_free(tk);
+	if (!crypto_random(j->tk, TK_LEN) || !crypto_random(j->uuid, 16))
 		return CKR_GENERAL_ERROR;
+	return CKR_OK;
+}
+
+static CK_RV init_call(token_t *t, void *arg)
+{
+	init_job *j = arg;
+	if (j->oldrec) {
+		j->pin_rv = pin_check(j->so_pin, j->so_len, j->oldrec, j->oldreclen, NULL);
+		if (j->pin_rv != CKR_OK)
+			return j->pin_rv;
 	}
-	/* The uuid is part of the seal's context: set it for the seal, and
-	 * restore the old one if anything fails. */
-	memcpy(t->uuid, newuuid, 16);
-	bool required = t->cfg->login == LOGIN_REQUIRED;
-	pthread_mutex_unlock(&slots.lock);
-	rv = seal_tk(t, tk, &kms, &kmslen, kv, sizeof(kv), deverr);
-	if (rv == CKR_OK && !pin_record_new(t, so_pin, so_len, rec, &kek))
+	p11k_err e = seal_tk(t, j->uuid, j->tk, &j->kms, &j->kmslen, j->kv, sizeof(j->kv),
+			     &j->st);
+	CK_RV rv = seal_rv(e, j->deverr);
+	if (rv == CKR_OK && !pin_record_new(t, j->so_pin, j->so_len, j->rec, &j->kek))
 		rv = CKR_GENERAL_ERROR;
 	if (rv == CKR_OK)
-		rv = make_seal(t, required ? "so" : "any", required ? kek : NULL, kms,
-			       kmslen, kv, &seal);
-	pthread_mutex_lock(&slots.lock);
+		rv = make_seal(t, j->uuid, j->required ? "so" : "any", j->required ? j->kek : NULL,
+			       j->kms, j->kmslen, j->kv, &j->seal);
+	/* Creating the store waits on SQLite: here, unlocked. */
+	if (rv == CKR_OK && j->need_store) {
+		j->open_err = store_open(t->cfg->store, true, &j->store);
+		if (j->open_err != P11K_OK)
+			rv = p11k_err_to_ckr(j->open_err);
+	}
+	return rv;
+}
 
-	p11k_err e = P11K_OK;
-	if (rv == CKR_OK && !t->store) {
-		e = store_open(t->cfg->store, true, &t->store);
-		if (e != P11K_OK)
-			t->store_broken = e != P11K_ERR_STORE_BUSY;
+/* The new token's rows, in one transaction (the store held without
+ * waiting). */
+static p11k_err init_write(token_t *t, init_job *j)
+{
+	const char *mode = j->required ? "required" : "optional";
+	char lab[33];
+	memcpy(lab, j->label, 32);
+	lab[32] = 0;
+	for (int i = 31; i >= 0 && lab[i] == ' '; i--)
+		lab[i] = 0;
+	p11k_err e = store_begin(t->store);
+	if (e != P11K_OK)
+		return e;
+	e = store_obj_delete_all(t->store);
+	if (e == P11K_OK)
+		e = store_seals_clear(t->store);
+	if (e == P11K_OK)
+		e = store_seal_add(t->store, &j->seal);
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "uuid", j->uuid, 16);
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "label", lab, strlen(lab));
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "so_pin", j->rec, PINREC_LEN);
+	if (e == P11K_OK)
+		e = store_meta_del(t->store, "user_pin");
+	if (e == P11K_OK)
+		e = put_u32(t->store, "so_fail", 0);
+	if (e == P11K_OK)
+		e = put_u32(t->store, "user_fail", 0);
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "login_mode", mode, strlen(mode));
+	if (e == P11K_OK)
+		e = store_commit(t->store);
+	else
+		store_rollback(t->store);
+	return e;
+}
+
+static CK_RV init_publish(token_t *t, void *arg, CK_RV rv, bool stale)
+{
+	init_job *j = arg;
+	if (j->open_err != P11K_OK) {
+		t->store_broken = j->open_err != P11K_ERR_STORE_BUSY;
+		t->last.err = j->open_err;
+		j->open_err = P11K_OK;
 	}
-	if (rv == CKR_OK && e == P11K_OK)
-		e = store_begin(t->store);
-	const char *mode = required ? "required" : "optional";
-	if (rv == CKR_OK && e == P11K_OK) {
-		char lab[33];
-		memcpy(lab, label, 32);
-		lab[32] = 0;
-		for (int i = 31; i >= 0 && lab[i] == ' '; i--)
-			lab[i] = 0;
-		e = store_obj_delete_all(t->store);
-		if (e == P11K_OK)
-			e = store_seals_clear(t->store);
-		if (e == P11K_OK)
-			e = store_seal_add(t->store, &seal);
-		if (e == P11K_OK)
-			e = store_meta_put(t->store, "uuid", newuuid, 16);
-		if (e == P11K_OK)
-			e = store_meta_put(t->store, "label", lab, strlen(lab));
-		if (e == P11K_OK)
-			e = store_meta_put(t->store, "so_pin", rec, PINREC_LEN);
-		if (e == P11K_OK)
-			e = store_meta_del(t->store, "user_pin");
-		if (e == P11K_OK)
-			e = put_u32(t->store, "so_fail", 0);
-		if (e == P11K_OK)
-			e = put_u32(t->store, "user_fail", 0);
-		if (e == P11K_OK)
-			e = store_meta_put(t->store, "login_mode", mode, strlen(mode));
-		if (e == P11K_OK)
-			e = store_commit(t->store);
-		else
-			store_rollback(t->store);
-	}
-	if (rv == CKR_OK && e != P11K_OK)
-		rv = store_rv(t, e);
-	if (seal.blob != kms)
-		free(seal.blob);
-	free(kms);
-	sec_free(kek);
-	if (rv != CKR_OK) {
-		memcpy(t->uuid, olduuid, 16);
-		sec_free(tk);
+	if (j->st.err != P11K_OK)
+		note_provider_error(t, &j->st, "sealing the token key");
+	j->st.err = P11K_OK; /* noted once, even if publish runs again */
+	if (stale)
+		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
+	if (j->oldrec && j->pin_rv == CKR_PIN_INCORRECT)
+		return count_failure_inlock(t, CKU_SO);
+	if (rv != CKR_OK)
 		return rv;
+	/* A session opened meanwhile: C_InitToken needs none (PKCS #11 5.5). */
+	if (t->nsessions)
+		return CKR_SESSION_EXISTS;
+	/* A store opened by the call is adopted unless another thread opened
+	 * one meanwhile (the driver closes ours then). slots_run held only
+	 * the store t had: hold an adopted one here. */
+	bool hold = false;
+	if (j->store && !t->store) {
+		t->store = j->store;
+		j->store = NULL;
+		hold = true;
 	}
+	if (!t->store)
+		return CKR_DEVICE_ERROR;
+	if (hold && store_nowait_enter(t->store) != P11K_OK)
+		return SLOTS_RETRY; /* the adoption is harmless: sync would have */
+	p11k_err e = init_write(t, j);
+	if (hold)
+		store_nowait_leave(t->store);
+	if (e != P11K_OK)
+		return publish_rv(t, e);
 	token_lock_inlock(t);
 	t->login = NO_LOGIN;
 	token_forget_objects_inlock(t);
-	set_tk_inlock(t, required ? NULL : tk);
-	if (required)
-		sec_free(tk);
+	/* The uuid is the seal's context: take it before load_meta, which
+	 * would see another token otherwise. */
+	memcpy(t->uuid, j->uuid, 16);
+	set_tk_inlock(t, j->required ? NULL : j->tk);
+	if (!j->required)
+		j->tk = NULL;
+	t->gen++;
 	t->seen_version = store_data_version(t->store);
 	rv = load_meta(t);
 	t->user_pin_set = false;
@@ -249,40 +313,110 @@ CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
 	return rv;
 }
 
+static const slots_job_ops init_ops = {init_prepare, init_call, init_publish, true};
+
+CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
+		 const CK_UTF8CHAR *label, CK_ULONG *deverr)
+{
+	init_job j = {.so_pin = so_pin, .so_len = so_len, .label = label, .deverr = deverr};
+	CK_RV rv = slots_run(t, &init_ops, &j);
+	if (j.seal.blob != j.kms)
+		free(j.seal.blob);
+	free(j.kms);
+	free(j.oldrec);
+	sec_free(j.kek);
+	sec_free(j.tk);
+	store_close(j.store);
+	return rv;
+}
+
 /* --- login / logout ------------------------------------------------------ */
 
-CK_RV token_login_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *pin,
-			 CK_ULONG len, CK_ULONG *deverr)
+typedef struct login_job {
+	CK_USER_TYPE who;
+	const CK_UTF8CHAR *pin;
+	CK_ULONG len;
+	CK_ULONG *deverr;
+	uint8_t *rec;
+	size_t reclen;
+	bool unseal; /* required mode with no token key: unseal it too */
+	unseal_job u;
+	CK_RV pin_rv;
+} login_job;
+
+static CK_RV login_prepare(token_t *t, void *arg)
 {
+	login_job *j = arg;
 	GUARD(token_sync_inlock(t));
 	if (!t->initialized)
 		return CKR_USER_PIN_NOT_INITIALIZED;
-	if (who == CKU_USER && !t->user_pin_set)
+	if (j->who == CKU_USER && !t->user_pin_set)
 		return CKR_USER_PIN_NOT_INITIALIZED;
-	if (len > PIN_MAX)
+	if (j->len > PIN_MAX)
 		return CKR_PIN_LEN_RANGE;
-	bool required = t->cfg->login == LOGIN_REQUIRED;
-	uint8_t *kek = NULL, *tk = NULL;
-	CK_RV rv = verify_pin_inlock(t, who, pin, len, required ? &kek : NULL);
-	if (rv == CKR_OK && t->login != NO_LOGIN)
-		rv = t->login == who ? CKR_USER_ALREADY_LOGGED_IN
-				     : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
-	if (rv == CKR_OK && required && !t->tk) {
-		rv = unseal_inlock(t, role_name(who), kek, &tk, deverr);
-		if (rv == CKR_OK && t->login != NO_LOGIN) {
-			sec_free(tk);
-			rv = t->login == who ? CKR_USER_ALREADY_LOGGED_IN
-					     : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
-		} else if (rv == CKR_OK) {
-			set_tk_inlock(t, tk);
-		}
-	}
+	GUARD(pin_record_copy_inlock(t, j->who, &j->rec, &j->reclen));
+	j->unseal = t->cfg->login == LOGIN_REQUIRED && !t->tk;
+	if (j->unseal)
+		GUARD(unseal_prepare_inlock(t, role_name(j->who), &j->u));
+	return CKR_OK;
+}
+
+static CK_RV login_call(token_t *t, void *arg)
+{
+	login_job *j = arg;
+	uint8_t *kek = NULL;
+	j->pin_rv = pin_check(j->pin, j->len, j->rec, j->reclen, j->unseal ? &kek : NULL);
+	CK_RV rv = j->pin_rv;
+	if (rv == CKR_OK && j->unseal)
+		rv = unseal_call(t, &j->u, kek);
 	sec_free(kek);
-	if (rv == CKR_OK) {
-		t->login = who;
-		log_info("token", "slot %lu: %s logged in", (unsigned long)t->slot_id,
-			 role_name(who));
+	return rv;
+}
+
+static CK_RV login_publish(token_t *t, void *arg, CK_RV rv, bool stale)
+{
+	login_job *j = arg;
+	if (!stale) {
+		/* Store first: a busy store retries with nothing changed. */
+		CK_RV prv = pin_publish_inlock(t, j->who, j->pin_rv);
+		if (prv == SLOTS_RETRY)
+			return prv;
+		/* The count's answer for a wrong PIN; a failed reset fails the
+		 * login as before. */
+		if (j->pin_rv != CKR_OK || prv != CKR_OK)
+			rv = prv;
 	}
+	unseal_publish_inlock(t, &j->u, j->deverr);
+	if (stale)
+		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
+	if (rv == CKR_OK && t->nsessions == 0)
+		/* Every session was closed meanwhile, which logged the
+		 * application out (5.6): the login would outlive them. */
+		rv = CKR_SESSION_CLOSED;
+	if (rv == CKR_OK && t->login != NO_LOGIN)
+		rv = t->login == j->who ? CKR_USER_ALREADY_LOGGED_IN
+					: CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+	if (rv != CKR_OK)
+		return rv;
+	if (j->u.tk && !t->tk) {
+		set_tk_inlock(t, j->u.tk);
+		j->u.tk = NULL;
+	}
+	t->login = j->who;
+	log_info("token", "slot %lu: %s logged in", (unsigned long)t->slot_id,
+		 role_name(j->who));
+	return CKR_OK;
+}
+
+static const slots_job_ops login_ops = {login_prepare, login_call, login_publish, true};
+
+CK_RV token_login(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *pin, CK_ULONG len,
+		  CK_ULONG *deverr)
+{
+	login_job j = {.who = who, .pin = pin, .len = len, .deverr = deverr};
+	CK_RV rv = slots_run(t, &login_ops, &j);
+	free(j.rec);
+	unseal_job_free(&j.u);
 	return rv;
 }
 
@@ -308,141 +442,232 @@ CK_RV token_logout_inlock(token_t *t)
 	return CKR_OK;
 }
 
-/* --- C_InitPIN / C_SetPIN ------------------------------------------------ */
+/* --- C_InitPIN ------------------------------------------------------------ */
 
-CK_RV token_init_pin_inlock(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len,
-			    CK_ULONG *deverr)
-{
-	GUARD(check_pin_len(len));
-	GUARD(token_sync_inlock(t));
-	GUARD(token_ensure_tk_inlock(t, deverr));
-	bool required = t->cfg->login == LOGIN_REQUIRED;
-	uint8_t *tk = sec_dup(t->tk, TK_LEN), *kek = NULL, *kms = NULL;
+typedef struct initpin_job {
+	const CK_UTF8CHAR *pin;
+	CK_ULONG len;
+	CK_ULONG *deverr;
+	bool required;
+	uint8_t uuid[16];
+	uint8_t *tk, *kek, *kms;
+	size_t kmslen;
 	uint8_t rec[PINREC_LEN];
-	size_t kmslen = 0;
-	char kv[128] = "";
-	seal_rec seal = {0};
-	if (!tk)
-		return CKR_HOST_MEMORY;
-	pthread_mutex_unlock(&slots.lock);
-	CK_RV rv = pin_record_new(t, pin, len, rec, &kek) ? CKR_OK : CKR_GENERAL_ERROR;
+	char kv[128];
+	seal_rec seal;
+	provider_status st;
+} initpin_job;
+
+static CK_RV initpin_prepare(token_t *t, void *arg)
+{
+	initpin_job *j = arg;
+	GUARD(token_sync_inlock(t));
+	if (t->login != CKU_SO)
+		return CKR_USER_NOT_LOGGED_IN; /* logged out while unsealing */
+	if (!t->tk)
+		return t->cfg->login == LOGIN_REQUIRED ? CKR_USER_NOT_LOGGED_IN
+						       : CKR_DEVICE_ERROR;
+	j->required = t->cfg->login == LOGIN_REQUIRED;
+	memcpy(j->uuid, t->uuid, 16);
+	return (j->tk = sec_dup(t->tk, TK_LEN)) ? CKR_OK : CKR_HOST_MEMORY;
+}
+
+static CK_RV initpin_call(token_t *t, void *arg)
+{
+	initpin_job *j = arg;
+	CK_RV rv = pin_record_new(t, j->pin, j->len, j->rec, &j->kek) ? CKR_OK
+								       : CKR_GENERAL_ERROR;
 	/* A fresh KMS encryption for the user's seal: the SO's seal stays
 	 * wrapped under the SO's PIN. */
-	if (rv == CKR_OK && required)
-		rv = seal_tk(t, tk, &kms, &kmslen, kv, sizeof(kv), deverr);
-	if (rv == CKR_OK && required)
-		rv = make_seal(t, "user", kek, kms, kmslen, kv, &seal);
-	sec_free(tk);
-	pthread_mutex_lock(&slots.lock);
-	p11k_err e = P11K_OK;
-	if (rv == CKR_OK)
-		e = store_begin(t->store);
-	if (rv == CKR_OK && e == P11K_OK) {
-		if (required) {
-			/* Replace any previous user seal. */
-			seal_rec *all = NULL;
-			size_t n = 0;
-			e = store_seals_load(t->store, &all, &n);
-			if (e == P11K_OK)
-				e = store_seals_clear(t->store);
-			for (size_t i = 0; e == P11K_OK && i < n; i++)
-				if (strcmp(all[i].role, "user") != 0)
-					e = store_seal_add(t->store, &all[i]);
-			seal_recs_free(all, n);
-			if (e == P11K_OK)
-				e = store_seal_add(t->store, &seal);
-		}
-		if (e == P11K_OK)
-			e = store_meta_put(t->store, "user_pin", rec, PINREC_LEN);
-		if (e == P11K_OK)
-			e = put_u32(t->store, "user_fail", 0);
-		if (e == P11K_OK)
-			e = store_commit(t->store);
-		else
-			store_rollback(t->store);
-	}
-	if (rv == CKR_OK)
-		rv = store_rv(t, e);
-	free(seal.blob);
-	free(kms);
-	sec_free(kek);
-	if (rv == CKR_OK) {
-		t->user_pin_set = true;
-		t->user_fail = 0;
-		log_info("token", "slot %lu: user PIN initialized",
-			 (unsigned long)t->slot_id);
-	}
+	if (rv == CKR_OK && j->required)
+		rv = seal_rv(seal_tk(t, j->uuid, j->tk, &j->kms, &j->kmslen, j->kv,
+				     sizeof(j->kv), &j->st),
+			     j->deverr);
+	if (rv == CKR_OK && j->required)
+		rv = make_seal(t, j->uuid, "user", j->kek, j->kms, j->kmslen, j->kv, &j->seal);
 	return rv;
 }
 
-CK_RV token_set_pin_inlock(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old,
-			   CK_ULONG oldlen, const CK_UTF8CHAR *new_pin,
-			   CK_ULONG newlen)
+static p11k_err initpin_write(token_t *t, initpin_job *j)
 {
-	GUARD(check_pin_len(newlen));
-	GUARD(token_sync_inlock(t));
-	if (!t->initialized || (who == CKU_USER && !t->user_pin_set))
-		return CKR_USER_PIN_NOT_INITIALIZED;
-	if (oldlen > PIN_MAX)
-		return CKR_PIN_LEN_RANGE;
-	bool required = t->cfg->login == LOGIN_REQUIRED;
-	const char *role = role_name(who);
-	uint8_t *oldkek = NULL, *newkek = NULL, rec[PINREC_LEN];
-	CK_RV rv = verify_pin_inlock(t, who, old, oldlen, required ? &oldkek : NULL);
+	p11k_err e = store_begin(t->store);
+	if (e != P11K_OK)
+		return e;
+	if (j->required) {
+		/* Replace any previous user seal. */
+		seal_rec *all = NULL;
+		size_t n = 0;
+		e = store_seals_load(t->store, &all, &n);
+		if (e == P11K_OK)
+			e = store_seals_clear(t->store);
+		for (size_t i = 0; e == P11K_OK && i < n; i++)
+			if (strcmp(all[i].role, "user") != 0)
+				e = store_seal_add(t->store, &all[i]);
+		seal_recs_free(all, n);
+		if (e == P11K_OK)
+			e = store_seal_add(t->store, &j->seal);
+	}
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "user_pin", j->rec, PINREC_LEN);
+	if (e == P11K_OK)
+		e = put_u32(t->store, "user_fail", 0);
+	if (e == P11K_OK)
+		e = store_commit(t->store);
+	else
+		store_rollback(t->store);
+	return e;
+}
+
+static CK_RV initpin_publish(token_t *t, void *arg, CK_RV rv, bool stale)
+{
+	initpin_job *j = arg;
+	if (j->st.err != P11K_OK)
+		note_provider_error(t, &j->st, "sealing the token key");
+	j->st.err = P11K_OK;
+	if (stale)
+		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
 	if (rv != CKR_OK)
 		return rv;
-	seal_rec *all = NULL;
-	size_t n = 0;
-	p11k_err e = store_seals_load(t->store, &all, &n);
-	if (e != P11K_OK) {
-		sec_free(oldkek);
-		return store_rv(t, e);
-	}
-	pthread_mutex_unlock(&slots.lock);
-	if (!pin_record_new(t, new_pin, newlen, rec, &newkek))
+	if (t->login != CKU_SO)
+		return CKR_USER_NOT_LOGGED_IN;
+	p11k_err e = initpin_write(t, j);
+	if (e != P11K_OK)
+		return publish_rv(t, e);
+	t->user_pin_set = true;
+	t->user_fail = 0;
+	log_info("token", "slot %lu: user PIN initialized", (unsigned long)t->slot_id);
+	return CKR_OK;
+}
+
+static const slots_job_ops initpin_ops = {initpin_prepare, initpin_call, initpin_publish,
+					  true};
+
+CK_RV token_init_pin(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len, CK_ULONG *deverr)
+{
+	GUARD(check_pin_len(len));
+	GUARD(token_sync_inlock(t));
+	GUARD(token_ensure_tk(t, deverr));
+	initpin_job j = {.pin = pin, .len = len, .deverr = deverr};
+	CK_RV rv = slots_run(t, &initpin_ops, &j);
+	free(j.seal.blob);
+	free(j.kms);
+	sec_free(j.kek);
+	sec_free(j.tk);
+	return rv;
+}
+
+/* --- C_SetPIN ------------------------------------------------------------- */
+
+typedef struct setpin_job {
+	CK_USER_TYPE who;
+	const CK_UTF8CHAR *old, *new_pin;
+	CK_ULONG oldlen, newlen;
+	bool required;
+	uint8_t uuid[16];
+	uint8_t *oldrec;
+	size_t oldreclen;
+	seal_rec *all;
+	size_t n;
+	uint8_t rec[PINREC_LEN];
+	CK_RV pin_rv;
+} setpin_job;
+
+static CK_RV setpin_prepare(token_t *t, void *arg)
+{
+	setpin_job *j = arg;
+	GUARD(check_pin_len(j->newlen));
+	GUARD(token_sync_inlock(t));
+	if (!t->initialized || (j->who == CKU_USER && !t->user_pin_set))
+		return CKR_USER_PIN_NOT_INITIALIZED;
+	if (j->oldlen > PIN_MAX)
+		return CKR_PIN_LEN_RANGE;
+	j->required = t->cfg->login == LOGIN_REQUIRED;
+	memcpy(j->uuid, t->uuid, 16);
+	GUARD(pin_record_copy_inlock(t, j->who, &j->oldrec, &j->oldreclen));
+	return store_rv(t, store_seals_load(t->store, &j->all, &j->n));
+}
+
+static CK_RV setpin_call(token_t *t, void *arg)
+{
+	setpin_job *j = arg;
+	uint8_t *oldkek = NULL, *newkek = NULL;
+	const char *role = role_name(j->who);
+	j->pin_rv = pin_check(j->old, j->oldlen, j->oldrec, j->oldreclen,
+			      j->required ? &oldkek : NULL);
+	CK_RV rv = j->pin_rv;
+	if (rv == CKR_OK && !pin_record_new(t, j->new_pin, j->newlen, j->rec, &newkek))
 		rv = CKR_GENERAL_ERROR;
 	/* Re-wrap this role's seals under the new PIN: no KMS call. */
 	uint8_t paad[64];
 	size_t paadlen;
-	pin_aad(t, role, paad, &paadlen);
-	for (size_t i = 0; rv == CKR_OK && required && i < n; i++) {
-		if (strcmp(all[i].role, role) != 0)
+	pin_aad(j->uuid, role, paad, &paadlen);
+	for (size_t i = 0; rv == CKR_OK && j->required && i < j->n; i++) {
+		if (strcmp(j->all[i].role, role) != 0)
 			continue;
 		uint8_t *kms = NULL, *nb = NULL;
 		size_t kmslen = 0, nblen = 0;
-		if (gcm_open(oldkek, paad, paadlen, all[i].blob, all[i].bloblen, &kms,
+		if (gcm_open(oldkek, paad, paadlen, j->all[i].blob, j->all[i].bloblen, &kms,
 			     &kmslen) != P11K_OK ||
 		    gcm_seal(newkek, paad, paadlen, kms, kmslen, &nb, &nblen) != P11K_OK)
 			rv = CKR_DEVICE_ERROR;
 		sec_free(kms);
 		if (rv == CKR_OK) {
-			free(all[i].blob);
-			all[i].blob = nb;
-			all[i].bloblen = nblen;
+			free(j->all[i].blob);
+			j->all[i].blob = nb;
+			j->all[i].bloblen = nblen;
 		}
 	}
-	pthread_mutex_lock(&slots.lock);
-	if (rv == CKR_OK)
-		e = store_begin(t->store);
-	if (rv == CKR_OK && e == P11K_OK) {
-		if (required)
-			e = store_seals_clear(t->store);
-		for (size_t i = 0; required && e == P11K_OK && i < n; i++)
-			e = store_seal_add(t->store, &all[i]);
-		if (e == P11K_OK)
-			e = store_meta_put(t->store, who == CKU_SO ? "so_pin" : "user_pin",
-					   rec, PINREC_LEN);
-		if (e == P11K_OK)
-			e = store_commit(t->store);
-		else
-			store_rollback(t->store);
-		rv = store_rv(t, e);
-	}
-	seal_recs_free(all, n);
 	sec_free(oldkek);
 	sec_free(newkek);
-	if (rv == CKR_OK)
-		log_info("token", "slot %lu: %s PIN changed", (unsigned long)t->slot_id,
-			 role);
+	return rv;
+}
+
+static p11k_err setpin_write(token_t *t, setpin_job *j)
+{
+	p11k_err e = store_begin(t->store);
+	if (e != P11K_OK)
+		return e;
+	if (j->required)
+		e = store_seals_clear(t->store);
+	for (size_t i = 0; j->required && e == P11K_OK && i < j->n; i++)
+		e = store_seal_add(t->store, &j->all[i]);
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, j->who == CKU_SO ? "so_pin" : "user_pin", j->rec,
+				   PINREC_LEN);
+	if (e == P11K_OK)
+		e = store_commit(t->store);
+	else
+		store_rollback(t->store);
+	return e;
+}
+
+static CK_RV setpin_publish(token_t *t, void *arg, CK_RV rv, bool stale)
+{
+	setpin_job *j = arg;
+	if (stale)
+		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
+	CK_RV prv = pin_publish_inlock(t, j->who, j->pin_rv);
+	if (prv == SLOTS_RETRY || j->pin_rv != CKR_OK)
+		return prv;
+	if (prv != CKR_OK || rv != CKR_OK)
+		return prv != CKR_OK ? prv : rv;
+	p11k_err e = setpin_write(t, j);
+	if (e != P11K_OK)
+		return publish_rv(t, e);
+	log_info("token", "slot %lu: %s PIN changed", (unsigned long)t->slot_id,
+		 role_name(j->who));
+	return CKR_OK;
+}
+
+static const slots_job_ops setpin_ops = {setpin_prepare, setpin_call, setpin_publish, true};
+
+CK_RV token_set_pin(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old, CK_ULONG oldlen,
+		    const CK_UTF8CHAR *new_pin, CK_ULONG newlen)
+{
+	setpin_job j = {.who = who, .old = old, .oldlen = oldlen, .new_pin = new_pin,
+			.newlen = newlen};
+	CK_RV rv = slots_run(t, &setpin_ops, &j);
+	free(j.oldrec);
+	seal_recs_free(j.all, j.n);
 	return rv;
 }

@@ -11,6 +11,8 @@
 
 /* A store error: remembered as t's last failure, mapped to a CKR. */
 CK_RV store_rv(token_t *t, p11k_err e);
+/* The same in a job's publish: a busy store is SLOTS_RETRY. */
+CK_RV publish_rv(token_t *t, p11k_err e);
 /* Big-endian u32 meta values (the PIN failure counters). */
 uint32_t get_u32(const uint8_t *p, size_t n);
 P11K_WUR p11k_err put_u32(store_t *s, const char *name, uint32_t v);
