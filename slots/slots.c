@@ -16,7 +16,7 @@ token_t *token_by_slot_inlock(CK_SLOT_ID id)
 	return NULL;
 }
 
-static void pause_ms(unsigned ms)
+void slots_pause_ms(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0)
@@ -56,7 +56,7 @@ CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job)
 			return rv;
 		}
 		pthread_mutex_unlock(&slots.lock);
-		pause_ms(step);
+		slots_pause_ms(step);
 		pthread_mutex_lock(&slots.lock);
 		waited += step;
 		step = step < 64 ? step * 2 : 64;

@@ -31,8 +31,10 @@
  *    "busy" at once; publish then changes nothing and says SLOTS_RETRY,
  *    and slots_run() waits unlocked (a short backoff, up to the store's
  *    busy timeout in all) and publishes again, re-validating again.
- *    (Token object writes from module/ still wait with the lock held:
- *    docs/ARCHITECTURE.md lists that as open.)
+ *    The IV counters (counter.c, no module lock) try the same way, so no
+ *    thread sleeps in SQLite's busy handler holding the store's own lock
+ *    either. (Token object writes from module/ still wait with the lock
+ *    held: they need module/'s call sites restructured; open.)
  *
  * C_Finalize while other threads are in calls is undefined behaviour
  * (PKCS #11 v2.40 5.4): a job's call may use its token until it returns.
@@ -122,5 +124,8 @@ typedef struct slots_job_ops {
 /* Run a job. Called with the lock held; returns with it held; releases
  * it for the call and while waiting for a busy store. */
 CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job);
+/* Sleep ms milliseconds (the backoff between tries of a busy store);
+ * never with the lock held. */
+void slots_pause_ms(unsigned ms);
 
 #endif
