@@ -78,6 +78,7 @@ CK_RV unseal_call(token_t *t, unseal_job *u, const uint8_t *kek)
 	seal_aad(u->uuid, aad, &aadlen);
 	pin_aad(u->uuid, u->role, paad, &paadlen);
 	CK_RV rv = CKR_DEVICE_ERROR;
+	u->called = true;
 	for (size_t i = 0; i < u->nseals && rv != CKR_OK; i++) {
 		const seal_rec *sr = &u->seals[i];
 		if (strcmp(sr->role, u->role) != 0 || strcmp(sr->provider, t->cfg->name) != 0)
@@ -130,7 +131,7 @@ void unseal_publish_inlock(token_t *t, unseal_job *u, CK_ULONG *deverr)
 		t->last_check = t->last_ok = clock_now_s();
 		t->revoked = false;
 	}
-	if (!u->any && u->seals)
+	if (u->called && !u->any)
 		log_error("token", "slot %lu: the store has no %s seal for provider "
 				   "%s (was the token initialized with another login "
 				   "mode or provider?)",

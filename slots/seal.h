@@ -37,6 +37,7 @@ typedef struct unseal_job {
 	seal_rec *seals;
 	size_t nseals;
 	bool marked;         /* t->unsealing counts this job */
+	bool called;         /* unseal_call ran (the PIN was right) */
 	bool any, failed;    /* a seal of role was found / the KMS refused */
 	provider_status st;  /* the last refusal */
 	CK_ULONG deverr;
