@@ -76,7 +76,7 @@ CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed)
 		return CKR_OK;
 	token_t *t = s->tok;
 	CK_ULONG dev = 0;
-	CK_RV rv = token_revalidate_inlock(t, &dev);
+	CK_RV rv = token_revalidate(t, &dev);
 	if ((s = session_inlock(h)) && dev)
 		s->deverr = dev;
 	if (rv != CKR_OK || !needed || !s)
@@ -84,7 +84,7 @@ CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed)
 	GUARD(token_sync_inlock(t));
 	if (t->tk || t->cfg->login == LOGIN_REQUIRED || !t->initialized)
 		return CKR_OK;
-	rv = token_ensure_tk_inlock(t, &dev);
+	rv = token_ensure_tk(t, &dev);
 	if ((s = session_inlock(h)) && dev)
 		s->deverr = dev;
 	return rv;
@@ -287,9 +287,10 @@ CK_RV ep_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin,
 	if (rv == CKR_OK) {
 		CK_ULONG dev = 0;
 		sess_ref_inlock(s);
-		rv = token_init_pin_inlock(s->tok, pPin, ulPinLen, &dev);
-		if (dev)
-			s->deverr = dev;
+		rv = token_init_pin(s->tok, pPin, ulPinLen, &dev);
+		session_t *again = session_inlock(hSession); /* the lock was released */
+		if (dev && again)
+			again->deverr = dev;
 		sess_unref(s);
 	}
 	UNLOCK();
@@ -310,8 +311,8 @@ CK_RV ep_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin,
 		rv = CKR_SESSION_READ_ONLY;
 	if (rv == CKR_OK) {
 		sess_ref_inlock(s);
-		rv = token_set_pin_inlock(s->tok, s->tok->login == CKU_SO ? CKU_SO : CKU_USER,
-					  pOldPin, ulOldLen, pNewPin, ulNewLen);
+		rv = token_set_pin(s->tok, s->tok->login == CKU_SO ? CKU_SO : CKU_USER, pOldPin,
+				   ulOldLen, pNewPin, ulNewLen);
 		sess_unref(s);
 	}
 	UNLOCK();
@@ -464,9 +465,10 @@ CK_RV ep_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 	if (rv == CKR_OK) {
 		CK_ULONG dev = 0;
 		sess_ref_inlock(s);
-		rv = token_login_inlock(s->tok, userType, pPin, ulPinLen, &dev);
-		if (dev)
-			s->deverr = dev;
+		rv = token_login(s->tok, userType, pPin, ulPinLen, &dev);
+		session_t *again = session_inlock(hSession); /* the lock was released */
+		if (dev && again)
+			again->deverr = dev;
 		sess_unref(s);
 	}
 	UNLOCK();

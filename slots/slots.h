@@ -5,12 +5,39 @@
  * one lock). The lock guards the token table, each token's login state,
  * the object handle registry and module/'s session table.
  *
- * The lock rule (docs/ARCHITECTURE.md, "The lock"): a function ending in
- * _inlock is called with the lock held and returns with it held, never
- * having released it. Work that must call a KMS, run scrypt or wait for
- * SQLite is split into prepare (under the lock) -> the call (unlocked) ->
- * publish (under the lock, re-validated), and those functions say so in
- * their names (no _inlock) and in their comments.
+ * The lock rule (docs/ARCHITECTURE.md, "The lock"):
+ *
+ * 1. A function ending in _inlock is called with the lock held and returns
+ *    with it held, never having released it. So a caller may keep any
+ *    pointer it found under the lock (session, object, token) across it.
+ *
+ * 2. Work that must run scrypt or call a KMS is a job (slots_job below):
+ *    prepare (under the lock: check state, copy what the call needs) ->
+ *    the call (unlocked: touches only the job's copies and the token's
+ *    immutable parts, cfg and prov) -> publish (under the lock: re-validate
+ *    and make the result visible). slots_run() drives every job, so the
+ *    unlock/relock is in one place. Publish re-validates twice: against
+ *    t->gen, which bumps whenever the token is (re-)initialized (the
+ *    prepared PIN record, seals and uuid then belong to another token),
+ *    and against the state it changes itself (login state, t->tk,
+ *    t->nsessions). The functions that run a job are not named _inlock;
+ *    each says in its header that it is called with the lock held,
+ *    returns with it held and releases it in between, so its caller must
+ *    look its session up again afterwards.
+ *
+ * 3. Nothing waits on SQLite's busy handler (15 s) with the lock held
+ *    where a job writes: publish runs with the store held by
+ *    store_nowait_enter(), so a store another process is writing answers
+ *    "busy" at once; publish then changes nothing and says SLOTS_RETRY,
+ *    and slots_run() waits unlocked (a short backoff, up to the store's
+ *    busy timeout in all) and publishes again, re-validating again.
+ *    The IV counters (counter.c, no module lock) try the same way, so no
+ *    thread sleeps in SQLite's busy handler holding the store's own lock
+ *    either. (Token object writes from module/ still wait with the lock
+ *    held: they need module/'s call sites restructured; open.)
+ *
+ * C_Finalize while other threads are in calls is undefined behaviour
+ * (PKCS #11 v2.40 5.4): a job's call may use its token until it returns.
  */
 #ifndef P11KMS_SLOTS_H
 #define P11KMS_SLOTS_H
@@ -46,7 +73,8 @@ typedef struct token {
 	CK_USER_TYPE login;
 	uint8_t *tk;              /* the token key (32 bytes, secure) or NULL */
 	uint64_t tk_epoch;        /* bumps whenever tk changes */
-	bool unsealing;           /* a thread is asking the KMS */
+	unsigned unsealing;       /* threads asking the KMS for the token key */
+	uint64_t gen;             /* bumps when the token is (re-)initialized */
 	hmap_t by_rowid;          /* rowid -> object_t (token objects) */
 	hmap_t session_objs;      /* handle -> object_t */
 	size_t nsessions, nrw;
@@ -72,5 +100,32 @@ typedef struct slot_table {
 extern slot_table slots;
 
 token_t *token_by_slot_inlock(CK_SLOT_ID id);
+
+/* Publish's answer when the store was busy and nothing was changed:
+ * slots_run() waits unlocked and publishes again. Never leaves slots/. */
+#define SLOTS_RETRY (CKR_VENDOR_DEFINED | 0x51000001UL)
+
+/* A job (the lock rule above). job is the caller's state. */
+typedef struct slots_job_ops {
+	/* Under the lock. CKR_OK: go on to call; anything else is the
+	 * result, and neither call nor publish runs. */
+	CK_RV (*prepare)(token_t *t, void *job);
+	/* Without the lock. Its result is handed to publish. */
+	CK_RV (*call)(token_t *t, void *job);
+	/* Under the lock. stale: t->gen moved since prepare, or the store
+	 * stayed busy too long: undo what prepare marked (never
+	 * SLOTS_RETRY), publish nothing. It may answer SLOTS_RETRY only
+	 * having changed nothing; it runs again then, else exactly once. */
+	CK_RV (*publish)(token_t *t, void *job, CK_RV rv, bool stale);
+	/* Publish writes the store: hold it with store_nowait_enter(). */
+	bool writes;
+} slots_job_ops;
+
+/* Run a job. Called with the lock held; returns with it held; releases
+ * it for the call and while waiting for a busy store. */
+CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job);
+/* Sleep ms milliseconds (the backoff between tries of a busy store);
+ * never with the lock held. */
+void slots_pause_ms(unsigned ms);
 
 #endif

@@ -271,6 +271,27 @@ void store_rollback(store_t *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+p11k_err store_nowait_enter(store_t *s)
+{
+	if (pthread_mutex_trylock(&s->lock) != 0)
+		return P11K_ERR_STORE_BUSY; /* another thread is in a transaction */
+	/* The store's lock is held until leave: no other thread uses the
+	 * connection meanwhile, so the timeout change is ours alone. */
+	sqlite3_busy_timeout(s->db, 0);
+	return P11K_OK;
+}
+
+void store_nowait_leave(store_t *s)
+{
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned store_busy_timeout_ms(void)
+{
+	return BUSY_TIMEOUT_MS;
+}
+
 uint64_t store_data_version(store_t *s)
 {
 	uint64_t v = 0;

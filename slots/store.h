@@ -68,6 +68,16 @@ const char *store_path(const store_t *s);
 P11K_WUR p11k_err store_begin(store_t *s);
 P11K_WUR p11k_err store_commit(store_t *s);
 void store_rollback(store_t *s);
+/* Hold the store without waiting for anyone: P11K_ERR_STORE_BUSY at once
+ * when another thread of this process is in a transaction; until leave,
+ * every call fails with P11K_ERR_STORE_BUSY instead of waiting on
+ * SQLite's busy handler. For work done under the module lock, which must
+ * never wait on another process (slots.h, the lock rule). Nests inside
+ * the store's own lock: begin/commit within are fine. */
+P11K_WUR p11k_err store_nowait_enter(store_t *s);
+void store_nowait_leave(store_t *s);
+/* How long a waiting caller waits for the store in all (ms). */
+unsigned store_busy_timeout_ms(void);
 /* Changes whenever another connection committed a write. */
 uint64_t store_data_version(store_t *s);
 

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The object handle registry and token object records (records.h). */
+#include "records.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/secmem.h"
+#include "token.h"
+#include "token_priv.h"
+
+/* --- object handles ------------------------------------------------------ */
+
+CK_RV object_register_inlock(object_t *o)
+{
+	o->handle = ++slots.next_object;
+	if (!hmap_put(&slots.objects, o->handle, o))
+		return CKR_HOST_MEMORY;
+	token_t *t = o->tok;
+	bool ok = o->session ? hmap_put(&t->session_objs, o->handle, o)
+			     : hmap_put(&t->by_rowid, (uint64_t)o->rowid, o);
+	if (!ok) {
+		hmap_del(&slots.objects, o->handle);
+		return CKR_HOST_MEMORY;
+	}
+	return CKR_OK;
+}
+
+void object_unregister_inlock(object_t *o)
+{
+	hmap_del(&slots.objects, o->handle);
+	if (o->session)
+		hmap_del(&o->tok->session_objs, o->handle);
+	else
+		hmap_del(&o->tok->by_rowid, (uint64_t)o->rowid);
+}
+
+void token_forget_objects_inlock(token_t *t)
+{
+	size_t it = 0;
+	uint64_t k;
+	void *v;
+	while (hmap_next(&t->by_rowid, &it, &k, &v)) {
+		object_t *o = v;
+		hmap_del(&slots.objects, o->handle);
+		obj_free(o);
+	}
+	hmap_free(&t->by_rowid);
+	hmap_init(&t->by_rowid);
+}
+
+/* --- token object records ----------------------------------------------- */
+
+static bool rec_aad(const object_t *o, const dbuf_t *pub, dbuf_t *aad)
+{
+	static const char pfx[] = "p11kms-object:v1:";
+	return dbuf_add(aad, pfx, sizeof(pfx) - 1) && dbuf_add(aad, o->uid, 16) &&
+	       dbuf_add(aad, pub->p, pub->len);
+}
+
+static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
+{
+	dbuf_t sec, aad;
+	dbuf_init(&sec, 128u << 20, true);
+	dbuf_init(&aad, 128u << 20, false);
+	CK_RV rv = CKR_OK;
+	if (!obj_serialize(o, false, pub) || !obj_serialize(o, true, &sec) ||
+	    !rec_aad(o, pub, &aad))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK && gcm_seal(t->tk, aad.p, aad.len, sec.p, sec.len, &r->sec,
+				     &r->seclen) != P11K_OK)
+		rv = CKR_GENERAL_ERROR;
+	dbuf_free(&sec);
+	dbuf_free(&aad);
+	if (rv != CKR_OK)
+		return rv;
+	memcpy(r->uid, o->uid, 16);
+	r->cls = obj_ulong(o, CKA_CLASS, 0);
+	r->priv = obj_is_private(o);
+	const attr_t *l = obj_attr(o, CKA_LABEL), *id = obj_attr(o, CKA_ID);
+	r->label = l ? l->val : NULL;
+	r->labellen = l ? l->len : 0;
+	r->ckaid = id ? id->val : NULL;
+	r->ckaidlen = id ? id->len : 0;
+	r->pub = pub->p;
+	r->publen = pub->len;
+	return CKR_OK;
+}
+
+CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
+{
+	if (!t->tk)
+		return CKR_USER_NOT_LOGGED_IN;
+	obj_rec r = {0};
+	dbuf_t pub;
+	dbuf_init(&pub, 64u << 20, false);
+	CK_RV rv = seal_record(t, o, &r, &pub);
+	if (rv == CKR_OK)
+		rv = store_rv(t, store_obj_insert(t->store, &r));
+	if (rv == CKR_OK) {
+		o->rowid = r.rowid;
+		o->loaded_version = t->seen_version;
+	}
+	free(r.sec);
+	dbuf_free(&pub);
+	return rv;
+}
+
+CK_RV token_obj_update_inlock(token_t *t, object_t *o)
+{
+	if (!t->tk)
+		return CKR_USER_NOT_LOGGED_IN;
+	obj_rec r = {0};
+	dbuf_t pub;
+	dbuf_init(&pub, 64u << 20, false);
+	CK_RV rv = seal_record(t, o, &r, &pub);
+	r.rowid = o->rowid;
+	if (rv == CKR_OK)
+		rv = store_rv(t, store_obj_update(t->store, &r));
+	free(r.sec);
+	dbuf_free(&pub);
+	return rv;
+}
+
+CK_RV token_obj_delete_inlock(token_t *t, object_t *o)
+{
+	bool found;
+	p11k_err e = store_obj_delete(t->store, o->rowid, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	return found ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+}
+
+static CK_RV load_secret(token_t *t, object_t *o, const obj_rec *r)
+{
+	if (!t->tk)
+		return CKR_USER_NOT_LOGGED_IN;
+	dbuf_t pub, aad;
+	dbuf_init(&pub, 64u << 20, false);
+	dbuf_init(&aad, 128u << 20, false);
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	CK_RV rv = CKR_OK;
+	if (!dbuf_add(&pub, r->pub, r->publen) || !rec_aad(o, &pub, &aad))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK &&
+	    gcm_open(t->tk, aad.p, aad.len, r->sec, r->seclen, &pt, &ptlen) != P11K_OK) {
+		log_error("token", "slot %lu: object record %lld does not authenticate "
+				   "under the token key (tampered, swapped or damaged)",
+			  (unsigned long)t->slot_id, (long long)r->rowid);
+		t->last.err = P11K_ERR_STORE;
+		rv = CKR_DEVICE_ERROR;
+	}
+	if (rv == CKR_OK) {
+		obj_drop_secrets(o);
+		if (!obj_deserialize(o, pt, ptlen, true)) {
+			log_error("token", "slot %lu: object record %lld is malformed",
+				  (unsigned long)t->slot_id, (long long)r->rowid);
+			rv = CKR_DEVICE_ERROR;
+		} else {
+			o->sec_loaded = true;
+		}
+	}
+	sec_free(pt);
+	dbuf_free(&pub);
+	dbuf_free(&aad);
+	return rv;
+}
+
+/* Build an object (public part) from a record. */
+static object_t *obj_from_rec(token_t *t, const obj_rec *r)
+{
+	object_t *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->tok = t;
+	o->rowid = r->rowid;
+	memcpy(o->uid, r->uid, 16);
+	if (!obj_deserialize(o, r->pub, r->publen, false) ||
+	    obj_ulong(o, CKA_CLASS, (CK_ULONG)-1) != r->cls ||
+	    obj_is_private(o) != (r->priv != 0)) {
+		log_error("token", "slot %lu: object record %lld has a malformed or "
+				   "inconsistent public part; skipped",
+			  (unsigned long)t->slot_id, (long long)r->rowid);
+		obj_free(o);
+		return NULL;
+	}
+	o->loaded_version = t->seen_version;
+	/* A public data object has nothing sealed: it is complete already. */
+	o->sec_loaded = !obj_attr_sealed(o, CKA_VALUE);
+	return o;
+}
+
+CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret)
+{
+	GUARD(token_sync_inlock(t));
+	if (!o->stale && (o->sec_loaded || !need_secret))
+		return CKR_OK;
+	obj_rec r;
+	bool found;
+	p11k_err e = store_obj_get(t->store, o->rowid, &r, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	if (!found)
+		return CKR_OBJECT_HANDLE_INVALID;
+	CK_RV rv = CKR_OK;
+	if (o->stale) {
+		object_t *fresh = obj_from_rec(t, &r);
+		if (!fresh || memcmp(fresh->uid, o->uid, 16) != 0) {
+			obj_free(fresh);
+			obj_rec_free(&r);
+			return CKR_OBJECT_HANDLE_INVALID;
+		}
+		/* Swap in the new attributes, keep handle and identity. */
+		attr_t *oa = o->attrs;
+		size_t on = o->nattrs;
+		o->attrs = fresh->attrs;
+		o->nattrs = fresh->nattrs;
+		fresh->attrs = oa;
+		fresh->nattrs = on;
+		obj_free(fresh);
+		o->sec_loaded = !obj_attr_sealed(o, CKA_VALUE);
+		o->stale = false;
+	}
+	if (need_secret)
+		rv = load_secret(t, o, &r);
+	obj_rec_free(&r);
+	return rv;
+}
+
+typedef struct find_ctx {
+	token_t *t;
+	const CK_ATTRIBUTE *tmpl;
+	CK_ULONG n;
+	bool need_secret;
+	CK_OBJECT_HANDLE *h;
+	size_t cnt, cap;
+	CK_RV rv;
+} find_ctx;
+
+static bool find_cb(void *arg, const obj_rec *r)
+{
+	find_ctx *c = arg;
+	object_t *o = hmap_get(&c->t->by_rowid, (uint64_t)r->rowid);
+	bool fresh = false;
+	if (o && o->stale) {
+		c->rv = token_obj_refresh_inlock(c->t, o, false);
+		if (c->rv != CKR_OK) {
+			c->rv = CKR_OK;
+			return true;
+		}
+	}
+	if (!o) {
+		o = obj_from_rec(c->t, r);
+		if (!o)
+			return true; /* logged, skipped: one bad record hides nothing else */
+		fresh = true;
+	}
+	if (c->need_secret && !o->sec_loaded) {
+		obj_rec full;
+		bool found;
+		if (store_obj_get(c->t->store, r->rowid, &full, &found) == P11K_OK &&
+		    found) {
+			(void)load_secret(c->t, o, &full);
+			obj_rec_free(&full);
+		}
+	}
+	if (!obj_match(o, c->tmpl, c->n)) {
+		if (fresh)
+			obj_free(o);
+		return true;
+	}
+	if (fresh && (c->rv = object_register_inlock(o)) != CKR_OK) {
+		obj_free(o);
+		return false;
+	}
+	if (c->cnt == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 16;
+		CK_OBJECT_HANDLE *nh = realloc(c->h, ncap * sizeof(*nh));
+		if (!nh) {
+			c->rv = CKR_HOST_MEMORY;
+			return false;
+		}
+		c->h = nh;
+		c->cap = ncap;
+	}
+	c->h[c->cnt++] = o->handle;
+	return true;
+}
+
+CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+			    bool include_private, CK_OBJECT_HANDLE **handles,
+			    size_t *count)
+{
+	GUARD(token_sync_inlock(t));
+	if (!t->store || !t->initialized)
+		return CKR_OK;
+	find_ctx c = {.t = t, .tmpl = tmpl, .n = n, .h = *handles, .cnt = *count,
+		      .cap = *count, .rv = CKR_OK};
+	obj_filter f = {.public_only = !include_private};
+	uint64_t cls;
+	CK_BBOOL tokv;
+	for (CK_ULONG i = 0; i < n; i++) {
+		const CK_ATTRIBUTE *a = &tmpl[i];
+		if (a->type == CKA_LABEL) {
+			f.label = a->ulValueLen ? a->pValue : (const uint8_t *)"";
+			f.labellen = a->ulValueLen;
+		} else if (a->type == CKA_ID) {
+			f.ckaid = a->ulValueLen ? a->pValue : (const uint8_t *)"";
+			f.ckaidlen = a->ulValueLen;
+		} else if (a->type == CKA_CLASS && a->ulValueLen == sizeof(CK_ULONG)) {
+			CK_ULONG v;
+			memcpy(&v, a->pValue, sizeof(v));
+			cls = v;
+			f.cls = &cls;
+		} else if (a->type == CKA_TOKEN && a->ulValueLen == 1) {
+			memcpy(&tokv, a->pValue, 1);
+			if (!tokv)
+				return CKR_OK; /* session objects only */
+		} else if (obj_is_secret_attr(a->type)) {
+			c.need_secret = true;
+		}
+	}
+	p11k_err e = store_obj_find(t->store, &f, find_cb, &c);
+	*handles = c.h;
+	*count = c.cnt;
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	return c.rv;
+}

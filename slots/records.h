@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Token object records (sealed under the token key) and the object
+ * handle registry. */
+#ifndef P11KMS_RECORDS_H
+#define P11KMS_RECORDS_H
+
+#include "slots.h"
+
+/* Object handle registry (module-wide). */
+CK_RV object_register_inlock(object_t *o);
+void object_unregister_inlock(object_t *o);
+/* Drop every token object of t from the handle registry. */
+void token_forget_objects_inlock(token_t *t);
+
+/* Token objects. */
+CK_RV token_obj_persist_inlock(token_t *t, object_t *o);
+CK_RV token_obj_update_inlock(token_t *t, object_t *o);
+CK_RV token_obj_delete_inlock(token_t *t, object_t *o);
+/* Bring o up to date with the store; load its secret attributes when
+ * need_secret. CKR_OBJECT_HANDLE_INVALID when it no longer exists. */
+CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret);
+/* Collect token objects matching tmpl into handles (appending). */
+CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+			    bool include_private, CK_OBJECT_HANDLE **handles,
+			    size_t *count);
+
+#endif
