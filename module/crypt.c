@@ -43,7 +43,7 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	GUARD(mech_for(pMechanism, enc ? CKF_ENCRYPT : CKF_DECRYPT, &mi));
 	GUARD(enter());
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
@@ -205,7 +205,7 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	uint8_t *key = NULL;
 	size_t keylen = 0;
 	CK_RV rv = w == MW_DIGEST ? CKR_OK
-				  : unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+				  : unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;
@@ -295,7 +295,7 @@ CK_RV ep_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 CK_RV ep_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 {
 	GUARD(enter());
-	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hKey));
+	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL;
 	uint8_t *val = NULL;

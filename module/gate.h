@@ -51,8 +51,12 @@ void sess_unref(session_t *s);
  * released; op_end gives both back. */
 CK_RV op_begin(CK_SESSION_HANDLE h, session_t **out);
 void op_end(session_t *s);
-/* Unseal the token key at first need (login=optional); revalidate. */
-CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed);
+/* Revalidate the token's sealing key when due, and unseal the token key at
+ * first need (login=optional). Called with the lock held and returns with
+ * it held, but releases it while the KMS is asked (slots/ jobs): look the
+ * session (and anything found through it) up again afterwards. Not an
+ * _inlock function, by the lock rule (docs/ARCHITECTURE.md). */
+CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed);
 bool mech_offered_inlock(const token_t *t, const mech_info *m);
 /* A remote operation failed: give the session the provider's reason. */
 void note_remote_failure(CK_SESSION_HANDLE h);

@@ -192,7 +192,7 @@ CK_RV ep_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		sec_free(key);
 		return rv;
 	}
-	rv = unseal_if_needed_inlock(hSession, tmpl_says_token(pTemplate, ulCount));
+	rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL;
 	if (rv == CKR_OK && !s)
@@ -219,7 +219,7 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	uint8_t *kv = NULL;
 	size_t kvlen = 0;
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hWrappingKey) ||
+	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hWrappingKey) ||
 							     handle_needs_tk_inlock(hKey));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL, *w = NULL;
@@ -279,7 +279,7 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	GUARD(LEAVE(tmpl_check(pTemplate, ulAttributeCount)));
 	GUARD(enter());
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed_inlock(hSession,
+	CK_RV rv = unseal_if_needed(hSession,
 					   handle_needs_tk_inlock(hUnwrappingKey) ||
 						   tmpl_says_token(pTemplate, ulAttributeCount));
 	session_t *s = session_inlock(hSession);

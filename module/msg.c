@@ -33,7 +33,7 @@ static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	GUARD(enter());
 	uint8_t *tk = NULL;
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed_inlock(hSession, true);
+	CK_RV rv = unseal_if_needed(hSession, true);
 	session_t *s = session_inlock(hSession);
 	if (!s)
 		rv = CKR_SESSION_HANDLE_INVALID;

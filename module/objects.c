@@ -88,7 +88,7 @@ CK_RV ep_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 	if ((!pTemplate && ulCount) || !phObject)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = unseal_if_needed_inlock(hSession, tmpl_says_token(pTemplate, ulCount));
+	CK_RV rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL;
 	if (rv == CKR_OK && !s)
@@ -109,7 +109,7 @@ CK_RV ep_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	if ((!pTemplate && ulCount) || !phNewObject)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = unseal_if_needed_inlock(hSession,
+	CK_RV rv = unseal_if_needed(hSession,
 					   handle_needs_tk_inlock(hObject) ||
 						   tmpl_says_token(pTemplate, ulCount));
 	session_t *s = session_inlock(hSession);
@@ -221,7 +221,7 @@ CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	GUARD(LEAVE(rsa_public_if_needed(hSession, hObject, pTemplate, ulCount)));
 	GUARD(enter());
 	bool secret = tmpl_wants_secret(pTemplate, ulCount);
-	CK_RV rv = unseal_if_needed_inlock(hSession,
+	CK_RV rv = unseal_if_needed(hSession,
 					   secret && handle_needs_tk_inlock(hObject));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL;
@@ -246,7 +246,7 @@ CK_RV ep_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	if (!pTemplate && ulCount)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = unseal_if_needed_inlock(hSession, handle_needs_tk_inlock(hObject));
+	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hObject));
 	session_t *s = session_inlock(hSession);
 	object_t *o = NULL, *n = NULL;
 	if (rv == CKR_OK)
@@ -288,7 +288,7 @@ CK_RV ep_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 	if (!pTemplate && ulCount)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = unseal_if_needed_inlock(hSession, tmpl_wants_secret(pTemplate, ulCount));
+	CK_RV rv = unseal_if_needed(hSession, tmpl_wants_secret(pTemplate, ulCount));
 	session_t *s = session_inlock(hSession);
 	if (rv == CKR_OK && !s)
 		rv = CKR_SESSION_HANDLE_INVALID;

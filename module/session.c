@@ -68,8 +68,9 @@ void op_end(session_t *s)
 }
 
 /* In login=optional mode the token key is unsealed at first need. The
- * KMS call drops the lock, so the session is looked up again after. */
-CK_RV unseal_if_needed_inlock(CK_SESSION_HANDLE h, bool needed)
+ * KMS call releases the lock (gate.h), so the session is looked up again
+ * after. */
+CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 {
 	session_t *s = session_inlock(h);
 	if (!s)
