@@ -187,22 +187,27 @@ CK_RV ep_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		{CKA_KEY_TYPE, &kt, sizeof(kt)},
 		{CKA_KEY_GEN_MECHANISM, &gm, sizeof(gm)},
 	};
-	CK_RV rv = enter();
-	if (rv != CKR_OK) {
-		sec_free(key);
-		return rv;
-	}
-	rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
-	session_t *s = session_inlock(hSession);
-	object_t *o = NULL;
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK)
-		rv = obj_build(ORIGIN_GENERATE, pTemplate, ulCount, extra, ARRAY_SIZE(extra),
-			       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
-	if (rv == CKR_OK)
-		rv = publish_inlock(s, o, phKey);
-	UNLOCK();
+	CK_RV rv;
+	unsigned waited = 0;
+	do { /* again while the store is busy (slots_busy_wait) */
+		rv = enter();
+		if (rv != CKR_OK) {
+			sec_free(key);
+			return rv;
+		}
+		rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
+		session_t *s = session_inlock(hSession);
+		object_t *o = NULL;
+		if (rv == CKR_OK && !s)
+			rv = CKR_SESSION_HANDLE_INVALID;
+		if (rv == CKR_OK)
+			rv = obj_build(ORIGIN_GENERATE, pTemplate, ulCount, extra,
+				       ARRAY_SIZE(extra), (obj_actor){.so = s->tok->login == CKU_SO},
+				       &o);
+		if (rv == CKR_OK)
+			rv = publish_inlock(s, o, phKey);
+		UNLOCK();
+	} while (slots_busy_wait(&rv, &waited));
 	sec_free(key);
 	return LEAVE(rv);
 }
@@ -313,28 +318,31 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		return LEAVE(rv);
 	}
 	CK_ATTRIBUTE extra[] = {{CKA_VALUE, val, vlen}};
-	rv = enter();
-	if (rv != CKR_OK) {
-		sec_free(val);
-		return rv;
-	}
-	s = session_inlock(hSession);
-	object_t *o = NULL;
-	if (!s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK) {
-		rv = obj_build(ORIGIN_UNWRAP, pTemplate, ulAttributeCount, extra, 1,
-			       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
-		if (rv == CKR_ATTRIBUTE_VALUE_INVALID &&
-		    !tmpl_find(pTemplate, ulAttributeCount, CKA_CLASS))
-			rv = CKR_TEMPLATE_INCOMPLETE;
-	}
-	if (rv == CKR_OK) {
-		/* Wiped if the KMS key is revoked. */
-		o->kms_derived = k.kms;
-		rv = publish_inlock(s, o, phKey);
-	}
-	UNLOCK();
+	unsigned waited = 0;
+	do { /* again while the store is busy (slots_busy_wait); the KMS is not asked again */
+		rv = enter();
+		if (rv != CKR_OK) {
+			sec_free(val);
+			return rv;
+		}
+		s = session_inlock(hSession);
+		object_t *o = NULL;
+		if (!s)
+			rv = CKR_SESSION_HANDLE_INVALID;
+		if (rv == CKR_OK) {
+			rv = obj_build(ORIGIN_UNWRAP, pTemplate, ulAttributeCount, extra, 1,
+				       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
+			if (rv == CKR_ATTRIBUTE_VALUE_INVALID &&
+			    !tmpl_find(pTemplate, ulAttributeCount, CKA_CLASS))
+				rv = CKR_TEMPLATE_INCOMPLETE;
+		}
+		if (rv == CKR_OK) {
+			/* Wiped if the KMS key is revoked. */
+			o->kms_derived = k.kms;
+			rv = publish_inlock(s, o, phKey);
+		}
+		UNLOCK();
+	} while (slots_busy_wait(&rv, &waited));
 	sec_free(val);
 	return LEAVE(rv);
 }

@@ -87,18 +87,22 @@ CK_RV ep_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 {
 	if ((!pTemplate && ulCount) || !phObject)
 		return LEAVE(CKR_ARGUMENTS_BAD);
-	GUARD(enter());
-	CK_RV rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
-	session_t *s = session_inlock(hSession);
-	object_t *o = NULL;
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK)
-		rv = obj_build(ORIGIN_CREATE, pTemplate, ulCount, NULL, 0,
-			       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
-	if (rv == CKR_OK)
-		rv = publish_inlock(s, o, phObject);
-	UNLOCK();
+	CK_RV rv;
+	unsigned waited = 0;
+	do { /* again while the store is busy (slots_busy_wait) */
+		GUARD(enter());
+		rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
+		session_t *s = session_inlock(hSession);
+		object_t *o = NULL;
+		if (rv == CKR_OK && !s)
+			rv = CKR_SESSION_HANDLE_INVALID;
+		if (rv == CKR_OK)
+			rv = obj_build(ORIGIN_CREATE, pTemplate, ulCount, NULL, 0,
+				       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
+		if (rv == CKR_OK)
+			rv = publish_inlock(s, o, phObject);
+		UNLOCK();
+	} while (slots_busy_wait(&rv, &waited));
 	return LEAVE(rv);
 }
 
@@ -108,54 +112,61 @@ CK_RV ep_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 {
 	if ((!pTemplate && ulCount) || !phNewObject)
 		return LEAVE(CKR_ARGUMENTS_BAD);
-	GUARD(enter());
-	CK_RV rv = unseal_if_needed(hSession,
-					   handle_needs_tk_inlock(hObject) ||
-						   tmpl_says_token(pTemplate, ulCount));
-	session_t *s = session_inlock(hSession);
-	object_t *src = NULL, *o = NULL;
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK)
-		rv = object_inlock(s, hObject, true, &src);
-	if (rv == CKR_OK && !obj_bool(src, CKA_COPYABLE, true))
-		rv = CKR_ACTION_PROHIBITED;
-	if (rv == CKR_OK && !(o = obj_clone(src)))
-		rv = CKR_HOST_MEMORY;
-	if (rv == CKR_OK) {
-		rv = obj_modify(o, pTemplate, ulCount, true,
-				(obj_actor){.so = s->tok->login == CKU_SO});
+	CK_RV rv;
+	unsigned waited = 0;
+	do { /* again while the store is busy (slots_busy_wait) */
+		GUARD(enter());
+		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hObject) ||
+							tmpl_says_token(pTemplate, ulCount));
+		session_t *s = session_inlock(hSession);
+		object_t *src = NULL, *o = NULL;
+		if (rv == CKR_OK && !s)
+			rv = CKR_SESSION_HANDLE_INVALID;
 		if (rv == CKR_OK)
-			rv = publish_inlock(s, o, phNewObject);
-		else
-			obj_free(o);
-	}
-	UNLOCK();
+			rv = object_inlock(s, hObject, true, &src);
+		if (rv == CKR_OK && !obj_bool(src, CKA_COPYABLE, true))
+			rv = CKR_ACTION_PROHIBITED;
+		if (rv == CKR_OK && !(o = obj_clone(src)))
+			rv = CKR_HOST_MEMORY;
+		if (rv == CKR_OK) {
+			rv = obj_modify(o, pTemplate, ulCount, true,
+					(obj_actor){.so = s->tok->login == CKU_SO});
+			if (rv == CKR_OK)
+				rv = publish_inlock(s, o, phNewObject);
+			else
+				obj_free(o);
+		}
+		UNLOCK();
+	} while (slots_busy_wait(&rv, &waited));
 	return LEAVE(rv);
 }
 
 CK_RV ep_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 {
-	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	object_t *o = NULL;
-	CK_RV rv = s ? object_inlock(s, hObject, false, &o) : CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK && !obj_bool(o, CKA_DESTROYABLE, true))
-		rv = CKR_ACTION_PROHIBITED;
-	if (rv == CKR_OK && !o->session && !(s->flags & CKF_RW_SESSION))
-		rv = CKR_SESSION_READ_ONLY;
-	if (rv == CKR_OK && !o->session) {
-		rv = token_obj_delete_inlock(s->tok, o);
-		if (rv == CKR_OBJECT_HANDLE_INVALID) { /* already gone elsewhere */
+	CK_RV rv;
+	unsigned waited = 0;
+	do { /* again while the store is busy (slots_busy_wait) */
+		GUARD(enter());
+		session_t *s = session_inlock(hSession);
+		object_t *o = NULL;
+		rv = s ? object_inlock(s, hObject, false, &o) : CKR_SESSION_HANDLE_INVALID;
+		if (rv == CKR_OK && !obj_bool(o, CKA_DESTROYABLE, true))
+			rv = CKR_ACTION_PROHIBITED;
+		if (rv == CKR_OK && !o->session && !(s->flags & CKF_RW_SESSION))
+			rv = CKR_SESSION_READ_ONLY;
+		if (rv == CKR_OK && !o->session) {
+			rv = token_obj_delete_inlock(s->tok, o);
+			if (rv == CKR_OBJECT_HANDLE_INVALID) { /* already gone elsewhere */
+				object_unregister_inlock(o);
+				obj_free(o);
+			}
+		}
+		if (rv == CKR_OK) {
 			object_unregister_inlock(o);
 			obj_free(o);
 		}
-	}
-	if (rv == CKR_OK) {
-		object_unregister_inlock(o);
-		obj_free(o);
-	}
-	UNLOCK();
+		UNLOCK();
+	} while (slots_busy_wait(&rv, &waited));
 	return LEAVE(rv);
 }
 
@@ -245,40 +256,44 @@ CK_RV ep_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 {
 	if (!pTemplate && ulCount)
 		return LEAVE(CKR_ARGUMENTS_BAD);
-	GUARD(enter());
-	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hObject));
-	session_t *s = session_inlock(hSession);
-	object_t *o = NULL, *n = NULL;
-	if (rv == CKR_OK)
-		rv = s ? object_inlock(s, hObject, true, &o) : CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK && !o->session && !(s->flags & CKF_RW_SESSION))
-		rv = CKR_SESSION_READ_ONLY;
-	/* Change a copy, store it, then swap: a failure changes nothing. */
-	if (rv == CKR_OK && !(n = obj_clone(o)))
-		rv = CKR_HOST_MEMORY;
-	if (rv == CKR_OK) {
-		memcpy(n->uid, o->uid, 16);
-		rv = obj_modify(n, pTemplate, ulCount, false,
-				(obj_actor){.so = s->tok->login == CKU_SO});
-		/* keep the identity: the clone got a fresh CKA_UNIQUE_ID */
-		const attr_t *uid = obj_attr(o, CKA_UNIQUE_ID);
-		if (rv == CKR_OK && uid && !obj_set(n, CKA_UNIQUE_ID, uid->val, uid->len))
+	CK_RV rv;
+	unsigned waited = 0;
+	do { /* again while the store is busy (slots_busy_wait) */
+		GUARD(enter());
+		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hObject));
+		session_t *s = session_inlock(hSession);
+		object_t *o = NULL, *n = NULL;
+		if (rv == CKR_OK)
+			rv = s ? object_inlock(s, hObject, true, &o) : CKR_SESSION_HANDLE_INVALID;
+		if (rv == CKR_OK && !o->session && !(s->flags & CKF_RW_SESSION))
+			rv = CKR_SESSION_READ_ONLY;
+		/* Change a copy, store it, then swap: a failure changes nothing. */
+		if (rv == CKR_OK && !(n = obj_clone(o)))
 			rv = CKR_HOST_MEMORY;
-	}
-	if (rv == CKR_OK && !o->session) {
-		n->rowid = o->rowid;
-		rv = token_obj_update_inlock(s->tok, n);
-	}
-	if (rv == CKR_OK) {
-		attr_t *tmp = o->attrs;
-		size_t tn = o->nattrs;
-		o->attrs = n->attrs;
-		o->nattrs = n->nattrs;
-		n->attrs = tmp;
-		n->nattrs = tn;
-	}
-	obj_free(n);
-	UNLOCK();
+		if (rv == CKR_OK) {
+			memcpy(n->uid, o->uid, 16);
+			rv = obj_modify(n, pTemplate, ulCount, false,
+					(obj_actor){.so = s->tok->login == CKU_SO});
+			/* keep the identity: the clone got a fresh CKA_UNIQUE_ID */
+			const attr_t *uid = obj_attr(o, CKA_UNIQUE_ID);
+			if (rv == CKR_OK && uid && !obj_set(n, CKA_UNIQUE_ID, uid->val, uid->len))
+				rv = CKR_HOST_MEMORY;
+		}
+		if (rv == CKR_OK && !o->session) {
+			n->rowid = o->rowid;
+			rv = token_obj_update_inlock(s->tok, n);
+		}
+		if (rv == CKR_OK) {
+			attr_t *tmp = o->attrs;
+			size_t tn = o->nattrs;
+			o->attrs = n->attrs;
+			o->nattrs = n->nattrs;
+			n->attrs = tmp;
+			n->nattrs = tn;
+		}
+		obj_free(n);
+		UNLOCK();
+	} while (slots_busy_wait(&rv, &waited));
 	return LEAVE(rv);
 }
 

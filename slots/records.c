@@ -90,6 +90,13 @@ static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
 	return CKR_OK;
 }
 
+/* The store held without waiting (slots.h, rule 3): a busy store is
+ * SLOTS_RETRY, and nothing was written. */
+static CK_RV write_rv(token_t *t, p11k_err e)
+{
+	return e == P11K_ERR_STORE_BUSY ? SLOTS_RETRY : store_rv(t, e);
+}
+
 CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
 {
 	if (!t->tk)
@@ -98,8 +105,13 @@ CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
 	dbuf_t pub;
 	dbuf_init(&pub, 64u << 20, false);
 	CK_RV rv = seal_record(t, o, &r, &pub);
+	p11k_err e = P11K_OK;
+	if (rv == CKR_OK && (e = store_nowait_enter(t->store)) == P11K_OK) {
+		e = store_obj_insert(t->store, &r);
+		store_nowait_leave(t->store);
+	}
 	if (rv == CKR_OK)
-		rv = store_rv(t, store_obj_insert(t->store, &r));
+		rv = write_rv(t, e);
 	if (rv == CKR_OK) {
 		o->rowid = r.rowid;
 		o->loaded_version = t->seen_version;
@@ -118,8 +130,13 @@ CK_RV token_obj_update_inlock(token_t *t, object_t *o)
 	dbuf_init(&pub, 64u << 20, false);
 	CK_RV rv = seal_record(t, o, &r, &pub);
 	r.rowid = o->rowid;
+	p11k_err e = P11K_OK;
+	if (rv == CKR_OK && (e = store_nowait_enter(t->store)) == P11K_OK) {
+		e = store_obj_update(t->store, &r);
+		store_nowait_leave(t->store);
+	}
 	if (rv == CKR_OK)
-		rv = store_rv(t, store_obj_update(t->store, &r));
+		rv = write_rv(t, e);
 	free(r.sec);
 	dbuf_free(&pub);
 	return rv;
@@ -127,10 +144,14 @@ CK_RV token_obj_update_inlock(token_t *t, object_t *o)
 
 CK_RV token_obj_delete_inlock(token_t *t, object_t *o)
 {
-	bool found;
-	p11k_err e = store_obj_delete(t->store, o->rowid, &found);
+	bool found = false;
+	p11k_err e = store_nowait_enter(t->store);
+	if (e == P11K_OK) {
+		e = store_obj_delete(t->store, o->rowid, &found);
+		store_nowait_leave(t->store);
+	}
 	if (e != P11K_OK)
-		return store_rv(t, e);
+		return write_rv(t, e);
 	return found ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
 }
 

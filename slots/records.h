@@ -12,7 +12,10 @@ void object_unregister_inlock(object_t *o);
 /* Drop every token object of t from the handle registry. */
 void token_forget_objects_inlock(token_t *t);
 
-/* Token objects. */
+/* Token objects. The writes (persist, update, delete) never wait for a
+ * store another process is writing (slots.h, rule 3): they answer
+ * SLOTS_RETRY having changed nothing, and the caller releases the lock,
+ * waits with slots_busy_wait() and does its locked part again. */
 CK_RV token_obj_persist_inlock(token_t *t, object_t *o);
 CK_RV token_obj_update_inlock(token_t *t, object_t *o);
 CK_RV token_obj_delete_inlock(token_t *t, object_t *o);

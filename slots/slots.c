@@ -62,3 +62,18 @@ CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job)
 		step = step < 64 ? step * 2 : 64;
 	}
 }
+
+bool slots_busy_wait(CK_RV *rv, unsigned *waited)
+{
+	if (*rv != SLOTS_RETRY)
+		return false;
+	if (*waited >= store_busy_timeout_ms()) {
+		log_error("token", "the store stayed busy for %u ms", *waited);
+		*rv = p11k_err_to_ckr(P11K_ERR_STORE_BUSY);
+		return false;
+	}
+	unsigned step = *waited < 1 ? 1 : *waited < 64 ? *waited : 64;
+	slots_pause_ms(step);
+	*waited += step;
+	return true;
+}

@@ -33,8 +33,9 @@
  *    busy timeout in all) and publishes again, re-validating again.
  *    The IV counters (counter.c, no module lock) try the same way, so no
  *    thread sleeps in SQLite's busy handler holding the store's own lock
- *    either. (Token object writes from module/ still wait with the lock
- *    held: they need module/'s call sites restructured; open.)
+ *    either. Token object writes (records.h) answer SLOTS_RETRY too; the
+ *    entry points that make them (module/) then release the lock, wait
+ *    with slots_busy_wait() and do their locked part again.
  *
  * C_Finalize while other threads are in calls is undefined behaviour
  * (PKCS #11 v2.40 5.4): a job's call may use its token until it returns.
@@ -127,5 +128,12 @@ CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job);
 /* Sleep ms milliseconds (the backoff between tries of a busy store);
  * never with the lock held. */
 void slots_pause_ms(unsigned ms);
+/* For a caller whose locked part answered SLOTS_RETRY (a token object
+ * write found the store busy): called WITHOUT the lock. Waits (1, 2, 4 ..
+ * 64 ms apart; *waited, starting at 0, counts) and says true: do the
+ * locked part again. false when *rv is not SLOTS_RETRY, or when the store
+ * stayed busy as long as SQLite's busy handler would have waited: *rv is
+ * then the busy store's CKR. */
+bool slots_busy_wait(CK_RV *rv, unsigned *waited);
 
 #endif

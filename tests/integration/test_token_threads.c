@@ -194,12 +194,92 @@ static void test_close_during_login(void **state)
 	assert_ok(p11->C_Login(b, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, strlen(USER_PIN)));
 }
 
+/* Token object writes (create, set attribute, destroy) that find the
+ * store held by another process's writer wait for it without the module
+ * lock, and land once it lets go. */
+typedef struct obj_job {
+	CK_SESSION_HANDLE s;
+	int what; /* 0 create, 1 set label, 2 destroy */
+	CK_OBJECT_HANDLE h;
+	CK_RV rv;
+	int done;
+} obj_job;
+
+static void *obj_thread(void *arg)
+{
+	obj_job *j = arg;
+	CK_OBJECT_CLASS c = CKO_DATA;
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_TOKEN, &t, 1},
+			       {CKA_PRIVATE, &f, 1}, {CKA_LABEL, "waits", 5},
+			       {CKA_VALUE, "data", 4}};
+	CK_ATTRIBUTE lbl = {CKA_LABEL, "relabelled", 10};
+	if (j->what == 0)
+		j->rv = p11->C_CreateObject(j->s, tmpl, 5, &j->h);
+	else if (j->what == 1)
+		j->rv = p11->C_SetAttributeValue(j->s, j->h, &lbl, 1);
+	else
+		j->rv = p11->C_DestroyObject(j->s, j->h);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_object_write_stalls_no_one(void **state)
+{
+	(void)state;
+	h_env_new(&env, "optional", "\"pin_kdf_cost\": 12");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	CK_SESSION_HANDLE a, b;
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+				     NULL, &a));
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &b));
+	CK_OBJECT_HANDLE key = public_aes(b);
+	obj_job j = {.s = a};
+	for (int what = 0; what < 3; what++) {
+		j.what = what;
+		j.done = 0;
+		writer w = {.path = env.store, .hold_ms = 2500};
+		pthread_t wt, ot;
+		assert_int_equal(pthread_create(&wt, NULL, writer_thread, &w), 0);
+		while (!__atomic_load_n(&w.locked, __ATOMIC_ACQUIRE))
+			sleep_ms(5);
+		assert_int_equal(w.locked, 1);
+		assert_int_equal(pthread_create(&ot, NULL, obj_thread, &j), 0);
+		sleep_ms(400); /* the write now waits for the store */
+		bool waiting = !__atomic_load_n(&j.done, __ATOMIC_ACQUIRE);
+		uint64_t ms = other_session_ms(b, key);
+		pthread_join(ot, NULL);
+		pthread_join(wt, NULL);
+		assert_true(waiting);
+		if (ms > PROMPT_MS)
+			fail_msg("calls on another session took %llu ms while a token object "
+				 "write (%d) waited for the store's write lock",
+				 (unsigned long long)ms, what);
+		assert_rv(j.rv, CKR_OK);
+	}
+	/* It landed: a new process (a fresh C_Initialize) finds nothing left. */
+	assert_ok(p11->C_Finalize(NULL));
+	assert_ok(h_initialize(&env));
+	CK_SESSION_HANDLE c;
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &c));
+	CK_OBJECT_CLASS dc = CKO_DATA;
+	CK_ATTRIBUTE f1 = {CKA_CLASS, &dc, sizeof(dc)};
+	CK_OBJECT_HANDLE found[4];
+	CK_ULONG n = 0;
+	assert_ok(p11->C_FindObjectsInit(c, &f1, 1));
+	assert_ok(p11->C_FindObjects(c, found, 4, &n));
+	assert_ok(p11->C_FindObjectsFinal(c));
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	h_load();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_store_writer_stalls_no_one, teardown),
 		cmocka_unit_test_teardown(test_close_during_login, teardown),
+		cmocka_unit_test_teardown(test_object_write_stalls_no_one, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
