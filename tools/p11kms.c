@@ -5,6 +5,7 @@
  *                                 bytes, mode 0600, never overwrites)
  *   p11kms status [--config PATH] slots, tokens, seals and their key versions
  *   p11kms version
+ *   p11kms help [COMMAND], p11kms --help, p11kms COMMAND --help
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,12 +25,63 @@
 #include "module/module.h"
 #include "slots/store.h"
 
+/* Each command's synopsis and what it does: `p11kms help`, `p11kms
+ * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
+ * usage error prints the synopses to stderr and exits 2 (p11kms(1)). */
+static const struct command_help {
+	const char *name, *synopsis, *text;
+} commands[] = {
+	{"create-key-file", "p11kms create-key-file PATH",
+	 "Write 32 random bytes to PATH with mode 0600: the key file of a local\n"
+	 "provider. An existing file is never overwritten. Back the file up:\n"
+	 "without it the tokens it seals cannot be opened.\n"},
+	{"status", "p11kms status [--config PATH]",
+	 "Show the configuration in use, each slot with its provider and login\n"
+	 "mode, its store, whether its token is initialized, the number of\n"
+	 "objects, and the seals with the key versions that made them and their\n"
+	 "age. --config PATH reads that file; otherwise $P11KMS_CONFIG, else\n"
+	 "/etc/p11kms/p11kms.json.\n"},
+	{"version", "p11kms version", "Print the version.\n"},
+	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
+};
+
+static void synopses(FILE *f)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "%s %s\n", i ? "      " : "usage:", commands[i].synopsis);
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: p11kms create-key-file PATH\n"
-			"       p11kms status [--config PATH]\n"
-			"       p11kms version\n");
+	synopses(stderr);
+	fprintf(stderr, "(p11kms help, or man p11kms, says more)\n");
 	return 2;
+}
+
+static bool is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
+}
+
+/* name NULL: every command. */
+static int help(const char *name)
+{
+	if (!name) {
+		printf("p11kms: the command-line tool of the p11kms PKCS#11 module\n\n");
+		synopses(stdout);
+		printf("\n");
+		for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+			printf("%s\n%s\n", commands[i].synopsis, commands[i].text);
+		printf("Exit status: 0 success, 1 failure, 2 usage error. See p11kms(1).\n");
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0) {
+			printf("usage: %s\n\n%s", commands[i].synopsis, commands[i].text);
+			return 0;
+		}
+	fprintf(stderr, "p11kms: no command \"%s\"\n", name);
+	return usage();
 }
 
 static int create_key_file(const char *path)
@@ -125,6 +177,10 @@ int main(int argc, char **argv)
 	log_apply_env();
 	if (argc < 2)
 		return usage();
+	if (is_help(argv[1]))
+		return argc == 2 ? help(NULL) : argc == 3 ? help(argv[2]) : usage();
+	if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+		return help(argv[1]);
 	if (strcmp(argv[1], "create-key-file") == 0 && argc == 3)
 		return create_key_file(argv[2]);
 	if (strcmp(argv[1], "status") == 0) {
