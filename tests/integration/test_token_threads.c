@@ -100,6 +100,28 @@ static CK_OBJECT_HANDLE public_aes(CK_SESSION_HANDLE s)
 	return k;
 }
 
+/* A token in login=optional mode with a read-write session *a and a
+ * read-only session *b, which holds a public session AES key (returned). */
+static CK_OBJECT_HANDLE two_sessions(CK_SESSION_HANDLE *a, CK_SESSION_HANDLE *b)
+{
+	h_env_new(&env, "optional", "\"pin_kdf_cost\": 12");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+				     NULL, a));
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, b));
+	return public_aes(*b);
+}
+
+/* Start w's thread and return once it holds the store's write lock. */
+static void hold_store(writer *w, pthread_t *wt)
+{
+	assert_int_equal(pthread_create(wt, NULL, writer_thread, w), 0);
+	while (!__atomic_load_n(&w->locked, __ATOMIC_ACQUIRE))
+		sleep_ms(5);
+	assert_int_equal(w->locked, 1);
+}
+
 /* Time the calls of an unrelated session: info, token info, a local
  * encryption. */
 static uint64_t other_session_ms(CK_SESSION_HANDLE b, CK_OBJECT_HANDLE key)
@@ -121,21 +143,12 @@ static uint64_t other_session_ms(CK_SESSION_HANDLE b, CK_OBJECT_HANDLE key)
 static void test_store_writer_stalls_no_one(void **state)
 {
 	(void)state;
-	h_env_new(&env, "optional", "\"pin_kdf_cost\": 12");
-	assert_ok(h_initialize(&env));
-	h_init_token(&env);
 	CK_SESSION_HANDLE a, b;
-	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
-				     NULL, &a));
-	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &b));
-	CK_OBJECT_HANDLE key = public_aes(b);
+	CK_OBJECT_HANDLE key = two_sessions(&a, &b);
 
 	writer w = {.path = env.store, .hold_ms = 4000};
 	pthread_t wt, lt;
-	assert_int_equal(pthread_create(&wt, NULL, writer_thread, &w), 0);
-	while (!__atomic_load_n(&w.locked, __ATOMIC_ACQUIRE))
-		sleep_ms(5);
-	assert_int_equal(w.locked, 1);
+	hold_store(&w, &wt);
 
 	login_job j = {.s = a, .pin = "wrong-pin"};
 	assert_int_equal(pthread_create(&lt, NULL, login_thread, &j), 0);
@@ -227,24 +240,15 @@ static void *obj_thread(void *arg)
 static void test_object_write_stalls_no_one(void **state)
 {
 	(void)state;
-	h_env_new(&env, "optional", "\"pin_kdf_cost\": 12");
-	assert_ok(h_initialize(&env));
-	h_init_token(&env);
 	CK_SESSION_HANDLE a, b;
-	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
-				     NULL, &a));
-	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &b));
-	CK_OBJECT_HANDLE key = public_aes(b);
+	CK_OBJECT_HANDLE key = two_sessions(&a, &b);
 	obj_job j = {.s = a};
 	for (int what = 0; what < 3; what++) {
 		j.what = what;
 		j.done = 0;
 		writer w = {.path = env.store, .hold_ms = 2500};
 		pthread_t wt, ot;
-		assert_int_equal(pthread_create(&wt, NULL, writer_thread, &w), 0);
-		while (!__atomic_load_n(&w.locked, __ATOMIC_ACQUIRE))
-			sleep_ms(5);
-		assert_int_equal(w.locked, 1);
+		hold_store(&w, &wt);
 		assert_int_equal(pthread_create(&ot, NULL, obj_thread, &j), 0);
 		sleep_ms(400); /* the write now waits for the store */
 		bool waiting = !__atomic_load_n(&j.done, __ATOMIC_ACQUIRE);
