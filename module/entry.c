@@ -10,6 +10,7 @@
  * C_GetInterfaceList and C_GetInterface are exported (p11kms.map);
  * everything else is reached through the function lists.
  */
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -97,7 +98,42 @@ static void tokens_free(void)
 	slots.ntokens = 0;
 }
 
-static CK_RV check_init_args(CK_VOID_PTR p, const char **reserved)
+/* The init string's bound: p11-kit's x-init-reserved lines are short. */
+#define INIT_RESERVED_MAX 4096
+
+/* Copy the string at p into buf without ever faulting: PKCS #11 says
+ * pReserved must be NULL, but p11-kit and libp11 pass an init string
+ * there, and a caller may pass anything (a conformance suite passes
+ * (void *)1). process_vm_readv on this process reads what is mapped and
+ * answers EFAULT for what is not, page by page. false: not a readable,
+ * NUL-terminated text of fewer than INIT_RESERVED_MAX bytes. */
+static bool read_init_string(const void *p, char buf[INIT_RESERVED_MAX])
+{
+	const long page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+	size_t got = 0;
+	while (got < INIT_RESERVED_MAX) {
+		uintptr_t at = (uintptr_t)p + got;
+		size_t n = (size_t)page - at % (size_t)page; /* to the page's end */
+		if (n > INIT_RESERVED_MAX - got)
+			n = INIT_RESERVED_MAX - got;
+		struct iovec local = {buf + got, n}, remote = {(void *)at, n};
+		ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		if (r <= 0)
+			return false; /* EFAULT, or no way to check: refuse */
+		void *nul = memchr(buf + got, 0, (size_t)r);
+		got += (size_t)r;
+		if (nul) {
+			for (const char *c = buf; *c; c++)
+				if ((unsigned char)*c < 0x20 && *c != '\t' && *c != '\n')
+					return false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* *reserved: NULL, or the init string copied into buf. */
+static CK_RV check_init_args(CK_VOID_PTR p, char buf[INIT_RESERVED_MAX], const char **reserved)
 {
 	*reserved = NULL;
 	if (!p)
@@ -115,23 +151,34 @@ static CK_RV check_init_args(CK_VOID_PTR p, const char **reserved)
 		return CKR_CANT_LOCK;
 	}
 	/* p11-kit passes the module's x-init-reserved string here. */
-	*reserved = a->pReserved;
+	if (a->pReserved) {
+		if (!read_init_string(a->pReserved, buf)) {
+			log_error("api", "C_Initialize: pReserved is neither NULL nor a readable "
+					 "init string (text, NUL-terminated, under %d bytes)",
+				  INIT_RESERVED_MAX);
+			return CKR_ARGUMENTS_BAD;
+		}
+		*reserved = buf;
+	}
 	return CKR_OK;
 }
 
 static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 {
 	const char *reserved;
+	char init_string[INIT_RESERVED_MAX];
 	pthread_once(&fork_once, fork_register);
-	CK_RV rv = check_init_args(pInitArgs, &reserved);
-	if (rv != CKR_OK)
-		return LEAVE(rv);
 	LOCK();
 	if (mod.initialized && mod.pid == getpid()) {
 		UNLOCK();
 		return LEAVE(CKR_CRYPTOKI_ALREADY_INITIALIZED);
 	}
-	log_apply_env();
+	log_apply_env(); /* first: a refusal of the arguments is logged where asked */
+	CK_RV rv = check_init_args(pInitArgs, init_string, &reserved);
+	if (rv != CKR_OK) {
+		UNLOCK();
+		return LEAVE(rv);
+	}
 	hmap_init(&mod.sessions);
 	hmap_init(&slots.objects);
 	mod.next_session = slots.next_object = 0;

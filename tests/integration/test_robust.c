@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -490,6 +491,49 @@ static void test_bad_config(void **state)
 	h_env_free(&e);
 }
 
+/* pReserved must be NULL (PKCS #11 5.4) but carries p11-kit's init string
+ * by convention. Anything else is refused with CKR_ARGUMENTS_BAD and a log
+ * line, never a crash: a pointer to nothing, a string running into an
+ * unmapped page, binary bytes, a string without an end in 4 KiB. */
+static void test_init_reserved_garbage(void **state)
+{
+	h_env e;
+	h_env_new(&e, "required", "");
+	char logp[400];
+	snprintf(logp, sizeof(logp), "%s/early.log", e.dir);
+	setenv("P11KMS_LOG_FILE", logp, 1);
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	args.pReserved = (void *)1;
+	assert_rv(p11->C_Initialize(&args), CKR_ARGUMENTS_BAD);
+	assert_true(stderr_log_contains(logp, "pReserved is neither NULL nor a readable"));
+	/* Two pages, the second unmapped: "config=..." runs into it. */
+	long pg = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(munmap(m + pg, pg), 0);
+	memset(m, 'a', pg);
+	memcpy(m + pg - 16, "config=/x/y.json", 16); /* no NUL before the hole */
+	args.pReserved = m + pg - 16;
+	assert_rv(p11->C_Initialize(&args), CKR_ARGUMENTS_BAD);
+	args.pReserved = m; /* a page of 'a' and then nothing */
+	assert_rv(p11->C_Initialize(&args), CKR_ARGUMENTS_BAD);
+	memcpy(m, "\x01\x02\x03", 4);
+	args.pReserved = m; /* binary */
+	assert_rv(p11->C_Initialize(&args), CKR_ARGUMENTS_BAD);
+	munmap(m, pg);
+	/* A real init string still works, at the end of a mapping too. */
+	char *q = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(q != MAP_FAILED);
+	size_t n = strlen(e.init_str) + 1;
+	memcpy(q + pg - n, e.init_str, n);
+	args.pReserved = q + pg - n;
+	assert_ok(p11->C_Initialize(&args));
+	assert_ok(p11->C_Finalize(NULL));
+	munmap(q, pg);
+	unsetenv("P11KMS_LOG_FILE");
+	h_env_free(&e);
+}
+
 static void test_key_file_permissions(void **state)
 {
 	h_env e;
@@ -705,6 +749,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_record, setup, teardown),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_init_reserved_garbage),
 		cmocka_unit_test(test_key_file_permissions),
 		cmocka_unit_test_setup_teardown(test_secrets_not_leaked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_key_in_core_dump, setup, teardown),
