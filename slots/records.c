@@ -90,14 +90,10 @@ static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
 	return CKR_OK;
 }
 
-/* The store held without waiting (slots.h, rule 3): a busy store is
- * SLOTS_RETRY, and nothing was written. */
-static CK_RV write_rv(token_t *t, p11k_err e)
-{
-	return e == P11K_ERR_STORE_BUSY ? SLOTS_RETRY : store_rv(t, e);
-}
-
-CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
+/* Seal o and insert it as a new row (insert) or over its row, with the
+ * store held without waiting (slots.h, rule 3): a busy store is
+ * SLOTS_RETRY (publish_rv), and nothing was written. */
+static CK_RV write_record(token_t *t, object_t *o, bool insert)
 {
 	if (!t->tk)
 		return CKR_USER_NOT_LOGGED_IN;
@@ -105,14 +101,15 @@ CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
 	dbuf_t pub;
 	dbuf_init(&pub, 64u << 20, false);
 	CK_RV rv = seal_record(t, o, &r, &pub);
+	r.rowid = insert ? 0 : o->rowid;
 	p11k_err e = P11K_OK;
 	if (rv == CKR_OK && (e = store_nowait_enter(t->store)) == P11K_OK) {
-		e = store_obj_insert(t->store, &r);
+		e = insert ? store_obj_insert(t->store, &r) : store_obj_update(t->store, &r);
 		store_nowait_leave(t->store);
 	}
 	if (rv == CKR_OK)
-		rv = write_rv(t, e);
-	if (rv == CKR_OK) {
+		rv = publish_rv(t, e);
+	if (rv == CKR_OK && insert) {
 		o->rowid = r.rowid;
 		o->loaded_version = t->seen_version;
 	}
@@ -121,25 +118,14 @@ CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
 	return rv;
 }
 
+CK_RV token_obj_persist_inlock(token_t *t, object_t *o)
+{
+	return write_record(t, o, true);
+}
+
 CK_RV token_obj_update_inlock(token_t *t, object_t *o)
 {
-	if (!t->tk)
-		return CKR_USER_NOT_LOGGED_IN;
-	obj_rec r = {0};
-	dbuf_t pub;
-	dbuf_init(&pub, 64u << 20, false);
-	CK_RV rv = seal_record(t, o, &r, &pub);
-	r.rowid = o->rowid;
-	p11k_err e = P11K_OK;
-	if (rv == CKR_OK && (e = store_nowait_enter(t->store)) == P11K_OK) {
-		e = store_obj_update(t->store, &r);
-		store_nowait_leave(t->store);
-	}
-	if (rv == CKR_OK)
-		rv = write_rv(t, e);
-	free(r.sec);
-	dbuf_free(&pub);
-	return rv;
+	return write_record(t, o, false);
 }
 
 CK_RV token_obj_delete_inlock(token_t *t, object_t *o)
@@ -151,7 +137,7 @@ CK_RV token_obj_delete_inlock(token_t *t, object_t *o)
 		store_nowait_leave(t->store);
 	}
 	if (e != P11K_OK)
-		return write_rv(t, e);
+		return publish_rv(t, e);
 	return found ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
 }
 
