@@ -46,6 +46,9 @@ typedef struct key_info {
 	char primary_version[128];
 	uint64_t created_at;    /* seconds since the epoch, 0 if unknown */
 	uint64_t rotated_at;
+	/* When the primary (current) version's key material was made, seconds
+	 * since the epoch, 0 if unknown: the age the rotation warning judges. */
+	uint64_t version_created_at;
 } key_info;
 
 /* Detail of the last failure, for the log and ulDeviceError. Never holds
