@@ -18,13 +18,16 @@
 
 /* Fields every provider object accepts. */
 static const char *const login_choices[] = {"required", "optional", NULL};
+static const char *const policy_choices[] = {"any", "all", NULL};
 static const field_spec common_fields[] = {
 	{"name", FT_STRING, true, 0, 0, NULL},
 	{"type", FT_STRING, true, 0, 0, NULL},
 	{"store", FT_STRING, true, 0, 0, NULL},
 	{"login", FT_STRING, false, 0, 0, login_choices},
 	{"slot_id", FT_UINT, false, 0, 0x7fffffff, NULL},
-	{"seal_with", FT_STRING, false, 0, 0, NULL},
+	{"seal_with", FT_STRING_ARRAY /* or one string: check_seal_list */, false, 0, 0,
+	 NULL},
+	{"seal_policy", FT_STRING, false, 0, 0, policy_choices},
 	{"keys", FT_KEY_ARRAY, false, 0, 0, NULL},
 	{"revalidate_seconds", FT_UINT, false, 1, 86400 * 30, NULL},
 	{"offline_grace_seconds", FT_UINT, false, 0, 86400 * 30, NULL},
@@ -118,9 +121,40 @@ static CK_RV check_key_bits(const ctx_t *c, jpath_elem *path, size_t depth, json
 	return CKR_OK;
 }
 
+/* "seal_with": one key reference or a list of 1..SEAL_MAX_REFS; each is
+ * resolved against the provider names once all are known
+ * (resolve_seals). */
+static CK_RV check_seal_list(const ctx_t *c, jpath_elem *path, size_t depth, json_t *v)
+{
+	if (json_is_string(v))
+		return json_string_length(v) && strlen(json_string_value(v)) == json_string_length(v)
+			       ? CKR_OK
+			       : fail(c, path, depth, "must be a non-empty string without NUL");
+	if (!json_is_array(v) || json_array_size(v) == 0 ||
+	    json_array_size(v) > SEAL_MAX_REFS)
+		return fail(c, path, depth,
+			    "must be a key reference or an array of 1 to %d of them",
+			    SEAL_MAX_REFS);
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e)
+	{
+		path[depth].key = NULL;
+		path[depth].index = i;
+		if (!json_is_string(e) || json_string_length(e) == 0 ||
+		    json_string_length(e) > 4096 ||
+		    strlen(json_string_value(e)) != json_string_length(e))
+			return fail(c, path, depth + 1,
+				    "must be a non-empty string without NUL");
+	}
+	return CKR_OK;
+}
+
 static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 			 const field_spec *f, json_t *v)
 {
+	if (strcmp(f->name, "seal_with") == 0)
+		return check_seal_list(c, path, depth, v);
 	switch (f->type) {
 	case FT_STRING:
 		if (!json_is_string(v))
@@ -263,9 +297,10 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 	pc->obj = json_incref(obj);
 	pc->name = dup_str(obj, "name");
 	pc->store = dup_str(obj, "store");
-	pc->seal_key = dup_str(obj, "seal_with");
 	if (!pc->name || !pc->store)
 		return CKR_HOST_MEMORY;
+	json_t *sp = json_object_get(obj, "seal_policy");
+	pc->seal_policy = sp && strcmp(json_string_value(sp), "all") == 0 ? SEAL_ALL : SEAL_ANY;
 	json_t *lm = json_object_get(obj, "login");
 	pc->login = lm && strcmp(json_string_value(lm), "optional") == 0
 			    ? LOGIN_OPTIONAL
@@ -298,6 +333,77 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 			kc->bits = (unsigned)get_uint(k, "bits", kc->type == KMS_KEY_AES ? 256 : 0);
 		}
 	}
+	return CKR_OK;
+}
+
+/* One reference of "seal_with": "NAME:KEY" names KEY of the configured
+ * provider NAME ("NAME:" its default key); anything else is a key of the
+ * provider's own. Key ids contain colons (ARNs, URLs), so only a prefix
+ * that is a provider's name counts. */
+static CK_RV resolve_ref(const ctx_t *c, jpath_elem *path, size_t depth, config_t *cfg,
+			 size_t self, const char *s, seal_ref *out)
+{
+	out->provider = self;
+	const char *colon = strchr(s, ':');
+	for (size_t p = 0; colon && p < cfg->nproviders; p++)
+		if (strlen(cfg->providers[p].name) == (size_t)(colon - s) &&
+		    strncmp(cfg->providers[p].name, s, (size_t)(colon - s)) == 0) {
+			out->provider = p;
+			s = colon + 1;
+			break;
+		}
+	if (*s && !(out->key_id = strdup(s)))
+		return CKR_HOST_MEMORY;
+	if (!*s && !cfg->providers[out->provider].ops->default_seal_key)
+		return fail(c, path, depth, "provider \"%s\" has no default sealing key: "
+					    "name one", cfg->providers[out->provider].name);
+	return CKR_OK;
+}
+
+static CK_RV resolve_seals(const ctx_t *c, jpath_elem *path, config_t *cfg, size_t self,
+			   json_t *obj)
+{
+	provider_cfg *pc = &cfg->providers[self];
+	json_t *v = json_object_get(obj, "seal_with");
+	size_t n = !v ? 1 : json_is_string(v) ? 1 : json_array_size(v);
+	if (!(pc->seals = calloc(n, sizeof(*pc->seals))))
+		return CKR_HOST_MEMORY;
+	path[2].key = "seal_with";
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = !v ? NULL : json_is_string(v) ? v : json_array_get(v, i);
+		path[3].key = NULL;
+		path[3].index = i;
+		size_t depth = v && json_is_array(v) ? 4 : 3;
+		pc->nseals = i + 1;
+		if (!e) {
+			pc->seals[i].provider = self;
+			continue;
+		}
+		GUARD(resolve_ref(c, path, depth, cfg, self, json_string_value(e),
+				  &pc->seals[i]));
+		for (size_t j = 0; j < i; j++) {
+			const seal_ref *a = &pc->seals[j], *b = &pc->seals[i];
+			if (a->provider == b->provider &&
+			    (a->key_id && b->key_id ? strcmp(a->key_id, b->key_id) == 0
+						    : a->key_id == b->key_id))
+				return fail(c, path, depth, "the same key is listed twice");
+		}
+	}
+	if (!v)
+		return CKR_OK;
+	/* The provider reads "seal_with" for its default key: give it its
+	 * own first key, or none when every seal is another provider's. */
+	json_t *own = json_deep_copy(pc->obj);
+	if (!own)
+		return CKR_HOST_MEMORY;
+	json_object_del(own, "seal_with");
+	for (size_t i = 0; i < pc->nseals; i++)
+		if (pc->seals[i].provider == self && pc->seals[i].key_id) {
+			json_object_set_new(own, "seal_with", json_string(pc->seals[i].key_id));
+			break;
+		}
+	json_decref(pc->obj);
+	pc->obj = own;
 	return CKR_OK;
 }
 
@@ -400,6 +506,11 @@ CK_RV config_parse(const char *text, size_t len, const char *path_name,
 			}
 		}
 	}
+	for (size_t i = 0; rv == CKR_OK && i < cfg->nproviders; i++) {
+		path[1].key = NULL;
+		path[1].index = i;
+		rv = resolve_seals(&c, path, cfg, i, json_array_get(provs, i));
+	}
 	json_decref(root);
 	if (rv != CKR_OK) {
 		config_free(cfg);
@@ -483,7 +594,9 @@ void config_free(config_t *cfg)
 		provider_cfg *p = &cfg->providers[i];
 		free(p->name);
 		free(p->store);
-		free(p->seal_key);
+		for (size_t k = 0; k < p->nseals; k++)
+			free(p->seals[k].key_id);
+		free(p->seals);
 		for (size_t k = 0; k < p->nkeys; k++) {
 			free(p->keys[k].id);
 			free(p->keys[k].label);

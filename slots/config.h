@@ -32,12 +32,29 @@ typedef struct kms_key_cfg {
 	unsigned bits; /* AES: 128, 192 or 256; RSA: 0 until known */
 } kms_key_cfg;
 
+/* One KMS key that seals a token (config "seal_with"): a key of the
+ * token's own provider or of another configured provider. */
+typedef struct seal_ref {
+	size_t provider;       /* index in config_t.providers */
+	char *key_id;          /* NULL: that provider's default sealing key */
+} seal_ref;
+
+/* What several seals mean (config "seal_policy", docs/LIFECYCLE.md). */
+typedef enum seal_policy {
+	SEAL_ANY,              /* each seal opens the token alone */
+	SEAL_ALL,              /* every seal is needed (shares of one key) */
+} seal_policy;
+
+#define SEAL_MAX_REFS 8
+
 typedef struct provider_cfg {
 	char *name;
 	const provider_ops *ops;
 	json_t *obj;           /* the validated object, for the provider */
 	char *store;           /* store path */
-	char *seal_key;        /* KMS key id sealing the token (or NULL) */
+	seal_ref *seals;       /* at least one: the first is the primary seal */
+	size_t nseals;
+	seal_policy seal_policy;
 	login_mode login;
 	CK_SLOT_ID slot_id;
 	uint64_t revalidate_seconds, offline_grace_seconds, rotation_age_days;

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "token.h"
 #include "token_priv.h"
 
@@ -39,14 +41,16 @@ static void revoke_inlock(token_t *t, p11k_err why, const char *what)
 		t->login = NO_LOGIN;
 }
 
-/* A job (slots.h): prepare marks the check, the call asks the KMS,
- * publish judges the answer. */
+/* A job (slots.h): prepare marks the check and copies the seals and KS,
+ * the call describes every sealing key (and reseals what an older
+ * version made, while KS is in memory), publish judges the answers under
+ * the seal policy. */
 typedef struct reval_job {
 	uint64_t now;
-	const char *kid;
-	key_info ki;
-	provider_status st;
-	p11k_err e;
+	uint8_t uuid[16];
+	seal_set set;
+	uint8_t *ks;
+	reseal_plan plan;
 	CK_ULONG *deverr;
 } reval_job;
 
@@ -55,47 +59,83 @@ static CK_RV reval_prepare(token_t *t, void *arg)
 	reval_job *j = arg;
 	t->checking = true;
 	t->last_check = j->now;
-	j->kid = seal_key(t);
+	memcpy(j->uuid, t->uuid, 16);
+	/* Without the rows or KS the check still asks; it only cannot reseal. */
+	if (t->tk && t->store && seal_set_load_inlock(t, &j->set) == CKR_OK)
+		j->ks = sec_dup(TK_KS(t->tk), KS_LEN);
 	return CKR_OK;
 }
 
 static CK_RV reval_call(token_t *t, void *arg)
 {
 	reval_job *j = arg;
-	j->e = t->cfg->ops->describe(t->prov, j->kid, &j->ki, &j->st);
+	reseal_plan_make(t, j->uuid, &j->set, j->ks, false, &j->plan);
 	return CKR_OK;
 }
 
-/* The sealing key is configuration, not token identity: a stale job's
- * answer is still an answer about the key. */
+static bool transient(p11k_err e)
+{
+	return e == P11K_ERR_UNREACHABLE || e == P11K_ERR_THROTTLED;
+}
+
+/* The sealing keys are configuration, not token identity: a stale job's
+ * answer is still an answer about the keys (but its reseal is not). */
 static CK_RV reval_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 {
 	(void)rv;
-	(void)stale;
 	reval_job *j = arg;
 	uint64_t now = j->now;
-	const char *kid = j->kid;
-	key_info ki = j->ki;
-	provider_status st = j->st;
-	p11k_err e = j->e;
-	CK_ULONG *deverr = j->deverr;
+	reseal_plan *p = &j->plan;
 	t->checking = false;
-	if (e == P11K_OK && ki.state == KEY_STATE_ENABLED) {
+	size_t nok = 0, nrevoked = 0, nunreach = 0;
+	p11k_err cause = P11K_OK;
+	for (size_t i = 0; i < p->nrefs; i++) {
+		p11k_err e = p->ref_err[i];
+		if (e == P11K_OK && p->ref_info[i].state == KEY_STATE_ENABLED) {
+			nok++;
+			continue;
+		}
+		if (e == P11K_OK)
+			e = p->ref_info[i].state == KEY_STATE_DISABLED ||
+					    p->ref_info[i].state == KEY_STATE_PENDING_DELETION
+				    ? P11K_ERR_KEY_DISABLED
+				    : P11K_ERR_KEY_NOT_FOUND;
+		provider_status st = p->ref_st[i];
+		st.err = e;
+		seal_target tg;
+		char what[320];
+		snprintf(what, sizeof(what), "revalidating sealing key %s",
+			 seal_target_of(t, i, &tg) ? tg.key_id : "(unresolved)");
+		note_provider_error(t, &st, what);
+		if (transient(e))
+			nunreach++;
+		else
+			nrevoked++;
+		/* The cause reported: a refusal over an outage, else the first. */
+		if (cause == P11K_OK || (transient(cause) && !transient(e)))
+			cause = e;
+	}
+	bool any = t->cfg->seal_policy == SEAL_ANY;
+	bool usable = any ? nok > 0 : nok == p->nrefs;
+	if (usable) {
 		if (t->revoked)
-			log_info("token", "slot %lu (%s): KMS key %s is usable again",
-				 (unsigned long)t->slot_id, t->cfg->name, kid);
+			log_info("token", "slot %lu (%s): the sealing key%s usable again",
+				 (unsigned long)t->slot_id, t->cfg->name,
+				 p->nrefs > 1 ? "s are" : " is");
+		if (nok < p->nrefs)
+			log_warn("token", "slot %lu (%s): %zu of %zu sealing keys failed the "
+					  "check; seal_policy \"any\" keeps the token open",
+				 (unsigned long)t->slot_id, t->cfg->name, p->nrefs - nok, p->nrefs);
 		t->revoked = false;
 		t->last_ok = now;
+		if (!stale)
+			reseal_publish_inlock(t, p);
 		return CKR_OK;
 	}
-	if (e == P11K_OK)
-		e = ki.state == KEY_STATE_DISABLED || ki.state == KEY_STATE_PENDING_DELETION
-			    ? P11K_ERR_KEY_DISABLED
-			    : P11K_ERR_KEY_NOT_FOUND;
-	st.err = e;
-	note_provider_error(t, &st, "revalidating the sealing key");
-	*deverr = p11k_err_to_deverr(e);
-	if (e == P11K_ERR_UNREACHABLE || e == P11K_ERR_THROTTLED) {
+	*j->deverr = p11k_err_to_deverr(cause);
+	/* Revoked: under "any" every key refused; under "all" one did. */
+	bool refused = any ? nunreach == 0 : nrevoked > 0;
+	if (!refused) {
 		if (now - t->last_ok <= t->cfg->offline_grace_seconds) {
 			log_warn("token", "slot %lu (%s): KMS unreachable; working on for "
 					  "up to %llu s of grace",
@@ -104,14 +144,14 @@ static CK_RV reval_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 						      (now - t->last_ok)));
 			return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
 		}
-		revoke_inlock(t, e, "KMS unreachable for longer than the grace period");
+		revoke_inlock(t, cause, "KMS unreachable for longer than the grace period");
 		return CKR_DEVICE_ERROR;
 	}
-	revoke_inlock(t, e, p11k_err_name(e));
+	revoke_inlock(t, cause, p11k_err_name(cause));
 	return CKR_DEVICE_ERROR;
 }
 
-static const slots_job_ops reval_ops = {reval_prepare, reval_call, reval_publish, false};
+static const slots_job_ops reval_ops = {reval_prepare, reval_call, reval_publish, true};
 
 CK_RV token_revalidate(token_t *t, CK_ULONG *deverr)
 {
@@ -124,5 +164,9 @@ CK_RV token_revalidate(token_t *t, CK_ULONG *deverr)
 		return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
 	}
 	reval_job j = {.now = now, .deverr = deverr};
-	return slots_run(t, &reval_ops, &j);
+	CK_RV rv = slots_run(t, &reval_ops, &j);
+	seal_set_free(&j.set);
+	reseal_plan_free(&j.plan);
+	sec_free(j.ks);
+	return rv;
 }

@@ -1,13 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The seal of the token key (TK): a KMS encryption of the TK under the
- * token's sealing key with the token's uuid as encryption context. In
- * login=required mode each seal is further wrapped (AES-256-GCM) by the
- * key derived from the user's or the SO's PIN, one row per role; in
- * login=optional mode there is one row with role "any".
+ * The seal of the token key (TK), seal format 2 (docs/LIFECYCLE.md):
+ * three layers, each kept by one thing, so each can change alone.
  *
- * Unsealing is the three steps of a job (slots.h): prepare copies the
- * seals, the call opens them and asks the KMS, publish notes the outcome.
+ *   KMS layer  KS, 32 random bytes, is the only secret a KMS encrypts:
+ *              one "kms" seal row per key of "seal_with" (policy "any":
+ *              each row holds KS; "all": each holds a share, KS is their
+ *              XOR). Rotation re-encrypts KS: no PIN needed.
+ *   PIN layer  X, 32 random bytes (login=required only), wrapped by each
+ *              role's PIN-derived key: rows "pin-so" and "pin-user".
+ *              C_SetPIN rewraps it locally; C_InitPIN needs no KMS.
+ *   TK seal    meta "tk_seal" = GCM(KS, GCM(X, TK)) (GCM(KS, TK) without
+ *              a PIN layer): opening it needs both.
+ *
+ * In memory the three keys sit in one secure block t->tk: TK, then KS,
+ * then X (token_t.tk), wiped together.
+ *
+ * Unsealing and resealing are the three steps of a job (slots.h):
+ * prepare copies the rows, the call opens them and asks the KMS (and
+ * describes the sealing keys, to reseal what an older key version made),
+ * publish installs the keys and writes new seal rows.
  */
 #ifndef P11KMS_SEAL_H
 #define P11KMS_SEAL_H
@@ -15,40 +27,110 @@
 #include "slots.h"
 
 #define TK_LEN 32
+#define KS_LEN 32
+#define X_LEN 32
+/* The secure block t->tk: TK | KS | X. */
+#define TK_BLOCK_LEN (TK_LEN + KS_LEN + X_LEN)
+#define TK_KS(b) ((b) + TK_LEN)
+#define TK_X(b) ((b) + TK_LEN + KS_LEN)
 
-void seal_aad(const uint8_t uuid[16], uint8_t *aad, size_t *len);
-void pin_aad(const uint8_t uuid[16], const char *role, uint8_t *aad, size_t *len);
-/* The configured sealing key, or the provider's default. */
-const char *seal_key(const token_t *t);
-/* KMS-encrypt tk for the token uuid. No lock: st says why it failed. */
-P11K_WUR p11k_err seal_tk(token_t *t, const uint8_t uuid[16], const uint8_t *tk,
-			  uint8_t **blob, size_t *bloblen, char *kv, size_t kvlen,
-			  provider_status *st);
-/* The CKR of a failed seal_tk for C_InitToken/C_InitPIN; sets *deverr. */
+#define SEAL_FORMAT "2"
+#define ROLE_KMS "kms"
+
+/* The key and the provider of seal ref i of t's configuration. */
+typedef struct seal_target {
+	const provider_cfg *cfg; /* the provider (name, ops) */
+	void *prov;
+	const char *key_id;
+} seal_target;
+
+bool seal_target_of(const token_t *t, size_t i, seal_target *out);
+
+/* The stored seal rows of a token and what they mean, copied for a job. */
+typedef struct seal_set {
+	seal_rec *rows;
+	size_t nrows;
+	seal_policy policy;   /* of the stored "kms" rows */
+	uint8_t *tk_seal;
+	size_t tk_seal_len;
+	bool v2;              /* seal format 2 (else an unusable store) */
+} seal_set;
+
+/* Copy t's rows (lock held; store read). */
+CK_RV seal_set_load_inlock(token_t *t, seal_set *s);
+void seal_set_free(seal_set *s);
+
+/* What a reseal found and made: new "kms" rows to replace the stored ones. */
+typedef struct reseal_plan {
+	bool write;           /* rows below replace every stored "kms" row */
+	seal_rec *rows;
+	size_t nrows;
+	char why[160];        /* what changed, for the log */
+	/* The primary seal (the first configured key) after the plan. */
+	char key_id[256], key_version[128];
+	/* Per configured key: what describe said (for revalidation). */
+	size_t nrefs;
+	p11k_err ref_err[SEAL_MAX_REFS];
+	key_info ref_info[SEAL_MAX_REFS];
+	provider_status ref_st[SEAL_MAX_REFS];
+} reseal_plan;
+
+/* No lock. Describe every configured sealing key (warning in the log
+ * when its current version is older than rotation_age_days) and, when
+ * ks is given, plan new "kms" rows for every key whose stored seal is not
+ * of its current version, is missing, or is no longer configured, and
+ * for a changed policy. force: new rows for every key. */
+void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
+		      const uint8_t *ks, bool force, reseal_plan *p);
+/* Replace the "kms" rows (and the stored policy) in one transaction: the
+ * new seals are committed before the old ones are gone. Store held. */
+P11K_WUR p11k_err reseal_write(token_t *t, const reseal_plan *p);
+void reseal_plan_free(reseal_plan *p);
+/* Publish a plan under the lock: write (best effort when the store is
+ * busy, logged), remember the primary seal's id and version. */
+void reseal_publish_inlock(token_t *t, reseal_plan *p);
+
+/* Make every configured key's "kms" row for ks (init). No lock; all
+ * must succeed. */
+p11k_err seal_rows_make(token_t *t, const uint8_t uuid[16], const uint8_t *ks,
+			seal_rec **rows, size_t *nrows, provider_status *st);
+/* tk_seal for tk under ks (and x when given). */
+p11k_err tk_seal_make(const uint8_t uuid[16], const uint8_t *tk, const uint8_t *ks,
+		      const uint8_t *x, uint8_t **blob, size_t *len);
+/* The "pin-<role>" row wrapping x under kek. */
+CK_RV pin_row_make(const uint8_t uuid[16], const char *role, const uint8_t *kek,
+		   const uint8_t *x, seal_rec *out);
+/* Open the "pin-<role>" row of rows with kek: *x is secure memory. */
+CK_RV pin_row_open(const uint8_t uuid[16], const char *role, const uint8_t *kek,
+		   const seal_rec *row, uint8_t **x);
+void seal_rec_clear(seal_rec *r);
+/* The "pin-<role>" row of s, or NULL. */
+const seal_rec *seal_pin_row(const seal_set *s, const char *role);
+
+/* The CKR of a failed KMS call for C_InitToken/C_InitPIN/C_Login; sets
+ * *deverr. */
 CK_RV seal_rv(p11k_err e, CK_ULONG *deverr);
-/* Build the seal row for role: the KMS blob, PIN-wrapped when kek. No
- * lock needed. */
-CK_RV make_seal(token_t *t, const uint8_t uuid[16], const char *role, const uint8_t *kek,
-		uint8_t *kms, size_t kmslen, const char *kv, seal_rec *out);
 
 typedef struct unseal_job {
-	const char *role;
+	const char *role;     /* "so", "user", or "any" (no PIN layer) */
 	uint8_t uuid[16];
-	seal_rec *seals;
-	size_t nseals;
-	bool marked;         /* t->unsealing counts this job */
-	bool called;         /* unseal_call ran (the PIN was right) */
-	bool any, failed;    /* a seal of role was found / the KMS refused */
-	provider_status st;  /* the last refusal */
+	seal_set set;
+	bool marked;          /* t->unsealing counts this job */
+	bool called;          /* unseal_call ran (the PIN was right) */
+	bool failed;          /* the KMS refused */
+	provider_status st;   /* the last refusal */
 	CK_ULONG deverr;
-	uint8_t *tk;         /* the result, secure memory */
+	uint8_t *keys;        /* the result, TK_BLOCK_LEN of secure memory */
+	reseal_plan plan;
 } unseal_job;
 
-/* Copy the seals of role (marks t->unsealing). Lock held. */
+/* Copy the seals (marks t->unsealing). Lock held. */
 CK_RV unseal_prepare_inlock(token_t *t, const char *role, unseal_job *u);
-/* Open the PIN layer (kek NULL for role "any") and ask the KMS. No lock. */
+/* Open the PIN layer (kek NULL for role "any"), ask the KMS, and plan a
+ * reseal. No lock. */
 CK_RV unseal_call(token_t *t, unseal_job *u, const uint8_t *kek);
-/* Note the outcome (unmarks t->unsealing; once). Lock held. */
+/* Note the outcome (unmarks t->unsealing; once) and write the reseal.
+ * Lock held, the store held without waiting. */
 void unseal_publish_inlock(token_t *t, unseal_job *u, CK_ULONG *deverr);
 void unseal_job_free(unseal_job *u);
 
@@ -58,5 +140,11 @@ void unseal_job_free(unseal_job *u);
  * session up again afterwards. In required mode the key is present only
  * while a user or SO is logged in. */
 CK_RV token_ensure_tk(token_t *t, CK_ULONG *deverr);
+
+/* Move the token's seals to each sealing key's current version now (the
+ * operator's rewrap): needs no PIN, only the KMS. force: reseal every
+ * key even when current. *changed says whether rows were written. Called
+ * with the lock held, returns with it held, releases it for the KMS. */
+CK_RV token_reseal(token_t *t, bool force, bool *changed, CK_ULONG *deverr);
 
 #endif

@@ -72,7 +72,9 @@ typedef struct token {
 	uint64_t seen_version;    /* store data_version last synced */
 	/* login state, shared by every session of this application */
 	CK_USER_TYPE login;
-	uint8_t *tk;              /* the token key (32 bytes, secure) or NULL */
+	/* The token key and the keys of its seal (seal.h: TK | KS | X,
+	 * TK_BLOCK_LEN bytes of secure memory) or NULL. */
+	uint8_t *tk;
 	uint64_t tk_epoch;        /* bumps whenever tk changes */
 	unsigned unsealing;       /* threads asking the KMS for the token key */
 	uint64_t gen;             /* bumps when the token is (re-)initialized */
@@ -88,6 +90,10 @@ typedef struct token {
 	bool checking;            /* a thread is asking now */
 	bool revoked;             /* key disabled / gone / denied, or offline too long */
 	p11k_err revoked_why;
+	/* The primary seal, as last read or written: CKA_P11KMS_KMS_KEY_ID
+	 * and CKA_P11KMS_KMS_KEY_VERSION of token key objects. */
+	char seal_key_id[256];
+	char seal_key_version[128];
 } token_t;
 
 typedef struct slot_table {

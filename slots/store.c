@@ -483,6 +483,21 @@ p11k_err store_seals_clear(store_t *s)
 	return e;
 }
 
+p11k_err store_seals_delete_role(store_t *s, const char *role)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, "DELETE FROM seals WHERE role = ?", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, role, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "seal delete");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
 static void bind_opt_blob(sqlite3_stmt *st, int i, const uint8_t *p, size_t n)
 {
 	if (p)

@@ -92,6 +92,7 @@ P11K_WUR p11k_err store_seals_load(store_t *s, seal_rec **out, size_t *n);
 void seal_recs_free(seal_rec *r, size_t n);
 P11K_WUR p11k_err store_seal_add(store_t *s, const seal_rec *r);
 P11K_WUR p11k_err store_seals_clear(store_t *s);
+P11K_WUR p11k_err store_seals_delete_role(store_t *s, const char *role);
 
 P11K_WUR p11k_err store_obj_insert(store_t *s, obj_rec *r);
 P11K_WUR p11k_err store_obj_update(store_t *s, const obj_rec *r);

@@ -152,10 +152,10 @@ void set_tk_inlock(token_t *t, uint8_t *tk)
 }
 
 /* --- C_InitToken ----------------------------------------------------------
- * A job (slots.h): prepare makes the new key and uuid and copies the SO's
- * PIN record; the call checks the old SO PIN, seals the key in the KMS and
- * opens (creates) the store; publish writes the new token in one
- * transaction. */
+ * A job (slots.h): prepare makes the new keys and uuid and copies the SO's
+ * PIN record; the call checks the old SO PIN, seals KS under every
+ * configured key and opens (creates) the store; publish writes the new
+ * token in one transaction. */
 
 typedef struct init_job {
 	const CK_UTF8CHAR *so_pin;
@@ -166,11 +166,13 @@ typedef struct init_job {
 	uint8_t *oldrec; /* the SO's record when re-initializing */
 	size_t oldreclen;
 	CK_RV pin_rv;
-	uint8_t *tk, *kek, *kms;
-	size_t kmslen;
+	uint8_t *keys, *kek; /* TK | KS | X; the SO's PIN key */
 	uint8_t rec[PINREC_LEN], uuid[16];
-	char kv[128];
-	seal_rec seal;
+	seal_rec *rows;     /* the "kms" rows */
+	size_t nrows;
+	seal_rec pinrow;    /* "pin-so" (required mode) */
+	uint8_t *tk_seal;
+	size_t tk_seal_len;
 	provider_status st;
 	bool need_store; /* t had no store at prepare: the call opens one */
 	store_t *store;
@@ -186,9 +188,10 @@ static CK_RV init_prepare(token_t *t, void *arg)
 		GUARD(pin_record_copy_inlock(t, CKU_SO, &j->oldrec, &j->oldreclen));
 	j->required = t->cfg->login == LOGIN_REQUIRED;
 	j->need_store = !t->store;
-	if (!(j->tk = sec_alloc(TK_LEN)))
+	if (!(j->keys = sec_alloc(TK_BLOCK_LEN)))
 		return CKR_HOST_MEMORY;
-	if (!crypto_random(j->tk, TK_LEN) || !crypto_random(j->uuid, 16))
+	if (!crypto_random(j->keys, j->required ? TK_BLOCK_LEN : TK_LEN + KS_LEN) ||
+	    !crypto_random(j->uuid, 16))
 		return CKR_GENERAL_ERROR;
 	return CKR_OK;
 }
@@ -201,14 +204,17 @@ static CK_RV init_call(token_t *t, void *arg)
 		if (j->pin_rv != CKR_OK)
 			return j->pin_rv;
 	}
-	p11k_err e = seal_tk(t, j->uuid, j->tk, &j->kms, &j->kmslen, j->kv, sizeof(j->kv),
-			     &j->st);
-	CK_RV rv = seal_rv(e, j->deverr);
+	const uint8_t *x = j->required ? TK_X(j->keys) : NULL;
+	CK_RV rv = seal_rv(seal_rows_make(t, j->uuid, TK_KS(j->keys), &j->rows, &j->nrows,
+					  &j->st),
+			   j->deverr);
 	if (rv == CKR_OK && !pin_record_new(t, j->so_pin, j->so_len, j->rec, &j->kek))
 		rv = CKR_GENERAL_ERROR;
-	if (rv == CKR_OK)
-		rv = make_seal(t, j->uuid, j->required ? "so" : "any", j->required ? j->kek : NULL,
-			       j->kms, j->kmslen, j->kv, &j->seal);
+	if (rv == CKR_OK && j->required)
+		rv = pin_row_make(j->uuid, "so", j->kek, x, &j->pinrow);
+	if (rv == CKR_OK && tk_seal_make(j->uuid, j->keys, TK_KS(j->keys), x, &j->tk_seal,
+					 &j->tk_seal_len) != P11K_OK)
+		rv = CKR_GENERAL_ERROR;
 	/* Creating the store waits on SQLite: here, unlocked. */
 	if (rv == CKR_OK && j->need_store) {
 		j->open_err = store_open(t->cfg->store, true, &j->store);
@@ -223,6 +229,7 @@ static CK_RV init_call(token_t *t, void *arg)
 static p11k_err init_write(token_t *t, init_job *j)
 {
 	const char *mode = j->required ? "required" : "optional";
+	const char *pol = t->cfg->seal_policy == SEAL_ALL ? "all" : "any";
 	char lab[33];
 	memcpy(lab, j->label, 32);
 	lab[32] = 0;
@@ -234,8 +241,16 @@ static p11k_err init_write(token_t *t, init_job *j)
 	e = store_obj_delete_all(t->store);
 	if (e == P11K_OK)
 		e = store_seals_clear(t->store);
+	for (size_t i = 0; e == P11K_OK && i < j->nrows; i++)
+		e = store_seal_add(t->store, &j->rows[i]);
+	if (e == P11K_OK && j->required)
+		e = store_seal_add(t->store, &j->pinrow);
 	if (e == P11K_OK)
-		e = store_seal_add(t->store, &j->seal);
+		e = store_meta_put(t->store, "seal_format", SEAL_FORMAT, 1);
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "seal_policy", pol, strlen(pol));
+	if (e == P11K_OK)
+		e = store_meta_put(t->store, "tk_seal", j->tk_seal, j->tk_seal_len);
 	if (e == P11K_OK)
 		e = store_meta_put(t->store, "uuid", j->uuid, 16);
 	if (e == P11K_OK)
@@ -301,15 +316,18 @@ static CK_RV init_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 	/* The uuid is the seal's context: take it before load_meta, which
 	 * would see another token otherwise. */
 	memcpy(t->uuid, j->uuid, 16);
-	set_tk_inlock(t, j->required ? NULL : j->tk);
+	set_tk_inlock(t, j->required ? NULL : j->keys);
 	if (!j->required)
-		j->tk = NULL;
+		j->keys = NULL;
 	t->gen++;
 	t->seen_version = store_data_version(t->store);
+	snprintf(t->seal_key_id, sizeof(t->seal_key_id), "%s", j->rows[0].key_id);
+	snprintf(t->seal_key_version, sizeof(t->seal_key_version), "%s",
+		 j->rows[0].key_version);
 	rv = load_meta(t);
 	t->user_pin_set = false;
-	log_info("token", "slot %lu (%s): token initialized", (unsigned long)t->slot_id,
-		 t->cfg->name);
+	log_info("token", "slot %lu (%s): token initialized, sealed under %zu key(s)",
+		 (unsigned long)t->slot_id, t->cfg->name, j->nrows);
 	return rv;
 }
 
@@ -320,12 +338,12 @@ CK_RV token_init(token_t *t, const CK_UTF8CHAR *so_pin, CK_ULONG so_len,
 {
 	init_job j = {.so_pin = so_pin, .so_len = so_len, .label = label, .deverr = deverr};
 	CK_RV rv = slots_run(t, &init_ops, &j);
-	if (j.seal.blob != j.kms)
-		free(j.seal.blob);
-	free(j.kms);
+	seal_recs_free(j.rows, j.nrows);
+	seal_rec_clear(&j.pinrow);
+	free(j.tk_seal);
 	free(j.oldrec);
 	sec_free(j.kek);
-	sec_free(j.tk);
+	sec_free(j.keys);
 	store_close(j.store);
 	return rv;
 }
@@ -398,9 +416,9 @@ static CK_RV login_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 					: CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
 	if (rv != CKR_OK)
 		return rv;
-	if (j->u.tk && !t->tk) {
-		set_tk_inlock(t, j->u.tk);
-		j->u.tk = NULL;
+	if (j->u.keys && !t->tk) {
+		set_tk_inlock(t, j->u.keys);
+		j->u.keys = NULL;
 	}
 	t->login = j->who;
 	log_info("token", "slot %lu: %s logged in", (unsigned long)t->slot_id,
@@ -442,20 +460,18 @@ CK_RV token_logout_inlock(token_t *t)
 	return CKR_OK;
 }
 
-/* --- C_InitPIN ------------------------------------------------------------ */
+/* --- C_InitPIN ------------------------------------------------------------
+ * No KMS call: the SO is logged in, so X is in memory; the user's row
+ * wraps it under the new PIN's key. */
 
 typedef struct initpin_job {
 	const CK_UTF8CHAR *pin;
 	CK_ULONG len;
-	CK_ULONG *deverr;
 	bool required;
 	uint8_t uuid[16];
-	uint8_t *tk, *kek, *kms;
-	size_t kmslen;
+	uint8_t *x, *kek;
 	uint8_t rec[PINREC_LEN];
-	char kv[128];
-	seal_rec seal;
-	provider_status st;
+	seal_rec row;
 } initpin_job;
 
 static CK_RV initpin_prepare(token_t *t, void *arg)
@@ -469,7 +485,9 @@ static CK_RV initpin_prepare(token_t *t, void *arg)
 						       : CKR_DEVICE_ERROR;
 	j->required = t->cfg->login == LOGIN_REQUIRED;
 	memcpy(j->uuid, t->uuid, 16);
-	return (j->tk = sec_dup(t->tk, TK_LEN)) ? CKR_OK : CKR_HOST_MEMORY;
+	if (j->required && !(j->x = sec_dup(TK_X(t->tk), X_LEN)))
+		return CKR_HOST_MEMORY;
+	return CKR_OK;
 }
 
 static CK_RV initpin_call(token_t *t, void *arg)
@@ -477,14 +495,8 @@ static CK_RV initpin_call(token_t *t, void *arg)
 	initpin_job *j = arg;
 	CK_RV rv = pin_record_new(t, j->pin, j->len, j->rec, &j->kek) ? CKR_OK
 								       : CKR_GENERAL_ERROR;
-	/* A fresh KMS encryption for the user's seal: the SO's seal stays
-	 * wrapped under the SO's PIN. */
 	if (rv == CKR_OK && j->required)
-		rv = seal_rv(seal_tk(t, j->uuid, j->tk, &j->kms, &j->kmslen, j->kv,
-				     sizeof(j->kv), &j->st),
-			     j->deverr);
-	if (rv == CKR_OK && j->required)
-		rv = make_seal(t, j->uuid, "user", j->kek, j->kms, j->kmslen, j->kv, &j->seal);
+		rv = pin_row_make(j->uuid, "user", j->kek, j->x, &j->row);
 	return rv;
 }
 
@@ -493,20 +505,10 @@ static p11k_err initpin_write(token_t *t, initpin_job *j)
 	p11k_err e = store_begin(t->store);
 	if (e != P11K_OK)
 		return e;
-	if (j->required) {
-		/* Replace any previous user seal. */
-		seal_rec *all = NULL;
-		size_t n = 0;
-		e = store_seals_load(t->store, &all, &n);
-		if (e == P11K_OK)
-			e = store_seals_clear(t->store);
-		for (size_t i = 0; e == P11K_OK && i < n; i++)
-			if (strcmp(all[i].role, "user") != 0)
-				e = store_seal_add(t->store, &all[i]);
-		seal_recs_free(all, n);
-		if (e == P11K_OK)
-			e = store_seal_add(t->store, &j->seal);
-	}
+	if (j->required)
+		e = store_seals_delete_role(t->store, "pin-user");
+	if (e == P11K_OK && j->required)
+		e = store_seal_add(t->store, &j->row);
 	if (e == P11K_OK)
 		e = store_meta_put(t->store, "user_pin", j->rec, PINREC_LEN);
 	if (e == P11K_OK)
@@ -521,9 +523,6 @@ static p11k_err initpin_write(token_t *t, initpin_job *j)
 static CK_RV initpin_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 {
 	initpin_job *j = arg;
-	if (j->st.err != P11K_OK)
-		note_provider_error(t, &j->st, "sealing the token key");
-	j->st.err = P11K_OK;
 	if (stale)
 		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
 	if (rv != CKR_OK)
@@ -547,16 +546,16 @@ CK_RV token_init_pin(token_t *t, const CK_UTF8CHAR *pin, CK_ULONG len, CK_ULONG 
 	GUARD(check_pin_len(len));
 	GUARD(token_sync_inlock(t));
 	GUARD(token_ensure_tk(t, deverr));
-	initpin_job j = {.pin = pin, .len = len, .deverr = deverr};
+	initpin_job j = {.pin = pin, .len = len};
 	CK_RV rv = slots_run(t, &initpin_ops, &j);
-	free(j.seal.blob);
-	free(j.kms);
+	seal_rec_clear(&j.row);
 	sec_free(j.kek);
-	sec_free(j.tk);
+	sec_free(j.x);
 	return rv;
 }
 
-/* --- C_SetPIN ------------------------------------------------------------- */
+/* --- C_SetPIN -------------------------------------------------------------
+ * Rewraps this role's X under the new PIN's key: no KMS call. */
 
 typedef struct setpin_job {
 	CK_USER_TYPE who;
@@ -566,8 +565,8 @@ typedef struct setpin_job {
 	uint8_t uuid[16];
 	uint8_t *oldrec;
 	size_t oldreclen;
-	seal_rec *all;
-	size_t n;
+	seal_set set;
+	seal_rec row;
 	uint8_t rec[PINREC_LEN];
 	CK_RV pin_rv;
 } setpin_job;
@@ -584,39 +583,29 @@ static CK_RV setpin_prepare(token_t *t, void *arg)
 	j->required = t->cfg->login == LOGIN_REQUIRED;
 	memcpy(j->uuid, t->uuid, 16);
 	GUARD(pin_record_copy_inlock(t, j->who, &j->oldrec, &j->oldreclen));
-	return store_rv(t, store_seals_load(t->store, &j->all, &j->n));
+	return j->required ? seal_set_load_inlock(t, &j->set) : CKR_OK;
 }
 
 static CK_RV setpin_call(token_t *t, void *arg)
 {
 	setpin_job *j = arg;
-	uint8_t *oldkek = NULL, *newkek = NULL;
+	uint8_t *oldkek = NULL, *newkek = NULL, *x = NULL;
 	const char *role = role_name(j->who);
 	j->pin_rv = pin_check(j->old, j->oldlen, j->oldrec, j->oldreclen,
 			      j->required ? &oldkek : NULL);
 	CK_RV rv = j->pin_rv;
 	if (rv == CKR_OK && !pin_record_new(t, j->new_pin, j->newlen, j->rec, &newkek))
 		rv = CKR_GENERAL_ERROR;
-	/* Re-wrap this role's seals under the new PIN: no KMS call. */
-	uint8_t paad[64];
-	size_t paadlen;
-	pin_aad(j->uuid, role, paad, &paadlen);
-	for (size_t i = 0; rv == CKR_OK && j->required && i < j->n; i++) {
-		if (strcmp(j->all[i].role, role) != 0)
-			continue;
-		uint8_t *kms = NULL, *nb = NULL;
-		size_t kmslen = 0, nblen = 0;
-		if (gcm_open(oldkek, paad, paadlen, j->all[i].blob, j->all[i].bloblen, &kms,
-			     &kmslen) != P11K_OK ||
-		    gcm_seal(newkek, paad, paadlen, kms, kmslen, &nb, &nblen) != P11K_OK)
-			rv = CKR_DEVICE_ERROR;
-		sec_free(kms);
-		if (rv == CKR_OK) {
-			free(j->all[i].blob);
-			j->all[i].blob = nb;
-			j->all[i].bloblen = nblen;
-		}
+	if (rv == CKR_OK && j->required) {
+		rv = pin_row_open(j->uuid, role, oldkek, seal_pin_row(&j->set, role), &x);
+		if (rv != CKR_OK)
+			log_error("token", "slot %lu: the %s PIN seal does not open with "
+					   "this PIN's key (store damaged?)",
+				  (unsigned long)t->slot_id, role);
 	}
+	if (rv == CKR_OK && j->required)
+		rv = pin_row_make(j->uuid, role, newkek, x, &j->row);
+	sec_free(x);
 	sec_free(oldkek);
 	sec_free(newkek);
 	return rv;
@@ -628,9 +617,9 @@ static p11k_err setpin_write(token_t *t, setpin_job *j)
 	if (e != P11K_OK)
 		return e;
 	if (j->required)
-		e = store_seals_clear(t->store);
-	for (size_t i = 0; j->required && e == P11K_OK && i < j->n; i++)
-		e = store_seal_add(t->store, &j->all[i]);
+		e = store_seals_delete_role(t->store, j->row.role);
+	if (e == P11K_OK && j->required)
+		e = store_seal_add(t->store, &j->row);
 	if (e == P11K_OK)
 		e = store_meta_put(t->store, j->who == CKU_SO ? "so_pin" : "user_pin", j->rec,
 				   PINREC_LEN);
@@ -668,6 +657,7 @@ CK_RV token_set_pin(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *old, CK_ULO
 			.newlen = newlen};
 	CK_RV rv = slots_run(t, &setpin_ops, &j);
 	free(j.oldrec);
-	seal_recs_free(j.all, j.n);
+	seal_set_free(&j.set);
+	seal_rec_clear(&j.row);
 	return rv;
 }

@@ -86,6 +86,10 @@ void h_env_new(h_env *e, const char *login, const char *extra)
 void h_env_free(h_env *e)
 {
 	char cmd[400];
+	if (getenv("P11KMS_TEST_KEEP")) { /* debugging: keep the scratch folder */
+		fprintf(stderr, "kept %s\n", e->dir);
+		return;
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup of %s failed\n", e->dir);

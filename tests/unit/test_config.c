@@ -88,7 +88,11 @@ static void test_valid_minimal(void **state)
 	provider_cfg *p = &cfg->providers[0];
 	assert_string_equal(p->name, "dev");
 	assert_string_equal(p->store, "/var/lib/p11kms/dev.db");
-	assert_null(p->seal_key);
+	/* No seal_with: one seal, the provider's own default key. */
+	assert_int_equal(p->nseals, 1);
+	assert_int_equal(p->seals[0].provider, 0);
+	assert_null(p->seals[0].key_id);
+	assert_int_equal(p->seal_policy, SEAL_ANY);
 	assert_non_null(p->ops);
 	assert_string_equal(p->ops->type, "local");
 	assert_non_null(p->obj);
@@ -130,7 +134,8 @@ static void test_valid_full(void **state)
 	provider_cfg *p = &cfg->providers[0];
 	assert_int_equal(p->login, LOGIN_OPTIONAL);
 	assert_int_equal(p->slot_id, 7);
-	assert_string_equal(p->seal_key, "/k1");
+	assert_int_equal(p->nseals, 1);
+	assert_string_equal(p->seals[0].key_id, "/k1");
 	assert_int_equal(p->revalidate_seconds, 60);
 	assert_int_equal(p->offline_grace_seconds, 0);
 	assert_int_equal(p->rotation_age_days, 30);
@@ -146,6 +151,53 @@ static void test_valid_full(void **state)
 	assert_string_equal(cfg->log_dest, "syslog");
 	config_free(cfg);
 	config_free(NULL);
+}
+
+/* seal_with: a list of keys of this or other providers; "NAME:" is a
+ * provider's prefix only when NAME is configured (ARNs have colons). */
+static void test_seal_with_list(void **state)
+{
+	(void)state;
+	static const char text[] =
+		"{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k1\",\n"
+		"    \"store\": \"/s1\", \"seal_policy\": \"all\",\n"
+		"    \"seal_with\": [\"arn:aws:kms:eu-west-1:1:key/x\", \"b:\", \"b:kb\"] },\n"
+		"  { \"name\": \"b\", \"type\": \"local\", \"key_file\": \"/k2\",\n"
+		"    \"store\": \"/s2\", \"seal_with\": [\"a:ka\"] } ] }\n";
+	config_t *cfg = NULL;
+	assert_int_equal(config_parse(text, strlen(text), CFG_PATH, &cfg), CKR_OK);
+	provider_cfg *a = &cfg->providers[0], *b = &cfg->providers[1];
+	assert_int_equal(a->seal_policy, SEAL_ALL);
+	assert_int_equal(a->nseals, 3);
+	assert_int_equal(a->seals[0].provider, 0);
+	assert_string_equal(a->seals[0].key_id, "arn:aws:kms:eu-west-1:1:key/x");
+	assert_int_equal(a->seals[1].provider, 1);
+	assert_null(a->seals[1].key_id);
+	assert_int_equal(a->seals[2].provider, 1);
+	assert_string_equal(a->seals[2].key_id, "kb");
+	assert_int_equal(b->seal_policy, SEAL_ANY);
+	assert_int_equal(b->nseals, 1);
+	assert_int_equal(b->seals[0].provider, 0);
+	assert_string_equal(b->seals[0].key_id, "ka");
+	/* The provider sees its own first key only. */
+	assert_string_equal(json_string_value(json_object_get(a->obj, "seal_with")),
+			    "arn:aws:kms:eu-west-1:1:key/x");
+	assert_null(json_object_get(b->obj, "seal_with"));
+	config_free(cfg);
+
+	refused("{ \"providers\": [ { \"name\": \"a\", \"type\": \"local\", "
+		"\"key_file\": \"/k\", \"store\": \"/s\", \"seal_with\": [] } ] }",
+		"providers[0].seal_with: must be a key reference or an array of 1 to 8");
+	refused("{ \"providers\": [ { \"name\": \"a\", \"type\": \"local\", "
+		"\"key_file\": \"/k\", \"store\": \"/s\", \"seal_with\": [\"x\", 3] } ] }",
+		"providers[0].seal_with[1]: must be a non-empty string");
+	refused("{ \"providers\": [ { \"name\": \"a\", \"type\": \"local\", "
+		"\"key_file\": \"/k\", \"store\": \"/s\", \"seal_with\": [\"x\", \"a:x\"] } ] }",
+		"providers[0].seal_with[1]: the same key is listed twice");
+	refused("{ \"providers\": [ { \"name\": \"a\", \"type\": \"local\", "
+		"\"key_file\": \"/k\", \"store\": \"/s\", \"seal_policy\": \"some\" } ] }",
+		"providers[0].seal_policy: \"some\" is not one of the allowed values");
 }
 
 static void test_unknown_field_top(void **state)
@@ -352,6 +404,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_minimal),
 		cmocka_unit_test(test_valid_full),
+		cmocka_unit_test(test_seal_with_list),
 		cmocka_unit_test(test_unknown_field_top),
 		cmocka_unit_test(test_unknown_field_log),
 		cmocka_unit_test(test_unknown_field_provider),

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,18 +21,30 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "p11kms/p11kms.h"
 #include "slots/token.h"
 
 #define SO "12345678"
 #define USER "1234"
 
 /* --- the fake KMS ----------------------------------------------------------
- * A "blob" is 0xB1 | aadlen(1) | aad | pt XOR 0x5c: decrypt checks the
- * AAD as a KMS checks the encryption context. */
-static struct {
-	int encrypts, decrypts;
-	p11k_err fail; /* every call fails with this when set */
-} fake;
+ * A "blob" is 0xB1 | version | aadlen(1) | aad | pt XOR 0x5c: decrypt
+ * checks the AAD as a KMS checks the encryption context, and refuses a
+ * blob whose version is disabled. Each provider state is one fake KMS
+ * (fake, fake2) with its current version. */
+typedef struct fake_kms {
+	int encrypts, decrypts, describes;
+	int version;       /* the current (primary) version, 1 when 0 */
+	unsigned disabled; /* bit v: version v is disabled */
+	p11k_err fail;     /* every call fails with this when set */
+	long long born;    /* describe's version_created_at */
+} fake_kms;
+static fake_kms fake, fake2;
+
+static int cur_version(const fake_kms *k)
+{
+	return k->version ? k->version : 1;
+}
 
 static const char *fake_default_key(void *st)
 {
@@ -43,23 +56,26 @@ static p11k_err fake_encrypt(void *st, const char *key_id, const uint8_t *pt, si
 			     const uint8_t *aad, size_t aadlen, uint8_t **blob, size_t *bloblen,
 			     char *kv, size_t kvlen, provider_status *s)
 {
-	(void)st;
+	fake_kms *k = st;
 	(void)key_id;
 	(void)s;
-	fake.encrypts++;
-	if (fake.fail)
-		return fake.fail;
-	uint8_t *b = malloc(2 + aadlen + ptlen);
+	k->encrypts++;
+	if (k->fail)
+		return k->fail;
+	if (k->disabled & (1u << cur_version(k)))
+		return P11K_ERR_KEY_DISABLED;
+	uint8_t *b = malloc(3 + aadlen + ptlen);
 	if (!b)
 		return P11K_ERR_NOMEM;
 	b[0] = 0xB1;
-	b[1] = (uint8_t)aadlen;
-	memcpy(b + 2, aad, aadlen);
+	b[1] = (uint8_t)cur_version(k);
+	b[2] = (uint8_t)aadlen;
+	memcpy(b + 3, aad, aadlen);
 	for (size_t i = 0; i < ptlen; i++)
-		b[2 + aadlen + i] = pt[i] ^ 0x5c;
+		b[3 + aadlen + i] = pt[i] ^ 0x5c;
 	*blob = b;
-	*bloblen = 2 + aadlen + ptlen;
-	snprintf(kv, kvlen, "v1");
+	*bloblen = 3 + aadlen + ptlen;
+	snprintf(kv, kvlen, "v%d", cur_version(k));
 	return P11K_OK;
 }
 
@@ -67,21 +83,23 @@ static p11k_err fake_decrypt(void *st, const char *key_id, const uint8_t *blob,
 			     size_t bloblen, const uint8_t *aad, size_t aadlen, uint8_t **pt,
 			     size_t *ptlen, provider_status *s)
 {
-	(void)st;
+	fake_kms *k = st;
 	(void)key_id;
 	(void)s;
-	fake.decrypts++;
-	if (fake.fail)
-		return fake.fail;
-	if (bloblen < 2 || blob[0] != 0xB1 || blob[1] != aadlen || bloblen < 2 + aadlen ||
-	    memcmp(blob + 2, aad, aadlen) != 0)
+	k->decrypts++;
+	if (k->fail)
+		return k->fail;
+	if (bloblen < 3 || blob[0] != 0xB1 || blob[2] != aadlen || bloblen < 3 + aadlen ||
+	    memcmp(blob + 3, aad, aadlen) != 0)
 		return P11K_ERR_INVALID_CIPHERTEXT;
-	size_t n = bloblen - 2 - aadlen;
+	if (blob[1] < 32 && (k->disabled & (1u << blob[1])))
+		return P11K_ERR_KEY_DISABLED;
+	size_t n = bloblen - 3 - aadlen;
 	uint8_t *p = sec_alloc(n ? n : 1);
 	if (!p)
 		return P11K_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++)
-		p[i] = blob[2 + aadlen + i] ^ 0x5c;
+		p[i] = blob[3 + aadlen + i] ^ 0x5c;
 	*pt = p;
 	*ptlen = n;
 	return P11K_OK;
@@ -90,12 +108,16 @@ static p11k_err fake_decrypt(void *st, const char *key_id, const uint8_t *blob,
 static p11k_err fake_describe(void *st, const char *key_id, key_info *out,
 			      provider_status *s)
 {
-	(void)st;
+	fake_kms *k = st;
 	(void)key_id;
 	(void)s;
+	k->describes++;
 	memset(out, 0, sizeof(*out));
-	out->state = KEY_STATE_ENABLED;
-	return fake.fail ? fake.fail : P11K_OK;
+	out->state = k->disabled & (1u << cur_version(k)) ? KEY_STATE_DISABLED
+							   : KEY_STATE_ENABLED;
+	snprintf(out->primary_version, sizeof(out->primary_version), "v%d", cur_version(k));
+	out->version_created_at = (uint64_t)k->born;
+	return k->fail ? k->fail : P11K_OK;
 }
 
 static size_t fake_max(void *st, size_t n)
@@ -116,18 +138,37 @@ static const provider_ops fake_ops = {
 /* --- a token on a temporary store ------------------------------------------ */
 
 static char tmpdir[] = "/tmp/p11kms-test-token-XXXXXX";
+static char logpath[300];
 static int counter;
 
+/* The token under test is slot 0 of a two-entry slot table; the second
+ * token is only a provider (fake2) the first may seal with. */
 typedef struct fixture {
-	provider_cfg cfg;
+	provider_cfg cfg, cfg2;
+	seal_ref refs[2];
 	token_t t;
 	char path[300];
 } fixture;
+
+static token_t table[2];
 
 static void fx_new(fixture *f, login_mode login)
 {
 	memset(f, 0, sizeof(*f));
 	memset(&fake, 0, sizeof(fake));
+	memset(&fake2, 0, sizeof(fake2));
+	f->refs[0].provider = 0;
+	f->cfg.seals = f->refs;
+	f->cfg.nseals = 1;
+	f->cfg.seal_policy = SEAL_ANY;
+	f->cfg2.name = "fake2";
+	f->cfg2.ops = &fake_ops;
+	/* The slot table the seal looks providers up in: slot 0 is t. */
+	memset(table, 0, sizeof(table));
+	table[1].cfg = &f->cfg2;
+	table[1].prov = &fake2;
+	slots.tokens = table;
+	slots.ntokens = 2;
 	snprintf(f->path, sizeof(f->path), "%s/t%d.db", tmpdir, ++counter);
 	f->cfg.name = "fake";
 	f->cfg.ops = &fake_ops;
@@ -138,6 +179,9 @@ static void fx_new(fixture *f, login_mode login)
 	f->cfg.offline_grace_seconds = 3600;
 	f->cfg.max_sessions = 16;
 	f->t.cfg = &f->cfg;
+	f->t.prov = &fake;
+	table[0].cfg = &f->cfg;
+	table[0].prov = &fake;
 	f->t.slot_id = 1;
 	f->t.login = NO_LOGIN;
 	f->t.nsessions = 1; /* the session C_Login comes from */
@@ -507,15 +551,300 @@ static void test_records_tamper_detected(void **state)
 	fx_free(&f);
 }
 
+
+/* --- the key lifecycle (seal format 2) --------------------------------------- */
+
+/* The version of the stored "kms" row of provider prov ("" if none). */
+static const char *row_version(fixture *f, const char *prov)
+{
+	static char v[64];
+	seal_rec *r = NULL;
+	size_t n = 0;
+	v[0] = 0;
+	assert_int_equal(store_seals_load(f->t.store, &r, &n), P11K_OK);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(r[i].role, "kms") == 0 && strcmp(r[i].provider, prov) == 0)
+			snprintf(v, sizeof(v), "%s", r[i].key_version);
+	seal_recs_free(r, n);
+	return v;
+}
+
+static size_t kms_rows(fixture *f)
+{
+	seal_rec *r = NULL;
+	size_t n = 0, k = 0;
+	assert_int_equal(store_seals_load(f->t.store, &r, &n), P11K_OK);
+	for (size_t i = 0; i < n; i++)
+		k += strcmp(r[i].role, "kms") == 0;
+	seal_recs_free(r, n);
+	return k;
+}
+
+/* The log written since the last call. */
+static const char *new_log(void)
+{
+	static char buf[16384];
+	static long seen;
+	FILE *fp = fopen(logpath, "r");
+	size_t n = 0;
+	if (fp) {
+		fseek(fp, seen, SEEK_SET);
+		n = fread(buf, 1, sizeof(buf) - 1, fp);
+		seen = ftell(fp);
+		fclose(fp);
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+/* Rotate, log in (which reseals), retire the old version: both roles
+ * still log in and the primary seal names the new version. */
+static void test_rotation_reseals_at_login(void **state)
+{
+	(void)state;
+	fixture f;
+	ready(&f, LOGIN_REQUIRED);
+	assert_string_equal(row_version(&f, "fake"), "v1");
+	fake.version = 2;
+	assert_int_equal(login(&f, CKU_USER, USER), CKR_OK);
+	assert_string_equal(row_version(&f, "fake"), "v2");
+	assert_string_equal(f.t.seal_key_version, "v2");
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	fake.disabled = 1u << 1;
+	assert_int_equal(login(&f, CKU_USER, USER), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	fx_free(&f);
+}
+
+/* Without the reseal, retiring the old version locks the token out;
+ * the operator's reseal needs no PIN, only the KMS. */
+static void test_reseal_without_pin(void **state)
+{
+	(void)state;
+	fixture f;
+	ready(&f, LOGIN_REQUIRED);
+	fake.version = 2;
+	bool changed = false;
+	CK_ULONG dev = 0;
+	int enc = fake.encrypts;
+	assert_null(f.t.tk);
+	assert_int_equal(token_reseal(&f.t, false, &changed, &dev), CKR_OK);
+	assert_true(changed);
+	assert_int_equal(fake.encrypts, enc + 1);
+	assert_null(f.t.tk); /* nobody logged in: the token key stayed sealed */
+	assert_string_equal(row_version(&f, "fake"), "v2");
+	/* Current: nothing to do. */
+	assert_int_equal(token_reseal(&f.t, false, &changed, &dev), CKR_OK);
+	assert_false(changed);
+	fake.disabled = 1u << 1;
+	assert_int_equal(login(&f, CKU_USER, USER), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	fx_free(&f);
+}
+
+/* The same rotation when the old version is disabled first: the token
+ * cannot be opened, and says why. */
+static void test_retired_before_reseal(void **state)
+{
+	(void)state;
+	fixture f;
+	ready(&f, LOGIN_REQUIRED);
+	fake.version = 2;
+	fake.disabled = 1u << 1;
+	CK_ULONG dev = 0;
+	assert_int_equal(token_login(&f.t, CKU_USER, (const CK_UTF8CHAR *)USER, 4, &dev),
+			 CKR_DEVICE_ERROR);
+	assert_int_equal(dev, P11KMS_DEVERR_KEY_DISABLED);
+	bool changed = true;
+	assert_int_equal(token_reseal(&f.t, false, &changed, &dev), CKR_DEVICE_ERROR);
+	assert_false(changed);
+	fx_free(&f);
+}
+
+static void two_seals(fixture *f, seal_policy pol)
+{
+	f->refs[1].provider = 1;
+	f->cfg.nseals = 2;
+	f->cfg.seal_policy = pol;
+}
+
+/* "any": either KMS alone opens the token. */
+static void test_two_seals_any(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_new(&f, LOGIN_REQUIRED);
+	two_seals(&f, SEAL_ANY);
+	assert_int_equal(init_token(&f), CKR_OK);
+	assert_int_equal(kms_rows(&f), 2);
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	fake.fail = P11K_ERR_UNREACHABLE;
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	fake.fail = P11K_OK;
+	fake2.fail = P11K_ERR_KEY_DISABLED;
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	/* A failed reseal never drops a seal. */
+	assert_int_equal(kms_rows(&f), 2);
+	fake.fail = P11K_ERR_UNREACHABLE;
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_DEVICE_ERROR);
+	assert_null(f.t.tk);
+	fx_free(&f);
+}
+
+/* "all": every KMS must answer; each row alone is only a share. */
+static void test_two_seals_all(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_new(&f, LOGIN_OPTIONAL);
+	two_seals(&f, SEAL_ALL);
+	assert_int_equal(init_token(&f), CKR_OK);
+	uint8_t tk[TK_LEN];
+	memcpy(tk, f.t.tk, TK_LEN);
+	sec_free(f.t.tk);
+	f.t.tk = NULL;
+	CK_ULONG dev = 0;
+	fake2.fail = P11K_ERR_KEY_DISABLED;
+	assert_int_equal(token_ensure_tk(&f.t, &dev), CKR_DEVICE_ERROR);
+	assert_int_equal(dev, P11KMS_DEVERR_KEY_DISABLED);
+	assert_null(f.t.tk);
+	fake2.fail = P11K_OK;
+	assert_int_equal(token_ensure_tk(&f.t, &dev), CKR_OK);
+	assert_memory_equal(f.t.tk, tk, TK_LEN);
+	fx_free(&f);
+}
+
+/* Changing the policy or the key list reseals at the next unseal; a key
+ * no longer listed loses its seal once the listed ones have theirs. */
+static void test_policy_and_list_change(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_new(&f, LOGIN_OPTIONAL);
+	two_seals(&f, SEAL_ANY);
+	assert_int_equal(init_token(&f), CKR_OK);
+	sec_free(f.t.tk);
+	f.t.tk = NULL;
+	f.cfg.seal_policy = SEAL_ALL;
+	CK_ULONG dev = 0;
+	assert_int_equal(token_ensure_tk(&f.t, &dev), CKR_OK);
+	sec_free(f.t.tk);
+	f.t.tk = NULL;
+	fake2.fail = P11K_ERR_UNREACHABLE; /* "all" now: one KMS is not enough */
+	assert_int_equal(token_ensure_tk(&f.t, &dev), CKR_DEVICE_ERROR);
+	fake2.fail = P11K_OK;
+	/* Only fake2 listed now. */
+	f.refs[0].provider = 1;
+	f.cfg.nseals = 1;
+	f.cfg.seal_policy = SEAL_ANY;
+	assert_int_equal(token_ensure_tk(&f.t, &dev), CKR_OK);
+	assert_int_equal(kms_rows(&f), 1);
+	assert_string_equal(row_version(&f, "fake"), "");
+	sec_free(f.t.tk);
+	f.t.tk = NULL;
+	fake.fail = P11K_ERR_KEY_NOT_FOUND; /* the old key is gone: no matter */
+	assert_int_equal(token_ensure_tk(&f.t, &dev), CKR_OK);
+	fx_free(&f);
+}
+
+/* C_SetPIN and C_InitPIN touch only the PIN layer: no KMS call. */
+static void test_pin_changes_need_no_kms(void **state)
+{
+	(void)state;
+	fixture f;
+	ready(&f, LOGIN_REQUIRED);
+	int enc = fake.encrypts, dec = fake.decrypts;
+	assert_int_equal(token_set_pin(&f.t, CKU_USER, (const CK_UTF8CHAR *)USER, 4,
+				       (const CK_UTF8CHAR *)"4321", 4),
+			 CKR_OK);
+	assert_int_equal(fake.encrypts, enc);
+	assert_int_equal(fake.decrypts, dec);
+	assert_int_equal(login(&f, CKU_USER, "4321"), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	enc = fake.encrypts;
+	dec = fake.decrypts;
+	CK_ULONG dev = 0;
+	assert_int_equal(token_init_pin(&f.t, (const CK_UTF8CHAR *)"5555", 4, &dev), CKR_OK);
+	assert_int_equal(fake.encrypts, enc);
+	assert_int_equal(fake.decrypts, dec);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	assert_int_equal(login(&f, CKU_USER, "5555"), CKR_OK);
+	fx_free(&f);
+}
+
+/* A version older than rotation_age_days is named in a warning at each
+ * login; a fresh one is not. */
+static void test_rotation_age_warning(void **state)
+{
+	(void)state;
+	fixture f;
+	ready(&f, LOGIN_REQUIRED);
+	f.cfg.rotation_age_days = 90;
+	fake.born = (long long)time(NULL) - 100LL * 86400;
+	(void)new_log();
+	assert_int_equal(login(&f, CKU_USER, USER), CKR_OK);
+	const char *log = new_log();
+	if (!strstr(log, "rotation due") || !strstr(log, "100 days ago"))
+		fail_msg("no rotation warning in: %s", log);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	fake.born = (long long)time(NULL) - 89LL * 86400;
+	assert_int_equal(login(&f, CKU_USER, USER), CKR_OK);
+	assert_null(strstr(new_log(), "rotation due"));
+	fx_free(&f);
+}
+
+/* Revalidation reseals too, and under "any" revokes only when no key
+ * is usable. */
+static void test_revalidation_reseals_and_judges(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_new(&f, LOGIN_OPTIONAL);
+	two_seals(&f, SEAL_ANY);
+	f.cfg.revalidate_seconds = 1;
+	assert_int_equal(init_token(&f), CKR_OK);
+	fake.version = 2;
+	CK_ULONG dev = 0;
+	f.t.last_check = 0;
+	assert_int_equal(token_revalidate(&f.t, &dev), CKR_OK);
+	assert_string_equal(row_version(&f, "fake"), "v2");
+	assert_string_equal(row_version(&f, "fake2"), "v1");
+	fake.disabled = 1u << 2; /* the current version of one key */
+	f.t.last_check = 0;
+	assert_int_equal(token_revalidate(&f.t, &dev), CKR_OK);
+	assert_false(f.t.revoked);
+	fake2.disabled = 1u << 1;
+	f.t.last_check = 0;
+	assert_int_equal(token_revalidate(&f.t, &dev), CKR_DEVICE_ERROR);
+	assert_true(f.t.revoked);
+	assert_null(f.t.tk);
+	assert_int_equal(dev, P11KMS_DEVERR_KEY_DISABLED);
+	fake2.disabled = 0;
+	f.t.last_check = 0;
+	assert_int_equal(token_revalidate(&f.t, &dev), CKR_OK);
+	assert_false(f.t.revoked);
+	fx_free(&f);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
-	log_configure(-1, "/dev/null"); /* refusals log errors by design */
+	if (!mkdtemp(tmpdir))
+		return -1;
+	/* Refusals log errors by design; the lifecycle tests read the log. */
+	snprintf(logpath, sizeof(logpath), "%s/log", tmpdir);
+	log_configure(LOG_WARN, logpath);
 	hmap_init(&slots.objects);
 	/* The token functions expect THE lock held: this one thread holds
 	 * it throughout (jobs release and retake it). */
 	pthread_mutex_lock(&slots.lock);
-	return mkdtemp(tmpdir) && crypto_init() ? 0 : -1;
+	return crypto_init() ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -545,6 +874,15 @@ int main(void)
 		cmocka_unit_test(test_login_without_sessions),
 		cmocka_unit_test(test_records_round_trip),
 		cmocka_unit_test(test_records_tamper_detected),
+		cmocka_unit_test(test_rotation_reseals_at_login),
+		cmocka_unit_test(test_reseal_without_pin),
+		cmocka_unit_test(test_retired_before_reseal),
+		cmocka_unit_test(test_two_seals_any),
+		cmocka_unit_test(test_two_seals_all),
+		cmocka_unit_test(test_policy_and_list_change),
+		cmocka_unit_test(test_pin_changes_need_no_kms),
+		cmocka_unit_test(test_rotation_age_warning),
+		cmocka_unit_test(test_revalidation_reseals_and_judges),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
