@@ -246,7 +246,7 @@ CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	     (!obj_bool(o, CKA_SENSITIVE, true) && obj_bool(o, CKA_EXTRACTABLE, false))))
 		rv = object_inlock(s, hObject, true, &o);
 	if (rv == CKR_OK)
-		rv = obj_get_attributes(o, pTemplate, ulCount);
+		rv = token_obj_get_attributes_inlock(s->tok, o, pTemplate, ulCount);
 	UNLOCK();
 	return LEAVE(rv);
 }

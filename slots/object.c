@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "common/crypto.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/secmem.h"
 
@@ -78,6 +79,8 @@ static const attr_rule attr_rules[] = {
 	 R_CREATE_REQ | R_GEN_NO | R_UNWRAP_NO | R_SENSITIVE | R_SECRET},
 	{CKA_VALUE_LEN, K_ULONG, CL_KEY, R_CREATE_NO | R_GEN_REQ},
 	{CKA_P11KMS_KMS_KEY_ID, K_BYTES, CL_KEY, R_READONLY},
+	{CKA_P11KMS_KMS_KEY_VERSION, K_BYTES, CL_KEY, R_READONLY},
+	{CKA_P11KMS_CREATED_AT, K_ULONG, CL_KEY, R_READONLY},
 };
 
 static unsigned class_bit(CK_OBJECT_CLASS c)
@@ -504,6 +507,8 @@ CK_RV obj_build(obj_origin origin, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		if (ok && !gen)
 			ok = set_ulong(o, CKA_KEY_GEN_MECHANISM,
 				       CK_UNAVAILABLE_INFORMATION);
+		if (ok)
+			ok = set_ulong(o, CKA_P11KMS_CREATED_AT, (CK_ULONG)clock_now_s());
 		rv = ok ? key_value_checks(o, origin, tmpl, n) : CKR_HOST_MEMORY;
 	}
 	if (rv == CKR_OK && (!crypto_random(o->uid, sizeof(o->uid))))

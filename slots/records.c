@@ -2,6 +2,8 @@
 /* The object handle registry and token object records (records.h). */
 #include "records.h"
 
+#include "seal.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,4 +339,65 @@ CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	if (e != P11K_OK)
 		return store_rv(t, e);
 	return c.rv;
+}
+
+/* The primary seal's key and version, read from the store when this
+ * process has not seen the seals yet. */
+static void seal_primary_inlock(token_t *t)
+{
+	if (t->seal_key_id[0] || !t->store)
+		return;
+	seal_set set;
+	if (seal_set_load_inlock(t, &set) != CKR_OK)
+		return;
+	seal_target tg;
+	for (size_t i = 0; i < set.nrows && seal_target_of(t, 0, &tg); i++) {
+		const seal_rec *r = &set.rows[i];
+		if (strcmp(r->role, ROLE_KMS) == 0 && strcmp(r->provider, tg.cfg->name) == 0 &&
+		    strcmp(r->key_id, tg.key_id) == 0) {
+			snprintf(t->seal_key_id, sizeof(t->seal_key_id), "%s", r->key_id);
+			snprintf(t->seal_key_version, sizeof(t->seal_key_version), "%s",
+				 r->key_version);
+		}
+	}
+	seal_set_free(&set);
+}
+
+static CK_RV string_attr(CK_ATTRIBUTE *a, const char *v)
+{
+	size_t len = strlen(v);
+	if (!len) {
+		a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	}
+	if (a->pValue && a->ulValueLen < len) {
+		a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	if (a->pValue)
+		memcpy(a->pValue, v, len);
+	a->ulValueLen = len;
+	return CKR_OK;
+}
+
+CK_RV token_obj_get_attributes_inlock(token_t *t, const object_t *o, CK_ATTRIBUTE *tmpl,
+				      CK_ULONG n)
+{
+	bool sealed_key = obj_is_token(o) && !o->kms &&
+			  obj_ulong(o, CKA_CLASS, CKO_DATA) == CKO_SECRET_KEY;
+	if (!sealed_key)
+		return obj_get_attributes(o, tmpl, n);
+	seal_primary_inlock(t);
+	/* PKCS #11 5.7: every entry is processed; one of the errors is told. */
+	CK_RV rv = CKR_OK;
+	for (CK_ULONG i = 0; i < n; i++) {
+		CK_RV one = tmpl[i].type == CKA_P11KMS_KMS_KEY_ID
+				    ? string_attr(&tmpl[i], t->seal_key_id)
+			    : tmpl[i].type == CKA_P11KMS_KMS_KEY_VERSION
+				    ? string_attr(&tmpl[i], t->seal_key_version)
+				    : obj_get_attributes(o, &tmpl[i], 1);
+		if (one != CKR_OK)
+			rv = one;
+	}
+	return rv;
 }

@@ -22,6 +22,11 @@ CK_RV token_obj_delete_inlock(token_t *t, object_t *o);
 /* Bring o up to date with the store; load its secret attributes when
  * need_secret. CKR_OBJECT_HANDLE_INVALID when it no longer exists. */
 CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret);
+/* C_GetAttributeValue of o: token key objects also answer the vendor
+ * attributes of the token's primary seal, CKA_P11KMS_KMS_KEY_ID and
+ * CKA_P11KMS_KMS_KEY_VERSION (as they are now, after any reseal). */
+CK_RV token_obj_get_attributes_inlock(token_t *t, const object_t *o, CK_ATTRIBUTE *tmpl,
+				      CK_ULONG n);
 /* Collect token objects matching tmpl into handles (appending). */
 CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 			    bool include_private, CK_OBJECT_HANDLE **handles,

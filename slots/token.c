@@ -372,6 +372,14 @@ static CK_RV login_prepare(token_t *t, void *arg)
 		return CKR_USER_PIN_NOT_INITIALIZED;
 	if (j->len > PIN_MAX)
 		return CKR_PIN_LEN_RANGE;
+	if (j->len < PIN_MIN) {
+		/* No PIN this short was ever set: wrong, but it costs no try. */
+		log_info("token", "slot %lu: %s PIN of %lu bytes is shorter than any PIN "
+				  "(%d); not counted as a try",
+			 (unsigned long)t->slot_id, role_name(j->who), (unsigned long)j->len,
+			 PIN_MIN);
+		return CKR_PIN_INCORRECT;
+	}
 	GUARD(pin_record_copy_inlock(t, j->who, &j->rec, &j->reclen));
 	j->unseal = t->cfg->login == LOGIN_REQUIRED && !t->tk;
 	if (j->unseal)

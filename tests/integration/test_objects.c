@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
+#include "p11kms/p11kms.h"
 
 static h_env env;
 static CK_SESSION_HANDLE S;
@@ -132,6 +134,61 @@ static void test_get_attribute_rules(void **state)
 	CK_ATTRIBUTE asq = {CKA_ALWAYS_SENSITIVE, &as, 1};
 	assert_ok(p11->C_GetAttributeValue(S, imp, &asq, 1));
 	assert_false(as);
+}
+
+/* Token key objects name the KMS key and version that seal the token
+ * (computed: they follow a reseal) and their creation time; all three are
+ * the module's, never given. */
+static void test_vendor_attributes(void **state)
+{
+	(void)state;
+	time_t before = time(NULL);
+	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "vend");
+	char id[512], ver[200];
+	CK_ULONG born = 0;
+	CK_ATTRIBUTE q[] = {{CKA_P11KMS_KMS_KEY_ID, id, sizeof(id)},
+			    {CKA_P11KMS_KMS_KEY_VERSION, ver, sizeof(ver)},
+			    {CKA_P11KMS_CREATED_AT, &born, sizeof(born)}};
+	assert_ok(p11->C_GetAttributeValue(S, k, q, 3));
+	/* The local provider seals with its key file; versions are the key's
+	 * fingerprint (16 hex digits). */
+	assert_int_equal(q[0].ulValueLen, strlen(env.key_file));
+	assert_memory_equal(id, env.key_file, q[0].ulValueLen);
+	assert_int_equal(q[1].ulValueLen, 16);
+	assert_true(born >= (CK_ULONG)before && born <= (CK_ULONG)time(NULL));
+	/* After C_Finalize (as a new process would) it reads the same. */
+	assert_ok(p11->C_Finalize(NULL));
+	assert_ok(h_initialize(&env));
+	CK_SESSION_HANDLE ro = S = h_user_session(&env);
+	CK_OBJECT_HANDLE again = 0;
+	CK_ATTRIBUTE lab = {CKA_LABEL, "vend", 4};
+	CK_ULONG n = find(ro, &lab, 1, &again, 1);
+	assert_int_equal(n, 1);
+	char ver2[200];
+	CK_ULONG born2 = 0;
+	CK_ATTRIBUTE q2[] = {{CKA_P11KMS_KMS_KEY_VERSION, ver2, sizeof(ver2)},
+			     {CKA_P11KMS_CREATED_AT, &born2, sizeof(born2)}};
+	assert_ok(p11->C_GetAttributeValue(ro, again, q2, 2));
+	assert_int_equal(q2[0].ulValueLen, q[1].ulValueLen);
+	assert_memory_equal(ver2, ver, q[1].ulValueLen);
+	assert_int_equal(born2, born);
+	/* Read-only, in a template or a change. */
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG len = 16;
+	CK_ATTRIBUTE gen[] = {{CKA_CLASS, &c, sizeof(c)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+			      {CKA_VALUE_LEN, &len, sizeof(len)},
+			      {CKA_P11KMS_CREATED_AT, &born, sizeof(born)}};
+	CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_OBJECT_HANDLE h;
+	assert_int_equal(p11->C_GenerateKey(S, &m, gen, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+	CK_ATTRIBUTE set = {CKA_P11KMS_KMS_KEY_VERSION, "v9", 2};
+	assert_int_equal(p11->C_SetAttributeValue(S, again, &set, 1), CKR_ATTRIBUTE_READ_ONLY);
+	/* Data objects have none of them. */
+	CK_OBJECT_HANDLE d = data_object(S, "d", "x", CK_TRUE);
+	CK_ATTRIBUTE dq = {CKA_P11KMS_KMS_KEY_VERSION, ver, sizeof(ver)};
+	assert_int_equal(p11->C_GetAttributeValue(S, d, &dq, 1), CKR_ATTRIBUTE_TYPE_INVALID);
+	assert_int_equal(dq.ulValueLen, CK_UNAVAILABLE_INFORMATION);
 }
 
 static void test_create_rules(void **state)
@@ -337,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_objects_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_attribute_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vendor_attributes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_set_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_and_visibility, setup, teardown),

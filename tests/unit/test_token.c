@@ -346,6 +346,10 @@ static void test_pin_wrong_is_counted_and_reset(void **state)
 	assert_int_equal(login(&f, CKU_USER, "9999"), CKR_PIN_INCORRECT);
 	assert_int_equal(login(&f, CKU_USER, "99999"), CKR_PIN_INCORRECT);
 	assert_int_equal(f.t.user_fail, 2);
+	/* Shorter than any PIN: wrong, but no try spent. */
+	assert_int_equal(login(&f, CKU_USER, "12"), CKR_PIN_INCORRECT);
+	assert_int_equal(login(&f, CKU_USER, ""), CKR_PIN_INCORRECT);
+	assert_int_equal(f.t.user_fail, 2);
 	assert_int_equal(stored_u32(&f, "user_fail"), 2); /* other processes see it */
 	assert_int_equal(f.t.login, NO_LOGIN);
 	assert_null(f.t.tk);
