@@ -29,6 +29,7 @@ typedef struct session {
 	token_t *tok;
 	CK_FLAGS flags;
 	CK_ULONG deverr;
+	bool deverr_revoked; /* deverr says the token is revoked: cleared when it recovers */
 	pthread_mutex_t oplock;   /* serializes operations on this session */
 	unsigned refs;            /* atomic; the session table holds one */
 	bool closed;

@@ -78,8 +78,16 @@ CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 	token_t *t = s->tok;
 	CK_ULONG dev = 0;
 	CK_RV rv = token_revalidate(t, &dev);
-	if ((s = session_inlock(h)) && dev)
+	if ((s = session_inlock(h)) && dev) {
 		s->deverr = dev;
+		s->deverr_revoked = rv != CKR_OK;
+	} else if (s && rv == CKR_OK && s->deverr_revoked) {
+		/* The token recovered: C_GetSessionInfo no longer names the
+		 * revocation (the session's state says whether it is still
+		 * logged in). */
+		s->deverr = 0;
+		s->deverr_revoked = false;
+	}
 	if (rv != CKR_OK || !needed || !s)
 		return rv;
 	GUARD(token_sync_inlock(t));
