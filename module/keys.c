@@ -252,8 +252,11 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		if (!kv)
 			rv = CKR_HOST_MEMORY;
 	}
-	UNLOCK();
+	/* Read under the lock: once it is released another thread may close
+	 * the session and free it. The token itself lives as long as the
+	 * module. */
 	token_t *tok = s ? s->tok : NULL;
+	UNLOCK();
 	if (rv == CKR_OK) {
 		cipher_op op;
 		rv = op_start(&op, mi, pMechanism, tok, &k, true, true);
