@@ -96,9 +96,10 @@ static CK_RV op_state(bool active, bool oneshot_after_update, bool args_ok, cons
 	}
 	if (oneshot_after_update) {
 		/* v3.0 5.8-5.13: the single-part call "cannot be used to
-		 * terminate a multi-part operation". */
-		log_info("api", "a single-part call after an Update of the %s operation",
-			 what);
+		 * terminate a multi-part operation"; as any error but
+		 * CKR_BUFFER_TOO_SMALL, it ends the operation. */
+		log_info("api", "a single-part call after an Update: the %s operation "
+				"is ended", what);
 		return CKR_OPERATION_ACTIVE;
 	}
 	if (!args_ok) {
@@ -121,7 +122,7 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	if (ran)
 		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
 	bool remote_failed = ran && op->kms.tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL;
-	if (active && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
+	if (active && !op_continues(rv, out))
 		end_cipher_op(s, op);
 	op_end(s);
 	if (remote_failed)
@@ -270,23 +271,21 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 	bool args_ok = (in || !inlen) &&
 		       (update || (w == MW_VERIFY ? out || !*outlen : outlen != NULL));
 	CK_RV rv = op_state(active, active && oneshot && op->multipart, args_ok, mac_what(w));
-	bool keep = false;
-	if (rv != CKR_OK) {
-		keep = rv == CKR_OPERATION_ACTIVE;
-	} else if (update) {
+	bool keep = false; /* every error but a short buffer ends the operation */
+	if (rv == CKR_OK && update) {
 		rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
 		op->multipart = true;
 		keep = rv == CKR_OK;
-	} else if (w == MW_VERIFY) {
+	} else if (rv == CKR_OK && w == MW_VERIFY) {
 		/* C_Verify and C_VerifyFinal always end the operation. */
 		if (oneshot)
 			rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
 		if (rv == CKR_OK)
 			rv = mac_verify_final(op, out, *outlen);
-	} else if (final) {
+	} else if (rv == CKR_OK && final) {
 		rv = mac_final(op, out, outlen);
 		keep = op_continues(rv, out);
-	} else {
+	} else if (rv == CKR_OK) {
 		rv = mac_oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
 		keep = op_continues(rv, out);
 	}

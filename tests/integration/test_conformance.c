@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rules of PKCS #11 v3.0 that issue 14 found broken, through the exported
+ * API (docs/CONFORMANCE.md):
+ *  - a single-part call after an Update fails and ends the operation
+ *    (5.8-5.13: it "cannot be used to terminate a multi-part operation",
+ *    and every error but CKR_BUFFER_TOO_SMALL ends one), while a length
+ *    query or a short buffer leaves the operation running (5.2).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static h_env env;
+static CK_SESSION_HANDLE S;
+static CK_OBJECT_HANDLE aes, hmac;
+static uint8_t aes_value[32];
+static uint8_t iv16[16], data[48], buf[256], ct32[32]; /* ct32: 20 bytes of data, CBC-PAD */
+
+#define ALL_OPS                                                                   \
+	(CKF_ENCRYPT | CKF_DECRYPT | CKF_DIGEST | CKF_SIGN | CKF_VERIFY |         \
+	 CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)
+
+static CK_OBJECT_HANDLE make_key(CK_KEY_TYPE kt, const uint8_t *v, CK_BBOOL sensitive)
+{
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE, ext = !sensitive;
+	bool is_aes = kt == CKK_AES;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_CLASS, &c, sizeof(c)},	{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_VALUE, (void *)v, 32},	{CKA_TOKEN, &f, 1},
+		{CKA_SENSITIVE, &sensitive, 1}, {CKA_EXTRACTABLE, &ext, 1},
+		{is_aes ? CKA_ENCRYPT : CKA_SIGN, &t, 1},
+		{is_aes ? CKA_DECRYPT : CKA_VERIFY, &t, 1},
+		{CKA_WRAP, &t, 1},		{CKA_UNWRAP, &t, 1},
+	};
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	assert_ok(p11->C_CreateObject(S, tmpl, is_aes ? 10 : 8, &h));
+	return h;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	h_env_new(&env, "required",
+		  "\"keys\": [{\"id\": \"master\", \"label\": \"kms-master\"}, "
+		  "{\"id\": \"master-aes\", \"label\": \"kms-aes\", \"type\": \"aes\"}]");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	S = h_user_session(&env);
+	uint8_t hv[32];
+	h_fill(aes_value, sizeof(aes_value), 0x21);
+	h_fill(hv, sizeof(hv), 0x43);
+	aes = make_key(CKK_AES, aes_value, CK_FALSE);
+	hmac = make_key(CKK_GENERIC_SECRET, hv, CK_FALSE);
+	CK_MECHANISM m = {CKM_AES_CBC_PAD, iv16, 16};
+	CK_ULONG l = sizeof(ct32);
+	assert_ok(p11->C_EncryptInit(S, &m, aes));
+	assert_ok(p11->C_Encrypt(S, data, 20, ct32, &l));
+	assert_int_equal(l, sizeof(ct32));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	p11->C_Finalize(NULL);
+	h_env_free(&env);
+	return 0;
+}
+
+/* --- a single-part call after an Update ---------------------------------- */
+
+
+typedef struct op_kind {
+	const char *name;
+	CK_RV (*init)(void);
+	CK_RV (*update)(void);
+	CK_RV (*oneshot)(uint8_t *out, CK_ULONG *len); /* out NULL: a length query */
+	CK_RV (*final)(uint8_t *out, CK_ULONG *len);
+} op_kind;
+
+static CK_MECHANISM cbc = {CKM_AES_CBC_PAD, iv16, 16};
+static CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+static CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+static uint8_t sig[32];
+
+static CK_RV enc_init(void)
+{
+	return p11->C_EncryptInit(S, &cbc, aes);
+}
+static CK_RV enc_update(void)
+{
+	CK_ULONG l = sizeof(buf);
+	return p11->C_EncryptUpdate(S, data, 32, buf, &l);
+}
+static CK_RV enc_oneshot(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_Encrypt(S, data, 20, out, len);
+}
+static CK_RV enc_final(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_EncryptFinal(S, out, len);
+}
+static CK_RV dec_init(void)
+{
+	return p11->C_DecryptInit(S, &cbc, aes);
+}
+static CK_RV dec_update(void)
+{
+	CK_ULONG l = sizeof(buf);
+	return p11->C_DecryptUpdate(S, ct32, 32, buf, &l);
+}
+static CK_RV dec_oneshot(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_Decrypt(S, ct32, 32, out, len);
+}
+static CK_RV dec_final(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_DecryptFinal(S, out, len);
+}
+static CK_RV dig_init(void)
+{
+	return p11->C_DigestInit(S, &sha);
+}
+static CK_RV dig_update(void)
+{
+	return p11->C_DigestUpdate(S, data, 3);
+}
+static CK_RV dig_key(void)
+{
+	return p11->C_DigestKey(S, aes);
+}
+static CK_RV dig_oneshot(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_Digest(S, data, 3, out, len);
+}
+static CK_RV dig_final(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_DigestFinal(S, out, len);
+}
+static CK_RV sig_init(void)
+{
+	return p11->C_SignInit(S, &hm, hmac);
+}
+static CK_RV sig_update(void)
+{
+	return p11->C_SignUpdate(S, data, 3);
+}
+static CK_RV sig_oneshot(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_Sign(S, data, 3, out, len);
+}
+static CK_RV sig_final(uint8_t *out, CK_ULONG *len)
+{
+	return p11->C_SignFinal(S, out, len);
+}
+static CK_RV ver_init(void)
+{
+	return p11->C_VerifyInit(S, &hm, hmac);
+}
+static CK_RV ver_update(void)
+{
+	return p11->C_VerifyUpdate(S, data, 3);
+}
+static CK_RV ver_oneshot(uint8_t *out, CK_ULONG *len)
+{
+	(void)out, (void)len;
+	return p11->C_Verify(S, data, 3, sig, sizeof(sig));
+}
+static CK_RV ver_final(uint8_t *out, CK_ULONG *len)
+{
+	(void)out, (void)len;
+	return p11->C_VerifyFinal(S, sig, sizeof(sig));
+}
+
+static const op_kind kinds[] = {
+	{"encrypt", enc_init, enc_update, enc_oneshot, enc_final},
+	{"decrypt", dec_init, dec_update, dec_oneshot, dec_final},
+	{"digest", dig_init, dig_update, dig_oneshot, dig_final},
+	{"digest (C_DigestKey)", dig_init, dig_key, dig_oneshot, dig_final},
+	{"sign", sig_init, sig_update, sig_oneshot, sig_final},
+	{"verify", ver_init, ver_update, ver_oneshot, ver_final},
+};
+
+static void test_oneshot_after_update(void **state)
+{
+	(void)state;
+	unsigned fails = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const op_kind *k = &kinds[i];
+		/* with an output buffer, and as a length query: both end it */
+		for (int query = 0; query < 2; query++) {
+			assert_ok(k->init());
+			assert_ok(k->update());
+			CK_ULONG l = sizeof(buf);
+			CK_RV rv = k->oneshot(query ? NULL : buf, &l);
+			CK_RV fin = k->final(buf, &(CK_ULONG){sizeof(buf)});
+			CK_RV again = k->init();
+			if (rv != CKR_OPERATION_ACTIVE || fin != CKR_OPERATION_NOT_INITIALIZED ||
+			    again != CKR_OK) {
+				print_message("%s%s: one-shot after update 0x%lx (want "
+					      "CKR_OPERATION_ACTIVE), then final 0x%lx (want "
+					      "CKR_OPERATION_NOT_INITIALIZED), init 0x%lx\n",
+					      k->name, query ? ", length query" : "",
+					      (unsigned long)rv, (unsigned long)fin,
+					      (unsigned long)again);
+				fails++;
+			}
+			assert_ok(p11->C_SessionCancel(S, ALL_OPS));
+		}
+	}
+	if (fails)
+		fail_msg("%u kinds of operation went on after a refused one-shot call", fails);
+	assert_true(h_log_contains(&env, "a single-part call after an Update"));
+}
+
+/* A length query or a short buffer leaves the operation running, one-shot
+ * and final alike (5.2); the answer after them is the right one. */
+static void test_length_query_keeps_operation(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		const op_kind *k = &kinds[i];
+		if (k->oneshot == ver_oneshot || k->update == dig_key)
+			continue; /* verify has no output; C_DigestKey is covered by digest */
+		uint8_t want[256];
+		CK_ULONG wl = sizeof(want), l = 0;
+		assert_ok(k->init());
+		assert_ok(k->oneshot(want, &wl));
+		assert_ok(k->init());
+		assert_ok(k->oneshot(NULL, &l));
+		assert_true(l >= wl);
+		l = wl - 1;
+		assert_rv(k->oneshot(buf, &l), CKR_BUFFER_TOO_SMALL);
+		assert_true(l >= wl);
+		l = sizeof(buf);
+		assert_ok(k->oneshot(buf, &l));
+		assert_int_equal(l, wl);
+		assert_memory_equal(buf, want, wl);
+		/* and it ended there */
+		assert_rv(k->final(buf, &(CK_ULONG){sizeof(buf)}), CKR_OPERATION_NOT_INITIALIZED);
+		/* the same at Final */
+		assert_ok(k->init());
+		assert_ok(k->update());
+		l = 0;
+		assert_ok(k->final(NULL, &l));
+		CK_ULONG need = l;
+		if (need) {
+			l = 0;
+			assert_rv(k->final(buf, &l), CKR_BUFFER_TOO_SMALL);
+		}
+		l = sizeof(buf);
+		assert_ok(k->final(buf, &l));
+		assert_true(l <= need);
+		assert_rv(k->final(buf, &(CK_ULONG){sizeof(buf)}), CKR_OPERATION_NOT_INITIALIZED);
+	}
+}
+
+int main(void)
+{
+	h_load();
+	h_fill(data, sizeof(data), 0x70);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_oneshot_after_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_length_query_keeps_operation, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests_name("conformance", tests, NULL, NULL);
+}
