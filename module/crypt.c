@@ -315,8 +315,10 @@ CK_RV ep_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 
 /* C_DigestKey: feed a secret key's value into the digest (v3.0 5.12). The
  * digest must be running (checked first, as for every call on a running
- * operation). A refused key leaves the digest as it was: the spec ends a
- * digest on a failed C_DigestUpdate only. */
+ * operation), and the module must hold the value: a KMS key object's
+ * never leaves the KMS. SHA-2 is one-way, so a sensitive key may be
+ * digested, as the spec allows. A refused key leaves the digest as it
+ * was: the spec ends a digest on a failed C_DigestUpdate only. */
 CK_RV ep_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 {
 	session_t *s;
@@ -335,12 +337,16 @@ CK_RV ep_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 		rv = object_inlock(s, hKey, true, &o);
 	if (rv == CKR_OBJECT_HANDLE_INVALID)
 		rv = CKR_KEY_HANDLE_INVALID;
-	if (rv == CKR_OK && obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY)
+	const attr_t *v = rv == CKR_OK ? obj_attr(o, CKA_VALUE) : NULL;
+	if (rv == CKR_OK && (obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY || o->kms || !v)) {
+		log_info("api", "%s", o->kms ? "a KMS key object's value never leaves the KMS"
+				   : !v	  ? "the key has no value to digest"
+					  : "only secret keys can be digested");
 		rv = CKR_KEY_INDIGESTIBLE;
+	}
 	if (rv == CKR_OK) {
-		const attr_t *v = obj_attr(o, CKA_VALUE);
-		vlen = v ? v->len : 0;
-		if (!v || !(val = sec_dup(v->val, vlen ? vlen : 1)))
+		vlen = v->len;
+		if (!(val = sec_dup(v->val, vlen ? vlen : 1)))
 			rv = CKR_HOST_MEMORY;
 	}
 	UNLOCK();

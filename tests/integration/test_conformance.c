@@ -5,11 +5,15 @@
  *  - a single-part call after an Update fails and ends the operation
  *    (5.8-5.13: it "cannot be used to terminate a multi-part operation",
  *    and every error but CKR_BUFFER_TOO_SMALL ends one), while a length
- *    query or a short buffer leaves the operation running (5.2).
+ *    query or a short buffer leaves the operation running (5.2);
+ *  - C_DigestKey on a key whose value the module does not hold answers
+ *    CKR_KEY_INDIGESTIBLE (5.12) and leaves the digest as it was.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "harness.h"
 
@@ -259,6 +263,58 @@ static void test_length_query_keeps_operation(void **state)
 	}
 }
 
+/* --- C_DigestKey --------------------------------------------------------- */
+
+static void sha256_of(const uint8_t *p, size_t n, uint8_t out[32])
+{
+	unsigned int l = 32;
+	assert_int_equal(EVP_Digest(p, n, out, &l, EVP_sha256(), NULL), 1);
+}
+
+static void test_digest_key(void **state)
+{
+	(void)state;
+	uint8_t got[32], want[32];
+	CK_ULONG gl = sizeof(got);
+	/* Nothing to digest into: that first, whatever the key. */
+	assert_rv(p11->C_DigestKey(S, 0x7ffff123), CKR_OPERATION_NOT_INITIALIZED);
+	assert_rv(p11->C_DigestKey(0x7ffffff0, aes), CKR_SESSION_HANDLE_INVALID);
+	/* KMS key objects: their value never leaves the KMS. */
+	const char *kms[] = {"kms-master", "kms-aes"};
+	for (int i = 0; i < 2; i++) {
+		assert_ok(p11->C_DigestInit(S, &sha));
+		assert_ok(p11->C_DigestUpdate(S, (CK_BYTE_PTR) "abc", 3));
+		assert_rv(p11->C_DigestKey(S, h_find_label(S, kms[i])), CKR_KEY_INDIGESTIBLE);
+		/* the digest goes on, as it was before the refused key */
+		gl = sizeof(got);
+		assert_ok(p11->C_DigestFinal(S, got, &gl));
+		sha256_of((const uint8_t *)"abc", 3, want);
+		assert_memory_equal(got, want, 32);
+	}
+	assert_true(h_log_contains(&env, "a KMS key object's value never leaves the KMS"));
+	/* Not a key. */
+	CK_OBJECT_CLASS dc = CKO_DATA;
+	CK_BBOOL f = CK_FALSE;
+	CK_ATTRIBUTE dt[] = {{CKA_CLASS, &dc, sizeof(dc)}, {CKA_TOKEN, &f, 1},
+			     {CKA_VALUE, "data", 4}};
+	CK_OBJECT_HANDLE d;
+	assert_ok(p11->C_CreateObject(S, dt, 3, &d));
+	assert_ok(p11->C_DigestInit(S, &sha));
+	assert_rv(p11->C_DigestKey(S, d), CKR_KEY_INDIGESTIBLE);
+	assert_ok(p11->C_SessionCancel(S, CKF_DIGEST));
+	/* A sensitive, unextractable local key: the module holds its value and
+	 * SHA-2 does not give it away, so it is digested (5.12 allows it). */
+	uint8_t v[32];
+	h_fill(v, sizeof(v), 0x65);
+	CK_OBJECT_HANDLE sk = make_key(CKK_AES, v, CK_TRUE);
+	assert_ok(p11->C_DigestInit(S, &sha));
+	assert_ok(p11->C_DigestKey(S, sk));
+	gl = sizeof(got);
+	assert_ok(p11->C_DigestFinal(S, got, &gl));
+	sha256_of(v, sizeof(v), want);
+	assert_memory_equal(got, want, 32);
+}
+
 int main(void)
 {
 	h_load();
@@ -267,6 +323,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oneshot_after_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_length_query_keeps_operation, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_digest_key, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("conformance", tests, NULL, NULL);
 }
