@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cipher.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "mech.h"
@@ -65,23 +66,26 @@ CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, const kms
 static CK_RV check_params(const msg_op *op, void *param, CK_ULONG plen,
 			  CK_GCM_MESSAGE_PARAMS **out)
 {
-	if (!param || plen != sizeof(CK_GCM_MESSAGE_PARAMS))
-		return CKR_MECHANISM_PARAM_INVALID;
-	CK_GCM_MESSAGE_PARAMS *p = param;
-	if (!p->pIv || p->ulIvLen == 0 || p->ulIvLen > 256 || !p->pTag ||
-	    p->ulIvFixedBits > p->ulIvLen * 8)
-		return CKR_MECHANISM_PARAM_INVALID;
-	switch (p->ulTagBits) {
-	case 32: case 64: case 96: case 104: case 112: case 120: case 128:
-		break;
-	default:
+	if (!param || plen != sizeof(CK_GCM_MESSAGE_PARAMS)) {
+		log_info("aead", "a message takes a CK_GCM_MESSAGE_PARAMS of %zu bytes, "
+				 "not %lu bytes%s",
+			 sizeof(CK_GCM_MESSAGE_PARAMS), (unsigned long)plen,
+			 param ? "" : " at NULL");
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
-	if (p->ivGenerator > CKG_GENERATE_RANDOM)
+	CK_GCM_MESSAGE_PARAMS *p = param;
+	GUARD(gcm_iv_tag_check(p->pIv, p->ulIvLen, p->ulTagBits));
+	const char *bad = !p->pTag				  ? "pTag is NULL"
+			  : p->ulIvFixedBits > p->ulIvLen * 8	  ? "more fixed IV bits than bits"
+			  : p->ivGenerator > CKG_GENERATE_RANDOM ? "an unknown IV generator"
+			  /* Decryption takes the IV the encryption produced. */
+			  : !op->encrypt && p->ivGenerator != CKG_NO_GENERATE
+				  ? "an IV generator when decrypting"
+				  : NULL;
+	if (bad) {
+		log_info("aead", "CK_GCM_MESSAGE_PARAMS: %s", bad);
 		return CKR_MECHANISM_PARAM_INVALID;
-	/* Decryption takes the IV the encryption produced. */
-	if (!op->encrypt && p->ivGenerator != CKG_NO_GENERATE)
-		return CKR_MECHANISM_PARAM_INVALID;
+	}
 	*out = p;
 	return CKR_OK;
 }

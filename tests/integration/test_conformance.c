@@ -7,7 +7,10 @@
  *    and every error but CKR_BUFFER_TOO_SMALL ends one), while a length
  *    query or a short buffer leaves the operation running (5.2);
  *  - C_DigestKey on a key whose value the module does not hold answers
- *    CKR_KEY_INDIGESTIBLE (5.12) and leaves the digest as it was.
+ *    CKR_KEY_INDIGESTIBLE (5.12) and leaves the digest as it was;
+ *  - AES-GCM parameters out of range answer CKR_MECHANISM_PARAM_INVALID,
+ *    in the classic and in the message API; an IV up to 128 bytes works
+ *    (checked against OpenSSL), a longer one is refused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +318,172 @@ static void test_digest_key(void **state)
 	assert_memory_equal(got, want, 32);
 }
 
+/* --- AES-GCM parameters ------------------------------------------------- */
+
+static uint8_t giv[300], gct[256], gpt[256];
+
+static CK_GCM_PARAMS gcm(CK_ULONG ivlen, CK_ULONG tagbits)
+{
+	for (size_t i = 0; i < sizeof(giv); i++)
+		giv[i] = (uint8_t)(i * 13 + 1);
+	return (CK_GCM_PARAMS){giv, ivlen, ivlen * 8, (CK_BYTE_PTR) "aad", 3, tagbits};
+}
+
+/* AES-256-GCM by OpenSSL, for the module's answer to be checked. */
+static void openssl_gcm(const uint8_t *key, const uint8_t *iv, size_t ivlen,
+			const uint8_t *pt, size_t n, uint8_t *ct_tag)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int l;
+	assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, (int)ivlen, NULL), 1);
+	assert_int_equal(EVP_EncryptInit_ex(c, NULL, NULL, key, iv), 1);
+	assert_int_equal(EVP_EncryptUpdate(c, NULL, &l, (const uint8_t *)"aad", 3), 1);
+	assert_int_equal(EVP_EncryptUpdate(c, ct_tag, &l, pt, (int)n), 1);
+	assert_int_equal(EVP_EncryptFinal_ex(c, ct_tag + l, &l), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, ct_tag + n), 1);
+	EVP_CIPHER_CTX_free(c);
+}
+
+static void expect_refused(const char *what, CK_GCM_PARAMS p, CK_OBJECT_HANDLE k)
+{
+	CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+	CK_RV e = p11->C_EncryptInit(S, &m, k), d = p11->C_DecryptInit(S, &m, k);
+	CK_ULONG l = sizeof(gct);
+	CK_RV w = p11->C_WrapKey(S, &m, k, aes, gct, &l);
+	if (e != CKR_MECHANISM_PARAM_INVALID || d != CKR_MECHANISM_PARAM_INVALID ||
+	    (k == aes && w != CKR_MECHANISM_PARAM_INVALID))
+		fail_msg("GCM %s: C_EncryptInit 0x%lx, C_DecryptInit 0x%lx, C_WrapKey 0x%lx, "
+			 "want CKR_MECHANISM_PARAM_INVALID",
+			 what, (unsigned long)e, (unsigned long)d, (unsigned long)w);
+	/* and nothing was started */
+	assert_rv(p11->C_EncryptFinal(S, gct, &l), CKR_OPERATION_NOT_INITIALIZED);
+	assert_rv(p11->C_DecryptFinal(S, gct, &l), CKR_OPERATION_NOT_INITIALIZED);
+}
+
+static void test_gcm_params(void **state)
+{
+	(void)state;
+	/* IVs the module takes, up to 128 bytes, give OpenSSL's answer. */
+	static const CK_ULONG ok_lens[] = {1, 12, 16, 100, 128};
+	for (size_t i = 0; i < sizeof(ok_lens) / sizeof(ok_lens[0]); i++) {
+		CK_GCM_PARAMS p = gcm(ok_lens[i], 128);
+		CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+		uint8_t want[64];
+		openssl_gcm(aes_value, giv, ok_lens[i], data, 40, want);
+		CK_ULONG cl = sizeof(gct), pl = sizeof(gpt);
+		assert_ok(p11->C_EncryptInit(S, &m, aes));
+		assert_ok(p11->C_Encrypt(S, data, 40, gct, &cl));
+		assert_int_equal(cl, 56);
+		assert_memory_equal(gct, want, 56);
+		assert_ok(p11->C_DecryptInit(S, &m, aes));
+		assert_ok(p11->C_Decrypt(S, gct, cl, gpt, &pl));
+		assert_int_equal(pl, 40);
+		assert_memory_equal(gpt, data, 40);
+	}
+	/* Longer IVs, and other parameters out of range, are refused. */
+	static const CK_ULONG bad_lens[] = {0, 129, 200, 256, 4096};
+	for (size_t i = 0; i < sizeof(bad_lens) / sizeof(bad_lens[0]); i++) {
+		char what[40];
+		snprintf(what, sizeof(what), "IV of %lu bytes", (unsigned long)bad_lens[i]);
+		expect_refused(what, gcm(bad_lens[i], 128), aes);
+	}
+	assert_true(h_log_contains(&env, "AES-GCM IV length 129 is out of range 1..128"));
+	CK_GCM_PARAMS p = gcm(12, 128);
+	p.pIv = NULL;
+	expect_refused("NULL pIv", p, aes);
+	static const CK_ULONG bad_tags[] = {0, 8, 40, 127, 136};
+	for (size_t i = 0; i < sizeof(bad_tags) / sizeof(bad_tags[0]); i++)
+		expect_refused("tag length", gcm(12, bad_tags[i]), aes);
+	p = gcm(12, 128);
+	p.ulIvBits = 95;
+	expect_refused("ulIvBits 95 for a 12-byte IV", p, aes);
+	assert_true(h_log_contains(&env, "ulIvBits 95 disagrees with ulIvLen 12"));
+	p = gcm(12, 128);
+	p.pAAD = NULL;
+	expect_refused("NULL pAAD", p, aes);
+	/* ulIvBits 0: "do not use ulIvBits" (v3.0), so 0 is fine. */
+	p = gcm(12, 96);
+	p.ulIvBits = 0;
+	CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+	CK_ULONG cl = sizeof(gct);
+	assert_ok(p11->C_EncryptInit(S, &m, aes));
+	assert_ok(p11->C_Encrypt(S, data, 16, gct, &cl));
+	assert_int_equal(cl, 16 + 12);
+	/* A KMS AES key: the same rules, before what the KMS allows. */
+	expect_refused("IV of 129 bytes, KMS key", gcm(129, 128), h_find_label(S, "kms-aes"));
+}
+
+static CK_GCM_MESSAGE_PARAMS msg_params(CK_ULONG ivlen, CK_GENERATOR_FUNCTION gen,
+					uint8_t *tag, CK_ULONG tagbits)
+{
+	for (size_t i = 0; i < sizeof(giv); i++)
+		giv[i] = (uint8_t)(i * 7 + 3);
+	return (CK_GCM_MESSAGE_PARAMS){giv, ivlen, 0, gen, tag, tagbits};
+}
+
+static CK_RV encrypt_message(CK_GCM_MESSAGE_PARAMS *p)
+{
+	CK_ULONG l = sizeof(gct);
+	return p11->C_EncryptMessage(S, p, sizeof(*p), (CK_BYTE_PTR) "aad", 3, data, 40, gct, &l);
+}
+
+static void test_gcm_message_params(void **state)
+{
+	(void)state;
+	CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
+	uint8_t tag[16];
+	assert_ok(p11->C_MessageEncryptInit(S, &m, aes));
+	assert_ok(p11->C_MessageDecryptInit(S, &m, aes));
+	/* 128 bytes: OpenSSL's answer, and back. */
+	CK_GCM_MESSAGE_PARAMS p = msg_params(128, CKG_NO_GENERATE, tag, 128);
+	uint8_t want[64];
+	openssl_gcm(aes_value, giv, 128, data, 40, want);
+	assert_ok(encrypt_message(&p));
+	assert_memory_equal(gct, want, 40);
+	assert_memory_equal(tag, want + 40, 16);
+	CK_ULONG pl = sizeof(gpt);
+	assert_ok(p11->C_DecryptMessage(S, &p, sizeof(p), (CK_BYTE_PTR) "aad", 3, gct, 40, gpt,
+					&pl));
+	assert_memory_equal(gpt, data, 40);
+	/* Refused, and the message-based operations go on. */
+	struct {
+		const char *what;
+		CK_GCM_MESSAGE_PARAMS p;
+	} bad[] = {
+		{"IV of 129 bytes", msg_params(129, CKG_NO_GENERATE, tag, 128)},
+		{"IV of 256 bytes", msg_params(256, CKG_NO_GENERATE, tag, 128)},
+		{"random IV of 129 bytes", msg_params(129, CKG_GENERATE_RANDOM, tag, 128)},
+		{"IV of 0 bytes", msg_params(0, CKG_NO_GENERATE, tag, 128)},
+		{"tag of 40 bits", msg_params(12, CKG_NO_GENERATE, tag, 40)},
+		{"NULL pTag", msg_params(12, CKG_NO_GENERATE, NULL, 128)},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CK_GCM_MESSAGE_PARAMS q = bad[i].p;
+		CK_RV e = encrypt_message(&q);
+		CK_RV b = p11->C_EncryptMessageBegin(S, &q, sizeof(q), NULL, 0);
+		q = bad[i].p;
+		q.ivGenerator = CKG_NO_GENERATE;
+		pl = sizeof(gpt);
+		CK_RV d = p11->C_DecryptMessage(S, &q, sizeof(q), NULL, 0, gct, 40, gpt, &pl);
+		if (e != CKR_MECHANISM_PARAM_INVALID || b != CKR_MECHANISM_PARAM_INVALID ||
+		    d != CKR_MECHANISM_PARAM_INVALID)
+			fail_msg("%s: C_EncryptMessage 0x%lx, C_EncryptMessageBegin 0x%lx, "
+				 "C_DecryptMessage 0x%lx, want CKR_MECHANISM_PARAM_INVALID",
+				 bad[i].what, (unsigned long)e, (unsigned long)b,
+				 (unsigned long)d);
+	}
+	p = msg_params(12, CKG_GENERATE_RANDOM, tag, 128);
+	assert_ok(encrypt_message(&p));
+	assert_ok(p11->C_MessageEncryptFinal(S));
+	assert_ok(p11->C_MessageDecryptFinal(S));
+	/* A KMS AES key refuses the long IV as a parameter, not the KMS. */
+	assert_ok(p11->C_MessageEncryptInit(S, &m, h_find_label(S, "kms-aes")));
+	p = msg_params(129, CKG_GENERATE_RANDOM, tag, 128);
+	assert_rv(encrypt_message(&p), CKR_MECHANISM_PARAM_INVALID);
+	assert_ok(p11->C_MessageEncryptFinal(S));
+}
+
 int main(void)
 {
 	h_load();
@@ -324,6 +493,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_length_query_keeps_operation, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_digest_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcm_params, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gcm_message_params, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("conformance", tests, NULL, NULL);
 }
