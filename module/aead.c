@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cipher.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "mech.h"
@@ -65,23 +66,26 @@ CK_RV msg_op_init_kms(msg_op *op, const CK_MECHANISM *m, bool encrypt, const kms
 static CK_RV check_params(const msg_op *op, void *param, CK_ULONG plen,
 			  CK_GCM_MESSAGE_PARAMS **out)
 {
-	if (!param || plen != sizeof(CK_GCM_MESSAGE_PARAMS))
-		return CKR_MECHANISM_PARAM_INVALID;
-	CK_GCM_MESSAGE_PARAMS *p = param;
-	if (!p->pIv || p->ulIvLen == 0 || p->ulIvLen > 256 || !p->pTag ||
-	    p->ulIvFixedBits > p->ulIvLen * 8)
-		return CKR_MECHANISM_PARAM_INVALID;
-	switch (p->ulTagBits) {
-	case 32: case 64: case 96: case 104: case 112: case 120: case 128:
-		break;
-	default:
+	if (!param || plen != sizeof(CK_GCM_MESSAGE_PARAMS)) {
+		log_info("aead", "a message takes a CK_GCM_MESSAGE_PARAMS of %zu bytes, "
+				 "not %lu bytes%s",
+			 sizeof(CK_GCM_MESSAGE_PARAMS), (unsigned long)plen,
+			 param ? "" : " at NULL");
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
-	if (p->ivGenerator > CKG_GENERATE_RANDOM)
+	CK_GCM_MESSAGE_PARAMS *p = param;
+	GUARD(gcm_iv_tag_check(p->pIv, p->ulIvLen, p->ulTagBits));
+	const char *bad = !p->pTag				  ? "pTag is NULL"
+			  : p->ulIvFixedBits > p->ulIvLen * 8	  ? "more fixed IV bits than bits"
+			  : p->ivGenerator > CKG_GENERATE_RANDOM ? "an unknown IV generator"
+			  /* Decryption takes the IV the encryption produced. */
+			  : !op->encrypt && p->ivGenerator != CKG_NO_GENERATE
+				  ? "an IV generator when decrypting"
+				  : NULL;
+	if (bad) {
+		log_info("aead", "CK_GCM_MESSAGE_PARAMS: %s", bad);
 		return CKR_MECHANISM_PARAM_INVALID;
-	/* Decryption takes the IV the encryption produced. */
-	if (!op->encrypt && p->ivGenerator != CKG_NO_GENERATE)
-		return CKR_MECHANISM_PARAM_INVALID;
+	}
 	*out = p;
 	return CKR_OK;
 }
@@ -159,8 +163,6 @@ static CK_RV start(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, const uint8_t *aad,
 		   CK_ULONG aadlen)
 {
 	int n;
-	if ((aadlen && !aad) || aadlen > INT_MAX)
-		return CKR_ARGUMENTS_BAD;
 	if (EVP_CipherInit_ex2(op->ctx, NULL, NULL, NULL, op->encrypt, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_IVLEN, (int)p->ulIvLen, NULL) != 1 ||
 	    EVP_CipherInit_ex2(op->ctx, NULL, NULL, p->pIv, op->encrypt, NULL) != 1 ||
@@ -226,16 +228,40 @@ static CK_RV kms_message(msg_op *op, CK_GCM_MESSAGE_PARAMS *p, const uint8_t *aa
 	return CKR_OK;
 }
 
+/* A single-part message, or a new one, while a multi-part message is
+ * under way: refused, the message under way goes on (3.0 5.14). */
+static CK_RV not_in_message(const msg_op *op)
+{
+	if (!op->in_message)
+		return CKR_OK;
+	log_info("aead", "a multi-part message is under way: finish it with "
+			 "CKF_END_OF_MESSAGE first");
+	return CKR_OPERATION_ACTIVE;
+}
+
+/* The pointer and length arguments of a message call. */
+static CK_RV message_args(bool outlen_ok, const uint8_t *aad, CK_ULONG aadlen,
+			  const uint8_t *in, CK_ULONG inlen)
+{
+	const char *bad = !outlen_ok		  ? "the output length pointer is NULL"
+			  : aadlen && !aad	  ? "pAssociatedData is NULL"
+			  : inlen && !in	  ? "the input is NULL"
+			  : aadlen > INT_MAX || inlen > INT_MAX ? "a length is over 2 GiB"
+								: NULL;
+	if (!bad)
+		return CKR_OK;
+	log_info("aead", "%s", bad);
+	return CKR_ARGUMENTS_BAD;
+}
+
 CK_RV msg_oneshot(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 		  CK_ULONG aadlen, const uint8_t *in, CK_ULONG inlen, uint8_t *out,
 		  CK_ULONG *outlen, counter_reserve_fn reserve, void *rarg)
 {
 	CK_GCM_MESSAGE_PARAMS *p;
-	if (op->in_message)
-		return CKR_OPERATION_ACTIVE;
+	GUARD(not_in_message(op));
+	GUARD(message_args(outlen != NULL, aad, aadlen, in, inlen));
 	GUARD(check_params(op, param, plen, &p));
-	if (!outlen || (inlen && !in) || inlen > INT_MAX)
-		return CKR_ARGUMENTS_BAD;
 	if (op->kms.tok && (p->ulIvLen != REMOTE_GCM_IV_LEN || p->ulTagBits != 128 ||
 			    (op->encrypt && (p->ivGenerator == CKG_NO_GENERATE ||
 					     p->ulIvFixedBits != 0)))) {
@@ -268,13 +294,13 @@ CK_RV msg_begin(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 		CK_ULONG aadlen, counter_reserve_fn reserve, void *rarg)
 {
 	CK_GCM_MESSAGE_PARAMS *p;
-	if (op->in_message)
-		return CKR_OPERATION_ACTIVE;
+	GUARD(not_in_message(op));
 	if (op->kms.tok) {
 		log_info("aead", "multi-part messages are not offered on KMS keys: each "
 				 "message is one KMS call (use C_EncryptMessage)");
 		return CKR_FUNCTION_NOT_SUPPORTED;
 	}
+	GUARD(message_args(true, aad, aadlen, NULL, 0));
 	GUARD(check_params(op, param, plen, &p));
 	GUARD(make_iv(op, p, reserve, rarg));
 	GUARD(start(op, p, aad, aadlen));
@@ -286,12 +312,15 @@ CK_RV msg_begin(msg_op *op, void *param, CK_ULONG plen, const uint8_t *aad,
 CK_RV msg_next(msg_op *op, void *param, CK_ULONG plen, const uint8_t *in,
 	       CK_ULONG inlen, uint8_t *out, CK_ULONG *outlen, CK_FLAGS flags)
 {
-	if (!op->in_message)
+	if (!op->in_message) {
+		log_info("aead", "no multi-part message is begun (C_*MessageBegin)");
 		return CKR_OPERATION_NOT_INITIALIZED;
-	if (param != op->cur || plen != sizeof(CK_GCM_MESSAGE_PARAMS))
+	}
+	GUARD(message_args(outlen != NULL, NULL, 0, in, inlen));
+	if (param != op->cur || plen != sizeof(CK_GCM_MESSAGE_PARAMS)) {
+		log_info("aead", "C_*MessageNext takes the parameter C_*MessageBegin had");
 		return CKR_MECHANISM_PARAM_INVALID;
-	if (!outlen || (inlen && !in) || inlen > INT_MAX)
-		return CKR_ARGUMENTS_BAD;
+	}
 	if (!out) {
 		*outlen = inlen;
 		return CKR_OK;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Private to the cipher mechanisms: what mech.c (the table and the shared
- * rules), aes.c (local AES) and remote.c (operations run by the KMS) share.
- * Nothing outside those three files includes it; the rest of the module
- * sees only mech.h. No variables are defined here.
+ * rules), aes.c (local AES) and remote.c (operations run by the KMS) share,
+ * and aead.c the AES-GCM bounds. Nothing outside those four files includes
+ * it; the rest of the module sees only mech.h. No variables are defined
+ * here.
  */
 #ifndef P11KMS_CIPHER_H
 #define P11KMS_CIPHER_H
@@ -12,7 +13,7 @@
 
 #define AES_BLOCK 16
 #define KW_SEMI 8
-#define GCM_MAX_IV 256
+#define GCM_MAX_IV 128 /* bytes: OpenSSL's GCM takes no longer IV */
 #define GCM_MAX_AAD (16u * 1024 * 1024)
 #define HOLD_MAX ((size_t)256 * 1024 * 1024) /* data held between parts */
 
@@ -32,6 +33,11 @@ CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen);
 bool kw_pad7_strip(const uint8_t *p, size_t *len);
 /* Parameter checks that the KMS variants repeat. */
 CK_RV param_gcm(const CK_MECHANISM *m);
+/* The AES-GCM IV and tag rules, for CK_GCM_PARAMS and the message API's
+ * CK_GCM_MESSAGE_PARAMS alike: CKR_MECHANISM_PARAM_INVALID, logged, for
+ * an IV that is NULL or not 1..GCM_MAX_IV bytes, or a tag length that
+ * SP 800-38D does not allow. */
+CK_RV gcm_iv_tag_check(const void *iv, CK_ULONG ivlen, CK_ULONG tagbits);
 CK_RV param_oaep(const CK_MECHANISM *m);
 
 /* --- aes.c --------------------------------------------------------------- */

@@ -39,14 +39,16 @@ static void lend_spare(session_t *s, cipher_op *op)
 static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			CK_OBJECT_HANDLE hKey, bool enc)
 {
-	const mech_info *mi;
-	GUARD(mech_for(pMechanism, enc ? CKF_ENCRYPT : CKF_DECRYPT, &mi));
-	GUARD(enter());
+	const mech_info *mi = NULL;
+	session_t *s;
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
-	session_t *s = session_inlock(hSession);
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
+	GUARD(enter());
+	CK_RV rv = session_mech_inlock(hSession, pMechanism, enc ? CKF_ENCRYPT : CKF_DECRYPT,
+				       true, &s, &mi);
+	if (rv == CKR_OK)
+		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
+	if (rv == CKR_OK && !(s = session_inlock(hSession)))
+		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
 		rv = key_for_op_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
 				       &k);
@@ -56,17 +58,23 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	}
 	sess_ref_inlock(s);
 	UNLOCK();
+	/* The operation's state is the session's, under its operation lock:
+	 * checked last (docs/CONFORMANCE.md). */
 	pthread_mutex_lock(&s->oplock);
 	cipher_op *op = enc ? &s->enc : &s->dec;
-	if (cipher_op_active(op))
+	if (cipher_op_active(op)) {
+		log_info("api", "an %s operation is already active in this session",
+			 enc ? "encryption" : "decryption");
 		rv = CKR_OPERATION_ACTIVE;
-	else
+	} else {
 		rv = op_start(op, mi, pMechanism, s->tok, &k, enc, false);
+	}
 	if (rv == CKR_OK && !k.kms)
 		lend_spare(s, op);
 	sec_free(k.key);
 	op_end(s);
-	if (rv != CKR_OK && k.kms && rv != CKR_MECHANISM_PARAM_INVALID)
+	if (rv != CKR_OK && rv != CKR_OPERATION_ACTIVE && k.kms &&
+	    rv != CKR_MECHANISM_PARAM_INVALID)
 		note_remote_failure(hSession);
 	return rv;
 }
@@ -77,25 +85,44 @@ static bool op_continues(CK_RV rv, const void *out)
 	return rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && !out);
 }
 
+/* The state and argument checks every call on a running operation makes,
+ * in this order (docs/CONFORMANCE.md): none active, a single-part call
+ * after an Update, a NULL pointer the call needs. */
+static CK_RV op_state(bool active, bool oneshot_after_update, bool args_ok, const char *what)
+{
+	if (!active) {
+		log_info("api", "no %s operation is active in this session", what);
+		return CKR_OPERATION_NOT_INITIALIZED;
+	}
+	if (oneshot_after_update) {
+		/* v3.0 5.8-5.13: the single-part call "cannot be used to
+		 * terminate a multi-part operation"; as any error but
+		 * CKR_BUFFER_TOO_SMALL, it ends the operation. */
+		log_info("api", "a single-part call after an Update: the %s operation "
+				"is ended", what);
+		return CKR_OPERATION_ACTIVE;
+	}
+	if (!args_ok) {
+		log_info("api", "a required argument is NULL");
+		return CKR_ARGUMENTS_BAD;
+	}
+	return CKR_OK;
+}
+
 static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 			   CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
 	session_t *s;
 	GUARD(op_begin(hSession, &s));
 	cipher_op *op = enc ? &s->enc : &s->dec;
-	CK_RV rv;
-	if (!cipher_op_active(op))
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-	else if (op->multipart)
-		rv = CKR_OPERATION_ACTIVE;
-	else if ((!in && inlen) || !outlen)
-		rv = CKR_ARGUMENTS_BAD;
-	else
-		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
-					       outlen);
-	bool remote_failed = cipher_op_active(op) && op->kms.tok && rv != CKR_OK &&
-			     rv != CKR_BUFFER_TOO_SMALL;
-	if (cipher_op_active(op) && rv != CKR_OPERATION_ACTIVE && !op_continues(rv, out))
+	bool active = cipher_op_active(op);
+	CK_RV rv = op_state(active, active && op->multipart, (in || !inlen) && outlen,
+			    enc ? "encryption" : "decryption");
+	bool ran = rv == CKR_OK;
+	if (ran)
+		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
+	bool remote_failed = ran && op->kms.tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL;
+	if (active && !op_continues(rv, out))
 		end_cipher_op(s, op);
 	op_end(s);
 	if (remote_failed)
@@ -109,19 +136,15 @@ static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 	session_t *s;
 	GUARD(op_begin(hSession, &s));
 	cipher_op *op = enc ? &s->enc : &s->dec;
-	CK_RV rv;
-	if (!cipher_op_active(op))
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-	else if ((!in && inlen) || !outlen)
-		rv = CKR_ARGUMENTS_BAD;
-	else
-		rv = op->impl->update(op, in ? in : (CK_BYTE_PTR) "", inlen, out,
-					      outlen);
+	bool active = cipher_op_active(op);
+	CK_RV rv = op_state(active, false, (in || !inlen) && outlen,
+			    enc ? "encryption" : "decryption");
+	if (rv == CKR_OK)
+		rv = op->impl->update(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
 	if (rv == CKR_OK && out)
 		op->multipart = true;
-	if (cipher_op_active(op) && !op_continues(rv, out))
-		if (rv != CKR_OK)
-			end_cipher_op(s, op);
+	if (active && !op_continues(rv, out) && rv != CKR_OK)
+		end_cipher_op(s, op);
 	op_end(s);
 	return rv;
 }
@@ -132,16 +155,13 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 	session_t *s;
 	GUARD(op_begin(hSession, &s));
 	cipher_op *op = enc ? &s->enc : &s->dec;
-	CK_RV rv;
-	if (!cipher_op_active(op))
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-	else if (!outlen)
-		rv = CKR_ARGUMENTS_BAD;
-	else
+	bool active = cipher_op_active(op);
+	CK_RV rv = op_state(active, false, outlen != NULL, enc ? "encryption" : "decryption");
+	bool ran = rv == CKR_OK;
+	if (ran)
 		rv = op->impl->final(op, out, outlen);
-	bool remote_failed = cipher_op_active(op) && op->kms.tok && rv != CKR_OK &&
-			     rv != CKR_BUFFER_TOO_SMALL;
-	if (cipher_op_active(op) && !op_continues(rv, out))
+	bool remote_failed = ran && op->kms.tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL;
+	if (active && !op_continues(rv, out))
 		end_cipher_op(s, op);
 	op_end(s);
 	if (remote_failed)
@@ -195,23 +215,29 @@ static mac_op *mac_slot(session_t *s, mac_which w)
 	return w == MW_DIGEST ? &s->dig : w == MW_SIGN ? &s->sig : &s->ver;
 }
 
+static const char *mac_what(mac_which w)
+{
+	return w == MW_DIGEST ? "digest" : w == MW_SIGN ? "signing" : "verification";
+}
+
 static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		      CK_OBJECT_HANDLE hKey, mac_which w)
 {
-	const mech_info *mi;
-	CK_FLAGS need = w == MW_DIGEST ? CKF_DIGEST : w == MW_SIGN ? CKF_SIGN : CKF_VERIFY;
-	GUARD(mech_for(pMechanism, need, &mi));
-	GUARD(enter());
+	const mech_info *mi = NULL;
+	session_t *s;
 	uint8_t *key = NULL;
 	size_t keylen = 0;
-	CK_RV rv = w == MW_DIGEST ? CKR_OK
-				  : unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
-	session_t *s = session_inlock(hSession);
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK && w != MW_DIGEST)
-		rv = op_key_inlock(s, hKey, mi, w == MW_SIGN ? CKA_SIGN : CKA_VERIFY,
-				   &plain_key, &key, &keylen);
+	CK_FLAGS need = w == MW_DIGEST ? CKF_DIGEST : w == MW_SIGN ? CKF_SIGN : CKF_VERIFY;
+	GUARD(enter());
+	CK_RV rv = session_mech_inlock(hSession, pMechanism, need, true, &s, &mi);
+	if (rv == CKR_OK && w != MW_DIGEST) {
+		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
+		if (rv == CKR_OK && !(s = session_inlock(hSession)))
+			rv = CKR_SESSION_CLOSED; /* while the lock was released */
+		if (rv == CKR_OK)
+			rv = op_key_inlock(s, hKey, mi, w == MW_SIGN ? CKA_SIGN : CKA_VERIFY,
+					   &plain_key, &key, &keylen);
+	}
 	if (rv != CKR_OK) {
 		UNLOCK();
 		return rv;
@@ -220,15 +246,19 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	UNLOCK();
 	pthread_mutex_lock(&s->oplock);
 	mac_op *op = mac_slot(s, w);
-	if (mac_op_active(op))
+	if (mac_op_active(op)) {
+		log_info("api", "a %s operation is already active in this session", mac_what(w));
 		rv = CKR_OPERATION_ACTIVE;
-	else
+	} else {
 		rv = mac_op_init(op, mi, pMechanism, key, keylen);
+	}
 	sec_free(key);
 	op_end(s);
 	return rv;
 }
 
+/* Digest, sign and verify calls on a running operation. For C_Verify and
+ * C_VerifyFinal, out/outlen carry the signature (*outlen its length). */
 static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 		     CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen, bool update,
 		     bool final)
@@ -236,38 +266,30 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 	session_t *s;
 	GUARD(op_begin(hSession, &s));
 	mac_op *op = mac_slot(s, w);
-	CK_RV rv = CKR_OK;
-	bool keep = false;
-	if (!mac_op_active(op)) {
-		op_end(s);
-		return CKR_OPERATION_NOT_INITIALIZED;
-	}
-	if ((!in && inlen) || (w != MW_VERIFY && (update ? false : !outlen)) ||
-	    (w == MW_VERIFY && !update && !out && *outlen)) {
-		rv = CKR_ARGUMENTS_BAD;
-	} else if (update) {
+	bool active = mac_op_active(op);
+	bool oneshot = !update && !final;
+	bool args_ok = (in || !inlen) &&
+		       (update || (w == MW_VERIFY ? out || !*outlen : outlen != NULL));
+	CK_RV rv = op_state(active, active && oneshot && op->multipart, args_ok, mac_what(w));
+	bool keep = false; /* every error but a short buffer ends the operation */
+	if (rv == CKR_OK && update) {
 		rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
 		op->multipart = true;
 		keep = rv == CKR_OK;
-	} else if (w == MW_VERIFY) {
-		/* out/outlen carry the signature: *outlen is its length. */
-		if (!final && op->multipart)
-			rv = CKR_OPERATION_ACTIVE, keep = true;
-		else if (!final)
+	} else if (rv == CKR_OK && w == MW_VERIFY) {
+		/* C_Verify and C_VerifyFinal always end the operation. */
+		if (oneshot)
 			rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
 		if (rv == CKR_OK)
 			rv = mac_verify_final(op, out, *outlen);
-	} else if (final) {
+	} else if (rv == CKR_OK && final) {
 		rv = mac_final(op, out, outlen);
 		keep = op_continues(rv, out);
-	} else if (op->multipart) {
-		rv = CKR_OPERATION_ACTIVE;
-		keep = true;
-	} else {
+	} else if (rv == CKR_OK) {
 		rv = mac_oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
 		keep = op_continues(rv, out);
 	}
-	if (!keep)
+	if (active && !keep)
 		mac_op_free(op);
 	op_end(s);
 	return rv;
@@ -291,27 +313,40 @@ CK_RV ep_DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 	return LEAVE(mac_run(h, MW_DIGEST, NULL, 0, out, outlen, false, true));
 }
 
-/* C_DigestKey: feed a secret key's value into the digest (v3.0 5.12). */
+/* C_DigestKey: feed a secret key's value into the digest (v3.0 5.12). The
+ * digest must be running (checked first, as for every call on a running
+ * operation), and the module must hold the value: a KMS key object's
+ * never leaves the KMS. SHA-2 is one-way, so a sensitive key may be
+ * digested, as the spec allows. A refused key leaves the digest as it
+ * was: the spec ends a digest on a failed C_DigestUpdate only. */
 CK_RV ep_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 {
+	session_t *s;
+	GUARD(LEAVE(op_begin(hSession, &s)));
+	CK_RV rv = op_state(mac_op_active(&s->dig), false, true, "digest");
+	op_end(s);
+	GUARD(LEAVE(rv));
 	GUARD(enter());
-	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
-	session_t *s = session_inlock(hSession);
 	object_t *o = NULL;
 	uint8_t *val = NULL;
 	size_t vlen = 0;
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
+	rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
+	if (rv == CKR_OK && !(s = session_inlock(hSession)))
+		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
 		rv = object_inlock(s, hKey, true, &o);
 	if (rv == CKR_OBJECT_HANDLE_INVALID)
 		rv = CKR_KEY_HANDLE_INVALID;
-	if (rv == CKR_OK && obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY)
+	const attr_t *v = rv == CKR_OK ? obj_attr(o, CKA_VALUE) : NULL;
+	if (rv == CKR_OK && (obj_ulong(o, CKA_CLASS, 0) != CKO_SECRET_KEY || o->kms || !v)) {
+		log_info("api", "%s", o->kms ? "a KMS key object's value never leaves the KMS"
+				   : !v	  ? "the key has no value to digest"
+					  : "only secret keys can be digested");
 		rv = CKR_KEY_INDIGESTIBLE;
+	}
 	if (rv == CKR_OK) {
-		const attr_t *v = obj_attr(o, CKA_VALUE);
-		vlen = v ? v->len : 0;
-		if (!v || !(val = sec_dup(v->val, vlen ? vlen : 1)))
+		vlen = v->len;
+		if (!(val = sec_dup(v->val, vlen ? vlen : 1)))
 			rv = CKR_HOST_MEMORY;
 	}
 	UNLOCK();

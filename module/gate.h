@@ -100,8 +100,13 @@ CK_RV key_for_op_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi,
  * KMS): locally, or through the token's KMS port. */
 CK_RV op_start(cipher_op *op, const mech_info *mi, CK_MECHANISM_PTR m, token_t *tok,
 	       const op_key *k, bool encrypt, bool key_op);
-/* The mechanism of m, if it is offered for a function needing flag need. */
-CK_RV mech_for(CK_MECHANISM_PTR m, CK_FLAGS need, const mech_info **out);
+/* The first checks of a function that runs mechanism m, needing flag
+ * need, in the order of PKCS #11 5.1.7 (docs/CONFORMANCE.md): session h
+ * (CKR_SESSION_HANDLE_INVALID), the caller's pointers (m and args_ok, else
+ * CKR_ARGUMENTS_BAD), the mechanism (CKR_MECHANISM_INVALID) and, but for
+ * the message API, its parameter (CKR_MECHANISM_PARAM_INVALID). */
+CK_RV session_mech_inlock(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_FLAGS need,
+			  bool args_ok, session_t **s, const mech_info **out);
 
 /* --- operations (crypt.c) --------------------------------------------------- */
 

@@ -72,11 +72,6 @@ CK_RV key_for_op_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi,
 			CK_ATTRIBUTE_TYPE usage, const key_errs *errs, op_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	if (!mech_offered_inlock(s->tok, mi)) {
-		log_info("api", "%s is offered only on slots with a KMS key of its type",
-			 mi->name);
-		return CKR_MECHANISM_INVALID;
-	}
 	object_t *o;
 	CK_RV rv = object_inlock(s, h, true, &o); /* KMS objects load nothing */
 	if (rv == CKR_OBJECT_HANDLE_INVALID)
@@ -128,15 +123,37 @@ CK_RV op_start(cipher_op *op, const mech_info *mi, CK_MECHANISM_PTR m, token_t *
 	return cipher_op_init_kms(op, mi, m, &port, k->idx, k->bits, k->modlen, encrypt, key_op);
 }
 
-CK_RV mech_for(CK_MECHANISM_PTR m, CK_FLAGS need, const mech_info **out)
+/* PKCS #11 5.1.7: the session's errors (5.1.2) outrank all others; among
+ * the rest this module answers in one order (docs/CONFORMANCE.md): the
+ * caller's pointers, the mechanism, its parameter, then the key. */
+CK_RV session_mech_inlock(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_FLAGS need,
+			  bool args_ok, session_t **s, const mech_info **out)
 {
-	if (!m)
+	if (!(*s = session_inlock(h)))
+		return CKR_SESSION_HANDLE_INVALID;
+	if (!m || !args_ok) {
+		log_info("api", "%s", m ? "a required argument is NULL" : "pMechanism is NULL");
 		return CKR_ARGUMENTS_BAD;
+	}
 	const mech_info *mi = mech_lookup(m->mechanism);
 	if (!mi || !(mi->flags & need)) {
 		log_info("api", "mechanism 0x%lx is not offered for this function",
 			 (unsigned long)m->mechanism);
 		return CKR_MECHANISM_INVALID;
+	}
+	if (!mech_offered_inlock((*s)->tok, mi)) {
+		log_info("api", "%s is offered only on slots with a KMS key of its type",
+			 mi->name);
+		return CKR_MECHANISM_INVALID;
+	}
+	/* The message API's parameters come with each message (3.0 5.14):
+	 * here only the pointer is checked. */
+	CK_RV rv = !(need & (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)) ? mi->check_param(m)
+		   : m->ulParameterLen && !m->pParameter		 ? CKR_MECHANISM_PARAM_INVALID
+									 : CKR_OK;
+	if (rv != CKR_OK) {
+		log_info("api", "%s: bad mechanism parameter", mi->name);
+		return rv;
 	}
 	*out = mi;
 	return CKR_OK;
@@ -148,12 +165,13 @@ CK_RV ep_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
 		     CK_OBJECT_HANDLE_PTR phKey)
 {
-	const mech_info *mi;
-	if ((!pTemplate && ulCount) || !phKey)
-		return LEAVE(CKR_ARGUMENTS_BAD);
-	GUARD(LEAVE(mech_for(pMechanism, CKF_GENERATE, &mi)));
-	if (mi->check_param(pMechanism) != CKR_OK)
-		return LEAVE(CKR_MECHANISM_PARAM_INVALID);
+	const mech_info *mi = NULL;
+	session_t *s;
+	GUARD(enter());
+	CK_RV rv = session_mech_inlock(hSession, pMechanism, CKF_GENERATE,
+				       phKey && (pTemplate || !ulCount), &s, &mi);
+	UNLOCK();
+	GUARD(LEAVE(rv));
 	GUARD(LEAVE(tmpl_check(pTemplate, ulCount)));
 	const CK_ATTRIBUTE *a = tmpl_find(pTemplate, ulCount, CKA_CLASS);
 	CK_ULONG v;
@@ -187,7 +205,6 @@ CK_RV ep_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		{CKA_KEY_TYPE, &kt, sizeof(kt)},
 		{CKA_KEY_GEN_MECHANISM, &gm, sizeof(gm)},
 	};
-	CK_RV rv;
 	unsigned waited = 0;
 	do { /* again while the store is busy (slots_busy_wait) */
 		rv = enter();
@@ -196,10 +213,10 @@ CK_RV ep_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			return rv;
 		}
 		rv = unseal_if_needed(hSession, tmpl_says_token(pTemplate, ulCount));
-		session_t *s = session_inlock(hSession);
+		s = session_inlock(hSession);
 		object_t *o = NULL;
 		if (rv == CKR_OK && !s)
-			rv = CKR_SESSION_HANDLE_INVALID;
+			rv = CKR_SESSION_CLOSED; /* while the lock was released */
 		if (rv == CKR_OK)
 			rv = obj_build(ORIGIN_GENERATE, pTemplate, ulCount, extra,
 				       ARRAY_SIZE(extra), (obj_actor){.so = s->tok->login == CKU_SO},
@@ -216,20 +233,20 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		 CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
 		 CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
 {
-	const mech_info *mi;
-	if (!pulWrappedKeyLen)
-		return LEAVE(CKR_ARGUMENTS_BAD);
-	GUARD(LEAVE(mech_for(pMechanism, CKF_WRAP, &mi)));
-	GUARD(enter());
+	const mech_info *mi = NULL;
+	session_t *s;
 	uint8_t *kv = NULL;
 	size_t kvlen = 0;
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hWrappingKey) ||
-							     handle_needs_tk_inlock(hKey));
-	session_t *s = session_inlock(hSession);
 	object_t *o = NULL, *w = NULL;
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
+	GUARD(enter());
+	CK_RV rv = session_mech_inlock(hSession, pMechanism, CKF_WRAP, pulWrappedKeyLen != NULL,
+				       &s, &mi);
+	if (rv == CKR_OK)
+		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hWrappingKey) ||
+							handle_needs_tk_inlock(hKey));
+	if (rv == CKR_OK && !(s = session_inlock(hSession)))
+		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
 		rv = key_for_op_inlock(s, hWrappingKey, mi, CKA_WRAP, &wrapping_key, &k);
 	if (rv == CKR_OK)
@@ -252,8 +269,11 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		if (!kv)
 			rv = CKR_HOST_MEMORY;
 	}
+	/* Read under the lock: once it is released another thread may close
+	 * the session and free it. The token itself lives as long as the
+	 * module. */
+	token_t *tok = rv == CKR_OK ? s->tok : NULL;
 	UNLOCK();
-	token_t *tok = s ? s->tok : NULL;
 	if (rv == CKR_OK) {
 		cipher_op op;
 		rv = op_start(&op, mi, pMechanism, tok, &k, true, true);
@@ -277,22 +297,23 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		   CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
 		   CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
 {
-	const mech_info *mi;
-	if ((!pTemplate && ulAttributeCount) || !phKey || !pWrappedKey)
-		return LEAVE(CKR_ARGUMENTS_BAD);
-	GUARD(LEAVE(mech_for(pMechanism, CKF_UNWRAP, &mi)));
-	GUARD(LEAVE(tmpl_check(pTemplate, ulAttributeCount)));
-	GUARD(enter());
+	const mech_info *mi = NULL;
+	session_t *s;
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed(hSession,
-					   handle_needs_tk_inlock(hUnwrappingKey) ||
-						   tmpl_says_token(pTemplate, ulAttributeCount));
-	session_t *s = session_inlock(hSession);
-	if (rv == CKR_OK && !s)
-		rv = CKR_SESSION_HANDLE_INVALID;
+	GUARD(enter());
+	CK_RV rv = session_mech_inlock(hSession, pMechanism, CKF_UNWRAP,
+				       phKey && pWrappedKey && (pTemplate || !ulAttributeCount),
+				       &s, &mi);
+	if (rv == CKR_OK)
+		rv = tmpl_check(pTemplate, ulAttributeCount);
+	if (rv == CKR_OK)
+		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hUnwrappingKey) ||
+							tmpl_says_token(pTemplate, ulAttributeCount));
+	if (rv == CKR_OK && !(s = session_inlock(hSession)))
+		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
 		rv = key_for_op_inlock(s, hUnwrappingKey, mi, CKA_UNWRAP, &unwrapping_key, &k);
-	token_t *tok = s ? s->tok : NULL;
+	token_t *tok = rv == CKR_OK ? s->tok : NULL;
 	UNLOCK();
 	uint8_t *val = NULL;
 	CK_ULONG vlen = ulWrappedKeyLen;
@@ -328,7 +349,7 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		s = session_inlock(hSession);
 		object_t *o = NULL;
 		if (!s)
-			rv = CKR_SESSION_HANDLE_INVALID;
+			rv = CKR_SESSION_CLOSED; /* while the KMS was asked */
 		if (rv == CKR_OK) {
 			rv = obj_build(ORIGIN_UNWRAP, pTemplate, ulAttributeCount, extra, 1,
 				       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
@@ -351,22 +372,23 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 
 CK_RV ep_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen)
 {
-	if (!pSeed && ulSeedLen)
-		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = session_inlock(hSession) ? CKR_RANDOM_SEED_NOT_SUPPORTED
-					    : CKR_SESSION_HANDLE_INVALID;
+	CK_RV rv = !session_inlock(hSession) ? CKR_SESSION_HANDLE_INVALID
+		   : !pSeed && ulSeedLen    ? CKR_ARGUMENTS_BAD
+					    : CKR_RANDOM_SEED_NOT_SUPPORTED;
 	UNLOCK();
+	if (rv == CKR_RANDOM_SEED_NOT_SUPPORTED)
+		log_info("api", "the module's generator takes no seed (OpenSSL seeds it)");
 	return LEAVE(rv);
 }
 
 CK_RV ep_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
 			CK_ULONG ulRandomLen)
 {
-	if (!pRandomData && ulRandomLen)
-		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	CK_RV rv = session_inlock(hSession) ? CKR_OK : CKR_SESSION_HANDLE_INVALID;
+	CK_RV rv = !session_inlock(hSession)	? CKR_SESSION_HANDLE_INVALID
+		   : !pRandomData && ulRandomLen ? CKR_ARGUMENTS_BAD
+						 : CKR_OK;
 	UNLOCK();
 	if (rv == CKR_OK && !crypto_random(pRandomData, ulRandomLen))
 		rv = CKR_FUNCTION_FAILED;

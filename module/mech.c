@@ -52,27 +52,55 @@ static CK_RV param_iv16(const CK_MECHANISM *m)
 		       : CKR_MECHANISM_PARAM_INVALID;
 }
 
-CK_RV param_gcm(const CK_MECHANISM *m)
+/* PKCS #11 v3.0 lets ulIvLen be anything from 1 to 2^32 - 1; OpenSSL's GCM
+ * takes at most GCM_MAX_IV bytes, so a longer IV is refused here, where
+ * the caller learns why, and not inside EVP as CKR_GENERAL_ERROR. */
+CK_RV gcm_iv_tag_check(const void *iv, CK_ULONG ivlen, CK_ULONG tagbits)
 {
-	if (!m->pParameter || m->ulParameterLen != sizeof(CK_GCM_PARAMS))
-		return CKR_MECHANISM_PARAM_INVALID;
-	const CK_GCM_PARAMS *p = m->pParameter;
-	if (!p->pIv || p->ulIvLen == 0 || p->ulIvLen > GCM_MAX_IV) {
+	if (ivlen == 0 || ivlen > GCM_MAX_IV) {
 		log_info("mech", "AES-GCM IV length %lu is out of range 1..%d",
-			 (unsigned long)p->ulIvLen, GCM_MAX_IV);
+			 (unsigned long)ivlen, GCM_MAX_IV);
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
-	if ((p->ulAADLen && !p->pAAD) || p->ulAADLen > GCM_MAX_AAD)
+	if (!iv) {
+		log_info("mech", "AES-GCM: pIv is NULL with an IV length of %lu",
+			 (unsigned long)ivlen);
 		return CKR_MECHANISM_PARAM_INVALID;
-	switch (p->ulTagBits) {
+	}
+	switch (tagbits) {
 	case 32: case 64: case 96: case 104: case 112: case 120: case 128:
 		return CKR_OK;
 	default:
 		log_info("mech", "AES-GCM tag of %lu bits is not allowed "
 				 "(SP 800-38D: 32, 64, 96..128)",
-			 (unsigned long)p->ulTagBits);
+			 (unsigned long)tagbits);
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
+}
+
+CK_RV param_gcm(const CK_MECHANISM *m)
+{
+	if (!m->pParameter || m->ulParameterLen != sizeof(CK_GCM_PARAMS)) {
+		log_info("mech", "AES-GCM takes a CK_GCM_PARAMS of %zu bytes, not %lu bytes%s",
+			 sizeof(CK_GCM_PARAMS), (unsigned long)m->ulParameterLen,
+			 m->pParameter ? "" : " at NULL");
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	const CK_GCM_PARAMS *p = m->pParameter;
+	GUARD(gcm_iv_tag_check(p->pIv, p->ulIvLen, p->ulTagBits));
+	/* v3.0: "Do not use ulIvBits"; callers set it to 0 or to ulIvLen * 8.
+	 * Anything else says the caller meant another IV than it gave. */
+	if (p->ulIvBits && p->ulIvBits != p->ulIvLen * 8) {
+		log_info("mech", "AES-GCM: ulIvBits %lu disagrees with ulIvLen %lu",
+			 (unsigned long)p->ulIvBits, (unsigned long)p->ulIvLen);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	if ((p->ulAADLen && !p->pAAD) || p->ulAADLen > GCM_MAX_AAD) {
+		log_info("mech", "AES-GCM: %lu bytes of AAD %s", (unsigned long)p->ulAADLen,
+			 p->pAAD ? "is more than the module takes" : "at NULL");
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	return CKR_OK;
 }
 
 static CK_RV param_kw(const CK_MECHANISM *m)

@@ -25,20 +25,31 @@ static CK_RV kid_of(const uint8_t *tk, const uint8_t *key, size_t keylen, uint8_
 	return rv;
 }
 
+/* A message call with no message-based operation initialized. */
+static CK_RV inactive(bool enc)
+{
+	log_info("api", "no message-based %s is active in this session",
+		 enc ? "encryption" : "decryption");
+	return CKR_OPERATION_NOT_INITIALIZED;
+}
+
 static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			  CK_OBJECT_HANDLE hKey, bool enc)
 {
-	const mech_info *mi;
-	GUARD(mech_for(pMechanism, enc ? CKF_MESSAGE_ENCRYPT : CKF_MESSAGE_DECRYPT, &mi));
-	GUARD(enter());
+	const mech_info *mi = NULL;
+	session_t *s;
 	uint8_t *tk = NULL;
 	op_key k = {0};
-	CK_RV rv = unseal_if_needed(hSession, true);
-	session_t *s = session_inlock(hSession);
-	if (!s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	else if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_USER_PIN_NOT_INITIALIZED)
-		rv = CKR_OK; /* without the token key, counter IVs are refused later */
+	GUARD(enter());
+	CK_RV rv = session_mech_inlock(hSession, pMechanism,
+				       enc ? CKF_MESSAGE_ENCRYPT : CKF_MESSAGE_DECRYPT, true, &s, &mi);
+	if (rv == CKR_OK) {
+		rv = unseal_if_needed(hSession, true);
+		if (!(s = session_inlock(hSession)))
+			rv = CKR_SESSION_CLOSED; /* while the lock was released */
+		else if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_USER_PIN_NOT_INITIALIZED)
+			rv = CKR_OK; /* without the token key, counter IVs are refused later */
+	}
 	if (rv == CKR_OK)
 		rv = key_for_op_inlock(s, hKey, mi, enc ? CKA_ENCRYPT : CKA_DECRYPT, &plain_key,
 				       &k);
@@ -58,9 +69,11 @@ static CK_RV message_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 	kms_port port = token_kms_port(s->tok);
 	pthread_mutex_lock(&s->oplock);
 	msg_op *op = enc ? &s->menc : &s->mdec;
-	if (rv == CKR_OK && op->active)
+	if (rv == CKR_OK && op->active) {
+		log_info("api", "a message-based %s is already active in this session",
+			 enc ? "encryption" : "decryption");
 		rv = CKR_OPERATION_ACTIVE;
-	else if (rv == CKR_OK && k.kms)
+	} else if (rv == CKR_OK && k.kms)
 		rv = msg_op_init_kms(op, pMechanism, enc, &port, k.idx, k.bits);
 	else if (rv == CKR_OK)
 		rv = msg_op_init(op, pMechanism, k.key, k.keylen, enc, tk ? kid : NULL);
@@ -91,9 +104,11 @@ static CK_RV message_oneshot(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
 	msg_op *op = enc ? &s->menc : &s->mdec;
 	CK_RV rv = op->active ? msg_oneshot(op, param, plen, aad, aadlen, in, inlen, out,
 					    outlen, token_reserve_counter, s->tok)
-			      : CKR_OPERATION_NOT_INITIALIZED;
+			      : inactive(enc);
+	/* Refused before the KMS was asked: no device error to give. */
 	bool remote_failed = op->kms.tok && rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL &&
-			     rv != CKR_MECHANISM_PARAM_INVALID;
+			     rv != CKR_MECHANISM_PARAM_INVALID && rv != CKR_ARGUMENTS_BAD &&
+			     rv != CKR_OPERATION_ACTIVE;
 	op_end(s); /* a failed message leaves the operation active */
 	if (remote_failed)
 		note_remote_failure(h);
@@ -122,7 +137,7 @@ static CK_RV message_begin(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
 	msg_op *op = enc ? &s->menc : &s->mdec;
 	CK_RV rv = op->active ? msg_begin(op, param, plen, aad, aadlen,
 					  token_reserve_counter, s->tok)
-			      : CKR_OPERATION_NOT_INITIALIZED;
+			      : inactive(enc);
 	op_end(s);
 	return rv;
 }
@@ -147,7 +162,7 @@ static CK_RV message_next(CK_SESSION_HANDLE h, bool enc, CK_VOID_PTR param,
 	GUARD(op_begin(h, &s));
 	msg_op *op = enc ? &s->menc : &s->mdec;
 	CK_RV rv = op->active ? msg_next(op, param, plen, in, inlen, out, outlen, flags)
-			      : CKR_OPERATION_NOT_INITIALIZED;
+			      : inactive(enc);
 	op_end(s);
 	return rv;
 }
@@ -171,7 +186,7 @@ static CK_RV message_final(CK_SESSION_HANDLE h, bool enc)
 	session_t *s;
 	GUARD(op_begin(h, &s));
 	msg_op *op = enc ? &s->menc : &s->mdec;
-	CK_RV rv = op->active ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+	CK_RV rv = op->active ? CKR_OK : inactive(enc);
 	if (op->active)
 		msg_op_free(op);
 	op_end(s);

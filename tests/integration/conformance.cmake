@@ -1,0 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+# The spec's rules through the exported API (docs/CONFORMANCE.md), and the
+# C_WrapKey race of issue 14.
+p11kms_api_test(test_wrap_race ${CMAKE_CURRENT_LIST_DIR}/test_wrap_race.c)
+set_tests_properties(test_wrap_race PROPERTIES TIMEOUT 120)
+p11kms_api_test(test_precedence ${CMAKE_CURRENT_LIST_DIR}/test_precedence.c)
+p11kms_api_test(test_conformance ${CMAKE_CURRENT_LIST_DIR}/test_conformance.c)
+# libcrypto only as an independent oracle (SHA-256, AES-GCM with long IVs).
+target_link_libraries(test_conformance PRIVATE OpenSSL::Crypto)
