@@ -46,7 +46,7 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	CK_RV rv = session_mech_inlock(hSession, pMechanism, enc ? CKF_ENCRYPT : CKF_DECRYPT,
 				       true, &s, &mi);
 	if (rv == CKR_OK)
-		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
+		rv = unseal_for_key(hSession, hKey, handle_needs_tk_inlock(hKey));
 	if (rv == CKR_OK && !(s = session_inlock(hSession)))
 		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
@@ -231,7 +231,7 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	GUARD(enter());
 	CK_RV rv = session_mech_inlock(hSession, pMechanism, need, true, &s, &mi);
 	if (rv == CKR_OK && w != MW_DIGEST) {
-		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hKey));
+		rv = unseal_for_key(hSession, hKey, handle_needs_tk_inlock(hKey));
 		if (rv == CKR_OK && !(s = session_inlock(hSession)))
 			rv = CKR_SESSION_CLOSED; /* while the lock was released */
 		if (rv == CKR_OK)

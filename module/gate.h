@@ -57,6 +57,10 @@ void op_end(session_t *s);
  * session (and anything found through it) up again afterwards. Not an
  * _inlock function, by the lock rule (docs/ARCHITECTURE.md). */
 CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed);
+/* The same for an operation on key: a KMS key object (config "keys") is
+ * not stopped by a revoked sealing key, its own key's state decides (the
+ * KMS refuses a disabled key). */
+CK_RV unseal_for_key(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key, bool needed);
 bool mech_offered_inlock(const token_t *t, const mech_info *m);
 /* A remote operation failed: give the session the provider's reason. */
 void note_remote_failure(CK_SESSION_HANDLE h);

@@ -99,8 +99,8 @@ CK_RV key_for_op_inlock(session_t *s, CK_OBJECT_HANDLE h, const mech_info *mi,
 		log_info("api", "key usage attribute 0x%lx is false", (unsigned long)usage);
 		return CKR_KEY_FUNCTION_NOT_PERMITTED;
 	}
-	if (s->tok->revoked)
-		return CKR_DEVICE_ERROR;
+	/* No check of the sealing key's state: the KMS answers for this key
+	 * (unseal_for_key). */
 	const kms_key_cfg *kc = &s->tok->cfg->keys[o->kms_index];
 	const attr_t *n = obj_attr(o, CKA_MODULUS);
 	k->kms = true;
@@ -243,8 +243,9 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	CK_RV rv = session_mech_inlock(hSession, pMechanism, CKF_WRAP, pulWrappedKeyLen != NULL,
 				       &s, &mi);
 	if (rv == CKR_OK)
-		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hWrappingKey) ||
-							handle_needs_tk_inlock(hKey));
+		rv = unseal_for_key(hSession, hWrappingKey,
+				    handle_needs_tk_inlock(hWrappingKey) ||
+					    handle_needs_tk_inlock(hKey));
 	if (rv == CKR_OK && !(s = session_inlock(hSession)))
 		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
@@ -307,8 +308,9 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	if (rv == CKR_OK)
 		rv = tmpl_check(pTemplate, ulAttributeCount);
 	if (rv == CKR_OK)
-		rv = unseal_if_needed(hSession, handle_needs_tk_inlock(hUnwrappingKey) ||
-							tmpl_says_token(pTemplate, ulAttributeCount));
+		rv = unseal_for_key(hSession, hUnwrappingKey,
+				    handle_needs_tk_inlock(hUnwrappingKey) ||
+					    tmpl_says_token(pTemplate, ulAttributeCount));
 	if (rv == CKR_OK && !(s = session_inlock(hSession)))
 		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)

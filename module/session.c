@@ -99,6 +99,21 @@ CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 	return rv;
 }
 
+CK_RV unseal_for_key(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key, bool needed)
+{
+	object_t *o = hmap_get(&slots.objects, key);
+	bool kms = o && o->kms;
+	CK_RV rv = unseal_if_needed(h, needed);
+	/* Revoked means the token key is gone; a KMS key object never needed
+	 * it and is refused by the KMS itself when its own key is disabled. */
+	if (rv == CKR_DEVICE_ERROR && kms && !needed && session_inlock(h)) {
+		log_debug("api", "the token is revoked; KMS key object %lu is used all the same",
+			  (unsigned long)key);
+		return CKR_OK;
+	}
+	return rv;
+}
+
 /* --- slots and tokens --------------------------------------------------- */
 
 CK_RV ep_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,

@@ -64,9 +64,10 @@ static int stop_emulator(void **state)
 	return emu_stop();
 }
 
-/* A token on the gcp provider, sealed by key. creds is the extra JSON
- * naming the credential source ("" for the ADC search). */
-static void gcp_env_with(long grace, const char *key, const char *creds)
+/* A token on the gcp provider, sealed by seal, showing objkey as the
+ * KMS key object "gcp-key". creds is the extra JSON naming the credential
+ * source ("" for the ADC search). */
+static void gcp_env_keys(long grace, const char *seal, const char *objkey, const char *creds)
 {
 	h_env_new(&env, "required", "");
 	/* No gcloud file unless a test puts one there. */
@@ -81,11 +82,18 @@ static void gcp_env_with(long grace, const char *key, const char *creds)
 		"    \"keys\": [ {\"id\": \"%s\", \"label\": \"gcp-key\"} ],\n"
 		"    \"revalidate_seconds\": 1, \"offline_grace_seconds\": %ld } ] }\n",
 		env.log, gcp("endpoint_url"),
-		json_string_value(json_object_get(emu_info, "ca_bundle")), creds, env.store, key,
-		key, grace);
+		json_string_value(json_object_get(emu_info, "ca_bundle")), creds, env.store, seal,
+		objkey, grace);
 	fclose(f);
 	emuctl("clear-faults");
-	emuctl("enable %s", key);
+	emuctl("enable %s", seal);
+	emuctl("enable %s", objkey);
+}
+
+/* ... sealed by key, which is also the KMS key object. */
+static void gcp_env_with(long grace, const char *key, const char *creds)
+{
+	gcp_env_keys(grace, key, key, creds);
 }
 
 static void gcp_env(long grace)
@@ -205,6 +213,67 @@ static void test_disable_then_enable(void **state)
 	/* The service's FAILED_PRECONDITION reached the log. */
 	assert_true(h_log_contains(&env, "FAILED_PRECONDITION"));
 	emuctl("enable %s", sym_key());
+	assert_ok(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4));
+	k = h_find_label(S, "guarded");
+	cl = sizeof(ct);
+	assert_ok(h_encrypt_probe(S, k, ct, &cl));
+}
+
+
+/* A token sealed by its own key, showing the shared key as a KMS key
+ * object: the object follows its own key's state, not the sealing key's;
+ * when the sealing key comes back, the session says what it is. */
+static char own_seal[512];
+
+static int setup_own_seal(void **state)
+{
+	char creds[600];
+	emu_ctl_line(own_seal, sizeof(own_seal), "emuctl_gcp.py", "create seal-%d", (int)getpid());
+	snprintf(creds, sizeof(creds), "\"credentials_file\": \"%s\",",
+		 gcp("service_account_file"));
+	gcp_env_keys(3600, own_seal, sym_key(), creds);
+	open_token();
+	return 0;
+}
+
+static void test_kms_object_follows_its_own_key(void **state)
+{
+	CK_OBJECT_HANDLE kms = h_find_label(S, "gcp-key");
+	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "guarded");
+	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	uint8_t ct[32], blob[2048], out[64];
+	CK_ULONG cl = sizeof(ct), bl = sizeof(blob), ol = sizeof(out);
+	emuctl("disable %s", own_seal);
+	sleep(2); /* past revalidate_seconds */
+	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(S, &si));
+	assert_int_equal(si.ulDeviceError, P11KMS_DEVERR_KEY_DISABLED);
+	assert_int_equal(si.state, CKS_RW_PUBLIC_SESSION); /* logged out: the PIN is needed */
+	/* The KMS key object's own key is enabled: it works on. */
+	assert_ok(p11->C_EncryptInit(S, &m, kms));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR)"sixteen byte msg", 16, blob, &bl));
+	assert_ok(p11->C_DecryptInit(S, &m, kms));
+	assert_ok(p11->C_Decrypt(S, blob, bl, out, &ol));
+	assert_int_equal(ol, 16);
+	/* ... until its own key is disabled. */
+	emuctl("disable %s", sym_key());
+	bl = sizeof(blob);
+	CK_RV rv = p11->C_EncryptInit(S, &m, kms);
+	if (rv == CKR_OK)
+		rv = p11->C_Encrypt(S, (CK_BYTE_PTR)"sixteen byte msg", 16, blob, &bl);
+	emuctl("enable %s", sym_key());
+	assert_int_not_equal(rv, CKR_OK);
+	/* The sealing key back: the session no longer names the revocation,
+	 * says it is logged out, and a login works. */
+	emuctl("enable %s", own_seal);
+	sleep(2);
+	bl = sizeof(blob);
+	assert_ok(p11->C_EncryptInit(S, &m, kms));
+	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR)"sixteen byte msg", 16, blob, &bl));
+	assert_ok(p11->C_GetSessionInfo(S, &si));
+	assert_int_equal(si.ulDeviceError, 0);
+	assert_int_equal(si.state, CKS_RW_PUBLIC_SESSION);
 	assert_ok(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4));
 	k = h_find_label(S, "guarded");
 	cl = sizeof(ct);
@@ -567,6 +636,8 @@ int main(void)
 		H_TEST_STATE(cloud_token_survives_restart, setup, teardown, &GCP_E2E),
 		cmocka_unit_test_setup_teardown(test_blobs_interoperate_with_sdk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disable_then_enable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kms_object_follows_its_own_key, setup_own_seal,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_fails, setup_destroy, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_keeps_old_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_crc32c_refused, setup, teardown),
