@@ -331,6 +331,17 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 				   : strcmp(ty, "aes") == 0	  ? KMS_KEY_AES
 								  : KMS_KEY_RSA;
 			kc->bits = (unsigned)get_uint(k, "bits", kc->type == KMS_KEY_AES ? 256 : 0);
+			/* One key, one set of objects: CKA_UNIQUE_ID is the key's. */
+			for (size_t j = 0; j + 1 < pc->nkeys; j++)
+				if (strcmp(pc->keys[j].id, kc->id) == 0) {
+					path[2].key = "keys";
+					path[3].key = NULL;
+					path[3].index = i;
+					path[4].key = "id";
+					return fail(c, path, 5,
+						    "key \"%s\" is listed twice (also keys[%zu])",
+						    kc->id, j);
+				}
 		}
 	}
 	return CKR_OK;

@@ -196,6 +196,10 @@ static void test_seal_with_list(void **state)
 		"\"key_file\": \"/k\", \"store\": \"/s\", \"seal_with\": [\"x\", \"a:x\"] } ] }",
 		"providers[0].seal_with[1]: the same key is listed twice");
 	refused("{ \"providers\": [ { \"name\": \"a\", \"type\": \"local\", "
+		"\"key_file\": \"/k\", \"store\": \"/s\", \"keys\": [{\"id\": \"k1\"}, "
+		"{\"id\": \"k2\"}, {\"id\": \"k1\", \"label\": \"again\"}] } ] }",
+		"providers[0].keys[2].id: key \"k1\" is listed twice (also keys[0])");
+	refused("{ \"providers\": [ { \"name\": \"a\", \"type\": \"local\", "
 		"\"key_file\": \"/k\", \"store\": \"/s\", \"seal_policy\": \"some\" } ] }",
 		"providers[0].seal_policy: \"some\" is not one of the allowed values");
 }
