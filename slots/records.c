@@ -56,11 +56,16 @@ void token_forget_objects_inlock(token_t *t)
 
 /* --- token object records ----------------------------------------------- */
 
-static bool rec_aad(const object_t *o, const dbuf_t *pub, dbuf_t *aad)
+bool record_aad(const uint8_t uid[16], const uint8_t *pub, size_t publen, dbuf_t *aad)
 {
 	static const char pfx[] = "p11kms-object:v1:";
-	return dbuf_add(aad, pfx, sizeof(pfx) - 1) && dbuf_add(aad, o->uid, 16) &&
-	       dbuf_add(aad, pub->p, pub->len);
+	return dbuf_add(aad, pfx, sizeof(pfx) - 1) && dbuf_add(aad, uid, 16) &&
+	       dbuf_add(aad, pub, publen);
+}
+
+static bool rec_aad(const object_t *o, const dbuf_t *pub, dbuf_t *aad)
+{
+	return record_aad(o->uid, pub->p, pub->len, aad);
 }
 
 static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
@@ -72,7 +77,7 @@ static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
 	if (!obj_serialize(o, false, pub) || !obj_serialize(o, true, &sec) ||
 	    !rec_aad(o, pub, &aad))
 		rv = CKR_HOST_MEMORY;
-	if (rv == CKR_OK && gcm_seal(t->tk, aad.p, aad.len, sec.p, sec.len, &r->sec,
+	if (rv == CKR_OK && gcm_seal(TK_WRITE(t->tk), aad.p, aad.len, sec.p, sec.len, &r->sec,
 				     &r->seclen) != P11K_OK)
 		rv = CKR_GENERAL_ERROR;
 	dbuf_free(&sec);
@@ -92,6 +97,17 @@ static CK_RV seal_record(token_t *t, object_t *o, obj_rec *r, dbuf_t *pub)
 	return CKR_OK;
 }
 
+p11k_err tk_gen_read(token_t *t, uint32_t *gen)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	bool found = false;
+	p11k_err e = store_meta_get(t->store, "tk_gen", &v, &n, &found);
+	*gen = e == P11K_OK && found ? get_u32(v, n) : 0;
+	free(v);
+	return e;
+}
+
 /* Seal o and insert it as a new row (insert) or over its row, with the
  * store held without waiting (slots.h, rule 3): a busy store is
  * SLOTS_RETRY (publish_rv), and nothing was written. */
@@ -102,13 +118,37 @@ static CK_RV write_record(token_t *t, object_t *o, bool insert)
 	obj_rec r = {0};
 	dbuf_t pub;
 	dbuf_init(&pub, 64u << 20, false);
-	CK_RV rv = seal_record(t, o, &r, &pub);
-	r.rowid = insert ? 0 : o->rowid;
-	p11k_err e = P11K_OK;
-	if (rv == CKR_OK && (e = store_nowait_enter(t->store)) == P11K_OK) {
-		e = insert ? store_obj_insert(t->store, &r) : store_obj_update(t->store, &r);
-		store_nowait_leave(t->store);
+	CK_RV rv = CKR_OK;
+	p11k_err e = store_nowait_enter(t->store);
+	/* In one transaction with a look at "tk_gen": a record is written
+	 * under the newest token key, even when another process's rekey
+	 * moved it on just now (slots/rekey.h). */
+	bool held = e == P11K_OK;
+	if (held)
+		e = store_begin(t->store);
+	if (e == P11K_OK) {
+		uint32_t gen = 0;
+		e = tk_gen_read(t, &gen);
+		if (e == P11K_OK && gen != t->tk_gen)
+			tk_keys_refresh_inlock(t);
+		if (e == P11K_OK && gen != t->tk_gen) {
+			log_error("token", "slot %lu: the token key moved on and cannot be "
+					   "reloaded; not writing",
+				  (unsigned long)t->slot_id);
+			rv = CKR_DEVICE_ERROR;
+		}
+		if (e == P11K_OK && rv == CKR_OK)
+			rv = seal_record(t, o, &r, &pub);
+		r.rowid = insert ? 0 : o->rowid;
+		if (e == P11K_OK && rv == CKR_OK)
+			e = insert ? store_obj_insert(t->store, &r) : store_obj_update(t->store, &r);
+		if (e == P11K_OK && rv == CKR_OK)
+			e = store_commit(t->store);
+		else
+			store_rollback(t->store);
 	}
+	if (held)
+		store_nowait_leave(t->store);
 	if (rv == CKR_OK)
 		rv = publish_rv(t, e);
 	if (rv == CKR_OK && insert) {
@@ -155,8 +195,11 @@ static CK_RV load_secret(token_t *t, object_t *o, const obj_rec *r)
 	CK_RV rv = CKR_OK;
 	if (!dbuf_add(&pub, r->pub, r->publen) || !rec_aad(o, &pub, &aad))
 		rv = CKR_HOST_MEMORY;
+	/* Under TK, or under TK' while a rekey is under way. */
 	if (rv == CKR_OK &&
-	    gcm_open(t->tk, aad.p, aad.len, r->sec, r->seclen, &pt, &ptlen) != P11K_OK) {
+	    gcm_open(t->tk, aad.p, aad.len, r->sec, r->seclen, &pt, &ptlen) != P11K_OK &&
+	    (!TK_HAS_NEXT(t->tk) || gcm_open(TK_NEXT(t->tk), aad.p, aad.len, r->sec, r->seclen,
+					     &pt, &ptlen) != P11K_OK)) {
 		log_error("token", "slot %lu: object record %lld does not authenticate "
 				   "under the token key (tampered, swapped or damaged)",
 			  (unsigned long)t->slot_id, (long long)r->rowid);

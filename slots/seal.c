@@ -98,7 +98,14 @@ CK_RV seal_set_load_inlock(token_t *t, seal_set *s)
 		e = store_meta_get(t->store, "tk_seal", &s->tk_seal, &s->tk_seal_len, &found);
 	}
 	if (e == P11K_OK)
+		e = store_meta_get(t->store, "tk_seal_next", &s->tk_next, &s->tk_next_len, &found);
+	if (e == P11K_OK)
+		e = store_meta_get(t->store, "tk_gen", &v, &n, &found);
+	if (e == P11K_OK) {
+		s->tk_gen = found ? get_u32(v, n) : 0;
+		free(v);
 		e = store_seals_load(t->store, &s->rows, &s->nrows);
+	}
 	if (e != P11K_OK) {
 		seal_set_free(s);
 		return store_rv(t, e);
@@ -110,6 +117,7 @@ void seal_set_free(seal_set *s)
 {
 	seal_recs_free(s->rows, s->nrows);
 	free(s->tk_seal);
+	free(s->tk_next);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -299,6 +307,57 @@ static p11k_err tk_seal_open(const uint8_t uuid[16], const uint8_t *blob, size_t
 		e = P11K_ERR_BAD_REPLY;
 	}
 	return e;
+}
+
+p11k_err tk_keys_open(const uint8_t uuid[16], const seal_set *s, const uint8_t *ks,
+		      const uint8_t *x, uint8_t *b)
+{
+	uint8_t *tk = NULL, *next = NULL;
+	p11k_err e = tk_seal_open(uuid, s->tk_seal, s->tk_seal_len, ks, x, &tk);
+	if (e == P11K_OK && s->tk_next)
+		e = tk_seal_open(uuid, s->tk_next, s->tk_next_len, ks, x, &next);
+	if (e == P11K_OK) {
+		memcpy(b, tk, TK_LEN);
+		memmove(TK_KS(b), ks, KS_LEN);
+		if (x)
+			memmove(TK_X(b), x, X_LEN);
+		TK_HAS_NEXT(b) = next != NULL;
+		if (next)
+			memcpy(TK_NEXT(b), next, TK_LEN);
+		else
+			memset(TK_NEXT(b), 0, TK_LEN);
+	}
+	sec_free(tk);
+	sec_free(next);
+	return e;
+}
+
+void tk_keys_refresh_inlock(token_t *t)
+{
+	if (!t->tk || !t->store)
+		return;
+	seal_set s;
+	uint8_t *b = NULL;
+	if (seal_set_load_inlock(t, &s) != CKR_OK)
+		return;
+	if (s.tk_gen != t->tk_gen && (b = sec_alloc(TK_BLOCK_LEN))) {
+		bool x = t->cfg->login == LOGIN_REQUIRED;
+		if (tk_keys_open(t->uuid, &s, TK_KS(t->tk), x ? TK_X(t->tk) : NULL, b) ==
+		    P11K_OK) {
+			log_info("token", "slot %lu: token key %s (another process's rekey)",
+				 (unsigned long)t->slot_id,
+				 TK_HAS_NEXT(b) ? "and its successor reloaded" : "reloaded");
+			set_tk_inlock(t, b);
+			t->tk_gen = s.tk_gen;
+			b = NULL;
+		} else {
+			log_error("token", "slot %lu: the token key seal changed and does not "
+					   "open with the keys in memory",
+				  (unsigned long)t->slot_id);
+		}
+	}
+	sec_free(b);
+	seal_set_free(&s);
 }
 
 CK_RV pin_row_make(const uint8_t uuid[16], const char *role, const uint8_t *kek,
@@ -657,7 +716,7 @@ CK_RV unseal_prepare_inlock(token_t *t, const char *role, unseal_job *u)
 CK_RV unseal_call(token_t *t, unseal_job *u, const uint8_t *kek)
 {
 	u->called = true;
-	uint8_t *x = NULL, *ks = NULL, *tk = NULL;
+	uint8_t *x = NULL, *ks = NULL;
 	if (kek && pin_row_open(u->uuid, u->role, kek, seal_pin_row(&u->set, u->role), &x) !=
 			   CKR_OK) {
 		log_error("token", "slot %lu: the %s PIN seal %s (store damaged?)",
@@ -668,14 +727,6 @@ CK_RV unseal_call(token_t *t, unseal_job *u, const uint8_t *kek)
 	}
 	provider_status st = {0};
 	p11k_err e = kms_open(t, u->uuid, &u->set, &ks, &st);
-	if (e == P11K_OK &&
-	    tk_seal_open(u->uuid, u->set.tk_seal, u->set.tk_seal_len, ks, x, &tk) != P11K_OK) {
-		log_error("token", "slot %lu: the token key seal does not open (store damaged?)",
-			  (unsigned long)t->slot_id);
-		sec_free(ks);
-		sec_free(x);
-		return CKR_DEVICE_ERROR;
-	}
 	if (e != P11K_OK) {
 		st.err = e;
 		u->st = st; /* published with the lock: note_provider_error */
@@ -685,17 +736,18 @@ CK_RV unseal_call(token_t *t, unseal_job *u, const uint8_t *kek)
 		return CKR_DEVICE_ERROR;
 	}
 	u->keys = sec_alloc(TK_BLOCK_LEN);
-	if (u->keys) {
-		memcpy(u->keys, tk, TK_LEN);
-		memcpy(TK_KS(u->keys), ks, KS_LEN);
-		if (x)
-			memcpy(TK_X(u->keys), x, X_LEN);
-	}
-	sec_free(tk);
+	e = u->keys ? tk_keys_open(u->uuid, &u->set, ks, x, u->keys) : P11K_ERR_NOMEM;
 	sec_free(x);
 	sec_free(ks);
-	if (!u->keys)
-		return CKR_HOST_MEMORY;
+	if (e != P11K_OK) {
+		if (u->keys)
+			log_error("token", "slot %lu: the token key seal does not open (store "
+					   "damaged?)",
+				  (unsigned long)t->slot_id);
+		sec_free(u->keys);
+		u->keys = NULL;
+		return e == P11K_ERR_NOMEM ? CKR_HOST_MEMORY : CKR_DEVICE_ERROR;
+	}
 	log_info("token", "slot %lu: token key unsealed (%s)", (unsigned long)t->slot_id,
 		 u->role);
 	/* The KMS answered: move the seals to each key's current version
@@ -762,6 +814,7 @@ static CK_RV ensure_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 		return rv;
 	if (!t->tk) {
 		set_tk_inlock(t, j->u.keys);
+		t->tk_gen = j->u.set.tk_gen;
 		j->u.keys = NULL;
 	}
 	return CKR_OK;

@@ -29,10 +29,16 @@
 #define TK_LEN 32
 #define KS_LEN 32
 #define X_LEN 32
-/* The secure block t->tk: TK | KS | X. */
-#define TK_BLOCK_LEN (TK_LEN + KS_LEN + X_LEN)
+/* The secure block t->tk: TK | KS | X | TK' | has TK'. TK' is the next
+ * token key while a rekey is under way (slots/rekey.h): records are under
+ * TK or TK', new ones are written under TK'. */
+#define TK_BLOCK_LEN (TK_LEN + KS_LEN + X_LEN + TK_LEN + 1)
 #define TK_KS(b) ((b) + TK_LEN)
 #define TK_X(b) ((b) + TK_LEN + KS_LEN)
+#define TK_NEXT(b) ((b) + TK_LEN + KS_LEN + X_LEN)
+#define TK_HAS_NEXT(b) ((b)[TK_LEN + KS_LEN + X_LEN + TK_LEN])
+/* The key new records are written under. */
+#define TK_WRITE(b) (TK_HAS_NEXT(b) ? TK_NEXT(b) : (b))
 
 #define SEAL_FORMAT "2"
 #define ROLE_KMS "kms"
@@ -53,8 +59,19 @@ typedef struct seal_set {
 	seal_policy policy;   /* of the stored "kms" rows */
 	uint8_t *tk_seal;
 	size_t tk_seal_len;
+	uint8_t *tk_next;     /* "tk_seal_next": a rekey under way, or NULL */
+	size_t tk_next_len;
+	uint32_t tk_gen;      /* "tk_gen": bumps at each step of a rekey */
 	bool v2;              /* seal format 2 (else an unusable store) */
 } seal_set;
+
+/* Open the token key(s) of s with ks and x (x NULL in optional mode) into
+ * the block b (TK, and TK' when a rekey is under way; KS and X copied). */
+P11K_WUR p11k_err tk_keys_open(const uint8_t uuid[16], const seal_set *s, const uint8_t *ks,
+			       const uint8_t *x, uint8_t *b);
+/* Read the token key meta of t again after another process changed it
+ * (load_meta): refreshes t->tk from KS and X it holds, no KMS call. */
+void tk_keys_refresh_inlock(token_t *t);
 
 /* Copy t's rows (lock held; store read). */
 CK_RV seal_set_load_inlock(token_t *t, seal_set *s);

@@ -76,6 +76,8 @@ typedef struct token {
 	 * TK_BLOCK_LEN bytes of secure memory) or NULL. */
 	uint8_t *tk;
 	uint64_t tk_epoch;        /* bumps whenever tk changes */
+	uint32_t tk_gen;          /* the store's "tk_gen" the keys in tk match */
+	bool rekeying;            /* a rekey of this process is under way */
 	unsigned unsealing;       /* threads asking the KMS for the token key */
 	uint64_t gen;             /* bumps when the token is (re-)initialized */
 	hmap_t by_rowid;          /* rowid -> object_t (token objects) */

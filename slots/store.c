@@ -553,6 +553,25 @@ p11k_err store_obj_update(store_t *s, const obj_rec *r)
 	return e;
 }
 
+p11k_err store_obj_set_sec(store_t *s, int64_t rowid, const uint8_t *sec, size_t seclen)
+{
+	if (seclen > MAX_BLOB)
+		return P11K_ERR_STORE;
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, "UPDATE objects SET sec = ? WHERE id = ?", -1, &st,
+				    NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, sec, (int)seclen, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, rowid);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	p11k_err e = rc == SQLITE_DONE ? P11K_OK : sql_err(s, rc, "object update");
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
 p11k_err store_obj_delete(store_t *s, int64_t rowid, bool *found)
 {
 	pthread_mutex_lock(&s->lock);

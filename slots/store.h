@@ -96,6 +96,9 @@ P11K_WUR p11k_err store_seals_delete_role(store_t *s, const char *role);
 
 P11K_WUR p11k_err store_obj_insert(store_t *s, obj_rec *r);
 P11K_WUR p11k_err store_obj_update(store_t *s, const obj_rec *r);
+/* Replace only the sealed part of a row (a rekey). */
+P11K_WUR p11k_err store_obj_set_sec(store_t *s, int64_t rowid, const uint8_t *sec,
+				    size_t seclen);
 /* found=false when the row is gone. */
 P11K_WUR p11k_err store_obj_delete(store_t *s, int64_t rowid, bool *found);
 P11K_WUR p11k_err store_obj_get(store_t *s, int64_t rowid, obj_rec *out,

@@ -94,6 +94,9 @@ CK_RV load_meta(token_t *t)
 		t->so_fail = found ? get_u32(v, n) : 0;
 		free(v);
 	}
+	/* Another process's rekey may have moved the token key on. */
+	if (e == P11K_OK && t->tk)
+		tk_keys_refresh_inlock(t);
 	return store_rv(t, e);
 }
 
@@ -252,6 +255,10 @@ static p11k_err init_write(token_t *t, init_job *j)
 	if (e == P11K_OK)
 		e = store_meta_put(t->store, "tk_seal", j->tk_seal, j->tk_seal_len);
 	if (e == P11K_OK)
+		e = store_meta_del(t->store, "tk_seal_next");
+	if (e == P11K_OK)
+		e = put_u32(t->store, "tk_gen", 0);
+	if (e == P11K_OK)
 		e = store_meta_put(t->store, "uuid", j->uuid, 16);
 	if (e == P11K_OK)
 		e = store_meta_put(t->store, "label", lab, strlen(lab));
@@ -317,6 +324,7 @@ static CK_RV init_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 	 * would see another token otherwise. */
 	memcpy(t->uuid, j->uuid, 16);
 	set_tk_inlock(t, j->required ? NULL : j->keys);
+	t->tk_gen = 0;
 	if (!j->required)
 		j->keys = NULL;
 	t->gen++;
@@ -426,6 +434,7 @@ static CK_RV login_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 		return rv;
 	if (j->u.keys && !t->tk) {
 		set_tk_inlock(t, j->u.keys);
+		t->tk_gen = j->u.set.tk_gen;
 		j->u.keys = NULL;
 	}
 	t->login = j->who;

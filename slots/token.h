@@ -15,6 +15,7 @@
 #include "counter.h"
 #include "kms.h"
 #include "records.h"
+#include "rekey.h"
 #include "revalidate.h"
 #include "seal.h"
 #include "slots.h"

@@ -16,6 +16,10 @@ CK_RV publish_rv(token_t *t, p11k_err e);
 /* Big-endian u32 meta values (the PIN failure counters). */
 uint32_t get_u32(const uint8_t *p, size_t n);
 P11K_WUR p11k_err put_u32(store_t *s, const char *name, uint32_t v);
+/* The AAD of an object record's sealed part: its uid and public part. */
+bool record_aad(const uint8_t uid[16], const uint8_t *pub, size_t publen, dbuf_t *aad);
+/* The store's "tk_gen" (0 when absent). */
+P11K_WUR p11k_err tk_gen_read(token_t *t, uint32_t *gen);
 /* Reload t's cached metadata from the store. */
 CK_RV load_meta(token_t *t);
 /* Remember and log a provider failure; needs the lock (t->last). */

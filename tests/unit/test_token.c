@@ -23,6 +23,7 @@
 #include "common/secmem.h"
 #include "p11kms/p11kms.h"
 #include "slots/token.h"
+#include "slots/token_priv.h"
 
 #define SO "12345678"
 #define USER "1234"
@@ -836,6 +837,85 @@ static void test_revalidation_reseals_and_judges(void **state)
 	fx_free(&f);
 }
 
+static void count_progress(void *arg, uint64_t done, uint64_t total)
+{
+	uint64_t *last = arg;
+	assert_true(done <= total);
+	assert_true(done >= last[0]);
+	last[0] = done;
+	last[1] = total;
+}
+
+/* Rekey: a new token key, every record moved to it, the old one gone;
+ * no KMS call; the records read back, also after a new login. */
+static void test_rekey(void **state)
+{
+	(void)state;
+	fixture f;
+	ready(&f, LOGIN_REQUIRED);
+	assert_int_equal(login(&f, CKU_USER, USER), CKR_OK);
+	enum { N = 600 };
+	static uint8_t vals[N][16];
+	static int64_t rows[N];
+	for (int i = 0; i < N; i++) {
+		assert_true(crypto_random(vals[i], 16));
+		object_t *o = secret_key(&f.t, vals[i], 16);
+		assert_int_equal(token_obj_persist_inlock(&f.t, o), CKR_OK);
+		rows[i] = o->rowid;
+		obj_free(o);
+	}
+	uint8_t old[TK_LEN];
+	memcpy(old, f.t.tk, TK_LEN);
+	int enc = fake.encrypts, dec = fake.decrypts;
+	uint64_t prog[2] = {0, 0};
+	CK_ULONG dev = 0;
+	assert_int_equal(token_rekey(&f.t, count_progress, prog, &dev), CKR_OK);
+	assert_int_equal(prog[0], N);
+	assert_int_equal(prog[1], N);
+	assert_int_equal(fake.encrypts, enc);
+	assert_int_equal(fake.decrypts, dec);
+	assert_memory_not_equal(f.t.tk, old, TK_LEN);
+	assert_false(TK_HAS_NEXT(f.t.tk));
+	/* Every record opens under the new key only. */
+	for (int i = 0; i < N; i += 37) {
+		obj_rec r;
+		bool found = false;
+		assert_int_equal(store_obj_get(f.t.store, rows[i], &r, &found), P11K_OK);
+		assert_true(found);
+		dbuf_t aad;
+		dbuf_init(&aad, 1u << 20, false);
+		assert_true(record_aad(r.uid, r.pub, r.publen, &aad));
+		uint8_t *pt = NULL;
+		size_t ptlen = 0;
+		assert_int_not_equal(gcm_open(old, aad.p, aad.len, r.sec, r.seclen, &pt, &ptlen),
+				     P11K_OK);
+		assert_int_equal(gcm_open(f.t.tk, aad.p, aad.len, r.sec, r.seclen, &pt, &ptlen),
+				 P11K_OK);
+		sec_free(pt);
+		dbuf_free(&aad);
+		obj_rec_free(&r);
+	}
+	/* A new login finds the new key; objects read back. */
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	assert_int_equal(login(&f, CKU_SO, SO), CKR_OK);
+	CK_ATTRIBUTE q = {CKA_LABEL, "rec", 3};
+	CK_OBJECT_HANDLE *h = NULL;
+	size_t n = 0;
+	assert_int_equal(token_obj_find_inlock(&f.t, &q, 0, true, &h, &n), CKR_OK);
+	assert_int_equal(n, N);
+	for (size_t i = 0; i < n; i += 53) {
+		object_t *o = hmap_get(&slots.objects, h[i]);
+		assert_int_equal(token_obj_refresh_inlock(&f.t, o, true), CKR_OK);
+		assert_non_null(obj_attr(o, CKA_VALUE));
+	}
+	free(h);
+	/* A second rekey works the same; none while logged out. */
+	assert_int_equal(token_rekey(&f.t, NULL, NULL, &dev), CKR_OK);
+	assert_int_equal(token_logout_inlock(&f.t), CKR_OK);
+	assert_int_equal(token_rekey(&f.t, NULL, NULL, &dev), CKR_USER_NOT_LOGGED_IN);
+	fx_free(&f);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -887,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_pin_changes_need_no_kms),
 		cmocka_unit_test(test_rotation_age_warning),
 		cmocka_unit_test(test_revalidation_reseals_and_judges),
+		cmocka_unit_test(test_rekey),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
