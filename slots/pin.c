@@ -102,54 +102,74 @@ const char *role_name(CK_USER_TYPE who)
 	return who == CKU_SO ? "so" : "user";
 }
 /* --- failure counters ----------------------------------------------------
- * Written in a job's publish, with the store held without waiting
- * (slots.h): a busy store gives SLOTS_RETRY with nothing changed. */
+ * A try is reserved in the store before the PIN is evaluated (in a job's
+ * call, without the lock), so no number of threads or processes gets
+ * more than PIN_MAX_TRIES guesses; a right PIN resets the count in
+ * publish, with the store held without waiting (slots.h). */
 
-CK_RV count_failure_inlock(token_t *t, CK_USER_TYPE who)
+static const char *fail_name(CK_USER_TYPE who)
 {
-	const char *name = who == CKU_SO ? "so_fail" : "user_fail";
+	return who == CKU_SO ? "so_fail" : "user_fail";
+}
+
+static CK_RV reserve_try(token_t *t, CK_USER_TYPE who, uint32_t *count)
+{
 	uint8_t *v = NULL;
 	size_t n = 0;
 	bool found = false;
-	/* Re-read: another process may have counted too. */
 	p11k_err e = store_begin(t->store);
 	if (e != P11K_OK)
-		return publish_rv(t, e);
-	e = store_meta_get(t->store, name, &v, &n, &found);
+		return p11k_err_to_ckr(e);
+	e = store_meta_get(t->store, fail_name(who), &v, &n, &found);
 	uint32_t cnt = (e == P11K_OK && found) ? get_u32(v, n) : 0;
 	free(v);
+	if (e == P11K_OK && cnt >= PIN_MAX_TRIES) {
+		store_rollback(t->store);
+		*count = cnt;
+		log_warn("token", "slot %lu: %s PIN is locked after %d wrong tries",
+			 (unsigned long)t->slot_id, role_name(who), PIN_MAX_TRIES);
+		return CKR_PIN_LOCKED;
+	}
 	if (e == P11K_OK)
-		e = put_u32(t->store, name, cnt + 1);
+		e = put_u32(t->store, fail_name(who), cnt + 1);
 	if (e == P11K_OK)
 		e = store_commit(t->store);
 	else
 		store_rollback(t->store);
-	if (e != P11K_OK)
-		return publish_rv(t, e);
-	if (who == CKU_SO)
-		t->so_fail = cnt + 1;
-	else
-		t->user_fail = cnt + 1;
-	log_warn("token", "slot %lu: wrong %s PIN (%u of %d tries)",
-		 (unsigned long)t->slot_id, role_name(who), cnt + 1, PIN_MAX_TRIES);
-	return CKR_PIN_INCORRECT;
+	if (e != P11K_OK) {
+		log_error("token", "slot %lu: cannot count a PIN try: %s",
+			  (unsigned long)t->slot_id, p11k_err_name(e));
+		return p11k_err_to_ckr(e);
+	}
+	*count = cnt + 1;
+	return CKR_OK;
 }
 
-CK_RV reset_failures_inlock(token_t *t, CK_USER_TYPE who)
+CK_RV pin_try(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *pin, size_t len,
+	      const uint8_t *rec, size_t reclen, uint8_t **kek, uint32_t *count)
 {
-	uint32_t *c = who == CKU_SO ? &t->so_fail : &t->user_fail;
-	if (*c == 0)
-		return CKR_OK;
-	p11k_err e = put_u32(t->store, who == CKU_SO ? "so_fail" : "user_fail", 0);
+	CK_RV rv = reserve_try(t, who, count);
+	return rv == CKR_OK ? pin_check(pin, len, rec, reclen, kek) : rv;
+}
+
+static CK_RV reset_failures_inlock(token_t *t, CK_USER_TYPE who)
+{
+	p11k_err e = put_u32(t->store, fail_name(who), 0);
 	if (e == P11K_OK)
-		*c = 0;
+		*(who == CKU_SO ? &t->so_fail : &t->user_fail) = 0;
 	return publish_rv(t, e);
 }
 
-CK_RV pin_publish_inlock(token_t *t, CK_USER_TYPE who, CK_RV rv)
+CK_RV pin_publish_inlock(token_t *t, CK_USER_TYPE who, CK_RV rv, uint32_t count)
 {
-	if (rv == CKR_PIN_INCORRECT)
-		return count_failure_inlock(t, who);
+	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
+		/* The try was counted before the PIN was evaluated. */
+		*(who == CKU_SO ? &t->so_fail : &t->user_fail) = count;
+		if (rv == CKR_PIN_INCORRECT)
+			log_warn("token", "slot %lu: wrong %s PIN (%u of %d tries)",
+				 (unsigned long)t->slot_id, role_name(who), count, PIN_MAX_TRIES);
+		return rv;
+	}
 	if (rv == CKR_OK)
 		return reset_failures_inlock(t, who);
 	return rv;

@@ -27,12 +27,14 @@ bool locked_out(const token_t *t, CK_USER_TYPE who);
  * after PIN_MAX_TRIES wrong tries. *rec is the caller's to free. */
 CK_RV pin_record_copy_inlock(token_t *t, CK_USER_TYPE who, uint8_t **rec,
 			     size_t *reclen);
-/* The failure counters, in a job's publish (store held without waiting:
- * SLOTS_RETRY when busy, nothing changed). */
-CK_RV count_failure_inlock(token_t *t, CK_USER_TYPE who);
-CK_RV reset_failures_inlock(token_t *t, CK_USER_TYPE who);
-/* After pin_check's rv: count a wrong PIN (CKR_PIN_INCORRECT), reset the
- * count after a right one (CKR_OK), else rv. */
-CK_RV pin_publish_inlock(token_t *t, CK_USER_TYPE who, CK_RV rv);
+/* In a job's call (no lock): reserve a try in the store (CKR_PIN_LOCKED
+ * when none is left), then check pin against rec. *count is the count
+ * with this try. */
+CK_RV pin_try(token_t *t, CK_USER_TYPE who, const CK_UTF8CHAR *pin, size_t len,
+	      const uint8_t *rec, size_t reclen, uint8_t **kek, uint32_t *count);
+/* After pin_try's rv, in publish (store held without waiting: SLOTS_RETRY
+ * when busy, nothing changed): a right PIN resets the count; a wrong one
+ * was counted already (count) and is answered CKR_PIN_INCORRECT. */
+CK_RV pin_publish_inlock(token_t *t, CK_USER_TYPE who, CK_RV rv, uint32_t count);
 
 #endif

@@ -169,6 +169,7 @@ typedef struct init_job {
 	uint8_t *oldrec; /* the SO's record when re-initializing */
 	size_t oldreclen;
 	CK_RV pin_rv;
+	uint32_t tries;
 	uint8_t *keys, *kek; /* TK | KS | X; the SO's PIN key */
 	uint8_t rec[PINREC_LEN], uuid[16];
 	seal_rec *rows;     /* the "kms" rows */
@@ -203,7 +204,8 @@ static CK_RV init_call(token_t *t, void *arg)
 {
 	init_job *j = arg;
 	if (j->oldrec) {
-		j->pin_rv = pin_check(j->so_pin, j->so_len, j->oldrec, j->oldreclen, NULL);
+		j->pin_rv = pin_try(t, CKU_SO, j->so_pin, j->so_len, j->oldrec, j->oldreclen, NULL,
+				    &j->tries);
 		if (j->pin_rv != CKR_OK)
 			return j->pin_rv;
 	}
@@ -292,8 +294,8 @@ static CK_RV init_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 	j->st.err = P11K_OK; /* noted once, even if publish runs again */
 	if (stale)
 		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
-	if (j->oldrec && j->pin_rv == CKR_PIN_INCORRECT)
-		return count_failure_inlock(t, CKU_SO);
+	if (j->oldrec && (j->pin_rv == CKR_PIN_INCORRECT || j->pin_rv == CKR_PIN_LOCKED))
+		return pin_publish_inlock(t, CKU_SO, j->pin_rv, j->tries);
 	if (rv != CKR_OK)
 		return rv;
 	/* A session opened meanwhile: C_InitToken needs none (PKCS #11 5.5). */
@@ -368,6 +370,7 @@ typedef struct login_job {
 	bool unseal; /* required mode with no token key: unseal it too */
 	unseal_job u;
 	CK_RV pin_rv;
+	uint32_t tries;
 } login_job;
 
 static CK_RV login_prepare(token_t *t, void *arg)
@@ -399,7 +402,8 @@ static CK_RV login_call(token_t *t, void *arg)
 {
 	login_job *j = arg;
 	uint8_t *kek = NULL;
-	j->pin_rv = pin_check(j->pin, j->len, j->rec, j->reclen, j->unseal ? &kek : NULL);
+	j->pin_rv = pin_try(t, j->who, j->pin, j->len, j->rec, j->reclen, j->unseal ? &kek : NULL,
+			    &j->tries);
 	CK_RV rv = j->pin_rv;
 	if (rv == CKR_OK && j->unseal)
 		rv = unseal_call(t, &j->u, kek);
@@ -412,7 +416,7 @@ static CK_RV login_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 	login_job *j = arg;
 	if (!stale) {
 		/* Store first: a busy store retries with nothing changed. */
-		CK_RV prv = pin_publish_inlock(t, j->who, j->pin_rv);
+		CK_RV prv = pin_publish_inlock(t, j->who, j->pin_rv, j->tries);
 		if (prv == SLOTS_RETRY)
 			return prv;
 		/* The count's answer for a wrong PIN; a failed reset fails the
@@ -586,6 +590,7 @@ typedef struct setpin_job {
 	seal_rec row;
 	uint8_t rec[PINREC_LEN];
 	CK_RV pin_rv;
+	uint32_t tries;
 } setpin_job;
 
 static CK_RV setpin_prepare(token_t *t, void *arg)
@@ -608,8 +613,8 @@ static CK_RV setpin_call(token_t *t, void *arg)
 	setpin_job *j = arg;
 	uint8_t *oldkek = NULL, *newkek = NULL, *x = NULL;
 	const char *role = role_name(j->who);
-	j->pin_rv = pin_check(j->old, j->oldlen, j->oldrec, j->oldreclen,
-			      j->required ? &oldkek : NULL);
+	j->pin_rv = pin_try(t, j->who, j->old, j->oldlen, j->oldrec, j->oldreclen,
+			    j->required ? &oldkek : NULL, &j->tries);
 	CK_RV rv = j->pin_rv;
 	if (rv == CKR_OK && !pin_record_new(t, j->new_pin, j->newlen, j->rec, &newkek))
 		rv = CKR_GENERAL_ERROR;
@@ -652,7 +657,7 @@ static CK_RV setpin_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 	setpin_job *j = arg;
 	if (stale)
 		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
-	CK_RV prv = pin_publish_inlock(t, j->who, j->pin_rv);
+	CK_RV prv = pin_publish_inlock(t, j->who, j->pin_rv, j->tries);
 	if (prv == SLOTS_RETRY || j->pin_rv != CKR_OK)
 		return prv;
 	if (prv != CKR_OK || rv != CKR_OK)
