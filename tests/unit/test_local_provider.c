@@ -200,6 +200,18 @@ static void test_same_key_both_formats(void **state)
 	assert_null(st);
 }
 
+/* n bytes that start like the 48-byte format but are not one; its path
+ * in p. */
+static void junk_file(const char *name, size_t n, char *p, size_t pl)
+{
+	static const uint8_t junk[48] = {'P', '1', 'K', 'K', 2};
+	path_of(p, pl, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, junk, n), (ssize_t)n);
+	close(fd);
+}
+
 /* Files that are not key files, and configurations that name none or
  * too many, fail creation with a reason. */
 static void test_refusals(void **state)
@@ -209,25 +221,15 @@ static void test_refusals(void **state)
 	void *st;
 	legacy_file("ok.key", 1, 1600000000);
 	/* 48 bytes without the header; 40 bytes; too open. */
-	path_of(p, sizeof(p), "junk48.key");
-	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	uint8_t junk[48] = {'P', '1', 'K', 'K', 2};
-	assert_int_equal(write(fd, junk, 48), 48);
-	close(fd);
+	junk_file("junk48.key", 48, p, sizeof(p));
 	assert_int_equal(make(&st, why, sizeof(why), "{\"key_file\": \"%s/junk48.key\"}", dir),
 			 P11K_ERR_ACCESS_DENIED);
 	assert_non_null(strstr(why, "bad header"));
-	path_of(p, sizeof(p), "short.key");
-	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	assert_int_equal(write(fd, junk, 40), 40);
-	close(fd);
+	junk_file("short.key", 40, p, sizeof(p));
 	assert_int_equal(make(&st, why, sizeof(why), "{\"key_file\": \"%s/short.key\"}", dir),
 			 P11K_ERR_ACCESS_DENIED);
 	assert_non_null(strstr(why, "holds 40 bytes"));
-	path_of(p, sizeof(p), "open.key");
-	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	assert_int_equal(write(fd, junk, 32), 32);
-	close(fd);
+	junk_file("open.key", 32, p, sizeof(p));
 	assert_int_equal(chmod(p, 0640), 0);
 	/* Any listed file is checked, not only the first. */
 	assert_int_equal(make(&st, why, sizeof(why), "{\"key_files\": [\"%s/ok.key\", \"%s/open.key\"]}", dir, dir),
