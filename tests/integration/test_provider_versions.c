@@ -28,7 +28,7 @@
 #include "emu.h"
 #include "providers/provider.h"
 
-#define emuctl(...) emu_ctl("emuctl_keys.py", __VA_ARGS__)
+#define emuctl(...) emu_ctl("emuctl.py", __VA_ARGS__)
 #define DAYS_100 (100L * 86400)
 
 static char dir[64];
@@ -109,7 +109,7 @@ static void about(uint64_t t, long ago)
 static void key_action(char *out, size_t n, const char *cloud, const char *action,
 		       const char *key, const char *extra, const char *field)
 {
-	emu_ctl_line(out, n, "emuctl_keys.py", "key %s %s '%s' '%s' %s", cloud, action, key,
+	emu_ctl_line(out, n, "emuctl.py", "key %s %s '%s' '%s' %s", cloud, action, key,
 		     extra, field);
 }
 
@@ -158,12 +158,12 @@ static void test_aws_versions(void **state)
 	emuctl("reset-counters");
 	versions_story(p, "aws", arn);
 	/* One ListKeyRotations per material: the first, the rotated one. */
-	assert_int_equal(emu_ctl_long("emuctl_keys.py", "count aws ListKeyRotations"), 1);
+	assert_int_equal(emu_ctl_long("emuctl.py", "count aws ListKeyRotations"), 1);
 	describe(p, arn);
-	assert_int_equal(emu_ctl_long("emuctl_keys.py", "count aws ListKeyRotations"), 1);
+	assert_int_equal(emu_ctl_long("emuctl.py", "count aws ListKeyRotations"), 1);
 	/* Each seal asked Decrypt which material made it. */
-	assert_int_equal(emu_ctl_long("emuctl_keys.py", "count aws Encrypt"), 2);
-	assert_int_equal(emu_ctl_long("emuctl_keys.py", "count aws Decrypt"), 4);
+	assert_int_equal(emu_ctl_long("emuctl.py", "count aws Encrypt"), 2);
+	assert_int_equal(emu_ctl_long("emuctl.py", "count aws Decrypt"), 4);
 	p.ops->destroy(p.st);
 }
 
@@ -237,7 +237,7 @@ static void expect_tls(prov p, const char *key, const char *service)
 	assert_true(strlen(st.message) > 10);
 	char what[64];
 	snprintf(what, sizeof(what), "count %s handshake", service);
-	assert_int_equal(emu_ctl_long("emuctl_keys.py", "%s", what), 1);
+	assert_int_equal(emu_ctl_long("emuctl.py", "%s", what), 1);
 	p.ops->destroy(p.st);
 }
 

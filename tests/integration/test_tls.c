@@ -20,13 +20,13 @@
 #include "harness.h"
 
 #define aws(field) emu_str("aws", field)
-#define emuctl(...) emu_ctl("emuctl_keys.py", __VA_ARGS__)
+#define emuctl(...) emu_ctl("emuctl.py", __VA_ARGS__)
 
 static h_env env;
 
 static long handshakes_failed(void)
 {
-	return emu_ctl_long("emuctl_keys.py", "count aws handshake");
+	return emu_ctl_long("emuctl.py", "count aws handshake");
 }
 
 static void write_config(bool with_ca)
@@ -102,7 +102,7 @@ static void login_fails_as_tls(CK_SESSION_HANDLE s)
 			 (unsigned long)P11KMS_DEVERR_TLS);
 	}
 	assert_int_equal(handshakes_failed(), 1);
-	assert_int_equal(emu_ctl_long("emuctl_keys.py", "count aws Decrypt"), 0);
+	assert_int_equal(emu_ctl_long("emuctl.py", "count aws Decrypt"), 0);
 	assert_true(h_log_contains(&env, "certificate could not be verified"));
 	assert_true(h_log_contains(&env, "check ca_file"));
 	assert_false(h_log_contains(&env, "retrying"));
