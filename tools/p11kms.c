@@ -38,9 +38,9 @@ static const struct command_help {
 	 "warning). Prints the key's version (its fingerprint). An existing file\n"
 	 "is never overwritten. Back the file up: without it the tokens it seals\n"
 	 "cannot be opened.\n"
-	 "To rotate a local key: create a new file, list it first in the\n"
-	 "provider's \"key_files\" (\"key_files\": [\"new.key\", \"old.key\"]): the\n"
-	 "first file seals, every listed file unseals. Keep the old file listed\n"
+	 "To rotate a local key: create a new file, make it the provider's\n"
+	 "\"key_file\" and list the old one in \"previous_key_files\": the\n"
+	 "key_file seals, every listed file unseals. Keep the old file listed\n"
 	 "until no seal names its version (p11kms status), and keep a backup of\n"
 	 "it for old backups of the store.\n"},
 	{"status", "p11kms status [--config PATH]",

@@ -5,11 +5,10 @@
  * readable by its owner only; it is read at each seal or unseal and the
  * bytes are wiped right after, so the master key is not resident.
  *
- * Rotation: the configuration lists one key file ("key_file") or several
- * ("key_files"), newest first. The first seals (and encrypts, and is the
- * key's primary version); every one of them unseals: a blob names the key
- * that made it by fingerprint, and decryption picks the file with that
- * fingerprint. The standard AES mechanisms name no key, so their
+ * Rotation: "key_file" is the key that seals (and encrypts, and is the
+ * key's primary version); "previous_key_files" lists older key files,
+ * newest first, that still unseal. A blob names the key that made it by
+ * fingerprint, and decryption picks the file with that fingerprint. The standard AES mechanisms name no key, so their
  * decryption tries the files in order. Key file formats: local.h.
  *
  * Blob format (all sizes in bytes):
@@ -39,7 +38,7 @@
 #define FP_LEN 8
 #define MAGIC "P1KL"
 #define HDR_LEN (4 + 1 + FP_LEN)
-#define MAX_KEY_FILES 16
+#define MAX_KEY_FILES 16 /* key_file and up to 15 previous ones */
 
 /* The 48-byte key file (local.h). */
 #define KF_MAGIC "P1KK"
@@ -48,14 +47,13 @@
 #define KF_LEN (KF_HDR_LEN + LOCAL_KEY_LEN)
 
 typedef struct local_state {
-	char **files; /* newest first: files[0] seals */
+	char **files; /* key_file, then previous_key_files: files[0] seals */
 	size_t nfiles;
 } local_state;
 
 static const field_spec local_fields[] = {
-	/* One of the two: key_file, or key_files (newest first). */
-	{"key_file", FT_STRING, false, 0, 0, NULL},
-	{"key_files", FT_STRING_ARRAY, false, 0, 0, NULL},
+	{"key_file", FT_STRING, true, 0, 0, NULL},
+	{"previous_key_files", FT_STRING_ARRAY, false, 0, 0, NULL},
 	{NULL, FT_STRING, false, 0, 0, NULL},
 };
 
@@ -254,26 +252,24 @@ static void local_destroy(void *state)
 	free(s);
 }
 
-/* The configured paths, newest first. */
+/* The configured paths, newest first: key_file, then previous_key_files. */
 static p11k_err config_files(const json_t *cfg, local_state *s, char *why, size_t wl)
 {
-	json_t *one = json_object_get(cfg, "key_file"), *many = json_object_get(cfg, "key_files");
-	if (!one == !many) {
-		snprintf(why, wl, "give \"key_file\" (one key file) or \"key_files\" (several, "
-				  "the newest first), not %s", one ? "both" : "neither");
-		return P11K_ERR_KEY_NOT_FOUND;
-	}
-	size_t n = one ? 1 : json_array_size(many);
-	if (n == 0 || n > MAX_KEY_FILES) {
-		snprintf(why, wl, "\"key_files\" lists %zu files: give 1 to %d", n, MAX_KEY_FILES);
+	json_t *prev = json_object_get(cfg, "previous_key_files");
+	size_t n = 1 + json_array_size(prev);
+	if (n > MAX_KEY_FILES) {
+		snprintf(why, wl, "\"previous_key_files\" lists %zu files: at most %d", n - 1,
+			 MAX_KEY_FILES - 1);
 		return P11K_ERR_KEY_NOT_FOUND;
 	}
 	if (!(s->files = calloc(n, sizeof(*s->files))))
 		return P11K_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
-		const char *p = json_string_value(one ? one : json_array_get(many, i));
+		const char *p = json_string_value(i ? json_array_get(prev, i - 1)
+						    : json_object_get(cfg, "key_file"));
 		if (!p || !*p) {
-			snprintf(why, wl, "\"key_files\"[%zu] is not a path", i);
+			snprintf(why, wl, "%s is not a path",
+				 i ? "an entry of \"previous_key_files\"" : "\"key_file\"");
 			return P11K_ERR_KEY_NOT_FOUND;
 		}
 		if (!(s->files[i] = strdup(p)))
@@ -329,7 +325,7 @@ static const char *local_default_seal_key(void *state)
 }
 
 /* The key is the list of key files; key_id (the configured seal key or a
- * keys entry) names it, whatever its value: the first file is its
+ * keys entry) names it, whatever its value: key_file is its
  * primary version, and when that file was made is the version's age. */
 static p11k_err local_describe(void *state, const char *key_id, key_info *out,
 			       provider_status *st)
