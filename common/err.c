@@ -15,6 +15,7 @@ CK_RV p11k_err_to_ckr(p11k_err e)
 	case P11K_ERR_KEY_NOT_FOUND:
 	case P11K_ERR_ACCESS_DENIED:
 	case P11K_ERR_UNREACHABLE:
+	case P11K_ERR_TLS:
 	case P11K_ERR_THROTTLED:
 	case P11K_ERR_BAD_REPLY:
 	case P11K_ERR_STORE:
@@ -46,6 +47,8 @@ CK_ULONG p11k_err_to_deverr(p11k_err e)
 		return P11KMS_DEVERR_ACCESS_DENIED;
 	case P11K_ERR_UNREACHABLE:
 		return P11KMS_DEVERR_UNREACHABLE;
+	case P11K_ERR_TLS:
+		return P11KMS_DEVERR_TLS;
 	case P11K_ERR_THROTTLED:
 		return P11KMS_DEVERR_THROTTLED;
 	case P11K_ERR_INVALID_CIPHERTEXT:
@@ -76,6 +79,8 @@ const char *p11k_err_name(p11k_err e)
 		return "access denied";
 	case P11K_ERR_UNREACHABLE:
 		return "KMS unreachable";
+	case P11K_ERR_TLS:
+		return "TLS certificate not verified";
 	case P11K_ERR_THROTTLED:
 		return "KMS throttled";
 	case P11K_ERR_INVALID_CIPHERTEXT:

@@ -18,6 +18,10 @@ typedef enum p11k_err {
 	P11K_ERR_ACCESS_DENIED,     /* KMS: credentials refused, or a local
 				     * key file we must not use */
 	P11K_ERR_UNREACHABLE,       /* transport failure, timeout */
+	P11K_ERR_TLS,               /* the server's certificate could not be
+				     * verified (or the CA bundle not read):
+				     * a configuration fault, never retried
+				     * and never "unreachable" */
 	P11K_ERR_THROTTLED,         /* rate limited after retries */
 	P11K_ERR_INVALID_CIPHERTEXT,/* blob does not decrypt / authenticate */
 	P11K_ERR_BAD_REPLY,         /* malformed or out-of-bounds response */

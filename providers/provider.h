@@ -43,7 +43,7 @@ typedef enum key_state {
 typedef struct key_info {
 	key_state state;
 	char key_id[256];       /* canonical id (ARN, resource name, ...) */
-	char primary_version[128];
+	char primary_version[128]; /* the version encrypt uses now */
 	uint64_t created_at;    /* seconds since the epoch, 0 if unknown */
 	uint64_t rotated_at;
 	/* When the primary (current) version's key material was made, seconds
@@ -116,7 +116,12 @@ typedef struct provider_ops {
 	p11k_err (*describe)(void *state, const char *key_id, key_info *out,
 			     provider_status *st);
 	/* Encrypt a small secret; *blob is malloc'd, names key and version.
-	 * key_version receives the version that made it. */
+	 * key_version receives the version that made it, in the same terms
+	 * as describe's primary_version (GCP the version's resource name,
+	 * Azure the version id, AWS the key material id, local the key
+	 * file's fingerprint), so the two compare equal while the version
+	 * is current. key_version may be NULL with kvlen 0 when the caller
+	 * does not need it: AWS then saves the request that finds it. */
 	p11k_err (*encrypt)(void *state, const char *key_id, const uint8_t *pt,
 			    size_t ptlen, const uint8_t *aad, size_t aadlen,
 			    uint8_t **blob, size_t *bloblen, char *key_version,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * p11kms: the command-line tool.
- *   p11kms create-key-file PATH   make a local provider key file (32 random
- *                                 bytes, mode 0600, never overwrites)
+ *   p11kms create-key-file PATH   make a local provider key file (a random
+ *                                 key and its creation time, mode 0600,
+ *                                 never overwrites)
  *   p11kms status [--config PATH] slots, tokens, seals and their key versions
  *   p11kms version
  *   p11kms help [COMMAND], p11kms --help, p11kms COMMAND --help
@@ -17,12 +18,12 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "slots/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "module/module.h"
+#include "providers/local/local.h"
 #include "slots/store.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
@@ -32,9 +33,16 @@ static const struct command_help {
 	const char *name, *synopsis, *text;
 } commands[] = {
 	{"create-key-file", "p11kms create-key-file PATH",
-	 "Write 32 random bytes to PATH with mode 0600: the key file of a local\n"
-	 "provider. An existing file is never overwritten. Back the file up:\n"
-	 "without it the tokens it seals cannot be opened.\n"},
+	 "Write a new key file of a local provider to PATH, mode 0600: a random\n"
+	 "256-bit key and the time it was made (the key's age, for the rotation\n"
+	 "warning). Prints the key's version (its fingerprint). An existing file\n"
+	 "is never overwritten. Back the file up: without it the tokens it seals\n"
+	 "cannot be opened.\n"
+	 "To rotate a local key: create a new file, make it the provider's\n"
+	 "\"key_file\" and list the old one in \"previous_key_files\": the\n"
+	 "key_file seals, every listed file unseals. Keep the old file listed\n"
+	 "until no seal names its version (p11kms status), and keep a backup of\n"
+	 "it for old backups of the store.\n"},
 	{"status", "p11kms status [--config PATH]",
 	 "Show the configuration in use, each slot with its provider and login\n"
 	 "mode, its store, whether its token is initialized, the number of\n"
@@ -86,29 +94,18 @@ static int help(const char *name)
 
 static int create_key_file(const char *path)
 {
-	unsigned char key[32];
-	if (RAND_priv_bytes(key, sizeof(key)) != 1) {
-		fprintf(stderr, "p11kms: no randomness available\n");
+	char why[400] = "", fp[LOCAL_FP_HEX_LEN + 1] = "";
+	if (!crypto_init()) {
+		fprintf(stderr, "p11kms: cannot set up OpenSSL\n");
 		return 1;
 	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "p11kms: %s: %s%s\n", path, strerror(errno),
-			errno == EEXIST ? " (refusing to overwrite a key file)" : "");
-		OPENSSL_cleanse(key, sizeof(key));
+	if (local_key_file_create(path, clock_now_s(), fp, why, sizeof(why)) != P11K_OK) {
+		fprintf(stderr, "p11kms: %s\n", why);
 		return 1;
 	}
-	int ok = fchmod(fd, 0600) == 0 && write(fd, key, sizeof(key)) == sizeof(key) &&
-		 fsync(fd) == 0;
-	OPENSSL_cleanse(key, sizeof(key));
-	if (close(fd) != 0 || !ok) {
-		fprintf(stderr, "p11kms: %s: write failed: %s\n", path, strerror(errno));
-		unlink(path);
-		return 1;
-	}
-	printf("created %s (32 bytes, mode 0600): back it up; without it the "
+	printf("created %s (key version %s, mode 0600): back it up; without it the "
 	       "tokens it seals cannot be opened\n",
-	       path);
+	       path, fp);
 	return 0;
 }
 

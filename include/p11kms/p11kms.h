@@ -48,5 +48,9 @@ typedef struct CK_P11KMS_KMS_PARAMS {
 #define P11KMS_DEVERR_INTERNAL 8UL
 #define P11KMS_DEVERR_STORE 9UL
 #define P11KMS_DEVERR_KEY_TYPE 10UL
+/* The KMS endpoint's TLS certificate could not be verified (wrong or
+ * missing ca_file, a name mismatch, an intercepting proxy): a
+ * configuration fault, not an outage. */
+#define P11KMS_DEVERR_TLS 11UL
 
 #endif

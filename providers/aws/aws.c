@@ -15,7 +15,16 @@
  * GetPublicKey (DER SubjectPublicKeyInfo, decoded with OpenSSL) and are
  * cached per key id. AWS keys do not rotate asymmetric material, so there
  * are no older versions to try.
+ *
+ * Key versions: a symmetric key's version is its key material, named by
+ * the 64-hex-digit KeyMaterialId (DescribeKey's CurrentKeyMaterialId, and
+ * what Decrypt reports). describe reads when the current material was made
+ * from ListKeyRotations (its RotationDate; the key's CreationDate when the
+ * key was never rotated), once per material: the answer is kept. Encrypt's
+ * reply names no material, so encrypt asks Decrypt of the fresh blob which
+ * one sealed it, and checks the blob opens while at it.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +46,13 @@
 #include "providers/provider.h"
 #include "sigv4.h"
 
+#define COMP "aws"
 #define AWS_MAX_REPLY (64 * 1024)
 #define MAX_MODULUS_BYTES 1024 /* 8192 bits; AWS offers up to RSA_4096 */
 #define MAX_EXPONENT_BYTES 8
+#define MATERIAL_ID_LEN 64     /* BackingKeyIdType: 64 hex digits */
+#define DATES_CACHED 8         /* key materials whose creation time is kept */
+#define ROTATION_PAGES_MAX 10  /* ListKeyRotations pages read, 1000 entries each */
 
 /* An RSA key's public numbers. The module keeps them on the key objects:
  * the provider fetches them when asked and keeps nothing. */
@@ -48,6 +61,13 @@ typedef struct pub_entry {
 	size_t nlen, elen;
 } pub_entry;
 
+/* When a key material was made: it never changes, so describe asks once. */
+typedef struct material_date {
+	char arn[256];
+	char material[MATERIAL_ID_LEN + 1];
+	uint64_t made;
+} material_date;
+
 typedef struct aws_state {
 	char *region;
 	char *endpoint; /* https://host[:port] without trailing slash */
@@ -55,6 +75,9 @@ typedef struct aws_state {
 	char *default_key;
 	http_client *http;
 	aws_creds_provider *creds;
+	pthread_mutex_t lock; /* dates, next_date; never held across a call */
+	material_date dates[DATES_CACHED];
+	size_t next_date;
 } aws_state;
 
 static const field_spec aws_fields[] = {
@@ -288,6 +311,129 @@ static p11k_err kms_call(aws_state *s, const char *op, json_t *req, json_t **rep
 
 /* --- provider operations ------------------------------------------------ */
 
+/* A key material id as the service writes it: 64 lower-case hex digits. */
+static bool material_id_ok(const char *m)
+{
+	if (!m || strlen(m) != MATERIAL_ID_LEN)
+		return false;
+	for (const char *p = m; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+static uint64_t epoch_of(json_t *t)
+{
+	double v = json_is_number(t) ? json_number_value(t) : 0;
+	return v > 0 && v < 1e12 ? (uint64_t)v : 0;
+}
+
+static bool date_get(aws_state *s, const char *arn, const char *mat, uint64_t *made)
+{
+	bool hit = false;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < DATES_CACHED && !hit; i++)
+		if (strcmp(s->dates[i].material, mat) == 0 && strcmp(s->dates[i].arn, arn) == 0) {
+			*made = s->dates[i].made;
+			hit = true;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return hit;
+}
+
+static void date_put(aws_state *s, const char *arn, const char *mat, uint64_t made)
+{
+	pthread_mutex_lock(&s->lock);
+	material_date *d = &s->dates[s->next_date++ % DATES_CACHED];
+	snprintf(d->arn, sizeof(d->arn), "%s", arn);
+	snprintf(d->material, sizeof(d->material), "%s", mat);
+	d->made = made;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* What ListKeyRotations says about the current material, page by page. */
+typedef struct rotations {
+	const char *current;   /* CurrentKeyMaterialId, NULL when DescribeKey gave none */
+	bool has_ids, has_states;
+	uint64_t current_at;   /* newest RotationDate of an entry that is current */
+	uint64_t newest_at;    /* newest RotationDate of any entry */
+} rotations;
+
+static void rotations_read(rotations *r, json_t *list)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) {
+		const char *id = json_string_value(json_object_get(e, "KeyMaterialId"));
+		const char *state = json_string_value(json_object_get(e, "KeyMaterialState"));
+		uint64_t at = epoch_of(json_object_get(e, "RotationDate"));
+		r->has_ids |= id != NULL;
+		r->has_states |= state != NULL;
+		bool current = (state && strcmp(state, "CURRENT") == 0) ||
+			       (id && r->current && strcmp(id, r->current) == 0);
+		if (current && at > r->current_at)
+			r->current_at = at;
+		if (at > r->newest_at)
+			r->newest_at = at;
+	}
+}
+
+/* When the current key material of arn was made: the RotationDate of the
+ * newest ListKeyRotations entry whose material is current (by
+ * KeyMaterialState, or by id); the key's creation when no entry is (never
+ * rotated: the list holds rotations only, and the first material is the
+ * key's own). Replies from before key material ids had neither field: the
+ * newest rotation made the current material. The order of the list is not
+ * documented, so nothing here depends on it. */
+static p11k_err current_material_made(aws_state *s, const char *arn, const char *mat,
+				      uint64_t key_created, uint64_t *made, provider_status *st)
+{
+	rotations r = {.current = mat};
+	char marker[1024] = "";
+	p11k_err e = P11K_OK;
+	int page = 0;
+	for (bool more = true; more && e == P11K_OK; page++) {
+		if (page == ROTATION_PAGES_MAX) {
+			snprintf(st->message, sizeof(st->message),
+				 "ListKeyRotations: more than %d pages", ROTATION_PAGES_MAX);
+			return st->err = P11K_ERR_BAD_REPLY;
+		}
+		json_t *reply = NULL, *req = json_pack("{s:s, s:i}", "KeyId", arn, "Limit", 1000);
+		if (!req || (marker[0] &&
+			     json_object_set_new(req, "Marker", json_string(marker)) != 0)) {
+			json_decref(req);
+			return st->err = P11K_ERR_NOMEM;
+		}
+		e = kms_call(s, "ListKeyRotations", req, &reply, st);
+		json_decref(req);
+		if (e != P11K_OK)
+			break;
+		json_t *list = json_object_get(reply, "Rotations");
+		const char *next = json_string_value(json_object_get(reply, "NextMarker"));
+		more = json_is_true(json_object_get(reply, "Truncated"));
+		if (!json_is_array(list) || (more && (!next || !*next ||
+						      strlen(next) >= sizeof(marker)))) {
+			snprintf(st->message, sizeof(st->message),
+				 "ListKeyRotations: no Rotations list, or Truncated without NextMarker");
+			e = st->err = P11K_ERR_BAD_REPLY;
+		} else {
+			rotations_read(&r, list);
+			if (more)
+				snprintf(marker, sizeof(marker), "%s", next);
+		}
+		json_decref(reply);
+	}
+	if (e != P11K_OK)
+		return e;
+	if (r.current_at)
+		*made = r.current_at;
+	else if (!r.has_ids && !r.has_states && r.newest_at)
+		*made = r.newest_at;
+	else
+		*made = key_created;
+	return P11K_OK;
+}
+
 static p11k_err aws_describe(void *state, const char *key_id, key_info *out,
 			     provider_status *st)
 {
@@ -303,10 +449,11 @@ static p11k_err aws_describe(void *state, const char *key_id, key_info *out,
 	json_t *md = json_object_get(reply, "KeyMetadata");
 	const char *state_s = json_string_value(json_object_get(md, "KeyState"));
 	const char *arn = json_string_value(json_object_get(md, "Arn"));
-	const char *mat = json_string_value(json_object_get(md, "CurrentKeyMaterialId"));
-	json_t *created = json_object_get(md, "CreationDate");
-	if (!state_s) {
-		snprintf(st->message, sizeof(st->message), "DescribeKey: no KeyState");
+	const char *m = json_string_value(json_object_get(md, "CurrentKeyMaterialId"));
+	if (!state_s || (m && !material_id_ok(m))) {
+		snprintf(st->message, sizeof(st->message),
+			 "DescribeKey: no KeyState, or a CurrentKeyMaterialId that is not 64 hex "
+			 "digits");
 		json_decref(reply);
 		return st->err = P11K_ERR_BAD_REPLY;
 	}
@@ -314,10 +461,44 @@ static p11k_err aws_describe(void *state, const char *key_id, key_info *out,
 		     : strcmp(state_s, "PendingDeletion") == 0 ? KEY_STATE_PENDING_DELETION
 							       : KEY_STATE_DISABLED;
 	snprintf(out->key_id, sizeof(out->key_id), "%s", arn ? arn : key_id);
-	snprintf(out->primary_version, sizeof(out->primary_version), "%s", mat ? mat : "");
-	if (json_is_number(created))
-		out->created_at = (uint64_t)json_number_value(created);
+	char matbuf[MATERIAL_ID_LEN + 1];
+	const char *mat = m ? memcpy(matbuf, m, sizeof(matbuf)) : NULL;
+	/* The version is the key material; a key without one (asymmetric
+	 * keys, which never rotate) has one version, itself: the ARN, as
+	 * encrypt records then too. */
+	snprintf(out->primary_version, sizeof(out->primary_version), "%.*s",
+		 (int)sizeof(out->primary_version) - 1, mat ? mat : out->key_id);
+	out->created_at = epoch_of(json_object_get(md, "CreationDate"));
 	json_decref(reply);
+	/* Keys without materials (asymmetric) never rotate. */
+	if (!mat) {
+		out->version_created_at = out->created_at;
+		return P11K_OK;
+	}
+	uint64_t made = 0;
+	if (date_get(s, out->key_id, mat, &made)) {
+		out->version_created_at = out->rotated_at = made;
+		return P11K_OK;
+	}
+	/* Only a usable key's age matters: a disabled one is a revocation,
+	 * and its age stays unknown (0). */
+	if (out->state != KEY_STATE_ENABLED)
+		return P11K_OK;
+	/* A failure here says nothing about the key's state, which is what
+	 * describe is asked for: the age becomes unknown, the call succeeds. */
+	provider_status ls = {0};
+	if (current_material_made(s, out->key_id, mat, out->created_at, &made, &ls) != P11K_OK) {
+		log_warn(COMP, "%s: when its key material %.16s... was made is unknown (%s%s%s); "
+			       "the rotation age cannot be checked%s",
+			 out->key_id, mat, p11k_err_name(ls.err), ls.message[0] ? ": " : "",
+			 ls.message, ls.err == P11K_ERR_ACCESS_DENIED
+					     ? ": allow kms:ListKeyRotations on the key"
+					     : "");
+		out->version_created_at = 0;
+		return P11K_OK;
+	}
+	date_put(s, out->key_id, mat, made);
+	out->version_created_at = out->rotated_at = made;
 	return P11K_OK;
 }
 
@@ -350,13 +531,14 @@ typedef struct crypt_call {
 	uint8_t *out;
 	size_t outlen;
 	char reply_key[256];
+	char reply_material[MATERIAL_ID_LEN + 1]; /* KeyMaterialId, "" if none */
 } crypt_call;
 
 static p11k_err kms_crypt(aws_state *s, crypt_call *c, provider_status *st)
 {
 	c->out = NULL;
 	c->outlen = 0;
-	c->reply_key[0] = 0;
+	c->reply_key[0] = c->reply_material[0] = 0;
 	char *b64 = b64_encode(c->in, c->inlen);
 	json_t *ctx = context_of(c->aad, c->aadlen);
 	json_t *req = b64 ? json_pack("{s:s, s:s, s:s}", "KeyId", c->key_id, c->in_field, b64,
@@ -380,6 +562,9 @@ static p11k_err kms_crypt(aws_state *s, crypt_call *c, provider_status *st)
 		return e;
 	json_t *o = json_object_get(reply, c->out_field);
 	const char *arn = json_string_value(json_object_get(reply, "KeyId"));
+	const char *mat = json_string_value(json_object_get(reply, "KeyMaterialId"));
+	if (material_id_ok(mat))
+		memcpy(c->reply_material, mat, MATERIAL_ID_LEN + 1);
 	if (!json_is_string(o) || !b64_decode(json_string_value(o), json_string_length(o),
 					      c->out_secret, &c->out, &c->outlen)) {
 		snprintf(st->message, sizeof(st->message), "%s: bad %s", c->op, c->out_field);
@@ -390,6 +575,56 @@ static p11k_err kms_crypt(aws_state *s, crypt_call *c, provider_status *st)
 	wipe_json_string(o);
 	json_decref(reply);
 	return e;
+}
+
+/* Decrypt of an envelope blob; mat (may be NULL) receives the key material
+ * the service names, "" if none. */
+static p11k_err envelope_decrypt(aws_state *s, const char *key_id, const uint8_t *blob,
+				 size_t bloblen, const uint8_t *aad, size_t aadlen, uint8_t **pt,
+				 size_t *ptlen, char *mat, provider_status *st)
+{
+	crypt_call c = {.op = "Decrypt", .key_id = key_id, .alg = "SYMMETRIC_DEFAULT",
+			.in_field = "CiphertextBlob", .in = blob, .inlen = bloblen, .aad = aad,
+			.aadlen = aadlen, .out_field = "Plaintext", .out_secret = true};
+	p11k_err e = kms_crypt(s, &c, st);
+	if (e != P11K_OK)
+		return e;
+	*pt = c.out;
+	*ptlen = c.outlen;
+	if (mat)
+		memcpy(mat, c.reply_material, MATERIAL_ID_LEN + 1);
+	return P11K_OK;
+}
+
+static p11k_err aws_decrypt(void *state, const char *key_id, const uint8_t *blob,
+			    size_t bloblen, const uint8_t *aad, size_t aadlen,
+			    uint8_t **pt, size_t *ptlen, provider_status *st)
+{
+	return envelope_decrypt(state, key_id, blob, bloblen, aad, aadlen, pt, ptlen, NULL, st);
+}
+
+/* Which key material sealed blob: Decrypt of it names the material (the
+ * Encrypt reply does not), and shows the blob opens to pt. "" when the
+ * service names none; P11K_ERR_BAD_REPLY when the blob opens to anything
+ * but pt. */
+static p11k_err sealing_material(aws_state *s, const char *key_id, const uint8_t *blob,
+				 size_t bloblen, const uint8_t *pt, size_t ptlen, const uint8_t *aad,
+				 size_t aadlen, char mat[MATERIAL_ID_LEN + 1], provider_status *st)
+{
+	uint8_t *back = NULL;
+	size_t backlen = 0;
+	p11k_err e = envelope_decrypt(s, key_id, blob, bloblen, aad, aadlen, &back, &backlen, mat,
+				      st);
+	if (e != P11K_OK)
+		return e;
+	bool same = backlen == ptlen && CRYPTO_memcmp(back, pt, ptlen) == 0;
+	sec_free(back);
+	if (!same) {
+		snprintf(st->message, sizeof(st->message),
+			 "Decrypt of the blob Encrypt made under %.100s gave other bytes", key_id);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	return P11K_OK;
 }
 
 static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
@@ -403,24 +638,37 @@ static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
 	p11k_err e = kms_crypt(state, &c, st);
 	if (e != P11K_OK)
 		return e;
+	const char *arn = c.reply_key[0] ? c.reply_key : key_id;
+	if (!kv || !kvlen) {
+		*blob = c.out;
+		*bloblen = c.outlen;
+		return P11K_OK;
+	}
+	/* The version is the key material (what describe calls the primary
+	 * version). */
+	char mat[MATERIAL_ID_LEN + 1];
+	memcpy(mat, c.reply_material, sizeof(mat));
+	if (!mat[0]) {
+		provider_status vs = {0};
+		e = sealing_material(state, arn, c.out, c.outlen, pt, ptlen, aad, aadlen, mat, &vs);
+		if (e == P11K_ERR_BAD_REPLY) {
+			free(c.out);
+			*st = vs;
+			return e;
+		}
+		if (e != P11K_OK) {
+			log_info(COMP, "%s: which key material sealed the blob is unknown (Decrypt: "
+				       "%s%s%s); recording the key ARN as its version",
+				 arn, p11k_err_name(vs.err), vs.message[0] ? ": " : "", vs.message);
+			mat[0] = 0;
+		}
+	}
+	if (!mat[0])
+		log_debug(COMP, "%s: the service names no key material; the key ARN is the "
+				"version", arn);
 	*blob = c.out;
 	*bloblen = c.outlen;
-	snprintf(kv, kvlen, "%s", c.reply_key[0] ? c.reply_key : key_id);
-	return P11K_OK;
-}
-
-static p11k_err aws_decrypt(void *state, const char *key_id, const uint8_t *blob,
-			    size_t bloblen, const uint8_t *aad, size_t aadlen,
-			    uint8_t **pt, size_t *ptlen, provider_status *st)
-{
-	crypt_call c = {.op = "Decrypt", .key_id = key_id, .alg = "SYMMETRIC_DEFAULT",
-			.in_field = "CiphertextBlob", .in = blob, .inlen = bloblen, .aad = aad,
-			.aadlen = aadlen, .out_field = "Plaintext", .out_secret = true};
-	p11k_err e = kms_crypt(state, &c, st);
-	if (e != P11K_OK)
-		return e;
-	*pt = c.out;
-	*ptlen = c.outlen;
+	snprintf(kv, kvlen, "%s", mat[0] ? mat : arn);
 	return P11K_OK;
 }
 
@@ -598,6 +846,7 @@ static void aws_destroy(void *state)
 		return;
 	aws_creds_provider_free(s->creds);
 	http_client_free(s->http);
+	pthread_mutex_destroy(&s->lock);
 	free(s->region);
 	free(s->endpoint);
 	free(s->host);
@@ -612,6 +861,7 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 	aws_state *s = calloc(1, sizeof(*s));
 	if (!s)
 		return P11K_ERR_NOMEM;
+	pthread_mutex_init(&s->lock, NULL);
 	const char *region = json_str_field(cfg, "region");
 	const char *ep = json_str_field(cfg, "endpoint");
 	const char *env_ep = getenv("AWS_ENDPOINT_URL_KMS");

@@ -116,10 +116,13 @@ p11k_err az_describe(void *state, const char *key_id, key_info *out,
 	out->state = json_is_true(en) ? KEY_STATE_ENABLED : KEY_STATE_DISABLED;
 	snprintf(out->key_id, sizeof(out->key_id), "%s", kid);
 	snprintf(out->primary_version, sizeof(out->primary_version), "%s", kv);
+	/* GetKey without a version answers with the current version's bundle:
+	 * its created is when the key material that encrypts now was made
+	 * (the key's own creation would need the version list). */
 	json_t *cr = json_object_get(attrs, "created");
 	json_t *up = json_object_get(attrs, "updated");
 	if (json_is_integer(cr) && json_integer_value(cr) > 0)
-		out->created_at = (uint64_t)json_integer_value(cr);
+		out->created_at = out->version_created_at = (uint64_t)json_integer_value(cr);
 	if (json_is_integer(up) && json_integer_value(up) > 0)
 		out->rotated_at = (uint64_t)json_integer_value(up);
 	json_decref(reply);

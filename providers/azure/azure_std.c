@@ -278,7 +278,8 @@ static p11k_err crypt_older_versions(az_state *s, const char *name, remote_req *
 	ver_entry *vs = NULL;
 	size_t n = 0;
 	p11k_err e = list_versions(s, name, &vs, &n, st);
-	if (e == P11K_ERR_UNREACHABLE || e == P11K_ERR_THROTTLED || e == P11K_ERR_NOMEM)
+	if (e == P11K_ERR_UNREACHABLE || e == P11K_ERR_TLS || e == P11K_ERR_THROTTLED ||
+	    e == P11K_ERR_NOMEM)
 		return e;
 	if (e != P11K_OK) {
 		char why[160];

@@ -725,6 +725,32 @@ static p11k_err set_options(http_client *c, CURL *h, CURLU *u, bool plain,
 	return P11K_OK;
 }
 
+/*
+ * The failures that say the peer could not be trusted, or that the trust
+ * configuration itself is broken: the same answer comes back however often
+ * we ask, so they are P11K_ERR_TLS, not retried and not "unreachable".
+ * CURLE_PEER_FAILED_VERIFICATION covers an unknown issuer, an expired
+ * certificate and a name mismatch (curl 7.62 merged CURLE_SSL_CACERT into
+ * it). A handshake that breaks off (CURLE_SSL_CONNECT_ERROR: a reset, a
+ * middlebox, no common protocol) and a failed send or receive stay
+ * transport errors: they can be transient.
+ */
+static bool tls_verification_error(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION: /* untrusted, expired, wrong name */
+	case CURLE_SSL_CACERT_BADFILE:       /* the ca_file cannot be read */
+	case CURLE_SSL_CERTPROBLEM:          /* a local certificate is unusable */
+	case CURLE_SSL_ISSUER_ERROR:         /* issuer check failed */
+	case CURLE_SSL_CRL_BADFILE:          /* the CRL file cannot be read */
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH: /* pinned key differs */
+	case CURLE_SSL_INVALIDCERTSTATUS:    /* OCSP status says no */
+		return true;
+	default:
+		return false;
+	}
+}
+
 static p11k_err perform(CURL *h, xfer *x, size_t max_body, provider_status *st)
 {
 	CURLcode rc = curl_easy_perform(h);
@@ -745,7 +771,7 @@ static p11k_err perform(CURL *h, xfer *x, size_t max_body, provider_status *st)
 		 * never header values. */
 		x->resp->status = 0;
 		set_msg(st, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
-		return P11K_ERR_UNREACHABLE;
+		return tls_verification_error(rc) ? P11K_ERR_TLS : P11K_ERR_UNREACHABLE;
 	}
 	x->resp->status = code;
 	return P11K_OK;
@@ -857,7 +883,7 @@ void http_client_set_sleep(http_client *c, http_sleep_fn fn, void *arg)
 /* The retry loop (PROTOCOLS.md 1.6, 2.4, 3.5)                            */
 
 typedef enum retry_kind {
-	RETRY_NO = 0,
+	RETRY_NO = 0,    /* also P11K_ERR_TLS: asking again gets the same no */
 	RETRY_TRANSPORT, /* no response: gives P11K_ERR_UNREACHABLE */
 	RETRY_SERVER,    /* 500/502/503/504: likewise */
 	RETRY_THROTTLE,  /* 429 or the caller's classifier: P11K_ERR_THROTTLED */
@@ -965,6 +991,12 @@ p11k_err http_call(http_client *c, http_build_fn build, void *barg,
 		}
 		why = classify(e, resp, retryable, rarg);
 		describe_outcome(e, resp, st, outcome, sizeof(outcome));
+		if (e == P11K_ERR_TLS)
+			log_error(COMP, "%s %s: the server's TLS certificate could not be "
+					"verified (%s): check ca_file (the CA bundle that "
+					"signs the endpoint's certificate) and the endpoint's "
+					"host name; not retried",
+				  req.method, logurl, outcome);
 		log_debug(COMP, "%s %s: %s in %ld ms, %zu bytes (attempt %d/%d%s%s)",
 			  req.method, logurl, outcome, now_ms_mono() - t0,
 			  resp->body.len, attempt + 1, max,

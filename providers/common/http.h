@@ -72,7 +72,8 @@ typedef struct http_options {
 } http_options;
 
 /* http_transport_fn (one attempt: fill resp; transport failures give
- * P11K_ERR_UNREACHABLE with a reason in st->message) and http_sleep_fn
+ * P11K_ERR_UNREACHABLE, a certificate that cannot be verified
+ * P11K_ERR_TLS, with a reason in st->message) and http_sleep_fn
  * are declared in providers/provider.h, whose test seam uses them. */
 
 typedef struct http_client http_client;
@@ -93,7 +94,9 @@ typedef bool (*http_retryable_fn)(void *arg, const http_response *resp);
 
 /* Build, send, retry. On return resp holds the last attempt's response
  * (any status); the return value is P11K_OK when a response arrived,
- * P11K_ERR_UNREACHABLE / P11K_ERR_THROTTLED when attempts ran out. */
+ * P11K_ERR_UNREACHABLE / P11K_ERR_THROTTLED when attempts ran out, and
+ * P11K_ERR_TLS at once, after one attempt and a log line, when the
+ * server's certificate could not be verified. */
 P11K_WUR p11k_err http_call(http_client *c, http_build_fn build, void *barg,
 			    http_retryable_fn retryable, void *rarg,
 			    http_response *resp, provider_status *st);

@@ -77,8 +77,10 @@ p11k_err gcp_describe(void *state, const char *key_id, key_info *out,
 			 json_string_value(json_object_get(v, "name"))
 				 ? json_string_value(json_object_get(v, "name"))
 				 : "");
-		/* The primary's creation is the last rotation. */
+		/* The primary's creation is the last rotation, and the age of
+		 * the material that encrypts now (a pinned version's own). */
 		out->rotated_at = rfc3339(json_string_value(json_object_get(v, "createTime")));
+		out->version_created_at = out->rotated_at;
 	}
 	snprintf(out->key_id, sizeof(out->key_id), "%s", name ? name : key_id);
 	out->created_at = rfc3339(json_string_value(json_object_get(reply, "createTime")));

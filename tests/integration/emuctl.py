@@ -3,7 +3,11 @@
 """Drive a running KMS emulator from C tests: emuctl.py STATE_DIR COMMAND ARGS...
 
   disable|enable|rotate|destroy CLOUD KEY    key state (control API)
-  count SERVICE OP                            print the request count
+  key CLOUD ACTION KEY [JSON [FIELD]]         any key action of any cloud, JSON its extra
+                                              fields; prints the reply's FIELD when asked
+                                              (key gcp backdate NAME '{"seconds": 8640000}')
+  count SERVICE OP                            print the request count (OP handshake: the
+                                              failed TLS handshakes)
   count-all SERVICE                           print the request count of every op of SERVICE
   reset-counters | clear-faults
   fault JSON                                  add a fault rule
@@ -50,6 +54,10 @@ def main(argv):
         emu = EmulatorHandle(json.load(f), None, state, False)
     if cmd in ("disable", "enable", "rotate", "destroy"):
         emu.key_action(args[0], cmd, args[1])
+    elif cmd == "key":
+        out = emu.key_action(args[0], args[1], args[2], **(json.loads(args[3]) if len(args) > 3 else {}))
+        if len(args) > 4:
+            print(out[args[4]])
     elif cmd == "count":
         print(emu.count(args[0], args[1]))
     elif cmd == "count-all":

@@ -258,7 +258,9 @@ fi
 
 check "wrap and unwrap under the KMS key (type aes): RFC 3394 by the KMS, checked against openssl"
 KMS_ID=$(printf 'kms-kek' | od -An -v -tx1 | tr -d ' \n')
-MASTER=$(od -An -v -tx1 "$work/master.key" | tr -d ' \n')
+# The key is the file's last 32 bytes (create-key-file writes a 16-byte
+# header before it; a 32-byte key file is the key alone).
+MASTER=$(tail -c 32 "$work/master.key" | od -An -v -tx1 | tr -d ' \n')
 p11 --login --pin $PIN --wrap --id "$KMS_ID" --application-id 04 -m AES-KEY-WRAP -o "$work/kms-wrapped.bin"
 if need_ok "wrap with the KMS key"; then
   want=$(printf '%s' "$PAYLOAD" | xxd -r -p | openssl enc -id-aes256-wrap -K "$MASTER" -iv A6A6A6A6A6A6A6A6 | od -An -v -tx1 | tr -d ' \n')

@@ -5,8 +5,10 @@
  * no context; algorithms it cannot run refused without a request; the
  * error mapping) and rsa_public (GetPublicKey's DER SubjectPublicKeyInfo
  * decoded, key spec and usage checked); the envelope
- * on an RSA key and the default sealing key. All through a fake transport:
- * no network, no sleeping.
+ * on an RSA key and the default sealing key; describe (the current key
+ * material and when ListKeyRotations says it was made) and the key material
+ * encrypt records as the seal's version. All through a fake transport: no
+ * network, no sleeping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -319,14 +321,15 @@ static void test_envelope_on_rsa_key(void **state)
 	assert_string_equal(jstr(j, "EncryptionAlgorithm"), "SYMMETRIC_DEFAULT");
 	assert_non_null(json_object_get(j, "EncryptionContext"));
 	json_decref(j);
-	/* The envelope itself still works on a symmetric key (refactored path). */
+	/* The envelope itself still works on a symmetric key (refactored path);
+	 * with no version asked for, one request. */
 	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
 	assert_int_equal(aws_provider_ops.encrypt(aws, "alias/seal", pt, sizeof(pt),
-						  (const uint8_t *)"a", 1, &blob, &bl, kv,
-						  sizeof(kv), &st),
+						  (const uint8_t *)"a", 1, &blob, &bl, NULL, 0,
+						  &st),
 			 P11K_OK);
 	assert_int_equal(bl, 4);
-	assert_string_equal(kv, KEY);
+	assert_int_equal(net.calls, 2);
 	free(blob);
 	add(200, "{\"Plaintext\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
 	uint8_t *p = NULL;
@@ -502,6 +505,240 @@ static void test_rsa_public_refusals(void **state)
 	free(ec);
 }
 
+/* --- key versions: describe and the material encrypt records ------------------ */
+
+#define MAT1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define MAT2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define MAT3 "3333333333333333333333333333333333333333333333333333333333333333"
+
+static void add_describe(const char *state_s, const char *mat, const char *created)
+{
+	char matf[128] = "";
+	if (mat)
+		snprintf(matf, sizeof(matf), ",\"CurrentKeyMaterialId\":\"%s\"", mat);
+	add(200, "{\"KeyMetadata\":{\"KeyId\":\"1234abcd-12ab-34cd-56ef-1234567890ab\","
+		 "\"Arn\":\"%s\",\"KeyState\":\"%s\",\"CreationDate\":%s%s}}",
+	    KEY, state_s, created, matf);
+}
+
+static key_info describe_ok(const char *key_id)
+{
+	key_info ki;
+	provider_status st = {0};
+	p11k_err e = aws_provider_ops.describe(aws, key_id, &ki, &st);
+	if (e != P11K_OK)
+		fail_msg("describe: %s (%s)", p11k_err_name(e), st.message);
+	return ki;
+}
+
+/* The current material's RotationDate, whatever the list's order; the
+ * answer is kept, so the next describe asks DescribeKey only. */
+static void test_describe_rotated_key(void **state)
+{
+	(void)state;
+	add_describe("Enabled", MAT2, "1700000000.317");
+	add(200, "{\"Rotations\":["
+		 "{\"KeyId\":\"k\",\"KeyMaterialId\":\"" MAT2 "\",\"KeyMaterialState\":\"CURRENT\","
+		 "\"RotationDate\":1710000000.5,\"RotationType\":\"ON_DEMAND\"},"
+		 "{\"KeyId\":\"k\",\"KeyMaterialId\":\"" MAT3 "\",\"KeyMaterialState\":\"NON_CURRENT\","
+		 "\"RotationDate\":1705000000,\"RotationType\":\"AUTOMATIC\"}],\"Truncated\":false}");
+	key_info ki = describe_ok("alias/seal");
+	assert_int_equal(ki.state, KEY_STATE_ENABLED);
+	assert_string_equal(ki.key_id, KEY);
+	assert_string_equal(ki.primary_version, MAT2);
+	assert_int_equal(ki.created_at, 1700000000);
+	assert_int_equal(ki.version_created_at, 1710000000);
+	assert_int_equal(net.calls, 2);
+	assert_string_equal(net.target[0], "TrentService.DescribeKey");
+	assert_string_equal(net.target[1], "TrentService.ListKeyRotations");
+	json_t *j = body_of(1);
+	assert_string_equal(jstr(j, "KeyId"), KEY); /* the ARN: no alias there */
+	assert_null(json_object_get(j, "Marker"));
+	json_decref(j);
+	/* Asked once per material. */
+	add_describe("Enabled", MAT2, "1700000000");
+	ki = describe_ok(KEY);
+	assert_int_equal(ki.version_created_at, 1710000000);
+	assert_int_equal(net.calls, 3);
+	/* A new material is asked about again. */
+	add_describe("Enabled", MAT1, "1700000000");
+	add(200, "{\"Rotations\":[{\"KeyMaterialId\":\"" MAT1 "\",\"KeyMaterialState\":\"CURRENT\","
+		 "\"RotationDate\":1720000000}]}");
+	ki = describe_ok(KEY);
+	assert_string_equal(ki.primary_version, MAT1);
+	assert_int_equal(ki.version_created_at, 1720000000);
+	assert_int_equal(net.calls, 5);
+}
+
+/* Never rotated: the list holds no rotation, the key's creation is the
+ * material's. Also when the entries are of other materials only (imported
+ * material pending rotation): the current one is still the first. */
+static void test_describe_never_rotated(void **state)
+{
+	(void)state;
+	add_describe("Enabled", MAT1, "1600000000");
+	add(200, "{\"Rotations\":[],\"Truncated\":false}");
+	key_info ki = describe_ok(KEY);
+	assert_string_equal(ki.primary_version, MAT1);
+	assert_int_equal(ki.version_created_at, 1600000000);
+	add_describe("Enabled", MAT2, "1600000000");
+	add(200, "{\"Rotations\":[{\"KeyMaterialId\":\"" MAT3 "\","
+		 "\"KeyMaterialState\":\"PENDING_ROTATION\"}]}");
+	ki = describe_ok(KEY);
+	assert_int_equal(ki.version_created_at, 1600000000);
+	assert_int_equal(net.calls, 4);
+}
+
+/* Replies from before key material ids: the newest rotation made the
+ * current material. */
+static void test_describe_legacy_rotations(void **state)
+{
+	(void)state;
+	add_describe("Enabled", MAT1, "1600000000");
+	add(200, "{\"Rotations\":[{\"KeyId\":\"k\",\"RotationDate\":1650000000,"
+		 "\"RotationType\":\"AUTOMATIC\"},{\"KeyId\":\"k\",\"RotationDate\":1640000000,"
+		 "\"RotationType\":\"AUTOMATIC\"}]}");
+	assert_int_equal(describe_ok(KEY).version_created_at, 1650000000);
+}
+
+/* Every page is read; the current entry may be on any of them. */
+static void test_describe_rotation_pages(void **state)
+{
+	(void)state;
+	add_describe("Enabled", MAT2, "1600000000");
+	add(200, "{\"Rotations\":[{\"KeyMaterialId\":\"" MAT1 "\",\"KeyMaterialState\":"
+		 "\"NON_CURRENT\",\"RotationDate\":1610000000}],\"Truncated\":true,"
+		 "\"NextMarker\":\"page-2\"}");
+	add(200, "{\"Rotations\":[{\"KeyMaterialId\":\"" MAT2 "\",\"KeyMaterialState\":"
+		 "\"CURRENT\",\"RotationDate\":1620000000}],\"Truncated\":false}");
+	assert_int_equal(describe_ok(KEY).version_created_at, 1620000000);
+	assert_int_equal(net.calls, 3);
+	json_t *j = body_of(2);
+	assert_string_equal(jstr(j, "Marker"), "page-2");
+	json_decref(j);
+	/* Truncated without a marker is a bad reply: the age is unknown, the
+	 * key's state still answered. */
+	add_describe("Enabled", MAT3, "1600000000");
+	add(200, "{\"Rotations\":[],\"Truncated\":true}");
+	key_info ki = describe_ok(KEY);
+	assert_int_equal(ki.state, KEY_STATE_ENABLED);
+	assert_int_equal(ki.version_created_at, 0);
+}
+
+/* Listing refused (no kms:ListKeyRotations): describe still says the key
+ * is enabled, with the age unknown, after one request (a 400 is not
+ * retried). Then a later describe asks again. */
+static void test_describe_rotations_refused(void **state)
+{
+	(void)state;
+	add_describe("Enabled", MAT1, "1600000000");
+	add(400, "{\"__type\":\"AccessDeniedException\",\"Message\":\"not allowed\"}");
+	key_info ki;
+	provider_status st = {0};
+	assert_int_equal(aws_provider_ops.describe(aws, KEY, &ki, &st), P11K_OK);
+	assert_int_equal(ki.state, KEY_STATE_ENABLED);
+	assert_string_equal(ki.primary_version, MAT1);
+	assert_int_equal(ki.version_created_at, 0);
+	assert_int_equal(net.calls, 2);
+	add_describe("Enabled", MAT1, "1600000000");
+	add(200, "{\"Rotations\":[]}");
+	assert_int_equal(describe_ok(KEY).version_created_at, 1600000000);
+	assert_int_equal(net.calls, 4);
+}
+
+/* A disabled key is not asked about its materials; an asymmetric key has
+ * none and never rotates: its version is the ARN, its age the key's. */
+static void test_describe_disabled_and_asymmetric(void **state)
+{
+	(void)state;
+	add_describe("Disabled", MAT1, "1600000000");
+	key_info ki = describe_ok(KEY);
+	assert_int_equal(ki.state, KEY_STATE_DISABLED);
+	assert_string_equal(ki.primary_version, MAT1);
+	assert_int_equal(ki.version_created_at, 0);
+	add_describe("PendingDeletion", MAT1, "1600000000");
+	assert_int_equal(describe_ok(KEY).state, KEY_STATE_PENDING_DELETION);
+	add_describe("Enabled", NULL, "1600000000");
+	ki = describe_ok(KEY);
+	assert_string_equal(ki.primary_version, KEY);
+	assert_int_equal(ki.version_created_at, 1600000000);
+	assert_int_equal(net.calls, 3);
+	/* A material id that is not 64 hex digits is a bad reply. */
+	add_describe("Enabled", "not-a-material-id", "1600000000");
+	provider_status st = {0};
+	assert_int_equal(aws_provider_ops.describe(aws, KEY, &ki, &st), P11K_ERR_BAD_REPLY);
+}
+
+static p11k_err seal(uint8_t **blob, size_t *bl, char *kv, size_t kvlen, provider_status *st)
+{
+	static const uint8_t tk[32] = {9, 8, 7};
+	return aws_provider_ops.encrypt(aws, "alias/seal", tk, sizeof(tk), (const uint8_t *)"ctx",
+					3, blob, bl, kv, kvlen, st);
+}
+
+/* base64 of the TK seal() encrypts. */
+static char *tk_b64(void)
+{
+	static const uint8_t tk[32] = {9, 8, 7};
+	return b64(tk, sizeof(tk));
+}
+
+/* Encrypt's reply names no key material: Decrypt of the new blob does, and
+ * that id is the version; the blob must open to what was sealed. */
+static void test_encrypt_records_key_material(void **state)
+{
+	(void)state;
+	char kv[128], *tk = tk_b64();
+	uint8_t *blob = NULL;
+	size_t bl = 0;
+	provider_status st = {0};
+	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\","
+		 "\"EncryptionAlgorithm\":\"SYMMETRIC_DEFAULT\"}", KEY);
+	add(200, "{\"Plaintext\":\"%s\",\"KeyId\":\"%s\",\"KeyMaterialId\":\"" MAT2 "\"}", tk, KEY);
+	assert_int_equal(seal(&blob, &bl, kv, sizeof(kv), &st), P11K_OK);
+	assert_string_equal(kv, MAT2);
+	assert_int_equal(bl, 4);
+	free(blob);
+	assert_int_equal(net.calls, 2);
+	assert_string_equal(net.target[1], "TrentService.Decrypt");
+	json_t *j = body_of(1);
+	assert_string_equal(jstr(j, "CiphertextBlob"), "AQIDBA==");
+	assert_string_equal(jstr(j, "KeyId"), KEY);
+	assert_string_equal(jstr(json_object_get(j, "EncryptionContext"), "p11kms"), "Y3R4");
+	json_decref(j);
+
+	/* A reply that names the material is taken as it is: one request. */
+	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\",\"KeyMaterialId\":\"" MAT3 "\"}", KEY);
+	assert_int_equal(seal(&blob, &bl, kv, sizeof(kv), &st), P11K_OK);
+	assert_string_equal(kv, MAT3);
+	free(blob);
+	assert_int_equal(net.calls, 3);
+
+	/* No material named anywhere: the key ARN, as describe says then. */
+	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
+	add(200, "{\"Plaintext\":\"%s\",\"KeyId\":\"%s\"}", tk, KEY);
+	assert_int_equal(seal(&blob, &bl, kv, sizeof(kv), &st), P11K_OK);
+	assert_string_equal(kv, KEY);
+	free(blob);
+
+	/* Decrypt refused: the blob is still good, the version is the ARN. */
+	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
+	add(400, "{\"__type\":\"AccessDeniedException\",\"Message\":\"no decrypt\"}");
+	assert_int_equal(seal(&blob, &bl, kv, sizeof(kv), &st), P11K_OK);
+	assert_string_equal(kv, KEY);
+	assert_int_equal(bl, 4);
+	free(blob);
+
+	/* A blob that opens to other bytes is refused. */
+	add(200, "{\"CiphertextBlob\":\"AQIDBA==\",\"KeyId\":\"%s\"}", KEY);
+	add(200, "{\"Plaintext\":\"b3RoZXI=\",\"KeyId\":\"%s\",\"KeyMaterialId\":\"" MAT2 "\"}", KEY);
+	blob = NULL;
+	assert_int_equal(seal(&blob, &bl, kv, sizeof(kv), &st), P11K_ERR_BAD_REPLY);
+	assert_null(blob);
+	assert_int_equal(st.err, P11K_ERR_BAD_REPLY);
+	free(tk);
+}
+
 /* --- configuration ------------------------------------------------------------- */
 
 static void test_default_seal_key(void **state)
@@ -546,6 +783,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rsa_public, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rsa_public_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_seal_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_rotated_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_never_rotated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_legacy_rotations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_rotation_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_rotations_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_disabled_and_asymmetric, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_encrypt_records_key_material, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("aws_provider", tests, group_setup, group_teardown);
 }

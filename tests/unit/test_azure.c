@@ -356,6 +356,7 @@ static void test_describe_and_versions(void **state)
 	assert_string_equal(ki.primary_version, "78deebed173b48e48f55abf87ed4cf71");
 	assert_string_equal(ki.key_id, KID2);
 	assert_int_equal(ki.created_at, 5);
+	assert_int_equal(ki.version_created_at, 5);
 	/* Key ids that would change the URL's shape are refused locally. */
 	assert_int_equal(azure_provider_ops.describe(s, "k1/../x", &ki, &st),
 			 P11K_ERR_KEY_NOT_FOUND);
@@ -419,6 +420,10 @@ static void test_challenge_followed(void **state)
 	provider_status st = {0};
 	assert_int_equal(azure_provider_ops.describe(s, "k1", &ki, &st), P11K_OK);
 	assert_int_equal(ki.state, KEY_STATE_ENABLED);
+	/* The current version: its id and when it was made. */
+	assert_string_equal(ki.primary_version, "0698c2156c1a4e1da5b6bab6f6422fd6");
+	assert_int_equal(ki.version_created_at, 1493942451);
+	assert_int_equal(ki.rotated_at, 1493942452);
 	assert_non_null(strstr(net.hdrs[3], "Bearer tok-2"));
 	azure_provider_ops.destroy(s);
 }

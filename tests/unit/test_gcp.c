@@ -390,7 +390,11 @@ static p11k_err kms_reply(const http_request *req, http_response *resp)
 		return raw_reply(req, resp);
 	if (strcmp(req->method, "GET") == 0) {
 		char b[1024];
-		if (F.no_primary)
+		if (strstr(req->url, "/cryptoKeyVersions/"))
+			snprintf(b, sizeof(b),
+				 "{\"name\":\"%s/cryptoKeyVersions/2\",\"state\":\"ENABLED\","
+				 "\"createTime\":\"2024-02-01T12:00:00.5Z\"}", KEY);
+		else if (F.no_primary)
 			snprintf(b, sizeof(b), "{\"name\":\"%s\",\"purpose\":\"RAW_ENCRYPT_DECRYPT\"}",
 				 KEY);
 		else
@@ -884,6 +888,13 @@ static void test_describe(void **state)
 	assert_string_equal(ki.primary_version, KEY "/cryptoKeyVersions/3");
 	assert_int_equal(ki.created_at, 1704067200);
 	assert_int_equal(ki.rotated_at, 1711929600);
+	/* The primary version's createTime, not the key's. */
+	assert_int_equal(ki.version_created_at, 1711929600);
+	/* A pinned version: its own createTime. */
+	assert_int_equal(gcp_provider_ops.describe(st, KEY "/cryptoKeyVersions/2", &ki, &ps),
+			 P11K_OK);
+	assert_string_equal(ki.primary_version, KEY "/cryptoKeyVersions/2");
+	assert_int_equal(ki.version_created_at, 1706788800);
 	F.primary_state = "DISABLED";
 	assert_int_equal(gcp_provider_ops.describe(st, KEY, &ki, &ps), P11K_OK);
 	assert_int_equal(ki.state, KEY_STATE_DISABLED);
@@ -896,6 +907,7 @@ static void test_describe(void **state)
 	F.no_primary = true;
 	assert_int_equal(gcp_provider_ops.describe(st, KEY, &ki, &ps), P11K_OK);
 	assert_int_equal(ki.state, KEY_STATE_DISABLED);
+	assert_int_equal(ki.version_created_at, 0); /* no primary: nothing to age */
 	gcp_provider_ops.destroy(st);
 }
 

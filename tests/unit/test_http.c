@@ -272,6 +272,17 @@ static void test_give_up(void **state)
 	assert_non_null(strstr(e->st.message, "fake transport failure"));
 	env_free(e);
 
+	/* A certificate that cannot be verified: once, never again. */
+	e = env_new(NULL);
+	e->f.steps[0] = (step){.err = P11K_ERR_TLS};
+	e->f.steps[1] = (step){.status = 200};
+	e->f.nsteps = 2;
+	assert_int_equal(run(e, NULL, NULL), P11K_ERR_TLS);
+	assert_int_equal(e->f.calls, 1);
+	assert_int_equal(e->s.n, 0);
+	assert_int_equal(e->st.err, P11K_ERR_TLS);
+	env_free(e);
+
 	/* A last 5xx after a 429 is a server problem, not throttling. */
 	e = env_new(NULL);
 	e->f.steps[0] = (step){.status = 429};
@@ -809,40 +820,104 @@ static void test_tls_with_ca(void **state)
 	net_free(n);
 }
 
-static void test_tls_verification(void **state)
+/* The whole log written while fn runs, at debug level, into buf. */
+static void log_during(void (*fn)(void *), void *arg, char *buf, size_t buflen)
 {
-	/* Without the CA: the system store does not know it. */
-	http_options o = {.max_attempts = 2, .connect_timeout_ms = 5000};
-	net *n = net_new(&o);
-	assert_int_equal(get(n, "https://localhost:%d/hello", tls_port),
-			 P11K_ERR_UNREACHABLE);
+	char path[] = "/tmp/p11kms-http-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_true(log_configure(LOG_DEBUG, path));
+	fn(arg);
+	log_configure(LOG_WARN, "stderr");
+	log_apply_env();
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, buflen - 1, f);
+	fclose(f);
+	unlink(path);
+	buf[n] = '\0';
+}
+
+typedef struct tls_case {
+	net *n;
+	const char *url;
+	p11k_err got;
+} tls_case;
+
+static void tls_case_run(void *arg)
+{
+	tls_case *t = arg;
+	t->got = get(t->n, "%s", t->url);
+}
+
+/* A certificate that cannot be verified is P11K_ERR_TLS after one
+ * attempt (no backoff, nothing retried: the answer would be the same),
+ * with an error line that names ca_file. */
+static void expect_tls_failure(const http_options *o, const char *url, const char *why)
+{
+	net *n = net_new(o);
+	tls_case t = {.n = n, .url = url};
+	char log[8192];
+	log_during(tls_case_run, &t, log, sizeof(log));
+	if (t.got != P11K_ERR_TLS)
+		fail_msg("%s: %s gave %d (%s)", why, url, (int)t.got, n->st.message);
+	assert_int_equal(n->st.err, P11K_ERR_TLS);
+	assert_int_equal(n->b.calls, 1);
+	assert_int_equal(n->s.n, 0);
 	assert_int_equal(n->resp.status, 0);
 	assert_int_equal(n->resp.body.len, 0);
-	assert_non_null(strstr(n->st.message, "gave up after 2 attempts"));
-	assert_non_null(strstr(n->st.message, "certificate"));
-	assert_int_equal(n->s.n, 1);
+	assert_null(strstr(n->st.message, "gave up"));
+	assert_true(strlen(n->st.message) > 10);
+	assert_non_null(strstr(log, "certificate could not be verified"));
+	assert_non_null(strstr(log, "check ca_file"));
+	assert_non_null(strstr(log, "attempt 1/3"));
+	assert_null(strstr(log, "attempt 2/3"));
+	assert_null(strstr(log, "retrying"));
 	net_free(n);
+}
+
+static void test_tls_verification(void **state)
+{
+	char url[128], ip_url[128];
+	snprintf(url, sizeof(url), "https://localhost:%d/hello", tls_port);
+	snprintf(ip_url, sizeof(ip_url), "https://127.0.0.1:%d/hello", tls_port);
+
+	/* Without the CA: the system store does not know it. */
+	http_options o = {.connect_timeout_ms = 5000};
+	expect_tls_failure(&o, url, "no ca_file");
 
 	/* With the CA but the wrong name (the certificate says localhost). */
-	http_options o2 = {.ca_file = ca_path, .max_attempts = 1,
-			   .connect_timeout_ms = 5000};
-	n = net_new(&o2);
-	assert_int_equal(get(n, "https://127.0.0.1:%d/hello", tls_port),
-			 P11K_ERR_UNREACHABLE);
-	assert_true(strlen(n->st.message) > 20);
-	net_free(n);
+	http_options o2 = {.ca_file = ca_path, .connect_timeout_ms = 5000};
+	expect_tls_failure(&o2, ip_url, "name mismatch");
 
 	/* A CA file that does not exist is not a silent fallback. */
-	http_options o3 = {.ca_file = "/nonexistent/ca.pem", .max_attempts = 1};
-	n = net_new(&o3);
-	assert_int_equal(get(n, "https://localhost:%d/hello", tls_port),
-			 P11K_ERR_UNREACHABLE);
+	http_options o3 = {.ca_file = "/nonexistent/ca.pem", .connect_timeout_ms = 5000};
+	expect_tls_failure(&o3, url, "missing ca_file");
+
+	/* A CA file that is not a CA bundle. */
+	char junk[160];
+	snprintf(junk, sizeof(junk), "%s/junk.pem", tmpdir);
+	FILE *f = fopen(junk, "w");
+	assert_non_null(f);
+	fputs("not a certificate\n", f);
+	fclose(f);
+	http_options o4 = {.ca_file = junk, .connect_timeout_ms = 5000};
+	expect_tls_failure(&o4, url, "junk ca_file");
+
+	/* The right CA verifies (the failures above are about trust, not
+	 * about the server). */
+	net *n = net_new(&o2);
+	assert_int_equal(get(n, "%s", url), P11K_OK);
 	net_free(n);
 
-	/* Plain HTTP spoken to the TLS port fails too (no downgrade). */
-	http_options o4 = {.allow_plain_loopback = true, .max_attempts = 1};
-	n = net_new(&o4);
-	assert_int_not_equal(get(n, "http://127.0.0.1:%d/hello", tls_port), P11K_OK);
+	/* Plain HTTP spoken to the TLS port fails too (no downgrade), and
+	 * that is a transport failure, not a certificate one. */
+	http_options o5 = {.allow_plain_loopback = true, .max_attempts = 1};
+	n = net_new(&o5);
+	p11k_err e = get(n, "http://127.0.0.1:%d/hello", tls_port);
+	assert_int_not_equal(e, P11K_OK);
+	assert_int_not_equal(e, P11K_ERR_TLS);
 	net_free(n);
 }
 

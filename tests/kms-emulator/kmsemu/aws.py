@@ -30,8 +30,8 @@ MAX_CIPHERTEXT = 6144
 KMS_OPS = ("Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncrypt",
            "DescribeKey", "ListKeys", "ListAliases", "CreateKey", "CreateAlias", "EnableKey",
            "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKeyRotation",
-           "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "GenerateRandom",
-           "GetPublicKey")
+           "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations",
+           "GenerateRandom", "GetPublicKey")
 # Asymmetric keys [model: KeySpec, KeyUsageType, EncryptionAlgorithmSpec]. RSA keys encrypt with
 # RSAES-OAEP (MGF1 with the same hash, empty label) or sign; ECC keys here only sign (no Sign/Verify
 # operations are served: such keys exist so that clients can meet a public key that is not RSA).
@@ -58,6 +58,18 @@ class KmsError(Exception):
         self.capital_message = capital_message
 
 
+class AwsMaterial:
+    """One key material of a symmetric key: its id (64 hex digits, as BackingKeyIdType), the
+    AES key, when it was made and how (None for the first material, else AUTOMATIC or
+    ON_DEMAND: RotationsListEntry.RotationType)."""
+
+    def __init__(self, now, rotation_type=None):
+        self.key = secrets.token_bytes(32)
+        self.id = hashlib.sha256(self.key + b"id").hexdigest()
+        self.created = now
+        self.rotation_type = rotation_type
+
+
 class AwsKey:
     def __init__(self, account, region, key_id, now, description="", spec="SYMMETRIC_DEFAULT",
                  usage="ENCRYPT_DECRYPT"):
@@ -76,8 +88,8 @@ class AwsKey:
         self.rotation_enabled = False
         self.rotation_period = 365
         self.on_demand_rotations = []
-        self.versions = []            # list of (material id, 32-byte key); index = version
-        self.add_version()
+        self.versions = []            # AwsMaterial, oldest first; index = version; last = current
+        self.add_version(now)
 
     @property
     def asymmetric(self):
@@ -92,10 +104,27 @@ class AwsKey:
         return self.private.public_key().public_bytes(serialization.Encoding.DER,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    def add_version(self):
-        material = secrets.token_bytes(32)
-        self.versions.append((hashlib.sha256(material + b"id").hexdigest(), material))
+    def add_version(self, now, rotation_type=None):
+        self.versions.append(AwsMaterial(now, rotation_type))
         return len(self.versions) - 1
+
+    def material(self, material_id=None):
+        """The current key material, or the one with this id (None if there is none)."""
+        if material_id is None:
+            return self.versions[-1]
+        return next((m for m in self.versions if m.id == material_id), None)
+
+    def backdate(self, seconds, material_id=None):
+        """Make a key material (the current one by default) `seconds` older; the key's
+        CreationDate follows when the first material moves or one moves before it."""
+        m = self.material(material_id)
+        if m is None:
+            raise KeyError("no key material %s" % material_id)
+        m.created -= seconds
+        if m is self.versions[0] or m.created < self.created:
+            self.created = m.created
+            self.versions[0].created = min(self.versions[0].created, m.created)
+        return m
 
 
 class AwsState:
@@ -204,9 +233,9 @@ class AwsState:
         kid = key.key_id.encode()
         header = bytes([BLOB_MAGIC, len(kid)]) + kid + struct.pack(">I", version)
         nonce = secrets.token_bytes(12)
-        ct = AESGCM(key.versions[version][1]).encrypt(nonce, plaintext,
-                                                       header + self._context_aad(context))
-        return header + nonce + ct, key.versions[version][0]
+        ct = AESGCM(key.versions[version].key).encrypt(nonce, plaintext,
+                                                        header + self._context_aad(context))
+        return header + nonce + ct, key.versions[version].id
 
     def open(self, blob, context):
         """-> (key, plaintext, material id); raises KmsError as the service does."""
@@ -229,10 +258,10 @@ class AwsState:
         header = blob[:6 + n]
         nonce, ct = blob[6 + n:18 + n], blob[18 + n:]
         try:
-            pt = AESGCM(key.versions[version][1]).decrypt(nonce, ct, header + self._context_aad(context))
+            pt = AESGCM(key.versions[version].key).decrypt(nonce, ct, header + self._context_aad(context))
         except Exception:
             raise KmsError("InvalidCiphertextException", "")
-        return key, pt, key.versions[version][0]
+        return key, pt, key.versions[version].id
 
 
 def _get(body, name, typ, required=False, field=None):
@@ -482,7 +511,7 @@ class AwsService(Service):
               "KeySpec": key.spec, "MultiRegion": False}
         md.update(self._algorithms(key))
         if not key.asymmetric:
-            md["CurrentKeyMaterialId"] = key.versions[-1][0]
+            md["CurrentKeyMaterialId"] = key.versions[-1].id
         if key.deletion_date is not None:
             md["DeletionDate"] = key.deletion_date
         return md
@@ -653,9 +682,39 @@ class AwsService(Service):
         key = self._stateful(b)
         self.state.usable(key)
         self._no_asymmetric_rotation(key)
-        key.add_version()
+        key.add_version(self.emu.now(), "ON_DEMAND")
         key.on_demand_rotations.append(int(self.emu.now()))
         return {"KeyId": key.key_id}
+
+    def op_ListKeyRotations(self, b):
+        """The key's materials, oldest first [model: RotationsListEntry]: by default
+        (ROTATIONS_ONLY) those made by rotation, with RotationDate and RotationType;
+        ALL_KEY_MATERIAL adds the first material, which has neither."""
+        ref = _get(b, "KeyId", str, True)
+        if ref.startswith("alias/") or ref.startswith("arn:aws:kms:") and ":alias/" in ref:
+            # "Specify the key ID or key ARN of the KMS key" [model doc]; wording ours.
+            raise KmsError("NotFoundException", "Alias %s is not a key ID or key ARN." % ref)
+        key = self.state.resolve(ref)
+        which = _get(b, "IncludeKeyMaterial", str) or "ROTATIONS_ONLY"
+        if which not in ("ROTATIONS_ONLY", "ALL_KEY_MATERIAL"):
+            raise KmsError("ValidationException", "1 validation error detected: Value '%s' at "
+                           "'includeKeyMaterial' failed to satisfy constraint: Member must satisfy "
+                           "enum value set: [ALL_KEY_MATERIAL, ROTATIONS_ONLY]" % which)
+        if key.asymmetric:
+            raise KmsError("UnsupportedOperationException", "%s key spec %s does not support "
+                           "automatic or on-demand key rotation." % (key.arn, key.spec))
+        mats = key.versions if which == "ALL_KEY_MATERIAL" else key.versions[1:]
+        page, out = self._page(mats, b)
+        rows = []
+        for m in page:
+            row = {"KeyId": key.key_id, "KeyMaterialId": m.id,
+                   "KeyMaterialState": "CURRENT" if m is key.versions[-1] else "NON_CURRENT"}
+            if m.rotation_type is not None:
+                row["RotationDate"] = m.created
+                row["RotationType"] = m.rotation_type
+            rows.append(row)
+        out["Rotations"] = rows
+        return out
 
     def op_GenerateRandom(self, b):
         n = _get(b, "NumberOfBytes", int)

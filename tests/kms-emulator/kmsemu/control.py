@@ -11,7 +11,7 @@ import json
 from .httpbase import Response, Service, ServiceError
 from .util import WORKLOAD_SUBJECT
 
-KEY_ACTIONS = ("create", "disable", "enable", "rotate", "destroy")
+KEY_ACTIONS = ("create", "disable", "enable", "rotate", "destroy", "backdate")
 
 
 class ControlError(Exception):
@@ -94,6 +94,13 @@ class ControlService(Service):
         raise ControlError(404, "no such control endpoint: %s %s" % (m, p))
 
     @staticmethod
+    def _backdate_seconds(body):
+        secs = body.get("seconds")
+        if not isinstance(secs, (int, float)) or isinstance(secs, bool) or secs < 0:
+            raise ControlError(400, "seconds must be a non-negative number")
+        return secs
+
+    @staticmethod
     def _no_cloud(action, body):
         raise ControlError(400, "cloud must be one of aws, azure, gcp")
 
@@ -110,7 +117,14 @@ class ControlService(Service):
             elif action == "enable":
                 st.set_state(key, "Enabled")
             elif action == "rotate":
-                key.add_version()
+                # What a scheduled rotation leaves behind (RotationType AUTOMATIC).
+                key.add_version(self.emu.now(), "AUTOMATIC")
+            elif action == "backdate":
+                if key.asymmetric:
+                    raise ControlError(400, "asymmetric AWS keys have no key materials to backdate")
+                m = key.backdate(self._backdate_seconds(body), body.get("version"))
+                return {"key_id": key.key_id, "arn": key.arn, "version": m.id,
+                        "created": m.created, "key_created": key.created}
             elif action == "destroy":
                 # The end of the pending-deletion window: the key and its aliases are gone.
                 del st.keys[key.key_id]
@@ -139,6 +153,16 @@ class ControlService(Service):
                 cur = key.versions[-1]
                 size = (cur.material.key_size if cur.kty.startswith("RSA") else len(cur.material) * 8)
                 st.create_key(vault, key.name, cur.kty, size, cur.key_ops)
+            elif action == "backdate":
+                secs = self._backdate_seconds(body)
+                want = body.get("version")
+                v = key.versions[-1] if want is None else next(
+                    (x for x in key.versions if x.version == str(want).lower()), None)
+                if v is None:
+                    raise ControlError(404, "no version %s of %s" % (want, name))
+                v.created = int(v.created - secs)
+                v.updated = int(v.updated - secs)
+                return {"name": key.name, "version": v.version, "created": v.created}
             elif action == "destroy":
                 del st.vaults[vault][name.lower()]
             return {"name": key.name, "versions": [v.version for v in key.versions]}
@@ -167,6 +191,10 @@ class ControlService(Service):
                 v = key.versions.get(key.primary if key.primary is not None else max(key.versions))
             if v is None:
                 raise ControlError(404, "no such version")
+            if action == "backdate":
+                v.created -= self._backdate_seconds(body)
+                key.created = min(key.created, v.created)
+                return {"name": v.name, "created": v.created}
             if action == "disable":
                 v.state = "DISABLED"
             elif action == "enable":

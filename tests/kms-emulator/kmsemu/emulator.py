@@ -24,7 +24,7 @@ from .aws import AwsService, AwsState
 from .azure import LoginService, VaultService, AzureState
 from .control import ControlService
 from .gcp import GcpService, GcpState, service_account_file
-from .httpbase import EmuServer, ServerThread, redact_query
+from .httpbase import HANDSHAKE_OP, EmuServer, ServerThread, redact_query
 from .metadata import MetadataService
 from .util import WORKLOAD_SUBJECT
 
@@ -171,6 +171,15 @@ class Emulator:
                 c["faults"] += 1
             key = str(status) if status is not None else "none"
             c["by_status"][key] = c["by_status"].get(key, 0) + 1
+
+    def count_failed_handshake(self, service):
+        """A TLS handshake that did not complete: counters["<service>/handshake"]."""
+        with self._stats_lock:
+            c = self.counters.setdefault("%s/%s" % (service, HANDSHAKE_OP),
+                                         {"service": service, "op": HANDSHAKE_OP, "requests": 0,
+                                          "faults": 0, "by_status": {}})
+            c["requests"] += 1
+            c["by_status"]["failed"] = c["by_status"].get("failed", 0) + 1
 
     def note_internal_error(self, service, op, exc):
         with self._stats_lock:

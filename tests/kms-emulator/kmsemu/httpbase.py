@@ -346,6 +346,9 @@ class EmuServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             tls = ctx.wrap_socket(request, server_side=True)
             tls.settimeout(None)
         except (ssl.SSLError, OSError):
+            # Counted, so a test can tell how often a client that refused our certificate
+            # tried (no request follows a failed handshake, so the log has no entry).
+            self.emu.count_failed_handshake(self.service.name)
             return
         try:
             self.RequestHandlerClass(tls, client_address, self)

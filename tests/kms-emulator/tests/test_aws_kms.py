@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConn
     ReadTimeoutError, SSLError
 
 from awsutil import HAS_NEW_MODEL, kms_client
+from kmsemu.harness import ControlAPIError
 
 
 @pytest.fixture
@@ -130,6 +131,71 @@ def test_rotation_keeps_old_ciphertexts(emu, kms):
         assert "OnDemandRotationStartDate" in kms.get_key_rotation_status(KeyId=key)
     emu.rotate_key("aws", key)                          # control-API rotation as well
     assert kms.decrypt(CiphertextBlob=old)["Plaintext"] == b"v1"
+
+
+@pytest.mark.skipif(not HAS_NEW_MODEL, reason="Debian's botocore 1.29 has no ListKeyRotations")
+def test_list_key_rotations(emu, kms):
+    md = kms.create_key()["KeyMetadata"]
+    key, first = md["KeyId"], md["CurrentKeyMaterialId"]
+    # Never rotated: no rotations; ALL_KEY_MATERIAL shows the first material, undated.
+    assert kms.list_key_rotations(KeyId=key)["Rotations"] == []
+    allm = kms.list_key_rotations(KeyId=md["Arn"], IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    assert allm["Truncated"] is False
+    assert allm["Rotations"] == [{"KeyId": key, "KeyMaterialId": first, "KeyMaterialState": "CURRENT"}]
+    t0 = emu.emulator.now()
+    kms.rotate_key_on_demand(KeyId=key)
+    emu.rotate_key("aws", key)                              # a scheduled rotation
+    rot = kms.list_key_rotations(KeyId=key)["Rotations"]
+    cur = kms.describe_key(KeyId=key)["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert [r["RotationType"] for r in rot] == ["ON_DEMAND", "AUTOMATIC"]
+    assert [r["KeyMaterialState"] for r in rot] == ["NON_CURRENT", "CURRENT"]
+    assert rot[-1]["KeyMaterialId"] == cur and cur != first
+    assert all(r["RotationDate"].timestamp() >= t0 - 1 for r in rot)   # botocore parses epoch numbers
+    # The newest material seals: Decrypt names it.
+    blob = kms.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["KeyMaterialId"] == cur
+    # Paging with Limit/Marker.
+    p1 = kms.list_key_rotations(KeyId=key, Limit=1)
+    assert p1["Truncated"] is True and len(p1["Rotations"]) == 1
+    p2 = kms.list_key_rotations(KeyId=key, Limit=1, Marker=p1["NextMarker"])
+    assert p2["Truncated"] is False and p2["Rotations"][0]["KeyMaterialId"] == cur
+    # An alias is not a key id or key ARN; an asymmetric key has no rotations.
+    kms.create_alias(AliasName="alias/rot-list", TargetKeyId=key)
+    with pytest.raises(ClientError) as ei:
+        kms.list_key_rotations(KeyId="alias/rot-list")
+    assert _code(ei) == "NotFoundException"
+    rsa = kms.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    with pytest.raises(ClientError) as ei:
+        kms.list_key_rotations(KeyId=rsa)
+    assert _code(ei) == "UnsupportedOperationException"
+    with pytest.raises(ClientError) as ei:
+        kms.list_key_rotations(KeyId=key, IncludeKeyMaterial="SOME")
+    assert _code(ei) == "ValidationException"
+
+
+def test_backdate_key_material(emu, kms):
+    """The control API ages the current material (RotationDate) or, never rotated, the key."""
+    md = kms.create_key()["KeyMetadata"]
+    key, created = md["KeyId"], md["CreationDate"].timestamp()
+    out = emu.key_action("aws", "backdate", key, seconds=100 * 86400)
+    assert out["version"] == md["CurrentKeyMaterialId"]
+    aged = kms.describe_key(KeyId=key)["KeyMetadata"]["CreationDate"].timestamp()
+    assert abs((created - aged) - 100 * 86400) < 2
+    emu.rotate_key("aws", key)
+    new = kms.describe_key(KeyId=key)["KeyMetadata"]["CurrentKeyMaterialId"]
+    emu.key_action("aws", "backdate", key, seconds=91 * 86400)
+    if HAS_NEW_MODEL:
+        rot = kms.list_key_rotations(KeyId=key)["Rotations"]
+        assert rot[0]["KeyMaterialId"] == new
+        assert emu.emulator.now() - rot[0]["RotationDate"].timestamp() > 90 * 86400
+    # The key is older than its newest material, still.
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["CreationDate"].timestamp() == aged
+    # Naming a material; nonsense refused.
+    emu.key_action("aws", "backdate", key, seconds=1, version=md["CurrentKeyMaterialId"])
+    for bad in ({"seconds": -1}, {"seconds": "x"}, {}, {"seconds": 1, "version": "nope"}):
+        with pytest.raises(ControlAPIError) as ei:
+            emu.key_action("aws", "backdate", key, **bad)
+        assert ei.value.status == 400
 
 
 def test_decrypt_after_key_destroyed(emu, kms):

@@ -21,6 +21,8 @@ from azure.identity import (CertificateCredential, ClientAssertionCredential, Cl
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import CryptographyClient, EncryptionAlgorithm, KeyWrapAlgorithm
 
+from kmsemu.harness import ControlAPIError
+
 
 class StaticToken:
     """A credential that hands out one fixed token (for expired/foreign token tests)."""
@@ -123,6 +125,26 @@ def test_versions_rotation_and_disable(emu, cred):
     assert "not allowed on a disabled key" in ei.value.error.message
     kc.update_key_properties("sdk-rot", v1.properties.version, enabled=True)
     assert cc1.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, wrapped).key == b"k" * 32
+
+
+def test_backdate_version(emu, cred):
+    """The control API ages a version's attributes.created (the current version by default)."""
+    kc = _kc(emu, cred)
+    v1 = kc.create_rsa_key("sdk-aged")
+    made = v1.properties.created_on.timestamp()
+    out = emu.key_action("azure", "backdate", "sdk-aged", seconds=100 * 86400)
+    assert out["version"] == v1.properties.version
+    got = kc.get_key("sdk-aged").properties
+    assert abs((made - got.created_on.timestamp()) - 100 * 86400) < 2
+    assert got.updated_on.timestamp() <= made - 100 * 86400 + 1
+    emu.rotate_key("azure", "sdk-aged")
+    assert time.time() - kc.get_key("sdk-aged").properties.created_on.timestamp() < 60
+    emu.key_action("azure", "backdate", "sdk-aged", seconds=5, version=v1.properties.version)
+    old = kc.get_key("sdk-aged", v1.properties.version).properties.created_on.timestamp()
+    assert abs(old - (made - 100 * 86400 - 5)) < 2
+    with pytest.raises(ControlAPIError) as ei:
+        emu.key_action("azure", "backdate", "sdk-aged", seconds=1, version="0" * 32)
+    assert ei.value.status == 404
 
 
 def test_managed_hsm_symmetric(emu, cred):

@@ -7,10 +7,13 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 
 import pytest
 
-from awsutil import kms_client
+from botocore.config import Config
+
+from awsutil import kms_client, session
 from conftest import EMU_DIR
 from kmsemu.harness import ControlAPIError, start
 
@@ -129,6 +132,29 @@ def test_handshake_with_untrusted_certificate(emu):
         fresh.list_keys()
     assert "CERTIFICATE_VERIFY_FAILED" in str(ei.value)
     fresh.list_keys()                          # the fault was consumed; the next handshake is fine
+
+
+def test_failed_handshakes_are_counted(emu):
+    """A client that refuses the certificate sends no request: the handshake counter shows how
+    often it tried."""
+    from botocore.exceptions import SSLError
+    emu.reset_counters()
+    a = emu.info["aws"]
+    untrusting = session().create_client(
+        "kms", region_name=a["region"], endpoint_url=a["endpoint_url"], verify=True,
+        aws_access_key_id=a["access_key_id"], aws_secret_access_key=a["secret_access_key"],
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+    with pytest.raises(SSLError):
+        untrusting.list_keys()
+    # The server's side of the handshake ends in its own thread, maybe after the client gave up.
+    deadline = time.monotonic() + 10
+    while emu.count("aws", "handshake") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert emu.count("aws", "handshake") == 1
+    assert emu.counters()["aws/handshake"]["by_status"] == {"failed": 1}
+    assert emu.count("aws", "ListKeys") == 0
+    kms_client(emu).list_keys()                # a trusting client's handshake is not counted
+    assert emu.count("aws", "handshake") == 1
 
 
 def test_malformed_framing(emu):

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from kmsemu.crc32c import crc32c
+from kmsemu.harness import ControlAPIError
 
 
 class Gcp:
@@ -154,6 +155,34 @@ def test_versions_disable_destroy(emu, gcp):
     assert v["state"] == "DESTROYED" and "destroyEventTime" in v
     status, err = gcp.call("PATCH", "/v1/%s?updateMask=state" % v1, {"state": "ENABLED"})
     assert status == 400 and err["error"]["status"] == "FAILED_PRECONDITION"
+
+
+def _rfc3339_seconds(t):
+    import datetime
+    return datetime.datetime.strptime(t[:19], "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def test_backdate_version(emu, gcp):
+    """The control API ages a version's createTime (the primary's by default)."""
+    ring = gcp.g["key_ring"]
+    _, key = gcp.call("POST", "/v1/%s/cryptoKeys?cryptoKeyId=py-aged" % ring, {"purpose": "ENCRYPT_DECRYPT"})
+    name = key["name"]
+    before = _rfc3339_seconds(key["primary"]["createTime"])
+    emu.key_action("gcp", "backdate", name, seconds=100 * 86400)
+    _, k = gcp.call("GET", "/v1/" + name)
+    aged = _rfc3339_seconds(k["primary"]["createTime"])
+    assert abs((before - aged) - 100 * 86400) < 2
+    assert _rfc3339_seconds(k["createTime"]) <= aged          # the key is no younger than its version
+    emu.rotate_key("gcp", name)
+    _, k = gcp.call("GET", "/v1/" + name)
+    assert time.time() - _rfc3339_seconds(k["primary"]["createTime"]) < 60
+    emu.key_action("gcp", "backdate", name + "/cryptoKeyVersions/1", seconds=1)
+    _, v1 = gcp.call("GET", "/v1/%s/cryptoKeyVersions/1" % name)
+    assert abs(_rfc3339_seconds(v1["createTime"]) - (aged - 1)) < 2
+    with pytest.raises(ControlAPIError) as ei:
+        emu.key_action("gcp", "backdate", name, seconds=-5)
+    assert ei.value.status == 400
 
 
 def test_wrong_key_and_unknown_key(gcp):
