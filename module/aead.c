@@ -136,11 +136,13 @@ static CK_RV make_iv(msg_op *op, CK_GCM_MESSAGE_PARAMS *p,
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
 	if (op->ctr_next == op->ctr_end) {
-		GUARD(reserve(rarg, op->kid, COUNTER_BLOCK, &op->ctr_next));
+		GUARD(reserve(rarg, op->kid, COUNTER_BLOCK, &op->ctr_next, &op->ctr_start));
 		op->ctr_end = op->ctr_next + COUNTER_BLOCK;
 	}
+	/* The IV's free bits take the counter's low bits; it is exhausted
+	 * when it went round them once since its start. */
 	uint64_t c = op->ctr_next++;
-	if (free_bits < 64 && c >> free_bits) {
+	if (free_bits < 64 && (c - op->ctr_start) >> free_bits) {
 		log_error("aead", "IV counter exhausted for this key: rotate the key");
 		return CKR_FUNCTION_FAILED;
 	}

@@ -15,9 +15,11 @@
 
 #define KID_LEN 32
 
-/* Reserves counter values for a key: [*first, *first + count). */
+/* Reserves counter values for a key: [*first, *first + count) of the
+ * key's counter, which began at *start (random: counters of the same key
+ * in another token or after a re-initialization begin elsewhere). */
 typedef CK_RV (*counter_reserve_fn)(void *arg, const uint8_t kid[KID_LEN],
-				    uint64_t count, uint64_t *first);
+				    uint64_t count, uint64_t *first, uint64_t *start);
 
 typedef struct msg_op {
 	bool active, encrypt, in_message;
@@ -26,7 +28,7 @@ typedef struct msg_op {
 	size_t keylen;
 	bool has_kid;             /* key identity for counter IVs */
 	uint8_t kid[KID_LEN];
-	uint64_t ctr_next, ctr_end;
+	uint64_t ctr_next, ctr_end, ctr_start;
 	CK_GCM_MESSAGE_PARAMS *cur; /* the caller's params during a message */
 	size_t taglen;
 	/* a KMS key (docs/REMOTE.md): each message is one KMS call */

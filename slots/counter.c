@@ -6,13 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/crypto.h"
 #include "common/log.h"
 #include "token.h"
 
 /* --- GCM IV counters -------------------------------------------------------- */
 
-/* One try, with the store held without waiting (busy: try again). */
-static p11k_err reserve_once(store_t *s, const char *name, uint64_t count, uint64_t *first)
+static uint64_t be64(rd_t *r)
+{
+	return rd_u64(r);
+}
+
+static void put64(uint8_t *b, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* One try, with the store held without waiting (busy: try again). The
+ * value is start(8) | next(8); an old 8-byte value is next, start 0. */
+static p11k_err reserve_once(store_t *s, const char *name, uint64_t count, uint64_t *first,
+			     uint64_t *start)
 {
 	uint8_t *v = NULL;
 	size_t n = 0;
@@ -21,34 +35,46 @@ static p11k_err reserve_once(store_t *s, const char *name, uint64_t count, uint6
 	if (e != P11K_OK)
 		return e;
 	e = store_meta_get(s, name, &v, &n, &found);
-	uint64_t next = 0;
+	uint64_t next = 0, st = 0;
 	if (e == P11K_OK && found) {
 		rd_t r;
 		rd_init(&r, v, n);
-		next = rd_u64(&r);
+		if (n == 16)
+			st = be64(&r);
+		next = be64(&r);
 		if (!rd_done(&r))
 			e = P11K_ERR_STORE;
+	} else if (e == P11K_OK) {
+		uint8_t rnd[8];
+		if (!crypto_random(rnd, sizeof(rnd)))
+			e = P11K_ERR_INTERNAL;
+		for (int i = 0; e == P11K_OK && i < 8; i++)
+			st = st << 8 | rnd[i];
+		st >>= 1; /* 63 bits: room to count */
+		next = st;
 	}
 	free(v);
 	if (e == P11K_OK && next > UINT64_MAX - count)
 		e = P11K_ERR_INTERNAL;
 	if (e == P11K_OK) {
-		uint8_t b[8];
-		for (int i = 0; i < 8; i++)
-			b[i] = (uint8_t)((next + count) >> (56 - 8 * i));
-		e = store_meta_put(s, name, b, 8);
+		uint8_t b[16];
+		put64(b, st);
+		put64(b + 8, next + count);
+		e = store_meta_put(s, name, b, 16);
 	}
 	if (e == P11K_OK)
 		e = store_commit(s);
 	else
 		store_rollback(s);
-	if (e == P11K_OK)
+	if (e == P11K_OK) {
 		*first = next;
+		*start = st;
+	}
 	return e;
 }
 
 CK_RV token_reserve_counter(void *arg, const uint8_t kid[32], uint64_t count,
-			    uint64_t *first)
+			    uint64_t *first, uint64_t *start)
 {
 	token_t *t = arg;
 	char name[48] = "ivctr:";
@@ -65,7 +91,7 @@ CK_RV token_reserve_counter(void *arg, const uint8_t kid[32], uint64_t count,
 	for (;;) {
 		e = store_nowait_enter(s);
 		if (e == P11K_OK) {
-			e = reserve_once(s, name, count, first);
+			e = reserve_once(s, name, count, first, start);
 			store_nowait_leave(s);
 		}
 		if (e != P11K_ERR_STORE_BUSY || waited >= limit)

@@ -207,6 +207,56 @@ static void test_counter_ivs_never_repeat(void **state)
 		}
 }
 
+/* One key value imported into two tokens of one process, and into one
+ * token again after C_InitToken: their counter IVs never meet (each
+ * key's counter begins at a random 63-bit start). */
+static void counters_of_import(CK_SESSION_HANDLE s, const uint8_t *key, uint64_t *out)
+{
+	K = h_import_aes(s, key, 32);
+	counter_run(s, 50, out);
+}
+
+static void no_common(const uint64_t *a, const uint64_t *b)
+{
+	for (int i = 0; i < 50; i++)
+		for (int j = 0; j < 50; j++)
+			assert_int_not_equal(a[i], b[j]);
+}
+
+static void test_counter_ivs_differ_across_tokens(void **state)
+{
+	(void)state;
+	/* A second slot, "two", beside the harness's "test". */
+	char store2[320], cfg[2048];
+	h_env_path(&env, "two.db", store2, sizeof(store2));
+	int n = snprintf(cfg, sizeof(cfg),
+			 "{ \"providers\": [\n"
+			 "  {\"name\": \"test\", \"type\": \"local\", \"key_file\": \"%s\",\n"
+			 "   \"store\": \"%s\", \"pin_kdf_cost\": 12},\n"
+			 "  {\"name\": \"two\", \"type\": \"local\", \"key_file\": \"%s\",\n"
+			 "   \"store\": \"%s\", \"slot_id\": 77, \"pin_kdf_cost\": 12} ] }\n",
+			 env.key_file, env.store, env.key_file, store2);
+	assert_ok(p11->C_Finalize(NULL));
+	h_write_file(env.config, cfg, (size_t)n);
+	assert_ok(h_initialize(&env));
+	h_env two = env;
+	two.slot = 77;
+	h_init_token(&two);
+	uint8_t key[32];
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(7 * i + 1);
+	uint64_t a[50], b[50], c[50];
+	counters_of_import(h_user_session(&env), key, a);
+	counters_of_import(h_user_session(&two), key, b);
+	no_common(a, b);
+	/* The first token again, re-initialized: a new counter, elsewhere. */
+	assert_ok(p11->C_CloseAllSessions(env.slot));
+	h_init_token(&env);
+	counters_of_import(h_user_session(&env), key, c);
+	no_common(a, c);
+	no_common(b, c);
+}
+
 int main(void)
 {
 	h_load();
@@ -215,6 +265,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_begin_next, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_ivs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_ivs_never_repeat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counter_ivs_differ_across_tokens, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests_name("aead", tests, NULL, NULL);
 }

@@ -70,12 +70,12 @@ static CK_GCM_MESSAGE_PARAMS params(uint8_t *iv, CK_ULONG ivlen, CK_ULONG fixed,
 typedef struct reserve_log {
 	int calls;
 	uint8_t kid[KID_LEN];
-	uint64_t count, first;
+	uint64_t count, first, start;
 	CK_RV fail;
 } reserve_log;
 
 static CK_RV fake_reserve(void *arg, const uint8_t kid[KID_LEN], uint64_t count,
-			  uint64_t *first)
+			  uint64_t *first, uint64_t *start)
 {
 	reserve_log *r = arg;
 	r->calls++;
@@ -84,6 +84,7 @@ static CK_RV fake_reserve(void *arg, const uint8_t kid[KID_LEN], uint64_t count,
 	if (r->fail)
 		return r->fail;
 	*first = r->first;
+	*start = r->start;
 	r->first += count;
 	return CKR_OK;
 }
@@ -345,6 +346,15 @@ static void test_counter_refusals(void **state)
 	assert_int_equal(msg_op_init(&op, &gcm, t.key, 16, true, kid), CKR_OK);
 	assert_int_equal(ENC(fake_reserve), CKR_OK);
 	assert_int_equal(iv[8] & iv[9] & iv[10] & iv[11], 0xff);
+	assert_int_equal(ENC(fake_reserve), CKR_FUNCTION_FAILED);
+	msg_op_free(&op);
+	/* A counter that began at a random start takes the field's low bits
+	 * and is exhausted after one round of them from its start. */
+	r = (reserve_log){.start = (1ULL << 40) + 5, .first = (1ULL << 40) + 5 + 0xfffffffeu};
+	assert_int_equal(msg_op_init(&op, &gcm, t.key, 16, true, kid), CKR_OK);
+	assert_int_equal(ENC(fake_reserve), CKR_OK);
+	assert_int_equal(iv[8] << 24 | iv[9] << 16 | iv[10] << 8 | iv[11], 3);
+	assert_int_equal(ENC(fake_reserve), CKR_OK);
 	assert_int_equal(ENC(fake_reserve), CKR_FUNCTION_FAILED);
 #undef ENC
 	msg_op_free(&op);
