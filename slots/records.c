@@ -222,6 +222,22 @@ static CK_RV load_secret(token_t *t, object_t *o, const obj_rec *r)
 	return rv;
 }
 
+/* Does r's sealed part open under the token key (or its successor)? */
+static bool record_authentic(token_t *t, const obj_rec *r)
+{
+	dbuf_t aad;
+	dbuf_init(&aad, 128u << 20, false);
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	bool ok = record_aad(r->uid, r->pub, r->publen, &aad) &&
+		  (gcm_open(t->tk, aad.p, aad.len, r->sec, r->seclen, &pt, &ptlen) == P11K_OK ||
+		   (TK_HAS_NEXT(t->tk) && gcm_open(TK_NEXT(t->tk), aad.p, aad.len, r->sec,
+						   r->seclen, &pt, &ptlen) == P11K_OK));
+	sec_free(pt);
+	dbuf_free(&aad);
+	return ok;
+}
+
 /* Build an object (public part) from a record. */
 static object_t *obj_from_rec(token_t *t, const obj_rec *r)
 {
@@ -243,6 +259,18 @@ static object_t *obj_from_rec(token_t *t, const obj_rec *r)
 	o->loaded_version = t->seen_version;
 	/* A public data object has nothing sealed: it is complete already. */
 	o->sec_loaded = !obj_attr_sealed(o, CKA_VALUE);
+	/* With the token key at hand every record is checked whole: its
+	 * sealed part's tag covers the uid and the public part (with the
+	 * class and CKA_PRIVATE the indexed columns copy), so a forged value
+	 * or privacy flag is refused, not served. */
+	if (t->tk && r->sec && !record_authentic(t, r)) {
+		log_error("token", "slot %lu: object record %lld does not authenticate under "
+				   "the token key (tampered, swapped or damaged); skipped",
+			  (unsigned long)t->slot_id, (long long)r->rowid);
+		t->last.err = P11K_ERR_STORE;
+		obj_free(o);
+		return NULL;
+	}
 	return o;
 }
 

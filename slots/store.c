@@ -629,7 +629,7 @@ p11k_err store_obj_get(store_t *s, int64_t rowid, obj_rec *out, bool *found)
 p11k_err store_obj_find(store_t *s, const obj_filter *f,
 			bool (*fn)(void *arg, const obj_rec *r), void *arg)
 {
-	char sql[256] = "SELECT id, uid, class, private, pub FROM objects WHERE 1";
+	char sql[256] = "SELECT id, uid, class, private, pub, sec FROM objects WHERE 1";
 	if (f->label)
 		strcat(sql, " AND label=?1");
 	if (f->ckaid)
@@ -666,6 +666,8 @@ p11k_err store_obj_find(store_t *s, const obj_filter *f,
 		r.priv = sqlite3_column_int(st, 3);
 		r.pub = (uint8_t *)sqlite3_column_blob(st, 4);
 		r.publen = (size_t)sqlite3_column_bytes(st, 4);
+		r.sec = (uint8_t *)sqlite3_column_blob(st, 5);
+		r.seclen = (size_t)sqlite3_column_bytes(st, 5);
 		if (!fn(arg, &r)) {
 			rc = SQLITE_DONE;
 			break;

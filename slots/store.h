@@ -104,8 +104,8 @@ P11K_WUR p11k_err store_obj_delete(store_t *s, int64_t rowid, bool *found);
 P11K_WUR p11k_err store_obj_get(store_t *s, int64_t rowid, obj_rec *out,
 				bool *found);
 void obj_rec_free(obj_rec *r);
-/* Calls fn for each matching record (pub loaded, sec not). fn returning
- * false stops the walk. */
+/* Calls fn for each matching record (pub and sec, valid during the
+ * call). fn returning false stops the walk. */
 P11K_WUR p11k_err store_obj_find(store_t *s, const obj_filter *f,
 				 bool (*fn)(void *arg, const obj_rec *r),
 				 void *arg);
