@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "module/module.h"
 #include "providers/local/local.h"
+#include "slots/seal.h"
 #include "slots/store.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
@@ -46,9 +47,10 @@ static const struct command_help {
 	{"status", "p11kms status [--config PATH]",
 	 "Show the configuration in use, each slot with its provider and login\n"
 	 "mode, its store, whether its token is initialized, the number of\n"
-	 "objects, and the seals with the key versions that made them and their\n"
-	 "age. --config PATH reads that file; otherwise $P11KMS_CONFIG, else\n"
-	 "/etc/p11kms/p11kms.json.\n"},
+	 "objects, and its seals: the seal policy, each KMS seal's provider, key\n"
+	 "id, the key version that made it and its age, and the PIN roles. It\n"
+	 "reads the stores only. --config PATH reads that file; otherwise\n"
+	 "$P11KMS_CONFIG, else /etc/p11kms/p11kms.json.\n"},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -109,22 +111,50 @@ static int create_key_file(const char *path)
 	return 0;
 }
 
+/* A seal row's time and age: "2026-12-04T10:00:00Z (3 days ago)". */
+static void when_made(uint64_t created, char *out, size_t n)
+{
+	char when[32] = "?";
+	time_t t = (time_t)created;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	uint64_t now = clock_now_s();
+	snprintf(out, n, "%s (%llu days ago)", when,
+		 (unsigned long long)(now > created ? (now - created) / 86400 : 0));
+}
+
+/* Seal format 2 (slots/seal.h): the policy, each "kms" row (the KMS key
+ * version that sealed KS) and which PIN roles wrap X. */
 static void print_seals(store_t *st)
 {
 	seal_rec *s = NULL;
 	size_t n = 0;
+	uint8_t *v = NULL;
+	size_t len = 0;
+	bool found = false;
+	if (store_meta_get(st, "seal_policy", &v, &len, &found) == P11K_OK)
+		printf("    seal policy: %.*s\n", found ? (int)len : 3,
+		       found ? (const char *)v : "any");
+	free(v);
 	if (store_seals_load(st, &s, &n) != P11K_OK)
 		return;
+	char pins[64] = "";
 	for (size_t i = 0; i < n; i++) {
-		char when[32] = "?";
-		time_t t = (time_t)s[i].created;
-		struct tm tm;
-		if (gmtime_r(&t, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		unsigned long age = (unsigned long)((clock_now_s() - s[i].created) / 86400);
-		printf("    seal: role %-4s key %s version %s, made %s (%lu days ago)\n",
-		       s[i].role, s[i].key_id, s[i].key_version, when, age);
+		char when[64];
+		when_made(s[i].created, when, sizeof(when));
+		if (strcmp(s[i].role, ROLE_KMS) == 0)
+			printf("    kms seal: provider \"%s\" key %s version %s, made %s\n",
+			       s[i].provider, s[i].key_id, s[i].key_version, when);
+		else if (strncmp(s[i].role, "pin-", 4) == 0 &&
+			 strlen(pins) + strlen(s[i].role) < sizeof(pins) - 4)
+			snprintf(pins + strlen(pins), sizeof(pins) - strlen(pins), "%s%s",
+				 pins[0] ? ", " : "", s[i].role + 4);
+		else
+			printf("    seal: role %s (not known to this version)\n", s[i].role);
 	}
+	if (pins[0])
+		printf("    pin seals: %s\n", pins);
 	seal_recs_free(s, n);
 }
 
