@@ -5,11 +5,15 @@
  *                                 key and its creation time, mode 0600,
  *                                 never overwrites)
  *   p11kms status [--config PATH] slots, tokens, seals and their key versions
+ *   p11kms rewrap [--config PATH] [--slot ID] [--force]
+ *                                 reseal tokens under their keys' current
+ *                                 versions (no PIN: only the KMS)
  *   p11kms version
  *   p11kms help [COMMAND], p11kms --help, p11kms COMMAND --help
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +28,9 @@
 #include "common/log.h"
 #include "module/module.h"
 #include "providers/local/local.h"
+#include "slots/seal.h"
 #include "slots/store.h"
+#include "slots/token.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
@@ -46,9 +52,19 @@ static const struct command_help {
 	{"status", "p11kms status [--config PATH]",
 	 "Show the configuration in use, each slot with its provider and login\n"
 	 "mode, its store, whether its token is initialized, the number of\n"
-	 "objects, and the seals with the key versions that made them and their\n"
-	 "age. --config PATH reads that file; otherwise $P11KMS_CONFIG, else\n"
-	 "/etc/p11kms/p11kms.json.\n"},
+	 "objects, and its seals: the seal policy, each KMS seal's provider, key\n"
+	 "id, the key version that made it and its age, and the PIN roles. It\n"
+	 "reads the stores only. --config PATH reads that file; otherwise\n"
+	 "$P11KMS_CONFIG, else /etc/p11kms/p11kms.json.\n"},
+	{"rewrap", "p11kms rewrap [--config PATH] [--slot ID] [--force]",
+	 "Move each token's seals to its sealing keys' current versions, after a\n"
+	 "rotation in the KMS, so that the old versions can be disabled or\n"
+	 "destroyed. Needs access to the KMS, never a PIN. --slot ID (a slot id\n"
+	 "or a provider name) limits it to one slot; --force reseals even seals\n"
+	 "that are current. Per slot it prints \"resealed: WHY -> key K version V\",\n"
+	 "\"already current\", or the error with its ulDeviceError class; then it\n"
+	 "asks the KMS again that every seal is current. Exit 0 when every slot\n"
+	 "is current, 1 otherwise. Safe while consumers use the token.\n"},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -109,22 +125,50 @@ static int create_key_file(const char *path)
 	return 0;
 }
 
+/* A seal row's time and age: "2026-12-04T10:00:00Z (3 days ago)". */
+static void when_made(uint64_t created, char *out, size_t n)
+{
+	char when[32] = "?";
+	time_t t = (time_t)created;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	uint64_t now = clock_now_s();
+	snprintf(out, n, "%s (%llu days ago)", when,
+		 (unsigned long long)(now > created ? (now - created) / 86400 : 0));
+}
+
+/* Seal format 2 (slots/seal.h): the policy, each "kms" row (the KMS key
+ * version that sealed KS) and which PIN roles wrap X. */
 static void print_seals(store_t *st)
 {
 	seal_rec *s = NULL;
 	size_t n = 0;
+	uint8_t *v = NULL;
+	size_t len = 0;
+	bool found = false;
+	if (store_meta_get(st, "seal_policy", &v, &len, &found) == P11K_OK)
+		printf("    seal policy: %.*s\n", found ? (int)len : 3,
+		       found ? (const char *)v : "any");
+	free(v);
 	if (store_seals_load(st, &s, &n) != P11K_OK)
 		return;
+	char pins[64] = "";
 	for (size_t i = 0; i < n; i++) {
-		char when[32] = "?";
-		time_t t = (time_t)s[i].created;
-		struct tm tm;
-		if (gmtime_r(&t, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		unsigned long age = (unsigned long)((clock_now_s() - s[i].created) / 86400);
-		printf("    seal: role %-4s key %s version %s, made %s (%lu days ago)\n",
-		       s[i].role, s[i].key_id, s[i].key_version, when, age);
+		char when[64];
+		when_made(s[i].created, when, sizeof(when));
+		if (strcmp(s[i].role, ROLE_KMS) == 0)
+			printf("    kms seal: provider \"%s\" key %s version %s, made %s\n",
+			       s[i].provider, s[i].key_id, s[i].key_version, when);
+		else if (strncmp(s[i].role, "pin-", 4) == 0 &&
+			 strlen(pins) + strlen(s[i].role) < sizeof(pins) - 4)
+			snprintf(pins + strlen(pins), sizeof(pins) - strlen(pins), "%s%s",
+				 pins[0] ? ", " : "", s[i].role + 4);
+		else
+			printf("    seal: role %s (not known to this version)\n", s[i].role);
 	}
+	if (pins[0])
+		printf("    pin seals: %s\n", pins);
 	seal_recs_free(s, n);
 }
 
@@ -169,6 +213,249 @@ static int status(const char *cfgpath)
 	return 0;
 }
 
+/* --- rewrap ---------------------------------------------------------------- */
+
+/* The ulDeviceError classes of include/p11kms/p11kms.h, by name. */
+#define DEVERR(n) [P11KMS_DEVERR_##n] = "P11KMS_DEVERR_" #n
+static const char *deverr_name(CK_ULONG d)
+{
+	static const char *const names[] = {
+		DEVERR(NONE),	       DEVERR(KEY_DISABLED), DEVERR(KEY_NOT_FOUND),
+		DEVERR(ACCESS_DENIED), DEVERR(UNREACHABLE),  DEVERR(THROTTLED),
+		DEVERR(INVALID_CIPHERTEXT), DEVERR(BAD_REPLY), DEVERR(INTERNAL),
+		DEVERR(STORE),	       DEVERR(KEY_TYPE),     DEVERR(TLS),
+	};
+	return d < ARRAY_SIZE(names) && names[d] ? names[d] : "P11KMS_DEVERR_(unknown)";
+}
+#undef DEVERR
+
+static const seal_rec *kms_row(const seal_set *s, const char *provider, const char *key_id)
+{
+	for (size_t i = 0; i < s->nrows; i++)
+		if (strcmp(s->rows[i].role, ROLE_KMS) == 0 &&
+		    strcmp(s->rows[i].provider, provider) == 0 &&
+		    strcmp(s->rows[i].key_id, key_id) == 0)
+			return &s->rows[i];
+	return NULL;
+}
+
+__attribute__((format(printf, 3, 4))) static void add_why(char *buf, size_t n, const char *fmt,
+							    ...)
+{
+	size_t l = strlen(buf);
+	if (l && l + 2 < n) {
+		memcpy(buf + l, "; ", 3);
+		l += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + l, n - l, fmt, ap);
+	va_end(ap);
+}
+
+/* Do the stored "kms" rows or policy differ (a new seal is a new blob)? */
+static bool rows_differ(const seal_set *a, const seal_set *b)
+{
+	size_t na = 0, nb = 0;
+	for (size_t i = 0; i < a->nrows; i++)
+		na += strcmp(a->rows[i].role, ROLE_KMS) == 0;
+	for (size_t i = 0; i < b->nrows; i++) {
+		const seal_rec *r = &b->rows[i], *o;
+		if (strcmp(r->role, ROLE_KMS) != 0)
+			continue;
+		nb++;
+		if (!(o = kms_row(a, r->provider, r->key_id)) || o->bloblen != r->bloblen ||
+		    memcmp(o->blob, r->blob, r->bloblen) != 0)
+			return true;
+	}
+	return na != nb || a->policy != b->policy;
+}
+
+/* What a reseal changed, from the stored rows before and after. */
+static void reseal_why(const seal_set *a, const seal_set *b, bool force, char *out, size_t n)
+{
+	out[0] = 0;
+	if (a->policy != b->policy)
+		add_why(out, n, "seal_policy is now \"%s\"", b->policy == SEAL_ALL ? "all" : "any");
+	for (size_t i = 0; i < b->nrows; i++) {
+		const seal_rec *r = &b->rows[i], *old;
+		if (strcmp(r->role, ROLE_KMS) != 0)
+			continue;
+		if (!(old = kms_row(a, r->provider, r->key_id)))
+			add_why(out, n, "new seal under %s key %s", r->provider, r->key_id);
+		else if (strcmp(old->key_version, r->key_version) != 0)
+			add_why(out, n, "%s key %s was sealed by version %s", r->provider,
+				r->key_id, old->key_version);
+	}
+	for (size_t i = 0; i < a->nrows; i++) {
+		const seal_rec *r = &a->rows[i];
+		if (strcmp(r->role, ROLE_KMS) == 0 && !kms_row(b, r->provider, r->key_id))
+			add_why(out, n, "the seal under %s key %s is no longer configured",
+				r->provider, r->key_id);
+	}
+	if (!out[0])
+		snprintf(out, n, "%s", force ? "--force" : "new seals of the same key versions");
+}
+
+/* Ask the KMS whether every configured sealing key's stored seal is of its
+ * current version; print each that is not, and why. No lock: describes
+ * only (reseal_plan_make without KS plans nothing). */
+static bool seals_current(token_t *t, const char *who, const uint8_t uuid[16],
+			  const seal_set *now)
+{
+	reseal_plan p;
+	reseal_plan_make(t, uuid, now, NULL, false, &p);
+	char why[800] = "";
+	bool ok = true;
+	if (now->policy != t->cfg->seal_policy)
+		add_why(why, sizeof(why), "the seals are of seal_policy \"%s\"",
+			now->policy == SEAL_ALL ? "all" : "any");
+	for (size_t i = 0; i < p.nrefs; i++) {
+		seal_target tg;
+		const seal_rec *r;
+		const char *cur = p.ref_info[i].primary_version;
+		if (!seal_target_of(t, i, &tg)) {
+			add_why(why, sizeof(why), "seal_with entry %zu names no key", i);
+		} else if (p.ref_err[i] != P11K_OK) {
+			ok = false;
+			printf("%s: error: cannot check sealing key %s: %s%s%s "
+			       "(ulDeviceError %s)\n",
+			       who, tg.key_id, p11k_err_name(p.ref_err[i]),
+			       p.ref_st[i].message[0] ? ": " : "", p.ref_st[i].message,
+			       deverr_name(p11k_err_to_deverr(p.ref_err[i])));
+		} else if (!(r = kms_row(now, tg.cfg->name, tg.key_id))) {
+			add_why(why, sizeof(why), "no seal under %s key %s", tg.cfg->name,
+				tg.key_id);
+		} else if (cur[0] && strcmp(r->key_version, cur) != 0) {
+			add_why(why, sizeof(why),
+				"%s key %s: sealed by version %s, current version %s%s",
+				tg.cfg->name, tg.key_id, r->key_version, cur,
+				p.ref_info[i].state == KEY_STATE_ENABLED ? "" : " (not enabled)");
+		}
+	}
+	for (size_t j = 0; j < now->nrows; j++) {
+		const seal_rec *r = &now->rows[j];
+		bool listed = false;
+		for (size_t i = 0; i < t->cfg->nseals && !listed; i++) {
+			seal_target tg;
+			listed = seal_target_of(t, i, &tg) &&
+				 strcmp(tg.cfg->name, r->provider) == 0 &&
+				 strcmp(tg.key_id, r->key_id) == 0;
+		}
+		if (strcmp(r->role, ROLE_KMS) == 0 && !listed)
+			add_why(why, sizeof(why), "a seal under %s key %s, no longer configured",
+				r->provider, r->key_id);
+	}
+	/* Anything else the module itself would reseal for. */
+	if (!why[0] && ok && p.why[0])
+		snprintf(why, sizeof(why), "%s", p.why);
+	if (why[0]) {
+		ok = false;
+		printf("%s: error: not current: %s\n", who, why);
+	}
+	reseal_plan_free(&p);
+	return ok;
+}
+
+/* One slot's rewrap; lock held (released inside token_reseal and for the
+ * check). true when its seals are current afterwards. */
+static bool rewrap_slot(token_t *t, bool force)
+{
+	char who[200], why[600];
+	snprintf(who, sizeof(who), "slot %lu (%s)", (unsigned long)t->slot_id, t->cfg->name);
+	CK_RV rv = token_sync_inlock(t);
+	if (rv != CKR_OK) {
+		printf("%s: error: store %s unusable: %s\n", who, t->cfg->store, ckr_name(rv));
+		return false;
+	}
+	if (!t->initialized) {
+		printf("%s: not initialized: nothing to reseal\n", who);
+		return true;
+	}
+	seal_set before, after;
+	if ((rv = seal_set_load_inlock(t, &before)) != CKR_OK) {
+		printf("%s: error: cannot read the seals: %s\n", who, ckr_name(rv));
+		return false;
+	}
+	bool changed = false;
+	CK_ULONG dev = 0;
+	rv = token_reseal(t, force, &changed, &dev);
+	if (rv == CKR_OK)
+		rv = seal_set_load_inlock(t, &after);
+	if (rv != CKR_OK) {
+		printf("%s: error: %s%s%s%s%s\n", who, ckr_name(rv), dev ? ", ulDeviceError " : "",
+		       dev ? deverr_name(dev) : "", dev && t->last.message[0] ? ": " : "",
+		       dev ? t->last.message : "");
+		seal_set_free(&before);
+		return false;
+	}
+	uint8_t uuid[16];
+	memcpy(uuid, t->uuid, 16);
+	reseal_why(&before, &after, force, why, sizeof(why));
+	seal_target tg;
+	const seal_rec *primary = seal_target_of(t, 0, &tg) ? kms_row(&after, tg.cfg->name,
+								      tg.key_id)
+							    : NULL;
+	char kv[400] = "(no primary seal)";
+	if (primary)
+		snprintf(kv, sizeof(kv), "key %s version %s", primary->key_id,
+			 primary->key_version);
+	/* What the store now says, not only what token_reseal says: rows
+	 * rewritten unchanged are no reseal. */
+	changed = changed && rows_differ(&before, &after);
+	if (changed)
+		printf("%s: resealed: %s -> %s\n", who, why, kv);
+	pthread_mutex_unlock(&slots.lock);
+	bool ok = seals_current(t, who, uuid, &after);
+	pthread_mutex_lock(&slots.lock);
+	if (ok && !changed)
+		printf("%s: already current (%s)\n", who, kv);
+	seal_set_free(&before);
+	seal_set_free(&after);
+	return ok;
+}
+
+static int rewrap(const char *cfgpath, const char *slot, bool force)
+{
+	CK_FUNCTION_LIST *fl = NULL;
+	char init[4200];
+	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
+	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
+				     .pReserved = cfgpath ? init : NULL};
+	CK_RV rv = C_GetFunctionList(&fl);
+	if (rv == CKR_OK)
+		rv = fl->C_Initialize(&args);
+	if (rv != CKR_OK) {
+		fprintf(stderr, "p11kms: the module does not start with this configuration: "
+				"%s (its log says why)\n",
+			ckr_name(rv));
+		return 1;
+	}
+	/* The module's own table, under its lock: token_reseal is a job
+	 * (slots/slots.h) like any C_* call would run. */
+	pthread_mutex_lock(&slots.lock);
+	int ret = 0;
+	size_t done = 0;
+	for (size_t i = 0; i < slots.ntokens; i++) {
+		token_t *t = &slots.tokens[i];
+		char id[24];
+		snprintf(id, sizeof(id), "%lu", (unsigned long)t->slot_id);
+		if (slot && strcmp(slot, id) != 0 && strcmp(slot, t->cfg->name) != 0)
+			continue;
+		done++;
+		if (!rewrap_slot(t, force))
+			ret = 1;
+	}
+	pthread_mutex_unlock(&slots.lock);
+	if (slot && !done) {
+		fprintf(stderr, "p11kms: no slot \"%s\" in %s (a slot id or a provider name)\n",
+			slot, mod.cfg->path);
+		ret = 2;
+	}
+	fl->C_Finalize(NULL);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	log_apply_env();
@@ -189,6 +476,21 @@ int main(int argc, char **argv)
 		if (!crypto_init())
 			return 1;
 		return status(cfg);
+	}
+	if (strcmp(argv[1], "rewrap") == 0) {
+		const char *cfg = NULL, *slot = NULL;
+		bool force = false;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+				cfg = argv[++i];
+			else if (strcmp(argv[i], "--slot") == 0 && i + 1 < argc)
+				slot = argv[++i];
+			else if (strcmp(argv[i], "--force") == 0)
+				force = true;
+			else
+				return usage(); /* no PIN, ever: the KMS alone reseals */
+		}
+		return rewrap(cfg, slot, force);
 	}
 	if (strcmp(argv[1], "version") == 0) {
 		printf("p11kms %d.%d\n", P11KMS_VERSION_MAJOR, P11KMS_VERSION_MINOR);

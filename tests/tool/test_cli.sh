@@ -32,4 +32,25 @@ check "help of an unknown command" 2 '' 'no command "frobnicate"' -- help frobni
 check "no arguments is a usage error" 2 '' '^usage:' --
 check "an unknown command is a usage error" 2 '' '^usage:' -- frobnicate
 check "version" 0 '^p11kms [0-9]+\.[0-9]+' '' -- version
+check "help lists rewrap" 0 'p11kms rewrap \[--config PATH\] \[--slot ID\] \[--force\]' '' -- help
+check "rewrap --help" 0 '^usage: p11kms rewrap' '' -- rewrap --help
+
+# rewrap: no PIN is ever taken; exit 0 all current, 1 failure, 2 usage.
+dir=$(mktemp -d /tmp/p11kms-cli-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+head -c 32 /dev/urandom >"$dir/k" && chmod 600 "$dir/k"
+cat >"$dir/c.json" <<EOF
+{"log": {"level": "error"}, "providers": [
+  {"name": "dev", "type": "local", "key_file": "$dir/k", "store": "$dir/t.db"}]}
+EOF
+check "rewrap takes no PIN" 2 '' '^usage:' -- rewrap --config "$dir/c.json" --pin 1234
+check "rewrap --slot needs a value" 2 '' '^usage:' -- rewrap --config "$dir/c.json" --slot
+check "rewrap of an unknown slot" 2 '' 'no slot "nope"' -- rewrap --config "$dir/c.json" --slot nope
+check "rewrap with no token yet" 0 'slot [0-9]+ \(dev\): not initialized' '' -- \
+  rewrap --config "$dir/c.json" --slot dev
+check "rewrap with a missing configuration" 1 '' 'does not start' -- \
+  rewrap --config "$dir/none.json"
+chmod 644 "$dir/k"
+check "rewrap with a key file C_Initialize refuses" 1 '' 'too open' -- \
+  rewrap --config "$dir/c.json"
 [ $fails = 0 ] || { echo "$fails failed"; exit 1; }
