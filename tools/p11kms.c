@@ -31,6 +31,7 @@
 #include "slots/seal.h"
 #include "slots/store.h"
 #include "slots/token.h"
+#include "tools/rekey.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
@@ -56,6 +57,15 @@ static const struct command_help {
 	 "id, the key version that made it and its age, and the PIN roles. It\n"
 	 "reads the stores only. --config PATH reads that file; otherwise\n"
 	 "$P11KMS_CONFIG, else /etc/p11kms/p11kms.json.\n"},
+	{"rekey", "p11kms rekey --slot ID [--config PATH] [--pin-env VAR] [--so]",
+	 "Give the token of slot ID (a slot id or a provider name) a new token\n"
+	 "key and re-encrypt every object record under it; the old key is wiped.\n"
+	 "No KMS call. Consumers may use the token meanwhile. Safe to interrupt:\n"
+	 "the store opens as it is and a new rekey finishes the work. In login\n"
+	 "\"required\" mode the tool logs in as the user (--so: the SO) with the\n"
+	 "PIN in the environment variable VAR (never on the command line).\n"
+	 "Progress goes to stderr (a bar on a terminal). Exit 0 done, 2 failed,\n"
+	 "3 configuration or usage.\n"},
 	{"rewrap", "p11kms rewrap [--config PATH] [--slot ID] [--force]",
 	 "Move each token's seals to its sealing keys' current versions, after a\n"
 	 "rotation in the KMS, so that the old versions can be disabled or\n"
@@ -476,6 +486,10 @@ int main(int argc, char **argv)
 		if (!crypto_init())
 			return 1;
 		return status(cfg);
+	}
+	if (strcmp(argv[1], "rekey") == 0) {
+		int r = tool_rekey(argc, argv);
+		return r < 0 ? usage() : r;
 	}
 	if (strcmp(argv[1], "rewrap") == 0) {
 		const char *cfg = NULL, *slot = NULL;
