@@ -152,11 +152,12 @@ CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
 	provider_status st = {0};
 	uint8_t *res = NULL;
 	size_t reslen = 0;
-	char kv[128] = "";
 	p11k_err e;
 	if (encrypt) {
+		/* No version asked: the blob names it, and AWS would spend a
+		 * Decrypt to learn it (provider.h). */
 		e = t->cfg->ops->encrypt(t->prov, key_id, in, inlen, ctx, ctxlen, &res,
-					 &reslen, kv, sizeof(kv), &st);
+					 &reslen, NULL, 0, &st);
 		if (e == P11K_OK) {
 			uint8_t *sec = sec_dup(res, reslen);
 			free(res);

@@ -112,23 +112,23 @@ static const char *fail_name(CK_USER_TYPE who)
 	return who == CKU_SO ? "so_fail" : "user_fail";
 }
 
-static CK_RV reserve_try(token_t *t, CK_USER_TYPE who, uint32_t *count)
+/* One try at the count, the store held without waiting. */
+static p11k_err reserve_once(token_t *t, CK_USER_TYPE who, uint32_t *count, bool *locked)
 {
 	uint8_t *v = NULL;
 	size_t n = 0;
 	bool found = false;
 	p11k_err e = store_begin(t->store);
 	if (e != P11K_OK)
-		return p11k_err_to_ckr(e);
+		return e;
 	e = store_meta_get(t->store, fail_name(who), &v, &n, &found);
 	uint32_t cnt = (e == P11K_OK && found) ? get_u32(v, n) : 0;
 	free(v);
+	*count = cnt;
 	if (e == P11K_OK && cnt >= PIN_MAX_TRIES) {
 		store_rollback(t->store);
-		*count = cnt;
-		log_warn("token", "slot %lu: %s PIN is locked after %d wrong tries",
-			 (unsigned long)t->slot_id, role_name(who), PIN_MAX_TRIES);
-		return CKR_PIN_LOCKED;
+		*locked = true;
+		return P11K_OK;
 	}
 	if (e == P11K_OK)
 		e = put_u32(t->store, fail_name(who), cnt + 1);
@@ -136,12 +136,42 @@ static CK_RV reserve_try(token_t *t, CK_USER_TYPE who, uint32_t *count)
 		e = store_commit(t->store);
 	else
 		store_rollback(t->store);
+	if (e == P11K_OK)
+		*count = cnt + 1;
+	return e;
+}
+
+/* Called without the module lock; a wait on SQLite's busy handler would
+ * hold the store's own lock, which module-lock holders need, so it waits
+ * between tries holding nothing (slots.h, the lock rule), as the IV
+ * counters do. */
+static CK_RV reserve_try(token_t *t, CK_USER_TYPE who, uint32_t *count)
+{
+	bool locked = false;
+	p11k_err e;
+	unsigned waited = 0, step = 1, limit = store_busy_timeout_ms();
+	for (;;) {
+		e = store_nowait_enter(t->store);
+		if (e == P11K_OK) {
+			e = reserve_once(t, who, count, &locked);
+			store_nowait_leave(t->store);
+		}
+		if (e != P11K_ERR_STORE_BUSY || waited >= limit)
+			break;
+		slots_pause_ms(step);
+		waited += step;
+		step = step < 64 ? step * 2 : 64;
+	}
 	if (e != P11K_OK) {
 		log_error("token", "slot %lu: cannot count a PIN try: %s",
 			  (unsigned long)t->slot_id, p11k_err_name(e));
 		return p11k_err_to_ckr(e);
 	}
-	*count = cnt + 1;
+	if (locked) {
+		log_warn("token", "slot %lu: %s PIN is locked after %d wrong tries",
+			 (unsigned long)t->slot_id, role_name(who), PIN_MAX_TRIES);
+		return CKR_PIN_LOCKED;
+	}
 	return CKR_OK;
 }
 
