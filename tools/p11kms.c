@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "module/module.h"
 #include "slots/store.h"
+#include "tools/backup.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
@@ -41,6 +42,9 @@ static const struct command_help {
 	 "objects, and the seals with the key versions that made them and their\n"
 	 "age. --config PATH reads that file; otherwise $P11KMS_CONFIG, else\n"
 	 "/etc/p11kms/p11kms.json.\n"},
+	{"backup", BACKUP_SYNOPSIS, BACKUP_HELP},
+	{"verify-backup", VERIFY_BACKUP_SYNOPSIS, VERIFY_BACKUP_HELP},
+	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -193,6 +197,12 @@ int main(int argc, char **argv)
 			return 1;
 		return status(cfg);
 	}
+	if (strcmp(argv[1], "backup") == 0)
+		return tool_backup(argc - 2, argv + 2);
+	if (strcmp(argv[1], "verify-backup") == 0)
+		return tool_verify_backup(argc - 2, argv + 2);
+	if (strcmp(argv[1], "restore") == 0)
+		return tool_restore(argc - 2, argv + 2);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("p11kms %d.%d\n", P11KMS_VERSION_MAJOR, P11KMS_VERSION_MINOR);
 		return 0;

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * p11kms backup / verify-backup / restore through the real binary
+ * ($P11KMS_TOOL), with the token made and read through the exported
+ * PKCS#11 API (docs/BACKUP.md):
+ *
+ * - the issue's scenario on Google Cloud KMS (emulator): snapshot 1 under
+ *   version 1, rotate, reseal (a login), snapshot 2 under version 2,
+ *   disable version 1: verify-backup and restore of snapshot 1 refuse
+ *   naming version 1 and change nothing; snapshot 2 restores with every
+ *   object intact; version 1 enabled again: snapshot 1 restores;
+ * - bad input on a local token: truncated, a seal row or an object
+ *   record tampered, a lying manifest, a newer schema, another token,
+ *   usage errors: each one line on stderr, exit >= 2, nothing changed.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "emu.h"
+#include "harness.h"
+
+static h_env env;
+static CK_SESSION_HANDLE S;
+static char out[16384], err[8192];
+
+static void slurp(const char *path, char *buf, size_t n)
+{
+	buf[0] = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	size_t got = fread(buf, 1, n - 1, f);
+	buf[got] = 0;
+	fclose(f);
+}
+
+/* Run the tool with these arguments (a shell word list); its stdout and
+ * stderr land in out and err; returns its exit status. */
+__attribute__((format(printf, 1, 2))) static int tool(const char *fmt, ...)
+{
+	char args[2048], cmd[3072], o[320], e[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	h_env_path(&env, "tool.out", o, sizeof(o));
+	h_env_path(&env, "tool.err", e, sizeof(e));
+	snprintf(cmd, sizeof(cmd), "\"$P11KMS_TOOL\" %s >%s 2>%s", args, o, e);
+	int rc = system(cmd);
+	slurp(o, out, sizeof(out));
+	slurp(e, err, sizeof(err));
+	rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : 255;
+	fprintf(stderr, "# p11kms %s -> %d\n%s%s", args, rc, out, err);
+	return rc;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+/* A refusal is exactly one line on stderr. */
+static void one_line_error(void)
+{
+	size_t n = strlen(err);
+	assert_true(n > 0);
+	assert_int_equal(strchr(err, '\n') - err, (long)n - 1);
+}
+
+static void path_of(const char *name, char *p, size_t n)
+{
+	h_env_path(&env, name, p, n);
+}
+
+/* The file's bytes, hashed: "nothing changed" is the same digest. */
+static unsigned long file_sum(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned long h = 1469598103UL;
+	int c;
+	if (!f)
+		return 0;
+	while ((c = fgetc(f)) != EOF)
+		h = (h ^ (unsigned long)c) * 1099511628211UL;
+	fclose(f);
+	return h;
+}
+
+/* A live store's content (its WAL included), hashed: a checkpoint moves
+ * bytes from the WAL into the file without changing what it holds. */
+static unsigned long live_sum(const char *path)
+{
+	char cmd[800], line[64];
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c 'import sqlite3, sys, zlib; c = sqlite3.connect(sys.argv[1]); "
+		 "print(zlib.crc32(\"\\n\".join(c.iterdump()).encode()))' %s",
+		 path);
+	FILE *p = popen(cmd, "r");
+	unsigned long v = 0;
+	if (p && fgets(line, sizeof(line), p))
+		v = strtoul(line, NULL, 10);
+	if (p)
+		pclose(p);
+	assert_true(v != 0);
+	return v;
+}
+
+static int count_files(const char *dir, const char *contains)
+{
+	char cmd[600], line[64];
+	snprintf(cmd, sizeof(cmd), "ls -a %s | grep -c -- '%s'", dir, contains);
+	FILE *p = popen(cmd, "r");
+	int n = 0;
+	if (p && fgets(line, sizeof(line), p))
+		n = atoi(line);
+	if (p)
+		pclose(p);
+	return n;
+}
+
+static void login(void)
+{
+	assert_ok(h_initialize(&env));
+	S = h_user_session(&env);
+}
+
+static void logout_finalize(void)
+{
+	p11->C_Finalize(NULL);
+}
+
+/* The three objects the tests follow, and the probe of each key. */
+static const char *const LABELS[] = {"bk-one", "bk-two", "bk-three"};
+static uint8_t probe[3][64];
+static CK_ULONG probelen[3];
+
+static void make_key(int i)
+{
+	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, LABELS[i]);
+	probelen[i] = sizeof(probe[i]);
+	assert_ok(h_encrypt_probe(S, k, probe[i], &probelen[i]));
+}
+
+/* Present with the same key bytes (the probe), or absent. */
+static void expect_key(int i, bool present)
+{
+	CK_ATTRIBUTE t[] = {{CKA_LABEL, (void *)LABELS[i], strlen(LABELS[i])}};
+	CK_OBJECT_HANDLE h[2];
+	CK_ULONG n = 0;
+	assert_ok(p11->C_FindObjectsInit(S, t, 1));
+	assert_ok(p11->C_FindObjects(S, h, 2, &n));
+	assert_ok(p11->C_FindObjectsFinal(S));
+	assert_int_equal(n, present ? 1 : 0);
+	if (!present)
+		return;
+	uint8_t got[64];
+	CK_ULONG gl = sizeof(got);
+	assert_ok(h_encrypt_probe(S, h[0], got, &gl));
+	assert_int_equal(gl, probelen[i]);
+	assert_memory_equal(got, probe[i], gl);
+}
+
+/* --- the scenario on Google Cloud KMS ---------------------------------------- */
+
+#define gcp(field) emu_str("gcp", field)
+
+static int gcp_setup(void **state)
+{
+	(void)state;
+	char key[512];
+	h_env_new(&env, "required", "");
+	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+	setenv("HOME", env.dir, 1);
+	/* A key of this test alone: its versions are rotated and disabled. */
+	emu_ctl_line(key, sizeof(key), "emuctl_gcp.py", "create backup-%d", (int)getpid());
+	FILE *f = fopen(env.config, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"{ \"log\": {\"level\": \"debug\", \"destination\": \"%s\"},\n"
+		"  \"providers\": [ { \"name\": \"test\", \"type\": \"gcp\",\n"
+		"    \"endpoint\": \"%s\", \"ca_file\": \"%s\", \"credentials_file\": \"%s\",\n"
+		"    \"store\": \"%s\", \"seal_with\": \"%s\" } ] }\n",
+		env.log, gcp("endpoint_url"),
+		json_string_value(json_object_get(emu_info, "ca_bundle")),
+		gcp("service_account_file"), env.store, key);
+	fclose(f);
+	h_env_write(&env, "key", key, strlen(key));
+	return 0;
+}
+
+static int env_teardown(void **state)
+{
+	(void)state;
+	p11->C_Finalize(NULL);
+	h_env_free(&env);
+	return 0;
+}
+
+static void test_gcp_versions(void **state)
+{
+	(void)state;
+	char key[512] = "", v1[600], v2[600], snap1[320], snap2[320], cfg[400];
+	char tmp[340];
+	h_env_read(&env, "key", key, sizeof(key) - 1);
+	snprintf(v1, sizeof(v1), "%s/cryptoKeyVersions/1", key);
+	snprintf(v2, sizeof(v2), "%s/cryptoKeyVersions/2", key);
+	path_of("snap1.db", snap1, sizeof(snap1));
+	path_of("snap2.db", snap2, sizeof(snap2));
+	snprintf(cfg, sizeof(cfg), "--config %s", env.config);
+	setenv("BK_PIN", USER_PIN, 1);
+
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	S = h_user_session(&env);
+	make_key(0);
+	make_key(1);
+	/* Snapshot 1, of the live store in use (this process has it open). */
+	assert_int_equal(tool("backup %s --slot test %s", cfg, snap1), 0);
+	struct stat st;
+	assert_int_equal(stat(snap1, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", snap1);
+	assert_int_not_equal(access(tmp, F_OK), 0);
+	assert_int_equal(tool("verify-backup %s %s", cfg, snap1), 0);
+	assert_non_null(strstr(out, v1));
+
+	/* Rotate; the next login reseals under version 2. */
+	emu_ctl("emuctl_gcp.py", "rotate %s", key);
+	assert_ok(p11->C_Logout(S));
+	assert_ok(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, strlen(USER_PIN)));
+	make_key(2);
+	assert_int_equal(tool("backup %s --slot test %s", cfg, snap2), 0);
+	assert_int_equal(tool("verify-backup %s --pin-env BK_PIN %s", cfg, snap2), 0);
+	assert_non_null(strstr(out, v2));
+	assert_non_null(strstr(out, "3 of 3 open"));
+	/* Snapshot 1 still opens, but needs a version no longer current. */
+	assert_int_equal(tool("verify-backup %s %s", cfg, snap1), 1);
+	assert_non_null(strstr(out, "not the current version"));
+
+	/* Retire version 1. */
+	emu_ctl("emuctl_gcp.py", "disable %s", v1);
+	unsigned long s1 = file_sum(snap1), live = live_sum(env.store);
+	assert_int_equal(tool("verify-backup %s %s", cfg, snap1), 2);
+	assert_non_null(strstr(err, v1));
+	one_line_error();
+	assert_int_equal(tool("restore %s --force %s --slot test", cfg, snap1), 2);
+	assert_non_null(strstr(err, v1));
+	one_line_error();
+	assert_int_equal(file_sum(snap1), s1);
+	assert_int_equal(live_sum(env.store), live);
+	assert_int_equal(count_files(env.dir, "replaced"), 0);
+	assert_int_equal(count_files(env.dir, "snap1.db-"), 0); /* no journal beside it */
+
+	/* Lose an object, then restore snapshot 2: everything is back. */
+	CK_OBJECT_HANDLE gone = h_find_label(S, LABELS[0]);
+	assert_ok(p11->C_DestroyObject(S, gone));
+	logout_finalize();
+	assert_int_equal(tool("restore %s %s --slot test", cfg, snap2), 2); /* no --force */
+	assert_non_null(strstr(err, "--force"));
+	one_line_error();
+	assert_int_equal(tool("restore %s --pin-env BK_PIN --force %s --slot test", cfg, snap2), 0);
+	assert_int_equal(count_files(env.dir, "token.db.replaced-"), 1);
+	login();
+	expect_key(0, true);
+	expect_key(1, true);
+	expect_key(2, true);
+	logout_finalize();
+
+	/* Version 1 back: snapshot 1 restores (and the login reseals it). */
+	emu_ctl("emuctl_gcp.py", "enable %s", v1);
+	sleep(1); /* a second .replaced-<time> name */
+	assert_int_equal(tool("restore %s --force %s --slot test", cfg, snap1), 0);
+	login();
+	expect_key(0, true);
+	expect_key(1, true);
+	expect_key(2, false);
+	logout_finalize();
+	assert_true(h_log_contains(&env, "token resealed"));
+}
+
+/* --- bad input, on a local token ------------------------------------------------- */
+
+static char cfg[400], good[320], bad[320];
+
+static int local_setup(void **state)
+{
+	(void)state;
+	h_env_new(&env, "required", "");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	S = h_user_session(&env);
+	make_key(0);
+	make_key(1);
+	snprintf(cfg, sizeof(cfg), "--config %s", env.config);
+	path_of("good.db", good, sizeof(good));
+	path_of("bad.db", bad, sizeof(bad));
+	assert_int_equal(tool("backup %s --slot test %s", cfg, good), 0);
+	setenv("BK_PIN", USER_PIN, 1);
+	return 0;
+}
+
+/* bad.db: good.db changed by this Python (c: a sqlite3 connection). */
+static void tamper(const char *py)
+{
+	char script[320], body[2048];
+	int n = snprintf(body, sizeof(body),
+			 "import json, shutil, sqlite3, sys\n"
+			 "shutil.copy(sys.argv[1], sys.argv[2])\n"
+			 "c = sqlite3.connect(sys.argv[2])\n"
+			 "def flip(table, col, where, at):\n"
+			 "    v = bytearray(c.execute('SELECT %%s FROM %%s WHERE %%s' %% (col, table, "
+			 "where)).fetchone()[0])\n"
+			 "    v[at] ^= 1\n"
+			 "    c.execute('UPDATE %%s SET %%s = ? WHERE %%s' %% (table, col, where), "
+			 "(bytes(v),))\n"
+			 "%s\n"
+			 "c.commit()\n",
+			 py);
+	h_env_write(&env, "tamper.py", body, (size_t)n);
+	path_of("tamper.py", script, sizeof(script));
+	sh("/usr/bin/python3 %s %s %s", script, good, bad);
+}
+
+/* verify-backup and restore --force refuse bad.db with a line matching
+ * want, and change neither it nor the live store. */
+static void refused(const char *want, const char *pin)
+{
+	unsigned long b = file_sum(bad), live = live_sum(env.store);
+	assert_int_equal(tool("verify-backup %s %s %s", cfg, pin, bad), 2);
+	one_line_error();
+	assert_non_null(strstr(err, want));
+	assert_int_equal(tool("restore %s %s --force %s --slot test", cfg, pin, bad), 2);
+	one_line_error();
+	assert_non_null(strstr(err, want));
+	assert_int_equal(file_sum(bad), b);
+	assert_int_equal(live_sum(env.store), live);
+	assert_int_equal(count_files(env.dir, "replaced"), 0);
+}
+
+static void test_good_local(void **state)
+{
+	(void)state;
+	assert_int_equal(tool("verify-backup %s --pin-env BK_PIN %s", cfg, good), 0);
+	assert_non_null(strstr(out, "2 of 2 open"));
+	assert_non_null(strstr(out, "manifest: matches"));
+	/* A wrong PIN is a refusal, not a pass. */
+	setenv("BK_BAD", "9999", 1);
+	assert_int_equal(tool("verify-backup %s --pin-env BK_BAD %s", cfg, good), 2);
+	one_line_error();
+	assert_int_equal(tool("verify-backup %s --pin-env BK_UNSET_VAR %s", cfg, good), 2);
+}
+
+static void test_truncated(void **state)
+{
+	(void)state;
+	struct stat st;
+	assert_int_equal(stat(good, &st), 0);
+	sh("head -c %lld %s > %s", (long long)st.st_size / 2, good, bad);
+	refused("truncated or damaged", "");
+	sh("head -c 100 %s > %s", good, bad);
+	refused(bad, "");
+}
+
+static void test_seal_row_flipped(void **state)
+{
+	(void)state;
+	tamper("flip('seals', 'blob', \"role = 'kms'\", 30)");
+	refused("does not open", "");
+}
+
+static void test_record_flipped(void **state)
+{
+	(void)state;
+	/* The sealed part of one record, one bit: only reading it shows it. */
+	tamper("flip('objects', 'sec', 'id = (SELECT min(id) FROM objects)', 30)");
+	refused("object record", "--pin-env BK_PIN");
+}
+
+static void test_manifest_lies(void **state)
+{
+	(void)state;
+	tamper("m = json.loads(c.execute(\"SELECT value FROM meta WHERE name = "
+	       "'backup_manifest'\").fetchone()[0])\n"
+	       "m['seals'][0]['key_version'] += 'x'\n"
+	       "c.execute(\"UPDATE meta SET value = ? WHERE name = 'backup_manifest'\", "
+	       "(json.dumps(m).encode(),))");
+	refused("manifest", "");
+}
+
+static void test_newer_schema(void **state)
+{
+	(void)state;
+	tamper("c.execute('PRAGMA user_version = 99')");
+	refused("newer", "");
+}
+
+static void test_another_token(void **state)
+{
+	(void)state;
+	/* The slot's token made again: the backup is another token's now. */
+	logout_finalize();
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	S = h_user_session(&env);
+	unsigned long live = live_sum(env.store);
+	assert_int_equal(tool("restore %s %s --slot test", cfg, good), 2);
+	one_line_error();
+	assert_non_null(strstr(err, "another token"));
+	assert_int_equal(live_sum(env.store), live);
+	logout_finalize();
+	assert_int_equal(tool("restore %s --force %s --slot test", cfg, good), 0);
+	assert_non_null(strstr(out, "another token"));
+	login();
+	expect_key(0, true);
+	expect_key(1, true);
+}
+
+static void test_usage(void **state)
+{
+	(void)state;
+	assert_int_equal(tool("backup %s %s", cfg, bad), 3); /* no --slot */
+	assert_int_equal(tool("restore %s %s", cfg, good), 3);
+	assert_int_equal(tool("verify-backup %s", cfg), 3);
+	assert_int_equal(tool("verify-backup %s --frobnicate %s", cfg, good), 3);
+	assert_int_equal(tool("backup %s --slot nosuch %s", cfg, bad), 3);
+	assert_int_equal(access(bad, F_OK), -1);
+	assert_int_equal(tool("verify-backup --config /nonexistent/p11kms.json %s", good), 3);
+	assert_int_equal(tool("help restore"), 0);
+	assert_non_null(strstr(out, "usage: p11kms restore"));
+}
+
+static int emu_group_setup(void **state)
+{
+	(void)state;
+	h_load();
+	return emu_start("backup");
+}
+
+static int emu_group_teardown(void **state)
+{
+	(void)state;
+	return emu_stop();
+}
+
+int main(void)
+{
+	if (!getenv("P11KMS_TOOL")) {
+		fprintf(stderr, "P11KMS_TOOL is not set (ctest sets it)\n");
+		return SKIP_RETURN_CODE;
+	}
+	const struct CMUnitTest local[] = {
+		cmocka_unit_test_setup_teardown(test_good_local, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_seal_row_flipped, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_record_flipped, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_lies, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_another_token, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_usage, local_setup, env_teardown),
+	};
+	const struct CMUnitTest gcp_tests[] = {
+		cmocka_unit_test_setup_teardown(test_gcp_versions, gcp_setup, env_teardown),
+	};
+	int fails = cmocka_run_group_tests_name("backup_local", local, NULL, NULL);
+	fails += cmocka_run_group_tests_name("backup_gcp", gcp_tests, emu_group_setup,
+					     emu_group_teardown);
+	return fails ? 1 : 0;
+}
