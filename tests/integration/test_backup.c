@@ -4,11 +4,13 @@
  * ($P11KMS_TOOL), with the token made and read through the exported
  * PKCS#11 API (docs/BACKUP.md):
  *
- * - the issue's scenario on Google Cloud KMS (emulator): snapshot 1 under
- *   version 1, rotate, reseal (a login), snapshot 2 under version 2,
- *   disable version 1: verify-backup and restore of snapshot 1 refuse
- *   naming version 1 and change nothing; snapshot 2 restores with every
- *   object intact; version 1 enabled again: snapshot 1 restores;
+ * - the issue's scenario on Google Cloud KMS, Azure Key Vault and AWS KMS
+ *   (emulator): snapshot 1 under version 1, rotate, reseal (a login),
+ *   snapshot 2 under version 2, disable version 1: verify-backup and
+ *   restore of snapshot 1 refuse naming version 1 and change nothing;
+ *   snapshot 2 restores with every object intact; version 1 enabled
+ *   again: snapshot 1 restores. AWS has no per-version state: its
+ *   manifests name two key materials, and disabling the key refuses both;
  * - bad input on a local token: truncated, a seal row or an object
  *   record tampered, a lying manifest, a newer schema, another token,
  *   usage errors: each one line on stderr, exit >= 2, nothing changed.
@@ -175,29 +177,114 @@ static void expect_key(int i, bool present)
 	assert_memory_equal(got, probe[i], gl);
 }
 
-/* --- the scenario on Google Cloud KMS ---------------------------------------- */
+/* --- the scenario, per cloud ------------------------------------------------------ */
 
 #define gcp(field) emu_str("gcp", field)
+#define az(field) emu_str("azure", field)
+#define aws(field) emu_str("aws", field)
 
-static int gcp_setup(void **state)
+/* One cloud: its key of this test alone (rotated and disabled here),
+ * the provider's JSON fields, and its key actions. */
+typedef struct cloud {
+	const char *name;
+	void (*make_key)(char *key, size_t n);
+	void (*fields)(FILE *f);
+	void (*rotate)(const char *key);
+	/* Disable (enabled=false) or enable one version; NULL when the KMS
+	 * has no per-version state (AWS): the whole key then. */
+	void (*set_version)(const char *key, const char *version, bool enabled);
+	void (*set_key)(const char *key, bool enabled);
+} cloud;
+
+static void gcp_key(char *key, size_t n)
 {
-	(void)state;
+	emu_ctl_line(key, n, "emuctl_gcp.py", "create backup-%d", (int)getpid());
+}
+static void gcp_fields(FILE *f)
+{
+	fprintf(f, "\"endpoint\": \"%s\", \"credentials_file\": \"%s\",", gcp("endpoint_url"),
+		gcp("service_account_file"));
+}
+static void gcp_rotate(const char *key)
+{
+	emu_ctl("emuctl_gcp.py", "rotate %s", key);
+}
+static void gcp_version(const char *key, const char *version, bool enabled)
+{
+	(void)key;
+	emu_ctl("emuctl_gcp.py", "%s %s", enabled ? "enable" : "disable", version);
+}
+
+static void az_key(char *key, size_t n)
+{
+	snprintf(key, n, "backup-%d", (int)getpid());
+	emu_ctl("emuctl_azure.py", "create vault %s RSA 2048", key);
+}
+static void az_fields(FILE *f)
+{
+	char secret[400];
+	h_env_path(&env, "client-secret", secret, sizeof(secret));
+	emu_ctl("emuctl_azure.py", "secret-file %s", secret);
+	fprintf(f,
+		"\"vault_url\": \"%s\", \"tenant_id\": \"%s\", \"client_id\": \"%s\", "
+		"\"client_secret_file\": \"%s\", \"authority_host\": \"%s\",",
+		az("vault_url"), az("tenant_id"), az("client_id"), secret, az("authority_host"));
+}
+static void az_rotate(const char *key)
+{
+	emu_ctl("emuctl_azure.py", "rotate vault %s", key);
+}
+static void az_version(const char *key, const char *version, bool enabled)
+{
+	emu_ctl("emuctl_backup.py", "azure-version %s %s %s", enabled ? "enable" : "disable",
+		key, version);
+}
+
+static void aws_key(char *key, size_t n)
+{
+	char id[128];
+	snprintf(key, n, "alias/backup-%d", (int)getpid());
+	emu_ctl_line(id, sizeof(id), "emuctl.py", "create-key SYMMETRIC_DEFAULT ENCRYPT_DECRYPT %s",
+		     key);
+}
+static void aws_fields(FILE *f)
+{
+	setenv("AWS_ACCESS_KEY_ID", aws("access_key_id"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", aws("secret_access_key"), 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_PROFILE");
+	fprintf(f, "\"region\": \"%s\", \"endpoint\": \"%s\",", aws("region"), aws("endpoint_url"));
+}
+static void aws_rotate(const char *key)
+{
+	emu_ctl("emuctl.py", "rotate aws %s", key);
+}
+static void aws_set_key(const char *key, bool enabled)
+{
+	emu_ctl("emuctl.py", "%s aws %s", enabled ? "enable" : "disable", key);
+}
+
+static const cloud GCP = {"gcp", gcp_key, gcp_fields, gcp_rotate, gcp_version, NULL};
+static const cloud AZURE = {"azure", az_key, az_fields, az_rotate, az_version, NULL};
+static const cloud AWS = {"aws", aws_key, aws_fields, aws_rotate, NULL, aws_set_key};
+
+static int cloud_setup(void **state)
+{
+	const cloud *c = *state;
 	char key[512];
 	h_env_new(&env, "required", "");
 	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
 	setenv("HOME", env.dir, 1);
-	/* A key of this test alone: its versions are rotated and disabled. */
-	emu_ctl_line(key, sizeof(key), "emuctl_gcp.py", "create backup-%d", (int)getpid());
+	c->make_key(key, sizeof(key));
 	FILE *f = fopen(env.config, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"{ \"log\": {\"level\": \"debug\", \"destination\": \"%s\"},\n"
-		"  \"providers\": [ { \"name\": \"test\", \"type\": \"gcp\",\n"
-		"    \"endpoint\": \"%s\", \"ca_file\": \"%s\", \"credentials_file\": \"%s\",\n"
-		"    \"store\": \"%s\", \"seal_with\": \"%s\" } ] }\n",
-		env.log, gcp("endpoint_url"),
-		json_string_value(json_object_get(emu_info, "ca_bundle")),
-		gcp("service_account_file"), env.store, key);
+		"  \"providers\": [ { \"name\": \"test\", \"type\": \"%s\", \"ca_file\": \"%s\",\n"
+		"    ",
+		env.log, c->name, json_string_value(json_object_get(emu_info, "ca_bundle")));
+	c->fields(f);
+	fprintf(f, "\n    \"store\": \"%s\", \"seal_with\": \"%s\" } ] }\n", env.store, key);
 	fclose(f);
 	h_env_write(&env, "key", key, strlen(key));
 	return 0;
@@ -211,14 +298,23 @@ static int env_teardown(void **state)
 	return 0;
 }
 
-static void test_gcp_versions(void **state)
+static void manifest_version(const char *backup, char *v, size_t n)
 {
-	(void)state;
+	emu_ctl_line(v, n, "emuctl_backup.py", "manifest-version %s", backup);
+	assert_true(v[0] != 0);
+}
+
+/* Snapshot 1 under version 1 -> rotate -> reseal -> snapshot 2 under
+ * version 2 -> retire version 1 (AWS: disable the key): snapshot 1 is
+ * refused naming version 1, snapshot 2 restores intact (AWS: refused as
+ * well, naming its version, until the key is back) -> version 1 back:
+ * snapshot 1 restores. */
+static void test_versions(void **state)
+{
+	const cloud *c = *state;
 	char key[512] = "", v1[600], v2[600], snap1[320], snap2[320], cfg[400];
 	char tmp[340];
 	h_env_read(&env, "key", key, sizeof(key) - 1);
-	snprintf(v1, sizeof(v1), "%s/cryptoKeyVersions/1", key);
-	snprintf(v2, sizeof(v2), "%s/cryptoKeyVersions/2", key);
 	path_of("snap1.db", snap1, sizeof(snap1));
 	path_of("snap2.db", snap2, sizeof(snap2));
 	snprintf(cfg, sizeof(cfg), "--config %s", env.config);
@@ -236,15 +332,18 @@ static void test_gcp_versions(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", snap1);
 	assert_int_not_equal(access(tmp, F_OK), 0);
+	manifest_version(snap1, v1, sizeof(v1));
 	assert_int_equal(tool("verify-backup %s %s", cfg, snap1), 0);
 	assert_non_null(strstr(out, v1));
 
 	/* Rotate; the next login reseals under version 2. */
-	emu_ctl("emuctl_gcp.py", "rotate %s", key);
+	c->rotate(key);
 	assert_ok(p11->C_Logout(S));
 	assert_ok(p11->C_Login(S, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, strlen(USER_PIN)));
 	make_key(2);
 	assert_int_equal(tool("backup %s --slot test %s", cfg, snap2), 0);
+	manifest_version(snap2, v2, sizeof(v2));
+	assert_string_not_equal(v1, v2);
 	assert_int_equal(tool("verify-backup %s --pin-env BK_PIN %s", cfg, snap2), 0);
 	assert_non_null(strstr(out, v2));
 	assert_non_null(strstr(out, "3 of 3 open"));
@@ -252,8 +351,11 @@ static void test_gcp_versions(void **state)
 	assert_int_equal(tool("verify-backup %s %s", cfg, snap1), 1);
 	assert_non_null(strstr(out, "not the current version"));
 
-	/* Retire version 1. */
-	emu_ctl("emuctl_gcp.py", "disable %s", v1);
+	/* Retire version 1 (AWS: no version to retire; the key goes). */
+	if (c->set_version)
+		c->set_version(key, v1, false);
+	else
+		c->set_key(key, false);
 	unsigned long s1 = file_sum(snap1), live = live_sum(env.store);
 	assert_int_equal(tool("verify-backup %s %s", cfg, snap1), 2);
 	assert_non_null(strstr(err, v1));
@@ -265,6 +367,12 @@ static void test_gcp_versions(void **state)
 	assert_int_equal(live_sum(env.store), live);
 	assert_int_equal(count_files(env.dir, "replaced"), 0);
 	assert_int_equal(count_files(env.dir, "snap1.db-"), 0); /* no journal beside it */
+	if (!c->set_version) {
+		/* One key, every version with it: snapshot 2 is refused too. */
+		assert_int_equal(tool("verify-backup %s %s", cfg, snap2), 2);
+		assert_non_null(strstr(err, v2));
+		c->set_key(key, true);
+	}
 
 	/* Lose an object, then restore snapshot 2: everything is back. */
 	CK_OBJECT_HANDLE gone = h_find_label(S, LABELS[0]);
@@ -282,7 +390,8 @@ static void test_gcp_versions(void **state)
 	logout_finalize();
 
 	/* Version 1 back: snapshot 1 restores (and the login reseals it). */
-	emu_ctl("emuctl_gcp.py", "enable %s", v1);
+	if (c->set_version)
+		c->set_version(key, v1, true);
 	sleep(1); /* a second .replaced-<time> name */
 	assert_int_equal(tool("restore %s --force %s --slot test", cfg, snap1), 0);
 	login();
@@ -291,6 +400,21 @@ static void test_gcp_versions(void **state)
 	expect_key(2, false);
 	logout_finalize();
 	assert_true(h_log_contains(&env, "token resealed"));
+}
+
+static void test_gcp_versions(void **state)
+{
+	test_versions(state);
+}
+
+static void test_azure_versions(void **state)
+{
+	test_versions(state);
+}
+
+static void test_aws_versions(void **state)
+{
+	test_versions(state);
 }
 
 /* --- bad input, on a local token ------------------------------------------------- */
@@ -473,11 +597,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_another_token, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_usage, local_setup, env_teardown),
 	};
-	const struct CMUnitTest gcp_tests[] = {
-		cmocka_unit_test_setup_teardown(test_gcp_versions, gcp_setup, env_teardown),
+	const struct CMUnitTest clouds[] = {
+		H_TEST_STATE(test_gcp_versions, cloud_setup, env_teardown, &GCP),
+		H_TEST_STATE(test_azure_versions, cloud_setup, env_teardown, &AZURE),
+		H_TEST_STATE(test_aws_versions, cloud_setup, env_teardown, &AWS),
 	};
 	int fails = cmocka_run_group_tests_name("backup_local", local, NULL, NULL);
-	fails += cmocka_run_group_tests_name("backup_gcp", gcp_tests, emu_group_setup,
+	fails += cmocka_run_group_tests_name("backup_clouds", clouds, emu_group_setup,
 					     emu_group_teardown);
 	return fails ? 1 : 0;
 }
