@@ -1158,6 +1158,9 @@ p11k_err seal_verify_backup(token_t *t, store_t *b, const char *pin, size_t pinl
 		report_why(r, "it holds no KMS seal");
 	r->ks_open = nk > 0 && (s.policy == SEAL_ANY ? opened > 0 : opened == nk);
 	if (r->ks_open) {
+		/* Under "any" a row that fails while another opens is a finding
+		 * of that row (r->seals), not why the backup fails. */
+		r->why[0] = 0;
 		r->tk_outer = tk_outer_opens(r->uuid, s.tk_seal, s.tk_seal_len, acc) &&
 			      (!s.tk_next || tk_outer_opens(r->uuid, s.tk_next, s.tk_next_len, acc));
 		if (!r->tk_outer)
