@@ -554,6 +554,18 @@ static void test_another_token(void **state)
 	expect_key(1, true);
 }
 
+/* A consumer keeps its session across the restore: the replacement is a
+ * commit like any other process's, and it sees the restored objects. */
+static void test_restore_while_open(void **state)
+{
+	(void)state;
+	assert_ok(p11->C_DestroyObject(S, h_find_label(S, LABELS[0])));
+	expect_key(0, false);
+	assert_int_equal(tool("restore %s --force %s --slot test", cfg, good), 0);
+	expect_key(0, true);
+	expect_key(1, true);
+}
+
 static void test_usage(void **state)
 {
 	(void)state;
@@ -595,6 +607,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_lies, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_another_token, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_restore_while_open, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_usage, local_setup, env_teardown),
 	};
 	const struct CMUnitTest clouds[] = {
