@@ -16,6 +16,7 @@
  *   usage errors: each one line on stderr, exit >= 2, nothing changed.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,6 +555,60 @@ static void test_another_token(void **state)
 	expect_key(1, true);
 }
 
+/* A writer commits token objects while backups are taken: each backup
+ * is one consistent snapshot, every record of it opens. */
+static volatile int writer_stop;
+static int writer_made, writer_failed;
+
+static void *writer(void *arg)
+{
+	(void)arg;
+	CK_SESSION_HANDLE ws;
+	if (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &ws) !=
+	    CKR_OK) {
+		writer_failed++;
+		return NULL;
+	}
+	CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ULONG len = 32;
+	CK_BBOOL t = CK_TRUE;
+	while (!writer_stop) {
+		char label[32];
+		snprintf(label, sizeof(label), "w-%d", writer_made);
+		CK_ATTRIBUTE tmpl[] = {{CKA_VALUE_LEN, &len, sizeof(len)},
+				       {CKA_TOKEN, &t, sizeof(t)},
+				       {CKA_LABEL, label, strlen(label)}};
+		CK_OBJECT_HANDLE k;
+		if (p11->C_GenerateKey(ws, &m, tmpl, 3, &k) == CKR_OK)
+			writer_made++;
+		else
+			writer_failed++;
+	}
+	p11->C_CloseSession(ws);
+	return NULL;
+}
+
+static void test_backup_while_writing(void **state)
+{
+	(void)state;
+	pthread_t th;
+	writer_stop = 0;
+	writer_made = writer_failed = 0;
+	assert_int_equal(pthread_create(&th, NULL, writer, NULL), 0);
+	int before = 0;
+	for (int i = 0; i < 3; i++) {
+		while (writer_made < before + 5 && !writer_failed)
+			usleep(1000);
+		before = writer_made;
+		assert_int_equal(tool("backup %s --slot test %s", cfg, bad), 0);
+		assert_int_equal(tool("verify-backup %s --pin-env BK_PIN %s", cfg, bad), 0);
+	}
+	writer_stop = 1;
+	pthread_join(th, NULL);
+	assert_int_equal(writer_failed, 0);
+	assert_true(writer_made >= 15);
+}
+
 /* A consumer keeps its session across the restore: the replacement is a
  * commit like any other process's, and it sees the restored objects. */
 static void test_restore_while_open(void **state)
@@ -608,6 +663,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_another_token, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_restore_while_open, local_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_backup_while_writing, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_usage, local_setup, env_teardown),
 	};
 	const struct CMUnitTest clouds[] = {
