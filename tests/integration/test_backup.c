@@ -130,7 +130,7 @@ static int count_files(const char *dir, const char *contains)
 	FILE *p = popen(cmd, "r");
 	int n = 0;
 	if (p && fgets(line, sizeof(line), p))
-		n = atoi(line);
+		n = (int)strtol(line, NULL, 10);
 	if (p)
 		pclose(p);
 	return n;
