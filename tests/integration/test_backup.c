@@ -424,8 +424,7 @@ static char cfg[400], good[320], bad[320];
 
 static int local_setup(void **state)
 {
-	(void)state;
-	h_env_new(&env, "required", "");
+	h_env_new(&env, *state ? (const char *)*state : "required", "");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
 	S = h_user_session(&env);
@@ -488,6 +487,18 @@ static void test_good_local(void **state)
 	assert_int_equal(tool("verify-backup %s --pin-env BK_BAD %s", cfg, good), 2);
 	one_line_error();
 	assert_int_equal(tool("verify-backup %s --pin-env BK_UNSET_VAR %s", cfg, good), 2);
+}
+
+/* login=optional: the KMS alone opens the token key, so every record is
+ * read without a PIN. */
+static void test_optional_reads_records(void **state)
+{
+	(void)state;
+	assert_int_equal(tool("verify-backup %s %s", cfg, good), 0);
+	assert_non_null(strstr(out, "login optional"));
+	assert_non_null(strstr(out, "2 of 2 open"));
+	tamper("flip('objects', 'sec', 'id = (SELECT max(id) FROM objects)', 40)");
+	refused("object record", "");
 }
 
 static void test_truncated(void **state)
@@ -665,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restore_while_open, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_backup_while_writing, local_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_usage, local_setup, env_teardown),
+		H_TEST_STATE(test_optional_reads_records, local_setup, env_teardown, "optional"),
 	};
 	const struct CMUnitTest clouds[] = {
 		H_TEST_STATE(test_gcp_versions, cloud_setup, env_teardown, &GCP),
