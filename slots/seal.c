@@ -917,3 +917,273 @@ CK_RV token_reseal(token_t *t, bool force, bool *changed, CK_ULONG *deverr)
 	sec_free(j.ks);
 	return rv;
 }
+
+/* --- backups: does a copy of a store open now? (docs/BACKUP.md) ------------- */
+
+__attribute__((format(printf, 2, 3))) static void report_why(verify_report *r, const char *fmt,
+								 ...)
+{
+	if (r->why[0])
+		return; /* the first failure is the one to tell */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+}
+
+/* The seal rows and token key meta of a backup: seal_set_load_inlock's
+ * reads, from a store that is not the token's. */
+static bool backup_set_load(store_t *b, verify_report *r, seal_set *s)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	bool found = false, ok = true;
+	memset(s, 0, sizeof(*s));
+	if (store_meta_get(b, "uuid", &v, &n, &found) != P11K_OK || !found || n != 16) {
+		report_why(r, "it holds no initialized token");
+		ok = false;
+	} else {
+		memcpy(r->uuid, v, 16);
+	}
+	free(v);
+	if (ok && (store_meta_get(b, "seal_format", &v, &n, &found) != P11K_OK || !found ||
+		   n != 1 || v[0] != SEAL_FORMAT[0])) {
+		report_why(r, "its seal format is not %s (made by another version of p11kms)",
+			   SEAL_FORMAT);
+		ok = false;
+	}
+	if (ok)
+		free(v);
+	if (ok && store_meta_get(b, "login_mode", &v, &n, &found) == P11K_OK) {
+		r->login_required = !(found && n == 8 && memcmp(v, "optional", 8) == 0);
+		free(v);
+	}
+	if (ok && store_meta_get(b, "seal_policy", &v, &n, &found) == P11K_OK) {
+		s->policy = found && n == 3 && memcmp(v, "all", 3) == 0 ? SEAL_ALL : SEAL_ANY;
+		r->policy = s->policy;
+		free(v);
+	}
+	if (ok && (store_meta_get(b, "tk_seal", &s->tk_seal, &s->tk_seal_len, &found) !=
+			   P11K_OK ||
+		   !found)) {
+		report_why(r, "it holds no token key seal (tk_seal)");
+		ok = false;
+	}
+	if (ok && store_meta_get(b, "tk_seal_next", &s->tk_next, &s->tk_next_len, &found) !=
+			  P11K_OK)
+		ok = false;
+	if (ok && store_seals_load(b, &s->rows, &s->nrows) != P11K_OK) {
+		report_why(r, "its seal rows cannot be read");
+		ok = false;
+	}
+	s->v2 = ok;
+	return ok;
+}
+
+/* One "kms" row alone: its provider's describe, then its KMS decrypt
+ * (kms_open on a set of that row only). *secret: KS or a share. */
+static void verify_one_seal(token_t *t, const uint8_t uuid[16], const seal_rec *row,
+			    verify_seal *v, uint8_t **secret)
+{
+	seal_target tg;
+	snprintf(v->provider, sizeof(v->provider), "%s", row->provider);
+	snprintf(v->key_id, sizeof(v->key_id), "%s", row->key_id);
+	snprintf(v->key_version, sizeof(v->key_version), "%s", row->key_version);
+	v->configured = row_target(row, &tg);
+	if (!v->configured) {
+		v->describe_err = v->open_err = P11K_ERR_KEY_NOT_FOUND;
+		provider_status_set(&v->open_st, P11K_ERR_KEY_NOT_FOUND,
+				    "no provider \"%.40s\" is configured", row->provider);
+		return;
+	}
+	v->describe_err = tg.cfg->ops->describe(tg.prov, row->key_id, &v->info, &v->describe_st);
+	seal_set one = {.rows = (seal_rec *)row, .nrows = 1, .policy = SEAL_ANY, .v2 = true};
+	v->open_err = kms_open(t, uuid, &one, secret, &v->open_st);
+}
+
+/* With the PIN: X from the user's (else the SO's) PIN row. */
+static bool verify_pin(store_t *b, const seal_set *s, const uint8_t uuid[16], const char *pin,
+		       size_t pinlen, uint8_t **x)
+{
+	static const char *const roles[] = {"user", "so"};
+	for (size_t i = 0; i < ARRAY_SIZE(roles); i++) {
+		char name[16];
+		uint8_t *rec = NULL, *kek = NULL;
+		size_t reclen = 0;
+		bool found = false;
+		snprintf(name, sizeof(name), "%s_pin", roles[i]);
+		if (store_meta_get(b, name, &rec, &reclen, &found) != P11K_OK || !found) {
+			free(rec);
+			continue;
+		}
+		CK_RV rv = pin_check((const CK_UTF8CHAR *)pin, pinlen, rec, reclen, &kek);
+		free(rec);
+		if (rv == CKR_OK)
+			rv = pin_row_open(uuid, roles[i], kek, seal_pin_row(s, roles[i]), x);
+		sec_free(kek);
+		if (rv == CKR_OK)
+			return true;
+	}
+	return false;
+}
+
+typedef struct rowids {
+	int64_t *v;
+	size_t n, cap;
+	bool nomem;
+} rowids;
+
+static bool rowid_collect(void *arg, const obj_rec *r)
+{
+	rowids *ids = arg;
+	if (ids->n == ids->cap) {
+		size_t cap = ids->cap ? ids->cap * 2 : 64;
+		int64_t *nv = realloc(ids->v, cap * sizeof(*nv));
+		if (!nv) {
+			ids->nomem = true;
+			return false;
+		}
+		ids->v = nv;
+		ids->cap = cap;
+	}
+	ids->v[ids->n++] = r->rowid;
+	return true;
+}
+
+/* One object record: it authenticates under TK (or TK' mid-rekey), and
+ * both parts parse, consistent with the indexed columns. */
+static bool verify_record(store_t *b, const uint8_t *keys, int64_t rowid)
+{
+	obj_rec rec;
+	bool found = false, ok = false;
+	if (store_obj_get(b, rowid, &rec, &found) != P11K_OK || !found)
+		return false;
+	dbuf_t aad;
+	dbuf_init(&aad, 128u << 20, false);
+	uint8_t *pt = NULL;
+	size_t ptlen = 0;
+	object_t *o = calloc(1, sizeof(*o));
+	if (o && record_aad(rec.uid, rec.pub, rec.publen, &aad) &&
+	    (gcm_open(keys, aad.p, aad.len, rec.sec, rec.seclen, &pt, &ptlen) == P11K_OK ||
+	     (TK_HAS_NEXT(keys) && gcm_open(TK_NEXT(keys), aad.p, aad.len, rec.sec, rec.seclen,
+					    &pt, &ptlen) == P11K_OK)))
+		ok = obj_deserialize(o, rec.pub, rec.publen, false) &&
+		     obj_ulong(o, CKA_CLASS, (CK_ULONG)-1) == rec.cls &&
+		     obj_is_private(o) == (rec.priv != 0) && obj_deserialize(o, pt, ptlen, true);
+	if (o)
+		obj_free(o);
+	sec_free(pt);
+	dbuf_free(&aad);
+	obj_rec_free(&rec);
+	return ok;
+}
+
+static void verify_records(store_t *b, const uint8_t *keys, verify_report *r)
+{
+	rowids ids = {0};
+	obj_filter all = {0};
+	if (store_obj_find(b, &all, rowid_collect, &ids) != P11K_OK || ids.nomem) {
+		report_why(r, "its object records cannot be listed");
+		free(ids.v);
+		return;
+	}
+	r->nrecords = ids.n;
+	for (size_t i = 0; i < ids.n; i++) {
+		if (verify_record(b, keys, ids.v[i])) {
+			r->records_ok++;
+			continue;
+		}
+		if (!r->bad_record)
+			r->bad_record = ids.v[i];
+		report_why(r, "object record %lld does not open under the token key (tampered "
+			      "or damaged)",
+			   (long long)ids.v[i]);
+	}
+	free(ids.v);
+}
+
+/* tk_seal's outer layer under KS: proves KS right without the PIN. */
+static bool tk_outer_opens(const uint8_t uuid[16], const uint8_t *blob, size_t len,
+			   const uint8_t *ks)
+{
+	uint8_t aad[96];
+	size_t aadlen, innerlen = 0;
+	uint8_t *inner = NULL;
+	aad_of("p11kms-tk:v2:", uuid, aad, &aadlen);
+	p11k_err e = gcm_open(ks, aad, aadlen, blob, len, &inner, &innerlen);
+	sec_free(inner);
+	return e == P11K_OK;
+}
+
+p11k_err seal_verify_backup(token_t *t, store_t *b, const char *pin, size_t pinlen,
+			    verify_report *r)
+{
+	memset(r, 0, sizeof(*r));
+	seal_set s;
+	if (!backup_set_load(b, r, &s)) {
+		seal_set_free(&s);
+		return P11K_ERR_STORE;
+	}
+	size_t nk = 0;
+	for (size_t i = 0; i < s.nrows; i++)
+		nk += strcmp(s.rows[i].role, ROLE_KMS) == 0;
+	uint8_t *acc = sec_alloc(KS_LEN), *keys = sec_alloc(TK_BLOCK_LEN), *x = NULL;
+	if (!acc || !keys) {
+		sec_free(acc);
+		sec_free(keys);
+		seal_set_free(&s);
+		return P11K_ERR_NOMEM;
+	}
+	size_t opened = 0;
+	for (size_t i = 0; i < s.nrows && r->nseals < VERIFY_MAX_SEALS; i++) {
+		if (strcmp(s.rows[i].role, ROLE_KMS) != 0)
+			continue;
+		verify_seal *v = &r->seals[r->nseals++];
+		uint8_t *secret = NULL;
+		verify_one_seal(t, r->uuid, &s.rows[i], v, &secret);
+		if (v->open_err != P11K_OK) {
+			report_why(r, "the seal under %s key %s version %s does not open: %s%s%s",
+				   v->provider, v->key_id, v->key_version,
+				   p11k_err_name(v->open_err), v->open_st.message[0] ? ": " : "",
+				   v->open_st.message);
+			continue;
+		}
+		/* any: each row holds KS; all: KS is the XOR of every share. */
+		for (size_t k = 0; k < KS_LEN; k++)
+			acc[k] = s.policy == SEAL_ANY ? secret[k] : (uint8_t)(acc[k] ^ secret[k]);
+		sec_free(secret);
+		opened++;
+	}
+	if (nk == 0)
+		report_why(r, "it holds no KMS seal");
+	r->ks_open = nk > 0 && (s.policy == SEAL_ANY ? opened > 0 : opened == nk);
+	if (r->ks_open) {
+		/* Under "any" a row that fails while another opens is a finding
+		 * of that row (r->seals), not why the backup fails. */
+		r->why[0] = 0;
+		r->tk_outer = tk_outer_opens(r->uuid, s.tk_seal, s.tk_seal_len, acc) &&
+			      (!s.tk_next || tk_outer_opens(r->uuid, s.tk_next, s.tk_next_len, acc));
+		if (!r->tk_outer)
+			report_why(r, "the token key seal does not authenticate under the key "
+				      "the KMS gave (tampered, or the seals of another token)");
+	}
+	/* The token key itself: needs X (a PIN) in login=required mode. */
+	if (r->tk_outer && r->login_required && pin) {
+		r->pin_tried = true;
+		r->pin_ok = verify_pin(b, &s, r->uuid, pin, pinlen, &x);
+		if (!r->pin_ok)
+			report_why(r, "the PIN given opens neither the user's nor the SO's seal");
+	}
+	if (r->tk_outer && (!r->login_required || r->pin_ok)) {
+		r->tk_open = tk_keys_open(r->uuid, &s, acc, x, keys) == P11K_OK;
+		if (r->tk_open)
+			verify_records(b, keys, r);
+		else
+			report_why(r, "the token key seal does not open");
+	}
+	sec_free(x);
+	sec_free(acc);
+	sec_free(keys);
+	seal_set_free(&s);
+	return P11K_OK;
+}

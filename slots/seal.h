@@ -164,4 +164,46 @@ CK_RV token_ensure_tk(token_t *t, CK_ULONG *deverr);
  * with the lock held, returns with it held, releases it for the KMS. */
 CK_RV token_reseal(token_t *t, bool force, bool *changed, CK_ULONG *deverr);
 
+/* --- backups (docs/BACKUP.md) --- */
+
+#define VERIFY_MAX_SEALS 64
+
+/* One "kms" row of a backup and what the KMS says of it now. */
+typedef struct verify_seal {
+	char provider[64], key_id[256], key_version[128];
+	bool configured;          /* a provider of that name is configured */
+	p11k_err describe_err;    /* the key, as describe sees it */
+	key_info info;
+	provider_status describe_st;
+	p11k_err open_err;        /* this row's KMS decrypt */
+	provider_status open_st;
+} verify_seal;
+
+typedef struct verify_report {
+	uint8_t uuid[16];         /* the backup's token */
+	bool login_required;
+	seal_policy policy;
+	size_t nseals;
+	verify_seal seals[VERIFY_MAX_SEALS];
+	bool ks_open;             /* the KMS layer opens under the policy */
+	bool tk_outer;            /* tk_seal's outer layer authenticates under KS */
+	bool pin_tried, pin_ok;   /* a PIN was given; it opened X */
+	bool tk_open;             /* TK opened (optional mode, or with the PIN) */
+	uint64_t nrecords, records_ok;
+	int64_t bad_record;       /* the first record that failed, or 0 */
+	char why[768];            /* the first failure, one line; "" when none */
+} verify_report;
+
+/* Does the backup b open now, with t's configuration (its providers,
+ * by the names the rows record)? Each "kms" row alone: its provider's
+ * describe and its KMS decrypt; then KS under the backup's own policy,
+ * tk_seal's outer layer under KS; with pin (NULL: none) X, TK and every
+ * object record (in login=optional mode TK and the records need no PIN).
+ * Reads b only. No lock: it calls the KMS, and touches only t's
+ * immutable cfg and the providers. P11K_ERR_STORE when b holds no
+ * initialized format-2 token (r->why says why); otherwise P11K_OK with
+ * the findings in r. */
+P11K_WUR p11k_err seal_verify_backup(token_t *t, store_t *b, const char *pin, size_t pinlen,
+				     verify_report *r);
+
 #endif

@@ -704,3 +704,224 @@ p11k_err store_obj_count(store_t *s, uint64_t *n)
 	pthread_mutex_unlock(&s->lock);
 	return e;
 }
+
+/* --- backups (docs/BACKUP.md) ------------------------------------------------ */
+
+/* Copy every page of src's main database into dst with SQLite's online
+ * backup API, in one step: one read transaction on src (a consistent
+ * snapshot, whatever WAL frames other processes are adding) and one write
+ * transaction on dst (other connections of dst see all of it or none).
+ * Both stores' locks are held by the caller. */
+static p11k_err backup_pages(store_t *src, store_t *dst)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst->db, "main", src->db, "main");
+	if (!b)
+		return sql_err(dst, sqlite3_errcode(dst->db), "backup start");
+	int rc;
+	unsigned waited = 0;
+	while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+		if (waited >= BUSY_TIMEOUT_MS)
+			break;
+		sqlite3_sleep(20);
+		waited += 20;
+	}
+	int fin = sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE)
+		return sql_err(dst, rc, "backup copy");
+	return fin == SQLITE_OK ? P11K_OK : sql_err(dst, fin, "backup finish");
+}
+
+/* A handle on db for the backup functions: no prepared statements but
+ * the data_version one (none of the object writers may be used). */
+static p11k_err handle_new(const char *path, const char *uri, int flags, store_t **out)
+{
+	store_t *s = calloc(1, sizeof(*s));
+	*out = NULL;
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		return P11K_ERR_NOMEM;
+	}
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	int rc = sqlite3_open_v2(uri, &s->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		log_error("store", "%s: cannot open: %s", path,
+			  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		store_close(s);
+		return P11K_ERR_STORE;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(s->db, 0);
+	*out = s;
+	return P11K_OK;
+}
+
+static bool fsync_path(const char *path, bool dir)
+{
+	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+static bool fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return false;
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return fsync_path(".", true);
+	if (slash == dir)
+		slash[1] = 0;
+	else
+		*slash = 0;
+	return fsync_path(dir, true);
+}
+
+static void unlink_with_journals(const char *path)
+{
+	static const char *const sfx[] = {"", "-journal", "-wal", "-shm"};
+	char p[PATH_MAX + 16];
+	for (size_t i = 0; i < ARRAY_SIZE(sfx); i++)
+		if (snprintf(p, sizeof(p), "%s%s", path, sfx[i]) < (int)sizeof(p))
+			unlink(p);
+}
+
+p11k_err store_backup_to(store_t *s, const char *dest, store_annotate_fn annotate, void *arg)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", dest) >= (int)sizeof(tmp))
+		return P11K_ERR_STORE;
+	/* A temp file left by a backup that died is ours to replace; O_EXCL
+	 * then makes sure we write a file we created (not a planted link). */
+	unlink_with_journals(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("store", "%s: cannot create: %s", tmp, strerror(errno));
+		return P11K_ERR_STORE;
+	}
+	bool mode_ok = fchmod(fd, 0600) == 0;
+	close(fd);
+	store_t *c = NULL;
+	p11k_err e = mode_ok ? handle_new(tmp, tmp, SQLITE_OPEN_READWRITE, &c) : P11K_ERR_STORE;
+	if (e == P11K_OK) {
+		pthread_mutex_lock(&s->lock);
+		e = backup_pages(s, c);
+		pthread_mutex_unlock(&s->lock);
+	}
+	/* A backup is one self-contained file: no WAL beside it (the pages
+	 * came with the live store's WAL flag; this clears it). */
+	if (e == P11K_OK)
+		e = exec(c, "PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL");
+	if (e == P11K_OK && annotate)
+		e = annotate(c, arg);
+	store_close(c);
+	if (e == P11K_OK && !fsync_path(tmp, false))
+		e = P11K_ERR_STORE;
+	if (e == P11K_OK && rename(tmp, dest) != 0) {
+		log_error("store", "%s: cannot rename to %s: %s", tmp, dest, strerror(errno));
+		e = P11K_ERR_STORE;
+	}
+	if (e == P11K_OK && !fsync_parent(dest))
+		e = P11K_ERR_STORE;
+	if (e != P11K_OK)
+		unlink_with_journals(tmp);
+	return e;
+}
+
+/* "file:" URI of path with everything but unreserved characters and '/'
+ * percent-encoded (a path may hold '?', '#' or '%'). */
+static bool file_uri(const char *path, const char *query, char *out, size_t n)
+{
+	size_t o = 0;
+	int w = snprintf(out, n, "file:");
+	if (w < 0 || (size_t)w >= n)
+		return false;
+	o = (size_t)w;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || strchr("-._~/", *p);
+		w = plain ? snprintf(out + o, n - o, "%c", *p) : snprintf(out + o, n - o, "%%%02X", *p);
+		if (w < 0 || (size_t)w >= n - o)
+			return false;
+		o += (size_t)w;
+	}
+	w = snprintf(out + o, n - o, "?%s", query);
+	return w >= 0 && (size_t)w < n - o;
+}
+
+p11k_err store_open_readonly(const char *path, store_t **out, char *why, size_t whylen)
+{
+	char uri[PATH_MAX * 3 + 64];
+	struct stat st;
+	*out = NULL;
+	snprintf(why, whylen, "unusable");
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s", stat(path, &st) != 0 ? strerror(errno) : "not a file");
+		return P11K_ERR_STORE;
+	}
+	/* immutable: SQLite takes no lock and writes nothing, not even a
+	 * -shm or -journal file beside it; the file is only read. */
+	if (!file_uri(path, "mode=ro&immutable=1", uri, sizeof(uri)))
+		return P11K_ERR_STORE;
+	store_t *s = NULL;
+	p11k_err e = handle_new(path, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &s);
+	sqlite3_stmt *q = NULL;
+	int rc = SQLITE_OK;
+	/* The whole file, page by page: a truncated or damaged file fails
+	 * here rather than half-way through a restore. */
+	if (e == P11K_OK) {
+		rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &q, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(q);
+		if (rc != SQLITE_ROW) {
+			snprintf(why, whylen, "not a readable SQLite database (%s): truncated or "
+					     "damaged",
+				sqlite3_errmsg(s->db));
+			e = P11K_ERR_STORE;
+		} else if (strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0) {
+			snprintf(why, whylen, "damaged: %.120s",
+				(const char *)sqlite3_column_text(q, 0));
+			e = P11K_ERR_STORE;
+		}
+		sqlite3_finalize(q);
+	}
+	if (e == P11K_OK) {
+		int v = schema_version(s);
+		if (v > (int)ARRAY_SIZE(upgrade_steps)) {
+			snprintf(why, whylen, "schema version %d is newer than this p11kms knows "
+					     "(%zu)",
+				v, ARRAY_SIZE(upgrade_steps));
+			e = P11K_ERR_STORE;
+		} else if (v != (int)ARRAY_SIZE(upgrade_steps)) {
+			snprintf(why, whylen, "not a p11kms store (schema version %d)", v);
+			e = P11K_ERR_STORE;
+		}
+	}
+	if (e == P11K_OK)
+		e = prepare(s, "SELECT uid, class, private, pub, sec FROM objects WHERE id=?",
+			    &s->st_get);
+	if (e != P11K_OK) {
+		store_close(s);
+		return e;
+	}
+	*out = s;
+	return P11K_OK;
+}
+
+p11k_err store_replace_from(store_t *live, store_t *src)
+{
+	pthread_mutex_lock(&live->lock);
+	pthread_mutex_lock(&src->lock);
+	p11k_err e = backup_pages(src, live);
+	pthread_mutex_unlock(&src->lock);
+	pthread_mutex_unlock(&live->lock);
+	return e;
+}

@@ -112,4 +112,26 @@ P11K_WUR p11k_err store_obj_find(store_t *s, const obj_filter *f,
 P11K_WUR p11k_err store_obj_delete_all(store_t *s);
 P11K_WUR p11k_err store_obj_count(store_t *s, uint64_t *n);
 
+/* Backups (docs/BACKUP.md). annotate, when given, runs on the copy
+ * before it is put in place (the backup's manifest); the copy has no
+ * prepared statements: only meta and seal calls on it. */
+typedef p11k_err (*store_annotate_fn)(store_t *copy, void *arg);
+/* A consistent snapshot of s (SQLite's online backup API: one read
+ * transaction, never a half-copied WAL) written to dest.tmp (mode 0600,
+ * a self-contained rollback-journal file), fsynced, renamed to dest and
+ * the folder fsynced. Nothing is left at dest.tmp on failure. */
+P11K_WUR p11k_err store_backup_to(store_t *s, const char *dest, store_annotate_fn annotate,
+				  void *arg);
+/* Open a backup (or any store file) to read only: SQLite's immutable
+ * mode, so nothing is written, locked or created beside it. The whole
+ * file is checked (quick_check) and the schema version must be this
+ * module's; why gets a one-line reason otherwise. Only reads (meta,
+ * seals, store_obj_find/get) may be made on it. */
+P11K_WUR p11k_err store_open_readonly(const char *path, store_t **out, char *why,
+				      size_t whylen);
+/* Replace live's content with src's in one write transaction (the
+ * backup API into live): other connections and processes see the old
+ * store or the new one, never a mix, and notice through data_version. */
+P11K_WUR p11k_err store_replace_from(store_t *live, store_t *src);
+
 #endif

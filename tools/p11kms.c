@@ -32,6 +32,7 @@
 #include "slots/store.h"
 #include "slots/token.h"
 #include "tools/rekey.h"
+#include "tools/backup.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
@@ -75,6 +76,9 @@ static const struct command_help {
 	 "\"already current\", or the error with its ulDeviceError class; then it\n"
 	 "asks the KMS again that every seal is current. Exit 0 when every slot\n"
 	 "is current, 1 otherwise. Safe while consumers use the token.\n"},
+	{"backup", BACKUP_SYNOPSIS, BACKUP_HELP},
+	{"verify-backup", VERIFY_BACKUP_SYNOPSIS, VERIFY_BACKUP_HELP},
+	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -506,6 +510,12 @@ int main(int argc, char **argv)
 		}
 		return rewrap(cfg, slot, force);
 	}
+	if (strcmp(argv[1], "backup") == 0)
+		return tool_backup(argc - 2, argv + 2);
+	if (strcmp(argv[1], "verify-backup") == 0)
+		return tool_verify_backup(argc - 2, argv + 2);
+	if (strcmp(argv[1], "restore") == 0)
+		return tool_restore(argc - 2, argv + 2);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("p11kms %d.%d\n", P11KMS_VERSION_MAJOR, P11KMS_VERSION_MINOR);
 		return 0;
