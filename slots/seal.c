@@ -579,6 +579,8 @@ void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
 			log_warn("token", "slot %lu (%s): reseal postponed (%s): %s",
 				 (unsigned long)t->slot_id, t->cfg->name, p->why,
 				 p11k_err_name(st.err));
+			p->incomplete = true;
+			p->fail = st;
 			return;
 		}
 	} else {
@@ -588,6 +590,7 @@ void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
 		if (!p->rows)
 			return;
 		bool complete = true;
+		size_t made = 0;
 		for (size_t i = 0; i < n; i++) {
 			seal_target tg;
 			bool current = cur[i] >= 0 && !force && have->policy == SEAL_ANY &&
@@ -601,10 +604,16 @@ void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
 				e = kms_seal_one(&tg, uuid, ks,
 						 p->ref_err[i] == P11K_OK ? &p->ref_info[i] : NULL,
 						 &p->rows[p->nrows], &one);
-				if (e == P11K_OK)
+				if (e == P11K_OK) {
 					p->nrows++;
+					made++;
+				}
 				else {
 					seal_rec_clear(&p->rows[p->nrows]);
+					if (p->fail.err == P11K_OK) {
+						p->fail = one;
+						p->fail.err = e;
+					}
 					log_warn("token", "slot %lu (%s): cannot reseal under %s "
 							  "key %s now: %s",
 						 (unsigned long)t->slot_id, t->cfg->name,
@@ -613,6 +622,18 @@ void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
 			}
 			if (e == P11K_OK)
 				continue;
+			if (have->policy != SEAL_ANY) {
+				/* The stored rows are shares, not KS: none may be kept
+				 * under "any". All new, or nothing. */
+				log_warn("token", "slot %lu (%s): reseal postponed (%s): not every "
+						  "key can seal now",
+					 (unsigned long)t->slot_id, t->cfg->name, p->why);
+				seal_recs_free(p->rows, p->nrows);
+				p->rows = NULL;
+				p->nrows = 0;
+				p->incomplete = true;
+				return;
+			}
 			if (cur[i] >= 0 && rec_copy(&have->rows[cur[i]], &p->rows[p->nrows]))
 				p->nrows++;
 			else
@@ -623,12 +644,27 @@ void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
 		/* Seals of keys no longer listed go only once every listed key
 		 * has its current seal: a reseal never makes the token harder
 		 * to open. */
-		for (size_t j = 0; !complete && j < have->nrows && j < 64; j++)
-			if (!used[j] && strcmp(have->rows[j].role, ROLE_KMS) == 0 &&
-			    rec_copy(&have->rows[j], &p->rows[p->nrows]))
-				p->nrows++;
-		if (p->nrows == 0)
+		size_t dropped = 0;
+		for (size_t j = 0; j < have->nrows && j < 64; j++)
+			if (!used[j] && strcmp(have->rows[j].role, ROLE_KMS) == 0) {
+				if (complete)
+					dropped++;
+				else if (rec_copy(&have->rows[j], &p->rows[p->nrows]))
+					p->nrows++;
+			}
+		p->incomplete = !complete;
+		if (p->nrows == 0 || (made == 0 && dropped == 0 && have->policy == SEAL_ANY)) {
+			/* Nothing new to write: every key that needs a new seal
+			 * cannot make one now. */
+			if (made == 0 && dropped == 0)
+				log_warn("token", "slot %lu (%s): reseal postponed (%s): no key "
+						  "that needs a new seal can make one now",
+					 (unsigned long)t->slot_id, t->cfg->name, p->why);
+			seal_recs_free(p->rows, p->nrows);
+			p->rows = NULL;
+			p->nrows = 0;
 			return;
+		}
 	}
 	p->write = true;
 	if (p->nrows && n) {
@@ -846,7 +882,7 @@ typedef struct reseal_job {
 	provider_status st;
 	p11k_err e;
 	reseal_plan plan;
-	bool written;
+	bool written, noted;
 } reseal_job;
 
 static CK_RV reseal_prepare(token_t *t, void *arg)
@@ -886,9 +922,16 @@ static CK_RV reseal_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 		return rv == CKR_OK ? CKR_FUNCTION_FAILED : rv;
 	if (rv != CKR_OK)
 		return rv;
+	/* Some key that needs a new seal could not make one: the operator
+	 * hears it (what was written stays written). */
+	CK_RV done = j->plan.incomplete ? CKR_DEVICE_ERROR : CKR_OK;
+	if (j->plan.incomplete && j->plan.fail.err != P11K_OK && !j->noted) {
+		note_provider_error(t, &j->plan.fail, "resealing");
+		j->noted = true;
+	}
 	if (!j->plan.write) {
 		reseal_publish_inlock(t, &j->plan);
-		return CKR_OK;
+		return done;
 	}
 	p11k_err e = reseal_write(t, &j->plan);
 	if (e != P11K_OK)
@@ -900,7 +943,7 @@ static CK_RV reseal_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 		 (unsigned long)t->slot_id, t->cfg->name, j->plan.why, j->plan.key_id,
 		 j->plan.key_version);
 	reseal_publish_inlock(t, &j->plan);
-	return CKR_OK;
+	return done;
 }
 
 static const slots_job_ops reseal_ops = {reseal_prepare, reseal_call, reseal_publish, true};
@@ -911,6 +954,8 @@ CK_RV token_reseal(token_t *t, bool force, bool *changed, CK_ULONG *deverr)
 	CK_RV rv = slots_run(t, &reseal_ops, &j);
 	if (j.st.err != P11K_OK)
 		*deverr = p11k_err_to_deverr(j.st.err);
+	else if (j.plan.incomplete && j.plan.fail.err != P11K_OK)
+		*deverr = p11k_err_to_deverr(j.plan.fail.err);
 	*changed = j.written;
 	seal_set_free(&j.set);
 	reseal_plan_free(&j.plan);

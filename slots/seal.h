@@ -80,9 +80,11 @@ void seal_set_free(seal_set *s);
 /* What a reseal found and made: new "kms" rows to replace the stored ones. */
 typedef struct reseal_plan {
 	bool write;           /* rows below replace every stored "kms" row */
+	bool incomplete;      /* some key that needs a new seal could not make it */
+	provider_status fail; /* why (the first refusal) */
 	seal_rec *rows;
 	size_t nrows;
-	char why[160];        /* what changed, for the log */
+	char why[640];        /* what changed, for the log */
 	/* The primary seal (the first configured key) after the plan. */
 	char key_id[256], key_version[128];
 	/* Per configured key: what describe said (for revalidation). */

@@ -44,6 +44,9 @@ CK_RV publish_rv(token_t *t, p11k_err e)
 /* Load the cached meta of t. */
 CK_RV load_meta(token_t *t)
 {
+	/* The primary seal may have moved (another process resealed): read
+	 * again at the next need (records.c, seal_primary_inlock). */
+	t->seal_key_id[0] = 0;
 	uint8_t *v = NULL;
 	size_t n = 0;
 	bool found;
