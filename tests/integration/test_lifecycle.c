@@ -939,7 +939,7 @@ static void test_all_postponed_reseal_is_an_error(void **state)
 	assert_non_null(strstr(out, "ulDeviceError P11KMS_DEVERR_UNREACHABLE"));
 }
 
-/* --- found: CKA_P11KMS_KMS_KEY_VERSION (slots/records.c) stays stale --------------- */
+/* --- CKA_P11KMS_KMS_KEY_VERSION follows another process's reseal ------------------- */
 
 /* After another process resealed (p11kms rewrap), a running process's
  * token keys still name the old version: seal_primary_inlock reads the
