@@ -32,6 +32,7 @@
 #include "slots/store.h"
 #include "slots/token.h"
 #include "tools/rekey.h"
+#include "tools/status.h"
 #include "tools/backup.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
@@ -51,13 +52,18 @@ static const struct command_help {
 	 "key_file seals, every listed file unseals. Keep the old file listed\n"
 	 "until no seal names its version (p11kms status), and keep a backup of\n"
 	 "it for old backups of the store.\n"},
-	{"status", "p11kms status [--config PATH]",
-	 "Show the configuration in use, each slot with its provider and login\n"
-	 "mode, its store, whether its token is initialized, the number of\n"
-	 "objects, and its seals: the seal policy, each KMS seal's provider, key\n"
-	 "id, the key version that made it and its age, and the PIN roles. It\n"
-	 "reads the stores only. --config PATH reads that file; otherwise\n"
-	 "$P11KMS_CONFIG, else /etc/p11kms/p11kms.json.\n"},
+	{"status", "p11kms status [--config PATH] [--check] [--json] [--slot NAME]",
+	 "Start the module as an application would (the same configuration and\n"
+	 "key file checks), then show each slot (or --slot NAME, a slot id or a\n"
+	 "provider name): provider, login mode, store, token label, objects, its\n"
+	 "seals (the policy, every KMS seal with its key version and age, the PIN\n"
+	 "roles). --check also asks the KMS about every sealing key: its\n"
+	 "state, current version and its age, whether rotation is due\n"
+	 "(rotation_age_days) and whether a reseal is pending (p11kms rewrap).\n"
+	 "--json prints one JSON object (schema \"p11kms-status/1\", p11kms(1)).\n"
+	 "Exit 0 fine, 1 warning (rotation due, reseal pending, a key of an\n"
+	 "\"any\" set failing), 2 critical (a token whose keys refuse or do not\n"
+	 "answer, a store unusable), 3 usage or configuration error.\n"},
 	{"rekey", "p11kms rekey --slot ID [--config PATH] [--pin-env VAR] [--so]",
 	 "Give the token of slot ID (a slot id or a provider name) a new token\n"
 	 "key and re-encrypt every object record under it; the old key is wiped.\n"
@@ -140,93 +146,6 @@ static int create_key_file(const char *path)
 }
 
 /* A seal row's time and age: "2026-12-04T10:00:00Z (3 days ago)". */
-static void when_made(uint64_t created, char *out, size_t n)
-{
-	char when[32] = "?";
-	time_t t = (time_t)created;
-	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	uint64_t now = clock_now_s();
-	snprintf(out, n, "%s (%llu days ago)", when,
-		 (unsigned long long)(now > created ? (now - created) / 86400 : 0));
-}
-
-/* Seal format 2 (slots/seal.h): the policy, each "kms" row (the KMS key
- * version that sealed KS) and which PIN roles wrap X. */
-static void print_seals(store_t *st)
-{
-	seal_rec *s = NULL;
-	size_t n = 0;
-	uint8_t *v = NULL;
-	size_t len = 0;
-	bool found = false;
-	if (store_meta_get(st, "seal_policy", &v, &len, &found) == P11K_OK)
-		printf("    seal policy: %.*s\n", found ? (int)len : 3,
-		       found ? (const char *)v : "any");
-	free(v);
-	if (store_seals_load(st, &s, &n) != P11K_OK)
-		return;
-	char pins[64] = "";
-	for (size_t i = 0; i < n; i++) {
-		char when[64];
-		when_made(s[i].created, when, sizeof(when));
-		if (strcmp(s[i].role, ROLE_KMS) == 0)
-			printf("    kms seal: provider \"%s\" key %s version %s, made %s\n",
-			       s[i].provider, s[i].key_id, s[i].key_version, when);
-		else if (strncmp(s[i].role, "pin-", 4) == 0 &&
-			 strlen(pins) + strlen(s[i].role) < sizeof(pins) - 4)
-			snprintf(pins + strlen(pins), sizeof(pins) - strlen(pins), "%s%s",
-				 pins[0] ? ", " : "", s[i].role + 4);
-		else
-			printf("    seal: role %s (not known to this version)\n", s[i].role);
-	}
-	if (pins[0])
-		printf("    pin seals: %s\n", pins);
-	seal_recs_free(s, n);
-}
-
-static int status(const char *cfgpath)
-{
-	config_t *cfg;
-	char init[4200];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	if (config_load(cfgpath ? init : NULL, &cfg) != CKR_OK)
-		return 1;
-	printf("configuration: %s\n", cfg->path);
-	for (size_t i = 0; i < cfg->nproviders; i++) {
-		provider_cfg *p = &cfg->providers[i];
-		printf("slot %lu: provider \"%s\" (%s), login %s\n", (unsigned long)p->slot_id,
-		       p->name, p->ops->type,
-		       p->login == LOGIN_REQUIRED ? "required" : "optional");
-		printf("    store: %s\n", p->store);
-		store_t *st = NULL;
-		if (!store_exists(p->store)) {
-			printf("    token: not initialized (no store yet)\n");
-			continue;
-		}
-		if (store_open(p->store, false, &st) != P11K_OK) {
-			printf("    token: STORE UNUSABLE (see the log line above)\n");
-			continue;
-		}
-		uint8_t *v = NULL;
-		size_t len = 0;
-		bool found = false;
-		if (store_meta_get(st, "label", &v, &len, &found) == P11K_OK && found)
-			printf("    token: label \"%.*s\"\n", (int)len, (const char *)v);
-		else
-			printf("    token: not initialized\n");
-		free(v);
-		uint64_t nobj = 0;
-		if (store_obj_count(st, &nobj) == P11K_OK)
-			printf("    objects: %llu\n", (unsigned long long)nobj);
-		print_seals(st);
-		store_close(st);
-	}
-	config_free(cfg);
-	return 0;
-}
-
 /* --- rewrap ---------------------------------------------------------------- */
 
 /* The ulDeviceError classes of include/p11kms/p11kms.h, by name. */
@@ -482,14 +401,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "create-key-file") == 0 && argc == 3)
 		return create_key_file(argv[2]);
 	if (strcmp(argv[1], "status") == 0) {
-		const char *cfg = NULL;
-		if (argc == 4 && strcmp(argv[2], "--config") == 0)
-			cfg = argv[3];
-		else if (argc != 2)
-			return usage();
-		if (!crypto_init())
-			return 1;
-		return status(cfg);
+		int r = tool_status(argc, argv);
+		return r < 0 ? usage() : r;
 	}
 	if (strcmp(argv[1], "rekey") == 0) {
 		int r = tool_rekey(argc, argv);

@@ -1,3 +1,4 @@
 # SPDX-License-Identifier: Apache-2.0
 # The p11kms command-line tool, through the real binary.
 p11kms_script_test(test_tool_cli ${CMAKE_CURRENT_LIST_DIR}/test_cli.sh)
+p11kms_script_test(test_tool_status ${CMAKE_CURRENT_LIST_DIR}/test_status.sh)
