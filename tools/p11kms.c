@@ -34,6 +34,7 @@
 #include "tools/rekey.h"
 #include "tools/status.h"
 #include "tools/backup.h"
+#include "tools/stream.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
@@ -85,6 +86,8 @@ static const struct command_help {
 	{"backup", BACKUP_SYNOPSIS, BACKUP_HELP},
 	{"verify-backup", VERIFY_BACKUP_SYNOPSIS, VERIFY_BACKUP_HELP},
 	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
+	{"encrypt", STREAM_ENCRYPT_SYNOPSIS, STREAM_ENCRYPT_HELP},
+	{"decrypt", STREAM_DECRYPT_SYNOPSIS, STREAM_DECRYPT_HELP},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -429,6 +432,8 @@ int main(int argc, char **argv)
 		return tool_verify_backup(argc - 2, argv + 2);
 	if (strcmp(argv[1], "restore") == 0)
 		return tool_restore(argc - 2, argv + 2);
+	if (strcmp(argv[1], "encrypt") == 0 || strcmp(argv[1], "decrypt") == 0)
+		return stream_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("p11kms %d.%d\n", P11KMS_VERSION_MAJOR, P11KMS_VERSION_MINOR);
 		return 0;
