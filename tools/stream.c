@@ -741,9 +741,10 @@ typedef struct opts {
 	bool quiet;
 } opts;
 
-static int stream_usage(bool enc)
+/* A usage error: one line, with the synopsis. */
+static int stream_usage(bool enc, const char *what, const char *arg)
 {
-	fprintf(stderr, "usage: %s\n", enc ? STREAM_ENCRYPT_SYNOPSIS : STREAM_DECRYPT_SYNOPSIS);
+	err_line("%s%s; usage: %s", what, arg, enc ? STREAM_ENCRYPT_SYNOPSIS : STREAM_DECRYPT_SYNOPSIS);
 	return STREAM_EXIT_INPUT;
 }
 
@@ -779,8 +780,7 @@ static int parse_opts(int argc, char **argv, bool enc, opts *o)
 			}
 			o->seg = (uint32_t)v;
 		} else if (!dashdash && a[0] == '-' && a[1]) {
-			err_line("unknown option %s", a);
-			return stream_usage(enc);
+			return stream_usage(enc, "unknown option ", a);
 		} else if (npos < 2) {
 			const char *v = strcmp(a, "-") == 0 ? NULL : a;
 			if (npos++ == 0)
@@ -788,13 +788,11 @@ static int parse_opts(int argc, char **argv, bool enc, opts *o)
 			else
 				o->out = v;
 		} else {
-			return stream_usage(enc);
+			return stream_usage(enc, "too many arguments at ", a);
 		}
 	}
-	if (enc && !o->slot) {
-		err_line("--slot NAME is required");
-		return stream_usage(enc);
-	}
+	if (enc && !o->slot)
+		return stream_usage(enc, "--slot NAME is required", "");
 	return STREAM_EXIT_OK;
 }
 

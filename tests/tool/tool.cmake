@@ -2,3 +2,6 @@
 # The p11kms command-line tool, through the real binary.
 p11kms_script_test(test_tool_cli ${CMAKE_CURRENT_LIST_DIR}/test_cli.sh)
 p11kms_script_test(test_tool_status ${CMAKE_CURRENT_LIST_DIR}/test_status.sh)
+# p11kms encrypt / decrypt (docs/STREAM.md) on the local provider.
+p11kms_script_test(test_tool_stream ${CMAKE_CURRENT_LIST_DIR}/test_stream.sh)
+set_tests_properties(test_tool_stream PROPERTIES TIMEOUT 900)
