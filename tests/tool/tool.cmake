@@ -5,3 +5,6 @@ p11kms_script_test(test_tool_status ${CMAKE_CURRENT_LIST_DIR}/test_status.sh)
 # p11kms encrypt / decrypt (docs/STREAM.md) on the local provider.
 p11kms_script_test(test_tool_stream ${CMAKE_CURRENT_LIST_DIR}/test_stream.sh)
 set_tests_properties(test_tool_stream PROPERTIES TIMEOUT 900)
+# ... and against Google Cloud KMS in the emulator: rotation, a disabled version.
+p11kms_script_test(test_tool_stream_gcp ${CMAKE_CURRENT_LIST_DIR}/test_stream_gcp.sh)
+set_tests_properties(test_tool_stream_gcp PROPERTIES TIMEOUT 600)
