@@ -165,8 +165,7 @@ size_t stream_kms_aad(const stream_hdr *h, uint8_t *aad)
 	return l + n - 11;
 }
 
-/* Complete h->raw from the fields and the wrapped key. */
-static bool hdr_build(stream_hdr *h, const uint8_t *wrapped, size_t wl)
+bool stream_hdr_build(stream_hdr *h, const uint8_t *wrapped, size_t wl)
 {
 	size_t kvl = strlen(h->key_version);
 	size_t n = hdr_head(h, h->raw);
@@ -348,11 +347,10 @@ static EVP_CIPHER_CTX *gcm_ctx(const uint8_t *key, bool enc)
 	return c;
 }
 
-/* Segments of plaintext on in -> out. Every segment but the last holds
- * exactly seg_size bytes; the last holds 1..seg_size (0 only when the
- * whole input is empty). One byte of look-ahead tells the last. */
-static int encrypt_segments(int in, int out, const stream_hdr *h, const uint8_t *key,
-			    bool progress_on)
+/* Every segment but the last holds exactly seg_size bytes; the last holds
+ * 1..seg_size (0 only when the whole input is empty). One byte of
+ * look-ahead tells the last. */
+int stream_encrypt_fd(int in, int out, const stream_hdr *h, const uint8_t *key, bool progress_on)
 {
 	size_t seg = h->seg_size;
 	uint8_t *ib = malloc(seg + 1), *ob = malloc(seg + STREAM_TAG_LEN);
@@ -850,7 +848,7 @@ static int cmd_encrypt(const opts *o)
 			err_line("provider \"%s\" key %s %s%s: cannot wrap the data key", h->provider,
 				 h->key_id, err_words(e), d);
 			rc = STREAM_EXIT_KMS;
-		} else if (!hdr_build(h, blob, bloblen)) {
+		} else if (!stream_hdr_build(h, blob, bloblen)) {
 			err_line("the KMS's wrapped key or key version does not fit the header");
 			rc = STREAM_EXIT_KMS;
 		}
@@ -860,7 +858,7 @@ static int cmd_encrypt(const opts *o)
 	if (rc == STREAM_EXIT_OK)
 		rc = out_open(o->out, &out);
 	if (rc == STREAM_EXIT_OK)
-		rc = out_close(o->out, out, encrypt_segments(in, out, h, key, !o->quiet));
+		rc = out_close(o->out, out, stream_encrypt_fd(in, out, h, key, !o->quiet));
 	if (in > STDIN_FILENO)
 		close(in);
 	sec_free(key);

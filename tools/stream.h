@@ -59,6 +59,10 @@ typedef struct stream_hdr {
  * false with a one-line reason in why. */
 bool stream_hdr_parse(const uint8_t *buf, size_t len, stream_hdr *h, char *why, size_t whylen);
 
+/* Complete h->raw (and len, wrapped) from h's fields and the wrapped key;
+ * false when they do not fit the format's bounds. */
+bool stream_hdr_build(stream_hdr *h, const uint8_t *wrapped, size_t wl);
+
 /* The AAD the KMS binds the wrapped data key to: everything of the header
  * known before the KMS call (docs/STREAM.md). aad holds STREAM_HDR_MAX. */
 size_t stream_kms_aad(const stream_hdr *h, uint8_t *aad);
@@ -72,6 +76,11 @@ typedef int (*stream_key_fn)(void *arg, const stream_hdr *h, uint8_t *key);
  * authenticated. Prints one line on failure; returns an exit status. */
 int stream_decrypt_fd(int in, int out, const char *name, stream_key_fn open_key, void *arg,
 		      bool progress);
+
+/* Encrypt the plaintext on in to out under key with header h (built):
+ * the header, then the segments. Prints one line on failure; returns an
+ * exit status. */
+int stream_encrypt_fd(int in, int out, const stream_hdr *h, const uint8_t *key, bool progress);
 
 /* The commands: argv[0] is "encrypt" or "decrypt". */
 int stream_main(int argc, char **argv);
