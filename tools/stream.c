@@ -419,7 +419,7 @@ static int read_header(int in, const char *name, stream_hdr *h)
 		   b[8] == STREAM_VERSION) {
 		err_line("%s: damaged header (bad header length)", name);
 		return STREAM_EXIT_INPUT;
-	} else if (r < 11 && r >= 0 && memcmp(b, STREAM_MAGIC, (size_t)r) == 0) {
+	} else if (r < 11 && memcmp(b, STREAM_MAGIC, r < STREAM_MAGIC_LEN ? (size_t)r : STREAM_MAGIC_LEN) == 0) {
 		err_line("%s: %s", name,
 			 r ? "truncated in its header" : "empty input, not a p11kms encrypted file");
 		return STREAM_EXIT_INPUT;
