@@ -55,6 +55,41 @@ grep -aq "k1.key" a.enc && ok "the header names the key" || not_ok "the header d
 "$tool" decrypt --config c1.json same.enc same.enc && [ "$(cat same.enc)" = x ] &&
   ok "decrypt onto its own input" || not_ok "decrypt onto its own input"
 
+# docs/STREAM.md is enough to read a file: an independent reader (Python,
+# the cryptography package) opens the local provider's blob with the key
+# file (magic 4, version 1, fingerprint 8, then nonce | ciphertext | tag)
+# and the segments with the data key.
+if /usr/bin/python3 -c 'import cryptography' 2>/dev/null; then
+  "$tool" encrypt --config c1.json --slot dev --segment-size 4096 many ref.enc
+  if /usr/bin/python3 - "$scratch/k1.key" ref.enc many <<'EOF'; then
+import struct, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+kek = open(sys.argv[1], "rb").read(); f = open(sys.argv[2], "rb").read()
+assert f[:8] == b"p11kmsST" and f[8] == 1 and f[11] == 1
+hl = struct.unpack(">H", f[9:11])[0]; hdr = f[:hl]
+seg = struct.unpack(">I", f[12:16])[0]; prefix = f[16:23]
+at = 23
+def fld(n):
+    global at
+    l = int.from_bytes(f[at:at + n], "big"); v = f[at + n:at + n + l]; at += n + l; return v
+provider, typ, key_id = fld(1), fld(1), fld(2)
+aad = b"p11kms-stream:v1:" + f[11:at]
+version, blob = fld(1), fld(2)
+assert at == hl and typ == b"local"
+dk = AESGCM(kek).decrypt(blob[13:25], blob[25:], aad)
+body, out, i = f[hl:], b"", 0
+while body:
+    chunk, body = body[:seg + 16], body[seg + 16:]
+    out += AESGCM(dk).decrypt(prefix + struct.pack(">I", i) + bytes([0 if body else 1]), chunk, hdr)
+    i += 1
+assert out == open(sys.argv[3], "rb").read()
+EOF
+    ok "an independent reader of docs/STREAM.md decrypts the file"
+  else
+    not_ok "an independent reader of docs/STREAM.md does not decrypt the file"
+  fi
+fi
+
 # --- bad input -------------------------------------------------------------
 # A stream of 6 segments of 64 bytes and a short final one.
 head -c 400 /dev/urandom >small
