@@ -22,14 +22,14 @@ conf c3.json k1.key other    # no provider "dev"
 : >empty; printf x >one
 head -c 4096 /dev/urandom >seg4k; head -c 4095 /dev/urandom >seg4k-1
 head -c 4097 /dev/urandom >seg4k+1; head -c 100000 /dev/urandom >many
-head -c 1048576 /dev/urandom >seg1m
+head -c 65536 /dev/urandom >seg64k
 round_trip "0 bytes" c1.json dev empty
 round_trip "1 byte" c1.json dev one
 round_trip "exactly one segment (4096 of 4096)" c1.json dev seg4k --segment-size 4096
 round_trip "one byte short of a segment" c1.json dev seg4k-1 --segment-size 4096
 round_trip "one byte over a segment" c1.json dev seg4k+1 --segment-size 4096
 round_trip "many segments (25 of 4096)" c1.json dev many --segment-size 4096
-round_trip "exactly one default segment (1 MiB)" c1.json dev seg1m
+round_trip "exactly one default segment (64 KiB)" c1.json dev seg64k
 round_trip "segment size 16, the smallest" c1.json dev many --segment-size 16
 round_trip "by slot id" c1.json "$("$tool" status --config c1.json | sed -n 's/^slot \([0-9]*\):.*/\1/p')" one
 
@@ -38,9 +38,9 @@ head -c 100000000 /dev/urandom >big
 round_trip "100 MB" c1.json dev big
 big_sz=$(stat -c %s big)
 "$tool" encrypt --config c1.json --slot dev big big.enc 2>/dev/null
-segs=$(( (big_sz + 1048575) / 1048576 ))
+segs=$(( (big_sz + 65535) / 65536 ))
 want=$(( $(hdr_len big.enc) + big_sz + 16 * segs ))
-[ "$(stat -c %s big.enc)" = "$want" ] && ok "100 MB: header + data + one tag per 1 MiB segment" ||
+[ "$(stat -c %s big.enc)" = "$want" ] && ok "100 MB: header + data + one tag per 64 KiB segment" ||
   not_ok "100 MB ciphertext is $(stat -c %s big.enc), want $want"
 rss=$( { /usr/bin/time -f %M "$tool" decrypt --config c1.json big.enc >/dev/null; } 2>&1 | tail -1)
 [ "${P11KMS_SANITIZE:-0}" = 1 ] || { [ "$rss" -lt 40000 ] && ok "decrypt of 100 MB in constant memory (${rss} KiB)" ||
