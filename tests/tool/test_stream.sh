@@ -64,7 +64,8 @@ if /usr/bin/python3 -c 'import cryptography' 2>/dev/null; then
   if /usr/bin/python3 - "$scratch/k1.key" ref.enc many <<'EOF'; then
 import struct, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-kek = open(sys.argv[1], "rb").read(); f = open(sys.argv[2], "rb").read()
+kek = open(sys.argv[1], "rb").read()[-32:]  # the key is a key file's last 32 bytes
+f = open(sys.argv[2], "rb").read()
 assert f[:8] == b"p11kmsST" and f[8] == 1 and f[11] == 1
 hl = struct.unpack(">H", f[9:11])[0]; hdr = f[:hl]
 seg = struct.unpack(">I", f[12:16])[0]; prefix = f[16:23]
@@ -168,6 +169,16 @@ refused "a configuration with an error" "badconf.json:1" badconf.json s.enc
 chmod 644 k1.key
 refused "a key file the module refuses (mode 0644)" "." c1.json s.enc
 chmod 600 k1.key
+
+# Local key rotation: a new key_file, the old one in previous_key_files.
+"$tool" create-key-file k3.key >/dev/null
+printf '{"log": {"level": "info", "destination": "%s/module.log"},\n "providers": [{"name": "dev", "type": "local", "key_file": "%s/k3.key", "previous_key_files": ["%s/k1.key"], "store": "%s/t.db"}]}\n' \
+  "$scratch" "$scratch" "$scratch" "$scratch" >rot.json
+"$tool" decrypt --config rot.json s.enc | cmp -s - small && ok "after a local key rotation, the old file decrypts" ||
+  not_ok "the old file does not decrypt after a local key rotation"
+"$tool" encrypt --config rot.json --slot dev small new.enc && grep -aq k3.key new.enc &&
+  cmp -s <("$tool" decrypt --config rot.json new.enc) small && ! "$tool" decrypt --config c1.json new.enc >/dev/null 2>&1 &&
+  ok "after a local key rotation, new files need the new key" || not_ok "new files do not need the new key"
 
 # --- encrypt's own errors ---------------------------------------------------
 enc_refused() { # DESC WANT_RE WANT_RC ARGS...
