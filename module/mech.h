@@ -116,6 +116,13 @@ CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 			    const CK_MECHANISM *m, const kms_port *port, const char *key_id,
 			    bool encrypt);
 
+/* The envelope for C_WrapKey / C_UnwrapKey: protected_domain (a
+ * sensitive key) asks the KMS under the reserved wrap domain, which no
+ * caller's context may name (docs/SECURITY.md). */
+CK_RV cipher_op_init_remote_key(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+				const kms_port *port, const char *key_id, bool encrypt,
+				bool protected_domain);
+
 /* Standard mechanisms on typed KMS keys (docs/REMOTE.md), through the
  * port's std and modlen. */
 /* Can mi run on a KMS key? (the envelope, or a standard one in the KMS) */
