@@ -342,6 +342,7 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		(void)object_inlock(s, hUnwrappingKey, false, &uw);
 	bool want_protected = rv == CKR_OK && tmpl_protected(pTemplate, ulAttributeCount);
 	bool protect = uw && !uw->kms && obj_bool(uw, CKA_TRUSTED, false);
+	bool uw_derived = uw && uw->kms_derived;
 	bool envelope = rv == CKR_OK && k.kms && mi->remote;
 	token_t *tok = rv == CKR_OK ? s->tok : NULL;
 	UNLOCK();
@@ -402,8 +403,9 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 				rv = CKR_TEMPLATE_INCOMPLETE;
 		}
 		if (rv == CKR_OK) {
-			/* Wiped if the KMS key is revoked. */
-			o->kms_derived = k.kms;
+			/* Wiped if the KMS key is revoked; so is a key
+			 * unwrapped under such a key. */
+			o->kms_derived = k.kms || uw_derived;
 			rv = publish_inlock(s, o, phKey);
 		}
 		UNLOCK();

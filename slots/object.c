@@ -711,6 +711,8 @@ object_t *obj_clone(const object_t *src)
 			return NULL;
 		}
 	o->sec_loaded = src->sec_loaded;
+	/* A copy of a key the KMS gave is revoked with it. */
+	o->kms_derived = src->kms_derived;
 	char hexid[33];
 	if (!crypto_random(o->uid, sizeof(o->uid))) {
 		obj_free(o);
