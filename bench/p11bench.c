@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,8 +240,10 @@ static int open_and_login(CK_SESSION_HANDLE *s)
 
 static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 
-static int gen_aes(CK_SESSION_HANDLE s, CK_BBOOL token, const char *label,
-		   CK_OBJECT_HANDLE *key, const char *what)
+/* wrapping: a key that wraps and unwraps only; else one that encrypts and
+ * decrypts (p11kms gives a key one role, docs/SECURITY.md). */
+static int gen_aes_role(CK_SESSION_HANDLE s, CK_BBOOL token, const char *label,
+			CK_OBJECT_HANDLE *key, const char *what, bool wrapping)
 {
 	CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
 	CK_ULONG len = 32;
@@ -254,14 +257,18 @@ static int gen_aes(CK_SESSION_HANDLE s, CK_BBOOL token, const char *label,
 		{CKA_PRIVATE, &yes, sizeof(yes)},
 		{CKA_SENSITIVE, &yes, sizeof(yes)},
 		{CKA_EXTRACTABLE, &yes, sizeof(yes)},
-		{CKA_ENCRYPT, &yes, sizeof(yes)},
-		{CKA_DECRYPT, &yes, sizeof(yes)},
-		{CKA_WRAP, &yes, sizeof(yes)},
-		{CKA_UNWRAP, &yes, sizeof(yes)},
+		{wrapping ? CKA_WRAP : CKA_ENCRYPT, &yes, sizeof(yes)},
+		{wrapping ? CKA_UNWRAP : CKA_DECRYPT, &yes, sizeof(yes)},
 		{CKA_LABEL, (void *)label, strlen(label)},
 	};
 	CK(f->C_GenerateKey(s, &m, t, sizeof(t) / sizeof(t[0]), key), what);
 	return 0;
+}
+
+static int gen_aes(CK_SESSION_HANDLE s, CK_BBOOL token, const char *label,
+		   CK_OBJECT_HANDLE *key, const char *what)
+{
+	return gen_aes_role(s, token, label, key, what, false);
 }
 
 static int create_hmac_key(CK_SESSION_HANDLE s, const unsigned char *val, size_t len,
@@ -813,7 +820,7 @@ static int workload_wrap(int unwrap)
 		return 0;
 	}
 	CK_OBJECT_HANDLE kek, target;
-	if (gen_aes(sess, CK_FALSE, "bench-kek", &kek, "C_GenerateKey(kek)") ||
+	if (gen_aes_role(sess, CK_FALSE, "bench-kek", &kek, "C_GenerateKey(kek)", true) ||
 	    gen_aes(sess, CK_FALSE, "bench-target", &target, "C_GenerateKey(target)"))
 		return -1;
 	CK_MECHANISM m = {mt, NULL, 0};

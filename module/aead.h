@@ -34,6 +34,7 @@ typedef struct msg_op {
 	/* a KMS key (docs/REMOTE.md): each message is one KMS call */
 	kms_port kms;             /* .tok NULL: a local key */
 	size_t kms_idx, kms_bits;
+	op_live live;             /* set by msg.c once started */
 } msg_op;
 
 /* The same on a typed KMS AES key: the KMS generates every IV. */

@@ -89,16 +89,27 @@ static CK_RV init_ctr(cipher_op *op, const CK_MECHANISM *m)
 	const CK_AES_CTR_PARAMS *p = m->pParameter;
 	memcpy(op->iv, p->cb, 16);
 	op->ivlen = 16;
-	unsigned bits = (unsigned)p->ulCounterBits;
-	if (bits >= 64) {
-		op->ctr_left = UINT64_MAX; /* more than any input can use */
+	unsigned bits = (unsigned)p->ulCounterBits; /* 1..128 (param_ctr) */
+	uint64_t hi = 0, lo = 0;
+	for (int i = 0; i < 8; i++) {
+		hi = hi << 8 | p->cb[i];
+		lo = lo << 8 | p->cb[8 + i];
+	}
+	/* Blocks left, this one included: 2^bits - counter. It exceeds what
+	 * any input can use (UINT64_MAX blocks) unless the counter's bits
+	 * above the low 64 are all ones, i.e. 2^64 - lo or fewer remain.
+	 * OpenSSL increments all 128 bits, so a wrap would carry into the
+	 * nonce (bits < 128) or repeat the keystream (bits = 128). */
+	if (bits < 64) {
+		lo &= ((uint64_t)1 << bits) - 1;
+		op->ctr_left = ((uint64_t)1 << bits) - lo;
 		return CKR_OK;
 	}
-	uint64_t ctr = 0;
-	for (int i = 8; i < 16; i++)
-		ctr = ctr << 8 | p->cb[i];
-	ctr &= ((uint64_t)1 << bits) - 1;
-	op->ctr_left = ((uint64_t)1 << bits) - ctr; /* blocks, this one included */
+	unsigned hb = bits - 64; /* counter bits in hi: 0..64 */
+	uint64_t himask = hb == 64 ? UINT64_MAX : ((uint64_t)1 << hb) - 1;
+	bool top = (hi & himask) == himask;
+	/* 2^64 - lo blocks when top (lo = 0: 2^64, more than any input). */
+	op->ctr_left = top && lo ? (uint64_t)0 - lo : UINT64_MAX;
 	return CKR_OK;
 }
 

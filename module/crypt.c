@@ -36,6 +36,48 @@ static void lend_spare(session_t *s, cipher_op *op)
 	memset(&s->spare, 0, sizeof(s->spare));
 }
 
+/* --- revocation of running operations ---------------------------------- */
+
+op_live op_live_of_inlock(const session_t *s, CK_OBJECT_HANDLE h, bool kms)
+{
+	/* A KMS key object is not stopped by a revoked sealing key (its own
+	 * key's state decides, in the KMS: unseal_for_key). A session key
+	 * unwrapped through the KMS is destroyed at revocation, and every
+	 * local operation fails while the token is revoked. */
+	const object_t *o = hmap_get(&slots.objects, h);
+	return (op_live){.local = !kms, .tk = o && !o->kms && !o->session,
+			 .epoch = s->tok->tk_epoch};
+}
+
+op_live_snap op_live_now(CK_SESSION_HANDLE h)
+{
+	op_live_snap now = {CKR_OK, 0};
+	if (enter() != CKR_OK)
+		return now; /* op_begin answers */
+	now.rv = unseal_if_needed(h, false);
+	session_t *s = session_inlock(h);
+	if (s)
+		now.epoch = s->tok->tk_epoch;
+	UNLOCK();
+	return now;
+}
+
+bool op_revoked(const op_live *l, op_live_snap now)
+{
+	if (!l->local)
+		return false;
+	if (now.rv == CKR_DEVICE_ERROR) {
+		log_info("api", "the token was revoked: the operation is ended");
+		return true;
+	}
+	if (l->tk && now.epoch != l->epoch) {
+		log_info("api", "the token key the operation's key was loaded under is gone "
+				"(revoked, logged out or rekeyed): the operation is ended");
+		return true;
+	}
+	return false;
+}
+
 static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			CK_OBJECT_HANDLE hKey, bool enc)
 {
@@ -56,6 +98,7 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		UNLOCK();
 		return rv;
 	}
+	op_live live = op_live_of_inlock(s, hKey, k.kms);
 	sess_ref_inlock(s);
 	UNLOCK();
 	/* The operation's state is the session's, under its operation lock:
@@ -69,6 +112,8 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	} else {
 		rv = op_start(op, mi, pMechanism, s->tok, &k, enc, false);
 	}
+	if (rv == CKR_OK)
+		op->live = live;
 	if (rv == CKR_OK && !k.kms)
 		lend_spare(s, op);
 	sec_free(k.key);
@@ -113,11 +158,14 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 			   CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
 	session_t *s;
+	op_live_snap now = op_live_now(hSession);
 	GUARD(op_begin(hSession, &s));
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	bool active = cipher_op_active(op);
 	CK_RV rv = op_state(active, active && op->multipart, (in || !inlen) && outlen,
 			    enc ? "encryption" : "decryption");
+	if (rv == CKR_OK && op_revoked(&op->live, now))
+		rv = CKR_DEVICE_ERROR;
 	bool ran = rv == CKR_OK;
 	if (ran)
 		rv = op->impl->oneshot(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
@@ -134,11 +182,14 @@ static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 			  CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
 	session_t *s;
+	op_live_snap now = op_live_now(hSession);
 	GUARD(op_begin(hSession, &s));
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	bool active = cipher_op_active(op);
 	CK_RV rv = op_state(active, false, (in || !inlen) && outlen,
 			    enc ? "encryption" : "decryption");
+	if (rv == CKR_OK && op_revoked(&op->live, now))
+		rv = CKR_DEVICE_ERROR;
 	if (rv == CKR_OK)
 		rv = op->impl->update(op, in ? in : (CK_BYTE_PTR) "", inlen, out, outlen);
 	if (rv == CKR_OK && out)
@@ -153,10 +204,13 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 			 CK_ULONG_PTR outlen)
 {
 	session_t *s;
+	op_live_snap now = op_live_now(hSession);
 	GUARD(op_begin(hSession, &s));
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	bool active = cipher_op_active(op);
 	CK_RV rv = op_state(active, false, outlen != NULL, enc ? "encryption" : "decryption");
+	if (rv == CKR_OK && op_revoked(&op->live, now))
+		rv = CKR_DEVICE_ERROR;
 	bool ran = rv == CKR_OK;
 	if (ran)
 		rv = op->impl->final(op, out, outlen);

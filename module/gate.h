@@ -117,6 +117,20 @@ CK_RV session_mech_inlock(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_FLAGS need
 /* End a cipher operation, keeping a plain hold buffer for the session. */
 void end_cipher_op(session_t *s, cipher_op *op);
 
+/* Revocation of running operations (docs/SECURITY.md). op_live_of, under
+ * the lock, after the key was found: what an operation on key h
+ * remembers. op_live_now, with the lock NOT held, before op_begin: the
+ * token's state now, revalidating it when due (the KMS is asked with the
+ * lock released). op_revoked, under the session's oplock: does the
+ * operation end with CKR_DEVICE_ERROR? (logged) */
+typedef struct op_live_snap {
+	CK_RV rv;       /* unseal_if_needed's: CKR_DEVICE_ERROR when revoked */
+	uint64_t epoch; /* the token's tk_epoch */
+} op_live_snap;
+op_live op_live_of_inlock(const session_t *s, CK_OBJECT_HANDLE h, bool kms);
+op_live_snap op_live_now(CK_SESSION_HANDLE h);
+bool op_revoked(const op_live *l, op_live_snap now);
+
 /* --- the entry points, gathered into the function lists by entry.c ------ */
 
 /* session.c */

@@ -31,6 +31,13 @@ static CK_RV local_key_inlock(const object_t *o, const mech_info *mi, CK_ATTRIBU
 		log_info("api", "key usage attribute 0x%lx is false", (unsigned long)usage);
 		return CKR_KEY_FUNCTION_NOT_PERMITTED;
 	}
+	/* A key from an older store may still both wrap and decrypt (the old
+	 * defaults): it keeps its data role and wraps nothing
+	 * (docs/SECURITY.md). */
+	if ((usage == CKA_WRAP || usage == CKA_UNWRAP) && obj_roles_conflict(o)) {
+		log_info("api", "a key that also encrypts or decrypts may not wrap or unwrap");
+		return CKR_KEY_FUNCTION_NOT_PERMITTED;
+	}
 	const attr_t *allowed = obj_attr(o, CKA_ALLOWED_MECHANISMS);
 	if (allowed && allowed->len) {
 		bool ok = false;
@@ -121,6 +128,17 @@ CK_RV op_start(cipher_op *op, const mech_info *mi, CK_MECHANISM_PTR m, token_t *
 	if (mi->remote)
 		return cipher_op_init_remote(op, mi, m, &port, k->kid, encrypt);
 	return cipher_op_init_kms(op, mi, m, &port, k->idx, k->bits, k->modlen, encrypt, key_op);
+}
+
+/* The same for C_WrapKey / C_UnwrapKey: the envelope asks the KMS in the
+ * protected domain for sensitive keys (docs/SECURITY.md). */
+static CK_RV key_op_start(cipher_op *op, const mech_info *mi, CK_MECHANISM_PTR m,
+			  token_t *tok, const op_key *k, bool encrypt, bool protected_domain)
+{
+	if (!k->kms || !mi->remote)
+		return op_start(op, mi, m, tok, k, encrypt, true);
+	kms_port port = token_kms_port(tok);
+	return cipher_op_init_remote_key(op, mi, m, &port, k->kid, encrypt, protected_domain);
 }
 
 /* PKCS #11 5.1.7: the session's errors (5.1.2) outrank all others; among
@@ -274,10 +292,12 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	 * the session and free it. The token itself lives as long as the
 	 * module. */
 	token_t *tok = rv == CKR_OK ? s->tok : NULL;
+	/* A sensitive key goes into the envelope's protected domain. */
+	bool protected_domain = rv == CKR_OK && obj_bool(o, CKA_SENSITIVE, true);
 	UNLOCK();
 	if (rv == CKR_OK) {
 		cipher_op op;
-		rv = op_start(&op, mi, pMechanism, tok, &k, true, true);
+		rv = key_op_start(&op, mi, pMechanism, tok, &k, true, protected_domain);
 		if (rv == CKR_OK)
 			rv = op.impl->oneshot(&op, kv, kvlen, pWrappedKey, pulWrappedKeyLen);
 		cipher_op_free(&op);
@@ -315,18 +335,39 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
 		rv = key_for_op_inlock(s, hUnwrappingKey, mi, CKA_UNWRAP, &unwrapping_key, &k);
+	/* What a trusted key unwraps may hold keys that only trusted keys may
+	 * wrap: the result must be as protected (docs/SECURITY.md). */
+	object_t *uw = NULL;
+	if (rv == CKR_OK)
+		(void)object_inlock(s, hUnwrappingKey, false, &uw);
+	bool want_protected = rv == CKR_OK && tmpl_protected(pTemplate, ulAttributeCount);
+	bool protect = uw && !uw->kms && obj_bool(uw, CKA_TRUSTED, false);
+	bool uw_derived = uw && uw->kms_derived;
+	bool envelope = rv == CKR_OK && k.kms && mi->remote;
 	token_t *tok = rv == CKR_OK ? s->tok : NULL;
 	UNLOCK();
 	uint8_t *val = NULL;
 	CK_ULONG vlen = ulWrappedKeyLen;
-	if (rv == CKR_OK) {
+	if (rv == CKR_OK && !(val = sec_alloc(vlen ? vlen : 1)))
+		rv = CKR_HOST_MEMORY;
+	bool ran = rv == CKR_OK;
+	/* The envelope: a protected key comes from the protected domain, or
+	 * else from a blob of the caller's own context (an SDK's, or a
+	 * non-sensitive key's); a weaker key only from the latter. */
+	for (int pass = envelope && want_protected ? 0 : 1; rv == CKR_OK && pass < 2; pass++) {
 		cipher_op op;
-		rv = op_start(&op, mi, pMechanism, tok, &k, false, true);
-		if (rv == CKR_OK && !(val = sec_alloc(vlen ? vlen : 1)))
-			rv = CKR_HOST_MEMORY;
+		vlen = ulWrappedKeyLen;
+		rv = key_op_start(&op, mi, pMechanism, tok, &k, false, pass == 0);
 		if (rv == CKR_OK)
 			rv = op.impl->oneshot(&op, pWrappedKey, ulWrappedKeyLen, val, &vlen);
 		cipher_op_free(&op); /* every init starts from a zeroed op */
+		protect |= envelope && pass == 0 && rv == CKR_OK;
+		if (pass == 0 && rv == CKR_ENCRYPTED_DATA_INVALID)
+			rv = CKR_OK; /* not of the protected domain: try the caller's */
+		else
+			break;
+	}
+	if (ran) {
 		if (rv != CKR_OK && k.kms && rv != CKR_MECHANISM_PARAM_INVALID)
 			note_remote_failure(hSession);
 		rv = kms_key_refused(rv, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
@@ -354,14 +395,17 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			rv = CKR_SESSION_CLOSED; /* while the KMS was asked */
 		if (rv == CKR_OK) {
 			rv = obj_build(ORIGIN_UNWRAP, pTemplate, ulAttributeCount, extra, 1,
-				       (obj_actor){.so = s->tok->login == CKU_SO}, &o);
+				       (obj_actor){.so = s->tok->login == CKU_SO,
+						   .protect = protect},
+				       &o);
 			if (rv == CKR_ATTRIBUTE_VALUE_INVALID &&
 			    !tmpl_find(pTemplate, ulAttributeCount, CKA_CLASS))
 				rv = CKR_TEMPLATE_INCOMPLETE;
 		}
 		if (rv == CKR_OK) {
-			/* Wiped if the KMS key is revoked. */
-			o->kms_derived = k.kms;
+			/* Wiped if the KMS key is revoked; so is a key
+			 * unwrapped under such a key. */
+			o->kms_derived = k.kms || uw_derived;
 			rv = publish_inlock(s, o, phKey);
 		}
 		UNLOCK();

@@ -15,6 +15,16 @@
 typedef struct mech_info mech_info;
 typedef struct cipher_impl cipher_impl;
 
+/* What a running operation remembers of its token (module/crypt.c): a
+ * local operation ends with CKR_DEVICE_ERROR once the token is revoked,
+ * and one on a token object's key also once the token key it was loaded
+ * under is gone (docs/SECURITY.md). */
+typedef struct op_live {
+	bool local;     /* a local key: the token's revocation ends it */
+	bool tk;        /* the key is a token object's: so does a new tk_epoch */
+	uint64_t epoch; /* the token's tk_epoch at init */
+} op_live;
+
 /* State of one encrypt or decrypt operation. */
 typedef struct cipher_op {
 	const mech_info *mech;
@@ -56,6 +66,7 @@ typedef struct cipher_op {
 	uint64_t ctr_left;   /* CTR: counter blocks left before it would wrap */
 	uint64_t ctr_bytes;  /* CTR: bytes processed */
 	bool ctx_fresh;      /* ctx keyed and unused */
+	op_live live;        /* set by crypt.c once started */
 } cipher_op;
 
 struct cipher_impl {
@@ -115,6 +126,13 @@ bool cipher_op_active(const cipher_op *op);
 CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 			    const CK_MECHANISM *m, const kms_port *port, const char *key_id,
 			    bool encrypt);
+
+/* The envelope for C_WrapKey / C_UnwrapKey: protected_domain (a
+ * sensitive key) asks the KMS under the reserved wrap domain, which no
+ * caller's context may name (docs/SECURITY.md). */
+CK_RV cipher_op_init_remote_key(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+				const kms_port *port, const char *key_id, bool encrypt,
+				bool protected_domain);
 
 /* Standard mechanisms on typed KMS keys (docs/REMOTE.md), through the
  * port's std and modlen. */

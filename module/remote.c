@@ -100,9 +100,18 @@ static CK_RV remote_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 	return deliver(op, in, inlen, res, reslen, false, bound, out, outlen);
 }
 
-CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
-			    const CK_MECHANISM *m, const kms_port *port, const char *key_id,
-			    bool encrypt)
+/* The envelope's domains (docs/SECURITY.md): C_WrapKey of a sensitive key
+ * asks the KMS with this prefix before the caller's context, and no
+ * caller's context may begin with it. So C_Decrypt (whose context is the
+ * caller's) never opens such a blob, nor does an unwrap that would make a
+ * weaker key; blobs of non-sensitive keys, and blobs an SDK made, keep the
+ * caller's context as it is (interoperable). */
+static const char wrap_domain[] = "p11kms-wrap:v1:";
+#define WRAP_DOMAIN_LEN (sizeof(wrap_domain) - 1)
+
+static CK_RV init_remote(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+			 const kms_port *port, const char *key_id, bool encrypt,
+			 bool protected_domain)
 {
 	memset(op, 0, sizeof(*op));
 	dbuf_init(&op->buf, KMS_MAX_DATA * 4, true);
@@ -110,11 +119,21 @@ CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 	if (!port || !port->tok || !port->call || !port->max)
 		return CKR_GENERAL_ERROR;
 	const CK_P11KMS_KMS_PARAMS *p = m->pParameter;
-	if (p && p->ulContextLen) {
-		if (!(op->kms_ctx = malloc(p->ulContextLen)))
+	size_t ulen = p ? p->ulContextLen : 0;
+	if (ulen >= WRAP_DOMAIN_LEN && memcmp(p->pContext, wrap_domain, WRAP_DOMAIN_LEN) == 0) {
+		log_info("mech", "an envelope context may not begin with \"%s\" (reserved for "
+				 "wrapped sensitive keys)",
+			 wrap_domain);
+		return CKR_MECHANISM_PARAM_INVALID;
+	}
+	size_t dl = protected_domain ? WRAP_DOMAIN_LEN : 0;
+	if (ulen + dl) {
+		if (!(op->kms_ctx = malloc(ulen + dl)))
 			return CKR_HOST_MEMORY;
-		memcpy(op->kms_ctx, p->pContext, p->ulContextLen);
-		op->kms_ctxlen = p->ulContextLen;
+		memcpy(op->kms_ctx, wrap_domain, dl);
+		if (ulen)
+			memcpy(op->kms_ctx + dl, p->pContext, ulen);
+		op->kms_ctxlen = ulen + dl;
 	}
 	op->mech = mi;
 	op->impl = mi->cipher;
@@ -122,6 +141,19 @@ CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi,
 	op->kms = *port;
 	op->kms_key_id = key_id;
 	return CKR_OK;
+}
+
+CK_RV cipher_op_init_remote(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+			    const kms_port *port, const char *key_id, bool encrypt)
+{
+	return init_remote(op, mi, m, port, key_id, encrypt, false);
+}
+
+CK_RV cipher_op_init_remote_key(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+				const kms_port *port, const char *key_id, bool encrypt,
+				bool protected_domain)
+{
+	return init_remote(op, mi, m, port, key_id, encrypt, protected_domain);
 }
 
 /* --- standard mechanisms run by the KMS on typed KMS keys ---------------- */

@@ -46,6 +46,12 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	CK_BBOOL secret = role == KMS_ROLE_ENVELOPE || role == KMS_ROLE_AES;
 	CK_BBOOL enc = secret || role == KMS_ROLE_RSA_PUBLIC;
 	CK_BBOOL dec = secret || role == KMS_ROLE_RSA_PRIVATE;
+	/* The envelope is a trusted wrapping key (docs/SECURITY.md): the
+	 * administrator configured it, and what it wraps of a sensitive key
+	 * the KMS opens only for C_UnwrapKey (module/remote.c, the protected
+	 * domain), never for C_Decrypt. The standard faces have no such
+	 * domain (RFC 3394 and OAEP carry no context), so they are not. */
+	CK_BBOOL trusted = role == KMS_ROLE_ENVELOPE;
 	CK_ULONG unavailable = CK_UNAVAILABLE_INFORMATION;
 	CK_ULONG value_len = k->bits / 8;
 	const kms_attr common[] = {
@@ -69,7 +75,7 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	};
 	const kms_attr encrypting[] = {
 		{CKA_ENCRYPT, &enc, 1}, {CKA_WRAP, &enc, 1}, {CKA_VERIFY, &F, 1},
-		{CKA_TRUSTED, &F, 1},
+		{CKA_TRUSTED, &trusted, 1},
 	};
 	const kms_attr aes[] = {{CKA_VALUE_LEN, &value_len, sizeof(value_len)}};
 	const kms_attr rsa_public[] = {{CKA_SUBJECT, "", 0}, {CKA_VERIFY_RECOVER, &F, 1}};

@@ -49,7 +49,7 @@ static const attr_rule attr_rules[] = {
 	{CKA_MODIFIABLE, K_BOOL, CL_ANY, R_COPY_MOD | R_ONLY_FALSE},
 	{CKA_COPYABLE, K_BOOL, CL_ANY, R_MODIFIABLE | R_ONLY_FALSE},
 	{CKA_DESTROYABLE, K_BOOL, CL_ANY, R_MODIFIABLE | R_ONLY_FALSE},
-	{CKA_LABEL, K_BYTES, CL_ANY, R_MODIFIABLE},
+	{CKA_LABEL, K_BYTES, CL_ANY, R_MODIFIABLE | R_COPY_MOD},
 	{CKA_UNIQUE_ID, K_BYTES, CL_ANY, R_READONLY},
 	{CKA_APPLICATION, K_BYTES, CL_DATA, R_MODIFIABLE},
 	{CKA_OBJECT_ID, K_BYTES, CL_DATA, R_MODIFIABLE},
@@ -63,12 +63,12 @@ static const attr_rule attr_rules[] = {
 	{CKA_KEY_GEN_MECHANISM, K_ULONG, CL_KEY, R_READONLY},
 	{CKA_ALLOWED_MECHANISMS, K_MECHS, CL_KEY, 0},
 	{CKA_SENSITIVE, K_BOOL, CL_KEY, R_MODIFIABLE | R_ONLY_TRUE},
-	{CKA_ENCRYPT, K_BOOL, CL_KEY, R_MODIFIABLE},
-	{CKA_DECRYPT, K_BOOL, CL_KEY, R_MODIFIABLE},
+	{CKA_ENCRYPT, K_BOOL, CL_KEY, R_MODIFIABLE | R_ONLY_FALSE},
+	{CKA_DECRYPT, K_BOOL, CL_KEY, R_MODIFIABLE | R_ONLY_FALSE},
 	{CKA_SIGN, K_BOOL, CL_KEY, R_MODIFIABLE},
 	{CKA_VERIFY, K_BOOL, CL_KEY, R_MODIFIABLE},
-	{CKA_WRAP, K_BOOL, CL_KEY, R_MODIFIABLE},
-	{CKA_UNWRAP, K_BOOL, CL_KEY, R_MODIFIABLE},
+	{CKA_WRAP, K_BOOL, CL_KEY, R_MODIFIABLE | R_ONLY_FALSE},
+	{CKA_UNWRAP, K_BOOL, CL_KEY, R_MODIFIABLE | R_ONLY_FALSE},
 	{CKA_EXTRACTABLE, K_BOOL, CL_KEY, R_MODIFIABLE | R_ONLY_FALSE},
 	{CKA_ALWAYS_SENSITIVE, K_BOOL, CL_KEY, R_READONLY},
 	{CKA_NEVER_EXTRACTABLE, K_BOOL, CL_KEY, R_READONLY},
@@ -372,6 +372,54 @@ static CK_RV apply_template(object_t *o, unsigned cls, obj_origin origin,
 	return CKR_OK;
 }
 
+static bool tmpl_true(const CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_ATTRIBUTE_TYPE t)
+{
+	const CK_ATTRIBUTE *a = tmpl_find(tmpl, n, t);
+	return a && a->ulValueLen == sizeof(CK_BBOOL) && *(CK_BBOOL *)a->pValue;
+}
+
+bool obj_roles_conflict(const object_t *o)
+{
+	return (obj_bool(o, CKA_WRAP, false) || obj_bool(o, CKA_UNWRAP, false)) &&
+	       (obj_bool(o, CKA_ENCRYPT, false) || obj_bool(o, CKA_DECRYPT, false));
+}
+
+bool obj_protected(const object_t *o)
+{
+	return obj_bool(o, CKA_SENSITIVE, true) &&
+	       (!obj_bool(o, CKA_EXTRACTABLE, false) ||
+		obj_bool(o, CKA_WRAP_WITH_TRUSTED, false));
+}
+
+bool tmpl_protected(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+	/* obj_build's defaults: sensitive; extractable only if not sensitive. */
+	const CK_ATTRIBUTE *a = tmpl_find(tmpl, n, CKA_SENSITIVE);
+	bool sensitive = !a || tmpl_true(tmpl, n, CKA_SENSITIVE);
+	a = tmpl_find(tmpl, n, CKA_EXTRACTABLE);
+	bool extractable = a ? tmpl_true(tmpl, n, CKA_EXTRACTABLE) : !sensitive;
+	return sensitive && (!extractable || tmpl_true(tmpl, n, CKA_WRAP_WITH_TRUSTED));
+}
+
+/* The key policy (docs/SECURITY.md) on a key about to be made: one role
+ * (a key that wraps or unwraps neither encrypts nor decrypts: Clulow's
+ * wrap/decrypt and the Tookan encrypt/unwrap attacks), and an unwrap
+ * under a trusted key gives no weaker key than such keys may hold. */
+static CK_RV key_policy_checks(const object_t *o, obj_origin origin, obj_actor actor)
+{
+	if (obj_roles_conflict(o)) {
+		log_info("object", "a key that wraps or unwraps may not encrypt or decrypt "
+				   "(CKA_WRAP/CKA_UNWRAP with CKA_ENCRYPT/CKA_DECRYPT)");
+		return CKR_TEMPLATE_INCONSISTENT;
+	}
+	if (origin == ORIGIN_UNWRAP && actor.protect && !obj_protected(o)) {
+		log_info("object", "a key unwrapped under a trusted key stays sensitive, and "
+				   "extractable only with CKA_WRAP_WITH_TRUSTED");
+		return CKR_TEMPLATE_INCONSISTENT;
+	}
+	return CKR_OK;
+}
+
 static CK_RV check_required(const CK_ATTRIBUTE *tmpl, CK_ULONG n, unsigned cls,
 			    obj_origin origin)
 {
@@ -470,8 +518,12 @@ CK_RV obj_build(obj_origin origin, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	CK_RV rv = CKR_OK;
 	bool key = cls == CKO_SECRET_KEY;
 	/* Defaults (the "token-specific" ones are documented in
-	 * docs/OBJECTS.md): keys are private, sensitive and usable for
-	 * every function; data objects are public. */
+	 * docs/OBJECTS.md and docs/SECURITY.md): keys are private and
+	 * sensitive, and have one role: a key the template makes a wrapping
+	 * key (CKA_WRAP or CKA_UNWRAP true) wraps and unwraps only, any other
+	 * encrypts, decrypts, signs and verifies. A sensitive key is not
+	 * extractable unless the template says so. Data objects are public. */
+	bool wraps = tmpl_true(tmpl, n, CKA_WRAP) || tmpl_true(tmpl, n, CKA_UNWRAP);
 	bool ok = set_ulong(o, CKA_CLASS, cls) && set_bool(o, CKA_TOKEN, false) &&
 		  set_bool(o, CKA_PRIVATE, key) && set_bool(o, CKA_MODIFIABLE, true) &&
 		  set_bool(o, CKA_COPYABLE, true) &&
@@ -482,11 +534,10 @@ CK_RV obj_build(obj_origin origin, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	if (ok && key)
 		ok = obj_set(o, CKA_ID, "", 0) && obj_set(o, CKA_START_DATE, "", 0) &&
 		     obj_set(o, CKA_END_DATE, "", 0) && set_bool(o, CKA_DERIVE, false) &&
-		     set_bool(o, CKA_SENSITIVE, true) && set_bool(o, CKA_ENCRYPT, true) &&
-		     set_bool(o, CKA_DECRYPT, true) && set_bool(o, CKA_SIGN, true) &&
-		     set_bool(o, CKA_VERIFY, true) && set_bool(o, CKA_WRAP, true) &&
-		     set_bool(o, CKA_UNWRAP, true) &&
-		     set_bool(o, CKA_EXTRACTABLE, true) &&
+		     set_bool(o, CKA_SENSITIVE, true) && set_bool(o, CKA_ENCRYPT, !wraps) &&
+		     set_bool(o, CKA_DECRYPT, !wraps) && set_bool(o, CKA_SIGN, !wraps) &&
+		     set_bool(o, CKA_VERIFY, !wraps) && set_bool(o, CKA_WRAP, false) &&
+		     set_bool(o, CKA_UNWRAP, false) &&
 		     set_bool(o, CKA_WRAP_WITH_TRUSTED, false) &&
 		     set_bool(o, CKA_TRUSTED, false) &&
 		     obj_set(o, CKA_ALLOWED_MECHANISMS, "", 0);
@@ -497,6 +548,11 @@ CK_RV obj_build(obj_origin origin, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 	for (CK_ULONG i = 0; rv == CKR_OK && i < nextra; i++)
 		if (!obj_set(o, extra[i].type, extra[i].pValue, extra[i].ulValueLen))
 			rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK && key && !tmpl_find(tmpl, n, CKA_EXTRACTABLE) &&
+	    !set_bool(o, CKA_EXTRACTABLE, !obj_bool(o, CKA_SENSITIVE, true)))
+		rv = CKR_HOST_MEMORY;
+	if (rv == CKR_OK && key)
+		rv = key_policy_checks(o, origin, actor);
 	if (rv == CKR_OK && key) {
 		bool gen = origin == ORIGIN_GENERATE;
 		ok = set_bool(o, CKA_LOCAL, gen) &&
@@ -591,6 +647,22 @@ CK_RV obj_modify(object_t *o, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		log_info("object", "object is not modifiable (CKA_MODIFIABLE false)");
 		return CKR_ACTION_PROHIBITED;
 	}
+	/* v3.0 4.10: only the SO makes an object with CKA_TRUSTED TRUE, and a
+	 * copy is one. */
+	if (copying && !actor.so && obj_bool(o, CKA_TRUSTED, false)) {
+		const CK_ATTRIBUTE *tr = tmpl_find(tmpl, n, CKA_TRUSTED);
+		if (!tr || tr->ulValueLen != sizeof(CK_BBOOL) || *(CK_BBOOL *)tr->pValue ||
+		    !obj_bool(o, CKA_MODIFIABLE, true)) {
+			log_info("object", "only the SO may copy a trusted key "
+					   "(CKA_TRUSTED TRUE)");
+			return CKR_ACTION_PROHIBITED;
+		}
+	}
+	/* v3.0 5.7: a copy may change only what can ordinarily be modified,
+	 * so a non-modifiable object's attributes (its usage above all) stay
+	 * as they are, but for those every copy may set (CKA_TOKEN,
+	 * CKA_PRIVATE, CKA_MODIFIABLE). */
+	bool modifiable = obj_bool(o, CKA_MODIFIABLE, true);
 	/* Check everything first: a rejected template changes nothing. */
 	for (CK_ULONG i = 0; i < n; i++) {
 		const CK_ATTRIBUTE *t = &tmpl[i];
@@ -598,10 +670,13 @@ CK_RV obj_modify(object_t *o, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		if (!r)
 			return CKR_ATTRIBUTE_TYPE_INVALID;
 		GUARD(value_shape(r, t));
+		/* A secret or sensitive value is never compared with a guess:
+		 * the answer would tell whether the guess was right. */
+		bool secret = (r->flags & (R_SECRET | R_SENSITIVE)) != 0;
 		const attr_t *cur = obj_attr(o, t->type);
-		bool same = cur && cur->len == t->ulValueLen &&
+		bool same = !secret && cur && cur->len == t->ulValueLen &&
 			    (!cur->len || memcmp(cur->val, t->pValue, cur->len) == 0);
-		bool allowed = (r->flags & R_MODIFIABLE) ||
+		bool allowed = ((r->flags & R_MODIFIABLE) && modifiable) ||
 			       (copying && (r->flags & R_COPY_MOD));
 		if (!allowed && !same) {
 			log_info("object", "attribute 0x%lx cannot be changed",
@@ -636,6 +711,8 @@ object_t *obj_clone(const object_t *src)
 			return NULL;
 		}
 	o->sec_loaded = src->sec_loaded;
+	/* A copy of a key the KMS gave is revoked with it. */
+	o->kms_derived = src->kms_derived;
 	char hexid[33];
 	if (!crypto_random(o->uid, sizeof(o->uid))) {
 		obj_free(o);

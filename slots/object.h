@@ -53,6 +53,9 @@ typedef enum obj_origin {
 /* What the caller is (for SO-only rules). */
 typedef struct obj_actor {
 	bool so;
+	/* C_UnwrapKey under a trusted key (or the KMS envelope's protected
+	 * domain): the key made must be obj_protected. */
+	bool protect;
 } obj_actor;
 
 void obj_free(object_t *o);
@@ -65,6 +68,14 @@ bool obj_is_private(const object_t *o);
 P11K_WUR bool obj_set(object_t *o, CK_ATTRIBUTE_TYPE t, const void *v,
 		      CK_ULONG len);
 bool obj_is_secret_attr(CK_ATTRIBUTE_TYPE t);
+/* The key policy (docs/SECURITY.md). A key that wraps or unwraps and
+ * also encrypts or decrypts: never made now, refused for wrapping if an
+ * older store holds one. */
+bool obj_roles_conflict(const object_t *o);
+/* Sensitive, and extractable (if at all) only under trusted keys. */
+bool obj_protected(const object_t *o);
+/* Would obj_build make a protected key of this template? */
+bool tmpl_protected(const CK_ATTRIBUTE *tmpl, CK_ULONG n);
 bool obj_attr_sealed(const object_t *o, CK_ATTRIBUTE_TYPE t);
 
 /* Build a new object from a caller's template. extra: attributes the

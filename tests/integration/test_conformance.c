@@ -41,10 +41,10 @@ static CK_OBJECT_HANDLE make_key(CK_KEY_TYPE kt, const uint8_t *v, CK_BBOOL sens
 		{CKA_SENSITIVE, &sensitive, 1}, {CKA_EXTRACTABLE, &ext, 1},
 		{is_aes ? CKA_ENCRYPT : CKA_SIGN, &t, 1},
 		{is_aes ? CKA_DECRYPT : CKA_VERIFY, &t, 1},
-		{CKA_WRAP, &t, 1},		{CKA_UNWRAP, &t, 1},
 	};
+	/* A data key: it neither wraps nor unwraps (docs/SECURITY.md). */
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-	assert_ok(p11->C_CreateObject(S, tmpl, is_aes ? 10 : 8, &h));
+	assert_ok(p11->C_CreateObject(S, tmpl, 8, &h));
 	return h;
 }
 

@@ -127,6 +127,15 @@ static CK_OBJECT_HANDLE aes_key_b(bytes k)
 	return aes_key(k.b, k.n);
 }
 
+/* A wrapping key: it wraps and unwraps, and (docs/SECURITY.md) neither
+ * encrypts nor decrypts. */
+static CK_OBJECT_HANDLE kek_key(const uint8_t *v, size_t len)
+{
+	static CK_BBOOL t = CK_TRUE;
+	CK_ATTRIBUTE w[] = {{CKA_WRAP, &t, sizeof(t)}, {CKA_UNWRAP, &t, sizeof(t)}};
+	return key_ex(v, len, CKK_AES, w, 2);
+}
+
 static CK_OBJECT_HANDLE rand_aes(size_t len)
 {
 	uint8_t k[32];
@@ -645,6 +654,7 @@ static void run_wrap_vecs(const kw_vec *vecs, size_t nv, CK_MECHANISM_TYPE mt)
 		CK_KEY_TYPE kt = (d.n == 16 || d.n == 24 || d.n == 32) ? CKK_AES
 								       : CKK_GENERIC_SECRET;
 		CK_OBJECT_HANDLE target = key_ex(d.b, d.n, kt, NULL, 0);
+		kk = kek_key(kek.b, kek.n); /* the same value, the wrapping role */
 		CK_ULONG wl = 0;
 		assert_ok(p11->C_WrapKey(sess, &mp.m, kk, target, NULL, &wl));
 		assert_true(wl >= w.n);
@@ -1487,7 +1497,7 @@ static void test_key_usage(void **state)
 	(void)state;
 	uint8_t kv[16], out[64], in[32] = {0};
 	rnd(kv, 16);
-	CK_BBOOL f = CK_FALSE;
+	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
 	mparam mp;
 	mech0(&mp, CKM_AES_ECB);
 	struct {
@@ -1497,32 +1507,39 @@ static void test_key_usage(void **state)
 		 {CKA_WRAP, "CKA_WRAP"},       {CKA_UNWRAP, "CKA_UNWRAP"}};
 	CK_OBJECT_HANDLE target = rand_aes(16);
 	for (size_t i = 0; i < 4; i++) {
-		CK_ATTRIBUTE x[] = {{u[i].a, &f, sizeof(f)}};
-		CK_OBJECT_HANDLE k = key_ex(kv, 16, CKK_AES, x, 1);
+		/* A data key (ENCRYPT, DECRYPT) or a wrapping key (WRAP,
+		 * UNWRAP: docs/SECURITY.md), with u[i] false. */
+		bool wrapping = u[i].a == CKA_WRAP || u[i].a == CKA_UNWRAP;
+		CK_ATTRIBUTE x[] = {{CKA_WRAP, u[i].a == CKA_WRAP ? &f : &t, 1},
+				    {CKA_UNWRAP, u[i].a == CKA_UNWRAP ? &f : &t, 1}};
+		CK_ATTRIBUTE y[] = {{u[i].a, &f, sizeof(f)}};
+		CK_OBJECT_HANDLE k = wrapping ? key_ex(kv, 16, CKK_AES, x, 2)
+					      : key_ex(kv, 16, CKK_AES, y, 1);
 		CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 		CK_ULONG l = sizeof(out);
 		CK_RV want = CKR_KEY_FUNCTION_NOT_PERMITTED;
 		assert_rv(p11->C_EncryptInit(sess, &mp.m, k),
-			  u[i].a == CKA_ENCRYPT ? want : CKR_OK);
+			  u[i].a == CKA_ENCRYPT || wrapping ? want : CKR_OK);
 		assert_rv(p11->C_DecryptInit(sess, &mp.m, k),
-			  u[i].a == CKA_DECRYPT ? want : CKR_OK);
-		if (u[i].a != CKA_ENCRYPT)
+			  u[i].a == CKA_DECRYPT || wrapping ? want : CKR_OK);
+		if (u[i].a != CKA_ENCRYPT && !wrapping)
 			assert_ok(p11->C_Encrypt(sess, in, 32, out, &l));
 		l = sizeof(out);
-		if (u[i].a != CKA_DECRYPT)
+		if (u[i].a != CKA_DECRYPT && !wrapping)
 			assert_ok(p11->C_Decrypt(sess, in, 32, out, &l));
 		l = sizeof(out);
+		bool can_wrap = u[i].a == CKA_UNWRAP;
 		assert_rv(p11->C_WrapKey(sess, &kw, k, target, out, &l),
-			  u[i].a == CKA_WRAP ? want : CKR_OK);
+			  can_wrap ? CKR_OK : want);
 		CK_RV rv;
-		if (u[i].a == CKA_WRAP) {
+		if (!can_wrap) {
 			/* wrap with a usable key of the same value to get a blob */
-			CK_OBJECT_HANDLE k2 = aes_key(kv, 16);
+			CK_OBJECT_HANDLE k2 = kek_key(kv, 16);
 			l = sizeof(out);
 			assert_ok(p11->C_WrapKey(sess, &kw, k2, target, out, &l));
 		}
 		(void)unwrap_tmpl(&kw, k, out, l, CKK_AES, &rv);
-		if (rv != (u[i].a == CKA_UNWRAP ? want : CKR_OK))
+		if (rv != (u[i].a == CKA_WRAP ? CKR_OK : want))
 			fail_msg("C_UnwrapKey with %s=FALSE on the key for other use: 0x%lx",
 				 u[i].name, (unsigned long)rv);
 	}
@@ -1538,14 +1555,16 @@ static void test_key_usage(void **state)
 	assert_rv(p11->C_EncryptInit(sess, &g.m, k), CKR_MECHANISM_INVALID);
 	CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
 	CK_ULONG l = sizeof(out);
-	assert_rv(p11->C_WrapKey(sess, &kwp, k, target, out, &l), CKR_MECHANISM_INVALID);
+	CK_ATTRIBUTE xw[] = {x[0], {CKA_WRAP, &t, 1}}; /* a wrapping key, the same list */
+	assert_rv(p11->C_WrapKey(sess, &kwp, key_ex(kv, 16, CKK_AES, xw, 2), target, out, &l),
+		  CKR_MECHANISM_INVALID);
 	mech_iv(&g, CKM_AES_CBC, iv, 16);
 	assert_ok(p11->C_EncryptInit(sess, &g.m, k));
 	l = sizeof(out);
 	assert_ok(p11->C_Encrypt(sess, in, 32, out, &l));
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	l = sizeof(out);
-	assert_ok(p11->C_WrapKey(sess, &kw, k, target, out, &l));
+	assert_ok(p11->C_WrapKey(sess, &kw, key_ex(kv, 16, CKK_AES, xw, 2), target, out, &l));
 }
 
 static void test_key_type_and_handle(void **state)
@@ -1564,7 +1583,7 @@ static void test_key_type_and_handle(void **state)
 	assert_rv(p11->C_WrapKey(sess, &kw, gs, aes, out, &l),
 		  CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
 	l = sizeof(out);
-	assert_ok(p11->C_WrapKey(sess, &kw, aes, aes, out, &l));
+	assert_ok(p11->C_WrapKey(sess, &kw, kek_key(kv, 16), aes, out, &l));
 	CK_RV rv;
 	(void)unwrap_tmpl(&kw, gs, out, l, CKK_AES, &rv);
 	assert_rv(rv, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
@@ -1576,12 +1595,13 @@ static void test_key_type_and_handle(void **state)
 	assert_ok(p11->C_DestroyObject(sess, gone));
 	assert_rv(p11->C_EncryptInit(sess, &mp.m, gone), CKR_KEY_HANDLE_INVALID);
 	l = sizeof(out);
-	assert_rv(p11->C_WrapKey(sess, &kw, aes, gone, out, &l), CKR_KEY_HANDLE_INVALID);
+	assert_rv(p11->C_WrapKey(sess, &kw, kek_key(kv, 16), gone, out, &l),
+		  CKR_KEY_HANDLE_INVALID);
 	l = sizeof(out);
 	assert_rv(p11->C_WrapKey(sess, &kw, gone, aes, out, &l),
 		  CKR_WRAPPING_KEY_HANDLE_INVALID);
 	l = sizeof(out);
-	assert_ok(p11->C_WrapKey(sess, &kw, aes, aes, out, &l));
+	assert_ok(p11->C_WrapKey(sess, &kw, kek_key(kv, 16), aes, out, &l));
 	(void)unwrap_tmpl(&kw, gone, out, l, CKK_AES, &rv);
 	assert_rv(rv, CKR_UNWRAPPING_KEY_HANDLE_INVALID);
 	/* a data object is not a key */
@@ -1614,7 +1634,7 @@ static void test_wrap_errors(void **state)
 	(void)state;
 	uint8_t kv[32], out[128];
 	rnd(kv, 32);
-	CK_OBJECT_HANDLE kek = aes_key(kv, 32);
+	CK_OBJECT_HANDLE kek = kek_key(kv, 32);
 	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	/* unextractable */
@@ -1683,7 +1703,8 @@ static void test_wrap_errors(void **state)
 	mparam cbc;
 	mech_iv(&cbc, CKM_AES_CBC, iv, 16);
 	l = sizeof(ct);
-	assert_ok(crypt1(true, &cbc.m, kek, blk, 32, ct, &l));
+	/* by a data key of the same value: the wrapping key encrypts nothing */
+	assert_ok(crypt1(true, &cbc.m, aes_key(kv, 32), blk, 32, ct, &l));
 	mech_iv(&cbc, CKM_AES_CBC_PAD, iv, 16);
 	CK_RV rv;
 	(void)unwrap_tmpl(&cbc.m, kek, ct, 32, CKK_AES, &rv);
@@ -1727,8 +1748,10 @@ static void test_wrap_errors(void **state)
 	 * visible when the user logs in again). */
 	assert_ok(p11->C_Logout(sess));
 	assert_ok(p11->C_Login(sess, CKU_SO, (CK_UTF8CHAR_PTR)SO_PIN, 8));
-	CK_ATTRIBUTE tr[] = {{CKA_TRUSTED, &t, sizeof(t)}, {CKA_PRIVATE, &f, sizeof(f)}};
-	CK_OBJECT_HANDLE tkek = key_ex(kv, 32, CKK_AES, tr, 2);
+	CK_ATTRIBUTE tr[] = {{CKA_TRUSTED, &t, sizeof(t)},
+			     {CKA_PRIVATE, &f, sizeof(f)},
+			     {CKA_WRAP, &t, sizeof(t)}};
+	CK_OBJECT_HANDLE tkek = key_ex(kv, 32, CKK_AES, tr, 3);
 	assert_ok(p11->C_Logout(sess));
 	assert_ok(p11->C_Login(sess, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4));
 	guarded = key_ex(kv, 16, CKK_AES, wt, 1); /* the first died at logout */
@@ -1945,7 +1968,7 @@ static void test_key_origin_attributes(void **state)
 	assert_ok(gen(CKM_AES_KEY_GEN, gt, 3, &g));
 	assert_int_equal(get_bool(g, CKA_ALWAYS_SENSITIVE), CK_TRUE);
 	assert_int_equal(get_bool(g, CKA_NEVER_EXTRACTABLE), CK_TRUE);
-	CK_OBJECT_HANDLE kek = aes_key(kv, 32);
+	CK_OBJECT_HANDLE kek = kek_key(kv, 32);
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	CK_OBJECT_HANDLE target = rand_aes(32);
 	uint8_t blob[64];
@@ -2181,6 +2204,10 @@ static void test_mechanism_table(void **state)
 			}
 			CK_OBJECT_HANDLE target = rand_aes(32);
 			CK_ULONG wl = sizeof(out);
+			/* the same value in the wrapping role (docs/SECURITY.md) */
+			uint8_t kv[32];
+			CK_ULONG kl = get_attr(k, CKA_VALUE, kv, sizeof(kv));
+			k = kek_key(kv, kl);
 			CK_RV rv = p11->C_WrapKey(sess, &mp.m, k, target, out, &wl);
 			if (!(info.flags & CKF_WRAP)) {
 				assert_rv(rv, CKR_MECHANISM_INVALID);

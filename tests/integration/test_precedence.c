@@ -18,7 +18,7 @@
 
 static h_env env;
 static CK_SESSION_HANDLE S, closed_session;
-static CK_OBJECT_HANDLE aes, aes2, hmac;
+static CK_OBJECT_HANDLE aes, aes2, kek, hmac; /* kek: wrap only (docs/SECURITY.md) */
 static uint8_t blob[40];
 
 #define NO_KEY ((CK_OBJECT_HANDLE)0x7ffff123)
@@ -55,14 +55,16 @@ static int setup(void **state)
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
 	S = h_user_session(&env);
-	static const CK_ATTRIBUTE_TYPE ciph[] = {CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP},
+	static const CK_ATTRIBUTE_TYPE ciph[] = {CKA_ENCRYPT, CKA_DECRYPT},
+				       wrapping[] = {CKA_WRAP, CKA_UNWRAP},
 				       mac[] = {CKA_SIGN, CKA_VERIFY};
-	aes = make_key(CKK_AES, ciph, 4);
-	aes2 = make_key(CKK_AES, ciph, 4);
+	aes = make_key(CKK_AES, ciph, 2);
+	aes2 = make_key(CKK_AES, ciph, 2);
+	kek = make_key(CKK_AES, wrapping, 2);
 	hmac = make_key(CKK_GENERIC_SECRET, mac, 2);
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	CK_ULONG bl = sizeof(blob);
-	assert_ok(p11->C_WrapKey(S, &kw, aes, aes2, blob, &bl));
+	assert_ok(p11->C_WrapKey(S, &kw, kek, aes2, blob, &bl));
 	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &closed_session));
 	assert_ok(p11->C_CloseSession(closed_session));
 	return 0;
@@ -169,9 +171,9 @@ static const init_row init_rows[] = {
 	{"C_GenerateKey", generate, M(CKM_AES_KEY_GEN, NULL, 0), M(CKM_AES_KEY_GEN, iv8, 8),
 	 M(CKM_AES_ECB, NULL, 0), NULL, CKR_OK, true, false},
 	{"C_WrapKey", wrap, M(CKM_AES_KEY_WRAP, NULL, 0), M(CKM_AES_KEY_WRAP, iv16, 16),
-	 M(CKM_AES_ECB, NULL, 0), &aes, CKR_WRAPPING_KEY_HANDLE_INVALID, true, false},
+	 M(CKM_AES_ECB, NULL, 0), &kek, CKR_WRAPPING_KEY_HANDLE_INVALID, true, false},
 	{"C_UnwrapKey", unwrap, M(CKM_AES_KEY_WRAP, NULL, 0), M(CKM_AES_KEY_WRAP, iv8, 4),
-	 M(CKM_SHA256, NULL, 0), &aes, CKR_UNWRAPPING_KEY_HANDLE_INVALID, true, false},
+	 M(CKM_SHA256, NULL, 0), &kek, CKR_UNWRAPPING_KEY_HANDLE_INVALID, true, false},
 };
 
 static unsigned fails;

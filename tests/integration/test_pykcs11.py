@@ -213,12 +213,15 @@ class P11kmsTest(unittest.TestCase):
         self.assertEqual(cm.exception.value, ckr, "expected %s, got %s"
                          % (ckr_name(ckr), ckr_name(cm.exception.value)))
 
-    def aes_key(self, label, token=False, extractable=False, sensitive=True, value=None):
+    def aes_key(self, label, token=False, extractable=False, sensitive=True, value=None,
+                wrap=False):
+        # One role per key (docs/SECURITY.md): a wrapping key, or a data key.
+        usage = ((PyKCS11.CKA_WRAP, PyKCS11.CKA_UNWRAP) if wrap
+                 else (PyKCS11.CKA_ENCRYPT, PyKCS11.CKA_DECRYPT))
         t = [(PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY),
              (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES),
              (PyKCS11.CKA_TOKEN, token), (PyKCS11.CKA_LABEL, label),
-             (PyKCS11.CKA_ENCRYPT, True), (PyKCS11.CKA_DECRYPT, True),
-             (PyKCS11.CKA_WRAP, True), (PyKCS11.CKA_UNWRAP, True),
+             (usage[0], True), (usage[1], True),
              (PyKCS11.CKA_EXTRACTABLE, extractable), (PyKCS11.CKA_SENSITIVE, sensitive)]
         if value is None:
             return self.s.generateKey(t + [(PyKCS11.CKA_VALUE_LEN, 32)])
@@ -451,7 +454,7 @@ class P11kmsTest(unittest.TestCase):
 
     def test_06_wrap_unwrap(self):
         kek_value, payload = os.urandom(32), os.urandom(32)
-        kek = self.aes_key("py-kek", value=kek_value)
+        kek = self.aes_key("py-kek", value=kek_value, wrap=True)
         target = self.aes_key("py-target", extractable=True, value=payload)
         unwrap_tmpl = [(PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY),
                        (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES), (PyKCS11.CKA_TOKEN, False),
@@ -580,14 +583,17 @@ class CrossCheckSoftHSM(unittest.TestCase):
         cls.ps = LIB.openSession(SLOT, RW)
         cls.ps.login(PIN)
         cls.kv = os.urandom(32)
-        cls.keys = {}
+        cls.keys, cls.keks = {}, {}
+        # The same value as a data key and as a wrapping key: one role per
+        # key (docs/SECURITY.md).
         for name, sess in (("p11kms", cls.ps), ("softhsm", cls.hs)):
-            cls.keys[name] = sess.createObject([
-                (PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES),
-                (PyKCS11.CKA_TOKEN, False), (PyKCS11.CKA_VALUE, cls.kv),
-                (PyKCS11.CKA_ENCRYPT, True), (PyKCS11.CKA_DECRYPT, True),
-                (PyKCS11.CKA_WRAP, True), (PyKCS11.CKA_UNWRAP, True),
-                (PyKCS11.CKA_LABEL, "cross-kek")])
+            for keys, usage in ((cls.keys, (PyKCS11.CKA_ENCRYPT, PyKCS11.CKA_DECRYPT)),
+                                (cls.keks, (PyKCS11.CKA_WRAP, PyKCS11.CKA_UNWRAP))):
+                keys[name] = sess.createObject([
+                    (PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY),
+                    (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES),
+                    (PyKCS11.CKA_TOKEN, False), (PyKCS11.CKA_VALUE, cls.kv),
+                    (usage[0], True), (usage[1], True), (PyKCS11.CKA_LABEL, "cross-kek")])
 
     @classmethod
     def tearDownClass(cls):
@@ -641,8 +647,8 @@ class CrossCheckSoftHSM(unittest.TestCase):
         payload = os.urandom(32)
         t = self._target(payload, PyKCS11.CKK_AES)
         m = PyKCS11.Mechanism(PyKCS11.CKM_AES_KEY_WRAP, None)
-        a = bytes(self.ps.wrapKey(self.keys["p11kms"], t["p11kms"], m))
-        b = bytes(self.hs.wrapKey(self.keys["softhsm"], t["softhsm"], m))
+        a = bytes(self.ps.wrapKey(self.keks["p11kms"], t["p11kms"], m))
+        b = bytes(self.hs.wrapKey(self.keks["softhsm"], t["softhsm"], m))
         self.assertEqual(a.hex(), b.hex(), "CKM_AES_KEY_WRAP output differs")
         if Cipher:
             self.assertEqual(a, keywrap.aes_key_wrap(self.kv, payload))
@@ -656,9 +662,9 @@ class CrossCheckSoftHSM(unittest.TestCase):
         for n in (32, 24, 16):
             payload = os.urandom(n)
             t = self._target(payload, PyKCS11.CKK_GENERIC_SECRET)
-            a = bytes(self.ps.wrapKey(self.keys["p11kms"], t["p11kms"],
+            a = bytes(self.ps.wrapKey(self.keks["p11kms"], t["p11kms"],
                                       PyKCS11.Mechanism(CKM_AES_KEY_WRAP_KWP, None)))
-            b = bytes(self.hs.wrapKey(self.keys["softhsm"], t["softhsm"],
+            b = bytes(self.hs.wrapKey(self.keks["softhsm"], t["softhsm"],
                                       PyKCS11.Mechanism(CKM_AES_KEY_WRAP_PAD, None)))
             self.assertEqual(a.hex(), b.hex(), "%d-byte key: p11kms 0x210B vs SoftHSM 0x210A" % n)
             if Cipher:
@@ -670,9 +676,9 @@ class CrossCheckSoftHSM(unittest.TestCase):
         # MLI says 24), which is not RFC 5649; p11kms must match RFC 5649.
         payload = os.urandom(20)
         t = self._target(payload, PyKCS11.CKK_GENERIC_SECRET)
-        a = bytes(self.ps.wrapKey(self.keys["p11kms"], t["p11kms"],
+        a = bytes(self.ps.wrapKey(self.keks["p11kms"], t["p11kms"],
                                   PyKCS11.Mechanism(CKM_AES_KEY_WRAP_KWP, None)))
-        b = bytes(self.hs.wrapKey(self.keys["softhsm"], t["softhsm"],
+        b = bytes(self.hs.wrapKey(self.keks["softhsm"], t["softhsm"],
                                   PyKCS11.Mechanism(CKM_AES_KEY_WRAP_PAD, None)))
         if Cipher:
             self.assertEqual(a, keywrap.aes_key_wrap_with_padding(self.kv, payload),
@@ -683,7 +689,7 @@ class CrossCheckSoftHSM(unittest.TestCase):
                    else "== p11kms" if a == b else "differs"))
         # What p11kms does under 0x210A: RFC 3394 over PKCS #7 padding (the
         # v2.40 CKM_AES_KEY_WRAP_PAD); so 0x210A differs between the two.
-        c = bytes(self.ps.wrapKey(self.keys["p11kms"], t["p11kms"],
+        c = bytes(self.ps.wrapKey(self.keks["p11kms"], t["p11kms"],
                                   PyKCS11.Mechanism(CKM_AES_KEY_WRAP_PAD, None)))
         if Cipher:
             p = sympad.PKCS7(64).padder()

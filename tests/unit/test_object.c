@@ -102,9 +102,11 @@ static void test_build_key_defaults(void **state)
 	assert_bool_attr(o, CKA_DECRYPT, true);
 	assert_bool_attr(o, CKA_SIGN, true);
 	assert_bool_attr(o, CKA_VERIFY, true);
-	assert_bool_attr(o, CKA_WRAP, true);
-	assert_bool_attr(o, CKA_UNWRAP, true);
-	assert_bool_attr(o, CKA_EXTRACTABLE, true);
+	/* One role (docs/SECURITY.md): a data key does not wrap, and a
+	 * sensitive key is not extractable unless the template says so. */
+	assert_bool_attr(o, CKA_WRAP, false);
+	assert_bool_attr(o, CKA_UNWRAP, false);
+	assert_bool_attr(o, CKA_EXTRACTABLE, false);
 	assert_bool_attr(o, CKA_WRAP_WITH_TRUSTED, false);
 	assert_bool_attr(o, CKA_TRUSTED, false);
 	/* Set by the module for a key it did not generate. */
@@ -419,7 +421,7 @@ static void test_extractable_only_true_to_false(void **state)
 {
 	CK_ATTRIBUTE f[] = {A(CKA_EXTRACTABLE, &no, 1)};
 	CK_ATTRIBUTE t[] = {A(CKA_EXTRACTABLE, &yes, 1)};
-	object_t *o = key_or_fail(NULL, 0);
+	object_t *o = key_or_fail(t, 1);
 	assert_int_equal(obj_modify(o, t, 1, false, user), CKR_OK); /* unchanged */
 	assert_int_equal(obj_modify(o, f, 1, false, user), CKR_OK);
 	assert_bool_attr(o, CKA_EXTRACTABLE, false);
