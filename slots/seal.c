@@ -347,7 +347,10 @@ void tk_keys_refresh_inlock(token_t *t)
 			log_info("token", "slot %lu: token key %s (another process's rekey)",
 				 (unsigned long)t->slot_id,
 				 TK_HAS_NEXT(b) ? "and its successor reloaded" : "reloaded");
-			set_tk_inlock(t, b);
+			/* The same token, the same objects: not a new tk_epoch
+			 * (running operations on token keys go on). */
+			sec_free(t->tk);
+			t->tk = b;
 			t->tk_gen = s.tk_gen;
 			b = NULL;
 		} else {
