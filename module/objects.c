@@ -458,8 +458,11 @@ CK_RV ep_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
 		CK_ULONG n = 0;
 		while (n < ulMaxObjectCount && s->find.pos < s->find.n) {
 			CK_OBJECT_HANDLE h = s->find.handles[s->find.pos++];
-			/* skip objects destroyed since the search began */
-			if (hmap_get(&slots.objects, h))
+			/* Skip objects destroyed since the search began, and
+			 * private ones after a logout (PKCS #11 5.6): their
+			 * handles are gone, or no longer visible. */
+			object_t *o = hmap_get(&slots.objects, h);
+			if (o && user_visible(s, o))
 				phObject[n++] = h;
 		}
 		*pulObjectCount = n;

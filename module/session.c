@@ -46,6 +46,37 @@ CK_RV api_refuse(CK_RV rv, const char *why)
 	return rv;
 }
 
+/* PKCS #11 v2.40 5.6, C_Logout: "any of the application's handles to
+ * private objects become invalid (even if a user is later logged back into
+ * the token, those handles remain invalid)", and private session objects
+ * are destroyed. A private token object stays in the store: a search
+ * registers it again, under a new handle. Called wherever the
+ * application's user stops being logged in. */
+static void forget_private_inlock(token_t *t)
+{
+	size_t it = 0, n = 0;
+	uint64_t k;
+	void *v;
+	while (hmap_next(&t->session_objs, &it, &k, &v)) {
+		object_t *o = v;
+		if (obj_is_private(o)) {
+			object_unregister_inlock(o);
+			obj_free(o);
+			n++;
+		}
+	}
+	for (it = 0; hmap_next(&t->by_rowid, &it, &k, &v);) {
+		object_t *o = v;
+		if (obj_is_private(o)) {
+			object_unregister_inlock(o);
+			obj_free(o);
+			n++;
+		}
+	}
+	log_debug("api", "slot %lu: logged out: %zu private object handle(s) invalidated",
+		  (unsigned long)t->slot_id, n);
+}
+
 static void session_free(session_t *s);
 
 /* Sessions are reference counted: the session table holds one reference,
@@ -110,7 +141,12 @@ CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 		return CKR_OK;
 	token_t *t = s->tok;
 	CK_ULONG dev = 0;
+	bool user = t->login == CKU_USER;
 	CK_RV rv = token_revalidate(t, &dev);
+	/* A revoked sealing key logs the user out (login=required): that
+	 * logout invalidates private handles as C_Logout's does. */
+	if (user && t->login == NO_LOGIN && t->revoked)
+		forget_private_inlock(t);
 	if ((s = session_inlock(h)) && dev) {
 		s->deverr = dev;
 		s->deverr_revoked = rv != CKR_OK;
@@ -429,9 +465,12 @@ static void close_session_inlock(session_t *s)
 	t->nsessions--;
 	if (s->flags & CKF_RW_SESSION)
 		t->nrw--;
-	/* Closing the last session logs the application out (5.6). */
-	if (t->nsessions == 0 && t->login != NO_LOGIN)
+	/* Closing the last session logs the application out (5.6), and its
+	 * private handles go as at C_Logout. */
+	if (t->nsessions == 0 && t->login != NO_LOGIN) {
 		(void)token_logout_inlock(t);
+		forget_private_inlock(t);
+	}
 	s->closed = true;
 	sess_unref(s); /* the table's reference; calls in flight hold theirs */
 }
@@ -540,19 +579,8 @@ CK_RV ep_Logout(CK_SESSION_HANDLE hSession)
 	CK_RV rv = session_args_inlock(hSession, true, NULL, &s);
 	if (rv == CKR_OK && (rv = token_logout_inlock(s->tok)) != CKR_OK)
 		log_info("api", "nobody is logged in");
-	if (rv == CKR_OK) {
-		/* Private session objects are destroyed at logout (5.6). */
-		size_t it = 0;
-		uint64_t k;
-		void *v;
-		while (hmap_next(&s->tok->session_objs, &it, &k, &v)) {
-			object_t *o = v;
-			if (obj_is_private(o)) {
-				object_unregister_inlock(o);
-				obj_free(o);
-			}
-		}
-	}
+	if (rv == CKR_OK)
+		forget_private_inlock(s->tok);
 	UNLOCK();
 	return LEAVE(rv);
 }

@@ -7,3 +7,5 @@ p11kms_api_test(test_precedence ${CMAKE_CURRENT_LIST_DIR}/test_precedence.c)
 p11kms_api_test(test_conformance ${CMAKE_CURRENT_LIST_DIR}/test_conformance.c)
 # libcrypto only as an independent oracle (SHA-256, AES-GCM with long IVs).
 target_link_libraries(test_conformance PRIVATE OpenSSL::Crypto)
+# Login state and objects: logout, and the two login modes (docs/OBJECTS.md).
+p11kms_api_test(test_login ${CMAKE_CURRENT_LIST_DIR}/test_login.c)

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Login state and objects through the exported API (docs/OBJECTS.md,
+ * "Login and private objects"):
+ *   logout: PKCS #11 v2.40 5.6 C_Logout, "any of the application's handles
+ *     to private objects become invalid (even if a user is later logged
+ *     back into the token, those handles remain invalid)": after C_Logout,
+ *     after the last session closes and after a revoked sealing key logged
+ *     the user out; a search begun before returns no private handle after.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static h_env env;
+
+static int setup_required(void **state)
+{
+	(void)state;
+	h_env_new(&env, "required", "\"revalidate_seconds\": 1");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	p11->C_Finalize(NULL);
+	h_env_free(&env);
+	return 0;
+}
+
+static CK_SESSION_HANDLE open_session(CK_FLAGS rw)
+{
+	CK_SESSION_HANDLE s;
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | rw, NULL, NULL, &s));
+	return s;
+}
+
+static void login(CK_SESSION_HANDLE s)
+{
+	assert_ok(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, strlen(USER_PIN)));
+}
+
+/* A public token data object (CKA_PRIVATE FALSE). */
+static CK_OBJECT_HANDLE public_data(CK_SESSION_HANDLE s, const char *label)
+{
+	CK_OBJECT_CLASS c = CKO_DATA;
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &c, sizeof(c)},
+			       {CKA_TOKEN, &t, 1},
+			       {CKA_PRIVATE, &f, 1},
+			       {CKA_LABEL, (void *)label, strlen(label)},
+			       {CKA_VALUE, "v", 1}};
+	CK_OBJECT_HANDLE h;
+	assert_ok(p11->C_CreateObject(s, tmpl, 5, &h));
+	return h;
+}
+
+static bool handle_works(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	CK_ULONG size;
+	CK_RV rv = p11->C_GetObjectSize(s, h, &size);
+	if (rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID)
+		fail_msg("C_GetObjectSize: 0x%lx", (unsigned long)rv);
+	return rv == CKR_OK;
+}
+
+/* The rest of a running search, up to 64 handles. */
+static CK_ULONG find_rest(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE *h)
+{
+	CK_ULONG n = 0, got;
+	do {
+		assert_ok(p11->C_FindObjects(s, h + n, 64 - n, &got));
+		n += got;
+	} while (got && n < 64);
+	assert_ok(p11->C_FindObjectsFinal(s));
+	return n;
+}
+
+static bool among(CK_OBJECT_HANDLE x, const CK_OBJECT_HANDLE *h, CK_ULONG n)
+{
+	for (CK_ULONG i = 0; i < n; i++)
+		if (h[i] == x)
+			return true;
+	return false;
+}
+
+static void test_logout_invalidates_private_handles(void **state)
+{
+	(void)state;
+	CK_SESSION_HANDLE s = open_session(CKF_RW_SESSION);
+	login(s);
+	CK_SESSION_HANDLE ro = open_session(0);
+	CK_OBJECT_HANDLE tok = h_aes_key(s, 32, CK_TRUE, "private-token"); /* private */
+	CK_OBJECT_HANDLE ses = h_aes_key(s, 32, CK_FALSE, "private-session");
+	CK_OBJECT_HANDLE pub = public_data(s, "public");
+	uint8_t before[32], after[32];
+	CK_ULONG bl = sizeof(before), al = sizeof(after);
+	assert_ok(h_encrypt_probe(s, tok, before, &bl));
+
+	/* Two searches of everything begun while logged in, one per session. */
+	CK_OBJECT_HANDLE h[64];
+	assert_ok(p11->C_FindObjectsInit(ro, NULL, 0));
+	assert_ok(p11->C_FindObjectsInit(s, NULL, 0));
+	assert_ok(p11->C_Logout(s));
+
+	/* Logged out: private handles are invalid, public ones work. */
+	assert_false(handle_works(s, tok));
+	assert_false(handle_works(ro, ses));
+	assert_true(handle_works(ro, pub));
+	CK_ULONG n = find_rest(ro, h);
+	assert_false(among(tok, h, n) || among(ses, h, n));
+	assert_true(among(pub, h, n));
+
+	/* Logged in again: the old private handles stay invalid (5.6), and a
+	 * search begun before the logout still does not return them. */
+	login(s);
+	n = find_rest(s, h);
+	assert_false(among(tok, h, n) || among(ses, h, n));
+	assert_true(among(pub, h, n));
+	assert_false(handle_works(s, tok));
+	uint8_t iv[16] = {0};
+	CK_MECHANISM cbc = {CKM_AES_CBC_PAD, iv, 16};
+	assert_rv(p11->C_EncryptInit(s, &cbc, tok), CKR_KEY_HANDLE_INVALID);
+	assert_true(h_log_contains(&env, "no such object on this session's token"));
+	assert_true(handle_works(s, pub));
+	/* The object itself is still there, under a new handle: the same key. */
+	CK_OBJECT_HANDLE tok2 = h_find_label(s, "private-token");
+	assert_int_not_equal(tok2, tok);
+	assert_ok(h_encrypt_probe(s, tok2, after, &al));
+	assert_int_equal(al, bl);
+	assert_memory_equal(before, after, bl);
+	/* The private session object was destroyed (5.6). */
+	CK_ATTRIBUTE q = {CKA_LABEL, "private-session", 15};
+	assert_ok(p11->C_FindObjectsInit(s, &q, 1));
+	assert_int_equal(find_rest(s, h), 0);
+
+	/* Closing the application's last session logs it out: the same. */
+	assert_ok(p11->C_CloseSession(ro));
+	assert_ok(p11->C_CloseSession(s));
+	s = open_session(CKF_RW_SESSION);
+	login(s);
+	assert_false(handle_works(s, tok2));
+	assert_true(handle_works(s, pub));
+	assert_int_not_equal(h_find_label(s, "private-token"), tok2);
+	assert_ok(p11->C_CloseSession(s));
+}
+
+/* A revoked sealing key logs the user out (login=required): a logout like
+ * C_Logout's, whose private handles stay invalid after the next login. */
+static void test_revocation_logout_invalidates_private_handles(void **state)
+{
+	(void)state;
+	CK_SESSION_HANDLE s = open_session(CKF_RW_SESSION);
+	login(s);
+	CK_OBJECT_HANDLE tok = h_aes_key(s, 32, CK_TRUE, "private-token");
+	CK_OBJECT_HANDLE pub = public_data(s, "public");
+	assert_int_equal(chmod(env.key_file, 0644), 0); /* the local KMS refuses it */
+	sleep(2);                                        /* past revalidate_seconds */
+	uint8_t out[32];
+	CK_ULONG ol = sizeof(out);
+	assert_rv(h_encrypt_probe(s, tok, out, &ol), CKR_DEVICE_ERROR);
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(s, &si));
+	assert_int_equal(si.state, CKS_RW_PUBLIC_SESSION);
+	assert_int_equal(chmod(env.key_file, 0600), 0);
+	login(s);
+	assert_false(handle_works(s, tok));
+	assert_true(handle_works(s, pub));
+	CK_OBJECT_HANDLE tok2 = h_find_label(s, "private-token");
+	assert_int_not_equal(tok2, tok);
+	assert_ok(h_encrypt_probe(s, tok2, out, &ol));
+	assert_ok(p11->C_CloseSession(s));
+}
+
+int main(void)
+{
+	h_load();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_logout_invalidates_private_handles,
+						setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_revocation_logout_invalidates_private_handles,
+						setup_required, teardown),
+	};
+	return cmocka_run_group_tests_name("login", tests, NULL, NULL);
+}
