@@ -9,10 +9,15 @@
  */
 #include "gate.h"
 
-/* May the application use t's private objects now? (PKCS #11 5.6) */
+/* May the application use t's private objects now? PKCS #11 5.6: with the
+ * user logged in, never as the SO. In login=optional mode also before any
+ * login: CKF_LOGIN_REQUIRED is clear, so consumers that trust it
+ * (SunPKCS11, NSS) never log in, and a login adds no protection there: the
+ * KMS alone unseals the token key (docs/OBJECTS.md). */
 static bool private_ok(const token_t *t)
 {
-	return t->login == CKU_USER;
+	return t->login == CKU_USER ||
+	       (t->cfg->login == LOGIN_OPTIONAL && t->login == NO_LOGIN);
 }
 
 bool user_visible(const session_t *s, const object_t *o)

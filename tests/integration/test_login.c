@@ -7,6 +7,9 @@
  *     back into the token, those handles remain invalid)": after C_Logout,
  *     after the last session closes and after a revoked sealing key logged
  *     the user out; a search begun before returns no private handle after.
+ *   login=optional: CKF_LOGIN_REQUIRED is clear, and private objects need
+ *     no login (SunPKCS11 and NSS never call C_Login there); the SO still
+ *     sees only public objects.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,15 @@ static int setup_required(void **state)
 {
 	(void)state;
 	h_env_new(&env, "required", "\"revalidate_seconds\": 1");
+	assert_ok(h_initialize(&env));
+	h_init_token(&env);
+	return 0;
+}
+
+static int setup_optional(void **state)
+{
+	(void)state;
+	h_env_new(&env, "optional", "");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
 	return 0;
@@ -179,6 +191,104 @@ static void test_revocation_logout_invalidates_private_handles(void **state)
 	assert_ok(p11->C_CloseSession(s));
 }
 
+static CK_BBOOL attr_bool(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t)
+{
+	CK_BBOOL v = 2;
+	CK_ATTRIBUTE a = {t, &v, sizeof(v)};
+	assert_ok(p11->C_GetAttributeValue(s, h, &a, 1));
+	return v;
+}
+
+/* How many objects have this label. */
+static CK_ULONG count_label(CK_SESSION_HANDLE s, const char *label)
+{
+	CK_ATTRIBUTE q = {CKA_LABEL, (void *)label, strlen(label)};
+	CK_OBJECT_HANDLE h[64];
+	assert_ok(p11->C_FindObjectsInit(s, &q, 1));
+	return find_rest(s, h);
+}
+
+static void test_optional_private_objects_need_no_login(void **state)
+{
+	(void)state;
+	CK_TOKEN_INFO ti;
+	assert_ok(p11->C_GetTokenInfo(env.slot, &ti));
+	assert_false(ti.flags & CKF_LOGIN_REQUIRED);
+	CK_SESSION_HANDLE s = open_session(CKF_RW_SESSION), ro = open_session(0);
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(ro, &si));
+	assert_int_equal(si.state, CKS_RO_PUBLIC_SESSION);
+
+	/* Nobody logged in: a private token key (the default), a private
+	 * session key and a private token data object are made ... */
+	CK_OBJECT_HANDLE tok = h_aes_key(s, 32, CK_TRUE, "private-token");
+	assert_int_equal(attr_bool(s, tok, CKA_PRIVATE), CK_TRUE);
+	CK_OBJECT_HANDLE ses = h_aes_key(s, 16, CK_FALSE, "private-session");
+	CK_OBJECT_CLASS dc = CKO_DATA;
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+	CK_ATTRIBUTE data[] = {{CKA_CLASS, &dc, sizeof(dc)},
+			       {CKA_TOKEN, &t, 1},
+			       {CKA_PRIVATE, &t, 1},
+			       {CKA_LABEL, "private-data", 12},
+			       {CKA_VALUE, "secret-data", 11}};
+	CK_OBJECT_HANDLE dh;
+	assert_ok(p11->C_CreateObject(s, data, 5, &dh));
+	/* ... and seen, used, read and changed from public sessions. */
+	assert_int_equal(h_find_label(ro, "private-token"), tok);
+	assert_int_equal(h_find_label(ro, "private-session"), ses);
+	uint8_t c1[32], c2[32], v[32];
+	CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
+	assert_ok(h_encrypt_probe(ro, tok, c1, &l1));
+	CK_ATTRIBUTE va = {CKA_VALUE, v, sizeof(v)};
+	assert_ok(p11->C_GetAttributeValue(ro, h_find_label(ro, "private-data"), &va, 1));
+	assert_int_equal(va.ulValueLen, 11);
+	assert_memory_equal(v, "secret-data", 11);
+	CK_ATTRIBUTE rename = {CKA_LABEL, "renamed", 7};
+	assert_ok(p11->C_SetAttributeValue(s, tok, &rename, 1));
+	CK_ATTRIBUTE session_copy = {CKA_TOKEN, &f, 1};
+	CK_OBJECT_HANDLE copy;
+	assert_ok(p11->C_CopyObject(s, tok, &session_copy, 1, &copy));
+	assert_int_equal(attr_bool(ro, copy, CKA_PRIVATE), CK_TRUE);
+	/* Still read/write sessions for token objects. */
+	CK_ULONG len = 16;
+	CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ATTRIBUTE tt[] = {{CKA_VALUE_LEN, &len, sizeof(len)}, {CKA_TOKEN, &t, 1}};
+	CK_OBJECT_HANDLE k;
+	assert_rv(p11->C_GenerateKey(ro, &gen, tt, 2, &k), CKR_SESSION_READ_ONLY);
+
+	/* Another process (here: the module initialized again) finds the
+	 * private key without a login, and it is the same key. */
+	assert_ok(p11->C_Finalize(NULL));
+	assert_ok(h_initialize(&env));
+	s = open_session(CKF_RW_SESSION);
+	CK_OBJECT_HANDLE again = h_find_label(s, "renamed");
+	assert_ok(h_encrypt_probe(s, again, c2, &l2));
+	assert_int_equal(l1, l2);
+	assert_memory_equal(c1, c2, l1);
+
+	/* The SO sees public objects only (PKCS #11 5.6) and makes no private
+	 * ones; its logout invalidates the private handles held before. */
+	assert_ok(p11->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)SO_PIN, strlen(SO_PIN)));
+	assert_int_equal(count_label(s, "renamed"), 0);
+	assert_false(handle_works(s, again));
+	CK_ATTRIBUTE st = {CKA_VALUE_LEN, &len, sizeof(len)};
+	assert_rv(p11->C_GenerateKey(s, &gen, &st, 1, &k), CKR_USER_NOT_LOGGED_IN);
+	assert_ok(p11->C_Logout(s));
+	assert_false(handle_works(s, again));
+	CK_OBJECT_HANDLE found = h_find_label(s, "renamed");
+	assert_int_not_equal(found, again);
+	assert_true(handle_works(s, found));
+
+	/* A user login changes nothing for private objects; its logout
+	 * invalidates their handles like any logout. */
+	login(s);
+	assert_true(handle_works(s, found));
+	assert_ok(p11->C_Logout(s));
+	assert_false(handle_works(s, found));
+	assert_int_equal(count_label(s, "renamed"), 1);
+	assert_ok(p11->C_CloseSession(s));
+}
+
 int main(void)
 {
 	h_load();
@@ -187,6 +297,8 @@ int main(void)
 						setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_revocation_logout_invalidates_private_handles,
 						setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_optional_private_objects_need_no_login,
+						setup_optional, teardown),
 	};
 	return cmocka_run_group_tests_name("login", tests, NULL, NULL);
 }
