@@ -362,6 +362,8 @@ CK_RV ep_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 			if (rv == CKR_OK && uid && !obj_set(n, CKA_UNIQUE_ID, uid->val, uid->len))
 				rv = CKR_HOST_MEMORY;
 		}
+		if (rv == CKR_OK && !o->session && !s->tok->tk)
+			rv = no_token_key(s->tok, "changing a token object");
 		if (rv == CKR_OK && !o->session) {
 			n->rowid = o->rowid;
 			rv = token_obj_update_inlock(s->tok, n);

@@ -10,6 +10,10 @@
  *   login=optional: CKF_LOGIN_REQUIRED is clear, and private objects need
  *     no login (SunPKCS11 and NSS never call C_Login there); the SO still
  *     sees only public objects.
+ *   login=required: public token objects are listed and read before a
+ *     login, but not made, changed or used (CKR_USER_NOT_LOGGED_IN): their
+ *     records are sealed under the token key, which needs the PIN. A
+ *     deviation from PKCS #11 5.6's R/W Public Session, documented.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +293,96 @@ static void test_optional_private_objects_need_no_login(void **state)
 	assert_ok(p11->C_CloseSession(s));
 }
 
+/* A public AES token key whose value may be read. */
+static CK_OBJECT_HANDLE public_key(CK_SESSION_HANDLE s, const char *label)
+{
+	CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ULONG len = 32;
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+	CK_ATTRIBUTE tmpl[] = {{CKA_VALUE_LEN, &len, sizeof(len)},
+			       {CKA_TOKEN, &t, 1},
+			       {CKA_PRIVATE, &f, 1},
+			       {CKA_SENSITIVE, &f, 1},
+			       {CKA_LABEL, (void *)label, strlen(label)}};
+	CK_OBJECT_HANDLE k;
+	CK_RV rv = p11->C_GenerateKey(s, &m, tmpl, 5, &k);
+	return rv == CKR_OK ? k : CK_INVALID_HANDLE;
+}
+
+static void test_required_public_token_objects_need_a_login(void **state)
+{
+	(void)state;
+	CK_SESSION_HANDLE s = open_session(CKF_RW_SESSION);
+	login(s);
+	CK_OBJECT_HANDLE key = public_key(s, "public-key");
+	assert_int_not_equal(key, CK_INVALID_HANDLE);
+	CK_OBJECT_HANDLE data = public_data(s, "public-data");
+	uint8_t c1[32], c2[32];
+	CK_ULONG l1 = sizeof(c1), l2 = sizeof(c2);
+	assert_ok(h_encrypt_probe(s, key, c1, &l1));
+	assert_ok(p11->C_Logout(s));
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(s, &si));
+	assert_int_equal(si.state, CKS_RW_PUBLIC_SESSION);
+
+	/* Listed, their public attributes and a public data object's value
+	 * read, as PKCS #11 5.6 says. */
+	assert_int_equal(h_find_label(s, "public-key"), key);
+	assert_int_equal(h_find_label(s, "public-data"), data);
+	uint8_t v[40];
+	CK_ATTRIBUTE va = {CKA_VALUE, v, sizeof(v)};
+	assert_ok(p11->C_GetAttributeValue(s, data, &va, 1));
+	assert_int_equal(va.ulValueLen, 1);
+	/* A key's value is sealed: C_GetAttributeValue has no
+	 * CKR_USER_NOT_LOGGED_IN, so it is reported as sensitive. */
+	va.ulValueLen = sizeof(v);
+	assert_rv(p11->C_GetAttributeValue(s, key, &va, 1), CKR_ATTRIBUTE_SENSITIVE);
+	assert_int_equal(va.ulValueLen, CK_UNAVAILABLE_INFORMATION);
+
+	/* The deviation: used, changed, copied or made, a public token object
+	 * needs the token key, so a login: CKR_USER_NOT_LOGGED_IN, with a log
+	 * line saying why. */
+	assert_rv(h_encrypt_probe(s, key, c2, &l2), CKR_USER_NOT_LOGGED_IN);
+	assert_true(h_log_contains(&env, "needs the token key, which needs a login with "
+					 "login=required, even for a public object"));
+	CK_ATTRIBUTE rename = {CKA_LABEL, "renamed", 7};
+	assert_rv(p11->C_SetAttributeValue(s, data, &rename, 1), CKR_USER_NOT_LOGGED_IN);
+	assert_true(h_log_contains(&env, "changing a token object needs the token key"));
+	CK_BBOOL f = CK_FALSE;
+	CK_ATTRIBUTE to_session = {CKA_TOKEN, &f, 1};
+	CK_OBJECT_HANDLE copy;
+	assert_rv(p11->C_CopyObject(s, key, &to_session, 1, &copy), CKR_USER_NOT_LOGGED_IN);
+	CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ULONG len = 16;
+	CK_BBOOL t = CK_TRUE;
+	CK_ATTRIBUTE pub_tok[] = {{CKA_VALUE_LEN, &len, sizeof(len)},
+				  {CKA_TOKEN, &t, 1},
+				  {CKA_PRIVATE, &f, 1}};
+	CK_OBJECT_HANDLE k;
+	assert_rv(p11->C_GenerateKey(s, &gen, pub_tok, 3, &k), CKR_USER_NOT_LOGGED_IN);
+	CK_OBJECT_CLASS dc = CKO_DATA;
+	CK_ATTRIBUTE pub_data[] = {{CKA_CLASS, &dc, sizeof(dc)},
+				   {CKA_TOKEN, &t, 1},
+				   {CKA_PRIVATE, &f, 1}};
+	assert_rv(p11->C_CreateObject(s, pub_data, 3, &k), CKR_USER_NOT_LOGGED_IN);
+	/* Destroying one needs no key. */
+	assert_ok(p11->C_DestroyObject(s, data));
+	assert_int_equal(count_label(s, "public-data"), 0);
+
+	/* Public session objects work before a login, as the spec says. */
+	pub_tok[1].pValue = &f;
+	assert_ok(p11->C_GenerateKey(s, &gen, pub_tok, 3, &k));
+	assert_ok(h_encrypt_probe(s, k, c2, &l2));
+	assert_ok(p11->C_CreateObject(s, pub_data, 1, &k));
+
+	/* After a login the same key works, with the same handle. */
+	login(s);
+	l2 = sizeof(c2);
+	assert_ok(h_encrypt_probe(s, key, c2, &l2));
+	assert_memory_equal(c1, c2, l1);
+	assert_ok(p11->C_CloseSession(s));
+}
+
 int main(void)
 {
 	h_load();
@@ -299,6 +393,8 @@ int main(void)
 						setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_optional_private_objects_need_no_login,
 						setup_optional, teardown),
+		cmocka_unit_test_setup_teardown(test_required_public_token_objects_need_a_login,
+						setup_required, teardown),
 	};
 	return cmocka_run_group_tests_name("login", tests, NULL, NULL);
 }
