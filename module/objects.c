@@ -45,9 +45,18 @@ CK_RV object_inlock(session_t *s, CK_OBJECT_HANDLE h, bool need_secret,
 		    object_t **out)
 {
 	object_t *o = hmap_get(&slots.objects, h);
+	if (o && o->tok == s->tok && !o->session && !o->kms) {
+		/* Sync first, then look again: a token another process has
+		 * re-initialized forgets (frees) its token objects, this one
+		 * too (slots/token.c, load_meta), and the refresh below, which
+		 * syncs, would read it after. */
+		GUARD(token_sync_inlock(s->tok));
+		o = hmap_get(&slots.objects, h);
+	}
 	if (!o || o->tok != s->tok) {
 		/* Never issued, destroyed, another token's, or a private
-		 * object's handle from before a logout (PKCS #11 5.6). */
+		 * object's handle from before a logout (PKCS #11 5.6), or any
+		 * token object's after a re-initialization. */
 		log_info("api", "object %lu: no such object on this session's token",
 			 (unsigned long)h);
 		return CKR_OBJECT_HANDLE_INVALID;

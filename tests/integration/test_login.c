@@ -7,6 +7,8 @@
  *     back into the token, those handles remain invalid)": after C_Logout,
  *     after the last session closes and after a revoked sealing key logged
  *     the user out; a search begun before returns no private handle after.
+ *     Another process re-initializing the token logs this one out too,
+ *     and every token object's handle goes (without a use after free).
  *   login=optional: CKF_LOGIN_REQUIRED is clear, and private objects need
  *     no login (SunPKCS11 and NSS never call C_Login there); the SO still
  *     sees only public objects.
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -192,6 +195,41 @@ static void test_revocation_logout_invalidates_private_handles(void **state)
 	CK_OBJECT_HANDLE tok2 = h_find_label(s, "private-token");
 	assert_int_not_equal(tok2, tok);
 	assert_ok(h_encrypt_probe(s, tok2, out, &ol));
+	assert_ok(p11->C_CloseSession(s));
+}
+
+/* Another process runs C_InitToken on the token (slots/token.c load_meta:
+ * this process then forgets every token object and logs out). The handles
+ * held here must answer CKR_OBJECT_HANDLE_INVALID, not be read after they
+ * were freed (ASan, before the fix: heap-use-after-free in
+ * token_obj_refresh_inlock under object_inlock). */
+static void test_reinit_elsewhere_invalidates_handles(void **state)
+{
+	(void)state;
+	CK_SESSION_HANDLE s = open_session(CKF_RW_SESSION);
+	login(s);
+	CK_OBJECT_HANDLE tok = h_aes_key(s, 32, CK_TRUE, "private-token");
+	CK_OBJECT_HANDLE pub = public_data(s, "public");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the child starts uninitialized (PKCS #11 6.7.7) */
+		CK_UTF8CHAR label[32];
+		memset(label, ' ', sizeof(label));
+		_exit(h_initialize(&env) != CKR_OK ? 2
+		      : p11->C_InitToken(env.slot, (CK_UTF8CHAR_PTR)SO_PIN, strlen(SO_PIN),
+					 label) != CKR_OK ? 3
+		      : p11->C_Finalize(NULL) != CKR_OK ? 4
+							 : 0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_false(handle_works(s, tok));
+	assert_false(handle_works(s, pub));
+	CK_SESSION_INFO si;
+	assert_ok(p11->C_GetSessionInfo(s, &si));
+	assert_int_equal(si.state, CKS_RW_PUBLIC_SESSION);
 	assert_ok(p11->C_CloseSession(s));
 }
 
@@ -390,6 +428,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_logout_invalidates_private_handles,
 						setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_revocation_logout_invalidates_private_handles,
+						setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_reinit_elsewhere_invalidates_handles,
 						setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_optional_private_objects_need_no_login,
 						setup_optional, teardown),
