@@ -45,6 +45,17 @@ CK_RV leave(const char *fn, CK_RV rv);
 /* --- sessions (session.c) --------------------------------------------------- */
 
 session_t *session_inlock(CK_SESSION_HANDLE h);
+/* The first checks of a call on session h, in the order of PKCS #11 5.1.7
+ * (docs/CONFORMANCE.md): the session (CKR_SESSION_HANDLE_INVALID), then
+ * the caller's pointers (args_ok, else CKR_ARGUMENTS_BAD: "<what> is
+ * NULL"). Each refusal is logged. */
+CK_RV session_args_inlock(CK_SESSION_HANDLE h, bool args_ok, const char *what,
+			  session_t **s);
+/* Session h looked up again after the lock was released (a KMS call, an
+ * unseal): CKR_SESSION_CLOSED, logged, when it went meanwhile. */
+CK_RV session_again_inlock(CK_SESSION_HANDLE h, session_t **s);
+/* Log why (what was wrong), then answer rv. */
+CK_RV api_refuse(CK_RV rv, const char *why);
 void sess_ref_inlock(session_t *s);
 void sess_unref(session_t *s);
 /* Take a reference and the session's operation lock, the module lock

@@ -13,6 +13,70 @@ session_t *session_inlock(CK_SESSION_HANDLE h)
 	return hmap_get(&mod.sessions, h);
 }
 
+/* PKCS #11 5.1.7: the session's errors (5.1.2) outrank all others; then
+ * the caller's pointers (docs/CONFORMANCE.md). */
+CK_RV session_args_inlock(CK_SESSION_HANDLE h, bool args_ok, const char *what,
+			  session_t **s)
+{
+	if (!(*s = session_inlock(h))) {
+		log_info("api", "session %lu does not exist (never opened, or closed)",
+			 (unsigned long)h);
+		return CKR_SESSION_HANDLE_INVALID;
+	}
+	if (!args_ok) {
+		log_info("api", "%s is NULL", what);
+		return CKR_ARGUMENTS_BAD;
+	}
+	return CKR_OK;
+}
+
+CK_RV session_again_inlock(CK_SESSION_HANDLE h, session_t **s)
+{
+	if (!(*s = session_inlock(h))) {
+		log_info("api", "session %lu was closed while the module lock was released",
+			 (unsigned long)h);
+		return CKR_SESSION_CLOSED;
+	}
+	return CKR_OK;
+}
+
+CK_RV api_refuse(CK_RV rv, const char *why)
+{
+	log_info("api", "%s", why);
+	return rv;
+}
+
+/* PKCS #11 v2.40 5.6, C_Logout: "any of the application's handles to
+ * private objects become invalid (even if a user is later logged back into
+ * the token, those handles remain invalid)", and private session objects
+ * are destroyed. A private token object stays in the store: a search
+ * registers it again, under a new handle. Called wherever the
+ * application's user stops being logged in. */
+static void forget_private_inlock(token_t *t)
+{
+	size_t it = 0, n = 0;
+	uint64_t k;
+	void *v;
+	while (hmap_next(&t->session_objs, &it, &k, &v)) {
+		object_t *o = v;
+		if (obj_is_private(o)) {
+			object_unregister_inlock(o);
+			obj_free(o);
+			n++;
+		}
+	}
+	for (it = 0; hmap_next(&t->by_rowid, &it, &k, &v);) {
+		object_t *o = v;
+		if (obj_is_private(o)) {
+			object_unregister_inlock(o);
+			obj_free(o);
+			n++;
+		}
+	}
+	log_debug("api", "slot %lu: logged out: %zu private object handle(s) invalidated",
+		  (unsigned long)t->slot_id, n);
+}
+
 static void session_free(session_t *s);
 
 /* Sessions are reference counted: the session table holds one reference,
@@ -77,7 +141,12 @@ CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 		return CKR_OK;
 	token_t *t = s->tok;
 	CK_ULONG dev = 0;
+	bool user = t->login == CKU_USER;
 	CK_RV rv = token_revalidate(t, &dev);
+	/* A revoked sealing key logs the user out (login=required): that
+	 * logout invalidates private handles as C_Logout's does. */
+	if (user && t->login == NO_LOGIN && t->revoked)
+		forget_private_inlock(t);
 	if ((s = session_inlock(h)) && dev) {
 		s->deverr = dev;
 		s->deverr_revoked = rv != CKR_OK;
@@ -289,25 +358,19 @@ CK_RV ep_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin,
 	return LEAVE(rv);
 }
 
-static CK_RV pin_args(CK_UTF8CHAR_PTR p, CK_ULONG len)
-{
-	/* No protected authentication path: a PIN must be given. */
-	return (!p && len) || !p ? CKR_ARGUMENTS_BAD : CKR_OK;
-}
+/* No protected authentication path: a PIN must be given, even of length 0. */
+#define NO_PROTECTED_PATH "(no protected authentication path: a PIN must be given)"
 
 CK_RV ep_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin,
 		 CK_ULONG ulPinLen)
 {
-	GUARD(pin_args(pPin, ulPinLen));
 	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	CK_RV rv = CKR_OK;
-	if (!s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	else if (s->tok->login != CKU_SO)
-		rv = CKR_USER_NOT_LOGGED_IN;
-	else if (!(s->flags & CKF_RW_SESSION))
-		rv = CKR_SESSION_READ_ONLY;
+	session_t *s;
+	CK_RV rv = session_args_inlock(hSession, pPin != NULL, "pPin " NO_PROTECTED_PATH, &s);
+	if (rv == CKR_OK && s->tok->login != CKU_SO)
+		rv = api_refuse(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO logged in");
+	else if (rv == CKR_OK && !(s->flags & CKF_RW_SESSION))
+		rv = api_refuse(CKR_SESSION_READ_ONLY, "C_InitPIN needs a read/write session");
 	if (rv == CKR_OK) {
 		CK_ULONG dev = 0;
 		sess_ref_inlock(s);
@@ -324,15 +387,12 @@ CK_RV ep_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin,
 CK_RV ep_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin,
 		CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen)
 {
-	GUARD(pin_args(pOldPin, ulOldLen));
-	GUARD(pin_args(pNewPin, ulNewLen));
 	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	CK_RV rv = CKR_OK;
-	if (!s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	else if (!(s->flags & CKF_RW_SESSION))
-		rv = CKR_SESSION_READ_ONLY;
+	session_t *s;
+	CK_RV rv = session_args_inlock(hSession, pOldPin && pNewPin,
+				       "pOldPin or pNewPin " NO_PROTECTED_PATH, &s);
+	if (rv == CKR_OK && !(s->flags & CKF_RW_SESSION))
+		rv = api_refuse(CKR_SESSION_READ_ONLY, "C_SetPIN needs a read/write session");
 	if (rv == CKR_OK) {
 		sess_ref_inlock(s);
 		rv = token_set_pin(s->tok, s->tok->login == CKU_SO ? CKU_SO : CKU_USER, pOldPin,
@@ -405,9 +465,12 @@ static void close_session_inlock(session_t *s)
 	t->nsessions--;
 	if (s->flags & CKF_RW_SESSION)
 		t->nrw--;
-	/* Closing the last session logs the application out (5.6). */
-	if (t->nsessions == 0 && t->login != NO_LOGIN)
+	/* Closing the last session logs the application out (5.6), and its
+	 * private handles go as at C_Logout. */
+	if (t->nsessions == 0 && t->login != NO_LOGIN) {
 		(void)token_logout_inlock(t);
+		forget_private_inlock(t);
+	}
 	s->closed = true;
 	sess_unref(s); /* the table's reference; calls in flight hold theirs */
 }
@@ -415,11 +478,12 @@ static void close_session_inlock(session_t *s)
 CK_RV ep_CloseSession(CK_SESSION_HANDLE hSession)
 {
 	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	if (s)
+	session_t *s;
+	CK_RV rv = session_args_inlock(hSession, true, NULL, &s);
+	if (rv == CKR_OK)
 		close_session_inlock(s);
 	UNLOCK();
-	return LEAVE(s ? CKR_OK : CKR_SESSION_HANDLE_INVALID);
+	return LEAVE(rv);
 }
 
 CK_RV ep_CloseAllSessions(CK_SLOT_ID slotID)
@@ -435,16 +499,17 @@ CK_RV ep_CloseAllSessions(CK_SLOT_ID slotID)
 				close_session_inlock(v);
 	}
 	UNLOCK();
+	if (!t)
+		log_info("api", "no slot %lu", (unsigned long)slotID);
 	return LEAVE(t ? CKR_OK : CKR_SLOT_ID_INVALID);
 }
 
 CK_RV ep_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
 {
-	if (!pInfo)
-		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	if (s) {
+	session_t *s;
+	CK_RV rv = session_args_inlock(hSession, pInfo != NULL, "pInfo", &s);
+	if (rv == CKR_OK) {
 		bool rw = s->flags & CKF_RW_SESSION;
 		pInfo->slotID = s->tok->slot_id;
 		pInfo->flags = s->flags;
@@ -461,31 +526,39 @@ CK_RV ep_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
 		}
 	}
 	UNLOCK();
-	return LEAVE(s ? CKR_OK : CKR_SESSION_HANDLE_INVALID);
+	return LEAVE(rv);
+}
+
+/* May who log in now? (the login state; PKCS #11 5.6, C_Login) */
+static CK_RV login_refusal(const session_t *s, CK_USER_TYPE who)
+{
+	CK_USER_TYPE now = s->tok->login;
+	if (who != CKU_SO && who != CKU_USER && who != CKU_CONTEXT_SPECIFIC)
+		return api_refuse(CKR_USER_TYPE_INVALID, "no such user type");
+	if (who == CKU_CONTEXT_SPECIFIC)
+		return now == NO_LOGIN
+			       ? api_refuse(CKR_USER_NOT_LOGGED_IN, "nobody is logged in")
+			       : api_refuse(CKR_OPERATION_NOT_INITIALIZED,
+					    "no operation asks for a context-specific login");
+	if (now == who)
+		return api_refuse(CKR_USER_ALREADY_LOGGED_IN, "that user is logged in already");
+	if (now != NO_LOGIN)
+		return api_refuse(CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+				  "the other user is logged in");
+	if (who == CKU_SO && s->tok->nrw < s->tok->nsessions)
+		return api_refuse(CKR_SESSION_READ_ONLY_EXISTS,
+				  "the SO logs in only while every session is read/write");
+	return CKR_OK;
 }
 
 CK_RV ep_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 	       CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
 {
 	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	CK_RV rv = CKR_OK;
-	if (!s)
-		rv = CKR_SESSION_HANDLE_INVALID;
-	else if (userType != CKU_SO && userType != CKU_USER &&
-		 userType != CKU_CONTEXT_SPECIFIC)
-		rv = CKR_USER_TYPE_INVALID;
-	else if (userType == CKU_CONTEXT_SPECIFIC)
-		rv = s->tok->login == NO_LOGIN ? CKR_USER_NOT_LOGGED_IN
-					       : CKR_OPERATION_NOT_INITIALIZED;
-	else if (s->tok->login == userType)
-		rv = CKR_USER_ALREADY_LOGGED_IN;
-	else if (s->tok->login != NO_LOGIN)
-		rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
-	else if (pin_args(pPin, ulPinLen) != CKR_OK)
-		rv = CKR_ARGUMENTS_BAD;
-	if (rv == CKR_OK && userType == CKU_SO && s->tok->nrw < s->tok->nsessions)
-		rv = CKR_SESSION_READ_ONLY_EXISTS;
+	session_t *s;
+	CK_RV rv = session_args_inlock(hSession, pPin != NULL, "pPin " NO_PROTECTED_PATH, &s);
+	if (rv == CKR_OK)
+		rv = login_refusal(s, userType);
 	if (rv == CKR_OK) {
 		CK_ULONG dev = 0;
 		sess_ref_inlock(s);
@@ -502,21 +575,12 @@ CK_RV ep_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 CK_RV ep_Logout(CK_SESSION_HANDLE hSession)
 {
 	GUARD(enter());
-	session_t *s = session_inlock(hSession);
-	CK_RV rv = s ? token_logout_inlock(s->tok) : CKR_SESSION_HANDLE_INVALID;
-	if (rv == CKR_OK) {
-		/* Private session objects are destroyed at logout (5.6). */
-		size_t it = 0;
-		uint64_t k;
-		void *v;
-		while (hmap_next(&s->tok->session_objs, &it, &k, &v)) {
-			object_t *o = v;
-			if (obj_is_private(o)) {
-				object_unregister_inlock(o);
-				obj_free(o);
-			}
-		}
-	}
+	session_t *s;
+	CK_RV rv = session_args_inlock(hSession, true, NULL, &s);
+	if (rv == CKR_OK && (rv = token_logout_inlock(s->tok)) != CKR_OK)
+		log_info("api", "nobody is logged in");
+	if (rv == CKR_OK)
+		forget_private_inlock(s->tok);
 	UNLOCK();
 	return LEAVE(rv);
 }

@@ -6,49 +6,24 @@
 # what is checked. The SunPKCS11 configuration uses `attributes(generate,
 # CKO_SECRET_KEY, CKK_AES)` to make KeyGenerator keys token objects.
 #
+# Usage: test_java.sh [required|optional] (the token's login mode; default
+# required). With login=optional CKF_LOGIN_REQUIRED is clear and SunPKCS11
+# never calls C_Login: the program is handed a PIN that is not the user's,
+# so a login would fail, and every check runs in a public session
+# (docs/OBJECTS.md, "Login and private objects").
+#
 # Environment (set by ctest): P11KMS_MODULE, P11KMS_TOOL, P11KMS_SANITIZE.
 set -euo pipefail
+mode=${1:-required}
 
-: "${P11KMS_MODULE:?P11KMS_MODULE must name libp11kms.so}"
-: "${P11KMS_TOOL:?P11KMS_TOOL must name the p11kms tool}"
 for c in java javac pkcs11-tool; do
   command -v $c >/dev/null || { echo "FAIL: $c is not installed" >&2; exit 1; }
 done
 src=$(cd "$(dirname "$0")" && pwd)/java
 
-SAN_ENV=()
-case "${P11KMS_SANITIZE:-}" in
-  1 | ON | on | true | TRUE | yes)
-    rt=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
-    [ -f "$rt" ] || { echo "FAIL: ASan runtime not found ($rt)" >&2; exit 1; }
-    # The JVM handles SIGSEGV itself (safepoints, implicit null checks).
-    SAN_ENV=(LD_PRELOAD="$rt"
-      ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:handle_segv=0:allow_user_segv_handler=1")
-    echo "== sanitizer build: preloading $rt" ;;
-esac
-
-work=$(mktemp -d /tmp/p11kms-java.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-echo "== scratch folder: $work"
-run() { env "${SAN_ENV[@]}" "$@"; }
-
-run "$P11KMS_TOOL" create-key-file "$work/master.key" >/dev/null
-cat >"$work/p11kms.json" <<JSON
-{
-  "log": { "level": "error" },
-  "providers": [
-    { "name": "java", "type": "local",
-      "key_file": "$work/master.key", "store": "$work/java.db",
-      "login": "required" }
-  ]
-}
-JSON
-# SunPKCS11 passes no init string: the configuration comes from the environment.
-export P11KMS_CONFIG=$work/p11kms.json
-echo "-- initialize the token with pkcs11-tool"
-run pkcs11-tool --module "$P11KMS_MODULE" --init-token --label java-tok --so-pin 87654321 >/dev/null
-run pkcs11-tool --module "$P11KMS_MODULE" --login --login-type so --so-pin 87654321 --init-pin --pin 123456 >/dev/null
-echo "   ok: token java-tok with a user PIN"
+# The JVM handles SIGSEGV itself (safepoints, implicit null checks).
+. "$(dirname "$0")/consumer_token.sh"
+consumer_token java "$mode" handle_segv=0:allow_user_segv_handler=1
 
 cat >"$work/sunpkcs11.cfg" <<CFG
 name = p11kms
@@ -66,10 +41,12 @@ javac -d "$work/classes" "$src/P11Consumer.java"
 status=0
 for phase in create reload; do
   echo "== JVM ($phase)"
-  run timeout 120 java -cp "$work/classes" P11Consumer "$work/sunpkcs11.cfg" 123456 "$work" $phase || status=1
+  run timeout 120 java -cp "$work/classes" P11Consumer "$work/sunpkcs11.cfg" $pin "$work" $phase || status=1
 done
+# SunPKCS11 logs in only where the token requires it.
+consumer_login_ok "$mode" || status=1
 if [ $status -ne 0 ]; then
-  echo "java: FAILED (see the FAIL lines above)" >&2
+  echo "java (login=$mode): FAILED (see the FAIL lines above)" >&2
   exit 1
 fi
-echo "java: all checks passed"
+echo "java (login=$mode): all checks passed"

@@ -8,11 +8,17 @@
  *     and CKR_OPERATION_ACTIVE last;
  *   calls on a running operation: CKR_OPERATION_NOT_INITIALIZED, then
  *     CKR_ARGUMENTS_BAD; an error ends a running encrypt, decrypt, digest,
- *     sign or verify operation (5.2), not a message-based one.
+ *     sign or verify operation (5.2), not a message-based one;
+ *   object, session-information, login and PIN functions:
+ *     CKR_ARGUMENTS_BAD, then the template, the state and the object
+ *     (C_FindObjects, C_FindObjectsFinal: CKR_OPERATION_NOT_INITIALIZED
+ *     first, as for any running operation), and each refusal logs a line
+ *     saying what was wrong before "<function>: <CKR name>".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -475,6 +481,210 @@ static void test_random_precedence(void **state)
 	assert_ok(p11->C_GenerateRandom(S, out, 8));
 }
 
+/* --- object, session information, login and PIN functions ------------- */
+
+static CK_OBJECT_HANDLE ph;
+static CK_ULONG cnt;
+static CK_ATTRIBUTE label_tmpl[] = {{CKA_LABEL, "x", 1}};
+#define TMPL (null ? NULL : label_tmpl)
+#define PH (null ? NULL : &ph)
+#define PIN (null ? NULL : (CK_UTF8CHAR_PTR)USER_PIN)
+
+static CK_RV create_object(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	/* The template lacks CKA_CLASS: an error after the pointers'. */
+	return p11->C_CreateObject(s, TMPL, 1, PH);
+}
+static CK_RV copy_object(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	return p11->C_CopyObject(s, o, TMPL, 1, PH);
+}
+static CK_RV destroy_object(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)null;
+	return p11->C_DestroyObject(s, o);
+}
+static CK_RV get_object_size(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	return p11->C_GetObjectSize(s, o, null ? NULL : &cnt);
+}
+static CK_RV get_attribute_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	CK_ATTRIBUTE a = {CKA_LABEL, NULL, 0};
+	return p11->C_GetAttributeValue(s, o, null ? NULL : &a, 1);
+}
+static CK_RV set_attribute_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	return p11->C_SetAttributeValue(s, o, TMPL, 1);
+}
+static CK_RV find_objects_init(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	return p11->C_FindObjectsInit(s, TMPL, 1);
+}
+static CK_RV find_objects(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	return p11->C_FindObjects(s, null ? NULL : &ph, 1, null ? NULL : &cnt);
+}
+static CK_RV find_objects_final(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o, (void)null;
+	return p11->C_FindObjectsFinal(s);
+}
+static CK_RV get_session_info(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	CK_SESSION_INFO si;
+	return p11->C_GetSessionInfo(s, null ? NULL : &si);
+}
+static CK_RV login(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	return p11->C_Login(s, CKU_USER, PIN, 4); /* S is logged in already */
+}
+static CK_RV init_pin(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	return p11->C_InitPIN(s, PIN, 4); /* needs the SO, not S's user */
+}
+static CK_RV set_pin(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o;
+	return p11->C_SetPIN(s, PIN, 4, PIN, 4); /* on a read-only session */
+}
+static CK_RV logout(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null)
+{
+	(void)o, (void)null;
+	return p11->C_Logout(s);
+}
+static CK_RV start_find(CK_SESSION_HANDLE s)
+{
+	return p11->C_FindObjectsInit(s, NULL, 0);
+}
+
+typedef struct obj_row {
+	const char *name, *logged; /* the function, and its name in the log */
+	CK_RV (*call)(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, bool null);
+	CK_RV null_rv; /* NULL pointers on a good session (CKR_OK: it takes none) */
+	CK_RV good_rv; /* good pointers, no such object or the wrong state */
+	CK_RV (*start)(CK_SESSION_HANDLE s); /* the search it needs */
+	bool read_only;                      /* called on a read-only session */
+} obj_row;
+
+static const obj_row obj_rows[] = {
+	{"C_CreateObject", "CreateObject", create_object, CKR_ARGUMENTS_BAD,
+	 CKR_TEMPLATE_INCOMPLETE, NULL, false},
+	{"C_CopyObject", "CopyObject", copy_object, CKR_ARGUMENTS_BAD,
+	 CKR_OBJECT_HANDLE_INVALID, NULL, false},
+	{"C_DestroyObject", "DestroyObject", destroy_object, CKR_OK,
+	 CKR_OBJECT_HANDLE_INVALID, NULL, false},
+	{"C_GetObjectSize", "GetObjectSize", get_object_size, CKR_ARGUMENTS_BAD,
+	 CKR_OBJECT_HANDLE_INVALID, NULL, false},
+	{"C_GetAttributeValue", "GetAttributeValue", get_attribute_value, CKR_ARGUMENTS_BAD,
+	 CKR_OBJECT_HANDLE_INVALID, NULL, false},
+	{"C_SetAttributeValue", "SetAttributeValue", set_attribute_value, CKR_ARGUMENTS_BAD,
+	 CKR_OBJECT_HANDLE_INVALID, NULL, false},
+	/* CKR_OPERATION_ACTIVE last, as for every function that starts one */
+	{"C_FindObjectsInit", "FindObjectsInit", find_objects_init, CKR_ARGUMENTS_BAD,
+	 CKR_OPERATION_ACTIVE, start_find, false},
+	{"C_FindObjects", "FindObjects", find_objects, CKR_ARGUMENTS_BAD, CKR_OK, start_find,
+	 false},
+	{"C_FindObjectsFinal", "FindObjectsFinal", find_objects_final, CKR_OK, CKR_OK,
+	 start_find, false},
+	{"C_GetSessionInfo", "GetSessionInfo", get_session_info, CKR_ARGUMENTS_BAD, CKR_OK,
+	 NULL, false},
+	{"C_Login", "Login", login, CKR_ARGUMENTS_BAD, CKR_USER_ALREADY_LOGGED_IN, NULL, false},
+	{"C_InitPIN", "InitPIN", init_pin, CKR_ARGUMENTS_BAD, CKR_USER_NOT_LOGGED_IN, NULL,
+	 false},
+	{"C_SetPIN", "SetPIN", set_pin, CKR_ARGUMENTS_BAD, CKR_SESSION_READ_ONLY, NULL, true},
+	{"C_Logout", "Logout", logout, CKR_OK, CKR_OK, NULL, false}, /* the last row */
+};
+
+/* The module log's size now: what a call adds is read from there on. */
+static long log_mark(void)
+{
+	struct stat st;
+	return stat(env.log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Did the lines logged since mark say what was wrong, besides naming the
+ * code ("info api: <logged>: CKR_...")? */
+static bool refusal_explained(long mark, const char *logged)
+{
+	FILE *f = fopen(env.log, "r");
+	if (!f)
+		return false;
+	char line[2048], code[128];
+	snprintf(code, sizeof(code), " %s: CKR_", logged);
+	unsigned said = 0;
+	bool named = false;
+	if (fseek(f, mark, SEEK_SET) == 0)
+		while (fgets(line, sizeof(line), f)) {
+			if (strstr(line, " trace "))
+				continue;
+			if (strstr(line, code))
+				named = true;
+			else
+				said++;
+		}
+	fclose(f);
+	return named && said > 0;
+}
+
+static void expect_logged(const obj_row *r, const char *what, CK_SESSION_HANDLE s,
+			  CK_OBJECT_HANDLE o, bool null, CK_RV want)
+{
+	long mark = log_mark();
+	CK_RV got = r->call(s, o, null);
+	expect(r->name, what, got, want);
+	if (got == want && want != CKR_OK && !refusal_explained(mark, r->logged)) {
+		print_message("%s, %s: no log line says what was wrong\n", r->name, what);
+		fails++;
+	}
+}
+
+static void test_object_precedence(void **state)
+{
+	(void)state;
+	fails = 0;
+	CK_SESSION_HANDLE ro;
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &ro));
+	size_t nrows = sizeof(obj_rows) / sizeof(obj_rows[0]);
+	for (size_t i = 0; i < nrows; i++) {
+		const obj_row *r = &obj_rows[i];
+		CK_SESSION_HANDLE s = r->read_only ? ro : S;
+		/* A session error outranks everything, NULL pointers included. */
+		for (size_t b = 0; b < 2; b++)
+			expect_logged(r, "no session, NULL pointers", bad_sessions[b], NO_KEY,
+				      true, CKR_SESSION_HANDLE_INVALID);
+		expect_logged(r, "closed session, NULL pointers", closed_session, NO_KEY, true,
+			      CKR_SESSION_HANDLE_INVALID);
+		if (r->start) {
+			/* No search: that is what is wrong, whatever the arguments. */
+			if (r->good_rv != CKR_OPERATION_ACTIVE)
+				expect_logged(r, "no search, NULL pointers", s, NO_KEY, true,
+					      CKR_OPERATION_NOT_INITIALIZED);
+			assert_ok(r->start(s));
+		}
+		/* Then the pointers, before the object, the template and the state. */
+		if (r->null_rv != CKR_OK)
+			expect_logged(r, "NULL pointers, no object", s, NO_KEY, true, r->null_rv);
+		if (r->good_rv != CKR_OK)
+			expect_logged(r, "no object, a bad template or the wrong state", s, NO_KEY,
+				      false, r->good_rv);
+		assert_ok(p11->C_SessionCancel(s, CKF_FIND_OBJECTS));
+	}
+	/* C_Logout with nobody logged in. */
+	assert_ok(p11->C_Logout(S));
+	expect_logged(&obj_rows[nrows - 1], "nobody logged in", S, NO_KEY, false,
+		      CKR_USER_NOT_LOGGED_IN);
+	assert_ok(p11->C_CloseSession(ro));
+	if (fails)
+		fail_msg("%u answers out of order or unexplained", fails);
+}
+
 int main(void)
 {
 	h_load();
@@ -482,6 +692,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_init_precedence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_running_precedence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_precedence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_object_precedence, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("precedence", tests, NULL, NULL);
 }

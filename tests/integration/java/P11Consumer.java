@@ -7,6 +7,7 @@
 // when SunPKCS11 offers it for the module.
 //
 // Usage: java P11Consumer CONFIG PIN WORKDIR create|reload
+// (SunPKCS11 ignores PIN when the token does not require a login.)
 // Prints "ok:", "FAIL:", "SKIP:" and "MAP:" lines; exits 1 if any check failed.
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -70,7 +71,7 @@ public class P11Consumer {
         System.out.println("-- provider " + p.getName() + ": " + p.getInfo());
         KeyStore ks = KeyStore.getInstance("PKCS11", p);
         ks.load(null, pin);
-        ok("KeyStore PKCS11 loaded (C_Login with the user PIN)");
+        ok("KeyStore PKCS11 loaded (C_Login with the PIN when the token says CKF_LOGIN_REQUIRED)");
 
         if (reload) {
             reloadChecks(p, ks, work);
