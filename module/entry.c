@@ -18,12 +18,15 @@
 #include <openssl/crypto.h>
 
 #include "gate.h"
+#include "slots/revalthread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 module_t mod;
 
 /* --- fork: a child starts uninitialized (PKCS #11 6.7.7) ---------------- */
+
+static bool finalizing; /* C_Finalize is waiting for the revalidation thread */
 
 static void fork_prepare(void)
 {
@@ -39,8 +42,10 @@ static void fork_child(void)
 	 * without touching them (SQLite handles must not cross a fork; key
 	 * pages were wiped by MADV_WIPEONFORK). */
 	pthread_mutex_init(&slots.lock, NULL);
+	revalthread_fork_child(); /* the thread does not exist here */
 	mod.initialized = false;
 	mod.cfg = NULL;
+	finalizing = false;
 	slots.tokens = NULL;
 	slots.ntokens = 0;
 	hmap_init(&mod.sessions);
@@ -58,7 +63,7 @@ CK_RV enter(void)
 {
 	LOCK();
 	/* A forked child is reset by fork_child(): no getpid() per call. */
-	if (!mod.initialized) {
+	if (!mod.initialized || finalizing) {
 		UNLOCK();
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
@@ -152,13 +157,19 @@ static bool read_init_string(const void *p, char buf[INIT_RESERVED_MAX])
 	return false;
 }
 
-/* *reserved: NULL, or the init string copied into buf. */
-static CK_RV check_init_args(CK_VOID_PTR p, char buf[INIT_RESERVED_MAX], const char **reserved)
+/* *reserved: NULL, or the init string copied into buf. *threads: false
+ * when the caller said CKF_LIBRARY_CANT_CREATE_OS_THREADS. */
+static CK_RV check_init_args(CK_VOID_PTR p, char buf[INIT_RESERVED_MAX], const char **reserved,
+			     bool *threads)
 {
 	*reserved = NULL;
+	*threads = true;
 	if (!p)
 		return CKR_OK;
 	CK_C_INITIALIZE_ARGS *a = p;
+	/* The module can work without its own threads: the revalidation
+	 * checks then run in the callers' threads (docs/REVALIDATION.md). */
+	*threads = !(a->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS);
 	int given = !!a->CreateMutex + !!a->DestroyMutex + !!a->LockMutex +
 		    !!a->UnlockMutex;
 	if (given != 0 && given != 4) {
@@ -187,6 +198,7 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 {
 	const char *reserved;
 	char init_string[INIT_RESERVED_MAX];
+	bool threads;
 	pthread_once(&fork_once, fork_register);
 	LOCK();
 	if (mod.initialized && mod.pid == getpid()) {
@@ -194,7 +206,7 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 		return LEAVE(CKR_CRYPTOKI_ALREADY_INITIALIZED);
 	}
 	log_apply_env(); /* first: a refusal of the arguments is logged where asked */
-	CK_RV rv = check_init_args(pInitArgs, init_string, &reserved);
+	CK_RV rv = check_init_args(pInitArgs, init_string, &reserved, &threads);
 	if (rv != CKR_OK) {
 		UNLOCK();
 		return LEAVE(rv);
@@ -242,7 +254,11 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 	mod.cfg = cfg;
 	mod.pid = getpid();
 	mod.initialized = true;
+	revalthread_configure_inlock(threads);
 	log_info("api", "initialized from %s: %zu slot(s)", cfg->path, slots.ntokens);
+	if (!threads)
+		log_info("api", "CKF_LIBRARY_CANT_CREATE_OS_THREADS: the sealing keys are "
+				"checked in the callers' threads");
 	UNLOCK();
 	return LEAVE(CKR_OK);
 }
@@ -252,6 +268,11 @@ static CK_RV ep_Finalize(CK_VOID_PTR pReserved)
 	if (pReserved)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
+	/* First the revalidation thread: it uses the tokens. enter() refuses
+	 * every call meanwhile (the lock is released while it ends). */
+	finalizing = true;
+	revalthread_stop();
+	finalizing = false;
 	size_t it = 0;
 	uint64_t k;
 	void *v;
