@@ -24,32 +24,82 @@
 
 module_t mod;
 
-/* --- fork: a child starts uninitialized (PKCS #11 6.7.7) ---------------- */
+/* --- fork: a child starts uninitialized (PKCS #11 v2.40 6.7.7) ------------
+ *
+ * One pthread_atfork registration for the whole module, so the order in
+ * which its locks are taken around fork() is written in one place
+ * (docs/REVALIDATION.md, "Processes, threads, fork"). Prepare takes, in
+ * this order: THE lock (slots.lock); every open store's lock (the IV
+ * counters run SQLite under it without THE lock); secmem's lock; the
+ * log's lock. The last two are leaves: whoever holds one takes no other
+ * lock, so taking them last cannot invert an order. Then no thread of the
+ * module is inside the token table, SQLite, secmem or the log writer when
+ * the process forks. The parent releases them in reverse. The child
+ * releases what its only thread holds, and forgets everything else
+ * without touching it: sessions, stores (it never uses its parent's
+ * SQLite connections; its first C_Initialize closes them, below),
+ * providers, the OpenSSL context (a thread that is gone may hold its
+ * locks), the revalidation thread (it does not exist here). Key pages are
+ * zero in the child (MADV_WIPEONFORK). */
 
 static bool finalizing; /* C_Finalize is waiting for the revalidation thread */
+
+/* In a forked child: the parent's token table, left behind. The child's
+ * first C_Initialize closes its stores' SQLite connections, which were
+ * idle at fork (prepare held every store's lock): SQLite keeps one record
+ * of a file's locks per process, so while the inherited connection is
+ * open, the child's own connection to the same store would count as
+ * holding the parent's file locks and take none. */
+static token_t *orphans;
+static size_t norphans;
+
+static void close_orphans(void)
+{
+	for (size_t i = 0; i < norphans; i++)
+		store_close(orphans[i].store);
+	orphans = NULL; /* the rest stays leaked */
+	norphans = 0;
+}
 
 static void fork_prepare(void)
 {
 	LOCK();
+	for (size_t i = 0; i < slots.ntokens; i++)
+		if (slots.tokens[i].store)
+			store_fork_hold(slots.tokens[i].store);
+	sec_fork_prepare();
+	log_fork_prepare();
 }
 static void fork_parent(void)
 {
+	log_fork_parent();
+	sec_fork_parent();
+	for (size_t i = slots.ntokens; i-- > 0;)
+		if (slots.tokens[i].store)
+			store_fork_release(slots.tokens[i].store);
 	UNLOCK();
 }
 static void fork_child(void)
 {
-	/* The parent's sessions, stores and keys are not ours: forget them
-	 * without touching them (SQLite handles must not cross a fork; key
-	 * pages were wiped by MADV_WIPEONFORK). */
-	pthread_mutex_init(&slots.lock, NULL);
-	revalthread_fork_child(); /* the thread does not exist here */
+	log_fork_child();
+	sec_fork_child();
+	crypto_fork_child();
+	revalthread_fork_child();
+	for (size_t i = 0; i < slots.ntokens; i++)
+		if (slots.tokens[i].store)
+			store_fork_child(slots.tokens[i].store);
 	mod.initialized = false;
 	mod.cfg = NULL;
 	finalizing = false;
+	if (slots.tokens) {
+		orphans = slots.tokens;
+		norphans = slots.ntokens;
+	}
 	slots.tokens = NULL;
 	slots.ntokens = 0;
 	hmap_init(&mod.sessions);
 	hmap_init(&slots.objects);
+	UNLOCK();
 }
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_register(void)
@@ -211,6 +261,7 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 		UNLOCK();
 		return LEAVE(rv);
 	}
+	close_orphans();
 	hmap_init(&mod.sessions);
 	hmap_init(&slots.objects);
 	mod.next_session = slots.next_object = 0;
