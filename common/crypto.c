@@ -60,6 +60,16 @@ void crypto_fini(void)
 	libctx = NULL;
 }
 
+void crypto_fork_child(void)
+{
+	/* A thread that is gone in the child may have held the context's
+	 * locks (its DRBG's, its method store's): the child would hang in
+	 * them. Leak the parent's context; crypto_init builds another. */
+	libctx = NULL;
+	defprov = NULL;
+	memset(ciphers, 0, sizeof(ciphers));
+}
+
 OSSL_LIB_CTX *crypto_libctx(void)
 {
 	return libctx;

@@ -28,6 +28,9 @@ typedef enum cipher_id {
 
 P11K_WUR bool crypto_init(void);
 void crypto_fini(void);
+/* pthread_atfork child (module/entry.c): abandon the parent's context
+ * without touching it, so crypto_init makes a new one. */
+void crypto_fork_child(void);
 OSSL_LIB_CTX *crypto_libctx(void);
 /* The cipher for a mode and a key length of 16, 24 or 32 bytes. */
 const EVP_CIPHER *crypto_cipher(cipher_id id, size_t keylen);

@@ -93,6 +93,23 @@ void log_reset(void)
 	pthread_mutex_unlock(&log_lock);
 }
 
+/* A thread that is gone in the child may have held the lock: prepare
+ * takes it so that the child's only thread holds it, and releases it. */
+void log_fork_prepare(void)
+{
+	pthread_mutex_lock(&log_lock);
+}
+
+void log_fork_parent(void)
+{
+	pthread_mutex_unlock(&log_lock);
+}
+
+void log_fork_child(void)
+{
+	pthread_mutex_unlock(&log_lock);
+}
+
 void p11k_log(int level, const char *comp, const char *fmt, ...)
 {
 	if (level > log_get_level())

@@ -21,6 +21,11 @@ bool log_configure(int level, const char *dest);
 void log_apply_env(void);
 void log_reset(void);
 int log_get_level(void);
+/* fork: module/entry.c's one pthread_atfork handler calls these. The log's
+ * lock is a leaf (its holder takes no other lock): prepare takes it last. */
+void log_fork_prepare(void);
+void log_fork_parent(void);
+void log_fork_child(void);
 
 void p11k_log(int level, const char *comp, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

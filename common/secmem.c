@@ -44,28 +44,26 @@ static void *map_region(size_t len)
 	return p;
 }
 
-/* A thread may hold sec_lock while another forks: take it around fork so
- * the child never inherits it locked. */
-static void at_prepare(void)
+/* A thread may hold sec_lock while another forks: it is taken around fork
+ * (secmem.h: by the module's one handler, after the module's lock, never
+ * before it) so the child never inherits it locked. */
+void sec_fork_prepare(void)
 {
 	pthread_mutex_lock(&sec_lock);
 }
-static void at_release(void)
+
+void sec_fork_parent(void)
 {
 	pthread_mutex_unlock(&sec_lock);
 }
-static void at_child(void)
+
+void sec_fork_child(void)
 {
 	/* MADV_WIPEONFORK zeroed every chunk, free blocks included: start the
 	 * child with empty free lists rather than follow wiped links. */
 	memset(freelist, 0, sizeof(freelist));
 	in_use = 0;
 	pthread_mutex_unlock(&sec_lock);
-}
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void register_atfork(void)
-{
-	pthread_atfork(at_prepare, at_release, at_child);
 }
 
 static int class_of(size_t total)
@@ -96,7 +94,6 @@ void *sec_alloc(size_t n)
 	size_t total;
 	if (__builtin_add_overflow(n, (size_t)HDR, &total))
 		return NULL;
-	pthread_once(&atfork_once, register_atfork);
 	int c = class_of(total);
 	uint8_t *p;
 	if (c < 0) {

@@ -18,33 +18,88 @@
 #include <openssl/crypto.h>
 
 #include "gate.h"
+#include "slots/revalthread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 module_t mod;
 
-/* --- fork: a child starts uninitialized (PKCS #11 6.7.7) ---------------- */
+/* --- fork: a child starts uninitialized (PKCS #11 v2.40 6.7.7) ------------
+ *
+ * One pthread_atfork registration for the whole module, so the order in
+ * which its locks are taken around fork() is written in one place
+ * (docs/REVALIDATION.md, "Processes, threads, fork"). Prepare takes, in
+ * this order: THE lock (slots.lock); every open store's lock (the IV
+ * counters run SQLite under it without THE lock); secmem's lock; the
+ * log's lock. The last two are leaves: whoever holds one takes no other
+ * lock, so taking them last cannot invert an order. Then no thread of the
+ * module is inside the token table, SQLite, secmem or the log writer when
+ * the process forks. The parent releases them in reverse. The child
+ * releases what its only thread holds, and forgets everything else
+ * without touching it: sessions, stores (it never uses its parent's
+ * SQLite connections; its first C_Initialize closes them, below),
+ * providers, the OpenSSL context (a thread that is gone may hold its
+ * locks), the revalidation thread (it does not exist here). Key pages are
+ * zero in the child (MADV_WIPEONFORK). */
+
+static bool finalizing; /* C_Finalize is waiting for the revalidation thread */
+
+/* In a forked child: the parent's token table, left behind. The child's
+ * first C_Initialize closes its stores' SQLite connections, which were
+ * idle at fork (prepare held every store's lock): SQLite keeps one record
+ * of a file's locks per process, so while the inherited connection is
+ * open, the child's own connection to the same store would count as
+ * holding the parent's file locks and take none. */
+static token_t *orphans;
+static size_t norphans;
+
+static void close_orphans(void)
+{
+	for (size_t i = 0; i < norphans; i++)
+		store_close(orphans[i].store);
+	orphans = NULL; /* the rest stays leaked */
+	norphans = 0;
+}
 
 static void fork_prepare(void)
 {
 	LOCK();
+	for (size_t i = 0; i < slots.ntokens; i++)
+		if (slots.tokens[i].store)
+			store_fork_hold(slots.tokens[i].store);
+	sec_fork_prepare();
+	log_fork_prepare();
 }
 static void fork_parent(void)
 {
+	log_fork_parent();
+	sec_fork_parent();
+	for (size_t i = slots.ntokens; i-- > 0;)
+		if (slots.tokens[i].store)
+			store_fork_release(slots.tokens[i].store);
 	UNLOCK();
 }
 static void fork_child(void)
 {
-	/* The parent's sessions, stores and keys are not ours: forget them
-	 * without touching them (SQLite handles must not cross a fork; key
-	 * pages were wiped by MADV_WIPEONFORK). */
-	pthread_mutex_init(&slots.lock, NULL);
+	log_fork_child();
+	sec_fork_child();
+	crypto_fork_child();
+	revalthread_fork_child();
+	for (size_t i = 0; i < slots.ntokens; i++)
+		if (slots.tokens[i].store)
+			store_fork_child(slots.tokens[i].store);
 	mod.initialized = false;
 	mod.cfg = NULL;
+	finalizing = false;
+	if (slots.tokens) {
+		orphans = slots.tokens;
+		norphans = slots.ntokens;
+	}
 	slots.tokens = NULL;
 	slots.ntokens = 0;
 	hmap_init(&mod.sessions);
 	hmap_init(&slots.objects);
+	UNLOCK();
 }
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void fork_register(void)
@@ -58,7 +113,7 @@ CK_RV enter(void)
 {
 	LOCK();
 	/* A forked child is reset by fork_child(): no getpid() per call. */
-	if (!mod.initialized) {
+	if (!mod.initialized || finalizing) {
 		UNLOCK();
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	}
@@ -152,13 +207,19 @@ static bool read_init_string(const void *p, char buf[INIT_RESERVED_MAX])
 	return false;
 }
 
-/* *reserved: NULL, or the init string copied into buf. */
-static CK_RV check_init_args(CK_VOID_PTR p, char buf[INIT_RESERVED_MAX], const char **reserved)
+/* *reserved: NULL, or the init string copied into buf. *threads: false
+ * when the caller said CKF_LIBRARY_CANT_CREATE_OS_THREADS. */
+static CK_RV check_init_args(CK_VOID_PTR p, char buf[INIT_RESERVED_MAX], const char **reserved,
+			     bool *threads)
 {
 	*reserved = NULL;
+	*threads = true;
 	if (!p)
 		return CKR_OK;
 	CK_C_INITIALIZE_ARGS *a = p;
+	/* The module can work without its own threads: the revalidation
+	 * checks then run in the callers' threads (docs/REVALIDATION.md). */
+	*threads = !(a->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS);
 	int given = !!a->CreateMutex + !!a->DestroyMutex + !!a->LockMutex +
 		    !!a->UnlockMutex;
 	if (given != 0 && given != 4) {
@@ -187,6 +248,7 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 {
 	const char *reserved;
 	char init_string[INIT_RESERVED_MAX];
+	bool threads;
 	pthread_once(&fork_once, fork_register);
 	LOCK();
 	if (mod.initialized && mod.pid == getpid()) {
@@ -194,11 +256,12 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 		return LEAVE(CKR_CRYPTOKI_ALREADY_INITIALIZED);
 	}
 	log_apply_env(); /* first: a refusal of the arguments is logged where asked */
-	CK_RV rv = check_init_args(pInitArgs, init_string, &reserved);
+	CK_RV rv = check_init_args(pInitArgs, init_string, &reserved, &threads);
 	if (rv != CKR_OK) {
 		UNLOCK();
 		return LEAVE(rv);
 	}
+	close_orphans();
 	hmap_init(&mod.sessions);
 	hmap_init(&slots.objects);
 	mod.next_session = slots.next_object = 0;
@@ -242,7 +305,11 @@ static CK_RV ep_Initialize(CK_VOID_PTR pInitArgs)
 	mod.cfg = cfg;
 	mod.pid = getpid();
 	mod.initialized = true;
+	revalthread_configure_inlock(threads);
 	log_info("api", "initialized from %s: %zu slot(s)", cfg->path, slots.ntokens);
+	if (!threads)
+		log_info("api", "CKF_LIBRARY_CANT_CREATE_OS_THREADS: the sealing keys are "
+				"checked in the callers' threads");
 	UNLOCK();
 	return LEAVE(CKR_OK);
 }
@@ -252,6 +319,11 @@ static CK_RV ep_Finalize(CK_VOID_PTR pReserved)
 	if (pReserved)
 		return LEAVE(CKR_ARGUMENTS_BAD);
 	GUARD(enter());
+	/* First the revalidation thread: it uses the tokens. enter() refuses
+	 * every call meanwhile (the lock is released while it ends). */
+	finalizing = true;
+	revalthread_stop();
+	finalizing = false;
 	size_t it = 0;
 	uint64_t k;
 	void *v;

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "revalthread.h"
 #include "token.h"
 #include "token_priv.h"
 
@@ -153,20 +154,40 @@ static CK_RV reval_publish(token_t *t, void *arg, CK_RV rv, bool stale)
 
 static const slots_job_ops reval_ops = {reval_prepare, reval_call, reval_publish, true};
 
-CK_RV token_revalidate(token_t *t, CK_ULONG *deverr)
+/* --- scheduling: when a check is due, and who runs it ---------------------- */
+
+uint64_t token_reval_due_in_inlock(const token_t *t, uint64_t now)
 {
-	uint64_t now = clock_now_s();
-	bool due = (t->tk || t->revoked) && !t->checking &&
-		   now - t->last_check >= t->cfg->revalidate_seconds;
-	if (!due) {
-		if (t->revoked)
-			*deverr = p11k_err_to_deverr(t->revoked_why);
-		return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
-	}
+	if (!(t->tk || t->revoked) || t->checking)
+		return REVAL_NONE;
+	/* Unsigned: a wall clock stepped back makes the check due at once. */
+	uint64_t since = now - t->last_check;
+	return since >= t->cfg->revalidate_seconds ? 0 : t->cfg->revalidate_seconds - since;
+}
+
+CK_RV token_reval_run(token_t *t, uint64_t now, CK_ULONG *deverr)
+{
 	reval_job j = {.now = now, .deverr = deverr};
 	CK_RV rv = slots_run(t, &reval_ops, &j);
 	seal_set_free(&j.set);
 	reseal_plan_free(&j.plan);
 	sec_free(j.ks);
 	return rv;
+}
+
+CK_RV token_revalidate(token_t *t, CK_ULONG *deverr)
+{
+	uint64_t now = clock_now_s();
+	bool due = token_reval_due_in_inlock(t, now) == 0;
+	/* The revalidation thread runs the checks (revalthread.h); it starts
+	 * here, the first time a token has a key in memory or is revoked. The
+	 * caller reads the verdict so far and wakes the thread when a check is
+	 * due, never waiting for the KMS. Without the thread
+	 * (CKF_LIBRARY_CANT_CREATE_OS_THREADS, or none could be made) a due
+	 * check runs here, in the caller, as it did before the thread. */
+	if ((t->tk || t->revoked) && !revalthread_kick_inlock(due) && due)
+		return token_reval_run(t, now, deverr);
+	if (t->revoked)
+		*deverr = p11k_err_to_deverr(t->revoked_why);
+	return t->revoked ? CKR_DEVICE_ERROR : CKR_OK;
 }

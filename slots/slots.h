@@ -39,6 +39,8 @@
  *
  * C_Finalize while other threads are in calls is undefined behaviour
  * (PKCS #11 v2.40 5.4): a job's call may use its token until it returns.
+ * The module's own thread, which runs the revalidation jobs
+ * (revalthread.h), is stopped and joined before anything is freed.
  */
 #ifndef P11KMS_SLOTS_H
 #define P11KMS_SLOTS_H

@@ -147,6 +147,16 @@ static p11k_err prepare(store_t *s, const char *sql, sqlite3_stmt **st)
 	return rc == SQLITE_OK ? P11K_OK : sql_err(s, rc, "prepare");
 }
 
+/* The store's lock: recursive, held from begin to commit. */
+static void init_lock(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(m, &ma);
+	pthread_mutexattr_destroy(&ma);
+}
+
 p11k_err store_open(const char *path, bool create, store_t **out)
 {
 	*out = NULL;
@@ -169,11 +179,7 @@ p11k_err store_open(const char *path, bool create, store_t **out)
 		free(s);
 		return P11K_ERR_NOMEM;
 	}
-	pthread_mutexattr_t ma;
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&s->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
+	init_lock(&s->lock);
 
 	int rc = sqlite3_open_v2(path, &s->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
@@ -240,6 +246,27 @@ void store_close(store_t *s)
 void store_abandon(store_t *s)
 {
 	(void)s; /* deliberately leaked in the forked child */
+}
+
+void store_fork_hold(store_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+}
+
+void store_fork_release(store_t *s)
+{
+	pthread_mutex_unlock(&s->lock);
+}
+
+void store_fork_child(store_t *s)
+{
+	/* A recursive mutex records its owner's thread id, which the child's
+	 * thread no longer has: the unlock fails (EPERM) and only tells
+	 * thread checkers that the lock is released; making it anew is what
+	 * releases it (no other thread exists to hold it). The store itself
+	 * is left behind untouched, like every SQLite handle of the parent. */
+	(void)pthread_mutex_unlock(&s->lock);
+	init_lock(&s->lock);
 }
 
 const char *store_path(const store_t *s)

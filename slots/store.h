@@ -61,6 +61,14 @@ void store_close(store_t *s);
 /* Forget the handle without touching SQLite (a forked child must not
  * use or close its parent's connections). */
 void store_abandon(store_t *s);
+/* fork (module/entry.c's pthread_atfork handler, with THE lock held): hold
+ * the store's lock around fork, so no thread of the module is inside
+ * SQLite (an IV counter reservation runs without THE lock) and the child
+ * finds SQLite's own mutexes free; release it in the parent. */
+void store_fork_hold(store_t *s);
+void store_fork_release(store_t *s);
+/* The same in the child, where the store is then left behind unused. */
+void store_fork_child(store_t *s);
 const char *store_path(const store_t *s);
 
 /* Transactions: begin takes the store's lock until commit or rollback.

@@ -67,18 +67,22 @@ void cloud_token_survives_restart(void **state)
 	assert_ok(h_initialize(c->env));
 }
 
-static void make_unreachable(const cloud_e2e *c)
+/* The module's revalidation thread asks the KMS (revalidate_seconds is 1)
+ * and, retrying, finds it unreachable: wait for its verdict in the log (a
+ * bounded wait; the check never runs in the test's own calls). */
+static void make_unreachable(const cloud_e2e *c, const char *verdict)
 {
 	emu_ctl(CTL, "fault '{\"service\": \"%s\", \"op\": \"%s\", %s, \"count\": 0}'",
 		c->service, c->describe_op, c->unreachable);
-	sleep(2); /* past revalidate_seconds */
+	for (int i = 0; i < 300 && !h_log_contains(c->env, verdict); i++)
+		usleep(100000);
 }
 
 void cloud_unreachable_within_grace(void **state)
 {
 	const cloud_e2e *c = *state;
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
-	make_unreachable(c);
+	make_unreachable(c, "of grace");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
 	assert_ok(h_encrypt_probe(S, k, ct, &cl)); /* unreachable, but within grace */
@@ -90,7 +94,7 @@ void cloud_unreachable_fails_closed(void **state)
 {
 	const cloud_e2e *c = *state;
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
-	make_unreachable(c);
+	make_unreachable(c, "longer than the grace period");
 	uint8_t ct[32];
 	CK_ULONG cl = sizeof(ct);
 	assert_rv(h_encrypt_probe(S, k, ct, &cl), CKR_DEVICE_ERROR);

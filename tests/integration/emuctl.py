@@ -22,6 +22,11 @@
   log-seq                                     print the last request-log sequence number
   max-overlap SINCE SERVICE OP                most requests of SERVICE/OP in flight at once
                                               (from the request log after SINCE)
+  faults-pending                              print how many fault rules are still to apply
+                                              (a count-1 rule goes when a request takes it)
+  answered SINCE SERVICE OP [FAULT]           print how many SERVICE/OP requests (that met
+                                              FAULT, e.g. latency) were answered after SINCE
+                                              (the log has a request once it is answered)
 CONTEXT is the module's AAD; p11kms sends it as {"p11kms": base64url(AAD)}.
 """
 import base64
@@ -112,6 +117,13 @@ def main(argv):
             cur += d
             best = max(best, cur)
         print(best)
+    elif cmd == "faults-pending":
+        print(len(emu.call("GET", "/v1/faults")["faults"]))
+    elif cmd == "answered":
+        since, service, op = int(args[0]), args[1], args[2]
+        fault = args[3] if len(args) > 3 else None
+        print(sum(1 for e in emu.log(since) if e["service"] == service and e["op"] == op
+                  and (fault is None or e["fault"] == fault)))
     else:
         sys.exit("emuctl: unknown command " + cmd)
 
