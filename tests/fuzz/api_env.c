@@ -582,7 +582,7 @@ void api_input_begin(void)
 	next_session = 2;
 	next_object = BASE_END;
 	nclosed_s = ngone_o = 0;
-	pin_budget = 2;
+	pin_budget = 4;
 	init_budget = 3;
 	fin_budget = 1;
 	finalized_by_input = false;
