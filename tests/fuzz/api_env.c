@@ -2,7 +2,10 @@
 /* fuzz_api's environment (api_env.h). */
 #include "api_env.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
@@ -527,6 +530,40 @@ static void restart(void)
 	warm_same();
 }
 
+/* A crash (abort) skips the folder's removal at exit, and minimizing
+ * one crashes thousands of times: each folder of this target names its
+ * process, and the folders of dead ones are removed at the next start. */
+static void mark_and_sweep(const char *dir)
+{
+	char p[320], cmd[400];
+	int n = snprintf(p, sizeof(p), "%s/fuzz_api.pid", dir);
+	FUZZ_CHECK(n > 0 && (size_t)n < sizeof(p));
+	n = snprintf(cmd, sizeof(cmd), "%ld\n", (long)getpid());
+	write_file(p, cmd, (size_t)n, 0600);
+	const char *slash = strrchr(dir, '/');
+	DIR *d = slash ? opendir(strndupa(dir, (size_t)(slash - dir))) : NULL;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char pidfile[600], buf[32] = "";
+		if (strncmp(e->d_name, "p11kms-fuzz-", 12) != 0 ||
+		    snprintf(pidfile, sizeof(pidfile), "%.*s/%s/fuzz_api.pid",
+			     (int)(slash - dir), dir, e->d_name) >= (int)sizeof(pidfile))
+			continue;
+		int fd = open(pidfile, O_RDONLY | O_CLOEXEC);
+		ssize_t got = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		long pid = got > 0 ? strtol(buf, NULL, 10) : 0;
+		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (snprintf(cmd, sizeof(cmd), "rm -rf '%.*s/%s'", (int)(slash - dir), dir,
+			     e->d_name) < (int)sizeof(cmd) &&
+		    system(cmd) != 0)
+			fprintf(stderr, "fuzz_api: could not remove %s\n", e->d_name);
+	}
+	if (d)
+		closedir(d);
+}
+
 static void summary(void)
 {
 	if (n_inputs)
@@ -546,6 +583,7 @@ void api_env_init(void)
 	SETUP(C_GetInterface((CK_UTF8CHAR_PTR) "PKCS 11", &v3, &itf, 0));
 	api_f = itf->pFunctionList;
 	const char *dir = fuzz_tmpdir();
+	mark_and_sweep(dir);
 	snprintf(config_path, sizeof(config_path), "%s/p11kms.json", dir);
 	snprintf(init_string, sizeof(init_string), "config=%s", config_path);
 	for (int i = 0; i < NSLOTS; i++) {
