@@ -256,8 +256,10 @@ void ap_out(api_prog *r, api_out *o)
 	case 2: /* a longer buffer than claimed: the rest is a canary */
 		out_alloc(o, real_len(ap_len(r)), CANARY_LEN);
 		break;
-	case 3: /* generous */
-	case 7:
+	case 3: /* generous: room for the output of an input of up to 8 KiB */
+		out_alloc(o, 8192 + 64, CANARY_LEN);
+		break;
+	case 7: /* and of any input */
 		out_alloc(o, AP_REAL_MAX + 64, CANARY_LEN);
 		break;
 	case 4: /* no length pointer */
