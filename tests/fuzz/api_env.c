@@ -314,6 +314,11 @@ CK_OBJECT_HANDLE api_object(api_prog *r)
 	return objects[s % API_OBJECTS];
 }
 
+CK_OBJECT_HANDLE api_object_at(unsigned i)
+{
+	return i < API_OBJECTS ? objects[i] : CK_INVALID_HANDLE;
+}
+
 CK_SLOT_ID api_slot(api_prog *r)
 {
 	uint8_t s = ap_u8(r);

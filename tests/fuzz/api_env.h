@@ -42,6 +42,8 @@ void api_input_end(void);
 CK_SESSION_HANDLE api_session(api_prog *r);
 CK_OBJECT_HANDLE api_object(api_prog *r);
 CK_SLOT_ID api_slot(api_prog *r);
+/* The table's object i (CK_INVALID_HANDLE if none). */
+CK_OBJECT_HANDLE api_object_at(unsigned i);
 /* What the program made or ended, for the tables. */
 void api_session_opened(CK_SESSION_HANDLE h);
 void api_session_closed(CK_SESSION_HANDLE h);

@@ -263,6 +263,23 @@ static int by_value(const void *a, const void *b)
 /* Found objects into the table, in handle order: the module answers in
  * the order of its hash maps, which earlier inputs shaped; handles grow
  * with time, so their order is the same in every run. */
+/* After a C_Logout: the session is public again, and no private object of
+ * the table can be seen through it (PKCS #11 v2.40 5.6). */
+static void after_logout(CK_SESSION_HANDLE s)
+{
+	CK_SESSION_INFO si;
+	if (api_f->C_GetSessionInfo(s, &si) == CKR_OK &&
+	    si.state != CKS_RO_PUBLIC_SESSION && si.state != CKS_RW_PUBLIC_SESSION)
+		api_finding("C_Logout", "the session is not public after C_Logout");
+	for (unsigned i = 0; i < API_OBJECTS; i++) {
+		CK_BBOOL priv = CK_FALSE;
+		CK_ATTRIBUTE a = {CKA_PRIVATE, &priv, sizeof(priv)};
+		if (api_object_at(i) != CK_INVALID_HANDLE &&
+		    api_f->C_GetAttributeValue(s, api_object_at(i), &a, 1) == CKR_OK && priv)
+			api_finding("C_Logout", "a private object can be read after C_Logout");
+	}
+}
+
 static void note_objects(const ulist *l, CK_RV rv)
 {
 	if (rv != CKR_OK || !l->p || !l->pn || l->n > l->claimed)
@@ -537,8 +554,12 @@ static CK_RV call_session(api_prog *r, const op *o)
 	case K_CLOSE: {
 		CK_SESSION_HANDLE s = api_session(r);
 		rv = api_f->C_CloseSession(s);
-		if (rv == CKR_OK)
+		if (rv == CKR_OK) {
+			CK_SESSION_INFO si;
 			api_session_closed(s);
+			API_CHECK(api_f->C_GetSessionInfo(s, &si) == CKR_SESSION_HANDLE_INVALID,
+				  o->name, "a closed session still answers");
+		}
 		return rv;
 	}
 	case K_CLOSEALL:
@@ -553,8 +574,13 @@ static CK_RV call_session(api_prog *r, const op *o)
 		}
 		return rv;
 	}
-	case K_SESS:
-		return FN(CK_C_CloseSession, o)(api_session(r));
+	case K_SESS: {
+		CK_SESSION_HANDLE s = api_session(r);
+		rv = FN(CK_C_CloseSession, o)(s);
+		if (rv == CKR_OK && o->off == offsetof(CK_FUNCTION_LIST_3_0, C_Logout))
+			after_logout(s);
+		return rv;
+	}
 	case K_CANCEL: {
 		static const CK_FLAGS flags[] = {CKF_ENCRYPT, CKF_DECRYPT, CKF_DIGEST,
 						 CKF_SIGN, CKF_VERIFY, CKF_MESSAGE_ENCRYPT,
@@ -599,7 +625,14 @@ static CK_RV call_pin(api_prog *r, const op *o)
 		CK_SESSION_HANDLE s = api_session(r);
 		CK_USER_TYPE u = ap_pick(r, users, COUNT(users));
 		pin_arg(r, &p1, &l1);
-		return api_f->C_Login(s, u, p1, l1);
+		CK_RV rv = api_f->C_Login(s, u, p1, l1);
+		CK_SESSION_INFO si;
+		if (rv == CKR_OK && api_f->C_GetSessionInfo(s, &si) == CKR_OK &&
+		    !(u == CKU_SO ? si.state == CKS_RW_SO_FUNCTIONS
+				  : si.state == CKS_RO_USER_FUNCTIONS ||
+					    si.state == CKS_RW_USER_FUNCTIONS))
+			api_finding("C_Login", "the session's state is not the one logged in");
+		return rv;
 	}
 	default: { /* K_LOGINUSER */
 		CK_SESSION_HANDLE s = api_session(r);
@@ -651,8 +684,13 @@ static CK_RV call_object(api_prog *r, const op *o)
 	case K_DESTROY: {
 		CK_OBJECT_HANDLE h = api_object(r);
 		rv = api_f->C_DestroyObject(s, h);
-		if (rv == CKR_OK)
+		if (rv == CKR_OK) {
 			api_object_gone(h);
+			CK_OBJECT_CLASS c;
+			CK_ATTRIBUTE a = {CKA_CLASS, &c, sizeof(c)};
+			API_CHECK(api_f->C_GetAttributeValue(s, h, &a, 1) != CKR_OK, o->name,
+				  "a destroyed object can still be read");
+		}
 		return rv;
 	}
 	case K_DIGESTKEY:
