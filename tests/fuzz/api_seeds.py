@@ -35,8 +35,15 @@ MECHS = table("api_args.c", "mech_types[] = {", r"(CKM_\w+|0x\w+UL)")
 ATTRS = table("api_args.c", "attr_types[] = {", r"\{(CKA_\w+), V_\w+\}")
 
 
-def op(name):
-    return bytes([OPS.index(name)])
+def op(name, nth=0):
+    """The opcode of name's nth entry in ops[] (the table repeats some)."""
+    at = [i for i, n in enumerate(OPS) if n == name][nth]
+    return bytes([at])
+
+
+def queried(name):
+    """The variant that asks for the length first (the last entry of name)."""
+    return op(name, -1)
 
 
 def b(*v):
@@ -417,6 +424,17 @@ SEEDS = {
     + op("C_EncryptInit") + b(OPT) + mech("CKM_AES_CTR", ctr(bits_pick=3)) + b(TOK_AES)
     + op("C_EncryptInit") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE", proper(b(1), b(0, 1)))
     + b(KMS_ENV),
+    "queried": op("C_EncryptInit") + b(OPT) + mech("CKM_AES_CBC_PAD", cbc_iv()) + b(TOK_AES)
+    + queried("C_Encrypt") + b(OPT) + data(b"0123456789abcdef0")
+    + op("C_EncryptInit") + b(OPT) + mech("CKM_AES_GCM", gcm()) + b(TOK_AES)
+    + queried("C_EncryptUpdate") + b(OPT) + data(b"part") + queried("C_EncryptFinal") + b(OPT)
+    + op("C_DecryptInit") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV)
+    + queried("C_Decrypt") + b(OPT) + data(b"not a blob")
+    + op("C_DigestInit") + b(OPT) + mech("CKM_SHA384") + queried("C_Digest") + b(OPT)
+    + data(b"abc") + op("C_SignInit") + b(OPT) + mech("CKM_SHA512_HMAC") + b(TOK_HMAC)
+    + op("C_SignUpdate") + b(OPT) + data(b"x") + queried("C_SignFinal") + b(OPT)
+    + queried("C_WrapKey") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV, TOK_AES)
+    + queried("C_WrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(TOK_AES, TOK_HMAC),
     "one-shot-after-update": op("C_DigestInit") + b(OPT) + mech("CKM_SHA256")
     + op("C_DigestUpdate") + b(OPT) + data(b"abc") + op("C_Digest") + b(OPT) + data(b"abc")
     + GENEROUS + op("C_DigestFinal") + b(OPT) + GENEROUS

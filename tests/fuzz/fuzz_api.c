@@ -57,6 +57,9 @@ typedef enum kind {
 	K_VERIFYMSG, /* f(session, param, plen, in, inlen, sig, siglen) */
 	K_PBEGIN,    /* f(session, param, plen) */
 	K_CANCEL, K_INTERFACES, K_CRYPT_ROUNDTRIP, K_SIGN_ROUNDTRIP,
+	K_QINOUT,    /* K_INOUT's length query, then a buffer of that length */
+	K_QOUT,      /* the same for K_OUT */
+	K_QWRAP,     /* the same for C_WrapKey */
 } kind;
 
 typedef struct op {
@@ -121,6 +124,12 @@ static const op ops[] = {
 	{"C_Encrypt+C_Decrypt", K_CRYPT_ROUNDTRIP, 0},
 	{"C_Encrypt+C_Decrypt", K_CRYPT_ROUNDTRIP, 0},
 	{"C_Sign+C_Verify", K_SIGN_ROUNDTRIP, 0},
+	/* appended, so that the opcodes above keep their meaning */
+	OP(K_QINOUT, C_Encrypt), OP(K_QINOUT, C_Decrypt), OP(K_QINOUT, C_Sign),
+	OP(K_QINOUT, C_Digest), OP(K_QINOUT, C_EncryptUpdate),
+	OP(K_QINOUT, C_DecryptUpdate), OP(K_QOUT, C_EncryptFinal),
+	OP(K_QOUT, C_DecryptFinal), OP(K_QOUT, C_SignFinal), OP(K_QOUT, C_DigestFinal),
+	OP(K_QWRAP, C_WrapKey),
 };
 
 /* The message API's parameter of the last C_*MessageBegin, which
@@ -368,6 +377,46 @@ static void sign_roundtrip(api_prog *r)
 	rv = api_f->C_Verify(s, in.p, in.len, sig.p, sig.len);
 	api_rv("C_Verify", rv);
 	API_CHECK(rv == CKR_OK, "C_Verify", "a signature made by C_Sign does not verify");
+}
+
+/* PKCS #11 5.2 as a caller follows it: ask for the length (a NULL
+ * buffer), then call with a buffer of exactly that length, which must not
+ * be too small (the query may answer more than is written). */
+static CK_RV queried(api_prog *r, const op *o)
+{
+	CK_SESSION_HANDLE s = api_session(r);
+	CK_MECHANISM_PTR m = NULL;
+	CK_OBJECT_HANDLE wk = CK_INVALID_HANDLE, k = CK_INVALID_HANDLE;
+	api_in in = {0};
+	api_out out;
+	CK_ULONG len = 0;
+	CK_RV rv;
+	if (o->k == K_QWRAP) {
+		m = ap_mech(r);
+		wk = api_object(r);
+		k = api_object(r);
+		rv = api_f->C_WrapKey(s, m, wk, k, NULL, &len);
+	} else if (o->k == K_QINOUT) {
+		ap_in(r, &in);
+		rv = FN(CK_C_Encrypt, o)(s, in.p, in.len, NULL, &len);
+	} else {
+		rv = FN(CK_C_EncryptFinal, o)(s, NULL, &len);
+	}
+	api_rv(o->name, rv);
+	if (rv != CKR_OK || len > AP_REAL_MAX + 64)
+		return rv;
+	ap_out_sized(&out, len);
+	if (o->k == K_QWRAP)
+		rv = api_f->C_WrapKey(s, m, wk, k, out.p, out.plen);
+	else if (o->k == K_QINOUT)
+		rv = FN(CK_C_Encrypt, o)(s, in.p, in.len, out.p, out.plen);
+	else
+		rv = FN(CK_C_EncryptFinal, o)(s, out.p, out.plen);
+	ap_in_check(&in, o->name);
+	ap_out_check(&out, rv, o->name);
+	API_CHECK(rv != CKR_BUFFER_TOO_SMALL, o->name,
+		  "CKR_BUFFER_TOO_SMALL for a buffer as long as its own length query said");
+	return rv;
 }
 
 /* --- C_Initialize's argument variants ----------------------------------------- */
@@ -1012,6 +1061,10 @@ static CK_RV call(api_prog *r, const op *o)
 	case K_SIGN_ROUNDTRIP:
 		sign_roundtrip(r);
 		return CKR_OK;
+	case K_QINOUT:
+	case K_QOUT:
+	case K_QWRAP:
+		return queried(r, o);
 	}
 	return CKR_OK;
 }
