@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "common/secmem.h"
 #include "fuzz_common.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -243,9 +244,20 @@ void api_object_gone(CK_OBJECT_HANDLE h)
 		gone_o[ngone_o++] = h;
 }
 
+/* After C_Finalize the module holds no secret: whatever secure memory is
+ * still in use is a secret never freed (LeakSanitizer does not see secure
+ * memory, which comes from mmap). */
+static void no_secrets_left(const char *when)
+{
+	if (sec_in_use() != 0)
+		api_finding(when, "secure memory still in use after C_Finalize: a secret "
+				  "that was never freed (or never wiped)");
+}
+
 void api_module_finalized(void)
 {
 	finalized_by_input = true;
+	no_secrets_left("C_Finalize");
 }
 
 /* Find every object the session sees into base[from..to). */
@@ -548,6 +560,7 @@ static void restart(void)
 	CK_INFO info;
 	if (api_f->C_GetInfo(&info) == CKR_OK)
 		SETUP(api_f->C_Finalize(NULL));
+	no_secrets_left("C_Finalize (between inputs)");
 	restore_stores();
 	SETUP(initialize());
 	warm_same();
