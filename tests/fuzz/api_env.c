@@ -684,6 +684,8 @@ void api_input_end(void)
 		SETUP(initialize());
 		warm_same();
 	} else if (finalized_by_input) {
-		warm_same(); /* the input started the module again itself */
+		/* The input started the module again itself: its first calls
+		 * then chose which store loaded first, and so the handles. */
+		restart();
 	}
 }
