@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "common/clock.h"
 #include "common/secmem.h"
 #include "fuzz_common.h"
 
@@ -19,7 +20,7 @@ enum { OPT, REQ, NSLOTS };
 static const char *const slot_names[NSLOTS] = {"opt", "req"};
 static CK_SLOT_ID slot_ids[NSLOTS];
 
-static char config_path[300], init_string[320];
+static char config_path[300], init_string[320], key_path[300];
 static char store_path[NSLOTS][300];
 
 /* A setup step that must work: the target is useless otherwise. */
@@ -48,6 +49,15 @@ static void write_file(const char *path, const void *p, size_t n, mode_t mode)
 	FUZZ_CHECK(write(fd, p, n) == (ssize_t)n);
 	FUZZ_CHECK(fchmod(fd, mode) == 0);
 	close(fd);
+}
+
+/* The local provider's key file, as setup made it. */
+static void write_key_file(void)
+{
+	uint8_t key[32];
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	write_file(key_path, key, sizeof(key), 0600);
 }
 
 static void blob_free(blob *b)
@@ -187,6 +197,52 @@ static unsigned pin_budget, init_budget, fin_budget;
 /* For the summary at exit: how often the fast path was left. */
 static unsigned long n_inputs, n_restarts, n_starts;
 static bool finalized_by_input;
+/* The input moved the clock or changed the key file: the module's
+ * revalidation state is then the input's, and only a restart clears it. */
+static bool env_touched;
+
+/* The module's clock (clock_set_fake): the same at every input's start,
+ * so revalidation, creation times and rotation warnings do not depend on
+ * when an input runs; an input moves it on to make the module revalidate
+ * its sealing keys (revalidate_seconds 60). */
+#define FAKE_T0 1767225600ull /* 2026-01-01 */
+static uint64_t fake_now = FAKE_T0;
+static uint64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
+
+void api_clock_advance(CK_ULONG seconds)
+{
+	fake_now += seconds;
+	env_touched = true;
+}
+
+void api_keyfile(uint8_t how)
+{
+	static const uint8_t other[32] = {1, 2, 3};
+	char moved[320];
+	suffixed(moved, sizeof(moved), key_path, ".moved");
+	switch (how % 5) {
+	case 0: /* readable by others: the provider must refuse it */
+		FUZZ_CHECK(chmod(key_path, 0644) == 0 || errno == ENOENT);
+		break;
+	case 1: /* gone */
+		FUZZ_CHECK(rename(key_path, moved) == 0 || errno == ENOENT);
+		break;
+	case 2: /* back */
+		FUZZ_CHECK(rename(moved, key_path) == 0 || errno == ENOENT);
+		break;
+	case 3: /* another key: a rotated master key, blobs of the old one */
+		write_file(key_path, other, sizeof(other), 0600);
+		break;
+	default: /* as setup made it */
+		write_key_file();
+		break;
+	}
+	env_touched = true;
+}
 
 static CK_C_INITIALIZE_ARGS init_args;
 
@@ -360,12 +416,10 @@ static CK_RV initialize(void)
 
 static void write_config(const char *dir)
 {
-	char key_file[300], cfg[4096];
-	uint8_t key[32];
-	for (int i = 0; i < 32; i++)
-		key[i] = (uint8_t)(i * 7 + 1);
-	snprintf(key_file, sizeof(key_file), "%s/master.key", dir);
-	write_file(key_file, key, sizeof(key), 0600);
+	char cfg[4096];
+	int k = snprintf(key_path, sizeof(key_path), "%s/master.key", dir);
+	FUZZ_CHECK(k > 0 && (size_t)k < sizeof(key_path));
+	write_key_file();
 	const bool verbose = getenv("P11KMS_FUZZ_VERBOSE") != NULL;
 	int n = snprintf(
 		cfg, sizeof(cfg),
@@ -373,19 +427,19 @@ static void write_config(const char *dir)
 		" \"providers\": [\n"
 		"  {\"name\": \"opt\", \"type\": \"local\", \"key_file\": \"%s\",\n"
 		"   \"store\": \"%s\", \"login\": \"optional\", \"pin_kdf_cost\": 12,\n"
-		"   \"max_sessions\": 8, \"revalidate_seconds\": 2592000,\n"
+		"   \"max_sessions\": 8, \"revalidate_seconds\": 60,\n"
 		"   \"keys\": [{\"id\": \"env\", \"label\": \"kms-env\"},\n"
 		"            {\"id\": \"aes\", \"label\": \"kms-aes\", \"type\": \"aes\"},\n"
 		"            {\"id\": \"aes128\", \"label\": \"kms-aes128\", \"type\": \"aes\",\n"
 		"             \"bits\": 128}]},\n"
 		"  {\"name\": \"req\", \"type\": \"local\", \"key_file\": \"%s\",\n"
 		"   \"store\": \"%s\", \"login\": \"required\", \"pin_kdf_cost\": 12,\n"
-		"   \"max_sessions\": 8, \"revalidate_seconds\": 2592000,\n"
+		"   \"max_sessions\": 8, \"revalidate_seconds\": 60,\n"
 		"   \"keys\": [{\"id\": \"env\", \"label\": \"kms-env\"},\n"
 		"            {\"id\": \"rsa\", \"label\": \"kms-rsa\", \"type\": \"rsa\"}]}\n"
 		" ]}\n",
-		verbose ? "trace" : "info", verbose ? "stderr" : "/dev/null", key_file,
-		store_path[OPT], key_file, store_path[REQ]);
+		verbose ? "trace" : "info", verbose ? "stderr" : "/dev/null", key_path,
+		store_path[OPT], key_path, store_path[REQ]);
 	FUZZ_CHECK(n > 0 && (size_t)n < sizeof(cfg));
 	write_file(config_path, cfg, (size_t)n, 0600);
 }
@@ -614,6 +668,7 @@ void api_env_init(void)
 		return;
 	atexit(summary);
 	fuzz_quiet_log();
+	clock_set_fake(fake_clock, NULL);
 	CK_INTERFACE *itf = NULL;
 	CK_VERSION v3 = {3, 0};
 	SETUP(C_GetInterface((CK_UTF8CHAR_PTR) "PKCS 11", &v3, &itf, 0));
@@ -673,6 +728,16 @@ void api_input_begin(void)
 void api_input_end(void)
 {
 	CK_INFO info;
+	if (env_touched) {
+		char moved[320];
+		suffixed(moved, sizeof(moved), key_path, ".moved");
+		unlink(moved);
+		write_key_file();
+		fake_now = FAKE_T0;
+		env_touched = false;
+		restart();
+		return;
+	}
 	bool up = api_f->C_GetInfo(&info) == CKR_OK;
 	if (up) {
 		(void)api_f->C_CloseAllSessions(slot_ids[OPT]);

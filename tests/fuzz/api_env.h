@@ -51,6 +51,12 @@ void api_object_made(CK_OBJECT_HANDLE h);
 void api_object_gone(CK_OBJECT_HANDLE h);
 /* The program finalized the module: the input's end starts it again. */
 void api_module_finalized(void);
+/* The world the module lives in, which the input's end puts back: the
+ * module's clock moved on (past revalidate_seconds, past the rotation
+ * age), and the local provider's key file made readable by others,
+ * removed, put back, replaced by another key or by the original. */
+void api_clock_advance(CK_ULONG seconds);
+void api_keyfile(uint8_t how);
 
 /* Budgets per input, so that every input stays fast: four PIN calls (each
  * runs scrypt once or twice: ~14 ms with the real one, the suite's replay,

@@ -29,7 +29,7 @@ def table(path, start, pattern):
 
 
 OPS = table("fuzz_api.c", "static const op ops[]",
-            r'OP\(K_\w+, (C_\w+)\)|\{"(C_[\w+]+)"')
+            r'OP\(K_\w+, (C_\w+)\)|\{"(C_[\w+]+|\([a-z ]+\))"')
 OPS = [a or b for a, b in OPS]
 MECHS = table("api_args.c", "mech_types[] = {", r"(CKM_\w+|0x\w+UL)")
 ATTRS = table("api_args.c", "attr_types[] = {", r"\{(CKA_\w+), V_\w+\}")
@@ -435,6 +435,29 @@ SEEDS = {
     + op("C_SignUpdate") + b(OPT) + data(b"x") + queried("C_SignFinal") + b(OPT)
     + queried("C_WrapKey") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV, TOK_AES)
     + queried("C_WrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(TOK_AES, TOK_HMAC),
+    "revoke": crypt("C_EncryptInit", "C_Encrypt", OPT, mech("CKM_AES_ECB"), TOK_AES,
+                    data(b"0123456789abcdef"))
+    + op("(key file)") + b(0) + op("(clock)") + b(0)
+    + crypt("C_EncryptInit", "C_Encrypt", OPT, mech("CKM_AES_ECB"), TOK_AES,
+            data(b"0123456789abcdef"))
+    + op("C_GetSessionInfo") + b(OPT, 1) + op("(key file)") + b(4) + op("(clock)") + b(0)
+    + crypt("C_EncryptInit", "C_Encrypt", OPT, mech("CKM_AES_ECB"), TOK_AES,
+            data(b"0123456789abcdef")) + op("C_GetSessionInfo") + b(OPT, 1),
+    "rotate": op("C_WrapKey") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV, TOK_AES)
+    + GENEROUS + op("(key file)") + b(3) + op("(clock)") + b(0)
+    + op("C_UnwrapKey") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV) + prev(0)
+    + tmpl(attr_ulong("CKA_CLASS", CLASS["secret"]), attr_ulong("CKA_KEY_TYPE", KEYTYPE["aes"]),
+           attr_bool("CKA_PRIVATE", False)) + handle()
+    + roundtrip(mech("CKM_AES_GCM", gcm()), TOK_AES) + op("(key file)") + b(1)
+    + op("(clock)") + b(3) + roundtrip(mech("CKM_AES_GCM", gcm()), TOK_AES)
+    + login(REQ) + op("(key file)") + b(2),
+    "kms-wrap-pad": op("C_WrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(KMS_AES, TOK_HMAC)
+    + GENEROUS + op("C_UnwrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(KMS_AES)
+    + prev(0) + tmpl(attr_ulong("CKA_CLASS", CLASS["secret"]),
+                     attr_ulong("CKA_KEY_TYPE", KEYTYPE["generic"]),
+                     attr_bool("CKA_PRIVATE", False)) + handle()
+    + roundtrip(mech("CKM_AES_KEY_WRAP_PAD"), KMS_AES, b"x" * 20)
+    + roundtrip(mech("CKM_AES_KEY_WRAP"), KMS_AES, b"y" * 24),
     "one-shot-after-update": op("C_DigestInit") + b(OPT) + mech("CKM_SHA256")
     + op("C_DigestUpdate") + b(OPT) + data(b"abc") + op("C_Digest") + b(OPT) + data(b"abc")
     + GENEROUS + op("C_DigestFinal") + b(OPT) + GENEROUS

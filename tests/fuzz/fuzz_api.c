@@ -60,6 +60,8 @@ typedef enum kind {
 	K_QINOUT,    /* K_INOUT's length query, then a buffer of that length */
 	K_QOUT,      /* the same for K_OUT */
 	K_QWRAP,     /* the same for C_WrapKey */
+	K_CLOCK,     /* not a call: the module's clock moves on */
+	K_KEYFILE,   /* not a call: the local provider's key file changes */
 } kind;
 
 typedef struct op {
@@ -130,6 +132,7 @@ static const op ops[] = {
 	OP(K_QINOUT, C_DecryptUpdate), OP(K_QOUT, C_EncryptFinal),
 	OP(K_QOUT, C_DecryptFinal), OP(K_QOUT, C_SignFinal), OP(K_QOUT, C_DigestFinal),
 	OP(K_QWRAP, C_WrapKey),
+	{"(clock)", K_CLOCK, 0}, {"(key file)", K_KEYFILE, 0},
 };
 
 /* The message API's parameter of the last C_*MessageBegin, which
@@ -1067,6 +1070,16 @@ static CK_RV call(api_prog *r, const op *o)
 	case K_QOUT:
 	case K_QWRAP:
 		return queried(r, o);
+	case K_CLOCK: {
+		/* past revalidate_seconds (60), just before it, past the
+		 * rotation age (90 days) */
+		static const CK_ULONG steps[] = {61, 59, 3600, 91 * 86400UL, 1};
+		api_clock_advance(ap_pick(r, steps, COUNT(steps)) % (400 * 86400UL));
+		return CKR_OK;
+	}
+	case K_KEYFILE:
+		api_keyfile(ap_u8(r));
+		return CKR_OK;
 	}
 	return CKR_OK;
 }
