@@ -925,4 +925,9 @@ void api_rv(const char *fn, CK_RV rv)
 	if (rv == CKR_GENERAL_ERROR)
 		api_finding(fn, "CKR_GENERAL_ERROR (the module's own failure, with "
 				"nothing failing under it here)");
+	/* Nothing here runs out of memory (ASan stops an allocation it
+	 * cannot make): CKR_HOST_MEMORY is another error mapped wrong, as
+	 * C_DigestKey on a KMS key once answered (issue 14). */
+	if (rv == CKR_HOST_MEMORY)
+		api_finding(fn, "CKR_HOST_MEMORY with memory to spare");
 }

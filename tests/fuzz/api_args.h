@@ -130,8 +130,9 @@ void *ap_msg_param(api_prog *r, CK_ULONG *plen);
 /* --- results ------------------------------------------------------------------------ */
 
 /* Every return value is one PKCS #11 defines (else abort). A
- * CKR_GENERAL_ERROR is a finding: logged once per function, fatal with
- * P11KMS_APIFUZZ_STRICT=1 (the suite's replay sets it). */
+ * CKR_GENERAL_ERROR or CKR_HOST_MEMORY is a finding: logged once per
+ * function, fatal with P11KMS_APIFUZZ_STRICT=1 (the suite's replay sets
+ * it). */
 void api_rv(const char *fn, CK_RV rv);
 /* A rule broken that a caller could live with: logged once per message,
  * fatal with P11KMS_APIFUZZ_STRICT=1. */
