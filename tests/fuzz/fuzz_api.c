@@ -11,16 +11,21 @@
  * output buffers of wrong lengths or NULL (api_args.h).
  *
  * After each call: the return value is one PKCS #11 defines, the
- * function's length outputs keep PKCS #11 5.2's rules, no buffer is
- * written past the length the caller gave, input data is not written,
- * a key value comes out only of a key that allows it, and what encrypts
- * (signs) with a key decrypts (verifies) with it. CKR_GENERAL_ERROR is
- * reported as a finding (api_rv). The sanitizers see the rest: memory
- * errors, leaks, undefined behaviour.
+ * function's length outputs keep PKCS #11 5.2's rules (and a buffer as long
+ * as a length query said is long enough), no buffer is written past the
+ * length the caller gave, input data is not written, a key value comes out
+ * only of a key that allows it, what encrypts (signs) with a key decrypts
+ * (verifies) with it, a destroyed object, a closed session and a logout
+ * leave nothing behind, and after C_Finalize no secret is left in secure
+ * memory. CKR_GENERAL_ERROR and CKR_HOST_MEMORY are findings (api_rv). The
+ * sanitizers see the rest: memory errors, leaks, undefined behaviour.
+ * Two pseudo-calls move the module's clock and change the local
+ * provider's key file, so revalidation and revocation run too.
  *
  * The module runs against two local-provider tokens on tmpfs that every
  * input starts from in the same state (api_env.h), so a run is fast (no
  * scrypt or KMS call per input) and each input replays alone.
+ * docs/FUZZING.md has the whole design.
  */
 #include <stddef.h>
 #include <stdio.h>
