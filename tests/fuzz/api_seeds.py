@@ -437,20 +437,20 @@ SEEDS = {
     + queried("C_WrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(TOK_AES, TOK_HMAC),
     "revoke": crypt("C_EncryptInit", "C_Encrypt", OPT, mech("CKM_AES_ECB"), TOK_AES,
                     data(b"0123456789abcdef"))
-    + op("(key file)") + b(0) + op("(clock)") + b(0)
+    + op("(key file)") + b(0, 0) + op("(clock)") + b(0, 0)
     + crypt("C_EncryptInit", "C_Encrypt", OPT, mech("CKM_AES_ECB"), TOK_AES,
             data(b"0123456789abcdef"))
-    + op("C_GetSessionInfo") + b(OPT, 1) + op("(key file)") + b(4) + op("(clock)") + b(0)
+    + op("C_GetSessionInfo") + b(OPT, 1) + op("(key file)") + b(0, 4) + op("(clock)") + b(0, 0)
     + crypt("C_EncryptInit", "C_Encrypt", OPT, mech("CKM_AES_ECB"), TOK_AES,
             data(b"0123456789abcdef")) + op("C_GetSessionInfo") + b(OPT, 1),
     "rotate": op("C_WrapKey") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV, TOK_AES)
-    + GENEROUS + op("(key file)") + b(3) + op("(clock)") + b(0)
+    + GENEROUS + op("(key file)") + b(0, 3) + op("(clock)") + b(0, 0)
     + op("C_UnwrapKey") + b(OPT) + mech("CKM_P11KMS_KMS_ENVELOPE") + b(KMS_ENV) + prev(0)
     + tmpl(attr_ulong("CKA_CLASS", CLASS["secret"]), attr_ulong("CKA_KEY_TYPE", KEYTYPE["aes"]),
            attr_bool("CKA_PRIVATE", False)) + handle()
-    + roundtrip(mech("CKM_AES_GCM", gcm()), TOK_AES) + op("(key file)") + b(1)
-    + op("(clock)") + b(3) + roundtrip(mech("CKM_AES_GCM", gcm()), TOK_AES)
-    + login(REQ) + op("(key file)") + b(2),
+    + roundtrip(mech("CKM_AES_GCM", gcm()), TOK_AES) + op("(key file)") + b(0, 1)
+    + op("(clock)") + b(0, 3) + roundtrip(mech("CKM_AES_GCM", gcm()), TOK_AES)
+    + login(REQ) + op("(key file)") + b(0, 2),
     "kms-wrap-pad": op("C_WrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(KMS_AES, TOK_HMAC)
     + GENEROUS + op("C_UnwrapKey") + b(OPT) + mech("CKM_AES_KEY_WRAP_PAD") + b(KMS_AES)
     + prev(0) + tmpl(attr_ulong("CKA_CLASS", CLASS["secret"]),
