@@ -6,12 +6,16 @@
 # fuzz_aws_*). New inputs go to build-fuzz/corpus/<target>/ (the seeds
 # are not modified); a crash is saved in
 # build-fuzz/crashes/<target>/ -- copy it to tests/fuzz/crashes/ to keep it.
+# fuzz_api (sequences of PKCS#11 calls, docs/FUZZING.md) runs with
+# libFuzzer's -entropic_scale_per_exec_time=1: its inputs that run scrypt
+# or restart the module take ~50 times longer than the rest.
 #
 # Usage: scripts/fuzz.sh [seconds] [target...]
 #   P11KMS_FUZZ_JOBS=N        run N targets at a time (default 1)
 #   P11KMS_FUZZ_KEEP_GOING=1  do not stop at the first crash or timeout
 #                             (libFuzzer -fork=1 -ignore_crashes=1 ...):
 #                             every finding is saved, the run goes on
+#   P11KMS_FUZZ_ARGS="..."    more libFuzzer options, for every target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
@@ -19,7 +23,8 @@ shift || true
 case "$secs" in ''|*[!0-9]*) echo "usage: $0 [seconds] [target...]" >&2; exit 2 ;; esac
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_jsonpos fuzz_record
-  fuzz_local_blob fuzz_store fuzz_codec fuzz_aws_ini fuzz_aws_sts fuzz_provider_reply fuzz_stream)
+  fuzz_local_blob fuzz_store fuzz_codec fuzz_aws_ini fuzz_aws_sts fuzz_provider_reply fuzz_stream
+  fuzz_api)
 
 dir=build-fuzz
 cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -36,8 +41,11 @@ run_one() {
   # -max_len: the store seeds are whole database files.
   local maxlen=4096 extra=()
   [ "$t" = fuzz_store ] && maxlen=65536
+  [ "$t" = fuzz_api ] && extra+=(-entropic_scale_per_exec_time=1)
   [ "${P11KMS_FUZZ_KEEP_GOING:-0}" = 1 ] &&
-    extra=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    extra+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  # shellcheck disable=SC2206 # split on purpose: several options
+  [ -n "${P11KMS_FUZZ_ARGS:-}" ] && extra+=(${P11KMS_FUZZ_ARGS})
   # The seeds: tests/fuzz/corpus/<target>/, except the AWS parsers, whose
   # seeds are the test fixtures in tests/vectors/aws/. A target without a
   # seed folder is an error, not a run of zero inputs.

@@ -23,3 +23,15 @@ add_test(NAME fuzz_replay_stream
   COMMAND replay_fuzz_stream ${P11KMS_FUZZ_DIR}/corpus/fuzz_stream)
 set_tests_properties(fuzz_replay_stream PROPERTIES
   ENVIRONMENT "${P11KMS_TEST_ENV}" TIMEOUT 120)
+# The API-sequence target drives the module through its function list, on
+# tokens of its own (tests/fuzz/api_env.h). Strict: a finding such as
+# CKR_GENERAL_ERROR fails the replay, so a fixed finding stays fixed (open
+# ones wait in tests/fuzz/crashes/fuzz_api/).
+add_executable(replay_fuzz_api ${P11KMS_FUZZ_DIR}/fuzz_api.c
+  ${P11KMS_FUZZ_DIR}/api_args.c ${P11KMS_FUZZ_DIR}/api_env.c
+  ${P11KMS_FUZZ_DIR}/replay_main.c)
+target_link_libraries(replay_fuzz_api PRIVATE p11kms_core)
+add_test(NAME fuzz_replay_api
+  COMMAND replay_fuzz_api ${P11KMS_FUZZ_DIR}/corpus/fuzz_api)
+set_tests_properties(fuzz_replay_api PROPERTIES
+  ENVIRONMENT "${P11KMS_TEST_ENV};P11KMS_APIFUZZ_STRICT=1" TIMEOUT 300)
