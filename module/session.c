@@ -54,27 +54,7 @@ CK_RV api_refuse(CK_RV rv, const char *why)
  * application's user stops being logged in. */
 static void forget_private_inlock(token_t *t)
 {
-	size_t it = 0, n = 0;
-	uint64_t k;
-	void *v;
-	while (hmap_next(&t->session_objs, &it, &k, &v)) {
-		object_t *o = v;
-		if (obj_is_private(o)) {
-			object_unregister_inlock(o);
-			obj_free(o);
-			n++;
-		}
-	}
-	for (it = 0; hmap_next(&t->by_rowid, &it, &k, &v);) {
-		object_t *o = v;
-		if (obj_is_private(o)) {
-			object_unregister_inlock(o);
-			obj_free(o);
-			n++;
-		}
-	}
-	log_debug("api", "slot %lu: logged out: %zu private object handle(s) invalidated",
-		  (unsigned long)t->slot_id, n);
+	token_forget_private_inlock(t);
 }
 
 static void session_free(session_t *s);
@@ -141,12 +121,10 @@ CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 		return CKR_OK;
 	token_t *t = s->tok;
 	CK_ULONG dev = 0;
-	bool user = t->login == CKU_USER;
+	/* A revoked sealing key logs the user out (login=required); that
+	 * logout invalidates private handles as C_Logout's does, wherever the
+	 * check ran (revalidate.c, revoke_inlock). */
 	CK_RV rv = token_revalidate(t, &dev);
-	/* A revoked sealing key logs the user out (login=required): that
-	 * logout invalidates private handles as C_Logout's does. */
-	if (user && t->login == NO_LOGIN && t->revoked)
-		forget_private_inlock(t);
 	if ((s = session_inlock(h)) && dev) {
 		s->deverr = dev;
 		s->deverr_revoked = rv != CKR_OK;

@@ -472,3 +472,28 @@ CK_RV token_obj_get_attributes_inlock(token_t *t, const object_t *o, CK_ATTRIBUT
 	}
 	return rv;
 }
+
+void token_forget_private_inlock(token_t *t)
+{
+	size_t it = 0, n = 0;
+	uint64_t k;
+	void *v;
+	while (hmap_next(&t->session_objs, &it, &k, &v)) {
+		object_t *o = v;
+		if (obj_is_private(o)) {
+			object_unregister_inlock(o);
+			obj_free(o);
+			n++;
+		}
+	}
+	for (it = 0; hmap_next(&t->by_rowid, &it, &k, &v);) {
+		object_t *o = v;
+		if (obj_is_private(o)) {
+			object_unregister_inlock(o);
+			obj_free(o);
+			n++;
+		}
+	}
+	log_debug("token", "slot %lu: logged out: %zu private object handle(s) invalidated",
+		  (unsigned long)t->slot_id, n);
+}

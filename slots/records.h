@@ -12,6 +12,12 @@ void object_unregister_inlock(object_t *o);
 /* Drop every token object of t from the handle registry. */
 void token_forget_objects_inlock(token_t *t);
 
+/* The application's user is no longer logged in (PKCS #11 5.6): every
+ * handle of a private object becomes invalid for good and private session
+ * objects are destroyed; private token objects stay in the store (a
+ * search registers them again, under new handles). */
+void token_forget_private_inlock(token_t *t);
+
 /* Token objects. The writes (persist, update, delete) never wait for a
  * store another process is writing (slots.h, rule 3): they answer
  * SLOTS_RETRY having changed nothing, and the caller releases the lock,

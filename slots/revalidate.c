@@ -37,9 +37,12 @@ static void revoke_inlock(token_t *t, p11k_err why, const char *what)
 			obj_free(o);
 		}
 	}
-	/* With login required the PIN is needed again to unseal. */
-	if (t->cfg->login == LOGIN_REQUIRED)
+	/* With login required the PIN is needed again to unseal: a logout,
+	 * which invalidates the private handles as C_Logout does. */
+	if (t->cfg->login == LOGIN_REQUIRED && t->login != NO_LOGIN) {
 		t->login = NO_LOGIN;
+		token_forget_private_inlock(t);
+	}
 }
 
 /* A job (slots.h): prepare marks the check and copies the seals and KS,
