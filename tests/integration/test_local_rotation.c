@@ -27,6 +27,25 @@ static h_env env;
 static char key_b[320], kms_keys[] = "\"keys\": [{\"id\": \"master\", \"label\": \"kms\"}]";
 static char fp_a[2 * FP_LEN + 1], fp_b[2 * FP_LEN + 1];
 
+/* A session key whose value the test reads back after an unwrap: not
+ * sensitive, so its envelope blob is an ordinary one (a sensitive key's
+ * may only come back sensitive, docs/SECURITY.md). */
+static CK_OBJECT_HANDLE import_plain(CK_SESSION_HANDLE s, const uint8_t *key, CK_ULONG len)
+{
+	CK_OBJECT_CLASS c = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_BBOOL f = CK_FALSE, t = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+		{CKA_CLASS, &c, sizeof(c)},    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_VALUE, (void *)key, len}, {CKA_TOKEN, &f, sizeof(f)},
+		{CKA_SENSITIVE, &f, sizeof(f)}, {CKA_EXTRACTABLE, &t, sizeof(t)},
+	};
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	assert_ok(p11->C_CreateObject(s, tmpl, 6, &k));
+	return k;
+}
+
+
 /* The local provider's fingerprint of a key, as its header names it:
  * SHA-256("p11kms local key fingerprint" || key)[0..8), in hex. */
 static void fingerprint_hex(const uint8_t key[32], char out[2 * FP_LEN + 1])
@@ -121,7 +140,7 @@ static int setup(void **state)
 	probe_len = sizeof(probe_a);
 	assert_ok(h_encrypt_probe(s, k, probe_a, &probe_len));
 	h_fill(wrapped_value, sizeof(wrapped_value), 0x31);
-	CK_OBJECT_HANDLE v = h_import_aes(s, wrapped_value, sizeof(wrapped_value));
+	CK_OBJECT_HANDLE v = import_plain(s, wrapped_value, sizeof(wrapped_value));
 	blob_a_len = sizeof(blob_a);
 	assert_ok(p11->C_WrapKey(s, &envelope, h_find_label(s, "kms"), v, blob_a, &blob_a_len));
 	char h[2 * FP_LEN + 1];
@@ -168,7 +187,7 @@ static void test_old_seals_open_new_blobs_are_first_files(void **state)
 	h_unwrap_expect(s, &envelope, kms, blob_a, blob_a_len, CKK_AES, wrapped_value,
 			sizeof(wrapped_value));
 	/* A new blob is B's, and opens. */
-	CK_OBJECT_HANDLE v = h_import_aes(s, wrapped_value, sizeof(wrapped_value));
+	CK_OBJECT_HANDLE v = import_plain(s, wrapped_value, sizeof(wrapped_value));
 	uint8_t blob_b[512];
 	CK_ULONG bl = sizeof(blob_b);
 	assert_ok(p11->C_WrapKey(s, &envelope, kms, v, blob_b, &bl));
