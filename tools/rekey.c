@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "module/module.h"
+#include "tools/tool.h"
 #include "slots/token.h"
 
 static void progress(void *arg, uint64_t done, uint64_t total)
@@ -97,20 +98,9 @@ int tool_rekey(int argc, char **argv)
 		fprintf(stderr, "p11kms: environment variable %s is not set\n", pinvar);
 		return 3;
 	}
-	CK_FUNCTION_LIST *fl = NULL;
-	char init[4200];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
-				     .pReserved = cfgpath ? init : NULL};
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK) {
-		fprintf(stderr, "p11kms: the module does not start with this configuration: %s "
-				"(its log says why)\n",
-			ckr_name(rv));
+	CK_FUNCTION_LIST *fl = tool_module_start(cfgpath);
+	if (!fl)
 		return 3;
-	}
 	token_t *t = NULL;
 	pthread_mutex_lock(&slots.lock);
 	for (size_t i = 0; i < slots.ntokens && !t; i++) {

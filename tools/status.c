@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "module/module.h"
+#include "tools/tool.h"
 #include "slots/seal.h"
 #include "slots/token.h"
 
@@ -247,18 +248,8 @@ int tool_status(int argc, char **argv)
 		else
 			return -1;
 	}
-	CK_FUNCTION_LIST *fl = NULL;
-	char init[4200];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
-				     .pReserved = cfgpath ? init : NULL};
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK) {
-		fprintf(stderr, "p11kms: the module does not start with this configuration: %s "
-				"(the log line above says why)\n",
-			ckr_name(rv));
+	CK_FUNCTION_LIST *fl = tool_module_start(cfgpath);
+	if (!fl) {
 		if (json)
 			printf("{\"schema\": \"p11kms-status/1\", \"status\": \"config_error\", "
 			       "\"exit\": 3}\n");
