@@ -62,11 +62,13 @@ void sess_unref(session_t *s);
  * released; op_end gives both back. */
 CK_RV op_begin(CK_SESSION_HANDLE h, session_t **out);
 void op_end(session_t *s);
-/* Revalidate the token's sealing key when due, and unseal the token key at
- * first need (login=optional). Called with the lock held and returns with
- * it held, but releases it while the KMS is asked (slots/ jobs): look the
- * session (and anything found through it) up again afterwards. Not an
- * _inlock function, by the lock rule (docs/ARCHITECTURE.md). */
+/* Read the token's revalidation verdict (waking the revalidation thread
+ * when a check is due), and unseal the token key at first need
+ * (login=optional). Called with the lock held and returns with it held,
+ * but may release it while the KMS is asked (the unseal; a due check in
+ * the no-thread fallback): look the session (and anything found through
+ * it) up again afterwards. Not an _inlock function, by the lock rule
+ * (docs/ARCHITECTURE.md). */
 CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed);
 /* The same for an operation on key: a KMS key object (config "keys") is
  * not stopped by a revoked sealing key, its own key's state decides (the
