@@ -907,7 +907,12 @@ static p11k_err aws_create(const json_t *cfg, const char *cfg_path, void **state
 		if (!ca)
 			ca = getenv("AWS_CA_BUNDLE");
 		json_t *to = json_object_get(cfg, "timeout_ms");
+		/* Plain http to loopback, as the SDKs allow it, for the
+		 * container credentials and IMDS endpoints (aws-vault's
+		 * --ecs-server, Greengrass); the KMS endpoint stays https-only
+		 * (checked above). */
 		http_options ho = {.ca_file = ca, .allow_plain_metadata = true,
+				   .allow_plain_loopback = true,
 				   .total_timeout_ms = to ? (long)json_integer_value(to) : 0};
 		s->http = http_client_new(&ho);
 		aws_chain_options co = {.profile = json_str_field(cfg, "profile"),

@@ -296,6 +296,48 @@ static void test_retries_and_throttling(void **state)
 	emuctl("clear-faults");
 }
 
+/* Credentials from a container credentials server (or IMDS) on plain
+ * http to loopback, as aws-vault's --ecs-server and Greengrass serve them:
+ * the SDKs accept 127.0.0.0/8, localhost and [::1]; the module too. */
+static void creds_from_loopback(const char *var, const char *url)
+{
+	p11->C_Finalize(NULL);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+	setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+	setenv(var, url, 1);
+	emuctl("reset-counters");
+	assert_ok(h_initialize(&env));
+	CK_SESSION_HANDLE s = h_user_session(&env);
+	CK_OBJECT_HANDLE k = h_aes_key(s, 32, CK_TRUE, "k");
+	uint8_t ct[32];
+	CK_ULONG cl = sizeof(ct);
+	assert_ok(h_encrypt_probe(s, k, ct, &cl)); /* the unseal ran on these credentials */
+	assert_false(h_log_contains(&env, "plain http"));
+	assert_false(h_log_contains(&env, aws("container_authorization_token")));
+	unsetenv(var);
+	unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_CONFIG_FILE");
+	setenv("AWS_ACCESS_KEY_ID", aws("access_key_id"), 1);
+	setenv("AWS_SECRET_ACCESS_KEY", aws("secret_access_key"), 1);
+}
+
+static void test_container_credentials_on_loopback(void **state)
+{
+	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", aws("container_authorization_token"), 1);
+	creds_from_loopback("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+			    aws("container_credentials_full_uri"));
+	assert_true(emu_count("metadata", "EcsCredentials") >= 1);
+}
+
+static void test_imds_on_loopback(void **state)
+{
+	creds_from_loopback("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws("imds_endpoint"));
+	assert_true(emu_count("metadata", "ImdsCredentials") >= 1);
+}
+
 static void test_no_secret_in_log(void **state)
 {
 	CK_OBJECT_HANDLE k = h_aes_key(S, 32, CK_TRUE, "k");
@@ -326,6 +368,9 @@ int main(void)
 		H_TEST_STATE(cloud_threads_do_not_serialize, setup, teardown, &AWS_E2E),
 		H_TEST_STATE(cloud_unreachable_within_grace, setup, teardown, &AWS_E2E),
 		H_TEST_STATE(cloud_unreachable_fails_closed, setup_no_grace, teardown, &AWS_E2E),
+		cmocka_unit_test_setup_teardown(test_container_credentials_on_loopback, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_imds_on_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_secret_in_log, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("aws", tests, start_emulator, stop_emulator);
