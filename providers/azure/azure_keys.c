@@ -140,10 +140,16 @@ static bool sha256(const uint8_t *p, size_t n, uint8_t out[AAD_HASH_LEN])
 
 /* A 400 from a cryptographic call (BadParameter and its kin) is either
  * about the algorithm and the key (RSA-OAEP on an oct key, A128KW on a
- * 256-bit key, GCM on a vault) or about the data; the service tells them
- * apart only in its message. The data's fault, on decryption, is a bad
+ * 256-bit key, GCM on a vault) or about the data. The error codes came
+ * first (map_error: a specific code or innererror code decides); the
+ * service gives no code of its own to a key/algorithm mismatch, so what
+ * remains is its message: one about the algorithm the request sent,
+ * naming it ("Algorithm 'A128GCM' is not supported ..."), is a key type
+ * mismatch, as are the phrasings below; "could not be decrypted with
+ * RSA-OAEP-256" is about the data. The data's fault, on decryption, is a bad
  * ciphertext (wrong key, tampered, truncated). */
-static p11k_err classify_400(p11k_err e, long vstatus, bool reverse, provider_status *st)
+static p11k_err classify_400(p11k_err e, long vstatus, bool reverse, const char *alg,
+			     provider_status *st)
 {
 	static const char *const key_type_words[] = {
 		"not supported for key", "not supported by key", "not supported by this",
@@ -153,8 +159,14 @@ static p11k_err classify_400(p11k_err e, long vstatus, bool reverse, provider_st
 	if (vstatus != 400 || !st->error_name[0] ||
 	    (e != P11K_ERR_INTERNAL && e != P11K_ERR_BAD_REPLY))
 		return e;
+	/* The message after "op: HTTP 400 CODE: ", so the op's name (which
+	 * no algorithm shares) cannot match. */
+	const char *msg = strstr(st->message, ": HTTP ");
+	msg = msg && (msg = strchr(msg + 7, ':')) ? msg : st->message;
+	if (alg && *alg && strcasestr(msg, "algorithm") && strcasestr(msg, alg))
+		return st->err = P11K_ERR_KEY_TYPE;
 	for (size_t i = 0; i < ARRAY_SIZE(key_type_words); i++)
-		if (strcasestr(st->message, key_type_words[i]))
+		if (strcasestr(msg, key_type_words[i]))
 			return st->err = P11K_ERR_KEY_TYPE;
 	return reverse ? (st->err = P11K_ERR_INVALID_CIPHERTEXT) : e;
 }
@@ -211,7 +223,7 @@ p11k_err az_kv_crypt_call(az_state *s, kv_crypt *c, provider_status *st)
 	wipe_json_string(json_object_get(req, "value"));
 	json_decref(req);
 	if (e != P11K_OK)
-		return classify_400(e, vstatus, c->reverse, st);
+		return classify_400(e, vstatus, c->reverse, c->alg, st);
 	const char *k = json_string_value(json_object_get(reply, "kid"));
 	if (!k || strlen(k) >= sizeof(c->kid) ||
 	    !az_get_b64(reply, "value", c->secret_out, &c->out, &c->outlen)) {

@@ -52,6 +52,7 @@ static CK_SESSION_HANDLE S;
 	"  {\"id\": \"aes128\", \"label\": \"aes128\", \"type\": \"aes\", \"bits\": 128},\n"   \
 	"  {\"id\": \"rot-aes\", \"label\": \"rot-aes\", \"type\": \"aes\"},\n"             \
 	"  {\"id\": \"dis-aes\", \"label\": \"dis-aes\", \"type\": \"aes\"},\n"             \
+	"  {\"id\": \"big-aes\", \"label\": \"aes-said-128\", \"type\": \"aes\", \"bits\": 128},\n" \
 	"  {\"id\": \"p11kms-rsa\", \"label\": \"hsm-rsa-said-aes\", \"type\": \"aes\"} ]"
 
 static int start_emulator(void **state)
@@ -75,6 +76,7 @@ static int start_emulator(void **state)
 	emuctl("create hsm aes128 oct-HSM 128");
 	emuctl("create hsm rot-aes oct-HSM 256");
 	emuctl("create hsm dis-aes oct-HSM 256");
+	emuctl("create hsm big-aes oct-HSM 256");
 	return 0;
 }
 
@@ -648,6 +650,43 @@ static void test_hsm_rsa_declared_aes(void **state)
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 }
 
+/* A 256-bit Managed HSM key declared "bits": 128: the service refuses
+ * A128GCM and A128KW with 400 BadParameter, a code that says nothing of
+ * the cause; a message naming the algorithm sent is a key type mismatch
+ * (KEY_TYPE), not an internal error, whatever its wording. */
+static void test_hsm_aes_declared_wrong_size(void **state)
+{
+	(void)state;
+	CK_OBJECT_HANDLE k = h_find_obj(S, CKO_SECRET_KEY, "aes-said-128");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 16, CK_FALSE, "local");
+	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	uint8_t blob[64];
+	CK_ULONG bl = sizeof(blob);
+	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
+	uint8_t iv[12] = {0};
+	CK_GCM_PARAMS gp = {iv, 12, 96, NULL, 0, 128};
+	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+	/* Worded as Managed HSM words it, which no phrase of ours matches. */
+	emuctl("fault '{\"service\": \"azure-hsm\", \"op\": \"encrypt\", \"kind\": \"error\", "
+	       "\"status\": 400, \"message\": \"Algorithm \\u0027A128GCM\\u0027 is not "
+	       "supported. (Activity ID: 7f3c)\", \"count\": 1}'");
+	assert_ok(p11->C_EncryptInit(S, &gcm, k));
+	bl = sizeof(blob);
+	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, blob, &bl), CKR_DEVICE_ERROR);
+	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
+	assert_true(h_log_contains(&env, "is not supported. (Activity ID"));
+	/* A 400 about the request (not naming the algorithm) stays what it
+	 * was: the module sent something malformed, an internal error. */
+	emuctl("fault '{\"service\": \"azure-hsm\", \"op\": \"encrypt\", \"kind\": \"error\", "
+	       "\"status\": 400, \"message\": \"Content of value is not base64url.\", "
+	       "\"count\": 1}'");
+	assert_ok(p11->C_EncryptInit(S, &gcm, k));
+	bl = sizeof(blob);
+	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, blob, &bl), CKR_GENERAL_ERROR);
+	emuctl("clear-faults");
+}
+
 /* An AES key declared "rsa": its public key cannot be had, OAEP fails
  * as a key type mismatch. */
 static void test_hsm_aes_declared_rsa(void **state)
@@ -698,6 +737,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hsm_new_version, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_disabled, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_rsa_declared_aes, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_declared_wrong_size, setup_hsm,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_declared_rsa, setup_hsm_aes_said_rsa,
 						teardown),
 	};
