@@ -83,8 +83,15 @@ static p11k_err map_error(call_kind kind, const char *sn, const char *msg, long 
 	 * way: an integrity failure, not a bad ciphertext. */
 	if (contains_ci(msg, "checksum"))
 		return P11K_ERR_BAD_REPLY;
+	bool inval = strcmp(name, "INVALID_ARGUMENT") == 0;
+	/* encrypt/decrypt on a key of another purpose (a RAW_ENCRYPT_DECRYPT
+	 * key named as an envelope key): FAILED_PRECONDITION, as for a
+	 * disabled version, but a key type mismatch, which no retry and no
+	 * re-enabling cures. */
+	if ((kind == CALL_ENCRYPT || kind == CALL_DECRYPT) &&
+	    (inval || strcmp(name, "FAILED_PRECONDITION") == 0) && contains_ci(msg, "purpose"))
+		return P11K_ERR_KEY_TYPE;
 	if (kind == CALL_RAW_ENCRYPT || kind == CALL_RAW_DECRYPT) {
-		bool inval = strcmp(name, "INVALID_ARGUMENT") == 0;
 		/* rawEncrypt on a key that is not RAW_ENCRYPT_DECRYPT, or
 		 * whose algorithm is not AES-GCM. */
 		if ((inval || strcmp(name, "FAILED_PRECONDITION") == 0) &&

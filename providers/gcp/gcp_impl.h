@@ -59,7 +59,9 @@ typedef struct gcp_state {
 /* What a call is, for reading its errors. */
 typedef enum call_kind {
 	CALL_PLAIN,       /* INVALID_ARGUMENT is our fault */
-	CALL_DECRYPT,     /* INVALID_ARGUMENT: the ciphertext does not open */
+	CALL_ENCRYPT,     /* encrypt: the same; and the key's purpose may be wrong */
+	CALL_DECRYPT,     /* INVALID_ARGUMENT: the ciphertext does not open; or
+			   * the key's purpose is wrong */
 	CALL_RAW_ENCRYPT, /* rawEncrypt: the key's purpose may be wrong */
 	CALL_RAW_DECRYPT, /* rawDecrypt: both */
 } call_kind;

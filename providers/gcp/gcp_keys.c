@@ -92,6 +92,42 @@ p11k_err gcp_describe(void *state, const char *key_id, key_info *out,
 	return e;
 }
 
+/* The CryptoKey of a key id that may name a version. */
+static const char *crypto_key_of(const char *key_id, char *out, size_t len)
+{
+	const char *sep = strstr(key_id, VERSION_SEP);
+	snprintf(out, len, "%.*s", sep ? (int)(sep - key_id) : (int)strlen(key_id), key_id);
+	return out;
+}
+
+/* encrypt/decrypt refused with FAILED_PRECONDITION (KEY_DISABLED): on a
+ * key whose purpose is not ENCRYPT_DECRYPT (a RAW_ENCRYPT_DECRYPT key named
+ * as an envelope key) the service says "no primary version", as for a key
+ * whose versions are all gone. One GetCryptoKey, on that failure only,
+ * tells the two apart: a wrong purpose is a key type mismatch, which no
+ * retry and no re-enabling cures. */
+static p11k_err purpose_check(gcp_state *s, const char *crypto_key, p11k_err e,
+			      provider_status *st)
+{
+	if (e != P11K_ERR_KEY_DISABLED)
+		return e;
+	provider_status pst = {0};
+	json_t *reply = NULL;
+	if (gcp_kms_call(s, "GetCryptoKey", crypto_key, "", NULL, CALL_PLAIN, &reply, &pst) !=
+	    P11K_OK)
+		return e;
+	const char *purpose = json_string_value(json_object_get(reply, "purpose"));
+	if (purpose && strcmp(purpose, "ENCRYPT_DECRYPT") != 0) {
+		snprintf(st->message, sizeof(st->message),
+			 "%.100s has purpose %.30s: the envelope needs an ENCRYPT_DECRYPT key "
+			 "(declare a RAW_ENCRYPT_DECRYPT key \"type\": \"aes\")",
+			 crypto_key, purpose);
+		e = st->err = P11K_ERR_KEY_TYPE;
+	}
+	json_decref(reply);
+	return e;
+}
+
 /* Is ver the key id itself or one of its versions? */
 static bool version_of(const char *ver, const char *key_id)
 {
@@ -116,11 +152,13 @@ p11k_err gcp_encrypt(void *state, const char *key_id, const uint8_t *pt,
 		return P11K_ERR_NOMEM;
 	}
 	json_t *reply = NULL;
-	p11k_err e = gcp_kms_call(s, "Encrypt", key_id, ":encrypt", req, CALL_PLAIN, &reply, st);
+	p11k_err e = gcp_kms_call(s, "Encrypt", key_id, ":encrypt", req, CALL_ENCRYPT, &reply, st);
 	wipe_json_string(json_object_get(req, "plaintext"));
 	json_decref(req);
-	if (e != P11K_OK)
-		return e;
+	if (e != P11K_OK) {
+		char key[512];
+		return purpose_check(s, crypto_key_of(key_id, key, sizeof(key)), e, st);
+	}
 	const char *ver = json_string_value(json_object_get(reply, "name"));
 	e = gcp_get_bytes(reply, "Encrypt", "ciphertext", false, blob, bloblen, st);
 	if (e == P11K_OK && !*bloblen) {
@@ -155,9 +193,7 @@ p11k_err gcp_decrypt(void *state, const char *key_id, const uint8_t *blob,
 	gcp_state *s = state;
 	/* Decrypt takes the CryptoKey: the version is inside the ciphertext. */
 	char key[512];
-	const char *sep = strstr(key_id, VERSION_SEP);
-	snprintf(key, sizeof(key), "%.*s", sep ? (int)(sep - key_id) : (int)strlen(key_id),
-		 key_id);
+	crypto_key_of(key_id, key, sizeof(key));
 	*pt = NULL;
 	*ptlen = 0;
 	json_t *req = json_object();
@@ -169,7 +205,7 @@ p11k_err gcp_decrypt(void *state, const char *key_id, const uint8_t *blob,
 	p11k_err e = gcp_kms_call(s, "Decrypt", key, ":decrypt", req, CALL_DECRYPT, &reply, st);
 	json_decref(req);
 	if (e != P11K_OK)
-		return e;
+		return purpose_check(s, key, e, st);
 	e = gcp_get_bytes(reply, "Decrypt", "plaintext", true, pt, ptlen, st);
 	json_decref(reply);
 	return e;

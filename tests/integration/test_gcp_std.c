@@ -65,6 +65,25 @@ static int stop_emulator(void **state)
 	return emu_stop();
 }
 
+/* The token's configuration: sealed by the emulator's ENCRYPT_DECRYPT
+ * key, with the KMS keys of keys (a JSON array). */
+static void write_config(const char *keys)
+{
+	FILE *f = fopen(env.config, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"{ \"log\": {\"level\": \"trace\", \"destination\": \"%s\"},\n"
+		"  \"providers\": [ { \"name\": \"test\", \"type\": \"gcp\",\n"
+		"    \"endpoint\": \"%s\", \"ca_file\": \"%s\", \"credentials_file\": \"%s\",\n"
+		"    \"store\": \"%s\", \"seal_with\": \"%s\",\n"
+		"    \"keys\": %s,\n"
+		"    \"revalidate_seconds\": 1, \"offline_grace_seconds\": 3600 } ] }\n",
+		env.log, gcp("endpoint_url"),
+		json_string_value(json_object_get(emu_info, "ca_bundle")),
+		gcp("service_account_file"), env.store, sym_key(), keys);
+	fclose(f);
+}
+
 /* A fresh raw key (and a non-raw one) per test, so versions added or
  * disabled by one test do not reach the next. The token is sealed by the
  * emulator's ENCRYPT_DECRYPT key: raw keys cannot seal. */
@@ -78,22 +97,14 @@ static int setup(void **state)
 		     (int)getpid(), key_seq);
 	h_env_new(&env, "required", "");
 	setenv("HOME", env.dir, 1);
-	FILE *f = fopen(env.config, "w");
-	assert_non_null(f);
-	fprintf(f,
-		"{ \"log\": {\"level\": \"trace\", \"destination\": \"%s\"},\n"
-		"  \"providers\": [ { \"name\": \"test\", \"type\": \"gcp\",\n"
-		"    \"endpoint\": \"%s\", \"ca_file\": \"%s\", \"credentials_file\": \"%s\",\n"
-		"    \"store\": \"%s\", \"seal_with\": \"%s\",\n"
-		"    \"keys\": [ {\"id\": \"%s\", \"label\": \"raw-aes\", \"type\": \"aes\"},\n"
-		"              {\"id\": \"%s/cryptoKeyVersions/1\", \"label\": \"raw-v1\",\n"
-		"               \"type\": \"aes\", \"bits\": 256},\n"
-		"              {\"id\": \"%s\", \"label\": \"not-raw\", \"type\": \"aes\"} ],\n"
-		"    \"revalidate_seconds\": 1, \"offline_grace_seconds\": 3600 } ] }\n",
-		env.log, gcp("endpoint_url"),
-		json_string_value(json_object_get(emu_info, "ca_bundle")),
-		gcp("service_account_file"), env.store, sym_key(), raw_key, raw_key, plain_key);
-	fclose(f);
+	char keys[2048];
+	snprintf(keys, sizeof(keys),
+		 "[ {\"id\": \"%s\", \"label\": \"raw-aes\", \"type\": \"aes\"},\n"
+		 "  {\"id\": \"%s/cryptoKeyVersions/1\", \"label\": \"raw-v1\",\n"
+		 "   \"type\": \"aes\", \"bits\": 256},\n"
+		 "  {\"id\": \"%s\", \"label\": \"not-raw\", \"type\": \"aes\"} ]",
+		 raw_key, raw_key, plain_key);
+	write_config(keys);
 	emuctl("clear-faults");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
@@ -504,6 +515,31 @@ static void test_non_raw_key_declared_aes(void **state)
 	assert_int_equal(device_error(), P11KMS_DEVERR_KEY_TYPE);
 }
 
+/* A RAW_ENCRYPT_DECRYPT key named as an envelope key (no "type"): the
+ * service refuses encrypt with FAILED_PRECONDITION ("no primary
+ * version"), as it would a key whose versions are gone; the key's purpose
+ * says it is a key type mismatch (KEY_TYPE), not KEY_DISABLED. */
+static void test_raw_key_as_envelope(void **state)
+{
+	(void)state;
+	p11->C_Finalize(NULL);
+	char keys[700];
+	snprintf(keys, sizeof(keys), "[ {\"id\": \"%s\", \"label\": \"raw-as-envelope\"} ]",
+		 raw_key);
+	write_config(keys);
+	assert_ok(h_initialize(&env));
+	S = h_user_session(&env);
+	CK_OBJECT_HANDLE kms = h_find_label(S, "raw-as-envelope");
+	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
+	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	uint8_t blob[4096];
+	CK_ULONG bl = sizeof(blob);
+	assert_rv(p11->C_WrapKey(S, &m, kms, local, blob, &bl),
+		  CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+	assert_int_equal(device_error(), P11KMS_DEVERR_KEY_TYPE);
+	assert_true(h_log_contains(&env, "has purpose RAW_ENCRYPT_DECRYPT"));
+}
+
 static void test_length_query_asks_nothing(void **state)
 {
 	(void)state;
@@ -559,6 +595,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disabled_and_destroyed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_raw_key_declared_aes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_raw_key_as_envelope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_length_query_asks_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("gcp_std", tests, start_emulator, stop_emulator);
