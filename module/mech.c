@@ -183,8 +183,11 @@ CK_RV hold_update(cipher_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
 	CK_RV rv;
 	if (len_rule(0, out, outlen, &rv))
 		return rv;
+	/* Past the operation's own limit (op->buf.max: HOLD_MAX for local
+	 * key wrap, what the KMS accepts for the remote ones) the data is out
+	 * of range; only a failed allocation below it is CKR_HOST_MEMORY. */
 	if (!dbuf_add(&op->buf, in, inlen))
-		return op->buf.failed && op->buf.len + inlen > HOLD_MAX
+		return inlen > op->buf.max - op->buf.len
 			       ? (op->encrypt ? CKR_DATA_LEN_RANGE
 					      : CKR_ENCRYPTED_DATA_LEN_RANGE)
 			       : CKR_HOST_MEMORY;

@@ -449,6 +449,46 @@ static void *std_thread(void *arg)
 	return NULL;
 }
 
+/* Multi-part input past what the KMS takes (KMS_MAX_DATA * 4 for the
+ * envelope, 64 KiB for the standard mechanisms) is out of range, named as
+ * such, and ends the operation: not CKR_HOST_MEMORY, which would send a
+ * caller looking for a memory problem. */
+static void over_limit(CK_MECHANISM *m, CK_OBJECT_HANDLE k, bool encrypt, size_t limit)
+{
+	static uint8_t chunk[4096];
+	uint8_t out[64];
+	CK_ULONG ol;
+	CK_RV rv = CKR_OK;
+	size_t sent = 0;
+	assert_ok(encrypt ? p11->C_EncryptInit(S, m, k) : p11->C_DecryptInit(S, m, k));
+	while (rv == CKR_OK && sent <= limit) {
+		ol = sizeof(out);
+		rv = encrypt ? p11->C_EncryptUpdate(S, chunk, sizeof(chunk), out, &ol)
+			     : p11->C_DecryptUpdate(S, chunk, sizeof(chunk), out, &ol);
+		sent += sizeof(chunk);
+	}
+	assert_rv(rv, encrypt ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE);
+	assert_true(sent > limit);
+	ol = sizeof(out);
+	assert_rv(encrypt ? p11->C_EncryptUpdate(S, chunk, 1, out, &ol)
+			  : p11->C_DecryptUpdate(S, chunk, 1, out, &ol),
+		  CKR_OPERATION_NOT_INITIALIZED);
+}
+
+static void test_multipart_past_the_kms_limit(void **state)
+{
+	(void)state;
+	CK_MECHANISM env_m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
+	CK_OBJECT_HANDLE master = h_find_label(S, "kms-master");
+	over_limit(&env_m, master, true, 4 * 4096);
+	over_limit(&env_m, master, false, 4 * 4096);
+	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_OBJECT_HANDLE aes = h_find_label(S, "kms-aes");
+	over_limit(&kw, aes, true, 64 * 1024);
+	over_limit(&kw, aes, false, 64 * 1024);
+	assert_false(h_log_contains(&env, "CKR_HOST_MEMORY"));
+}
+
 static void test_standard_in_threads(void **state)
 {
 	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
@@ -476,6 +516,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_standard_gcm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standard_gcm_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standard_in_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multipart_past_the_kms_limit, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("kms", tests, NULL, NULL);
 }
