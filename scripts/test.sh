@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite: install, build (warnings are errors), run every
-# test with ctest, then again under AddressSanitizer + UBSan.
+# test with ctest, then again under AddressSanitizer + UBSan, then the
+# threaded, multi-process and fork tests under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -33,4 +34,22 @@ for kind in release asan; do
     esac
   done < <(sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (Skipped)$/\1/p' "$log")
 done
+# ThreadSanitizer (gcc) on the threaded, multi-process and fork tests and
+# the hammer: any report fails the run, in the parent or in a child.
+unset ASAN_OPTIONS UBSAN_OPTIONS
+dir=$(scripts/build.sh tsan)
+echo "== tests (tsan build: threads, processes, fork)"
+log=$dir/ctest-output.log
+TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
+  ctest --test-dir "$dir" --output-on-failure -j2 --timeout 900 \
+  -R '^(test_hammer|test_fork|test_token_threads|test_robust|test_reval|test_rekey|test_aead|test_pin_race|test_wrap_race|test_session|test_login|test_lifecycle)$' \
+  2>&1 | tee "$log" || status=1
+if grep -q "ThreadSanitizer" "$log"; then
+  echo "p11kms: FAILED: ThreadSanitizer reported (see $log)" >&2
+  status=1
+fi
+if grep -q "(Skipped)" "$log"; then
+  echo "p11kms: FAILED: a test was skipped in the tsan build; see its output above" >&2
+  status=1
+fi
 exit $status

@@ -2,6 +2,8 @@
 p11kms_api_test(test_session ${CMAKE_CURRENT_LIST_DIR}/test_session.c)
 p11kms_api_test(test_objects ${CMAKE_CURRENT_LIST_DIR}/test_objects.c)
 p11kms_api_test(test_robust ${CMAKE_CURRENT_LIST_DIR}/test_robust.c)
+p11kms_api_test(test_hammer ${CMAKE_CURRENT_LIST_DIR}/test_hammer.c)
+set_tests_properties(test_hammer PROPERTIES TIMEOUT 300)
 p11kms_api_test(test_pin_race ${CMAKE_CURRENT_LIST_DIR}/test_pin_race.c)
 p11kms_api_test(test_rekey ${CMAKE_CURRENT_LIST_DIR}/test_rekey.c)
 set_tests_properties(test_rekey PROPERTIES TIMEOUT 900)

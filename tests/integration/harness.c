@@ -103,6 +103,33 @@ CK_RV h_initialize(const h_env *e)
 	return p11->C_Initialize(&args);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define H_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define H_TSAN 1
+#endif
+#endif
+#ifdef H_TSAN
+const int h_tsan = 1;
+/* Children of threaded processes go on working (h_initialize_child). */
+__attribute__((visibility("default"))) const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "die_after_fork=0";
+}
+#else
+const int h_tsan = 0;
+#endif
+
+CK_RV h_initialize_child(const h_env *e)
+{
+	CK_C_INITIALIZE_ARGS args = {0};
+	args.flags = CKF_OS_LOCKING_OK | (h_tsan ? CKF_LIBRARY_CANT_CREATE_OS_THREADS : 0);
+	args.pReserved = (void *)e->init_str;
+	return p11->C_Initialize(&args);
+}
+
 void h_dump_log(const h_env *e)
 {
 	/* The module's own account of a failure, before the folder goes. */

@@ -37,6 +37,15 @@ void h_env_new(h_env *e, const char *login, const char *extra_provider_json);
 void h_env_free(h_env *e);
 /* C_Initialize with the env's config through pReserved. */
 CK_RV h_initialize(const h_env *e);
+/* The same in the child of a fork() of a threaded process. ThreadSanitizer
+ * cannot follow a thread started there (it dies: "dup thread with used
+ * id"): under TSan the child initializes with
+ * CKF_LIBRARY_CANT_CREATE_OS_THREADS, so it starts no revalidation thread
+ * (the module checks in the callers' threads); everything else runs the
+ * same. Elsewhere it is h_initialize. */
+CK_RV h_initialize_child(const h_env *e);
+/* True in a ThreadSanitizer build. */
+extern const int h_tsan;
 /* Initialize token (SO PIN "12345678", label "test"), user PIN "1234". */
 void h_init_token(h_env *e);
 /* Open an RW session and log the user in. */

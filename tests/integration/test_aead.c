@@ -184,7 +184,7 @@ static void test_counter_ivs_never_repeat(void **state)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
-		h_initialize(&env);
+		h_initialize_child(&env);
 		CK_SESSION_HANDLE cs = h_user_session(&env);
 		p11->C_FindObjectsInit(cs, &q, 1);
 		p11->C_FindObjects(cs, &K, 1, &n);

@@ -26,29 +26,9 @@
 #include "harness.h"
 #include "proc.h"
 
-/* ThreadSanitizer cannot follow a thread started in the child of a
- * threaded parent (it dies: "dup thread with used id"): under TSan the
- * child initializes with CKF_LIBRARY_CANT_CREATE_OS_THREADS, so it starts
- * no revalidation thread; everything else runs the same. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN 1
-#endif
-#endif
-#ifdef TSAN
-#define CHILD_INIT_FLAGS (CKF_OS_LOCKING_OK | CKF_LIBRARY_CANT_CREATE_OS_THREADS)
-#define CHILD_THREADS 0
-__attribute__((visibility("default"))) const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
-#else
-#define CHILD_INIT_FLAGS CKF_OS_LOCKING_OK
-#define CHILD_THREADS 1
-#endif
+/* Under ThreadSanitizer the child starts no revalidation thread
+ * (h_initialize_child); everything else runs the same. */
+#define CHILD_THREADS (!h_tsan)
 
 enum { WORKERS = 4, FORKS = 40, CHILD_ALARM_S = 60, PARENT_LIMIT_S = 600 };
 
@@ -248,8 +228,7 @@ static int child_main(void)
 		return 10;
 	if (reval_threads() != 0)
 		return 11; /* the parent's thread does not exist here */
-	CK_C_INITIALIZE_ARGS a = {.flags = CHILD_INIT_FLAGS, .pReserved = env.init_str};
-	if (p11->C_Initialize(&a) != CKR_OK)
+	if (h_initialize_child(&env) != CKR_OK)
 		return 12;
 	CK_SESSION_HANDLE s;
 	if (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s) ||

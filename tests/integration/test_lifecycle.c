@@ -279,7 +279,7 @@ static int new_process_logins(const char *version)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		CK_RV rv = h_initialize(&T.env);
+		CK_RV rv = h_initialize_child(&T.env);
 		int code = rv != CKR_OK ? 9 : child_logins();
 		if (rv != CKR_OK)
 			fprintf(stderr, "new process: C_Initialize: 0x%lx\n", (unsigned long)rv);

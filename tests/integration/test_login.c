@@ -215,7 +215,7 @@ static void test_reinit_elsewhere_invalidates_handles(void **state)
 	if (pid == 0) { /* the child starts uninitialized (PKCS #11 6.7.7) */
 		CK_UTF8CHAR label[32];
 		memset(label, ' ', sizeof(label));
-		_exit(h_initialize(&env) != CKR_OK ? 2
+		_exit(h_initialize_child(&env) != CKR_OK ? 2
 		      : p11->C_InitToken(env.slot, (CK_UTF8CHAR_PTR)SO_PIN, strlen(SO_PIN),
 					 label) != CKR_OK ? 3
 		      : p11->C_Finalize(NULL) != CKR_OK ? 4

@@ -65,7 +65,7 @@ static void test_lockout_is_exact(void **state)
 		pids[p] = fork();
 		assert_true(pids[p] >= 0);
 		if (pids[p] == 0) {
-			if (h_initialize(&env) != CKR_OK)
+			if (h_initialize_child(&env) != CKR_OK)
 				_exit(2);
 			pthread_t th[THREADS];
 			for (int i = 0; i < THREADS; i++)

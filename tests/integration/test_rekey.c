@@ -140,7 +140,7 @@ static void test_rekey_survives_kills(void **state)
 		pid_t chk = fork();
 		if (chk == 0) {
 			/* A forked child starts afresh (the module forgot its state). */
-			if (h_initialize(&env) != CKR_OK)
+			if (h_initialize_child(&env) != CKR_OK)
 				_exit(2);
 			CK_SESSION_HANDLE cs;
 			if (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &cs) ||

@@ -155,7 +155,7 @@ static void test_fork(void **state)
 		bad |= p11->C_GetSlotList(CK_TRUE, NULL, &n) != CKR_CRYPTOKI_NOT_INITIALIZED;
 		bad |= p11->C_GetSessionInfo(s, &si) != CKR_CRYPTOKI_NOT_INITIALIZED;
 		/* It may initialize and work on its own. */
-		bad |= (h_initialize(&env) != CKR_OK) << 1;
+		bad |= (h_initialize_child(&env) != CKR_OK) << 1;
 		CK_SESSION_HANDLE cs;
 		bad |= (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
 					   NULL, NULL, &cs) != CKR_OK) << 2;
@@ -179,7 +179,7 @@ static void test_fork(void **state)
 
 static void writer(const char *prefix, int count, bool ack)
 {
-	if (h_initialize(&env) != CKR_OK)
+	if (h_initialize_child(&env) != CKR_OK)
 		_exit(10);
 	CK_SESSION_HANDLE s;
 	if (p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
@@ -690,7 +690,7 @@ static void test_no_key_in_core_dump(void **state)
 	pid_t pid = fork();
 	if (pid == 0) {
 		CK_SESSION_HANDLE s;
-		if (h_initialize(&env) != CKR_OK ||
+		if (h_initialize_child(&env) != CKR_OK ||
 		    p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
 				       NULL, &s) ||
 		    p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, 4))
