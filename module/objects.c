@@ -397,6 +397,16 @@ CK_RV ep_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 	GUARD(enter());
 	session_t *s;
 	CK_RV rv = session_args_inlock(hSession, TMPL_OK(pTemplate, ulCount), "pTemplate", &s);
+	/* A value to match that is not there: nothing can be compared with
+	 * it (and the matchers would read from NULL). */
+	for (CK_ULONG i = 0; rv == CKR_OK && i < ulCount; i++)
+		if (!pTemplate[i].pValue && pTemplate[i].ulValueLen) {
+			log_info("api", "C_FindObjectsInit: pTemplate[%lu] (attribute 0x%lx) has "
+					"a NULL pValue and ulValueLen %lu",
+				 (unsigned long)i, (unsigned long)pTemplate[i].type,
+				 (unsigned long)pTemplate[i].ulValueLen);
+			rv = CKR_ATTRIBUTE_VALUE_INVALID;
+		}
 	if (rv == CKR_OK)
 		rv = unseal_if_needed(hSession, tmpl_wants_secret(pTemplate, ulCount));
 	if (rv == CKR_OK)

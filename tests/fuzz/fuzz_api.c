@@ -225,34 +225,6 @@ static void padded_check(const CK_UTF8CHAR *s, size_t n, const char *fn)
 				"pads them with blanks)");
 }
 
-/* --- open findings -------------------------------------------------------- */
-
-/* Calls that hit a bug already reported (tests/fuzz/crashes/fuzz_api/) are
- * skipped, so a long run goes on finding others; P11KMS_APIFUZZ_KNOWN_BUGS=1
- * makes them (to reproduce one, or once it is fixed: then remove its
- * check here and move its reproducer into the corpus). */
-static bool skip_known(void)
-{
-	static int s = -1;
-	if (s < 0)
-		s = !getenv("P11KMS_APIFUZZ_KNOWN_BUGS");
-	return s;
-}
-
-/* C_FindObjectsInit with {CKA_TOKEN, NULL, 1} or {CKA_CLASS, NULL,
- * sizeof(CK_ULONG)}: token_obj_find_inlock (slots/records.c) copies the
- * value from NULL, a SIGSEGV in the host (crash-find-null-token,
- * crash-find-null-class). */
-static bool known_bug_find_null(const api_tmpl *t)
-{
-	for (CK_ULONG i = 0; skip_known() && t->p && i < t->n; i++)
-		if (!t->p[i].pValue &&
-		    ((t->p[i].type == CKA_TOKEN && t->p[i].ulValueLen == 1) ||
-		     (t->p[i].type == CKA_CLASS && t->p[i].ulValueLen == sizeof(CK_ULONG))))
-			return true;
-	return false;
-}
-
 /* --- the checks with more than one call ------------------------------------ */
 
 /* A key value came out: the key must allow it (PKCS #11 4.9, table 10:
@@ -772,8 +744,6 @@ static CK_RV call_object(api_prog *r, const op *o)
 	}
 	case K_FINDINIT:
 		ap_tmpl(r, &t, false);
-		if (known_bug_find_null(&t))
-			return CKR_OK;
 		return api_f->C_FindObjectsInit(s, t.p, t.n);
 	default:
 		return CKR_OK;

@@ -307,6 +307,31 @@ static void test_copy_set_destroy(void **state)
 	assert_rv(p11->C_GetObjectSize(S, h[0], &size), CKR_OBJECT_HANDLE_INVALID);
 }
 
+/* A template value that is not there (NULL pValue with a length) cannot
+ * be matched: CKR_ATTRIBUTE_VALUE_INVALID, no search begun, and the host
+ * lives (the matchers used to copy it from NULL: SIGSEGV). A NULL pValue
+ * of length 0 is an empty value, which matches empty labels. */
+static void test_find_null_values(void **state)
+{
+	(void)state;
+	h_aes_key(S, 16, CK_TRUE, "tok");
+	static const CK_ATTRIBUTE_TYPE types[] = {CKA_TOKEN, CKA_CLASS, CKA_LABEL, CKA_ID,
+						  CKA_KEY_TYPE, CKA_VALUE_LEN};
+	static const CK_ULONG lens[] = {1, sizeof(CK_ULONG), 5, 3, sizeof(CK_ULONG),
+					sizeof(CK_ULONG)};
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		CK_ATTRIBUTE q = {types[i], NULL, lens[i]};
+		assert_rv(p11->C_FindObjectsInit(S, &q, 1), CKR_ATTRIBUTE_VALUE_INVALID);
+		CK_OBJECT_HANDLE h;
+		CK_ULONG n;
+		assert_rv(p11->C_FindObjects(S, &h, 1, &n), CKR_OPERATION_NOT_INITIALIZED);
+	}
+	assert_true(h_log_contains(&env, "has a NULL pValue"));
+	CK_ATTRIBUTE empty = {CKA_LABEL, NULL, 0};
+	CK_OBJECT_HANDLE h[4];
+	assert_int_equal(find(S, &empty, 1, h, 4), 0);
+}
+
 static void test_find_and_visibility(void **state)
 {
 	for (int i = 0; i < 20; i++) {
@@ -398,6 +423,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_set_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find_and_visibility, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find_null_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_objects_die_with_session,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_token_objects, setup, teardown),
