@@ -296,6 +296,9 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		UNLOCK();
 		return rv;
 	}
+	/* A digest has no key, but is a local operation all the same: it
+	 * ends, as every other, when the token is revoked. */
+	op_live live = op_live_of_inlock(s, hKey, false);
 	sess_ref_inlock(s);
 	UNLOCK();
 	pthread_mutex_lock(&s->oplock);
@@ -305,6 +308,7 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		rv = CKR_OPERATION_ACTIVE;
 	} else {
 		rv = mac_op_init(op, mi, pMechanism, key, keylen);
+		op->live = live;
 	}
 	sec_free(key);
 	op_end(s);
@@ -318,6 +322,7 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 		     bool final)
 {
 	session_t *s;
+	op_live_snap now = op_live_now(hSession);
 	GUARD(op_begin(hSession, &s));
 	mac_op *op = mac_slot(s, w);
 	bool active = mac_op_active(op);
@@ -325,6 +330,8 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 	bool args_ok = (in || !inlen) &&
 		       (update || (w == MW_VERIFY ? out || !*outlen : outlen != NULL));
 	CK_RV rv = op_state(active, active && oneshot && op->multipart, args_ok, mac_what(w));
+	if (rv == CKR_OK && op_revoked(&op->live, now))
+		rv = CKR_DEVICE_ERROR;
 	bool keep = false; /* every error but a short buffer ends the operation */
 	if (rv == CKR_OK && update) {
 		rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);

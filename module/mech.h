@@ -88,6 +88,7 @@ typedef struct mac_op {
 	EVP_MD_CTX *md;    /* digests */
 	EVP_MAC_CTX *mac;  /* HMAC, CMAC */
 	size_t outlen;     /* bytes of output (shorter for _GENERAL) */
+	op_live live;      /* revocation ends it (crypt.c, docs/SECURITY.md) */
 } mac_op;
 
 typedef enum mac_kind { MAC_NONE, MAC_DIGEST, MAC_HMAC, MAC_CMAC } mac_kind;

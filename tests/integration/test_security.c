@@ -481,8 +481,28 @@ static void test_revoke_running_operations(void **state)
 	assert_ok(p11->C_MessageEncryptInit(s3, &gcm, tok));
 	ol = sizeof(out);
 	assert_ok(p11->C_EncryptMessage(s3, &mp, sizeof(mp), NULL, 0, in, 16, out, &ol));
+	/* Signing and verifying with a token HMAC key, and a digest, each
+	 * begun in s3 (each has its own slot in a session). */
+	CK_MECHANISM hgen = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
+	CK_OBJECT_HANDLE hk;
+	assert_ok(p11->C_GenerateKey(S, &hgen, gt, 2, &hk));
+	CK_MECHANISM hmac = {CKM_SHA256_HMAC, NULL, 0}, sha = {CKM_SHA256, NULL, 0};
+	assert_ok(p11->C_SignInit(s3, &hmac, hk));
+	assert_ok(p11->C_SignUpdate(s3, in, 16));
+	assert_ok(p11->C_VerifyInit(s3, &hmac, hk));
+	assert_ok(p11->C_VerifyUpdate(s3, in, 16));
+	assert_ok(p11->C_DigestInit(s3, &sha));
+	assert_ok(p11->C_DigestUpdate(s3, in, 16));
 
 	kms_key_gone();
+	assert_rv(p11->C_SignUpdate(s3, in, 16), CKR_DEVICE_ERROR);
+	assert_rv(p11->C_VerifyUpdate(s3, in, 16), CKR_DEVICE_ERROR);
+	assert_rv(p11->C_DigestUpdate(s3, in, 16), CKR_DEVICE_ERROR);
+	ol = sizeof(out);
+	assert_rv(p11->C_SignFinal(s3, out, &ol), CKR_OPERATION_NOT_INITIALIZED);
+	assert_rv(p11->C_VerifyFinal(s3, out, 32), CKR_OPERATION_NOT_INITIALIZED);
+	ol = sizeof(out);
+	assert_rv(p11->C_DigestFinal(s3, out, &ol), CKR_OPERATION_NOT_INITIALIZED);
 	ol = sizeof(out);
 	assert_rv(p11->C_EncryptUpdate(S, in, 16, out, &ol), CKR_DEVICE_ERROR);
 	ol = sizeof(out);
