@@ -121,6 +121,21 @@ static CK_RV check_key_bits(const ctx_t *c, jpath_elem *path, size_t depth, json
 	return CKR_OK;
 }
 
+/* "usage" gives a typed key (aes, rsa) its one role (docs/SECURITY.md):
+ * the envelope separates wrapping from data in the KMS, by context. */
+static CK_RV check_key_usage(const ctx_t *c, jpath_elem *path, size_t depth, json_t *key)
+{
+	if (!json_object_get(key, "usage"))
+		return CKR_OK;
+	const char *ty = json_string_value(json_object_get(key, "type"));
+	path[depth].key = "usage";
+	if (!ty || strcmp(ty, "envelope") == 0)
+		return fail(c, path, depth + 1,
+			    "only keys of \"type\": \"aes\" or \"rsa\" take a usage (the "
+			    "envelope key wraps and encrypts, kept apart by the KMS)");
+	return CKR_OK;
+}
+
 /* "seal_with": one key reference or a list of 1..SEAL_MAX_REFS; each is
  * resolved against the provider names once all are known
  * (resolve_seals). */
@@ -202,11 +217,13 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 	}
 	case FT_KEY_ARRAY: {
 		static const char *const key_types[] = {"envelope", "aes", "rsa", NULL};
+		static const char *const usages[] = {"wrap", "data", NULL};
 		static const field_spec key_fields[] = {
 			{"id", FT_STRING, true, 0, 0, NULL},
 			{"label", FT_STRING, false, 0, 0, NULL},
 			{"type", FT_STRING, false, 0, 0, key_types},
 			{"bits", FT_UINT, false, 128, 4096, NULL},
+			{"usage", FT_STRING, false, 0, 0, usages},
 			{NULL, FT_STRING, false, 0, 0, NULL},
 		};
 		if (!json_is_array(v) || json_array_size(v) > 256)
@@ -222,6 +239,7 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 				return fail(c, path, depth + 1, "must be an object");
 			GUARD(check_object(c, path, depth + 1, e, key_fields, NULL));
 			GUARD(check_key_bits(c, path, depth + 1, e));
+			GUARD(check_key_usage(c, path, depth + 1, e));
 		}
 		return CKR_OK;
 	}
@@ -331,6 +349,8 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 				   : strcmp(ty, "aes") == 0	  ? KMS_KEY_AES
 								  : KMS_KEY_RSA;
 			kc->bits = (unsigned)get_uint(k, "bits", kc->type == KMS_KEY_AES ? 256 : 0);
+			const char *us = json_string_value(json_object_get(k, "usage"));
+			kc->usage = us && strcmp(us, "data") == 0 ? KMS_USAGE_DATA : KMS_USAGE_WRAP;
 			/* One key, one set of objects: CKA_UNIQUE_ID is the key's. */
 			for (size_t j = 0; j + 1 < pc->nkeys; j++)
 				if (strcmp(pc->keys[j].id, kc->id) == 0) {

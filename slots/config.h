@@ -25,11 +25,20 @@ typedef enum kms_key_type {
 	KMS_KEY_RSA,      /* also an RSA key pair for CKM_RSA_PKCS_OAEP */
 } kms_key_type;
 
+/* The one role of a typed KMS key ("usage"; docs/SECURITY.md): a key
+ * that wraps and decrypts reveals what it wrapped, and the standard
+ * formats carry no context for the KMS to tell the two apart. */
+typedef enum kms_key_usage {
+	KMS_USAGE_WRAP, /* C_WrapKey / C_UnwrapKey (the default) */
+	KMS_USAGE_DATA, /* C_Encrypt / C_Decrypt */
+} kms_key_usage;
+
 typedef struct kms_key_cfg {
 	char *id;
 	char *label;
 	kms_key_type type;
 	unsigned bits; /* AES: 128, 192 or 256; RSA: 0 until known */
+	kms_key_usage usage; /* typed keys (aes, rsa) only */
 } kms_key_cfg;
 
 /* One KMS key that seals a token (config "seal_with"): a key of the

@@ -46,6 +46,13 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	CK_BBOOL secret = role == KMS_ROLE_ENVELOPE || role == KMS_ROLE_AES;
 	CK_BBOOL enc = secret || role == KMS_ROLE_RSA_PUBLIC;
 	CK_BBOOL dec = secret || role == KMS_ROLE_RSA_PRIVATE;
+	/* A typed face has one role, its "usage" (the envelope keeps both:
+	 * the KMS separates them by context, module/remote.c). */
+	bool typed = role != KMS_ROLE_ENVELOPE;
+	CK_BBOOL wrap = enc && (!typed || k->usage == KMS_USAGE_WRAP);
+	CK_BBOOL unwrap = dec && (!typed || k->usage == KMS_USAGE_WRAP);
+	enc = enc && (!typed || k->usage == KMS_USAGE_DATA);
+	dec = dec && (!typed || k->usage == KMS_USAGE_DATA);
 	/* The envelope is a trusted wrapping key (docs/SECURITY.md): the
 	 * administrator configured it, and what it wraps of a sensitive key
 	 * the KMS opens only for C_UnwrapKey (module/remote.c, the protected
@@ -70,11 +77,11 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	const kms_attr material[] = {
 		{CKA_SENSITIVE, &T, 1}, {CKA_EXTRACTABLE, &F, 1},
 		{CKA_ALWAYS_SENSITIVE, &T, 1}, {CKA_NEVER_EXTRACTABLE, &T, 1},
-		{CKA_DECRYPT, &dec, 1}, {CKA_UNWRAP, &dec, 1}, {CKA_SIGN, &F, 1},
+		{CKA_DECRYPT, &dec, 1}, {CKA_UNWRAP, &unwrap, 1}, {CKA_SIGN, &F, 1},
 		{CKA_WRAP_WITH_TRUSTED, &F, 1},
 	};
 	const kms_attr encrypting[] = {
-		{CKA_ENCRYPT, &enc, 1}, {CKA_WRAP, &enc, 1}, {CKA_VERIFY, &F, 1},
+		{CKA_ENCRYPT, &enc, 1}, {CKA_WRAP, &wrap, 1}, {CKA_VERIFY, &F, 1},
 		{CKA_TRUSTED, &trusted, 1},
 	};
 	const kms_attr aes[] = {{CKA_VALUE_LEN, &value_len, sizeof(value_len)}};

@@ -431,7 +431,7 @@ static void write_config(const char *dir)
 		"   \"keys\": [{\"id\": \"env\", \"label\": \"kms-env\"},\n"
 		"            {\"id\": \"aes\", \"label\": \"kms-aes\", \"type\": \"aes\"},\n"
 		"            {\"id\": \"aes128\", \"label\": \"kms-aes128\", \"type\": \"aes\",\n"
-		"             \"bits\": 128}]},\n"
+		"             \"bits\": 128, \"usage\": \"data\"}]},\n"
 		"  {\"name\": \"req\", \"type\": \"local\", \"key_file\": \"%s\",\n"
 		"   \"store\": \"%s\", \"login\": \"required\", \"pin_kdf_cost\": 12,\n"
 		"   \"max_sessions\": 8, \"revalidate_seconds\": 60,\n"

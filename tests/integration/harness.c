@@ -346,6 +346,40 @@ CK_ULONG h_attr_ulong(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE
 	return v;
 }
 
+bool h_attr_bool(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t)
+{
+	CK_BBOOL v = CK_FALSE;
+	CK_ATTRIBUTE a = {t, &v, 1};
+	assert_ok(p11->C_GetAttributeValue(s, h, &a, 1));
+	return v == CK_TRUE;
+}
+
+const char *h_usage_data(const char *keys)
+{
+	static char out[8192];
+	size_t o = 0;
+	for (const char *p = keys; *p;) {
+		const char *m = NULL;
+		size_t ml = 0;
+		static const char *const typed[] = {"\"type\": \"aes\"", "\"type\": \"rsa\""};
+		for (size_t i = 0; i < 2; i++)
+			if (strncmp(p, typed[i], strlen(typed[i])) == 0) {
+				m = typed[i];
+				ml = strlen(m);
+			}
+		const char *add = m ? ", \"usage\": \"data\"" : "";
+		size_t take = m ? ml : 1;
+		assert_true(o + take + strlen(add) < sizeof(out));
+		memcpy(out + o, p, take);
+		o += take;
+		memcpy(out + o, add, strlen(add));
+		o += strlen(add);
+		p += take;
+	}
+	out[o] = 0;
+	return out;
+}
+
 void h_fill(uint8_t *p, size_t n, uint8_t seed)
 {
 	for (size_t i = 0; i < n; i++)

@@ -90,6 +90,10 @@ CK_ULONG h_deverr(CK_SESSION_HANDLE s);
 /* The one object of this class and label, by C_FindObjects. */
 CK_OBJECT_HANDLE h_find_obj(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *label);
 CK_ULONG h_attr_ulong(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t);
+bool h_attr_bool(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE t);
+/* A "keys" JSON with "usage": "data" added to every typed ("aes", "rsa")
+ * entry, in a static buffer: the same keys in the data role. */
+const char *h_usage_data(const char *keys_json);
 void h_fill(uint8_t *p, size_t n, uint8_t seed);
 /* A session secret key with a known, readable value. */
 CK_OBJECT_HANDLE h_import_key(CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const uint8_t *v,

@@ -6,6 +6,17 @@
 
 #define S (*c->session)
 
+/* The role of a pair (configured "usage", docs/SECURITY.md): "wrap" pairs
+ * wrap and unwrap, "data" pairs encrypt and decrypt, never both. */
+static bool wraps(const oaep_cloud *c, CK_OBJECT_HANDLE pub, CK_OBJECT_HANDLE priv)
+{
+	bool w = h_attr_bool(S, pub, CKA_WRAP), e = h_attr_bool(S, pub, CKA_ENCRYPT);
+	assert_true(w != e);
+	assert_int_equal(h_attr_bool(S, priv, CKA_UNWRAP), w);
+	assert_int_equal(h_attr_bool(S, priv, CKA_DECRYPT), e);
+	return w;
+}
+
 /* Hex of any length into bytes. */
 static size_t unhex_odd(const char *hex, uint8_t *out, size_t max)
 {
@@ -116,6 +127,7 @@ void oaep_encrypt_decrypt(void **state)
 	const oaep_cloud *c = *state;
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
+	assert_false(wraps(c, pub, priv)); /* a "usage": "data" pair */
 	assert_int_equal(h_attr_ulong(S, pub, CKA_MODULUS_BITS), 2048);
 	uint8_t pt[40], ct[512], out[512];
 	for (int h = 0; h < 2; h++) {
@@ -169,6 +181,7 @@ void oaep_sdk_interop(void **state)
 	const oaep_cloud *c = *state;
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
+	bool w = wraps(c, pub, priv);
 	for (int i = 0; i < 2; i++) {
 		bool sha256 = i == 1;
 		CK_RSA_PKCS_OAEP_PARAMS p;
@@ -177,6 +190,10 @@ void oaep_sdk_interop(void **state)
 		h_fill(k1, 32, (uint8_t)(0x10 + i));
 		h_fill(k2, 32, (uint8_t)(0x90 + i));
 		CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
+		uint8_t pt[50], ct[512];
+		h_fill(pt, sizeof(pt), (uint8_t)(0x50 + i));
+		if (!w)
+			goto data;
 		/* Module wraps, SDK unwraps. */
 		CK_ULONG bl = sizeof(blob);
 		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
@@ -190,9 +207,10 @@ void oaep_sdk_interop(void **state)
 		bl = h_env_read(c->env, "blob2.bin", blob, sizeof(blob));
 		assert_int_equal(bl, 256);
 		h_unwrap_expect(S, &m, priv, blob, bl, CKK_AES, k2, 32);
+		goto done;
+	data:
 		/* Module encrypts, SDK decrypts. */
-		uint8_t pt[50], ct[512];
-		h_fill(pt, sizeof(pt), (uint8_t)(0x50 + i));
+		(void)local;
 		CK_ULONG cl = sizeof(ct);
 		assert_ok(p11->C_EncryptInit(S, &m, pub));
 		assert_ok(p11->C_Encrypt(S, pt, sizeof(pt), ct, &cl));
@@ -209,6 +227,7 @@ void oaep_sdk_interop(void **state)
 		assert_ok(p11->C_Decrypt(S, ct, cl, out, &ol));
 		assert_int_equal(ol, 20);
 		assert_memory_equal(out, k2, 20);
+	done:
 		/* Neither the keys nor the data reach the (trace-level) log. */
 		assert_false(h_log_has_bytes(c->env, k1, sizeof(k1)));
 		assert_false(h_log_has_bytes(c->env, k2, sizeof(k2)));
@@ -226,11 +245,15 @@ void oaep_tampered(void **state)
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	uint8_t blob[512], ct[512], out[512];
 	CK_ULONG bl = sizeof(blob), cl = sizeof(ct), ol = sizeof(out);
+	if (!wraps(c, pub, priv))
+		goto data;
 	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
 	blob[100] ^= 0x01;
 	CK_OBJECT_HANDLE back;
 	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_WRAPPED_KEY_INVALID);
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_INVALID_CIPHERTEXT);
+	return;
+data:
 	assert_ok(p11->C_EncryptInit(S, &m, pub));
 	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "data", 4, ct, &cl));
 	ct[cl - 1] ^= 0x80;
@@ -251,21 +274,74 @@ void oaep_disabled(void **state)
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	uint8_t blob[512];
 	CK_ULONG bl = sizeof(blob);
-	assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+	bool w = wraps(c, pub, priv);
+	if (w) {
+		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+	} else {
+		assert_ok(p11->C_EncryptInit(S, &m, pub));
+		assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "before", 6, blob, &bl));
+	}
 	c->set_enabled(false);
-	uint8_t b2[512];
-	CK_ULONG l2 = sizeof(b2);
-	assert_rv(p11->C_WrapKey(S, &m, pub, local, b2, &l2), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
-	CK_OBJECT_HANDLE back;
-	assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
-	uint8_t ct[512];
-	CK_ULONG cl = sizeof(ct);
-	assert_ok(p11->C_EncryptInit(S, &m, pub));
-	assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "x", 1, ct, &cl), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+	if (w) {
+		uint8_t b2[512];
+		CK_ULONG l2 = sizeof(b2);
+		assert_rv(p11->C_WrapKey(S, &m, pub, local, b2, &l2), CKR_DEVICE_ERROR);
+		assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+		CK_OBJECT_HANDLE back;
+		assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back), CKR_DEVICE_ERROR);
+		assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+	} else {
+		uint8_t ct[512], out[512];
+		CK_ULONG cl = sizeof(ct), ol = sizeof(out);
+		assert_ok(p11->C_EncryptInit(S, &m, pub));
+		assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR) "x", 1, ct, &cl), CKR_DEVICE_ERROR);
+		assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+		assert_ok(p11->C_DecryptInit(S, &m, priv));
+		assert_rv(p11->C_Decrypt(S, blob, bl, out, &ol), CKR_DEVICE_ERROR);
+		assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
+	}
 	c->set_enabled(true);
-	assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
-	h_same_aes_key(S, local, back);
+	if (w) {
+		CK_OBJECT_HANDLE back;
+		assert_ok(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back));
+		h_same_aes_key(S, local, back);
+	} else {
+		uint8_t out[512];
+		CK_ULONG ol = sizeof(out);
+		assert_ok(p11->C_DecryptInit(S, &m, priv));
+		assert_ok(p11->C_Decrypt(S, blob, bl, out, &ol));
+		assert_int_equal(ol, 6);
+		assert_memory_equal(out, "before", 6);
+	}
+}
+
+/* One role per pair: a wrapping pair refuses C_Encrypt/C_Decrypt, so a
+ * key it wrapped cannot be read with C_Decrypt (Clulow; Tookan A1); a
+ * data pair wraps and unwraps nothing, so it cannot import a key whose
+ * value the caller chose (Tookan A2). */
+void oaep_one_role(void **state)
+{
+	const oaep_cloud *c = *state;
+	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
+	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
+	CK_RSA_PKCS_OAEP_PARAMS p;
+	CK_MECHANISM m = h_oaep(&p, true);
+	uint8_t victim[32], blob[512], out[1];
+	h_fill(victim, 32, 0x3c);
+	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, victim, 32);
+	CK_ULONG bl = sizeof(blob);
+	if (wraps(c, pub, priv)) {
+		assert_ok(p11->C_WrapKey(S, &m, pub, local, blob, &bl));
+		assert_rv(p11->C_DecryptInit(S, &m, priv), CKR_KEY_FUNCTION_NOT_PERMITTED);
+		assert_rv(p11->C_EncryptInit(S, &m, pub), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	} else {
+		assert_rv(p11->C_WrapKey(S, &m, pub, local, blob, &bl),
+			  CKR_KEY_FUNCTION_NOT_PERMITTED);
+		assert_ok(p11->C_EncryptInit(S, &m, pub));
+		assert_ok(p11->C_Encrypt(S, victim, 32, blob, &bl));
+		CK_OBJECT_HANDLE back;
+		assert_rv(h_unwrap_as(S, &m, priv, blob, bl, CKK_AES, &back),
+			  CKR_KEY_FUNCTION_NOT_PERMITTED);
+	}
+	(void)out;
 }

@@ -6,7 +6,10 @@
  * any call, results that open with the cloud's own SDK and the other way
  * round, and tampering. Each cloud's test supplies an oaep_cloud with its
  * emulator's counters and SDK, and RSA keys labelled "kek" (2048 bits),
- * "rsa3k" (3072 bits) and "dis" (to be disabled).
+ * "rsa3k" (3072 bits) and "dis" (to be disabled). Each pair has one role,
+ * its configured "usage": the wrap tests need "wrap" (the default), the
+ * encrypt/decrypt test "data"; sdk_interop, tampered, disabled and
+ * one_role test the role they find, so a cloud runs them under both.
  */
 #ifndef P11KMS_TEST_OAEP_SUITE_H
 #define P11KMS_TEST_OAEP_SUITE_H
@@ -39,6 +42,7 @@ void oaep_encrypt_decrypt(void **state);
 void oaep_sdk_interop(void **state);
 void oaep_tampered(void **state);
 void oaep_disabled(void **state);
+void oaep_one_role(void **state);
 
 
 #endif

@@ -67,9 +67,8 @@ static int stop_emulator(void **state)
 	return emu_stop();
 }
 
-static int setup(void **state)
+static int setup_keys(const char *keys)
 {
-	(void)state;
 	h_env_new(&env, "required", "");
 	FILE *f = fopen(env.config, "w");
 	assert_non_null(f);
@@ -82,7 +81,7 @@ static int setup(void **state)
 		"    \"revalidate_seconds\": 3600, \"offline_grace_seconds\": 3600 } ] }\n",
 		env.log, aws("region"), aws("endpoint_url"),
 		json_string_value(json_object_get(emu_info, "ca_bundle")), env.store,
-		aws("alias"), KEYS);
+		aws("alias"), keys);
 	fclose(f);
 	emuctl("clear-faults");
 	emuctl("enable aws alias/std-dis");
@@ -90,6 +89,19 @@ static int setup(void **state)
 	h_init_token(&env);
 	S = h_user_session(&env);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return setup_keys(KEYS);
+}
+
+/* The same keys in the data role ("usage": "data"). */
+static int setup_data(void **state)
+{
+	(void)state;
+	return setup_keys(h_usage_data(KEYS));
 }
 
 static int teardown(void **state)
@@ -255,10 +267,15 @@ int main(void)
 		H_TEST_STATE(oaep_public_attributes, setup, teardown, &AWS),
 		H_TEST_STATE(oaep_sha1_wrap_unwrap, setup, teardown, &AWS),
 		H_TEST_STATE(oaep_sha256_wrap_unwrap, setup, teardown, &AWS),
-		H_TEST_STATE(oaep_encrypt_decrypt, setup, teardown, &AWS),
+		H_TEST_STATE(oaep_encrypt_decrypt, setup_data, teardown, &AWS),
 		H_TEST_STATE(oaep_sdk_interop, setup, teardown, &AWS),
+		H_TEST_STATE(oaep_sdk_interop, setup_data, teardown, &AWS),
 		H_TEST_STATE(oaep_tampered, setup, teardown, &AWS),
+		H_TEST_STATE(oaep_tampered, setup_data, teardown, &AWS),
+		H_TEST_STATE(oaep_one_role, setup, teardown, &AWS),
+		H_TEST_STATE(oaep_one_role, setup_data, teardown, &AWS),
 		H_TEST_STATE(oaep_disabled, setup, teardown, &AWS),
+		H_TEST_STATE(oaep_disabled, setup_data, teardown, &AWS),
 		cmocka_unit_test_setup_teardown(test_symmetric_declared_rsa, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_envelope_on_rsa_key, setup, teardown),
 	};

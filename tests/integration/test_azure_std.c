@@ -129,6 +129,20 @@ static int setup_hsm(void **state)
 	return setup_env(true, HSM_KEYS);
 }
 
+/* The same keys in the data role ("usage": "data"): C_Encrypt and
+ * C_Decrypt, no wrapping. */
+static int setup_vault_data(void **state)
+{
+	(void)state;
+	return setup_env(false, h_usage_data(VAULT_KEYS));
+}
+
+static int setup_hsm_data(void **state)
+{
+	(void)state;
+	return setup_env(true, h_usage_data(HSM_KEYS));
+}
+
 /* The HSM's AES key declared "rsa". */
 static int setup_hsm_aes_said_rsa(void **state)
 {
@@ -313,21 +327,31 @@ static void test_oaep_new_version(void **state)
 	h_fill(k1, 32, 0x21);
 	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 	CK_ULONG l1 = sizeof(b1), l2 = sizeof(b2), cl = sizeof(c1);
-	assert_ok(p11->C_WrapKey(S, &m, pub, local, b1, &l1));
-	assert_ok(p11->C_EncryptInit(S, &m, pub));
-	assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "old data", 8, c1, &cl));
+	/* The pair's one role (run with each "usage"). */
+	bool w = h_attr_bool(S, pub, CKA_WRAP);
+	if (w) {
+		assert_ok(p11->C_WrapKey(S, &m, pub, local, b1, &l1));
+	} else {
+		assert_ok(p11->C_EncryptInit(S, &m, pub));
+		assert_ok(p11->C_Encrypt(S, (CK_BYTE_PTR) "old data", 8, c1, &cl));
+	}
 
 	emuctl("rotate vault rot-rsa");
 	emuctl("reset-counters");
-	h_unwrap_expect(S, &m, priv, b1, l1, CKK_AES, k1, 32);
 	/* The current version, the list of versions, the old version. */
+	if (!w) {
+		CK_ULONG ol = sizeof(out);
+		assert_ok(p11->C_DecryptInit(S, &m, priv));
+		assert_ok(p11->C_Decrypt(S, c1, cl, out, &ol));
+		assert_int_equal(ol, 8);
+		assert_memory_equal(out, "old data", 8);
+		assert_int_equal(count("azure-vault", "decrypt"), 2);
+		assert_int_equal(count("azure-vault", "GetKeyVersions"), 1);
+		return;
+	}
+	h_unwrap_expect(S, &m, priv, b1, l1, CKK_AES, k1, 32);
 	assert_int_equal(count("azure-vault", "unwrapKey"), 2);
 	assert_int_equal(count("azure-vault", "GetKeyVersions"), 1);
-	CK_ULONG ol = sizeof(out);
-	assert_ok(p11->C_DecryptInit(S, &m, priv));
-	assert_ok(p11->C_Decrypt(S, c1, cl, out, &ol));
-	assert_int_equal(ol, 8);
-	assert_memory_equal(out, "old data", 8);
 
 	/* A new wrap is the new version's: the SDK on the current version
 	 * opens it, and not the old blob. */
@@ -359,8 +383,12 @@ static void test_rsa_declared_aes(void **state)
 	CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
 	uint8_t blob[512];
 	CK_ULONG bl = sizeof(blob);
-	assert_rv(p11->C_WrapKey(S, &kwp, k, local, blob, &bl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
+	if (h_attr_bool(S, k, CKA_WRAP)) { /* its one role, run with each */
+		assert_rv(p11->C_WrapKey(S, &kwp, k, local, blob, &bl),
+			  CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+		assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
+		return;
+	}
 	uint8_t iv[12] = {0};
 	CK_GCM_PARAMS gp = {iv, 12, 96, NULL, 0, 128};
 	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
@@ -592,18 +620,27 @@ static void test_hsm_new_version(void **state)
 	CK_OBJECT_HANDLE local = h_import_key(S, CKK_AES, k1, 32);
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	CK_ULONG cl = sizeof(ct), l1 = sizeof(b1), l2 = sizeof(b2);
-	assert_ok(gcm_encrypt(k, iv, "v1", pt, sizeof(pt), ct, &cl));
-	assert_ok(p11->C_WrapKey(S, &kw, k, local, b1, &l1));
+	/* The key's one role (run with each "usage"). */
+	bool w = h_attr_bool(S, k, CKA_WRAP);
+	if (w)
+		assert_ok(p11->C_WrapKey(S, &kw, k, local, b1, &l1));
+	else
+		assert_ok(gcm_encrypt(k, iv, "v1", pt, sizeof(pt), ct, &cl));
 
 	emuctl("rotate hsm rot-aes");
 	emuctl("reset-counters");
-	CK_ULONG ol = sizeof(out);
-	assert_ok(gcm_decrypt(k, iv, "v1", ct, cl, out, &ol));
-	assert_int_equal(ol, sizeof(pt));
-	assert_memory_equal(out, pt, sizeof(pt));
-	assert_int_equal(count("azure-hsm", "decrypt"), 2);
-	assert_int_equal(count("azure-hsm", "GetKeyVersions"), 1);
+	if (!w) {
+		CK_ULONG ol = sizeof(out);
+		assert_ok(gcm_decrypt(k, iv, "v1", ct, cl, out, &ol));
+		assert_int_equal(ol, sizeof(pt));
+		assert_memory_equal(out, pt, sizeof(pt));
+		assert_int_equal(count("azure-hsm", "decrypt"), 2);
+		assert_int_equal(count("azure-hsm", "GetKeyVersions"), 1);
+		return;
+	}
 	h_unwrap_expect(S, &kw, k, b1, l1, CKK_AES, k1, 32);
+	assert_int_equal(count("azure-hsm", "unwrapKey"), 2);
+	assert_int_equal(count("azure-hsm", "GetKeyVersions"), 1);
 
 	assert_ok(p11->C_WrapKey(S, &kw, k, local, b2, &l2));
 	assert_false(l1 == l2 && memcmp(b1, b2, l1) == 0);
@@ -625,16 +662,24 @@ static void test_hsm_disabled(void **state)
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	uint8_t ct[128], iv[12] = {0}, blob[64];
 	CK_ULONG cl = sizeof(ct), bl = sizeof(blob);
-	assert_ok(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl));
+	bool w = h_attr_bool(S, k, CKA_WRAP); /* its one role, run with each */
+	if (!w)
+		assert_ok(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl));
 	emuctl("disable hsm dis-aes");
 	cl = sizeof(ct);
-	assert_rv(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl), CKR_DEVICE_ERROR);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
-	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_DEVICE_ERROR);
+	if (w)
+		assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_DEVICE_ERROR);
+	else
+		assert_rv(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl),
+			  CKR_DEVICE_ERROR);
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_DISABLED);
 	emuctl("enable hsm dis-aes");
 	bl = sizeof(blob);
-	assert_ok(p11->C_WrapKey(S, &kw, k, local, blob, &bl));
+	cl = sizeof(ct);
+	if (w)
+		assert_ok(p11->C_WrapKey(S, &kw, k, local, blob, &bl));
+	else
+		assert_ok(gcm_encrypt(k, iv, NULL, (const uint8_t *)"x", 1, ct, &cl));
 }
 
 /* The HSM's RSA key declared "aes". */
@@ -662,8 +707,12 @@ static void test_hsm_aes_declared_wrong_size(void **state)
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	uint8_t blob[64];
 	CK_ULONG bl = sizeof(blob);
-	assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl), CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
+	if (h_attr_bool(S, k, CKA_WRAP)) { /* its one role, run with each */
+		assert_rv(p11->C_WrapKey(S, &kw, k, local, blob, &bl),
+			  CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+		assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
+		return;
+	}
 	uint8_t iv[12] = {0};
 	CK_GCM_PARAMS gp = {iv, 12, 96, NULL, 0, 128};
 	CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
@@ -723,21 +772,32 @@ int main(void)
 		H_TEST_STATE(oaep_public_attributes, setup_vault, teardown, &AZURE),
 		H_TEST_STATE(oaep_sha1_wrap_unwrap, setup_vault, teardown, &AZURE),
 		H_TEST_STATE(oaep_sha256_wrap_unwrap, setup_vault, teardown, &AZURE),
-		H_TEST_STATE(oaep_encrypt_decrypt, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_encrypt_decrypt, setup_vault_data, teardown, &AZURE),
 		H_TEST_STATE(oaep_sdk_interop, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_sdk_interop, setup_vault_data, teardown, &AZURE),
 		H_TEST_STATE(oaep_tampered, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_tampered, setup_vault_data, teardown, &AZURE),
+		H_TEST_STATE(oaep_one_role, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_one_role, setup_vault_data, teardown, &AZURE),
 		cmocka_unit_test_setup_teardown(test_oaep_new_version, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_oaep_new_version, setup_vault_data, teardown),
 		H_TEST_STATE(oaep_disabled, setup_vault, teardown, &AZURE),
+		H_TEST_STATE(oaep_disabled, setup_vault_data, teardown, &AZURE),
 		cmocka_unit_test_setup_teardown(test_rsa_declared_aes, setup_vault, teardown),
+		cmocka_unit_test_setup_teardown(test_rsa_declared_aes, setup_vault_data, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_objects, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_key_wrap, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_kwp, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_kw_pkcs7, setup_hsm, teardown),
-		cmocka_unit_test_setup_teardown(test_hsm_aes_gcm, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_gcm, setup_hsm_data, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_new_version, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_new_version, setup_hsm_data, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_disabled, setup_hsm, teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_disabled, setup_hsm_data, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_rsa_declared_aes, setup_hsm, teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_declared_wrong_size, setup_hsm,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_aes_declared_wrong_size, setup_hsm_data,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_aes_declared_rsa, setup_hsm_aes_said_rsa,
 						teardown),

@@ -87,9 +87,8 @@ static void write_config(const char *keys)
 /* A fresh raw key (and a non-raw one) per test, so versions added or
  * disabled by one test do not reach the next. The token is sealed by the
  * emulator's ENCRYPT_DECRYPT key: raw keys cannot seal. */
-static int setup(void **state)
+static int setup_role(bool data)
 {
-	(void)state;
 	key_seq++;
 	emu_ctl_line(raw_key, sizeof(raw_key), "emuctl_gcp.py", "create-raw std-raw-%d-%d",
 		     (int)getpid(), key_seq);
@@ -104,12 +103,26 @@ static int setup(void **state)
 		 "   \"type\": \"aes\", \"bits\": 256},\n"
 		 "  {\"id\": \"%s\", \"label\": \"not-raw\", \"type\": \"aes\"} ]",
 		 raw_key, raw_key, plain_key);
-	write_config(keys);
+	write_config(data ? h_usage_data(keys) : keys);
 	emuctl("clear-faults");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
 	S = h_user_session(&env);
 	return 0;
+}
+
+/* Most tests here run GCM: the keys in the data role ("usage": "data");
+ * setup_wrap for the key wrap tests. */
+static int setup(void **state)
+{
+	(void)state;
+	return setup_role(true);
+}
+
+static int setup_wrap(void **state)
+{
+	(void)state;
+	return setup_role(false);
 }
 
 static int teardown(void **state)
@@ -589,7 +602,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fresh_iv_each_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interoperates_with_sdk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampering_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup_wrap, teardown),
 		cmocka_unit_test_setup_teardown(test_message_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_crc32c_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_version, setup, teardown),

@@ -27,7 +27,9 @@ static int setup(void **state)
 {
 	h_env_new(&env, "required",
 		  "\"keys\": [{\"id\": \"master\", \"label\": \"kms-master\"}, "
-		  "{\"id\": \"master-aes\", \"label\": \"kms-aes\", \"type\": \"aes\"}], "
+		  "{\"id\": \"master-aes\", \"label\": \"kms-aes\", \"type\": \"aes\"}, "
+		  "{\"id\": \"master-data\", \"label\": \"kms-aes-data\", \"type\": \"aes\", "
+		  "\"usage\": \"data\"}], "
 		  "\"revalidate_seconds\": 1");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
@@ -233,7 +235,35 @@ static void test_standard_aes_object(void **state)
 	CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, NULL, 0};
 	CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
 	assert_rv(p11->C_EncryptInit(S, &oaep, k), CKR_MECHANISM_INVALID);
-	/* The envelope runs on it too. */
+	/* One role per key ("usage", default "wrap"; docs/SECURITY.md): a
+	 * key that wraps and decrypts reveals what it wrapped (Clulow; Tookan
+	 * A1). The wrapping face neither encrypts nor decrypts... */
+	CK_BBOOL enc = CK_TRUE, dec = CK_TRUE, unwrap = CK_FALSE;
+	CK_ATTRIBUTE roles[] = {{CKA_ENCRYPT, &enc, 1}, {CKA_DECRYPT, &dec, 1},
+				{CKA_UNWRAP, &unwrap, 1}, {CKA_WRAP, &wrap, 1}};
+	assert_ok(p11->C_GetAttributeValue(S, k, roles, 4));
+	assert_false(enc);
+	assert_false(dec);
+	assert_true(unwrap);
+	CK_OBJECT_HANDLE victim = h_import_aes(S, (const uint8_t *)"0123456789abcdef", 16);
+	CK_MECHANISM kwm = {CKM_AES_KEY_WRAP, NULL, 0};
+	uint8_t wblob[64];
+	CK_ULONG wl = sizeof(wblob);
+	assert_ok(p11->C_WrapKey(S, &kwm, k, victim, wblob, &wl));
+	assert_rv(p11->C_DecryptInit(S, &kwm, k), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	assert_rv(p11->C_EncryptInit(S, &kwm, k), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	/* ...and the data face wraps and unwraps nothing. */
+	CK_OBJECT_HANDLE data = h_find_label(S, "kms-aes-data");
+	assert_ok(p11->C_GetAttributeValue(S, data, roles, 4));
+	assert_true(enc);
+	assert_true(dec);
+	assert_false(unwrap);
+	assert_false(wrap);
+	wl = sizeof(wblob);
+	assert_rv(p11->C_WrapKey(S, &kwm, data, victim, wblob, &wl),
+		  CKR_KEY_FUNCTION_NOT_PERMITTED);
+	/* The envelope runs on the data face too. */
+	k = data;
 	CK_MECHANISM env_m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t blob[256], pt[32];
 	CK_ULONG bl = sizeof(blob), pl = sizeof(pt);
@@ -305,17 +335,18 @@ static void test_standard_key_wrap(void **state)
 	CK_MECHANISM m = {CKM_AES_KEY_WRAP, other_iv, 8};
 	CK_ULONG bl = 0;
 	assert_rv(p11->C_WrapKey(S, &m, k, dk, NULL, &bl), CKR_MECHANISM_PARAM_INVALID);
-	/* A length outside RFC 3394's: 24 is fine, 20 is not. */
+	/* A length outside RFC 3394's: 24 is fine, 20 is not (on the data
+	 * face: C_Encrypt). */
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
 	uint8_t pt[20] = {0}, ct[64];
 	CK_ULONG cl = sizeof(ct);
-	assert_ok(p11->C_EncryptInit(S, &kw, k));
+	assert_ok(p11->C_EncryptInit(S, &kw, h_find_label(S, "kms-aes-data")));
 	assert_rv(p11->C_Encrypt(S, pt, 20, ct, &cl), CKR_DATA_LEN_RANGE);
 }
 
 static void test_standard_gcm(void **state)
 {
-	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes-data");
 	uint8_t iv1[12] = {0}, iv2[12] = {0}, zero[12] = {0};
 	CK_GCM_PARAMS p = {iv1, 12, 96, (CK_BYTE_PTR) "hdr", 3, 128};
 	CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
@@ -379,7 +410,7 @@ static void test_standard_gcm(void **state)
 
 static void test_standard_gcm_messages(void **state)
 {
-	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes-data");
 	CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
 	uint8_t iv[12] = {0}, tag[16], ct[32], pt[32], zero[12] = {0};
 	CK_GCM_MESSAGE_PARAMS mp = {iv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
@@ -483,7 +514,7 @@ static void test_multipart_past_the_kms_limit(void **state)
 	over_limit(&env_m, master, true, 4 * 4096);
 	over_limit(&env_m, master, false, 4 * 4096);
 	CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
-	CK_OBJECT_HANDLE aes = h_find_label(S, "kms-aes");
+	CK_OBJECT_HANDLE aes = h_find_label(S, "kms-aes-data");
 	over_limit(&kw, aes, true, 64 * 1024);
 	over_limit(&kw, aes, false, 64 * 1024);
 	assert_false(h_log_contains(&env, "CKR_HOST_MEMORY"));
@@ -491,7 +522,7 @@ static void test_multipart_past_the_kms_limit(void **state)
 
 static void test_standard_in_threads(void **state)
 {
-	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes");
+	CK_OBJECT_HANDLE k = h_find_label(S, "kms-aes-data");
 	pthread_t th[6];
 	std_job jobs[6];
 	for (int i = 0; i < 6; i++) {

@@ -280,8 +280,8 @@ static void test_key_types(void **state)
 		"    \"store\": \"/s\", \"keys\": [\n"
 		"      {\"id\": \"e\"},\n"
 		"      {\"id\": \"a\", \"type\": \"aes\", \"bits\": 128},\n"
-		"      {\"id\": \"d\", \"type\": \"aes\"},\n"
-		"      {\"id\": \"r\", \"label\": \"kek\", \"type\": \"rsa\"} ] } ] }\n";
+		"      {\"id\": \"d\", \"type\": \"aes\", \"usage\": \"data\"},\n"
+		"      {\"id\": \"r\", \"label\": \"kek\", \"type\": \"rsa\", \"usage\": \"wrap\"} ] } ] }\n";
 	config_t *cfg = NULL;
 	assert_int_equal(config_parse(text, strlen(text), CFG_PATH, &cfg), CKR_OK);
 	provider_cfg *p = &cfg->providers[0];
@@ -293,7 +293,24 @@ static void test_key_types(void **state)
 	assert_int_equal(p->keys[2].bits, 256);
 	assert_int_equal(p->keys[3].type, KMS_KEY_RSA);
 	assert_string_equal(p->keys[3].label, "kek");
+	/* One role per typed key: "wrap" unless it says "data". */
+	assert_int_equal(p->keys[1].usage, KMS_USAGE_WRAP);
+	assert_int_equal(p->keys[2].usage, KMS_USAGE_DATA);
+	assert_int_equal(p->keys[3].usage, KMS_USAGE_WRAP);
 	config_free(cfg);
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"aes\",\n"
+		"       \"usage\": \"both\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].usage: \"both\" is not one of the allowed values");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\",\n"
+		"       \"usage\": \"data\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].usage: only keys of \"type\": \"aes\" or \"rsa\" "
+			 "take a usage");
 	refused("{ \"providers\": [\n"
 		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
 		"    \"store\": \"/s\", \"keys\": [\n"
