@@ -109,7 +109,7 @@ static void fork_register(void)
 
 /* --- the gate ----------------------------------------------------------- */
 
-CK_RV enter(void)
+CK_RV(enter)(void)
 {
 	LOCK();
 	/* A forked child is reset by fork_child(): no getpid() per call. */

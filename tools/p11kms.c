@@ -35,6 +35,8 @@
 #include "tools/status.h"
 #include "tools/backup.h"
 #include "tools/stream.h"
+#include "tools/auditlog.h"
+#include "slots/audit.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
@@ -88,6 +90,7 @@ static const struct command_help {
 	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
 	{"encrypt", STREAM_ENCRYPT_SYNOPSIS, STREAM_ENCRYPT_HELP},
 	{"decrypt", STREAM_DECRYPT_SYNOPSIS, STREAM_DECRYPT_HELP},
+	{"audit", AUDIT_SYNOPSIS, AUDIT_HELP},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -401,6 +404,12 @@ int main(int argc, char **argv)
 		return argc == 2 ? help(NULL) : argc == 3 ? help(argv[2]) : usage();
 	if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
 		return help(argv[1]);
+	/* The audit log names the command as the cause of its KMS calls. */
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			audit_tool_set(commands[i].name);
+	if (strcmp(argv[1], "audit") == 0)
+		return tool_audit(argc - 2, argv + 2);
 	if (strcmp(argv[1], "create-key-file") == 0 && argc == 3)
 		return create_key_file(argv[2]);
 	if (strcmp(argv[1], "status") == 0) {

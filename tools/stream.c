@@ -33,6 +33,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "slots/audit.h"
 #include "slots/config.h"
 #include "slots/seal.h"
 
@@ -629,8 +630,8 @@ static int kms_open_key(void *arg, const stream_hdr *h, uint8_t *key)
 	provider_status st = {0};
 	uint8_t *pt = NULL;
 	size_t ptlen = 0;
-	p11k_err e = t->cfg->ops->decrypt(t->prov, h->key_id, h->wrapped, h->wrapped_len, aad,
-					  aadlen, &pt, &ptlen, &st);
+	p11k_err e = audit_decrypt(t->cfg, t->prov, h->key_id, h->key_version, h->wrapped,
+				   h->wrapped_len, aad, aadlen, &pt, &ptlen, &st);
 	if (e == P11K_OK && ptlen != STREAM_KEY_LEN)
 		e = P11K_ERR_INVALID_CIPHERTEXT;
 	if (e != P11K_OK) {
@@ -838,9 +839,9 @@ static int cmd_encrypt(const opts *o)
 		uint8_t *aad = malloc(STREAM_HDR_MAX), *blob = NULL;
 		size_t bloblen = 0, aadlen = aad ? stream_kms_aad(h, aad) : 0;
 		provider_status st = {0};
-		p11k_err e = aad ? tg.cfg->ops->encrypt(tg.prov, tg.key_id, key, STREAM_KEY_LEN, aad,
-							aadlen, &blob, &bloblen, h->key_version,
-							sizeof(h->key_version), &st)
+		p11k_err e = aad ? audit_encrypt(tg.cfg, tg.prov, tg.key_id, key, STREAM_KEY_LEN, aad,
+						 aadlen, &blob, &bloblen, h->key_version,
+						 sizeof(h->key_version), &st)
 				 : P11K_ERR_NOMEM;
 		if (e != P11K_OK) {
 			char d[400];

@@ -4,7 +4,7 @@
 # the normal suite (gcc release, clang ASan) runs the saved inputs without
 # libFuzzer. The fuzzing itself is scripts/fuzz.sh.
 set(P11KMS_FUZZ_DIR ${CMAKE_SOURCE_DIR}/tests/fuzz)
-foreach(t config jsonpos record local_blob store)
+foreach(t config jsonpos record local_blob store audit)
   add_executable(replay_fuzz_${t} ${P11KMS_FUZZ_DIR}/fuzz_${t}.c
     ${P11KMS_FUZZ_DIR}/replay_main.c)
   target_link_libraries(replay_fuzz_${t} PRIVATE p11kms_core)
