@@ -11,11 +11,12 @@
 #include "common/log.h"
 #include "slots/audit.h"
 #include "slots/config.h"
+#include "tools/tool.h"
 
-#define EXIT_OK 0
-#define EXIT_SKIPPED 1
-#define EXIT_UNREADABLE 2
-#define EXIT_USAGE 3
+#define EXIT_OK TOOL_EXIT_OK
+#define EXIT_SKIPPED TOOL_EXIT_WARN
+#define EXIT_UNREADABLE TOOL_EXIT_FAIL
+#define EXIT_USAGE TOOL_EXIT_USAGE
 
 static int usage_error(const char *what, const char *arg)
 {

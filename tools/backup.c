@@ -29,11 +29,12 @@
 #include "slots/seal.h"
 #include "slots/store.h"
 #include "slots/token.h"
+#include "tools/tool.h"
 
-#define EXIT_OK 0
-#define EXIT_WARN 1
-#define EXIT_REFUSED 2
-#define EXIT_USAGE 3
+#define EXIT_OK TOOL_EXIT_OK
+#define EXIT_WARN TOOL_EXIT_WARN
+#define EXIT_REFUSED TOOL_EXIT_FAIL
+#define EXIT_USAGE TOOL_EXIT_USAGE
 
 #define MANIFEST "backup_manifest"
 
@@ -79,24 +80,6 @@ static bool parse(int argc, char **argv, const char *synopsis, unsigned flags, o
 	return true;
 }
 
-static CK_FUNCTION_LIST *module_start(const char *cfgpath)
-{
-	CK_FUNCTION_LIST *fl = NULL;
-	char init[PATH_MAX + 16];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
-				     .pReserved = cfgpath ? init : NULL};
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK) {
-		fprintf(stderr, "p11kms: the configuration does not load: %s (the log says why)\n",
-			ckr_name(rv));
-		return NULL;
-	}
-	return fl;
-}
-
 /* The token of slot NAME (a provider name or a slot id), or NULL. */
 static token_t *find_token(const char *name)
 {
@@ -123,7 +106,7 @@ static CK_FUNCTION_LIST *start(int argc, char **argv, const char *synopsis, unsi
 	*t = NULL;
 	if (!parse(argc, argv, synopsis, flags, o))
 		return NULL;
-	CK_FUNCTION_LIST *fl = module_start(o->config);
+	CK_FUNCTION_LIST *fl = tool_module_start(o->config);
 	if (fl && o->slot && !(*t = find_token(o->slot))) {
 		fl->C_Finalize(NULL);
 		fl = NULL;

@@ -36,11 +36,12 @@
 #include "tools/backup.h"
 #include "tools/stream.h"
 #include "tools/auditlog.h"
+#include "tools/tool.h"
 #include "slots/audit.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
- * usage error prints the synopses to stderr and exits 2 (p11kms(1)). */
+ * usage error prints the synopses to stderr and exits 3 (p11kms(1)). */
 static const struct command_help {
 	const char *name, *synopsis, *text;
 } commands[] = {
@@ -54,7 +55,7 @@ static const struct command_help {
 	 "\"key_file\" and list the old one in \"previous_key_files\": the\n"
 	 "key_file seals, every listed file unseals. Keep the old file listed\n"
 	 "until no seal names its version (p11kms status), and keep a backup of\n"
-	 "it for old backups of the store.\n"},
+	 "it for old backups of the store. Exit 0 written, 2 failed, 3 usage.\n"},
 	{"status", "p11kms status [--config PATH] [--check] [--json] [--slot NAME]",
 	 "Start the module as an application would (the same configuration and\n"
 	 "key file checks), then show each slot (or --slot NAME, a slot id or a\n"
@@ -84,7 +85,8 @@ static const struct command_help {
 	 "that are current. Per slot it prints \"resealed: WHY -> key K version V\",\n"
 	 "\"already current\", or the error with its ulDeviceError class; then it\n"
 	 "asks the KMS again that every seal is current. Exit 0 when every slot\n"
-	 "is current, 1 otherwise. Safe while consumers use the token.\n"},
+	 "is current, 2 otherwise, 3 configuration or usage error. Safe while\n"
+	 "consumers use the token.\n"},
 	{"backup", BACKUP_SYNOPSIS, BACKUP_HELP},
 	{"verify-backup", VERIFY_BACKUP_SYNOPSIS, VERIFY_BACKUP_HELP},
 	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
@@ -105,7 +107,7 @@ static int usage(void)
 {
 	synopses(stderr);
 	fprintf(stderr, "(p11kms help, or man p11kms, says more)\n");
-	return 2;
+	return TOOL_EXIT_USAGE;
 }
 
 static bool is_help(const char *a)
@@ -122,7 +124,8 @@ static int help(const char *name)
 		printf("\n");
 		for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 			printf("%s\n%s\n", commands[i].synopsis, commands[i].text);
-		printf("Exit status: 0 success, 1 failure, 2 usage error. See p11kms(1).\n");
+		printf("Exit status, every command: 0 ok, 1 warning, 2 failure or critical, 3 usage\n"
+		       "or configuration error. See p11kms(1).\n");
 		return 0;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
@@ -139,11 +142,11 @@ static int create_key_file(const char *path)
 	char why[400] = "", fp[LOCAL_FP_HEX_LEN + 1] = "";
 	if (!crypto_init()) {
 		fprintf(stderr, "p11kms: cannot set up OpenSSL\n");
-		return 1;
+		return TOOL_EXIT_FAIL;
 	}
 	if (local_key_file_create(path, clock_now_s(), fp, why, sizeof(why)) != P11K_OK) {
 		fprintf(stderr, "p11kms: %s\n", why);
-		return 1;
+		return TOOL_EXIT_FAIL;
 	}
 	printf("created %s (key version %s, mode 0600): back it up; without it the "
 	       "tokens it seals cannot be opened\n",
@@ -356,20 +359,9 @@ static bool rewrap_slot(token_t *t, bool force)
 
 static int rewrap(const char *cfgpath, const char *slot, bool force)
 {
-	CK_FUNCTION_LIST *fl = NULL;
-	char init[4200];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
-				     .pReserved = cfgpath ? init : NULL};
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK) {
-		fprintf(stderr, "p11kms: the module does not start with this configuration: "
-				"%s (its log says why)\n",
-			ckr_name(rv));
-		return 1;
-	}
+	CK_FUNCTION_LIST *fl = tool_module_start(cfgpath);
+	if (!fl)
+		return TOOL_EXIT_USAGE;
 	/* The module's own table, under its lock: token_reseal is a job
 	 * (slots/slots.h) like any C_* call would run. */
 	pthread_mutex_lock(&slots.lock);
@@ -383,13 +375,13 @@ static int rewrap(const char *cfgpath, const char *slot, bool force)
 			continue;
 		done++;
 		if (!rewrap_slot(t, force))
-			ret = 1;
+			ret = TOOL_EXIT_FAIL;
 	}
 	pthread_mutex_unlock(&slots.lock);
 	if (slot && !done) {
 		fprintf(stderr, "p11kms: no slot \"%s\" in %s (a slot id or a provider name)\n",
 			slot, mod.cfg->path);
-		ret = 2;
+		ret = TOOL_EXIT_USAGE;
 	}
 	fl->C_Finalize(NULL);
 	return ret;

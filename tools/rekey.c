@@ -43,7 +43,7 @@ static int rekey_slot(CK_FUNCTION_LIST *fl, token_t *t, const char *pin, bool so
 			fprintf(stderr, "p11kms: slot %lu (%s) needs a PIN: --pin-env VAR names "
 					"the environment variable that holds it\n",
 				(unsigned long)id, t->cfg->name);
-			return 3;
+			return TOOL_EXIT_USAGE;
 		}
 		rv = fl->C_OpenSession(id, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
 		if (rv == CKR_OK)
@@ -52,7 +52,7 @@ static int rekey_slot(CK_FUNCTION_LIST *fl, token_t *t, const char *pin, bool so
 		if (rv != CKR_OK) {
 			fprintf(stderr, "p11kms: slot %lu (%s): cannot log in: %s\n",
 				(unsigned long)id, t->cfg->name, ckr_name(rv));
-			return 2;
+			return TOOL_EXIT_FAIL;
 		}
 	}
 	bool tty = isatty(STDERR_FILENO);
@@ -68,7 +68,7 @@ static int rekey_slot(CK_FUNCTION_LIST *fl, token_t *t, const char *pin, bool so
 		fprintf(stderr, "p11kms: slot %lu (%s): rekey failed: %s (the store opens as "
 				"it is; run rekey again to finish)\n",
 			(unsigned long)id, t->cfg->name, ckr_name(rv));
-		return 2;
+		return TOOL_EXIT_FAIL;
 	}
 	printf("slot %lu (%s): rekeyed: every record is under a new token key\n",
 	       (unsigned long)id, t->cfg->name);
@@ -96,11 +96,11 @@ int tool_rekey(int argc, char **argv)
 	const char *pin = pinvar ? getenv(pinvar) : NULL;
 	if (pinvar && !pin) {
 		fprintf(stderr, "p11kms: environment variable %s is not set\n", pinvar);
-		return 3;
+		return TOOL_EXIT_USAGE;
 	}
 	CK_FUNCTION_LIST *fl = tool_module_start(cfgpath);
 	if (!fl)
-		return 3;
+		return TOOL_EXIT_USAGE;
 	token_t *t = NULL;
 	pthread_mutex_lock(&slots.lock);
 	for (size_t i = 0; i < slots.ntokens && !t; i++) {

@@ -3,14 +3,27 @@
 #include "tools/tool.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "common/log.h"
+#include "slots/config.h"
 
 CK_FUNCTION_LIST *tool_module_start(const char *cfgpath)
 {
 	CK_FUNCTION_LIST *fl = NULL;
 	char init[4200];
+	if (cfgpath && strlen(cfgpath) > 4000) {
+		fprintf(stderr, "p11kms: the configuration path is too long\n");
+		return NULL;
+	}
 	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
+	/* The configuration alone first: its error (file:line: field: why)
+	 * is then the one line on stderr, whatever log destination the file
+	 * would name. */
+	config_t *cfg = NULL;
+	if (config_load(cfgpath ? init : NULL, &cfg) != CKR_OK)
+		return NULL;
+	config_free(cfg);
 	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
 				     .pReserved = cfgpath ? init : NULL};
 	CK_RV rv = C_GetFunctionList(&fl);

@@ -7,7 +7,14 @@
 
 /* Start the module's core as an application would, through C_Initialize
  * (the configuration at cfgpath, or the module's own search when NULL).
- * NULL, with a line on stderr, when it does not start. */
+ * NULL, with one line on stderr, when it does not start: the
+ * configuration's own error, or why C_Initialize refused. */
 CK_FUNCTION_LIST *tool_module_start(const char *cfgpath);
+
+/* The exit statuses of every command (p11kms(1), "EXIT STATUS"). */
+#define TOOL_EXIT_OK 0
+#define TOOL_EXIT_WARN 1  /* done, with something to look at */
+#define TOOL_EXIT_FAIL 2  /* failed, refused, or critical */
+#define TOOL_EXIT_USAGE 3 /* usage or configuration error */
 
 #endif

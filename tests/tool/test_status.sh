@@ -82,6 +82,6 @@ expect_rc "a loose key file is a configuration error" 3 -- status --config "$d/c
 grep -q "does not start with this configuration" "$d/err" && ok "and says so" || bad "and says so"
 chmod 0600 "$d/k2"
 expect_rc "an unknown slot is a usage error" 3 -- status --config "$d/c.json" --slot nope
-expect_rc "an unknown option is a usage error" 2 -- status --bogus
+expect_rc "an unknown option is a usage error" 3 -- status --bogus
 [ $fails = 0 ] && echo "all status checks passed" || echo "$fails failed"
 exit $((fails > 0))
