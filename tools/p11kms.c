@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "slots/config.h"
@@ -68,16 +69,17 @@ static const struct command_help {
 	 "Exit 0 fine, 1 warning (rotation due, reseal pending, a key of an\n"
 	 "\"any\" set failing), 2 critical (a token whose keys refuse or do not\n"
 	 "answer, a store unusable), 3 usage or configuration error.\n"},
-	{"rekey", "p11kms rekey --slot ID [--config PATH] [--pin-env VAR] [--so]",
+	{"rekey", "p11kms rekey --slot ID [--config PATH] [--pin-env VAR] [--so] [--json]",
 	 "Give the token of slot ID (a slot id or a provider name) a new token\n"
 	 "key and re-encrypt every object record under it; the old key is wiped.\n"
 	 "No KMS call. Consumers may use the token meanwhile. Safe to interrupt:\n"
 	 "the store opens as it is and a new rekey finishes the work. In login\n"
 	 "\"required\" mode the tool logs in as the user (--so: the SO) with the\n"
 	 "PIN in the environment variable VAR (never on the command line).\n"
-	 "Progress goes to stderr (a bar on a terminal). Exit 0 done, 2 failed,\n"
-	 "3 configuration or usage.\n"},
-	{"rewrap", "p11kms rewrap [--config PATH] [--slot ID] [--force]",
+	 "Progress goes to stderr (a bar on a terminal). --json: the result as\n"
+	 "one JSON object (schema \"p11kms-rekey/1\", p11kms(1)). Exit 0 done,\n"
+	 "2 failed, 3 configuration or usage.\n"},
+	{"rewrap", "p11kms rewrap [--config PATH] [--slot ID] [--force] [--json]",
 	 "Move each token's seals to its sealing keys' current versions, after a\n"
 	 "rotation in the KMS, so that the old versions can be disabled or\n"
 	 "destroyed. Needs access to the KMS, never a PIN. --slot ID (a slot id\n"
@@ -86,7 +88,8 @@ static const struct command_help {
 	 "\"already current\", or the error with its ulDeviceError class; then it\n"
 	 "asks the KMS again that every seal is current. Exit 0 when every slot\n"
 	 "is current, 2 otherwise, 3 configuration or usage error. Safe while\n"
-	 "consumers use the token.\n"},
+	 "consumers use the token. --json: one JSON object instead (schema\n"
+	 "\"p11kms-rewrap/1\", p11kms(1)).\n"},
 	{"backup", BACKUP_SYNOPSIS, BACKUP_HELP},
 	{"verify-backup", VERIFY_BACKUP_SYNOPSIS, VERIFY_BACKUP_HELP},
 	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
@@ -239,6 +242,24 @@ static void reseal_why(const seal_set *a, const seal_set *b, bool force, char *o
 		snprintf(out, n, "%s", force ? "--force" : "new seals of the same key versions");
 }
 
+/* rewrap --json: the slot being done (docs/man/p11kms.1, "JSON results"),
+ * or NULL for the text report. */
+static json_t *rw_slot;
+
+/* A slot's error: "WHO: error: ..." on stdout, or into its "errors". */
+__attribute__((format(printf, 2, 3))) static void rw_error(const char *who, const char *fmt, ...)
+{
+	char m[1200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	if (rw_slot)
+		json_array_append_new(json_object_get(rw_slot, "errors"), json_string(m));
+	else
+		printf("%s: error: %s\n", who, m);
+}
+
 /* Ask the KMS whether every configured sealing key's stored seal is of its
  * current version; print each that is not, and why. No lock: describes
  * only (reseal_plan_make without KS plans nothing). */
@@ -260,9 +281,8 @@ static bool seals_current(token_t *t, const char *who, const uint8_t uuid[16],
 			add_why(why, sizeof(why), "seal_with entry %zu names no key", i);
 		} else if (p.ref_err[i] != P11K_OK) {
 			ok = false;
-			printf("%s: error: cannot check sealing key %s: %s%s%s "
-			       "(ulDeviceError %s)\n",
-			       who, tg.key_id, p11k_err_name(p.ref_err[i]),
+			rw_error(who, "cannot check sealing key %s: %s%s%s (ulDeviceError %s)",
+				 tg.key_id, p11k_err_name(p.ref_err[i]),
 			       p.ref_st[i].message[0] ? ": " : "", p.ref_st[i].message,
 			       deverr_name(p11k_err_to_deverr(p.ref_err[i])));
 		} else if (!(r = kms_row(now, tg.cfg->name, tg.key_id))) {
@@ -293,7 +313,7 @@ static bool seals_current(token_t *t, const char *who, const uint8_t uuid[16],
 		snprintf(why, sizeof(why), "%s", p.why);
 	if (why[0]) {
 		ok = false;
-		printf("%s: error: not current: %s\n", who, why);
+		rw_error(who, "not current: %s", why);
 	}
 	reseal_plan_free(&p);
 	return ok;
@@ -307,16 +327,19 @@ static bool rewrap_slot(token_t *t, bool force)
 	snprintf(who, sizeof(who), "slot %lu (%s)", (unsigned long)t->slot_id, t->cfg->name);
 	CK_RV rv = token_sync_inlock(t);
 	if (rv != CKR_OK) {
-		printf("%s: error: store %s unusable: %s\n", who, t->cfg->store, ckr_name(rv));
+		rw_error(who, "store %s unusable: %s", t->cfg->store, ckr_name(rv));
 		return false;
 	}
 	if (!t->initialized) {
-		printf("%s: not initialized: nothing to reseal\n", who);
+		if (rw_slot)
+			json_object_set_new(rw_slot, "initialized", json_false());
+		else
+			printf("%s: not initialized: nothing to reseal\n", who);
 		return true;
 	}
 	seal_set before, after;
 	if ((rv = seal_set_load_inlock(t, &before)) != CKR_OK) {
-		printf("%s: error: cannot read the seals: %s\n", who, ckr_name(rv));
+		rw_error(who, "cannot read the seals: %s", ckr_name(rv));
 		return false;
 	}
 	bool changed = false;
@@ -325,9 +348,9 @@ static bool rewrap_slot(token_t *t, bool force)
 	if (rv == CKR_OK)
 		rv = seal_set_load_inlock(t, &after);
 	if (rv != CKR_OK) {
-		printf("%s: error: %s%s%s%s%s\n", who, ckr_name(rv), dev ? ", ulDeviceError " : "",
-		       dev ? deverr_name(dev) : "", dev && t->last.message[0] ? ": " : "",
-		       dev ? t->last.message : "");
+		rw_error(who, "%s%s%s%s%s", ckr_name(rv), dev ? ", ulDeviceError " : "",
+			 dev ? deverr_name(dev) : "", dev && t->last.message[0] ? ": " : "",
+			 dev ? t->last.message : "");
 		seal_set_free(&before);
 		return false;
 	}
@@ -345,23 +368,41 @@ static bool rewrap_slot(token_t *t, bool force)
 	/* What the store now says, not only what token_reseal says: rows
 	 * rewritten unchanged are no reseal. */
 	changed = changed && rows_differ(&before, &after);
-	if (changed)
+	if (rw_slot && primary) {
+		json_object_set_new(rw_slot, "key_id", json_string(primary->key_id));
+		json_object_set_new(rw_slot, "key_version", json_string(primary->key_version));
+	}
+	if (changed && rw_slot) {
+		json_object_set_new(rw_slot, "resealed", json_true());
+		json_object_set_new(rw_slot, "reason", json_string(why));
+	} else if (changed) {
 		printf("%s: resealed: %s -> %s\n", who, why, kv);
+	}
 	pthread_mutex_unlock(&slots.lock);
 	bool ok = seals_current(t, who, uuid, &after);
 	pthread_mutex_lock(&slots.lock);
-	if (ok && !changed)
+	if (ok && !changed && !rw_slot)
 		printf("%s: already current (%s)\n", who, kv);
 	seal_set_free(&before);
 	seal_set_free(&after);
 	return ok;
 }
 
-static int rewrap(const char *cfgpath, const char *slot, bool force)
+/* rewrap --json's object (schema "p11kms-rewrap/1"). Takes slots_j. */
+static int rewrap_json(int ret, json_t *slots_j)
+{
+	return tool_json_print(json_pack("{s:s, s:s, s:i, s:o}", "schema", "p11kms-rewrap/1",
+					 "status", tool_exit_name(ret), "exit", ret, "slots",
+					 slots_j ? slots_j : json_array()),
+			       ret);
+}
+
+static int rewrap(const char *cfgpath, const char *slot, bool force, bool json)
 {
 	CK_FUNCTION_LIST *fl = tool_module_start(cfgpath);
 	if (!fl)
-		return TOOL_EXIT_USAGE;
+		return json ? rewrap_json(TOOL_EXIT_USAGE, NULL) : TOOL_EXIT_USAGE;
+	json_t *slots_j = json ? json_array() : NULL;
 	/* The module's own table, under its lock: token_reseal is a job
 	 * (slots/slots.h) like any C_* call would run. */
 	pthread_mutex_lock(&slots.lock);
@@ -374,8 +415,19 @@ static int rewrap(const char *cfgpath, const char *slot, bool force)
 		if (slot && strcmp(slot, id) != 0 && strcmp(slot, t->cfg->name) != 0)
 			continue;
 		done++;
-		if (!rewrap_slot(t, force))
+		if (json)
+			rw_slot = json_pack("{s:I, s:s, s:b, s:b, s:n, s:b, s:n, s:n, s:[]}", "slot_id",
+					    (json_int_t)t->slot_id, "name", t->cfg->name,
+					    "initialized", true, "resealed", false, "reason",
+					    "current", false, "key_id", "key_version", "errors");
+		bool ok = rewrap_slot(t, force);
+		if (!ok)
 			ret = TOOL_EXIT_FAIL;
+		if (rw_slot) {
+			json_object_set_new(rw_slot, "current", json_boolean(ok));
+			json_array_append_new(slots_j, rw_slot);
+			rw_slot = NULL;
+		}
 	}
 	pthread_mutex_unlock(&slots.lock);
 	if (slot && !done) {
@@ -384,7 +436,7 @@ static int rewrap(const char *cfgpath, const char *slot, bool force)
 		ret = TOOL_EXIT_USAGE;
 	}
 	fl->C_Finalize(NULL);
-	return ret;
+	return json ? rewrap_json(ret, slots_j) : ret;
 }
 
 int main(int argc, char **argv)
@@ -414,7 +466,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "rewrap") == 0) {
 		const char *cfg = NULL, *slot = NULL;
-		bool force = false;
+		bool force = false, json = false;
 		for (int i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 				cfg = argv[++i];
@@ -422,10 +474,12 @@ int main(int argc, char **argv)
 				slot = argv[++i];
 			else if (strcmp(argv[i], "--force") == 0)
 				force = true;
+			else if (strcmp(argv[i], "--json") == 0)
+				json = true;
 			else
 				return usage(); /* no PIN, ever: the KMS alone reseals */
 		}
-		return rewrap(cfg, slot, force);
+		return rewrap(cfg, slot, force, json);
 	}
 	if (strcmp(argv[1], "backup") == 0)
 		return tool_backup(argc - 2, argv + 2);
