@@ -14,3 +14,6 @@ set_tests_properties(test_tool_audit PROPERTIES TIMEOUT 300)
 # Backups on the local provider (docs/BACKUP.md) and every --json result's schema.
 p11kms_script_test(test_tool_backup_local ${CMAKE_CURRENT_LIST_DIR}/test_backup_local.sh)
 set_tests_properties(test_tool_backup_local PROPERTIES TIMEOUT 300)
+# ... and against Azure Key Vault in the emulator: a disabled version, the audit log's request ids.
+p11kms_script_test(test_tool_stream_azure ${CMAKE_CURRENT_LIST_DIR}/test_stream_azure.sh)
+set_tests_properties(test_tool_stream_azure PROPERTIES TIMEOUT 600)
