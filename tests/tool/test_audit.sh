@@ -88,6 +88,33 @@ PY
 tail -1 audit.log | grep -q '"op": "decrypt".*"result": "invalid_ciphertext"' && ok "a refusal is recorded with its class" ||
   { bad "a refusal is recorded with its class"; tail -1 audit.log; }
 
+# The revalidation: a consumer (PyKCS11) logged in past revalidate_seconds;
+# the sealing key's check is caused by "revalidation", not by a C_ function.
+if /usr/bin/python3 -c 'import PyKCS11' 2>/dev/null; then
+  sed 's/"pin_kdf_cost": 12/"pin_kdf_cost": 12, "revalidate_seconds": 1/' c.json >reval.json
+  env "${san_env[@]}" P11KMS_CONFIG="$d/reval.json" $py - "$module" "$userpin" <<'PY' || bad "the PyKCS11 consumer"
+import sys, time, PyKCS11
+lib = PyKCS11.PyKCS11Lib(); lib.load(sys.argv[1])
+s = lib.openSession(lib.getSlotList(tokenPresent=True)[0],
+                    PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
+s.login(sys.argv[2])
+aes = [(PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES),
+       (PyKCS11.CKA_VALUE_LEN, 32), (PyKCS11.CKA_TOKEN, False)]
+for _ in range(6):          # a call that uses keys wakes a due check; the thread runs it
+    time.sleep(0.6); s.generateKey(aes, PyKCS11.Mechanism(PyKCS11.CKM_AES_KEY_GEN))
+s.logout(); s.closeSession()
+PY
+  $py - "$d/audit.log" <<'PY' && ok "the revalidation's KMS calls name it as their cause" || bad "no revalidation line"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+r = [o for o in lines if o["function"] == "revalidation"]
+assert r and all(o["op"] == "describe" and o["key_version"] and o["exe"].startswith("python") for o in r), r
+assert any(o["function"] == "C_Login" and o["exe"].startswith("python") for o in lines)
+PY
+else
+  echo "# PyKCS11 missing: the revalidation line is not checked"
+fi
+
 # Processes writing at once: every line whole.
 before=$(wc -l <audit.log)
 for w in 1 2 3 4 5 6; do
