@@ -22,6 +22,16 @@
  * and no lock is held while it runs (so none is inherited across fork). */
 static int audit_fd = -1;
 static __thread const char *caller;
+/* The name of the PKCS #11 function that returned last in this thread
+ * ("ep_" and leave's name), for calls after its first LEAVE. */
+static __thread char left[64];
+/* Lines of KMS calls made in a helper of a PKCS #11 function (enter()
+ * named the helper, not the function): held until the function returns
+ * through leave(), which names it. "\x01" stands for the function. */
+static __thread char *pending;
+static __thread size_t npending;
+#define PENDING_MAX (16 * AUDIT_LINE_MAX)
+#define FN_MARK '\x01'
 static const char *tool_cmd;
 static bool reader_only;
 
@@ -187,10 +197,12 @@ static uint64_t now_ns(void)
 }
 
 /* What caused the operation: the revalidation, the tool's command, the
- * PKCS #11 function (audit.h). */
-static const char *cause(char *buf, size_t n)
+ * PKCS #11 function (audit.h). *later: a helper of a PKCS #11 function
+ * made the call, the line waits for audit_leave to name it. */
+static const char *cause(char *buf, size_t n, bool *later)
 {
 	const char *c = caller;
+	*later = false;
 	if (c && strcmp(c, "revalidation") == 0)
 		return c;
 	if (tool_cmd) {
@@ -201,7 +213,69 @@ static const char *cause(char *buf, size_t n)
 		snprintf(buf, n, "C_%s", c + 3);
 		return buf;
 	}
-	return c;
+	*later = c != NULL;
+	return NULL;
+}
+
+static void write_line(int fd, const char *b, size_t n)
+{
+	ssize_t w = write(fd, b, n);
+	if (w != (ssize_t)n)
+		log_error("audit", "the audit log was not written: %s",
+			  w < 0 ? strerror(errno) : "short write");
+}
+
+/* Hold a line for audit_leave; when too much waits, write it now with
+ * function null. */
+static void defer(int fd, const char *b, size_t n)
+{
+	char *p = npending + n <= PENDING_MAX ? realloc(pending, npending + n) : NULL;
+	if (!p) {
+		char *mark = memchr(b, FN_MARK, n);
+		size_t at = mark ? (size_t)(mark - b) : n;
+		char *buf = malloc(n + 4);
+		if (buf) {
+			memcpy(buf, b, at);
+			memcpy(buf + at, "null", 4);
+			memcpy(buf + at + 4, b + at + 1, n - at - 1);
+			write_line(fd, buf, n + 3);
+			free(buf);
+		}
+		return;
+	}
+	memcpy(p + npending, b, n);
+	pending = p;
+	npending += n;
+}
+
+void audit_leave(const char *fn)
+{
+	snprintf(left, sizeof(left), "ep_%s", fn);
+	caller = left;
+	if (!npending)
+		return;
+	int fd = __atomic_load_n(&audit_fd, __ATOMIC_SEQ_CST);
+	char name[80];
+	int nl = snprintf(name, sizeof(name), "\"C_%s\"", fn);
+	size_t at = 0;
+	while (fd >= 0 && nl > 0 && (size_t)nl < sizeof(name) && at < npending) {
+		char *end = memchr(pending + at, '\n', npending - at);
+		size_t len = (end ? (size_t)(end - (pending + at)) + 1 : npending - at);
+		char *mark = memchr(pending + at, FN_MARK, len);
+		char *buf = malloc(len + (size_t)nl);
+		if (buf && mark) {
+			size_t h = (size_t)(mark - (pending + at));
+			memcpy(buf, pending + at, h);
+			memcpy(buf + h, name, (size_t)nl);
+			memcpy(buf + h + (size_t)nl, mark + 1, len - h - 1);
+			write_line(fd, buf, len - 1 + (size_t)nl);
+		}
+		free(buf);
+		at += len;
+	}
+	free(pending);
+	pending = NULL;
+	npending = 0;
 }
 
 typedef struct op_rec {
@@ -219,6 +293,7 @@ static void record(const op_rec *o, p11k_err e, const provider_status *st)
 	struct timespec ts;
 	struct tm tm;
 	char when[40] = "1970-01-01T00:00:00", fnbuf[80];
+	bool later;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	time_t secs = ts.tv_sec;
 	if (gmtime_r(&secs, &tm))
@@ -239,7 +314,11 @@ static void record(const op_rec *o, p11k_err e, const provider_status *st)
 	put_str(l, "op", o->op);
 	if (o->alg)
 		put_str(l, "alg", o->alg);
-	put_str(l, "function", cause(fnbuf, sizeof(fnbuf)));
+	const char *fn = cause(fnbuf, sizeof(fnbuf), &later);
+	if (later)
+		put(l, ", \"function\": %c", FN_MARK);
+	else
+		put_str(l, "function", fn);
 	put_str(l, "result", result_class(e));
 	put(l, ", \"latency_ms\": %.3f", ms);
 	put_str(l, "request_id", st && st->request_id[0] ? st->request_id : NULL);
@@ -247,11 +326,10 @@ static void record(const op_rec *o, p11k_err e, const provider_status *st)
 	if (l->over) {
 		log_error("audit", "a line of the audit log is longer than %d bytes: not written",
 			  AUDIT_LINE_MAX);
+	} else if (later) {
+		defer(fd, l->b, l->n);
 	} else {
-		ssize_t w = write(fd, l->b, l->n);
-		if (w != (ssize_t)l->n)
-			log_error("audit", "the audit log was not written: %s",
-				  w < 0 ? strerror(errno) : "short write");
+		write_line(fd, l->b, l->n);
 	}
 	free(l);
 }

@@ -33,6 +33,11 @@ void audit_reader_only(void);
  * names it: "ep_Login" is written "C_Login"), or "revalidation" for the
  * revalidation thread. A static string. */
 const char *audit_caller_set(const char *fn); /* returns the one before */
+/* The PKCS #11 function fn (leave's name: "Encrypt" for C_Encrypt)
+ * returns (module/entry.c leave()). A KMS call made in one of its helpers,
+ * which enter() named instead of the function, is written now, with fn;
+ * later calls of the thread count as fn's until enter() names another. */
+void audit_leave(const char *fn);
 /* The command of the p11kms tool running in this process ("backup" is
  * written "p11kms backup"): it is the cause of every line the process
  * writes, but for the revalidation thread's. A static string or NULL. */
