@@ -5,11 +5,15 @@
  *                                 key and its creation time, mode 0600,
  *                                 never overwrites)
  *   p11kms status [--config PATH] slots, tokens, seals and their key versions
- *   p11kms rewrap [--config PATH] [--slot ID] [--force]
+ *   p11kms rewrap [--config PATH] [--slot ID] [--force] [--json]
  *                                 reseal tokens under their keys' current
  *                                 versions (no PIN: only the KMS)
+ *   rekey (rekey.c), backup, verify-backup, restore (backup.c), encrypt,
+ *   decrypt (stream.c), audit (auditlog.c): their own files
  *   p11kms version
  *   p11kms help [COMMAND], p11kms --help, p11kms COMMAND --help
+ * Every command exits 0 ok, 1 warning, 2 failure, 3 usage or configuration
+ * error (tool.h, p11kms(1)).
  */
 #include <errno.h>
 #include <fcntl.h>
