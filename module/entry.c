@@ -109,7 +109,7 @@ static void fork_register(void)
 
 /* --- the gate ----------------------------------------------------------- */
 
-CK_RV enter(void)
+CK_RV(enter)(void)
 {
 	LOCK();
 	/* A forked child is reset by fork_child(): no getpid() per call. */
@@ -123,6 +123,7 @@ CK_RV enter(void)
 /* The one exit: failures are logged with the function's name. */
 CK_RV leave(const char *fn, CK_RV rv)
 {
+	audit_leave(fn); /* the audit log's "function" (slots/audit.h) */
 	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
 		log_info("api", "%s: %s", fn, ckr_name(rv));
 	else

@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "module.h"
+#include "slots/audit.h"
 #include "slots/config.h"
 #include "slots/token.h"
 
@@ -38,6 +39,9 @@
 /* Take the lock; CKR_CRYPTOKI_NOT_INITIALIZED (lock not held) if the
  * module is not initialized. */
 CK_RV enter(void);
+/* ... having named the calling function, for the audit log's "function"
+ * (a thread-local, slots/audit.h). */
+#define enter() (audit_caller_set(__func__), (enter)())
 /* The one exit: failures are logged with the function's name. */
 CK_RV leave(const char *fn, CK_RV rv);
 #define LEAVE(rv) leave(__func__ + 3, rv)

@@ -24,6 +24,7 @@ case "$secs" in ''|*[!0-9]*) echo "usage: $0 [seconds] [target...]" >&2; exit 2 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_config fuzz_jsonpos fuzz_record
   fuzz_local_blob fuzz_store fuzz_codec fuzz_aws_ini fuzz_aws_sts fuzz_provider_reply fuzz_stream
+  fuzz_audit
   fuzz_api)
 
 dir=build-fuzz

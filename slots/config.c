@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "common/jsonpos.h"
 #include "common/log.h"
+#include "audit.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define MAX_PROVIDERS 64
@@ -42,6 +44,7 @@ static const char *const level_choices[] = {"error", "warn", "info", "debug",
 static const field_spec log_fields[] = {
 	{"level", FT_STRING, false, 0, 0, level_choices},
 	{"destination", FT_STRING, false, 0, 0, NULL},
+	{"audit", FT_STRING, false, 0, 0, NULL},
 	{NULL, FT_STRING, false, 0, 0, NULL},
 };
 
@@ -499,6 +502,14 @@ CK_RV config_parse(const char *text, size_t len, const char *path_name,
 					  "must be \"stderr\", \"syslog\" or an absolute path");
 			}
 		}
+		if (rv == CKR_OK && (cfg->audit = dup_str(log, "audit"))) {
+			path[1].key = "audit";
+			cfg->audit_line = jsonpos_line(text, len, path, 2);
+			if (cfg->audit[0] != '/')
+				rv = fail(&c, path, 2, "must be an absolute path");
+			else if (strlen(cfg->audit) >= PATH_MAX)
+				rv = fail(&c, path, 2, "longer than %d bytes", PATH_MAX - 1);
+		}
 	}
 	json_t *provs = rv == CKR_OK ? json_object_get(root, "providers") : NULL;
 	path[0].key = "providers";
@@ -610,6 +621,16 @@ CK_RV config_load(const char *init_reserved, config_t **out)
 		else
 			rv = config_parse(buf, got, path, out);
 	}
+	/* The audit log opens with the configuration: a path it refuses is a
+	 * configuration error, reported by C_Initialize, never a line lost
+	 * later. Without log.audit, a log opened before is closed. */
+	char why[600];
+	if (rv == CKR_OK && !audit_open((*out)->audit, why, sizeof(why))) {
+		log_error("config", "%s:%u: log.audit: %s", path, (*out)->audit_line, why);
+		config_free(*out);
+		*out = NULL;
+		rv = CKR_FUNCTION_FAILED;
+	}
 	if (fd >= 0)
 		close(fd);
 	free(buf);
@@ -637,6 +658,7 @@ void config_free(config_t *cfg)
 	}
 	free(cfg->providers);
 	free(cfg->log_dest);
+	free(cfg->audit);
 	free(cfg->path);
 	free(cfg);
 }

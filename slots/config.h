@@ -77,6 +77,8 @@ typedef struct config {
 	char *path;
 	int log_level;         /* -1 when not set */
 	char *log_dest;        /* NULL when not set */
+	char *audit;           /* log.audit: the audit log's path, or NULL */
+	unsigned audit_line;   /* its line in the file, for messages */
 	provider_cfg *providers;
 	size_t nproviders;
 } config_t;

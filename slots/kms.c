@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/secmem.h"
+#include "audit.h"
 #include "token.h"
 #include "token_priv.h"
 
@@ -169,8 +170,8 @@ CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
 	if (encrypt) {
 		/* No version asked: the blob names it, and AWS would spend a
 		 * Decrypt to learn it (provider.h). */
-		e = t->cfg->ops->encrypt(t->prov, key_id, in, inlen, ctx, ctxlen, &res,
-					 &reslen, NULL, 0, &st);
+		e = audit_encrypt(t->cfg, t->prov, key_id, in, inlen, ctx, ctxlen, &res,
+				  &reslen, NULL, 0, &st);
 		if (e == P11K_OK) {
 			uint8_t *sec = sec_dup(res, reslen);
 			free(res);
@@ -179,8 +180,8 @@ CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
 				e = P11K_ERR_NOMEM;
 		}
 	} else {
-		e = t->cfg->ops->decrypt(t->prov, key_id, in, inlen, ctx, ctxlen, &res,
-					 &reslen, &st);
+		e = audit_decrypt(t->cfg, t->prov, key_id, NULL, in, inlen, ctx, ctxlen, &res,
+				  &reslen, &st);
 	}
 	if (e != P11K_OK) {
 		st.err = e;
@@ -209,7 +210,7 @@ CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t 
 	const kms_key_cfg *k = &t->cfg->keys[idx];
 	p11k_err e = P11K_ERR_KEY_TYPE;
 	if (t->cfg->ops->remote_crypt)
-		e = t->cfg->ops->remote_crypt(t->prov, k->id, r, out, outlen, &st);
+		e = audit_remote_crypt(t->cfg, t->prov, k->id, r, out, outlen, &st);
 	else
 		provider_status_set(&st, e, "the %s provider runs no standard algorithm",
 				    t->cfg->ops->type);
@@ -262,8 +263,8 @@ CK_RV token_kms_rsa_modlen(void *tok, size_t idx, size_t *modlen)
 	size_t nlen = 0, elen = 0;
 	p11k_err err = P11K_ERR_KEY_TYPE;
 	if (t->cfg->ops->rsa_public)
-		err = t->cfg->ops->rsa_public(t->prov, t->cfg->keys[idx].id, &n, &nlen, &e,
-					      &elen, &st);
+		err = audit_rsa_public(t->cfg, t->prov, t->cfg->keys[idx].id, &n, &nlen, &e,
+				       &elen, &st);
 	else
 		provider_status_set(&st, err, "the %s provider has no RSA keys",
 				    t->cfg->ops->type);

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "audit.h"
 #include "revalthread.h"
 #include "token.h"
 #include "token_priv.h"
@@ -73,7 +74,11 @@ static CK_RV reval_prepare(token_t *t, void *arg)
 static CK_RV reval_call(token_t *t, void *arg)
 {
 	reval_job *j = arg;
+	/* In the revalidation thread or, without one, in a caller's: the
+	 * audit log names the cause "revalidation" either way. */
+	const char *was = audit_caller_set("revalidation");
 	reseal_plan_make(t, j->uuid, &j->set, j->ks, false, &j->plan);
+	audit_caller_set(was);
 	return CKR_OK;
 }
 

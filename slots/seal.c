@@ -11,6 +11,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "audit.h"
 #include "pin.h"
 #include "token.h"
 #include "token_priv.h"
@@ -144,8 +145,8 @@ static p11k_err kms_seal_one(const seal_target *tg, const uint8_t uuid[16], cons
 	char kv[128] = "";
 	memset(out, 0, sizeof(*out));
 	ks_aad(uuid, aad, &aadlen);
-	p11k_err e = tg->cfg->ops->encrypt(tg->prov, tg->key_id, secret, KS_LEN, aad, aadlen,
-					   &out->blob, &out->bloblen, kv, sizeof(kv), st);
+	p11k_err e = audit_encrypt(tg->cfg, tg->prov, tg->key_id, secret, KS_LEN, aad, aadlen,
+				   &out->blob, &out->bloblen, kv, sizeof(kv), st);
 	if (e != P11K_OK) {
 		st->err = e;
 		return e;
@@ -447,8 +448,8 @@ static p11k_err kms_open(token_t *t, const uint8_t uuid[16], const seal_set *s,
 					    "configured", r->provider);
 			e = P11K_ERR_KEY_NOT_FOUND;
 		} else {
-			e = tg.cfg->ops->decrypt(tg.prov, r->key_id, r->blob, r->bloblen, aad,
-						 aadlen, &pt, &ptlen, &one);
+			e = audit_decrypt(tg.cfg, tg.prov, r->key_id, r->key_version, r->blob,
+					  r->bloblen, aad, aadlen, &pt, &ptlen, &one);
 			if (e == P11K_OK && ptlen != KS_LEN)
 				e = P11K_ERR_BAD_REPLY;
 		}
@@ -540,8 +541,8 @@ void reseal_plan_make(token_t *t, const uint8_t uuid[16], const seal_set *have,
 			p->ref_err[i] = P11K_ERR_KEY_NOT_FOUND;
 			continue;
 		}
-		p->ref_err[i] = tg.cfg->ops->describe(tg.prov, tg.key_id, &p->ref_info[i],
-						      &p->ref_st[i]);
+		p->ref_err[i] = audit_describe(tg.cfg, tg.prov, tg.key_id, &p->ref_info[i],
+					       &p->ref_st[i]);
 		const key_info *ki = &p->ref_info[i];
 		if (p->ref_err[i] == P11K_OK)
 			age_warning(t, &tg, ki);
@@ -1044,7 +1045,7 @@ static void verify_one_seal(token_t *t, const uint8_t uuid[16], const seal_rec *
 				    "no provider \"%.40s\" is configured", row->provider);
 		return;
 	}
-	v->describe_err = tg.cfg->ops->describe(tg.prov, row->key_id, &v->info, &v->describe_st);
+	v->describe_err = audit_describe(tg.cfg, tg.prov, row->key_id, &v->info, &v->describe_st);
 	seal_set one = {.rows = (seal_rec *)row, .nrows = 1, .policy = SEAL_ANY, .v2 = true};
 	v->open_err = kms_open(t, uuid, &one, secret, &v->open_st);
 }

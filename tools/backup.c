@@ -12,6 +12,7 @@
 #include "backup.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,18 +30,51 @@
 #include "slots/seal.h"
 #include "slots/store.h"
 #include "slots/token.h"
+#include "tools/tool.h"
 
-#define EXIT_OK 0
-#define EXIT_WARN 1
-#define EXIT_REFUSED 2
-#define EXIT_USAGE 3
+#define EXIT_OK TOOL_EXIT_OK
+#define EXIT_WARN TOOL_EXIT_WARN
+#define EXIT_REFUSED TOOL_EXIT_FAIL
+#define EXIT_USAGE TOOL_EXIT_USAGE
 
 #define MANIFEST "backup_manifest"
+
+/* --json (docs/BACKUP.md, "JSON results"): the text findings are not
+ * printed, one JSON object is; errors still go to stderr, one line, and
+ * into the object's "error". */
+static bool as_json;
+static char err_text[1200];
+
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+	if (as_json)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* "p11kms: " and the message on stderr; the message kept for "error". */
+__attribute__((format(printf, 1, 2))) static void complain(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err_text, sizeof(err_text), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "p11kms: %s", err_text);
+	char *nl = strchr(err_text, '\n');
+	if (nl)
+		*nl = 0;
+}
 
 typedef struct opts {
 	const char *config, *slot, *pin_env, *path;
 	bool force;
 } opts;
+
+/* What restore did, for --json. */
+static char restored_to[PATH_MAX], kept_as[PATH_MAX];
 
 /* --config PATH, --slot NAME, --pin-env VAR, --force (as allowed) and
  * one positional path. false: a usage error (said on stderr). */
@@ -63,38 +97,22 @@ static bool parse(int argc, char **argv, const char *synopsis, unsigned flags, o
 			o->pin_env = argv[++i];
 		else if (force && strcmp(a, "--force") == 0)
 			o->force = true;
+		else if (strcmp(a, "--json") == 0)
+			as_json = true;
 		else if (a[0] != '-' && !o->path)
 			o->path = a;
 		else {
-			fprintf(stderr, "p11kms: unexpected argument \"%s\"\nusage: %s\n", a,
+			complain("unexpected argument \"%s\"\nusage: %s\n", a,
 				synopsis);
 			return false;
 		}
 	}
 	if (!o->path || ((flags & OPT_SLOT) && !o->slot)) {
-		fprintf(stderr, "p11kms: %s is missing\nusage: %s\n",
+		complain("%s is missing\nusage: %s\n",
 			o->path ? "--slot NAME" : "a path", synopsis);
 		return false;
 	}
 	return true;
-}
-
-static CK_FUNCTION_LIST *module_start(const char *cfgpath)
-{
-	CK_FUNCTION_LIST *fl = NULL;
-	char init[PATH_MAX + 16];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
-				     .pReserved = cfgpath ? init : NULL};
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK) {
-		fprintf(stderr, "p11kms: the configuration does not load: %s (the log says why)\n",
-			ckr_name(rv));
-		return NULL;
-	}
-	return fl;
 }
 
 /* The token of slot NAME (a provider name or a slot id), or NULL. */
@@ -110,7 +128,7 @@ static token_t *find_token(const char *name)
 	}
 	pthread_mutex_unlock(&slots.lock);
 	if (!found)
-		fprintf(stderr, "p11kms: no slot \"%s\" in %s (a provider name or a slot id)\n",
+		complain("no slot \"%s\" in %s (a provider name or a slot id)\n",
 			name, mod.cfg->path);
 	return found;
 }
@@ -123,7 +141,7 @@ static CK_FUNCTION_LIST *start(int argc, char **argv, const char *synopsis, unsi
 	*t = NULL;
 	if (!parse(argc, argv, synopsis, flags, o))
 		return NULL;
-	CK_FUNCTION_LIST *fl = module_start(o->config);
+	CK_FUNCTION_LIST *fl = tool_module_start(o->config);
 	if (fl && o->slot && !(*t = find_token(o->slot))) {
 		fl->C_Finalize(NULL);
 		fl = NULL;
@@ -164,6 +182,22 @@ static void utc(uint64_t t, char *out, size_t n)
 		strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The JSON result of a command: schema "p11kms-CMD/1", its status and
+ * exit, "error" (the stderr line, or null), and the command's fields
+ * (docs/BACKUP.md). Takes fields. */
+static int json_result(const char *cmd, int ret, json_t *fields)
+{
+	char schema[48];
+	snprintf(schema, sizeof(schema), "p11kms-%s/1", cmd);
+	json_t *o = json_pack("{s:s, s:s, s:i, s:s?}", "schema", schema, "status", tool_exit_name(ret),
+			      "exit", ret, "error", ret >= EXIT_REFUSED && err_text[0] ? err_text
+										  : NULL);
+	if (o && fields)
+		json_object_update(o, fields);
+	json_decref(fields);
+	return tool_json_print(o, ret);
+}
+
 /* --- backup ------------------------------------------------------------------ */
 
 typedef struct manifest_arg {
@@ -171,6 +205,7 @@ typedef struct manifest_arg {
 	uint64_t made;
 	size_t nseals;
 	char why[200];
+	json_t *manifest; /* the manifest written, for --json */
 } manifest_arg;
 
 /* The manifest, from the copy itself: it describes exactly the pages
@@ -222,7 +257,10 @@ static p11k_err write_manifest(store_t *copy, void *arg)
 	char *txt = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
 	e = txt ? store_meta_put(copy, MANIFEST, txt, strlen(txt)) : P11K_ERR_NOMEM;
 	free(txt);
-	json_decref(j);
+	json_decref(m->manifest);
+	m->manifest = e == P11K_OK ? j : NULL;
+	if (e != P11K_OK)
+		json_decref(j);
 	free(label);
 	free(login);
 	free(policy);
@@ -237,32 +275,41 @@ int tool_backup(int argc, char **argv)
 	token_t *t;
 	CK_FUNCTION_LIST *fl = start(argc, argv, BACKUP_SYNOPSIS, OPT_SLOT, &o, &t);
 	if (!fl)
-		return EXIT_USAGE;
+		return as_json ? json_result("backup", EXIT_USAGE, NULL) : EXIT_USAGE;
 	int ret = EXIT_USAGE;
 	store_t *live = NULL;
+	manifest_arg m = {.t = t, .made = clock_now_s()};
 	if (!store_exists(t->cfg->store)) {
-		fprintf(stderr, "p11kms: slot %s has no store yet (%s): nothing to back up\n",
+		complain("slot %s has no store yet (%s): nothing to back up\n",
 			t->cfg->name, t->cfg->store);
 		ret = EXIT_REFUSED;
 	} else if (store_open(t->cfg->store, false, &live) != P11K_OK) {
-		fprintf(stderr, "p11kms: the store %s cannot be read (the log says why)\n",
+		complain("the store %s cannot be read (the log says why)\n",
 			t->cfg->store);
 		ret = EXIT_REFUSED;
 	} else {
-		manifest_arg m = {.t = t, .made = clock_now_s()};
 		p11k_err e = store_backup_to(live, o.path, write_manifest, &m);
 		if (e == P11K_OK) {
-			printf("backup of slot %s written to %s (mode 0600): %zu KMS seal%s\n",
+			say("backup of slot %s written to %s (mode 0600): %zu KMS seal%s\n",
 			       t->cfg->name, o.path, m.nseals, m.nseals == 1 ? "" : "s");
 			ret = EXIT_OK;
 		} else {
-			fprintf(stderr, "p11kms: backup of slot %s to %s failed: %s\n",
+			complain("backup of slot %s to %s failed: %s\n",
 				t->cfg->name, o.path, m.why[0] ? m.why : p11k_err_name(e));
 			ret = EXIT_REFUSED;
 		}
 	}
 	store_close(live);
+	/* Before C_Finalize, which frees the configuration t names. */
+	json_t *fields = as_json ? json_pack("{s:s, s:s, s:o}", "slot", t->cfg->name, "path",
+					     o.path, "manifest",
+					     ret == EXIT_OK && m.manifest ? json_incref(m.manifest)
+									  : json_null())
+				 : NULL;
 	fl->C_Finalize(NULL);
+	if (as_json)
+		json_result("backup", ret, fields);
+	json_decref(m.manifest);
 	return ret;
 }
 
@@ -326,26 +373,26 @@ static bool manifest_matches(json_t *m, const verify_report *r)
 
 static void print_seal(const verify_seal *v, checked *c)
 {
-	printf("  needs %s key %s version %s\n", v->provider, v->key_id, v->key_version);
+	say("  needs %s key %s version %s\n", v->provider, v->key_id, v->key_version);
 	if (v->describe_err == P11K_OK) {
 		bool current = !v->info.primary_version[0] ||
 			       strcmp(v->info.primary_version, v->key_version) == 0;
-		printf("    key: %s, current version %s\n", state_name(v->info.state),
+		say("    key: %s, current version %s\n", state_name(v->info.state),
 		       v->info.primary_version[0] ? v->info.primary_version : "(not said)");
 		if (v->open_err == P11K_OK && !current) {
-			printf("    warning: not the current version: keep version %s enabled as "
+			say("    warning: not the current version: keep version %s enabled as "
 			       "long as this backup is kept\n",
 			       v->key_version);
 			c->warnings++;
 		}
 	} else if (v->configured) {
-		printf("    key: not described: %s%s%s\n", p11k_err_name(v->describe_err),
+		say("    key: not described: %s%s%s\n", p11k_err_name(v->describe_err),
 		       v->describe_st.message[0] ? ": " : "", v->describe_st.message);
 	}
 	if (v->open_err == P11K_OK)
-		printf("    version %s: accessible (the seal opens)\n", v->key_version);
+		say("    version %s: accessible (the seal opens)\n", v->key_version);
 	else
-		printf("    version %s: NOT ACCESSIBLE: %s%s%s\n", v->key_version,
+		say("    version %s: NOT ACCESSIBLE: %s%s%s\n", v->key_version,
 		       p11k_err_name(v->open_err), v->open_st.message[0] ? ": " : "",
 		       v->open_st.message);
 }
@@ -385,23 +432,23 @@ static int check_backup(token_t *t, const char *src, const char *pin_env, checke
 	const char *slot = json_string_value(json_object_get(c->manifest, "slot"));
 	const char *label =
 		json_string_value(json_object_get(json_object_get(c->manifest, "token"), "label"));
-	printf("backup %s: token \"%s\" (uuid %s) of slot %s, made %s; seal policy %s, login "
+	say("backup %s: token \"%s\" (uuid %s) of slot %s, made %s; seal policy %s, login "
 	       "%s\n",
 	       src, label ? label : "", uhex, slot ? slot : "?", made ? made : "?",
 	       r->policy == SEAL_ALL ? "all" : "any", r->login_required ? "required" : "optional");
 	for (size_t i = 0; i < r->nseals; i++)
 		print_seal(&r->seals[i], c);
 	bool match = manifest_matches(c->manifest, r);
-	printf("  manifest: %s\n", match ? "matches the seals" : "DOES NOT MATCH the seals");
-	printf("  KMS layer: %s\n", r->ks_open ? "opens" : "DOES NOT OPEN");
+	say("  manifest: %s\n", match ? "matches the seals" : "DOES NOT MATCH the seals");
+	say("  KMS layer: %s\n", r->ks_open ? "opens" : "DOES NOT OPEN");
 	if (r->ks_open)
-		printf("  token key seal: %s\n",
+		say("  token key seal: %s\n",
 		       r->tk_outer ? "authenticates under the KMS layer" : "DOES NOT AUTHENTICATE");
 	if (r->tk_open)
-		printf("  object records: %llu of %llu open\n", (unsigned long long)r->records_ok,
+		say("  object records: %llu of %llu open\n", (unsigned long long)r->records_ok,
 		       (unsigned long long)r->nrecords);
 	else if (r->tk_outer && r->login_required && !r->pin_tried)
-		printf("  object records: not read (login required: --pin-env VAR reads them)\n");
+		say("  object records: not read (login required: --pin-env VAR reads them)\n");
 	if (!match && !r->why[0])
 		snprintf(r->why, sizeof(r->why),
 			 "its manifest does not match its seal rows (tampered)");
@@ -417,6 +464,59 @@ static int check_backup(token_t *t, const char *src, const char *pin_env, checke
 		if (r->seals[i].open_err != P11K_OK)
 			c->warnings++;
 	return c->warnings ? EXIT_WARN : EXIT_OK;
+}
+
+static json_t *err_json(p11k_err e, const provider_status *st)
+{
+	if (e == P11K_OK)
+		return json_null();
+	char m[400];
+	snprintf(m, sizeof(m), "%s%s%s", p11k_err_name(e), st->message[0] ? ": " : "",
+		 st->message);
+	return json_string(m);
+}
+
+/* What verify-backup found (docs/BACKUP.md, "JSON results"). */
+static json_t *checked_json(const checked *c, const char *src)
+{
+	const verify_report *r = &c->r;
+	bool have = r->nseals > 0;
+	json_t *seals = json_array();
+	for (size_t i = 0; i < r->nseals; i++) {
+		const verify_seal *v = &r->seals[i];
+		bool described = v->describe_err == P11K_OK;
+		const char *cur = described && v->info.primary_version[0] ? v->info.primary_version
+									   : NULL;
+		json_array_append_new(
+			seals,
+			json_pack("{s:s, s:s, s:s, s:b, s:s?, s:s?, s:O?, s:b, s:o, s:o}", "provider",
+				  v->provider, "key_id", v->key_id, "key_version", v->key_version,
+				  "configured", v->configured, "state",
+				  described ? tool_key_state(v->info.state) : NULL, "current_version",
+				  cur, "current",
+				  described ? (cur ? (strcmp(cur, v->key_version) == 0 ? json_true()
+										   : json_false())
+						   : json_true())
+					    : NULL,
+				  "accessible", v->open_err == P11K_OK, "describe_error",
+				  err_json(v->describe_err, &v->describe_st), "error",
+				  err_json(v->open_err, &v->open_st)));
+	}
+	char uhex[33];
+	hex(r->uuid, 16, uhex);
+	json_t *token = json_object_get(c->manifest, "token");
+	json_t *rec = r->tk_open ? json_pack("{s:I, s:I}", "total", (json_int_t)r->nrecords, "ok",
+					     (json_int_t)r->records_ok)
+				 : json_null();
+	return json_pack("{s:s, s:O?, s:s?, s:s?, s:s?, s:s?, s:o, s:b, s:b, s:b, s:o}", "path", src,
+			 "slot", json_object_get(c->manifest, "slot"), "made",
+			 json_string_value(json_object_get(c->manifest, "made")), "uuid",
+			 have ? uhex : NULL, "label",
+			 json_string_value(json_object_get(token, "label")), "seal_policy",
+			 have ? (r->policy == SEAL_ALL ? "all" : "any") : NULL, "seals", seals,
+			 "manifest_matches", have && manifest_matches(c->manifest, r),
+			 "kms_layer_opens", r->ks_open, "token_key_seal_ok", r->tk_outer,
+			 "records", rec);
 }
 
 static void checked_free(checked *c)
@@ -459,21 +559,25 @@ int tool_verify_backup(int argc, char **argv)
 	token_t *t;
 	CK_FUNCTION_LIST *fl = start(argc, argv, VERIFY_BACKUP_SYNOPSIS, OPT_PIN, &o, &t);
 	if (!fl)
-		return EXIT_USAGE;
+		return as_json ? json_result("verify-backup", EXIT_USAGE, NULL) : EXIT_USAGE;
 	if (!t)
 		t = verify_token(o.path);
 	int ret = EXIT_USAGE;
+	json_t *found = NULL;
 	if (t) {
 		checked c;
 		ret = check_backup(t, o.path, o.pin_env, &c);
 		if (ret == EXIT_REFUSED)
-			fprintf(stderr, "p11kms: verify-backup refused: %s\n", c.why);
+			complain("verify-backup refused: %s\n", c.why);
 		else
-			printf("result: %s\n", ret == EXIT_OK ? "ok: the backup opens now"
+			say("result: %s\n", ret == EXIT_OK ? "ok: the backup opens now"
 							      : "ok, with warnings (above)");
+		found = as_json ? checked_json(&c, o.path) : NULL;
 		checked_free(&c);
 	}
 	fl->C_Finalize(NULL);
+	if (as_json)
+		json_result("verify-backup", ret, found);
 	return ret;
 }
 
@@ -508,16 +612,17 @@ static int put_in_place(token_t *t, checked *c, bool force)
 		/* Nothing to keep: the backup (without its manifest) goes in
 		 * atomically, temp + fsync + rename. */
 		if (store_backup_to(c->bk, path, strip_manifest, NULL) != P11K_OK) {
-			fprintf(stderr, "p11kms: restore: writing %s failed (the log says why)\n",
+			complain("restore: writing %s failed (the log says why)\n",
 				path);
 			return EXIT_REFUSED;
 		}
-		printf("restored to %s (a new store)\n", path);
+		say("restored to %s (a new store)\n", path);
+		snprintf(restored_to, sizeof(restored_to), "%s", path);
 		return EXIT_OK;
 	}
 	store_t *live = NULL, *st = NULL;
 	if (store_open(path, false, &live) != P11K_OK) {
-		fprintf(stderr, "p11kms: restore: the live store %s cannot be opened (the log says "
+		complain("restore: the live store %s cannot be opened (the log says "
 				"why); move it aside, then restore\n",
 			path);
 		return EXIT_REFUSED;
@@ -526,11 +631,11 @@ static int put_in_place(token_t *t, checked *c, bool force)
 	bool other = lhex[0] && strcmp(lhex, bhex) != 0;
 	if (!force) {
 		if (other)
-			fprintf(stderr, "p11kms: restore refused: %s holds another token (uuid %s; "
+			complain("restore refused: %s holds another token (uuid %s; "
 					"the backup's is %s); --force replaces it\n",
 				path, lhex, bhex);
 		else
-			fprintf(stderr, "p11kms: restore refused: %s exists; --force replaces it "
+			complain("restore refused: %s exists; --force replaces it "
 					"(its content is kept as %s.replaced-<time>)\n",
 				path, path);
 		store_close(live);
@@ -545,16 +650,16 @@ static int put_in_place(token_t *t, checked *c, bool force)
 	char why[200];
 	int ret = EXIT_REFUSED;
 	if (store_backup_to(live, kept, NULL, NULL) != P11K_OK)
-		fprintf(stderr, "p11kms: restore: keeping the old store as %s failed; nothing "
+		complain("restore: keeping the old store as %s failed; nothing "
 				"changed\n",
 			kept);
 	else if (store_backup_to(c->bk, staged, strip_manifest, NULL) != P11K_OK ||
 		 store_open_readonly(staged, &st, why, sizeof(why)) != P11K_OK)
-		fprintf(stderr, "p11kms: restore: staging the backup at %s failed; nothing "
+		complain("restore: staging the backup at %s failed; nothing "
 				"changed\n",
 			staged);
 	else if (store_replace_from(live, st) != P11K_OK)
-		fprintf(stderr, "p11kms: restore: replacing %s failed (the log says why); it is "
+		complain("restore: replacing %s failed (the log says why); it is "
 				"as it was\n",
 			path);
 	else
@@ -564,10 +669,12 @@ static int put_in_place(token_t *t, checked *c, bool force)
 	unlink(staged);
 	if (ret == EXIT_OK) {
 		if (other)
-			printf("warning: %s held another token (uuid %s): replaced as --force "
+			say("warning: %s held another token (uuid %s): replaced as --force "
 			       "asked\n",
 			       path, lhex);
-		printf("restored to %s; the old store is kept as %s\n", path, kept);
+		say("restored to %s; the old store is kept as %s\n", path, kept);
+		snprintf(restored_to, sizeof(restored_to), "%s", path);
+		snprintf(kept_as, sizeof(kept_as), "%s", kept);
 	}
 	return ret;
 }
@@ -579,21 +686,34 @@ int tool_restore(int argc, char **argv)
 	CK_FUNCTION_LIST *fl = start(argc, argv, RESTORE_SYNOPSIS, OPT_PIN | OPT_FORCE | OPT_SLOT,
 				     &o, &t);
 	if (!fl)
-		return EXIT_USAGE;
+		return as_json ? json_result("restore", EXIT_USAGE, NULL) : EXIT_USAGE;
 	int ret;
+	json_t *found = NULL;
 	char a[PATH_MAX], b[PATH_MAX];
 	if (realpath(o.path, a) && realpath(t->cfg->store, b) && strcmp(a, b) == 0) {
-		fprintf(stderr, "p11kms: restore refused: %s is the slot's live store\n", o.path);
+		complain("restore refused: %s is the slot's live store\n", o.path);
 		ret = EXIT_REFUSED;
 	} else {
 		checked c;
 		ret = check_backup(t, o.path, o.pin_env, &c);
 		if (ret == EXIT_REFUSED)
-			fprintf(stderr, "p11kms: restore refused: %s\n", c.why);
+			complain("restore refused: %s\n", c.why);
 		else
 			ret = put_in_place(t, &c, o.force);
+		found = as_json ? checked_json(&c, o.path) : NULL;
 		checked_free(&c);
 	}
 	fl->C_Finalize(NULL);
+	if (as_json) {
+		if (!found) {
+			checked none;
+			memset(&none, 0, sizeof(none));
+			found = checked_json(&none, o.path);
+		}
+		json_object_set_new(found, "restored_to",
+				    restored_to[0] ? json_string(restored_to) : json_null());
+		json_object_set_new(found, "kept_as", kept_as[0] ? json_string(kept_as) : json_null());
+		json_result("restore", ret, found);
+	}
 	return ret;
 }

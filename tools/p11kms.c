@@ -5,11 +5,15 @@
  *                                 key and its creation time, mode 0600,
  *                                 never overwrites)
  *   p11kms status [--config PATH] slots, tokens, seals and their key versions
- *   p11kms rewrap [--config PATH] [--slot ID] [--force]
+ *   p11kms rewrap [--config PATH] [--slot ID] [--force] [--json]
  *                                 reseal tokens under their keys' current
  *                                 versions (no PIN: only the KMS)
+ *   rekey (rekey.c), backup, verify-backup, restore (backup.c), encrypt,
+ *   decrypt (stream.c), audit (auditlog.c): their own files
  *   p11kms version
  *   p11kms help [COMMAND], p11kms --help, p11kms COMMAND --help
+ * Every command exits 0 ok, 1 warning, 2 failure, 3 usage or configuration
+ * error (tool.h, p11kms(1)).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "slots/config.h"
@@ -35,10 +40,13 @@
 #include "tools/status.h"
 #include "tools/backup.h"
 #include "tools/stream.h"
+#include "tools/auditlog.h"
+#include "tools/tool.h"
+#include "slots/audit.h"
 
 /* Each command's synopsis and what it does: `p11kms help`, `p11kms
  * --help` and `p11kms CMD --help` print them to stdout and exit 0; a
- * usage error prints the synopses to stderr and exits 2 (p11kms(1)). */
+ * usage error prints the synopses to stderr and exits 3 (p11kms(1)). */
 static const struct command_help {
 	const char *name, *synopsis, *text;
 } commands[] = {
@@ -52,7 +60,7 @@ static const struct command_help {
 	 "\"key_file\" and list the old one in \"previous_key_files\": the\n"
 	 "key_file seals, every listed file unseals. Keep the old file listed\n"
 	 "until no seal names its version (p11kms status), and keep a backup of\n"
-	 "it for old backups of the store.\n"},
+	 "it for old backups of the store. Exit 0 written, 2 failed, 3 usage.\n"},
 	{"status", "p11kms status [--config PATH] [--check] [--json] [--slot NAME]",
 	 "Start the module as an application would (the same configuration and\n"
 	 "key file checks), then show each slot (or --slot NAME, a slot id or a\n"
@@ -65,16 +73,17 @@ static const struct command_help {
 	 "Exit 0 fine, 1 warning (rotation due, reseal pending, a key of an\n"
 	 "\"any\" set failing), 2 critical (a token whose keys refuse or do not\n"
 	 "answer, a store unusable), 3 usage or configuration error.\n"},
-	{"rekey", "p11kms rekey --slot ID [--config PATH] [--pin-env VAR] [--so]",
+	{"rekey", "p11kms rekey --slot ID [--config PATH] [--pin-env VAR] [--so] [--json]",
 	 "Give the token of slot ID (a slot id or a provider name) a new token\n"
 	 "key and re-encrypt every object record under it; the old key is wiped.\n"
 	 "No KMS call. Consumers may use the token meanwhile. Safe to interrupt:\n"
 	 "the store opens as it is and a new rekey finishes the work. In login\n"
 	 "\"required\" mode the tool logs in as the user (--so: the SO) with the\n"
 	 "PIN in the environment variable VAR (never on the command line).\n"
-	 "Progress goes to stderr (a bar on a terminal). Exit 0 done, 2 failed,\n"
-	 "3 configuration or usage.\n"},
-	{"rewrap", "p11kms rewrap [--config PATH] [--slot ID] [--force]",
+	 "Progress goes to stderr (a bar on a terminal). --json: the result as\n"
+	 "one JSON object (schema \"p11kms-rekey/1\", p11kms(1)). Exit 0 done,\n"
+	 "2 failed, 3 configuration or usage.\n"},
+	{"rewrap", "p11kms rewrap [--config PATH] [--slot ID] [--force] [--json]",
 	 "Move each token's seals to its sealing keys' current versions, after a\n"
 	 "rotation in the KMS, so that the old versions can be disabled or\n"
 	 "destroyed. Needs access to the KMS, never a PIN. --slot ID (a slot id\n"
@@ -82,12 +91,15 @@ static const struct command_help {
 	 "that are current. Per slot it prints \"resealed: WHY -> key K version V\",\n"
 	 "\"already current\", or the error with its ulDeviceError class; then it\n"
 	 "asks the KMS again that every seal is current. Exit 0 when every slot\n"
-	 "is current, 1 otherwise. Safe while consumers use the token.\n"},
+	 "is current, 2 otherwise, 3 configuration or usage error. Safe while\n"
+	 "consumers use the token. --json: one JSON object instead (schema\n"
+	 "\"p11kms-rewrap/1\", p11kms(1)).\n"},
 	{"backup", BACKUP_SYNOPSIS, BACKUP_HELP},
 	{"verify-backup", VERIFY_BACKUP_SYNOPSIS, VERIFY_BACKUP_HELP},
 	{"restore", RESTORE_SYNOPSIS, RESTORE_HELP},
 	{"encrypt", STREAM_ENCRYPT_SYNOPSIS, STREAM_ENCRYPT_HELP},
 	{"decrypt", STREAM_DECRYPT_SYNOPSIS, STREAM_DECRYPT_HELP},
+	{"audit", AUDIT_SYNOPSIS, AUDIT_HELP},
 	{"version", "p11kms version", "Print the version.\n"},
 	{"help", "p11kms help [COMMAND]", "Print this help, or one command's.\n"},
 };
@@ -102,7 +114,7 @@ static int usage(void)
 {
 	synopses(stderr);
 	fprintf(stderr, "(p11kms help, or man p11kms, says more)\n");
-	return 2;
+	return TOOL_EXIT_USAGE;
 }
 
 static bool is_help(const char *a)
@@ -119,7 +131,8 @@ static int help(const char *name)
 		printf("\n");
 		for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 			printf("%s\n%s\n", commands[i].synopsis, commands[i].text);
-		printf("Exit status: 0 success, 1 failure, 2 usage error. See p11kms(1).\n");
+		printf("Exit status, every command: 0 ok, 1 warning, 2 failure or critical, 3 usage\n"
+		       "or configuration error. See p11kms(1).\n");
 		return 0;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
@@ -136,11 +149,11 @@ static int create_key_file(const char *path)
 	char why[400] = "", fp[LOCAL_FP_HEX_LEN + 1] = "";
 	if (!crypto_init()) {
 		fprintf(stderr, "p11kms: cannot set up OpenSSL\n");
-		return 1;
+		return TOOL_EXIT_FAIL;
 	}
 	if (local_key_file_create(path, clock_now_s(), fp, why, sizeof(why)) != P11K_OK) {
 		fprintf(stderr, "p11kms: %s\n", why);
-		return 1;
+		return TOOL_EXIT_FAIL;
 	}
 	printf("created %s (key version %s, mode 0600): back it up; without it the "
 	       "tokens it seals cannot be opened\n",
@@ -233,6 +246,24 @@ static void reseal_why(const seal_set *a, const seal_set *b, bool force, char *o
 		snprintf(out, n, "%s", force ? "--force" : "new seals of the same key versions");
 }
 
+/* rewrap --json: the slot being done (docs/man/p11kms.1, "JSON results"),
+ * or NULL for the text report. */
+static json_t *rw_slot;
+
+/* A slot's error: "WHO: error: ..." on stdout, or into its "errors". */
+__attribute__((format(printf, 2, 3))) static void rw_error(const char *who, const char *fmt, ...)
+{
+	char m[1200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	if (rw_slot)
+		json_array_append_new(json_object_get(rw_slot, "errors"), json_string(m));
+	else
+		printf("%s: error: %s\n", who, m);
+}
+
 /* Ask the KMS whether every configured sealing key's stored seal is of its
  * current version; print each that is not, and why. No lock: describes
  * only (reseal_plan_make without KS plans nothing). */
@@ -254,9 +285,8 @@ static bool seals_current(token_t *t, const char *who, const uint8_t uuid[16],
 			add_why(why, sizeof(why), "seal_with entry %zu names no key", i);
 		} else if (p.ref_err[i] != P11K_OK) {
 			ok = false;
-			printf("%s: error: cannot check sealing key %s: %s%s%s "
-			       "(ulDeviceError %s)\n",
-			       who, tg.key_id, p11k_err_name(p.ref_err[i]),
+			rw_error(who, "cannot check sealing key %s: %s%s%s (ulDeviceError %s)",
+				 tg.key_id, p11k_err_name(p.ref_err[i]),
 			       p.ref_st[i].message[0] ? ": " : "", p.ref_st[i].message,
 			       deverr_name(p11k_err_to_deverr(p.ref_err[i])));
 		} else if (!(r = kms_row(now, tg.cfg->name, tg.key_id))) {
@@ -287,7 +317,7 @@ static bool seals_current(token_t *t, const char *who, const uint8_t uuid[16],
 		snprintf(why, sizeof(why), "%s", p.why);
 	if (why[0]) {
 		ok = false;
-		printf("%s: error: not current: %s\n", who, why);
+		rw_error(who, "not current: %s", why);
 	}
 	reseal_plan_free(&p);
 	return ok;
@@ -301,16 +331,19 @@ static bool rewrap_slot(token_t *t, bool force)
 	snprintf(who, sizeof(who), "slot %lu (%s)", (unsigned long)t->slot_id, t->cfg->name);
 	CK_RV rv = token_sync_inlock(t);
 	if (rv != CKR_OK) {
-		printf("%s: error: store %s unusable: %s\n", who, t->cfg->store, ckr_name(rv));
+		rw_error(who, "store %s unusable: %s", t->cfg->store, ckr_name(rv));
 		return false;
 	}
 	if (!t->initialized) {
-		printf("%s: not initialized: nothing to reseal\n", who);
+		if (rw_slot)
+			json_object_set_new(rw_slot, "initialized", json_false());
+		else
+			printf("%s: not initialized: nothing to reseal\n", who);
 		return true;
 	}
 	seal_set before, after;
 	if ((rv = seal_set_load_inlock(t, &before)) != CKR_OK) {
-		printf("%s: error: cannot read the seals: %s\n", who, ckr_name(rv));
+		rw_error(who, "cannot read the seals: %s", ckr_name(rv));
 		return false;
 	}
 	bool changed = false;
@@ -319,9 +352,9 @@ static bool rewrap_slot(token_t *t, bool force)
 	if (rv == CKR_OK)
 		rv = seal_set_load_inlock(t, &after);
 	if (rv != CKR_OK) {
-		printf("%s: error: %s%s%s%s%s\n", who, ckr_name(rv), dev ? ", ulDeviceError " : "",
-		       dev ? deverr_name(dev) : "", dev && t->last.message[0] ? ": " : "",
-		       dev ? t->last.message : "");
+		rw_error(who, "%s%s%s%s%s", ckr_name(rv), dev ? ", ulDeviceError " : "",
+			 dev ? deverr_name(dev) : "", dev && t->last.message[0] ? ": " : "",
+			 dev ? t->last.message : "");
 		seal_set_free(&before);
 		return false;
 	}
@@ -339,34 +372,41 @@ static bool rewrap_slot(token_t *t, bool force)
 	/* What the store now says, not only what token_reseal says: rows
 	 * rewritten unchanged are no reseal. */
 	changed = changed && rows_differ(&before, &after);
-	if (changed)
+	if (rw_slot && primary) {
+		json_object_set_new(rw_slot, "key_id", json_string(primary->key_id));
+		json_object_set_new(rw_slot, "key_version", json_string(primary->key_version));
+	}
+	if (changed && rw_slot) {
+		json_object_set_new(rw_slot, "resealed", json_true());
+		json_object_set_new(rw_slot, "reason", json_string(why));
+	} else if (changed) {
 		printf("%s: resealed: %s -> %s\n", who, why, kv);
+	}
 	pthread_mutex_unlock(&slots.lock);
 	bool ok = seals_current(t, who, uuid, &after);
 	pthread_mutex_lock(&slots.lock);
-	if (ok && !changed)
+	if (ok && !changed && !rw_slot)
 		printf("%s: already current (%s)\n", who, kv);
 	seal_set_free(&before);
 	seal_set_free(&after);
 	return ok;
 }
 
-static int rewrap(const char *cfgpath, const char *slot, bool force)
+/* rewrap --json's object (schema "p11kms-rewrap/1"). Takes slots_j. */
+static int rewrap_json(int ret, json_t *slots_j)
 {
-	CK_FUNCTION_LIST *fl = NULL;
-	char init[4200];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK,
-				     .pReserved = cfgpath ? init : NULL};
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&args);
-	if (rv != CKR_OK) {
-		fprintf(stderr, "p11kms: the module does not start with this configuration: "
-				"%s (its log says why)\n",
-			ckr_name(rv));
-		return 1;
-	}
+	return tool_json_print(json_pack("{s:s, s:s, s:i, s:o}", "schema", "p11kms-rewrap/1",
+					 "status", tool_exit_name(ret), "exit", ret, "slots",
+					 slots_j ? slots_j : json_array()),
+			       ret);
+}
+
+static int rewrap(const char *cfgpath, const char *slot, bool force, bool json)
+{
+	CK_FUNCTION_LIST *fl = tool_module_start(cfgpath);
+	if (!fl)
+		return json ? rewrap_json(TOOL_EXIT_USAGE, NULL) : TOOL_EXIT_USAGE;
+	json_t *slots_j = json ? json_array() : NULL;
 	/* The module's own table, under its lock: token_reseal is a job
 	 * (slots/slots.h) like any C_* call would run. */
 	pthread_mutex_lock(&slots.lock);
@@ -379,17 +419,28 @@ static int rewrap(const char *cfgpath, const char *slot, bool force)
 		if (slot && strcmp(slot, id) != 0 && strcmp(slot, t->cfg->name) != 0)
 			continue;
 		done++;
-		if (!rewrap_slot(t, force))
-			ret = 1;
+		if (json)
+			rw_slot = json_pack("{s:I, s:s, s:b, s:b, s:n, s:b, s:n, s:n, s:[]}", "slot_id",
+					    (json_int_t)t->slot_id, "name", t->cfg->name,
+					    "initialized", true, "resealed", false, "reason",
+					    "current", false, "key_id", "key_version", "errors");
+		bool ok = rewrap_slot(t, force);
+		if (!ok)
+			ret = TOOL_EXIT_FAIL;
+		if (rw_slot) {
+			json_object_set_new(rw_slot, "current", json_boolean(ok));
+			json_array_append_new(slots_j, rw_slot);
+			rw_slot = NULL;
+		}
 	}
 	pthread_mutex_unlock(&slots.lock);
 	if (slot && !done) {
 		fprintf(stderr, "p11kms: no slot \"%s\" in %s (a slot id or a provider name)\n",
 			slot, mod.cfg->path);
-		ret = 2;
+		ret = TOOL_EXIT_USAGE;
 	}
 	fl->C_Finalize(NULL);
-	return ret;
+	return json ? rewrap_json(ret, slots_j) : ret;
 }
 
 int main(int argc, char **argv)
@@ -401,6 +452,12 @@ int main(int argc, char **argv)
 		return argc == 2 ? help(NULL) : argc == 3 ? help(argv[2]) : usage();
 	if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
 		return help(argv[1]);
+	/* The audit log names the command as the cause of its KMS calls. */
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			audit_tool_set(commands[i].name);
+	if (strcmp(argv[1], "audit") == 0)
+		return tool_audit(argc - 2, argv + 2);
 	if (strcmp(argv[1], "create-key-file") == 0 && argc == 3)
 		return create_key_file(argv[2]);
 	if (strcmp(argv[1], "status") == 0) {
@@ -413,7 +470,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "rewrap") == 0) {
 		const char *cfg = NULL, *slot = NULL;
-		bool force = false;
+		bool force = false, json = false;
 		for (int i = 2; i < argc; i++) {
 			if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 				cfg = argv[++i];
@@ -421,10 +478,12 @@ int main(int argc, char **argv)
 				slot = argv[++i];
 			else if (strcmp(argv[i], "--force") == 0)
 				force = true;
+			else if (strcmp(argv[i], "--json") == 0)
+				json = true;
 			else
 				return usage(); /* no PIN, ever: the KMS alone reseals */
 		}
-		return rewrap(cfg, slot, force);
+		return rewrap(cfg, slot, force, json);
 	}
 	if (strcmp(argv[1], "backup") == 0)
 		return tool_backup(argc - 2, argv + 2);

@@ -33,21 +33,6 @@ static const char *level_name(int l)
 	return l == ST_OK ? "ok" : l == ST_WARN ? "warning" : "critical";
 }
 
-static const char *state_name(key_state s)
-{
-	switch (s) {
-	case KEY_STATE_ENABLED:
-		return "enabled";
-	case KEY_STATE_DISABLED:
-		return "disabled";
-	case KEY_STATE_PENDING_DELETION:
-		return "pending_deletion";
-	case KEY_STATE_DESTROYED:
-		return "destroyed";
-	default:
-		return "unknown";
-	}
-}
 
 static void iso(uint64_t t, char *out, size_t n)
 {
@@ -104,7 +89,7 @@ static json_t *check_keys(token_t *t, const seal_set *set, int *level, bool text
 		iso(ki->version_created_at, born, sizeof(born));
 		json_t *k = json_pack("{s:s, s:s, s:s, s:b, s:b}", "provider",
 				      have ? tg.cfg->name : "?", "key_id", have ? tg.key_id : "?",
-				      "state", e == P11K_OK ? state_name(ki->state) : "error",
+				      "state", e == P11K_OK ? tool_key_state(ki->state) : "error",
 				      "rotation_due", due, "reseal_pending", pending);
 		if (e == P11K_OK) {
 			json_object_set_new(k, "current_version", json_string(ki->primary_version));
@@ -128,7 +113,7 @@ static json_t *check_keys(token_t *t, const seal_set *set, int *level, bool text
 			else
 				printf("    check: %s key %s: %s, current version %s%s%s (%llu days)"
 				       "%s%s\n",
-				       tg.cfg->name, tg.key_id, state_name(ki->state),
+				       tg.cfg->name, tg.key_id, tool_key_state(ki->state),
 				       ki->primary_version[0] ? ki->primary_version : "?",
 				       ki->version_created_at ? ", made " : "",
 				       ki->version_created_at ? born : "",

@@ -33,8 +33,10 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "slots/audit.h"
 #include "slots/config.h"
 #include "slots/seal.h"
+#include "tools/tool.h"
 
 static const char kms_aad_label[] = "p11kms-stream:v1:";
 
@@ -519,35 +521,11 @@ int stream_decrypt_fd(int in, int out, const char *name, stream_key_fn open_key,
 static CK_FUNCTION_LIST_PTR fl;
 
 /* Initialize the module core as a PKCS#11 consumer would (no network:
- * C_Initialize only reads the configuration and builds the providers).
- * The configuration is first loaded alone, so that its error is the one
- * line on stderr, whatever log destination it names. */
+ * C_Initialize only reads the configuration and builds the providers). */
 static int core_init(const char *cfgpath)
 {
-	char init[4200];
-	snprintf(init, sizeof(init), "config=%s", cfgpath ? cfgpath : "");
-	if (cfgpath && strlen(cfgpath) > 4000) {
-		err_line("configuration path too long");
-		return STREAM_EXIT_CONFIG;
-	}
-	config_t *cfg = NULL;
-	if (config_load(cfgpath ? init : NULL, &cfg) != CKR_OK)
-		return STREAM_EXIT_CONFIG; /* config_load said why */
-	config_free(cfg);
-	CK_C_INITIALIZE_ARGS a = {0};
-	a.flags = CKF_OS_LOCKING_OK;
-	a.pReserved = cfgpath ? init : NULL;
-	CK_RV rv = C_GetFunctionList(&fl);
-	if (rv == CKR_OK)
-		rv = fl->C_Initialize(&a);
-	if (rv != CKR_OK) {
-		fl = NULL;
-		err_line("the module cannot start with this configuration (%s; the module's "
-			 "log says why)",
-			 ckr_name(rv));
-		return STREAM_EXIT_CONFIG;
-	}
-	return STREAM_EXIT_OK;
+	fl = tool_module_start(cfgpath);
+	return fl ? STREAM_EXIT_OK : STREAM_EXIT_CONFIG; /* it said why */
 }
 
 static void core_fini(void)
@@ -629,8 +607,8 @@ static int kms_open_key(void *arg, const stream_hdr *h, uint8_t *key)
 	provider_status st = {0};
 	uint8_t *pt = NULL;
 	size_t ptlen = 0;
-	p11k_err e = t->cfg->ops->decrypt(t->prov, h->key_id, h->wrapped, h->wrapped_len, aad,
-					  aadlen, &pt, &ptlen, &st);
+	p11k_err e = audit_decrypt(t->cfg, t->prov, h->key_id, h->key_version, h->wrapped,
+				   h->wrapped_len, aad, aadlen, &pt, &ptlen, &st);
 	if (e == P11K_OK && ptlen != STREAM_KEY_LEN)
 		e = P11K_ERR_INVALID_CIPHERTEXT;
 	if (e != P11K_OK) {
@@ -743,7 +721,7 @@ typedef struct opts {
 static int stream_usage(bool enc, const char *what, const char *arg)
 {
 	err_line("%s%s; usage: %s", what, arg, enc ? STREAM_ENCRYPT_SYNOPSIS : STREAM_DECRYPT_SYNOPSIS);
-	return STREAM_EXIT_INPUT;
+	return STREAM_EXIT_USAGE;
 }
 
 static int parse_opts(int argc, char **argv, bool enc, opts *o)
@@ -774,7 +752,7 @@ static int parse_opts(int argc, char **argv, bool enc, opts *o)
 			if (errno || *end || !*argv[i] || v < STREAM_SEG_MIN || v > STREAM_SEG_MAX) {
 				err_line("--segment-size: a number of bytes from %u to %u",
 					 STREAM_SEG_MIN, STREAM_SEG_MAX);
-				return STREAM_EXIT_INPUT;
+				return STREAM_EXIT_USAGE;
 			}
 			o->seg = (uint32_t)v;
 		} else if (!dashdash && a[0] == '-' && a[1]) {
@@ -838,9 +816,9 @@ static int cmd_encrypt(const opts *o)
 		uint8_t *aad = malloc(STREAM_HDR_MAX), *blob = NULL;
 		size_t bloblen = 0, aadlen = aad ? stream_kms_aad(h, aad) : 0;
 		provider_status st = {0};
-		p11k_err e = aad ? tg.cfg->ops->encrypt(tg.prov, tg.key_id, key, STREAM_KEY_LEN, aad,
-							aadlen, &blob, &bloblen, h->key_version,
-							sizeof(h->key_version), &st)
+		p11k_err e = aad ? audit_encrypt(tg.cfg, tg.prov, tg.key_id, key, STREAM_KEY_LEN, aad,
+						 aadlen, &blob, &bloblen, h->key_version,
+						 sizeof(h->key_version), &st)
 				 : P11K_ERR_NOMEM;
 		if (e != P11K_OK) {
 			char d[400];

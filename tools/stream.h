@@ -30,13 +30,15 @@
 #define STREAM_KEY_ID_MAX 2048
 #define STREAM_WRAPPED_MAX 4096
 
-/* Exit statuses (p11kms(1), docs/STREAM.md). */
+/* Exit statuses: the tool's one convention (p11kms(1), docs/STREAM.md);
+ * the kinds of failure share 2 and differ in the stderr line. */
 enum stream_exit {
 	STREAM_EXIT_OK = 0,
-	STREAM_EXIT_INPUT = 2,  /* usage error, or input that is not an intact stream */
+	STREAM_EXIT_INPUT = 2,  /* input that is not an intact stream */
+	STREAM_EXIT_KMS = 2,    /* the KMS refused or could not be reached */
+	STREAM_EXIT_IO = 2,     /* reading, writing or renaming failed */
 	STREAM_EXIT_CONFIG = 3, /* configuration missing or wrong, no such slot/provider */
-	STREAM_EXIT_KMS = 4,    /* the KMS refused or could not be reached */
-	STREAM_EXIT_IO = 5,     /* reading, writing or renaming failed */
+	STREAM_EXIT_USAGE = 3,  /* a usage error */
 };
 
 /* A parsed header. The strings are NUL-terminated copies; wrapped points

@@ -7,29 +7,9 @@
 # or a reseal is pending (a new key_file, the old one previous), 0 again
 # after p11kms rewrap.
 set -uo pipefail
-tool=${P11KMS_TOOL:?P11KMS_TOOL is set by ctest}
-module=${P11KMS_MODULE:?P11KMS_MODULE is set by ctest}
-command -v pkcs11-tool >/dev/null || { echo "pkcs11-tool missing (opensc)"; exit 77; }
-py=/usr/bin/python3
-# Under the ASan build pkcs11-tool (uninstrumented) needs the runtime
-# preloaded, and its own leaks must not count.
-san_env=()
-case "${P11KMS_SANITIZE:-}" in
-  1 | ON | on | true | TRUE | yes)
-    rt=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
-    san_env=(LD_PRELOAD="$rt" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0") ;;
-esac
+. "$(dirname "$0")/tool_lib.sh"
 d=$(mktemp -d /tmp/p11kms-status-XXXXXX)
 trap 'rm -rf "$d"' EXIT
-fails=0
-ok() { echo "ok - $1"; }
-bad() { echo "not ok - $1"; fails=$((fails + 1)); }
-expect_rc() { # DESC WANT -- ARGS
-  local desc=$1 want=$2; shift 3
-  "$tool" "$@" >"$d/out" 2>"$d/err"; local rc=$?
-  if [ "$rc" = "$want" ]; then ok "$desc"; else
-    bad "$desc (exit $rc, want $want)"; sed 's/^/  out: /' "$d/out"; sed 's/^/  err: /' "$d/err"; fi
-}
 config() { # KEY_FILE [PREVIOUS]
   local prev=""
   [ -n "${2:-}" ] && prev=", \"previous_key_files\": [\"$2\"]"
@@ -102,6 +82,6 @@ expect_rc "a loose key file is a configuration error" 3 -- status --config "$d/c
 grep -q "does not start with this configuration" "$d/err" && ok "and says so" || bad "and says so"
 chmod 0600 "$d/k2"
 expect_rc "an unknown slot is a usage error" 3 -- status --config "$d/c.json" --slot nope
-expect_rc "an unknown option is a usage error" 2 -- status --bogus
+expect_rc "an unknown option is a usage error" 3 -- status --bogus
 [ $fails = 0 ] && echo "all status checks passed" || echo "$fails failed"
 exit $((fails > 0))

@@ -188,13 +188,13 @@ enc_refused() { # DESC WANT_RE WANT_RC ARGS...
      [ ! -e nodir/x.enc ] && [ -z "$(find . -name '*.tmp.*')" ]; then ok "$desc"
   else not_ok "$desc (exit $rc)"; sed 's/^/  /' e.err; fi
 }
-enc_refused "encrypt without --slot" "--slot NAME is required; usage: p11kms encrypt" 2 --config c1.json one
-enc_refused "an unknown option" "unknown option --frob; usage" 2 --config c1.json --slot dev --frob one
-enc_refused "too many arguments" "too many arguments at c; usage" 2 --config c1.json --slot dev a b c
+enc_refused "encrypt without --slot" "--slot NAME is required; usage: p11kms encrypt" 3 --config c1.json one
+enc_refused "an unknown option" "unknown option --frob; usage" 3 --config c1.json --slot dev --frob one
+enc_refused "too many arguments" "too many arguments at c; usage" 3 --config c1.json --slot dev a b c
 enc_refused "encrypt to an unknown slot" "no slot \"nope\"" 3 --config c1.json --slot nope one x.enc
 enc_refused "encrypt of a missing input" "missing: No such file" 2 --config c1.json --slot dev missing x.enc
-enc_refused "encrypt into a missing folder" "cannot create" 5 --config c1.json --slot dev one nodir/x.enc
-enc_refused "a segment size out of range" "--segment-size" 2 --config c1.json --slot dev --segment-size 15 one
+enc_refused "encrypt into a missing folder" "cannot create" 2 --config c1.json --slot dev one nodir/x.enc
+enc_refused "a segment size out of range" "--segment-size" 3 --config c1.json --slot dev --segment-size 15 one
 enc_refused "encrypt with a missing configuration" "cannot open" 3 --config nope.json --slot dev one x.enc
 [ ! -e x.enc ] && ok "no output after refusals" || not_ok "x.enc was written"
 

@@ -49,7 +49,7 @@ refused "version 1 disabled: the old file is refused, naming version 1" \
   "provider \"gcp-prod\" key .*/sym version .*/sym/cryptoKeyVersions/1 is disabled.*needs that version enabled" \
   c.json v1.enc
 "$tool" decrypt --config c.json v1.enc >/dev/null 2>&1; rc=$?
-[ $rc = 4 ] && ok "a KMS refusal exits 4" || not_ok "a KMS refusal exits $rc"
+[ $rc = 2 ] && ok "a KMS refusal exits 2" || not_ok "a KMS refusal exits $rc"
 "$tool" decrypt --config c.json v2.enc | cmp -s - data && ok "version 1 disabled: the new file decrypts" ||
   not_ok "the new file does not decrypt"
 emuctl enable "$key/cryptoKeyVersions/1"
@@ -59,7 +59,7 @@ emuctl enable "$key/cryptoKeyVersions/1"
 # The whole key disabled: encrypt cannot wrap, and says so.
 emuctl disable "$key"
 "$tool" encrypt --config c.json --slot gcp-prod data off.enc 2>e.err; rc=$?
-[ $rc = 4 ] && [ ! -e off.enc ] && [ "$(wc -l <e.err)" = 1 ] && grep -q "cannot wrap the data key" e.err &&
+[ $rc = 2 ] && [ ! -e off.enc ] && [ "$(wc -l <e.err)" = 1 ] && grep -q "cannot wrap the data key" e.err &&
   ok "encrypt under a disabled primary version: refused, nothing written" ||
   { not_ok "encrypt under a disabled key (exit $rc)"; cat e.err; }
 emuctl enable "$key"

@@ -4,7 +4,7 @@
 # the normal suite (gcc release, clang ASan) runs the saved inputs without
 # libFuzzer. The fuzzing itself is scripts/fuzz.sh.
 set(P11KMS_FUZZ_DIR ${CMAKE_SOURCE_DIR}/tests/fuzz)
-foreach(t config jsonpos record local_blob store)
+foreach(t config jsonpos record local_blob store audit)
   add_executable(replay_fuzz_${t} ${P11KMS_FUZZ_DIR}/fuzz_${t}.c
     ${P11KMS_FUZZ_DIR}/replay_main.c)
   target_link_libraries(replay_fuzz_${t} PRIVATE p11kms_core)
@@ -17,7 +17,8 @@ endforeach()
 # p11kms encrypt/decrypt's parser (tools/stream.c is the tool's, not the
 # core's); seeds from tests/fuzz/gen_stream_seeds.py.
 add_executable(replay_fuzz_stream ${P11KMS_FUZZ_DIR}/fuzz_stream.c
-  ${CMAKE_SOURCE_DIR}/tools/stream.c ${P11KMS_FUZZ_DIR}/replay_main.c)
+  ${CMAKE_SOURCE_DIR}/tools/stream.c ${CMAKE_SOURCE_DIR}/tools/tool.c
+  ${P11KMS_FUZZ_DIR}/replay_main.c)
 target_link_libraries(replay_fuzz_stream PRIVATE p11kms_core)
 add_test(NAME fuzz_replay_stream
   COMMAND replay_fuzz_stream ${P11KMS_FUZZ_DIR}/corpus/fuzz_stream)
