@@ -87,13 +87,15 @@ PY
 "$tool" audit --config c.json >table 2>err && grep -q "key_disabled" table && [ ! -s err ] &&
   ok "p11kms audit shows it" || { not_ok "p11kms audit"; cat err; }
 
-# A consumer (PyKCS11) runs the standard mechanisms on a KMS RSA key
-# (docs/REMOTE.md): each KMS call is a line naming the PKCS#11 function,
-# also where the module makes it in a helper of that function.
+# A consumer (PyKCS11) runs the standard mechanisms on KMS RSA keys
+# (docs/REMOTE.md; one wrapping pair, one "usage": "data" pair): each KMS
+# call is a line naming the PKCS#11 function, also where the module makes
+# it in a helper of that function.
 module=${P11KMS_MODULE:?P11KMS_MODULE is set by ctest}
 if $py -c 'import PyKCS11' 2>/dev/null; then
   az create vault "kek-$$" RSA 2048
-  sed "s|\"seal_with\": \"$key\"|\"seal_with\": \"$key\", \"login\": \"optional\", \"keys\": [{\"id\": \"kek-$$\", \"label\": \"kek\", \"type\": \"rsa\"}]|" c.json >keys.json
+  az create vault "kekd-$$" RSA 2048
+  sed "s|\"seal_with\": \"$key\"|\"seal_with\": \"$key\", \"login\": \"optional\", \"keys\": [{\"id\": \"kek-$$\", \"label\": \"kek\", \"type\": \"rsa\"}, {\"id\": \"kekd-$$\", \"label\": \"kekd\", \"type\": \"rsa\", \"usage\": \"data\"}]|" c.json >keys.json
   : >audit.log
   pre=()
   case "${P11KMS_SANITIZE:-}" in
@@ -107,19 +109,23 @@ lib = PyKCS11Lib(); lib.load(sys.argv[1])
 s = lib.openSession(lib.getSlotList()[0], CKF_SERIAL_SESSION | CKF_RW_SESSION)
 pub = s.findObjects([(CKA_CLASS, CKO_PUBLIC_KEY), (CKA_LABEL, "kek")])[0]
 priv = s.findObjects([(CKA_CLASS, CKO_PRIVATE_KEY), (CKA_LABEL, "kek")])[0]
+dpub = s.findObjects([(CKA_CLASS, CKO_PUBLIC_KEY), (CKA_LABEL, "kekd")])[0]
+dpriv = s.findObjects([(CKA_CLASS, CKO_PRIVATE_KEY), (CKA_LABEL, "kekd")])[0]
 m = RSAOAEPMechanism(CKM_SHA256, CKG_MGF1_SHA256)
-assert bytes(s.decrypt(priv, s.encrypt(pub, b"audit me", m), m)) == b"audit me"
+assert bytes(s.decrypt(dpriv, s.encrypt(dpub, b"audit me", m), m)) == b"audit me"
 aes = s.generateKey([(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_AES), (CKA_VALUE_LEN, 32),
                      (CKA_TOKEN, False), (CKA_EXTRACTABLE, True)], Mechanism(CKM_AES_KEY_GEN))
 w = s.wrapKey(pub, aes, m)
 s.unwrapKey(priv, w, [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_AES), (CKA_TOKEN, False)], m)
 PY
-  $py - audit.log "kek-$$" <<'PY' && ok "standard mechanisms: rsa_public, encrypt, decrypt, wrap, unwrap, each with its C_ function" ||
+  $py - audit.log "kek-$$" "kekd-$$" <<'PY' && ok "standard mechanisms: rsa_public, encrypt, decrypt, wrap, unwrap, each with its C_ function" ||
 import json, sys
-got = [(o["function"], o["op"], o.get("alg")) for o in map(json.loads, open(sys.argv[1])) if o["key_id"] == sys.argv[2]]
-want = [("C_EncryptInit", "rsa_public", None), ("C_Encrypt", "encrypt", "rsa_oaep_sha256"),
-        ("C_Decrypt", "decrypt", "rsa_oaep_sha256"), ("C_WrapKey", "wrap", "rsa_oaep_sha256"),
-        ("C_UnwrapKey", "unwrap", "rsa_oaep_sha256")]
+got = [(o["key_id"], o["function"], o["op"], o.get("alg"))
+       for o in map(json.loads, open(sys.argv[1])) if o["key_id"] in sys.argv[2:4]]
+k, d = sys.argv[2], sys.argv[3]
+want = [(d, "C_EncryptInit", "rsa_public", None), (d, "C_Encrypt", "encrypt", "rsa_oaep_sha256"),
+        (d, "C_Decrypt", "decrypt", "rsa_oaep_sha256"), (k, "C_WrapKey", "rsa_public", None),
+        (k, "C_WrapKey", "wrap", "rsa_oaep_sha256"), (k, "C_UnwrapKey", "unwrap", "rsa_oaep_sha256")]
 assert got == want, got
 PY
     { not_ok "the standard mechanisms' audit lines"; cat audit.log; }
