@@ -327,7 +327,9 @@ def test_latency_and_slow_body_hit_read_timeout(emu):
         kms.list_aliases()
     emu.fault(service="aws", op="ListAliases", kind="latency", delay_ms=200)
     assert "Aliases" in kms.list_aliases()
-    emu.fault(service="aws", op="ListKeys", kind="slow_body", delay_ms=4000)
+    # The body comes in 8 pieces, delay_ms / 8 apart: 1 s gaps, twice the
+    # read timeout (4000 ms made 0.5 s gaps, the timeout itself: a race).
+    emu.fault(service="aws", op="ListKeys", kind="slow_body", delay_ms=8000)
     with pytest.raises((ReadTimeoutError, ConnectionClosedError)):
         kms.list_keys()
 
