@@ -62,12 +62,13 @@ static struct {
 	long count;		/* objects for populate/find */
 	long first;		/* first index for populate */
 	const char *prefix;	/* label prefix for populated objects */
+	const char *shape;	/* find: which attributes the template has */
 	int cycles;		/* lifecycle cycles */
 	const char *workload;
 } opt = {
 	.impl = NULL, .slot = -1, .pin = "123456", .so_pin = "12345678",
 	.seconds = 1.0, .max_ops = 100000000L, .size = 4096, .part = 65536,
-	.threads = 1, .count = 10000, .first = 0, .prefix = "bench-obj-",
+	.threads = 1, .count = 10000, .first = 0, .prefix = "bench-obj-", .shape = "label",
 	.cycles = 7,
 };
 
@@ -868,6 +869,12 @@ static void obj_label(char *buf, size_t cap, long i)
 	snprintf(buf, cap, "%s%07ld", opt.prefix, i);
 }
 
+/* CKA_ID of object i: distinct from every label. */
+static void obj_id(char *buf, size_t cap, long i)
+{
+	snprintf(buf, cap, "id-%07ld", i);
+}
+
 static int workload_populate(void)
 {
 	if (is_openssl) {
@@ -877,7 +884,7 @@ static int workload_populate(void)
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
 	unsigned char val[32];
-	char label[128];
+	char label[128], id[32];
 	CK_ATTRIBUTE tmpl[] = {
 		{CKA_CLASS, &cls, sizeof(cls)},
 		{CKA_KEY_TYPE, &kt, sizeof(kt)},
@@ -888,6 +895,7 @@ static int workload_populate(void)
 		{CKA_DECRYPT, &yes, sizeof(yes)},
 		{CKA_VALUE, val, sizeof(val)},
 		{CKA_LABEL, label, 0},
+		{CKA_ID, id, 0},
 	};
 	double t0 = now(), last = t0;
 	long i;
@@ -897,6 +905,8 @@ static int workload_populate(void)
 		RAND_bytes(val, sizeof(val));
 		obj_label(label, sizeof(label), i);
 		tmpl[8].ulValueLen = strlen(label);
+		obj_id(id, sizeof(id), i);
+		tmpl[9].ulValueLen = strlen(id);
 		CK_OBJECT_HANDLE h;
 		CK(f->C_CreateObject(sess, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h), "C_CreateObject(token key)");
 		if (now() - last > 10) {
@@ -913,14 +923,48 @@ static int workload_populate(void)
 	return 0;
 }
 
+/* find's template shapes: letters for the attributes, in this order
+ * (c CKA_CLASS, k CKA_KEY_TYPE, t CKA_TOKEN, p CKA_PRIVATE, l CKA_LABEL,
+ * i CKA_ID); the populated objects are token AES keys, private, each with
+ * its own label and id, so every shape with l or i names one object. */
+static const struct {
+	const char *name, *attrs;
+} find_shapes[] = {
+	{"label", "l"},		   {"id", "i"},		    {"class+label", "cl"},
+	{"class+id", "ci"},	   {"class+keytype+label", "ckl"},
+	{"token+class+label", "tcl"}, {"private+id", "pi"}, {"label+id", "li"},
+	{"all6", "cktpli"},
+};
+
 static int workload_find(void)
 {
 	if (is_openssl) {
 		result(opt.workload, (size_t)opt.count, 1, -1, 0, "n/a", "no objects in raw OpenSSL");
 		return 0;
 	}
-	char label[128];
-	CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, label, 0}};
+	const char *attrs = NULL;
+	for (size_t k = 0; k < sizeof(find_shapes) / sizeof(find_shapes[0]); k++)
+		if (!strcmp(find_shapes[k].name, opt.shape))
+			attrs = find_shapes[k].attrs;
+	if (!attrs)
+		die("unknown --shape %s", opt.shape);
+	char label[128], id[32];
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ATTRIBUTE tmpl[6];
+	CK_ULONG nt = 0;
+	CK_ATTRIBUTE *lab = NULL, *ida = NULL;
+	for (const char *a = attrs; *a; a++) {
+		CK_ATTRIBUTE *e = &tmpl[nt++];
+		switch (*a) {
+		case 'c': *e = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof(cls)}; break;
+		case 'k': *e = (CK_ATTRIBUTE){CKA_KEY_TYPE, &kt, sizeof(kt)}; break;
+		case 't': *e = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof(yes)}; break;
+		case 'p': *e = (CK_ATTRIBUTE){CKA_PRIVATE, &yes, sizeof(yes)}; break;
+		case 'l': *e = (CK_ATTRIBUTE){CKA_LABEL, label, 0}; lab = e; break;
+		default: *e = (CK_ATTRIBUTE){CKA_ID, id, 0}; ida = e; break;
+		}
+	}
 	unsigned int seed = 12345;
 	long n = 0;
 	double wall = now(), t = 0;
@@ -928,11 +972,15 @@ static int workload_find(void)
 	do {
 		long i = (long)(rand_r(&seed) % (unsigned)opt.count);
 		obj_label(label, sizeof(label), i);
-		tmpl[0].ulValueLen = strlen(label);
+		obj_id(id, sizeof(id), i);
+		if (lab)
+			lab->ulValueLen = strlen(label);
+		if (ida)
+			ida->ulValueLen = strlen(id);
 		CK_OBJECT_HANDLE h[2];
 		CK_ULONG got = 0;
 		double t0 = now();
-		CK(f->C_FindObjectsInit(sess, tmpl, 1), "C_FindObjectsInit");
+		CK(f->C_FindObjectsInit(sess, tmpl, nt), "C_FindObjectsInit");
 		CK(f->C_FindObjects(sess, h, 2, &got), "C_FindObjects");
 		CK(f->C_FindObjectsFinal(sess), "C_FindObjectsFinal");
 		double d = now() - t0;
@@ -941,14 +989,15 @@ static int workload_find(void)
 			worst = d;
 		if (got != 1) {
 			result(opt.workload, (size_t)opt.count, 1, -1, 0, "ERR",
-			       "C_FindObjects found %lu objects labelled %s (want 1)", (unsigned long)got,
-			       label);
+			       "shape=%s: C_FindObjects found %lu objects for %s (want 1)", opt.shape,
+			       (unsigned long)got, lab ? label : id);
 			return -1;
 		}
 		n++;
 	} while (now() - wall < opt.seconds && n < opt.max_ops);
-	result(opt.workload, (size_t)opt.count, 1, n / t, 0, NULL, "%ld finds, mean %.3f ms, worst %.3f ms",
-	       n, t / n * 1e3, worst * 1e3);
+	result(opt.workload, (size_t)opt.count, 1, n / t, 0, NULL,
+	       "shape=%s %ld finds, mean %.3f ms, worst %.3f ms", opt.shape, n, t / n * 1e3,
+	       worst * 1e3);
 	return 0;
 }
 
@@ -1077,6 +1126,9 @@ static void usage(void)
 		"  --count N          objects for populate/find/lifecycle (default 10000)\n"
 		"  --first N          first index for populate (to extend a population)\n"
 		"  --prefix STR       label prefix of populated objects (default bench-obj-)\n"
+		"  --shape NAME       find template: label id class+label class+id\n"
+		"                     class+keytype+label token+class+label private+id label+id\n"
+		"                     all6 (default label)\n"
 		"  --cycles N         lifecycle cycles (default 7; the median is reported)\n"
 		"workloads:\n"
 		"  gcm-enc gcm-dec gcm-enc-mp gcm-dec-mp cbcpad-enc cbcpad-dec hmac\n"
@@ -1118,6 +1170,8 @@ int main(int argc, char **argv)
 			opt.count = strtol(ARG(), NULL, 0);
 		else if (!strcmp(a, "--first"))
 			opt.first = strtol(ARG(), NULL, 0);
+		else if (!strcmp(a, "--shape"))
+			opt.shape = ARG();
 		else if (!strcmp(a, "--prefix"))
 			opt.prefix = ARG();
 		else if (!strcmp(a, "--cycles"))
