@@ -18,6 +18,12 @@
 #define BUSY_TIMEOUT_MS 15000
 #define MAX_BLOB (16 * 1024 * 1024)
 
+/* The two copies of the WAL-index header at the start of the -shm file
+ * (SQLite's file format, "the WAL-index format": 2 x 48 bytes); every
+ * commit changes them, a read does not. */
+#define WAL_HDR_WORDS (96 / 4)
+#define WAL_INDEX_PGSZ 32768
+
 /* store_obj_find's query shapes: which filter terms it has. */
 enum {
 	FIND_LABEL = 1,
@@ -35,6 +41,13 @@ struct store {
 	pthread_mutex_t lock; /* recursive: held from begin to commit */
 	sqlite3_stmt *st_get, *st_insert, *st_update, *st_delete, *st_dver;
 	sqlite3_stmt *st_find[FIND_SHAPES]; /* store_obj_find's, prepared when first used */
+	/* store_data_version's shortcut: SQLite's WAL-index header as it was
+	 * at the last real look, and what data_version said then. */
+	bool shm_ok;                 /* a live store (WAL): the shortcut may be used */
+	const volatile uint32_t *shm; /* the header, mapped by SQLite; NULL: not yet */
+	uint32_t shm_seen[WAL_HDR_WORDS];
+	bool have_seen;
+	uint64_t dver;
 };
 
 /* Ordered schema upgrade steps: step[i] takes version i to i + 1. */
@@ -195,6 +208,22 @@ static p11k_err ensure_indexes(store_t *s)
 	return P11K_OK;
 }
 
+/* Is the store in WAL mode? (A file system without shared memory keeps
+ * it in rollback mode; store_data_version then always asks SQLite.) */
+static bool wal_mode(store_t *s)
+{
+	sqlite3_stmt *st;
+	bool wal = false;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *m = (const char *)sqlite3_column_text(st, 0);
+			wal = m && strcmp(m, "wal") == 0;
+		}
+		sqlite3_finalize(st);
+	}
+	return wal;
+}
+
 static p11k_err prepare(store_t *s, const char *sql, sqlite3_stmt **st)
 {
 	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
@@ -274,6 +303,7 @@ p11k_err store_open(const char *path, bool create, store_t **out)
 		e = prepare(s, "DELETE FROM objects WHERE id=?", &s->st_delete);
 	if (e == P11K_OK)
 		e = prepare(s, "PRAGMA data_version", &s->st_dver);
+	s->shm_ok = e == P11K_OK && wal_mode(s);
 	if (e != P11K_OK) {
 		log_error("store", "%s: the store cannot be used; it was left as it is "
 				   "(move it aside to start over, or restore a backup)",
@@ -378,17 +408,61 @@ unsigned store_busy_timeout_ms(void)
 	return BUSY_TIMEOUT_MS;
 }
 
+/* SQLite's mapping of the WAL index's first page (the unix VFS's xShmMap,
+ * which answers the mapping it already has), or NULL. */
+static const volatile uint32_t *shm_header(store_t *s)
+{
+	sqlite3_file *f = NULL;
+	void volatile *p = NULL;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+	    !f || !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap ||
+	    f->pMethods->xShmMap(f, 0, WAL_INDEX_PGSZ, 0, &p) != SQLITE_OK)
+		return NULL;
+	return (const volatile uint32_t *)p;
+}
+
+static bool shm_unchanged(const store_t *s)
+{
+	uint32_t d = 0;
+	for (size_t i = 0; i < WAL_HDR_WORDS; i++)
+		d |= s->shm[i] ^ s->shm_seen[i];
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return d == 0;
+}
+
+/* PRAGMA data_version starts a read transaction (file locks, several
+ * system calls: microseconds), which every call that looks at a token
+ * object makes. When the WAL-index header is as it was at the last look,
+ * no connection committed since and the answer is the last one. The
+ * header is copied before the pragma runs: a commit that lands between
+ * the two shows as a change next time. */
 uint64_t store_data_version(store_t *s)
 {
 	uint64_t v = 0;
 	sqlite3_stmt *st;
 	pthread_mutex_lock(&s->lock);
+	if (s->shm && s->have_seen && shm_unchanged(s)) {
+		v = s->dver;
+		pthread_mutex_unlock(&s->lock);
+		return v;
+	}
+	if (s->shm) {
+		for (size_t i = 0; i < WAL_HDR_WORDS; i++)
+			s->shm_seen[i] = s->shm[i];
+		__atomic_thread_fence(__ATOMIC_ACQ_REL);
+	}
 	/* The pragma starts a read, so it sees other processes' commits. */
 	st = s->st_dver;
-	if (st && sqlite3_step(st) == SQLITE_ROW)
+	bool ok = st && sqlite3_step(st) == SQLITE_ROW;
+	if (ok)
 		v = (uint64_t)sqlite3_column_int64(st, 0);
 	if (st)
 		sqlite3_reset(st);
+	s->have_seen = ok && s->shm;
+	s->dver = v;
+	/* After a read the first page of the WAL index is mapped. */
+	if (ok && s->shm_ok && !s->shm)
+		s->shm = shm_header(s);
 	pthread_mutex_unlock(&s->lock);
 	return v;
 }

@@ -438,6 +438,47 @@ static void test_missing_index_added(void **state)
 	store_close(s);
 }
 
+/* data_version answers from SQLite's WAL-index header while it is
+ * unchanged: every commit of another connection still shows, at once,
+ * and this connection's own commits do not (PRAGMA data_version's rule). */
+static void test_data_version_shortcut(void **state)
+{
+	char path[512];
+	store_t *a = open_new(path, sizeof(path)), *b = NULL;
+	assert_int_equal(store_open(path, false, &b), P11K_OK);
+	uint64_t v = store_data_version(a);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_data_version(a), v);
+	for (uint8_t i = 1; i <= 5; i++) {
+		obj_rec r = rec(i, CKO_DATA, 0, "x", NULL, "p", "s");
+		assert_int_equal(store_obj_insert(b, &r), P11K_OK);
+		uint64_t w = store_data_version(a);
+		assert_true(w != v);
+		assert_int_equal(store_data_version(a), w);
+		v = w;
+		/* a's own write: not a change for a */
+		obj_rec own = rec((uint8_t)(100 + i), CKO_DATA, 0, "y", NULL, "p", "s");
+		assert_int_equal(store_obj_insert(a, &own), P11K_OK);
+		assert_int_equal(store_data_version(a), v);
+	}
+	/* A plain SQLite connection (another program) writing. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM objects WHERE label=X'78'", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	assert_true(store_data_version(a) != v);
+	v = store_data_version(a);
+	/* A checkpoint that restarts the WAL, then a write into it again. */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM objects", NULL, NULL, NULL), SQLITE_OK);
+	assert_true(store_data_version(a) != v);
+	sqlite3_close(db);
+	store_close(b);
+	store_close(a);
+}
+
 /* A search of one shape from inside another walk. */
 typedef struct nest {
 	seen_t outer;
@@ -595,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_session_only_templates),
 		cmocka_unit_test(test_filter_terms),
 		cmocka_unit_test(test_missing_index_added),
+		cmocka_unit_test(test_data_version_shortcut),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_not_a_database_untouched),
