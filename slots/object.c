@@ -142,11 +142,21 @@ void obj_free(object_t *o)
 	free(o);
 }
 
+/* The attributes are sorted by type (obj_set keeps them so, and every
+ * list is built by it): a binary search. */
 const attr_t *obj_attr(const object_t *o, CK_ATTRIBUTE_TYPE t)
 {
-	for (size_t i = 0; i < o->nattrs; i++)
-		if (o->attrs[i].type == t)
-			return &o->attrs[i];
+	size_t lo = 0, hi = o->nattrs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		CK_ATTRIBUTE_TYPE m = o->attrs[mid].type;
+		if (m == t)
+			return &o->attrs[mid];
+		if (m < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
