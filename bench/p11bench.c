@@ -63,6 +63,7 @@ static struct {
 	long first;		/* first index for populate */
 	const char *prefix;	/* label prefix for populated objects */
 	const char *shape;	/* find: which attributes the template has */
+	int token_key;		/* cipher workloads: the data key is a token object */
 	int cycles;		/* lifecycle cycles */
 	const char *workload;
 } opt = {
@@ -298,6 +299,18 @@ typedef int (*op_fn)(void *arg);
 
 /* Warm up for a tenth of the time box, then run op until the time box or
  * the op cap is reached. Returns ops/s, or -1 when op failed. */
+/* CPU time of the process (all threads), in seconds. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* run_timed's CPU time per operation (ns): steadier than the rate on a
+ * shared machine, where the wall clock also counts other jobs' time. */
+static double cpu_ns_per_op;
+
 static double run_timed(op_fn op, void *arg)
 {
 	double t0 = now(), warm = opt.seconds / 10;
@@ -309,6 +322,7 @@ static double run_timed(op_fn op, void *arg)
 	}
 	long n = 0;
 	t0 = now();
+	double c0 = cpu_now();
 	double t;
 	do {
 		if (op(arg))
@@ -316,6 +330,7 @@ static double run_timed(op_fn op, void *arg)
 		n++;
 		t = now() - t0;
 	} while (t < opt.seconds && n < opt.max_ops);
+	cpu_ns_per_op = (cpu_now() - c0) * 1e9 / (double)n;
 	return (double)n / t;
 }
 
@@ -511,6 +526,33 @@ static int ossl_gcm_op(void *arg)
 	return 0;
 }
 
+static int p11_ctr_op(void *arg)
+{
+	job *j = arg;
+	CK_AES_CTR_PARAMS p = {.ulCounterBits = 32};
+	next_iv(j);
+	memcpy(p.cb, j->iv, 12);
+	CK_MECHANISM m = {CKM_AES_CTR, &p, sizeof(p)};
+	CK_ULONG outlen = j->out_cap;
+	OPFAIL(f->C_EncryptInit(j->s, &m, j->key), "C_EncryptInit");
+	OPFAIL(f->C_Encrypt(j->s, j->in, j->in_len, j->out, &outlen), "C_Encrypt");
+	return 0;
+}
+
+static int ossl_ctr_op(void *arg)
+{
+	job *j = arg;
+	int l = 0, l2 = 0;
+	uint8_t cb[16] = {0};
+	next_iv(j);
+	memcpy(cb, j->iv, 12);
+	if (!EVP_EncryptInit_ex(j->cctx, NULL, NULL, NULL, cb) ||
+	    !EVP_EncryptUpdate(j->cctx, j->out, &l, j->in, (int)j->in_len) ||
+	    !EVP_EncryptFinal_ex(j->cctx, j->out + l, &l2))
+		return -1;
+	return 0;
+}
+
 static int ossl_cbcpad_op(void *arg)
 {
 	job *j = arg;
@@ -570,7 +612,9 @@ static int job_setup(job *j, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, const ch
 				return -1;
 			return 0;
 		}
-		const EVP_CIPHER *c = !strcmp(kind, "gcm") ? EVP_aes_256_gcm() : EVP_aes_256_cbc();
+		const EVP_CIPHER *c = !strcmp(kind, "gcm")   ? EVP_aes_256_gcm()
+				      : !strcmp(kind, "ctr") ? EVP_aes_256_ctr()
+							     : EVP_aes_256_cbc();
 		j->cctx = EVP_CIPHER_CTX_new();
 		if (!EVP_CipherInit_ex(j->cctx, c, NULL, raw_key, NULL, decrypt ? 0 : 1))
 			return -1;
@@ -624,6 +668,7 @@ static int workload_cipher(const char *kind, int decrypt, int multipart)
 {
 	CK_MECHANISM_TYPE mech = !strcmp(kind, "gcm")      ? CKM_AES_GCM
 				 : !strcmp(kind, "cbcpad") ? CKM_AES_CBC_PAD
+				 : !strcmp(kind, "ctr")	   ? CKM_AES_CTR
 							   : CKM_SHA256_HMAC;
 	if (!mech_offered(mech)) {
 		result(opt.workload, opt.size, opt.threads, -1, 0, "n/a",
@@ -632,15 +677,22 @@ static int workload_cipher(const char *kind, int decrypt, int multipart)
 	}
 	op_fn op;
 	if (is_openssl)
-		op = !strcmp(kind, "gcm") ? ossl_gcm_op : !strcmp(kind, "cbcpad") ? ossl_cbcpad_op : ossl_hmac_op;
+		op = !strcmp(kind, "gcm")      ? ossl_gcm_op
+		     : !strcmp(kind, "cbcpad") ? ossl_cbcpad_op
+		     : !strcmp(kind, "ctr")    ? ossl_ctr_op
+					       : ossl_hmac_op;
 	else
-		op = !strcmp(kind, "gcm") ? p11_gcm_op : !strcmp(kind, "cbcpad") ? p11_cbcpad_op : p11_hmac_op;
+		op = !strcmp(kind, "gcm")      ? p11_gcm_op
+		     : !strcmp(kind, "cbcpad") ? p11_cbcpad_op
+		     : !strcmp(kind, "ctr")    ? p11_ctr_op
+					       : p11_hmac_op;
 	CK_OBJECT_HANDLE key = 0;
 	if (!is_openssl) {
 		if (mech == CKM_SHA256_HMAC) {
 			if (create_hmac_key(sess, raw_key, 32, &key))
 				return -1;
-		} else if (gen_aes(sess, CK_FALSE, "bench-data-key", &key, "C_GenerateKey(data key)")) {
+		} else if (gen_aes(sess, opt.token_key ? CK_TRUE : CK_FALSE, "bench-data-key", &key,
+				   "C_GenerateKey(data key)")) {
 			return -1;
 		}
 	}
@@ -656,9 +708,11 @@ static int workload_cipher(const char *kind, int decrypt, int multipart)
 			return -1;
 		}
 		if (multipart)
-			result(opt.workload, opt.size, 1, ops, opt.size, NULL, "%zu-byte parts", opt.part);
+			result(opt.workload, opt.size, 1, ops, opt.size, NULL,
+			       "%zu-byte parts; cpu_ns_per_op=%.0f", opt.part, cpu_ns_per_op);
 		else
-			result(opt.workload, opt.size, 1, ops, opt.size, NULL, "%s", note);
+			result(opt.workload, opt.size, 1, ops, opt.size, NULL, "%s; cpu_ns_per_op=%.0f",
+			       note, cpu_ns_per_op);
 		return 0;
 	}
 	/* threads: each its own session (or its own EVP context) */
@@ -1123,6 +1177,7 @@ static void usage(void)
 		"  --max-ops N        op cap per measurement\n"
 		"  --size BYTES       message size (default 4096); --part BYTES (default 65536)\n"
 		"  --threads N        threads, each with its own session (gcm-enc/gcm-dec)\n"
+		"  --token-key        cipher workloads: the key is a token object (else a session one)\n"
 		"  --count N          objects for populate/find/lifecycle (default 10000)\n"
 		"  --first N          first index for populate (to extend a population)\n"
 		"  --prefix STR       label prefix of populated objects (default bench-obj-)\n"
@@ -1131,7 +1186,7 @@ static void usage(void)
 		"                     all6 (default label)\n"
 		"  --cycles N         lifecycle cycles (default 7; the median is reported)\n"
 		"workloads:\n"
-		"  gcm-enc gcm-dec gcm-enc-mp gcm-dec-mp cbcpad-enc cbcpad-dec hmac\n"
+		"  gcm-enc gcm-dec gcm-enc-mp gcm-dec-mp cbcpad-enc cbcpad-dec ctr-enc hmac\n"
 		"  keygen-session keygen-token wrap unwrap populate find lifecycle\n"
 		"  init-token mechs\n");
 	exit(2);
@@ -1170,6 +1225,8 @@ int main(int argc, char **argv)
 			opt.count = strtol(ARG(), NULL, 0);
 		else if (!strcmp(a, "--first"))
 			opt.first = strtol(ARG(), NULL, 0);
+		else if (!strcmp(a, "--token-key"))
+			opt.token_key = 1;
 		else if (!strcmp(a, "--shape"))
 			opt.shape = ARG();
 		else if (!strcmp(a, "--prefix"))
@@ -1232,6 +1289,8 @@ int main(int argc, char **argv)
 		rc = workload_cipher("cbcpad", 0, 0);
 	else if (!strcmp(w, "cbcpad-dec"))
 		rc = workload_cipher("cbcpad", 1, 0);
+	else if (!strcmp(w, "ctr-enc"))
+		rc = workload_cipher("ctr", 0, 0);
 	else if (!strcmp(w, "hmac"))
 		rc = workload_cipher("hmac", 0, 0);
 	else if (!strcmp(w, "keygen-session"))

@@ -21,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
+. bench/local_config.sh
 
 quick=0 work="" keep=0 reps="" tbox=""
 while [ $# -gt 0 ]; do
@@ -93,15 +94,7 @@ p11cfg() { echo "$work/p11kms-$1.json"; }
 p11kms_token() { # NAME
   local cfg; cfg=$(p11cfg "$1")
   [ -f "$cfg" ] && return 0
-  cat >"$cfg" <<JSON
-{
-  "log": { "level": "error" },
-  "providers": [
-    { "name": "$1", "type": "local", "key_file": "$work/master.key",
-      "store": "$work/p11kms-$1.db", "login": "required" }
-  ]
-}
-JSON
+  local_config "$1" "$work/master.key" "$work/p11kms-$1.db" >"$cfg"
   P11KMS_CONFIG=$cfg env "${SAN_ENV[@]}" "$BENCH" --module "$MODULE" --impl p11kms \
     --token "$1" --pin $PIN --so-pin $SO_PIN init-token >/dev/null
 }
