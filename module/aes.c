@@ -603,8 +603,11 @@ CK_RV cipher_op_init_kept(cipher_op *op, cipher_keep *keep, const mech_info *mi,
 	const uint8_t *iv = op->gcm_iv ? op->gcm_iv : op->ivlen ? op->iv : NULL;
 	if (ok)
 		ok = EVP_CipherInit_ex2(op->ctx, NULL, key, iv, encrypt, NULL) == 1;
-	if (ok && (mi->type == CKM_AES_ECB || mi->type == CKM_AES_CBC))
-		EVP_CIPHER_CTX_set_padding(op->ctx, 0);
+	/* CBC and CBC-PAD share a cipher, so a kept context may come from
+	 * either: its padding is set each time. */
+	if (ok && (mi->type == CKM_AES_ECB || mi->type == CKM_AES_CBC ||
+		   mi->type == CKM_AES_CBC_PAD))
+		EVP_CIPHER_CTX_set_padding(op->ctx, mi->type == CKM_AES_CBC_PAD);
 	size_t n;
 	if (ok && op->aadlen)
 		ok = evp_update(op->ctx, NULL, &n, op->aad, op->aadlen);
