@@ -194,18 +194,22 @@ bool obj_set(object_t *o, CK_ATTRIBUTE_TYPE t, const void *v, CK_ULONG len)
 		return false;
 	if (len)
 		memcpy(copy, v, len);
-	for (size_t i = 0; i < o->nattrs; i++) {
-		if (o->attrs[i].type != t)
-			continue;
+	attr_t *cur = (attr_t *)obj_attr(o, t);
+	if (cur) {
 		if (secret)
-			sec_free(o->attrs[i].val);
+			sec_free(cur->val);
 		else
-			free(o->attrs[i].val);
-		o->attrs[i].val = copy;
-		o->attrs[i].len = len;
+			free(cur->val);
+		cur->val = copy;
+		cur->len = len;
 		return true;
 	}
-	attr_t *na = realloc(o->attrs, (o->nattrs + 1) * sizeof(*na));
+	/* The array holds at least the next power of two of nattrs entries
+	 * (every array is grown here): realloc only when that is full. */
+	size_t n = o->nattrs, cap = 1;
+	while (cap < n)
+		cap *= 2;
+	attr_t *na = n && n < cap ? o->attrs : realloc(o->attrs, (n ? 2 * cap : 1) * sizeof(*na));
 	if (!na) {
 		if (secret)
 			sec_free(copy);
