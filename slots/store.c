@@ -425,7 +425,7 @@ static bool shm_unchanged(const store_t *s)
 {
 	uint32_t d = 0;
 	for (size_t i = 0; i < WAL_HDR_WORDS; i++)
-		d |= s->shm[i] ^ s->shm_seen[i];
+		d |= __atomic_load_n(&s->shm[i], __ATOMIC_RELAXED) ^ s->shm_seen[i];
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	return d == 0;
 }
@@ -448,7 +448,7 @@ uint64_t store_data_version(store_t *s)
 	}
 	if (s->shm) {
 		for (size_t i = 0; i < WAL_HDR_WORDS; i++)
-			s->shm_seen[i] = s->shm[i];
+			s->shm_seen[i] = __atomic_load_n(&s->shm[i], __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQ_REL);
 	}
 	/* The pragma starts a read, so it sees other processes' commits. */
