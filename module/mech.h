@@ -25,7 +25,6 @@ typedef struct op_live {
 	uint64_t epoch; /* the token's tk_epoch at init */
 } op_live;
 
-/* State of one encrypt or decrypt operation. */
 /* The cipher context a session's last local operation of one kind
  * (encrypt or decrypt) leaves behind, its key schedule overwritten with
  * an all-zero key's (no key outlives its operation in ordinary memory: a
@@ -38,6 +37,7 @@ typedef struct cipher_keep {
 	bool encrypt;
 } cipher_keep;
 
+/* State of one encrypt or decrypt operation. */
 typedef struct cipher_op {
 	const mech_info *mech;
 	const cipher_impl *impl; /* mech->cipher, or the KMS's for KMS keys */
@@ -130,7 +130,8 @@ const mech_info *mech_at(size_t i);
 /* Is keylen (bytes) acceptable for m? */
 bool mech_key_ok(const mech_info *m, size_t keylen);
 
-/* Start an operation: parameters checked, key copied, context keyed. */
+/* Start an operation: parameters checked, context keyed (key is not
+ * kept: the caller's copy may go once this returns). */
 CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		     const uint8_t *key, size_t keylen, bool encrypt);
 /* The same with the context a session's last operation left (consumed:
