@@ -425,8 +425,7 @@ static bool shm_unchanged(const store_t *s)
 {
 	uint32_t d = 0;
 	for (size_t i = 0; i < WAL_HDR_WORDS; i++)
-		d |= __atomic_load_n(&s->shm[i], __ATOMIC_RELAXED) ^ s->shm_seen[i];
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		d |= __atomic_load_n(&s->shm[i], __ATOMIC_ACQUIRE) ^ s->shm_seen[i];
 	return d == 0;
 }
 
@@ -447,9 +446,9 @@ uint64_t store_data_version(store_t *s)
 		return v;
 	}
 	if (s->shm) {
+		/* Acquire loads: none moves after the pragma's reads. */
 		for (size_t i = 0; i < WAL_HDR_WORDS; i++)
-			s->shm_seen[i] = __atomic_load_n(&s->shm[i], __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_ACQ_REL);
+			s->shm_seen[i] = __atomic_load_n(&s->shm[i], __ATOMIC_ACQUIRE);
 	}
 	/* The pragma starts a read, so it sees other processes' commits. */
 	st = s->st_dver;
