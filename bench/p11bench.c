@@ -62,12 +62,15 @@ static struct {
 	long count;		/* objects for populate/find */
 	long first;		/* first index for populate */
 	const char *prefix;	/* label prefix for populated objects */
+	const char *shape;	/* find: which attributes the template has */
+	int token_key;		/* cipher workloads: the data key is a token object */
+	long hot;		/* find: pick among the first N objects only (0: all) */
 	int cycles;		/* lifecycle cycles */
 	const char *workload;
 } opt = {
 	.impl = NULL, .slot = -1, .pin = "123456", .so_pin = "12345678",
 	.seconds = 1.0, .max_ops = 100000000L, .size = 4096, .part = 65536,
-	.threads = 1, .count = 10000, .first = 0, .prefix = "bench-obj-",
+	.threads = 1, .count = 10000, .first = 0, .prefix = "bench-obj-", .shape = "label",
 	.cycles = 7,
 };
 
@@ -297,6 +300,18 @@ typedef int (*op_fn)(void *arg);
 
 /* Warm up for a tenth of the time box, then run op until the time box or
  * the op cap is reached. Returns ops/s, or -1 when op failed. */
+/* CPU time of the process (all threads), in seconds. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* run_timed's CPU time per operation (ns): steadier than the rate on a
+ * shared machine, where the wall clock also counts other jobs' time. */
+static double cpu_ns_per_op;
+
 static double run_timed(op_fn op, void *arg)
 {
 	double t0 = now(), warm = opt.seconds / 10;
@@ -308,6 +323,7 @@ static double run_timed(op_fn op, void *arg)
 	}
 	long n = 0;
 	t0 = now();
+	double c0 = cpu_now();
 	double t;
 	do {
 		if (op(arg))
@@ -315,6 +331,7 @@ static double run_timed(op_fn op, void *arg)
 		n++;
 		t = now() - t0;
 	} while (t < opt.seconds && n < opt.max_ops);
+	cpu_ns_per_op = (cpu_now() - c0) * 1e9 / (double)n;
 	return (double)n / t;
 }
 
@@ -510,6 +527,33 @@ static int ossl_gcm_op(void *arg)
 	return 0;
 }
 
+static int p11_ctr_op(void *arg)
+{
+	job *j = arg;
+	CK_AES_CTR_PARAMS p = {.ulCounterBits = 32};
+	next_iv(j);
+	memcpy(p.cb, j->iv, 12);
+	CK_MECHANISM m = {CKM_AES_CTR, &p, sizeof(p)};
+	CK_ULONG outlen = j->out_cap;
+	OPFAIL(f->C_EncryptInit(j->s, &m, j->key), "C_EncryptInit");
+	OPFAIL(f->C_Encrypt(j->s, j->in, j->in_len, j->out, &outlen), "C_Encrypt");
+	return 0;
+}
+
+static int ossl_ctr_op(void *arg)
+{
+	job *j = arg;
+	int l = 0, l2 = 0;
+	uint8_t cb[16] = {0};
+	next_iv(j);
+	memcpy(cb, j->iv, 12);
+	if (!EVP_EncryptInit_ex(j->cctx, NULL, NULL, NULL, cb) ||
+	    !EVP_EncryptUpdate(j->cctx, j->out, &l, j->in, (int)j->in_len) ||
+	    !EVP_EncryptFinal_ex(j->cctx, j->out + l, &l2))
+		return -1;
+	return 0;
+}
+
 static int ossl_cbcpad_op(void *arg)
 {
 	job *j = arg;
@@ -569,7 +613,9 @@ static int job_setup(job *j, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, const ch
 				return -1;
 			return 0;
 		}
-		const EVP_CIPHER *c = !strcmp(kind, "gcm") ? EVP_aes_256_gcm() : EVP_aes_256_cbc();
+		const EVP_CIPHER *c = !strcmp(kind, "gcm")   ? EVP_aes_256_gcm()
+				      : !strcmp(kind, "ctr") ? EVP_aes_256_ctr()
+							     : EVP_aes_256_cbc();
 		j->cctx = EVP_CIPHER_CTX_new();
 		if (!EVP_CipherInit_ex(j->cctx, c, NULL, raw_key, NULL, decrypt ? 0 : 1))
 			return -1;
@@ -623,6 +669,7 @@ static int workload_cipher(const char *kind, int decrypt, int multipart)
 {
 	CK_MECHANISM_TYPE mech = !strcmp(kind, "gcm")      ? CKM_AES_GCM
 				 : !strcmp(kind, "cbcpad") ? CKM_AES_CBC_PAD
+				 : !strcmp(kind, "ctr")	   ? CKM_AES_CTR
 							   : CKM_SHA256_HMAC;
 	if (!mech_offered(mech)) {
 		result(opt.workload, opt.size, opt.threads, -1, 0, "n/a",
@@ -631,15 +678,22 @@ static int workload_cipher(const char *kind, int decrypt, int multipart)
 	}
 	op_fn op;
 	if (is_openssl)
-		op = !strcmp(kind, "gcm") ? ossl_gcm_op : !strcmp(kind, "cbcpad") ? ossl_cbcpad_op : ossl_hmac_op;
+		op = !strcmp(kind, "gcm")      ? ossl_gcm_op
+		     : !strcmp(kind, "cbcpad") ? ossl_cbcpad_op
+		     : !strcmp(kind, "ctr")    ? ossl_ctr_op
+					       : ossl_hmac_op;
 	else
-		op = !strcmp(kind, "gcm") ? p11_gcm_op : !strcmp(kind, "cbcpad") ? p11_cbcpad_op : p11_hmac_op;
+		op = !strcmp(kind, "gcm")      ? p11_gcm_op
+		     : !strcmp(kind, "cbcpad") ? p11_cbcpad_op
+		     : !strcmp(kind, "ctr")    ? p11_ctr_op
+					       : p11_hmac_op;
 	CK_OBJECT_HANDLE key = 0;
 	if (!is_openssl) {
 		if (mech == CKM_SHA256_HMAC) {
 			if (create_hmac_key(sess, raw_key, 32, &key))
 				return -1;
-		} else if (gen_aes(sess, CK_FALSE, "bench-data-key", &key, "C_GenerateKey(data key)")) {
+		} else if (gen_aes(sess, opt.token_key ? CK_TRUE : CK_FALSE, "bench-data-key", &key,
+				   "C_GenerateKey(data key)")) {
 			return -1;
 		}
 	}
@@ -655,9 +709,11 @@ static int workload_cipher(const char *kind, int decrypt, int multipart)
 			return -1;
 		}
 		if (multipart)
-			result(opt.workload, opt.size, 1, ops, opt.size, NULL, "%zu-byte parts", opt.part);
+			result(opt.workload, opt.size, 1, ops, opt.size, NULL,
+			       "%zu-byte parts; cpu_ns_per_op=%.0f", opt.part, cpu_ns_per_op);
 		else
-			result(opt.workload, opt.size, 1, ops, opt.size, NULL, "%s", note);
+			result(opt.workload, opt.size, 1, ops, opt.size, NULL, "%s; cpu_ns_per_op=%.0f",
+			       note, cpu_ns_per_op);
 		return 0;
 	}
 	/* threads: each its own session (or its own EVP context) */
@@ -868,6 +924,12 @@ static void obj_label(char *buf, size_t cap, long i)
 	snprintf(buf, cap, "%s%07ld", opt.prefix, i);
 }
 
+/* CKA_ID of object i: distinct from every label. */
+static void obj_id(char *buf, size_t cap, long i)
+{
+	snprintf(buf, cap, "id-%07ld", i);
+}
+
 static int workload_populate(void)
 {
 	if (is_openssl) {
@@ -877,7 +939,7 @@ static int workload_populate(void)
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
 	unsigned char val[32];
-	char label[128];
+	char label[128], id[32];
 	CK_ATTRIBUTE tmpl[] = {
 		{CKA_CLASS, &cls, sizeof(cls)},
 		{CKA_KEY_TYPE, &kt, sizeof(kt)},
@@ -888,6 +950,7 @@ static int workload_populate(void)
 		{CKA_DECRYPT, &yes, sizeof(yes)},
 		{CKA_VALUE, val, sizeof(val)},
 		{CKA_LABEL, label, 0},
+		{CKA_ID, id, 0},
 	};
 	double t0 = now(), last = t0;
 	long i;
@@ -897,6 +960,8 @@ static int workload_populate(void)
 		RAND_bytes(val, sizeof(val));
 		obj_label(label, sizeof(label), i);
 		tmpl[8].ulValueLen = strlen(label);
+		obj_id(id, sizeof(id), i);
+		tmpl[9].ulValueLen = strlen(id);
 		CK_OBJECT_HANDLE h;
 		CK(f->C_CreateObject(sess, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h), "C_CreateObject(token key)");
 		if (now() - last > 10) {
@@ -913,26 +978,65 @@ static int workload_populate(void)
 	return 0;
 }
 
+/* find's template shapes: letters for the attributes, in this order
+ * (c CKA_CLASS, k CKA_KEY_TYPE, t CKA_TOKEN, p CKA_PRIVATE, l CKA_LABEL,
+ * i CKA_ID); the populated objects are token AES keys, private, each with
+ * its own label and id, so every shape with l or i names one object. */
+static const struct {
+	const char *name, *attrs;
+} find_shapes[] = {
+	{"label", "l"},		   {"id", "i"},		    {"class+label", "cl"},
+	{"class+id", "ci"},	   {"class+keytype+label", "ckl"},
+	{"token+class+label", "tcl"}, {"private+id", "pi"}, {"label+id", "li"},
+	{"all6", "cktpli"},
+};
+
 static int workload_find(void)
 {
 	if (is_openssl) {
 		result(opt.workload, (size_t)opt.count, 1, -1, 0, "n/a", "no objects in raw OpenSSL");
 		return 0;
 	}
-	char label[128];
-	CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, label, 0}};
+	const char *attrs = NULL;
+	for (size_t k = 0; k < sizeof(find_shapes) / sizeof(find_shapes[0]); k++)
+		if (!strcmp(find_shapes[k].name, opt.shape))
+			attrs = find_shapes[k].attrs;
+	if (!attrs)
+		die("unknown --shape %s", opt.shape);
+	char label[128], id[32];
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ATTRIBUTE tmpl[6];
+	CK_ULONG nt = 0;
+	CK_ATTRIBUTE *lab = NULL, *ida = NULL;
+	for (const char *a = attrs; *a; a++) {
+		CK_ATTRIBUTE *e = &tmpl[nt++];
+		switch (*a) {
+		case 'c': *e = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof(cls)}; break;
+		case 'k': *e = (CK_ATTRIBUTE){CKA_KEY_TYPE, &kt, sizeof(kt)}; break;
+		case 't': *e = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof(yes)}; break;
+		case 'p': *e = (CK_ATTRIBUTE){CKA_PRIVATE, &yes, sizeof(yes)}; break;
+		case 'l': *e = (CK_ATTRIBUTE){CKA_LABEL, label, 0}; lab = e; break;
+		default: *e = (CK_ATTRIBUTE){CKA_ID, id, 0}; ida = e; break;
+		}
+	}
 	unsigned int seed = 12345;
 	long n = 0;
-	double wall = now(), t = 0;
+	double wall = now(), t = 0, c0 = cpu_now();
 	double worst = 0;
 	do {
-		long i = (long)(rand_r(&seed) % (unsigned)opt.count);
+		long pick = opt.hot > 0 && opt.hot < opt.count ? opt.hot : opt.count;
+		long i = (long)(rand_r(&seed) % (unsigned)pick);
 		obj_label(label, sizeof(label), i);
-		tmpl[0].ulValueLen = strlen(label);
+		obj_id(id, sizeof(id), i);
+		if (lab)
+			lab->ulValueLen = strlen(label);
+		if (ida)
+			ida->ulValueLen = strlen(id);
 		CK_OBJECT_HANDLE h[2];
 		CK_ULONG got = 0;
 		double t0 = now();
-		CK(f->C_FindObjectsInit(sess, tmpl, 1), "C_FindObjectsInit");
+		CK(f->C_FindObjectsInit(sess, tmpl, nt), "C_FindObjectsInit");
 		CK(f->C_FindObjects(sess, h, 2, &got), "C_FindObjects");
 		CK(f->C_FindObjectsFinal(sess), "C_FindObjectsFinal");
 		double d = now() - t0;
@@ -941,14 +1045,15 @@ static int workload_find(void)
 			worst = d;
 		if (got != 1) {
 			result(opt.workload, (size_t)opt.count, 1, -1, 0, "ERR",
-			       "C_FindObjects found %lu objects labelled %s (want 1)", (unsigned long)got,
-			       label);
+			       "shape=%s: C_FindObjects found %lu objects for %s (want 1)", opt.shape,
+			       (unsigned long)got, lab ? label : id);
 			return -1;
 		}
 		n++;
 	} while (now() - wall < opt.seconds && n < opt.max_ops);
-	result(opt.workload, (size_t)opt.count, 1, n / t, 0, NULL, "%ld finds, mean %.3f ms, worst %.3f ms",
-	       n, t / n * 1e3, worst * 1e3);
+	result(opt.workload, (size_t)opt.count, 1, n / t, 0, NULL,
+	       "shape=%s hot=%ld %ld finds, mean %.3f ms, worst %.3f ms; cpu_ns_per_op=%.0f",
+	       opt.shape, opt.hot, n, t / n * 1e3, worst * 1e3, (cpu_now() - c0) * 1e9 / (double)n);
 	return 0;
 }
 
@@ -1074,12 +1179,17 @@ static void usage(void)
 		"  --max-ops N        op cap per measurement\n"
 		"  --size BYTES       message size (default 4096); --part BYTES (default 65536)\n"
 		"  --threads N        threads, each with its own session (gcm-enc/gcm-dec)\n"
+		"  --token-key        cipher workloads: the key is a token object (else a session one)\n"
 		"  --count N          objects for populate/find/lifecycle (default 10000)\n"
 		"  --first N          first index for populate (to extend a population)\n"
 		"  --prefix STR       label prefix of populated objects (default bench-obj-)\n"
+		"  --shape NAME       find template: label id class+label class+id\n"
+		"                     class+keytype+label token+class+label private+id label+id\n"
+		"                     all6 (default label)\n"
+		"  --hot N            find: objects picked among the first N only (default: all)\n"
 		"  --cycles N         lifecycle cycles (default 7; the median is reported)\n"
 		"workloads:\n"
-		"  gcm-enc gcm-dec gcm-enc-mp gcm-dec-mp cbcpad-enc cbcpad-dec hmac\n"
+		"  gcm-enc gcm-dec gcm-enc-mp gcm-dec-mp cbcpad-enc cbcpad-dec ctr-enc hmac\n"
 		"  keygen-session keygen-token wrap unwrap populate find lifecycle\n"
 		"  init-token mechs\n");
 	exit(2);
@@ -1118,6 +1228,12 @@ int main(int argc, char **argv)
 			opt.count = strtol(ARG(), NULL, 0);
 		else if (!strcmp(a, "--first"))
 			opt.first = strtol(ARG(), NULL, 0);
+		else if (!strcmp(a, "--token-key"))
+			opt.token_key = 1;
+		else if (!strcmp(a, "--hot"))
+			opt.hot = strtol(ARG(), NULL, 0);
+		else if (!strcmp(a, "--shape"))
+			opt.shape = ARG();
 		else if (!strcmp(a, "--prefix"))
 			opt.prefix = ARG();
 		else if (!strcmp(a, "--cycles"))
@@ -1178,6 +1294,8 @@ int main(int argc, char **argv)
 		rc = workload_cipher("cbcpad", 0, 0);
 	else if (!strcmp(w, "cbcpad-dec"))
 		rc = workload_cipher("cbcpad", 1, 0);
+	else if (!strcmp(w, "ctr-enc"))
+		rc = workload_cipher("ctr", 0, 0);
 	else if (!strcmp(w, "hmac"))
 		rc = workload_cipher("hmac", 0, 0);
 	else if (!strcmp(w, "keygen-session"))

@@ -21,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
+. bench/local_config.sh
 
 quick=0 work="" keep=0 reps="" tbox=""
 while [ $# -gt 0 ]; do
@@ -93,15 +94,7 @@ p11cfg() { echo "$work/p11kms-$1.json"; }
 p11kms_token() { # NAME
   local cfg; cfg=$(p11cfg "$1")
   [ -f "$cfg" ] && return 0
-  cat >"$cfg" <<JSON
-{
-  "log": { "level": "error" },
-  "providers": [
-    { "name": "$1", "type": "local", "key_file": "$work/master.key",
-      "store": "$work/p11kms-$1.db", "login": "required" }
-  ]
-}
-JSON
+  local_config "$1" "$work/master.key" "$work/p11kms-$1.db" >"$cfg"
   P11KMS_CONFIG=$cfg env "${SAN_ENV[@]}" "$BENCH" --module "$MODULE" --impl p11kms \
     --token "$1" --pin $PIN --so-pin $SO_PIN init-token >/dev/null
 }
@@ -179,12 +172,15 @@ W+=("gcm-enc-mp:1048576|bench|--size 1048576 --part 65536 gcm-enc-mp"
     "gcm-dec-mp:1048576|bench|--size 1048576 --part 65536 gcm-dec-mp"
     "cbcpad-enc:4096|bench|--size 4096 cbcpad-enc"
     "cbcpad-dec:4096|bench|--size 4096 cbcpad-dec"
+    "ctr-enc:4096|bench|--size 4096 ctr-enc"
     "hmac:4096|bench|--size 4096 hmac"
     "keygen-session|bench|keygen-session"
     "keygen-token|bench|keygen-token"
     "wrap|bench|wrap" "unwrap|bench|unwrap"
-    "find:$N_SMALL|o$N_SMALL|--count $N_SMALL find")
-[ "$N_LARGE" -gt 0 ] && W+=("find:$N_LARGE|o$N_LARGE|--count $N_LARGE find")
+    "find:$N_SMALL|o$N_SMALL|--count $N_SMALL find"
+    "find-cl:$N_SMALL|o$N_SMALL|--count $N_SMALL --shape class+label find")
+[ "$N_LARGE" -gt 0 ] && W+=("find:$N_LARGE|o$N_LARGE|--count $N_LARGE find"
+                            "find-cl:$N_LARGE|o$N_LARGE|--count $N_LARGE --shape class+label find")
 W+=("lifecycle:$N_SMALL|o$N_SMALL|--count $N_SMALL --cycles $CYCLES lifecycle")
 [ "$N_LARGE" -gt 0 ] && W+=("lifecycle:$N_LARGE|o$N_LARGE|--count $N_LARGE --cycles $CYCLES lifecycle")
 for t in 1 2 4; do W+=("threads:$t|bench|--size 4096 --threads $t gcm-enc"); done
@@ -242,9 +238,10 @@ names = {
     'gcm-enc-mp': 'AES-256-GCM encrypt {s}, 64 KiB parts',
     'gcm-dec-mp': 'AES-256-GCM decrypt {s}, 64 KiB parts',
     'cbcpad-enc': 'AES-256-CBC-PAD encrypt {s}', 'cbcpad-dec': 'AES-256-CBC-PAD decrypt {s}',
-    'hmac': 'HMAC-SHA-256 sign {s}', 'keygen-session': 'C_GenerateKey AES-256 session key',
+    'ctr-enc': 'AES-256-CTR encrypt {s}', 'hmac': 'HMAC-SHA-256 sign {s}', 'keygen-session': 'C_GenerateKey AES-256 session key',
     'keygen-token': 'C_GenerateKey AES-256 token key', 'wrap': 'C_WrapKey AES-256 key, KWP',
     'unwrap': 'C_UnwrapKey AES-256 key, KWP', 'find': 'C_FindObjects by label among {n} token keys',
+    'find-cl': 'C_FindObjects by class and label among {n} token keys',
     'lifecycle': 'C_Initialize+OpenSession+Login+Finalize, {n} token keys (median ms)',
     'threads': 'AES-256-GCM encrypt 4 KiB, {n} thread(s)',
 }

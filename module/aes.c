@@ -119,8 +119,12 @@ CK_RV init_gcm(cipher_op *op, const CK_MECHANISM *m)
 	op->gcm_ivlen = p->ulIvLen;
 	op->aadlen = p->ulAADLen;
 	op->taglen = p->ulTagBits / 8;
-	op->gcm_iv = malloc(op->gcm_ivlen);
-	op->aad = op->aadlen ? malloc(op->aadlen) : NULL;
+	/* The usual short IV and AAD need no allocation. */
+	op->gcm_iv = op->gcm_ivlen <= sizeof(op->gcm_ivbuf) ? op->gcm_ivbuf
+							     : malloc(op->gcm_ivlen);
+	op->aad = !op->aadlen			       ? NULL
+		  : op->aadlen <= sizeof(op->aadbuf) ? op->aadbuf
+						      : malloc(op->aadlen);
 	if (!op->gcm_iv || (op->aadlen && !op->aad))
 		return CKR_HOST_MEMORY;
 	memcpy(op->gcm_iv, p->pIv, op->gcm_ivlen);
@@ -551,14 +555,17 @@ static cipher_id cipher_for(CK_MECHANISM_TYPE t)
 	}
 }
 
-CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
-		     const uint8_t *key, size_t keylen, bool encrypt)
+CK_RV cipher_op_init_kept(cipher_op *op, cipher_keep *keep, const mech_info *mi,
+			  const CK_MECHANISM *m, const uint8_t *key, size_t keylen,
+			  bool encrypt)
 {
 	memset(op, 0, sizeof(*op));
 	CK_RV rv = mi->check_param(m);
 	if (rv != CKR_OK) {
 		/* Nothing was started: the session stays free for another init. */
 		log_info("mech", "%s: bad mechanism parameter", mi->name);
+		if (keep)
+			cipher_keep_free(keep);
 		return rv;
 	}
 	op->mech = mi;
@@ -567,10 +574,21 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 	/* What GCM decryption holds back is ciphertext: ordinary memory, which
 	 * grows without mapping locked pages. Key wrap holds key bytes. */
 	dbuf_init(&op->buf, HOLD_MAX, mi->type != CKM_AES_GCM);
-	op->key = sec_dup(key, keylen);
+	const EVP_CIPHER *c = crypto_cipher(cipher_for(mi->type), keylen);
+	bool reuse = keep && keep->ctx && c && keep->cipher == c && keep->encrypt == encrypt;
+	size_t set_ivlen = 0; /* the IV length the kept context is set to */
+	if (reuse) {
+		op->ctx = keep->ctx;
+		set_ivlen = keep->gcm_ivlen;
+		memset(keep, 0, sizeof(*keep));
+	} else {
+		if (keep)
+			cipher_keep_free(keep);
+		op->ctx = EVP_CIPHER_CTX_new();
+	}
 	op->keylen = keylen;
-	op->ctx = EVP_CIPHER_CTX_new();
-	if (!op->key || !op->ctx) {
+	op->evp = c;
+	if (!op->ctx) {
 		cipher_op_free(op);
 		return CKR_HOST_MEMORY;
 	}
@@ -578,16 +596,18 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		cipher_op_free(op);
 		return rv;
 	}
-	const EVP_CIPHER *c = crypto_cipher(cipher_for(mi->type), keylen);
-	bool ok = c && EVP_CipherInit_ex2(op->ctx, c, NULL, NULL, encrypt, NULL) == 1;
-	if (ok && op->gcm_iv)
+	bool ok = c && (reuse || EVP_CipherInit_ex2(op->ctx, c, NULL, NULL, encrypt, NULL) == 1);
+	if (ok && op->gcm_iv && op->gcm_ivlen != set_ivlen)
 		ok = EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_IVLEN,
 					 (int)op->gcm_ivlen, NULL) == 1;
 	const uint8_t *iv = op->gcm_iv ? op->gcm_iv : op->ivlen ? op->iv : NULL;
 	if (ok)
-		ok = EVP_CipherInit_ex2(op->ctx, NULL, op->key, iv, encrypt, NULL) == 1;
-	if (ok && (mi->type == CKM_AES_ECB || mi->type == CKM_AES_CBC))
-		EVP_CIPHER_CTX_set_padding(op->ctx, 0);
+		ok = EVP_CipherInit_ex2(op->ctx, NULL, key, iv, encrypt, NULL) == 1;
+	/* CBC and CBC-PAD share a cipher, so a kept context may come from
+	 * either: its padding is set each time. */
+	if (ok && (mi->type == CKM_AES_ECB || mi->type == CKM_AES_CBC ||
+		   mi->type == CKM_AES_CBC_PAD))
+		EVP_CIPHER_CTX_set_padding(op->ctx, mi->type == CKM_AES_CBC_PAD);
 	size_t n;
 	if (ok && op->aadlen)
 		ok = evp_update(op->ctx, NULL, &n, op->aad, op->aadlen);
@@ -597,4 +617,26 @@ CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 	}
 	op->ctx_fresh = true;
 	return CKR_OK;
+}
+
+CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
+		     const uint8_t *key, size_t keylen, bool encrypt)
+{
+	return cipher_op_init_kept(op, NULL, mi, m, key, keylen, encrypt);
+}
+
+void cipher_op_end_keep(cipher_op *op)
+{
+	static const uint8_t zero_key[32];
+	cipher_keep k = {0};
+	/* A local operation's context: keyed anew with an all-zero key, which
+	 * overwrites the key schedule (and GCM's hash key) in place. */
+	if (!op->kms.tok && op->ctx && op->evp && op->keylen <= sizeof(zero_key) &&
+	    EVP_CipherInit_ex2(op->ctx, NULL, zero_key, NULL, op->encrypt, NULL) == 1) {
+		k = (cipher_keep){.ctx = op->ctx, .cipher = op->evp, .encrypt = op->encrypt,
+				  .gcm_ivlen = op->gcm_iv ? op->gcm_ivlen : 0};
+		op->ctx = NULL;
+	}
+	cipher_op_free(op);
+	op->keep = k;
 }

@@ -12,7 +12,9 @@
 /* End an operation. A plain (non-secret) hold buffer, the ciphertext
  * multi-part GCM decryption gathers, is kept for the session's next
  * operation: growing a fresh one each message costs page faults and
- * copies that dwarf the decryption itself. */
+ * copies that dwarf the decryption itself. So is a local operation's
+ * cipher context, its key schedule scrubbed (cipher_keep): the next
+ * operation keys it without allocating one. */
 #define SPARE_MAX (16u * 1024 * 1024)
 void end_cipher_op(session_t *s, cipher_op *op)
 {
@@ -22,7 +24,7 @@ void end_cipher_op(session_t *s, cipher_op *op)
 		s->spare.failed = false;
 		memset(&op->buf, 0, sizeof(op->buf));
 	}
-	cipher_op_free(op);
+	cipher_op_end_keep(op);
 }
 
 /* Lend the spare buffer to a new operation that holds plain data. */
@@ -60,6 +62,26 @@ op_live_snap op_live_now(CK_SESSION_HANDLE h)
 		now.epoch = s->tok->tk_epoch;
 	UNLOCK();
 	return now;
+}
+
+/* op_live_now and op_begin in one hold of the module lock: the per-call
+ * path of the cipher functions takes it once. */
+static CK_RV op_begin_live(CK_SESSION_HANDLE h, session_t **out, op_live_snap *now)
+{
+	*now = (op_live_snap){CKR_OK, 0};
+	GUARD(enter());
+	now->rv = unseal_if_needed(h, false);
+	session_t *s = session_inlock(h);
+	if (!s) {
+		UNLOCK();
+		return CKR_SESSION_HANDLE_INVALID;
+	}
+	now->epoch = s->tok->tk_epoch;
+	sess_ref_inlock(s);
+	UNLOCK();
+	pthread_mutex_lock(&s->oplock);
+	*out = s;
+	return CKR_OK;
 }
 
 bool op_revoked(const op_live *l, op_live_snap now)
@@ -109,8 +131,13 @@ static CK_RV crypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		log_info("api", "an %s operation is already active in this session",
 			 enc ? "encryption" : "decryption");
 		rv = CKR_OPERATION_ACTIVE;
-	} else {
+	} else if (k.kms) {
+		cipher_keep_free(&op->keep);
 		rv = op_start(op, mi, pMechanism, s->tok, &k, enc, false);
+	} else {
+		cipher_keep keep = op->keep;
+		memset(&op->keep, 0, sizeof(op->keep));
+		rv = cipher_op_init_kept(op, &keep, mi, pMechanism, k.key, k.keylen, enc);
 	}
 	if (rv == CKR_OK)
 		op->live = live;
@@ -158,8 +185,8 @@ static CK_RV crypt_oneshot(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 			   CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
 	session_t *s;
-	op_live_snap now = op_live_now(hSession);
-	GUARD(op_begin(hSession, &s));
+	op_live_snap now;
+	GUARD(op_begin_live(hSession, &s, &now));
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	bool active = cipher_op_active(op);
 	CK_RV rv = op_state(active, active && op->multipart, (in || !inlen) && outlen,
@@ -182,8 +209,8 @@ static CK_RV crypt_update(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR in,
 			  CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
 	session_t *s;
-	op_live_snap now = op_live_now(hSession);
-	GUARD(op_begin(hSession, &s));
+	op_live_snap now;
+	GUARD(op_begin_live(hSession, &s, &now));
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	bool active = cipher_op_active(op);
 	CK_RV rv = op_state(active, false, (in || !inlen) && outlen,
@@ -204,8 +231,8 @@ static CK_RV crypt_final(CK_SESSION_HANDLE hSession, bool enc, CK_BYTE_PTR out,
 			 CK_ULONG_PTR outlen)
 {
 	session_t *s;
-	op_live_snap now = op_live_now(hSession);
-	GUARD(op_begin(hSession, &s));
+	op_live_snap now;
+	GUARD(op_begin_live(hSession, &s, &now));
 	cipher_op *op = enc ? &s->enc : &s->dec;
 	bool active = cipher_op_active(op);
 	CK_RV rv = op_state(active, false, outlen != NULL, enc ? "encryption" : "decryption");

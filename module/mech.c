@@ -314,17 +314,28 @@ bool mech_kms_capable(const mech_info *mi)
 	}
 }
 
+void cipher_keep_free(cipher_keep *k)
+{
+	EVP_CIPHER_CTX_free(k->ctx);
+	memset(k, 0, sizeof(*k));
+}
+
 void cipher_op_free(cipher_op *op)
 {
 	EVP_CIPHER_CTX_free(op->ctx);
-	sec_free(op->key);
-	free(op->gcm_iv);
-	free(op->aad);
+	cipher_keep_free(&op->keep);
+	if (op->gcm_iv != op->gcm_ivbuf)
+		free(op->gcm_iv);
+	if (op->aad != op->aadbuf)
+		free(op->aad);
 	free(op->kms_ctx);
 	sec_free(op->kms_in);
 	sec_free(op->kms_res);
 	dbuf_free(&op->buf);
-	OPENSSL_cleanse(op, sizeof(*op));
+	/* What op itself holds of a secret: a CBC-PAD decryption's last
+	 * plaintext block (EVP_CIPHER_CTX_free wipes the key schedule). */
+	OPENSSL_cleanse(op->tail, sizeof(op->tail));
+	memset(op, 0, sizeof(*op));
 }
 
 bool cipher_op_active(const cipher_op *op)

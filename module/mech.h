@@ -25,6 +25,18 @@ typedef struct op_live {
 	uint64_t epoch; /* the token's tk_epoch at init */
 } op_live;
 
+/* The cipher context a session's last local operation of one kind
+ * (encrypt or decrypt) leaves behind, its key schedule overwritten with
+ * an all-zero key's (no key outlives its operation in ordinary memory: a
+ * core dump holds that): the next operation with the same cipher keys it
+ * without allocating or setting up a context. Freed with the session. */
+typedef struct cipher_keep {
+	EVP_CIPHER_CTX *ctx;
+	const EVP_CIPHER *cipher;
+	size_t gcm_ivlen; /* the IV length ctx is set to (GCM) */
+	bool encrypt;
+} cipher_keep;
+
 /* State of one encrypt or decrypt operation. */
 typedef struct cipher_op {
 	const mech_info *mech;
@@ -32,14 +44,17 @@ typedef struct cipher_op {
 	bool encrypt;
 	bool multipart;      /* an Update has been called */
 	EVP_CIPHER_CTX *ctx;
-	uint8_t *key;        /* secure copy, to re-key for each one-shot call */
 	size_t keylen;
 	uint8_t iv[16];      /* CBC IV, or key wrap IV */
 	size_t ivlen;
-	uint8_t *gcm_iv;     /* GCM: IV (malloc) */
+	uint8_t *gcm_iv;     /* GCM: IV (gcm_ivbuf, or malloc when longer) */
 	size_t gcm_ivlen;
-	uint8_t *aad;        /* GCM: AAD (malloc) */
+	uint8_t *aad;        /* GCM: AAD (aadbuf, or malloc when longer) */
 	size_t aadlen;
+	uint8_t gcm_ivbuf[16];
+	uint8_t aadbuf[64];
+	const EVP_CIPHER *evp; /* the cipher ctx is set up for */
+	cipher_keep keep;    /* left by the last operation (crypt.c) */
 	size_t taglen;       /* GCM: tag bytes */
 	dbuf_t buf;          /* data held back between parts (secure) */
 	uint8_t tail[16];    /* CBC-PAD decrypt: the last plaintext block */
@@ -116,9 +131,18 @@ const mech_info *mech_at(size_t i);
 /* Is keylen (bytes) acceptable for m? */
 bool mech_key_ok(const mech_info *m, size_t keylen);
 
-/* Start an operation: parameters checked, key copied, context keyed. */
+/* Start an operation: parameters checked, context keyed (key is not
+ * kept: the caller's copy may go once this returns). */
 CK_RV cipher_op_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		     const uint8_t *key, size_t keylen, bool encrypt);
+/* The same with the context a session's last operation left (consumed:
+ * taken into op when it fits, freed otherwise). */
+CK_RV cipher_op_init_kept(cipher_op *op, cipher_keep *keep, const mech_info *mi,
+			  const CK_MECHANISM *m, const uint8_t *key, size_t keylen,
+			  bool encrypt);
+/* End op, keeping its context, scrubbed, in op->keep for the next one. */
+void cipher_op_end_keep(cipher_op *op);
+void cipher_keep_free(cipher_keep *k);
 void cipher_op_free(cipher_op *op);
 bool cipher_op_active(const cipher_op *op);
 

@@ -142,11 +142,21 @@ void obj_free(object_t *o)
 	free(o);
 }
 
+/* The attributes are sorted by type (obj_set keeps them so, and every
+ * list is built by it): a binary search. */
 const attr_t *obj_attr(const object_t *o, CK_ATTRIBUTE_TYPE t)
 {
-	for (size_t i = 0; i < o->nattrs; i++)
-		if (o->attrs[i].type == t)
-			return &o->attrs[i];
+	size_t lo = 0, hi = o->nattrs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		CK_ATTRIBUTE_TYPE m = o->attrs[mid].type;
+		if (m == t)
+			return &o->attrs[mid];
+		if (m < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -184,18 +194,22 @@ bool obj_set(object_t *o, CK_ATTRIBUTE_TYPE t, const void *v, CK_ULONG len)
 		return false;
 	if (len)
 		memcpy(copy, v, len);
-	for (size_t i = 0; i < o->nattrs; i++) {
-		if (o->attrs[i].type != t)
-			continue;
+	attr_t *cur = (attr_t *)obj_attr(o, t);
+	if (cur) {
 		if (secret)
-			sec_free(o->attrs[i].val);
+			sec_free(cur->val);
 		else
-			free(o->attrs[i].val);
-		o->attrs[i].val = copy;
-		o->attrs[i].len = len;
+			free(cur->val);
+		cur->val = copy;
+		cur->len = len;
 		return true;
 	}
-	attr_t *na = realloc(o->attrs, (o->nattrs + 1) * sizeof(*na));
+	/* The array holds at least the next power of two of nattrs entries
+	 * (every array is grown here): realloc only when that is full. */
+	size_t n = o->nattrs, cap = 1;
+	while (cap < n)
+		cap *= 2;
+	attr_t *na = n && n < cap ? o->attrs : realloc(o->attrs, (n ? 2 * cap : 1) * sizeof(*na));
 	if (!na) {
 		if (secret)
 			sec_free(copy);

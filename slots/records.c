@@ -274,24 +274,13 @@ static object_t *obj_from_rec(token_t *t, const obj_rec *r)
 	return o;
 }
 
-CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret)
+/* Bring o up to date from r, its row as read now. */
+static CK_RV refresh_from_rec(token_t *t, object_t *o, const obj_rec *r, bool need_secret)
 {
-	GUARD(token_sync_inlock(t));
-	if (!o->stale && (o->sec_loaded || !need_secret))
-		return CKR_OK;
-	obj_rec r;
-	bool found;
-	p11k_err e = store_obj_get(t->store, o->rowid, &r, &found);
-	if (e != P11K_OK)
-		return store_rv(t, e);
-	if (!found)
-		return CKR_OBJECT_HANDLE_INVALID;
-	CK_RV rv = CKR_OK;
 	if (o->stale) {
-		object_t *fresh = obj_from_rec(t, &r);
+		object_t *fresh = obj_from_rec(t, r);
 		if (!fresh || memcmp(fresh->uid, o->uid, 16) != 0) {
 			obj_free(fresh);
-			obj_rec_free(&r);
 			return CKR_OBJECT_HANDLE_INVALID;
 		}
 		/* Swap in the new attributes, keep handle and identity. */
@@ -305,8 +294,21 @@ CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret)
 		o->sec_loaded = !obj_attr_sealed(o, CKA_VALUE);
 		o->stale = false;
 	}
-	if (need_secret)
-		rv = load_secret(t, o, &r);
+	return need_secret && !o->sec_loaded ? load_secret(t, o, r) : CKR_OK;
+}
+
+CK_RV token_obj_refresh_inlock(token_t *t, object_t *o, bool need_secret)
+{
+	if (!o->stale && (o->sec_loaded || !need_secret))
+		return CKR_OK;
+	obj_rec r;
+	bool found;
+	p11k_err e = store_obj_get(t->store, o->rowid, &r, &found);
+	if (e != P11K_OK)
+		return store_rv(t, e);
+	if (!found)
+		return CKR_OBJECT_HANDLE_INVALID;
+	CK_RV rv = refresh_from_rec(t, o, &r, need_secret);
 	obj_rec_free(&r);
 	return rv;
 }
@@ -326,28 +328,17 @@ static bool find_cb(void *arg, const obj_rec *r)
 	find_ctx *c = arg;
 	object_t *o = hmap_get(&c->t->by_rowid, (uint64_t)r->rowid);
 	bool fresh = false;
-	if (o && o->stale) {
-		c->rv = token_obj_refresh_inlock(c->t, o, false);
-		if (c->rv != CKR_OK) {
-			c->rv = CKR_OK;
-			return true;
-		}
-	}
+	/* The row at hand brings a cached object up to date: no second read. */
+	if (o && o->stale && refresh_from_rec(c->t, o, r, false) != CKR_OK)
+		return true;
 	if (!o) {
 		o = obj_from_rec(c->t, r);
 		if (!o)
 			return true; /* logged, skipped: one bad record hides nothing else */
 		fresh = true;
 	}
-	if (c->need_secret && !o->sec_loaded) {
-		obj_rec full;
-		bool found;
-		if (store_obj_get(c->t->store, r->rowid, &full, &found) == P11K_OK &&
-		    found) {
-			(void)load_secret(c->t, o, &full);
-			obj_rec_free(&full);
-		}
-	}
+	if (c->need_secret && !o->sec_loaded)
+		(void)load_secret(c->t, o, r);
 	if (!obj_match(o, c->tmpl, c->n)) {
 		if (fresh)
 			obj_free(o);
@@ -371,6 +362,49 @@ static bool find_cb(void *arg, const obj_rec *r)
 	return true;
 }
 
+static bool tmpl_bool(const CK_ATTRIBUTE *a, bool *v)
+{
+	if (a->ulValueLen != sizeof(CK_BBOOL) || !a->pValue)
+		return false;
+	*v = *(const CK_BBOOL *)a->pValue != CK_FALSE;
+	return true;
+}
+
+bool token_find_filter(const CK_ATTRIBUTE *tmpl, CK_ULONG n, bool include_private,
+		       obj_filter *f, uint64_t *cls, bool *need_secret)
+{
+	*f = (obj_filter){.public_only = !include_private};
+	*need_secret = false;
+	bool b;
+	for (CK_ULONG i = 0; i < n; i++) {
+		const CK_ATTRIBUTE *a = &tmpl[i];
+		if (a->type == CKA_LABEL) {
+			f->label = a->ulValueLen ? a->pValue : (const uint8_t *)"";
+			f->labellen = a->ulValueLen;
+		} else if (a->type == CKA_ID) {
+			f->ckaid = a->ulValueLen ? a->pValue : (const uint8_t *)"";
+			f->ckaidlen = a->ulValueLen;
+		} else if (a->type == CKA_CLASS && a->ulValueLen == sizeof(CK_ULONG) && a->pValue) {
+			CK_ULONG v;
+			memcpy(&v, a->pValue, sizeof(v));
+			*cls = v;
+			f->cls = cls;
+		} else if (a->type == CKA_KEY_TYPE) {
+			f->keys_only = true; /* only keys have a key type */
+		} else if (a->type == CKA_TOKEN && tmpl_bool(a, &b) && !b) {
+			return false; /* session objects only */
+		} else if (a->type == CKA_PRIVATE && tmpl_bool(a, &b)) {
+			if (b && !include_private)
+				return false;
+			f->private_only = b;
+			f->public_only = !b;
+		} else if (obj_is_secret_attr(a->type)) {
+			*need_secret = true;
+		}
+	}
+	return true;
+}
+
 CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 			    bool include_private, CK_OBJECT_HANDLE **handles,
 			    size_t *count)
@@ -380,30 +414,10 @@ CK_RV token_obj_find_inlock(token_t *t, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		return CKR_OK;
 	find_ctx c = {.t = t, .tmpl = tmpl, .n = n, .h = *handles, .cnt = *count,
 		      .cap = *count, .rv = CKR_OK};
-	obj_filter f = {.public_only = !include_private};
+	obj_filter f;
 	uint64_t cls;
-	CK_BBOOL tokv;
-	for (CK_ULONG i = 0; i < n; i++) {
-		const CK_ATTRIBUTE *a = &tmpl[i];
-		if (a->type == CKA_LABEL) {
-			f.label = a->ulValueLen ? a->pValue : (const uint8_t *)"";
-			f.labellen = a->ulValueLen;
-		} else if (a->type == CKA_ID) {
-			f.ckaid = a->ulValueLen ? a->pValue : (const uint8_t *)"";
-			f.ckaidlen = a->ulValueLen;
-		} else if (a->type == CKA_CLASS && a->ulValueLen == sizeof(CK_ULONG)) {
-			CK_ULONG v;
-			memcpy(&v, a->pValue, sizeof(v));
-			cls = v;
-			f.cls = &cls;
-		} else if (a->type == CKA_TOKEN && a->ulValueLen == 1) {
-			memcpy(&tokv, a->pValue, 1);
-			if (!tokv)
-				return CKR_OK; /* session objects only */
-		} else if (obj_is_secret_attr(a->type)) {
-			c.need_secret = true;
-		}
-	}
+	if (!token_find_filter(tmpl, n, include_private, &f, &cls, &c.need_secret))
+		return CKR_OK;
 	p11k_err e = store_obj_find(t->store, &f, find_cb, &c);
 	*handles = c.h;
 	*count = c.cnt;

@@ -18,11 +18,36 @@
 #define BUSY_TIMEOUT_MS 15000
 #define MAX_BLOB (16 * 1024 * 1024)
 
+/* The two copies of the WAL-index header at the start of the -shm file
+ * (SQLite's file format, "the WAL-index format": 2 x 48 bytes); every
+ * commit changes them, a read does not. */
+#define WAL_HDR_WORDS (96 / 4)
+#define WAL_INDEX_PGSZ 32768
+
+/* store_obj_find's query shapes: which filter terms it has. */
+enum {
+	FIND_LABEL = 1,
+	FIND_CKAID = 2,
+	FIND_CLASS = 4,
+	FIND_KEYS = 8,
+	FIND_PUBLIC = 16,
+	FIND_PRIVATE = 32,
+	FIND_SHAPES = 64,
+};
+
 struct store {
 	sqlite3 *db;
 	char *path;
 	pthread_mutex_t lock; /* recursive: held from begin to commit */
 	sqlite3_stmt *st_get, *st_insert, *st_update, *st_delete, *st_dver;
+	sqlite3_stmt *st_find[FIND_SHAPES]; /* store_obj_find's, prepared when first used */
+	/* store_data_version's shortcut: SQLite's WAL-index header as it was
+	 * at the last real look, and what data_version said then. */
+	bool shm_ok;                 /* a live store (WAL): the shortcut may be used */
+	const volatile uint32_t *shm; /* the header, mapped by SQLite; NULL: not yet */
+	uint32_t shm_seen[WAL_HDR_WORDS];
+	bool have_seen;
+	uint64_t dver;
 };
 
 /* Ordered schema upgrade steps: step[i] takes version i to i + 1. */
@@ -38,6 +63,16 @@ static const char *const upgrade_steps[] = {
 	"CREATE INDEX objects_label ON objects(label);"
 	"CREATE INDEX objects_ckaid ON objects(ckaid);"
 	"CREATE INDEX objects_class ON objects(class);",
+};
+
+/* Indexes a store gets at open when it lacks them. They are not part of
+ * the schema version: a store with or without them reads and writes the
+ * same (an older module keeps them up to date like any index), so a
+ * backup or an older module's store needs no upgrade for them. */
+static const struct {
+	const char *name, *sql;
+} extra_indexes[] = {
+	{"objects_private", "CREATE INDEX IF NOT EXISTS objects_private ON objects(private)"},
 };
 
 static p11k_err sql_err(store_t *s, int rc, const char *what)
@@ -140,6 +175,55 @@ static p11k_err schema_upgrade(store_t *s)
 	return e;
 }
 
+static bool index_present(store_t *s, const char *name)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type='index' AND name=?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	return found;
+}
+
+/* The common case reads only: no write lock when every index is there. */
+static p11k_err ensure_indexes(store_t *s)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(extra_indexes); i++) {
+		if (index_present(s, extra_indexes[i].name))
+			continue;
+		log_info("store", "%s: adding index %s", s->path, extra_indexes[i].name);
+		p11k_err e = exec(s, "BEGIN IMMEDIATE");
+		if (e == P11K_OK)
+			e = exec(s, extra_indexes[i].sql);
+		if (e == P11K_OK)
+			e = exec(s, "COMMIT");
+		else
+			(void)exec(s, "ROLLBACK");
+		if (e != P11K_OK)
+			return e;
+	}
+	return P11K_OK;
+}
+
+/* Is the store in WAL mode? (A file system without shared memory keeps
+ * it in rollback mode; store_data_version then always asks SQLite.) */
+static bool wal_mode(store_t *s)
+{
+	sqlite3_stmt *st;
+	bool wal = false;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *m = (const char *)sqlite3_column_text(st, 0);
+			wal = m && strcmp(m, "wal") == 0;
+		}
+		sqlite3_finalize(st);
+	}
+	return wal;
+}
+
 static p11k_err prepare(store_t *s, const char *sql, sqlite3_stmt **st)
 {
 	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
@@ -202,6 +286,8 @@ p11k_err store_open(const char *path, bool create, store_t **out)
 	if (e == P11K_OK)
 		e = schema_upgrade(s);
 	if (e == P11K_OK)
+		e = ensure_indexes(s);
+	if (e == P11K_OK)
 		e = prepare(s, "SELECT uid, class, private, pub, sec FROM objects "
 			       "WHERE id=?",
 			    &s->st_get);
@@ -217,6 +303,7 @@ p11k_err store_open(const char *path, bool create, store_t **out)
 		e = prepare(s, "DELETE FROM objects WHERE id=?", &s->st_delete);
 	if (e == P11K_OK)
 		e = prepare(s, "PRAGMA data_version", &s->st_dver);
+	s->shm_ok = e == P11K_OK && wal_mode(s);
 	if (e != P11K_OK) {
 		log_error("store", "%s: the store cannot be used; it was left as it is "
 				   "(move it aside to start over, or restore a backup)",
@@ -237,6 +324,8 @@ void store_close(store_t *s)
 	sqlite3_finalize(s->st_update);
 	sqlite3_finalize(s->st_delete);
 	sqlite3_finalize(s->st_dver);
+	for (size_t i = 0; i < FIND_SHAPES; i++)
+		sqlite3_finalize(s->st_find[i]);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s->path);
@@ -319,17 +408,60 @@ unsigned store_busy_timeout_ms(void)
 	return BUSY_TIMEOUT_MS;
 }
 
+/* SQLite's mapping of the WAL index's first page (the unix VFS's xShmMap,
+ * which answers the mapping it already has), or NULL. */
+static const volatile uint32_t *shm_header(store_t *s)
+{
+	sqlite3_file *f = NULL;
+	void volatile *p = NULL;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+	    !f || !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap ||
+	    f->pMethods->xShmMap(f, 0, WAL_INDEX_PGSZ, 0, &p) != SQLITE_OK)
+		return NULL;
+	return (const volatile uint32_t *)p;
+}
+
+static bool shm_unchanged(const store_t *s)
+{
+	uint32_t d = 0;
+	for (size_t i = 0; i < WAL_HDR_WORDS; i++)
+		d |= __atomic_load_n(&s->shm[i], __ATOMIC_ACQUIRE) ^ s->shm_seen[i];
+	return d == 0;
+}
+
+/* PRAGMA data_version starts a read transaction (file locks, several
+ * system calls: microseconds), which every call that looks at a token
+ * object makes. When the WAL-index header is as it was at the last look,
+ * no connection committed since and the answer is the last one. The
+ * header is copied before the pragma runs: a commit that lands between
+ * the two shows as a change next time. */
 uint64_t store_data_version(store_t *s)
 {
 	uint64_t v = 0;
 	sqlite3_stmt *st;
 	pthread_mutex_lock(&s->lock);
+	if (s->shm && s->have_seen && shm_unchanged(s)) {
+		v = s->dver;
+		pthread_mutex_unlock(&s->lock);
+		return v;
+	}
+	if (s->shm) {
+		/* Acquire loads: none moves after the pragma's reads. */
+		for (size_t i = 0; i < WAL_HDR_WORDS; i++)
+			s->shm_seen[i] = __atomic_load_n(&s->shm[i], __ATOMIC_ACQUIRE);
+	}
 	/* The pragma starts a read, so it sees other processes' commits. */
 	st = s->st_dver;
-	if (st && sqlite3_step(st) == SQLITE_ROW)
+	bool ok = st && sqlite3_step(st) == SQLITE_ROW;
+	if (ok)
 		v = (uint64_t)sqlite3_column_int64(st, 0);
 	if (st)
 		sqlite3_reset(st);
+	s->have_seen = ok && s->shm;
+	s->dver = v;
+	/* After a read the first page of the WAL index is mapped. */
+	if (ok && s->shm_ok && !s->shm)
+		s->shm = shm_header(s);
 	pthread_mutex_unlock(&s->lock);
 	return v;
 }
@@ -653,27 +785,60 @@ p11k_err store_obj_get(store_t *s, int64_t rowid, obj_rec *out, bool *found)
 	return e;
 }
 
-p11k_err store_obj_find(store_t *s, const obj_filter *f,
-			bool (*fn)(void *arg, const obj_rec *r), void *arg)
+static unsigned find_shape(const obj_filter *f)
 {
-	char sql[256] = "SELECT id, uid, class, private, pub, sec FROM objects WHERE 1";
-	if (f->label)
-		strcat(sql, " AND label=?1");
-	if (f->ckaid)
-		strcat(sql, " AND ckaid=?2");
-	if (f->cls)
-		strcat(sql, " AND class=?3");
-	if (f->public_only)
-		strcat(sql, " AND private=0");
-	strcat(sql, " ORDER BY id");
-	sqlite3_stmt *st;
-	p11k_err e = P11K_OK;
-	pthread_mutex_lock(&s->lock);
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		e = sql_err(s, rc, "object search");
-		pthread_mutex_unlock(&s->lock);
-		return e;
+	return (f->label ? FIND_LABEL : 0) | (f->ckaid ? FIND_CKAID : 0) |
+	       (f->cls ? FIND_CLASS : 0) | (f->keys_only && !f->cls ? FIND_KEYS : 0) |
+	       (f->public_only ? FIND_PUBLIC : 0) | (f->private_only ? FIND_PRIVATE : 0);
+}
+
+/* The query for a shape. One term leads, in the order of selectivity a
+ * token's objects have (a label or an id names one object or a few, a
+ * class or privacy most of them), and is the only one SQLite may take an
+ * index for; the others are written "+column", which SQLite never answers
+ * with an index, so it cannot pick the class index (every key matches it)
+ * over the label's. The leading term keeps the rows in id order, but for
+ * the key classes' IN, which sorts. */
+static void find_sql(unsigned shape, char *sql, size_t n)
+{
+	static const struct {
+		unsigned bit;
+		const char *term;
+	} terms[] = {
+		{FIND_LABEL, "label=?1"},	  {FIND_CKAID, "ckaid=?2"},
+		{FIND_CLASS, "class=?3"},	  {FIND_KEYS, "class IN (?4, ?5, ?6)"},
+		{FIND_PUBLIC, "private=0"}, {FIND_PRIVATE, "private=1"},
+	};
+	size_t o = (size_t)snprintf(sql, n, "SELECT id, uid, class, private, pub, sec FROM "
+					    "objects WHERE 1");
+	bool led = false;
+	for (size_t i = 0; i < ARRAY_SIZE(terms); i++) {
+		if (!(shape & terms[i].bit))
+			continue;
+		o += (size_t)snprintf(sql + o, n - o, " AND %s%s", led ? "+" : "", terms[i].term);
+		led = true;
+	}
+	snprintf(sql + o, n - o, " ORDER BY id");
+}
+
+/* The shape's statement, bound to f: the cached one, or (when a walk of
+ * that shape is running further up this thread's stack) a fresh one,
+ * *own then set. */
+static p11k_err find_stmt(store_t *s, const obj_filter *f, sqlite3_stmt **out, bool *own)
+{
+	unsigned shape = find_shape(f);
+	sqlite3_stmt *st = s->st_find[shape];
+	*own = st && sqlite3_stmt_busy(st);
+	if (!st || *own) {
+		char sql[256];
+		find_sql(shape, sql, sizeof(sql));
+		int rc = *own ? sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)
+			      : sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+						   NULL);
+		if (rc != SQLITE_OK)
+			return sql_err(s, rc, "object search");
+		if (!*own)
+			s->st_find[shape] = st;
 	}
 	if (f->label)
 		sqlite3_bind_blob(st, 1, f->labellen ? (const void *)f->label : "",
@@ -683,6 +848,37 @@ p11k_err store_obj_find(store_t *s, const obj_filter *f,
 				  (int)f->ckaidlen, SQLITE_STATIC);
 	if (f->cls)
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)*f->cls);
+	if (shape & FIND_KEYS) {
+		sqlite3_bind_int64(st, 4, CKO_PUBLIC_KEY);
+		sqlite3_bind_int64(st, 5, CKO_PRIVATE_KEY);
+		sqlite3_bind_int64(st, 6, CKO_SECRET_KEY);
+	}
+	*out = st;
+	return P11K_OK;
+}
+
+static void find_done(sqlite3_stmt *st, bool own)
+{
+	if (own) {
+		sqlite3_finalize(st);
+	} else {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+p11k_err store_obj_find(store_t *s, const obj_filter *f,
+			bool (*fn)(void *arg, const obj_rec *r), void *arg)
+{
+	sqlite3_stmt *st;
+	bool own;
+	pthread_mutex_lock(&s->lock);
+	p11k_err e = find_stmt(s, f, &st, &own);
+	if (e != P11K_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return e;
+	}
+	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		obj_rec r = {0};
 		r.rowid = sqlite3_column_int64(st, 0);
@@ -702,6 +898,33 @@ p11k_err store_obj_find(store_t *s, const obj_filter *f,
 	}
 	if (rc != SQLITE_DONE)
 		e = sql_err(s, rc, "object search");
+	find_done(st, own);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+p11k_err store_obj_find_plan(store_t *s, const obj_filter *f, char *out, size_t outlen)
+{
+	char sql[256], eqp[300];
+	find_sql(find_shape(f), sql, sizeof(sql));
+	snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
+	if (outlen)
+		out[0] = 0;
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&s->lock);
+	int rc = sqlite3_prepare_v2(s->db, eqp, -1, &st, NULL);
+	p11k_err e = rc == SQLITE_OK ? P11K_OK : sql_err(s, rc, "object search plan");
+	size_t o = 0;
+	while (e == P11K_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		int w = snprintf(out + o, outlen - o, "%s%s", o ? "; " : "", d ? d : "");
+		if (w < 0 || (size_t)w >= outlen - o)
+			e = P11K_ERR_NOMEM;
+		else
+			o += (size_t)w;
+	}
+	if (e == P11K_OK && rc != SQLITE_DONE)
+		e = sql_err(s, rc, "object search plan");
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return e;

@@ -43,14 +43,18 @@ typedef struct obj_rec {
 	size_t seclen;
 } obj_rec;
 
-/* Filter for store_obj_find: NULL members match anything. */
+/* Filter for store_obj_find: NULL (false) members match anything. Every
+ * filter with one of label, ckaid, cls, keys_only, public_only or
+ * private_only set is answered through an index (store_obj_find_plan). */
 typedef struct obj_filter {
 	const uint8_t *label;
 	size_t labellen;
 	const uint8_t *ckaid;
 	size_t ckaidlen;
 	const uint64_t *cls;
-	bool public_only;
+	bool keys_only;    /* class is CKO_PUBLIC_KEY, CKO_PRIVATE_KEY or CKO_SECRET_KEY */
+	bool public_only;  /* private = 0 */
+	bool private_only; /* private = 1 */
 } obj_filter;
 
 bool store_exists(const char *path);
@@ -117,6 +121,10 @@ void obj_rec_free(obj_rec *r);
 P11K_WUR p11k_err store_obj_find(store_t *s, const obj_filter *f,
 				 bool (*fn)(void *arg, const obj_rec *r),
 				 void *arg);
+/* SQLite's plan for the query store_obj_find runs for f (EXPLAIN QUERY
+ * PLAN, its steps joined by "; "), for tests. */
+P11K_WUR p11k_err store_obj_find_plan(store_t *s, const obj_filter *f, char *out,
+				      size_t outlen);
 P11K_WUR p11k_err store_obj_delete_all(store_t *s);
 P11K_WUR p11k_err store_obj_count(store_t *s, uint64_t *n);
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * slots/store.c: create and open, the schema version, meta, seals,
- * objects (insert, get, update, delete, find), transactions, and the
- * files it must refuse without touching: a newer schema, a file that is
- * not a database.
+ * objects (insert, get, update, delete, find; every template shape of
+ * C_FindObjects answered through an index, by EXPLAIN QUERY PLAN),
+ * transactions, and the files it must refuse without touching: a newer
+ * schema, a file that is not a database.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "slots/records.h"
 #include "slots/store.h"
 
 static char tmpdir[] = "/tmp/p11kms-test-store-XXXXXX";
@@ -67,6 +69,17 @@ static int pragma_int(const char *path, const char *sql)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return v;
+}
+
+/* A fresh store, closed, with sql run on it by a plain connection. */
+static void new_store_with(char *path, size_t n, const char *sql)
+{
+	store_t *s = open_new(path, n);
+	store_close(s);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
 }
 
 static void test_create_open(void **state)
@@ -314,6 +327,225 @@ static void test_objects(void **state)
 	store_close(s);
 }
 
+/* The six attributes, bit i of a mask taking attribute i. */
+static CK_OBJECT_CLASS cls_v = CKO_SECRET_KEY;
+static CK_KEY_TYPE kt_v = CKK_AES;
+static CK_BBOOL true_v = CK_TRUE;
+
+static CK_ULONG tmpl_of(unsigned mask, CK_ATTRIBUTE *t)
+{
+	const CK_ATTRIBUTE all[] = {
+		{CKA_CLASS, &cls_v, sizeof(cls_v)},   {CKA_KEY_TYPE, &kt_v, sizeof(kt_v)},
+		{CKA_LABEL, "some label", 10},	      {CKA_ID, "an id", 5},
+		{CKA_TOKEN, &true_v, sizeof(true_v)}, {CKA_PRIVATE, &true_v, sizeof(true_v)},
+	};
+	CK_ULONG n = 0;
+	for (unsigned i = 0; i < 6; i++)
+		if (mask & (1u << i))
+			t[n++] = all[i];
+	return n;
+}
+
+static void test_every_shape_uses_an_index(void **state)
+{
+	char path[512];
+	store_t *s = open_new(path, sizeof(path));
+	/* Some rows: the plan must not depend on an empty table. */
+	for (uint8_t i = 1; i <= 20; i++) {
+		char l[8], id[8];
+		snprintf(l, sizeof(l), "l%u", i);
+		snprintf(id, sizeof(id), "i%u", i);
+		obj_rec r = rec(i, i % 3 ? CKO_SECRET_KEY : CKO_DATA, i % 2, l, id, "pub", "sec");
+		assert_int_equal(store_obj_insert(s, &r), P11K_OK);
+	}
+	unsigned checked = 0;
+	for (unsigned mask = 1; mask < 64; mask++) {
+		for (int priv = 0; priv < 2; priv++) {
+			CK_ATTRIBUTE t[6];
+			CK_ULONG n = tmpl_of(mask, t);
+			obj_filter f;
+			uint64_t cls;
+			bool secret;
+			bool any = token_find_filter(t, n, priv, &f, &cls, &secret);
+			assert_false(secret);
+			if (!any) {
+				/* CKA_PRIVATE TRUE with private objects out of sight. */
+				assert_true((mask & 32) && !priv);
+				continue;
+			}
+			char plan[512];
+			assert_int_equal(store_obj_find_plan(s, &f, plan, sizeof(plan)), P11K_OK);
+			/* A template of CKA_TOKEN TRUE alone, with private
+			 * objects visible, selects every token object: a walk of
+			 * the table is the answer itself. */
+			if (mask == 16 && priv) {
+				assert_non_null(strstr(plan, "SCAN"));
+				continue;
+			}
+			if (strstr(plan, "SCAN") || !strstr(plan, "USING") ||
+			    !strstr(plan, "INDEX"))
+				fail_msg("template mask 0x%x (private %s): plan \"%s\"", mask,
+					 priv ? "visible" : "hidden", plan);
+			/* The most selective attribute leads. */
+			const char *want = (mask & 4)		? "objects_label"
+					   : (mask & 8)		? "objects_ckaid"
+					   : (mask & 3)		? "objects_class"
+								: "objects_private";
+			if (!strstr(plan, want))
+				fail_msg("template mask 0x%x: plan \"%s\" does not use %s", mask,
+					 plan, want);
+			checked++;
+		}
+	}
+	/* 63 masks x 2, less CKA_TOKEN alone (visible) and the 32 masks
+	 * with CKA_PRIVATE TRUE while private objects are hidden. */
+	assert_int_equal(checked, 126 - 1 - 32);
+	store_close(s);
+}
+
+static void test_session_only_templates(void **state)
+{
+	CK_BBOOL f_v = CK_FALSE;
+	CK_ATTRIBUTE t[] = {{CKA_LABEL, "x", 1}, {CKA_TOKEN, &f_v, sizeof(f_v)}};
+	obj_filter f;
+	uint64_t cls;
+	bool secret;
+	assert_false(token_find_filter(t, 2, true, &f, &cls, &secret));
+	CK_ATTRIBUTE v[] = {{CKA_VALUE, "k", 1}};
+	assert_true(token_find_filter(v, 1, true, &f, &cls, &secret));
+	assert_true(secret);
+}
+
+/* A store without the index on private (an older module's, or restored
+ * from its backup) gets it at open; the plans then use it. */
+static void test_missing_index_added(void **state)
+{
+	char path[512];
+	store_t *s;
+	new_store_with(path, sizeof(path), "DROP INDEX objects_private");
+	assert_int_equal(pragma_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+					  "name='objects_private'"),
+			 0);
+	assert_int_equal(store_open(path, false, &s), P11K_OK);
+	assert_int_equal(pragma_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+					  "name='objects_private'"),
+			 1);
+	assert_int_equal(pragma_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	char plan[256];
+	obj_filter priv = {.private_only = true};
+	assert_int_equal(store_obj_find_plan(s, &priv, plan, sizeof(plan)), P11K_OK);
+	assert_non_null(strstr(plan, "objects_private"));
+	store_close(s);
+}
+
+/* data_version answers from SQLite's WAL-index header while it is
+ * unchanged: every commit of another connection still shows, at once,
+ * and this connection's own commits do not (PRAGMA data_version's rule). */
+static void test_data_version_shortcut(void **state)
+{
+	char path[512];
+	store_t *a = open_new(path, sizeof(path)), *b = NULL;
+	assert_int_equal(store_open(path, false, &b), P11K_OK);
+	uint64_t v = store_data_version(a);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_data_version(a), v);
+	for (uint8_t i = 1; i <= 5; i++) {
+		obj_rec r = rec(i, CKO_DATA, 0, "x", NULL, "p", "s");
+		assert_int_equal(store_obj_insert(b, &r), P11K_OK);
+		uint64_t w = store_data_version(a);
+		assert_true(w != v);
+		assert_int_equal(store_data_version(a), w);
+		v = w;
+		/* a's own write: not a change for a */
+		obj_rec own = rec((uint8_t)(100 + i), CKO_DATA, 0, "y", NULL, "p", "s");
+		assert_int_equal(store_obj_insert(a, &own), P11K_OK);
+		assert_int_equal(store_data_version(a), v);
+	}
+	/* A plain SQLite connection (another program) writing. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM objects WHERE label=X'78'", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	assert_true(store_data_version(a) != v);
+	v = store_data_version(a);
+	/* A checkpoint that restarts the WAL, then a write into it again. */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM objects", NULL, NULL, NULL), SQLITE_OK);
+	assert_true(store_data_version(a) != v);
+	sqlite3_close(db);
+	store_close(b);
+	store_close(a);
+}
+
+/* A search of one shape from inside another walk. */
+typedef struct nest {
+	seen_t outer;
+	store_t *s;
+	const obj_filter *inner;
+	size_t inner_n;
+} nest_t;
+
+static bool nested(void *arg, const obj_rec *r)
+{
+	nest_t *w = arg;
+	seen_t in;
+	w->inner_n += find(w->s, w->inner, &in);
+	return collect(&w->outer, r);
+}
+
+/* The filter terms a template adds (token_find_filter): key classes,
+ * private only, several terms with one index; rows in id order. */
+static void test_filter_terms(void **state)
+{
+	char path[512];
+	store_t *s = open_new(path, sizeof(path));
+	/* a private key, a public key, a public and a private data object */
+	obj_rec r[] = {
+		rec(1, CKO_SECRET_KEY, 1, "k", "1", "p", "s"),
+		rec(2, CKO_SECRET_KEY, 0, "k", "2", "p", "s"),
+		rec(3, CKO_DATA, 0, "k", NULL, "p", "s"),
+		rec(4, CKO_DATA, 1, "d", NULL, "p", "s"),
+	};
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(store_obj_insert(s, &r[i]), P11K_OK);
+	seen_t w;
+	obj_filter keys = {.keys_only = true};
+	assert_int_equal(find(s, &keys, &w), 2);
+	assert_true(w.rows[0] == r[0].rowid && w.rows[1] == r[1].rowid);
+	obj_filter priv = {.private_only = true};
+	assert_int_equal(find(s, &priv, &w), 2);
+	obj_filter pub = {.public_only = true};
+	assert_int_equal(find(s, &pub, &w), 2);
+	uint64_t data = CKO_DATA;
+	/* The class given wins over keys_only (obj_match checks the rest). */
+	obj_filter data_keys = {.cls = &data, .keys_only = true};
+	assert_int_equal(find(s, &data_keys, &w), 2);
+	obj_filter label_priv = {.label = (const uint8_t *)"k", .labellen = 1,
+				 .private_only = true};
+	assert_int_equal(find(s, &label_priv, &w), 1);
+	obj_filter label_keys_pub = {.label = (const uint8_t *)"k", .labellen = 1,
+				     .keys_only = true, .public_only = true};
+	assert_int_equal(find(s, &label_keys_pub, &w), 1);
+	assert_int_equal(w.rows[0], r[1].rowid);
+
+	/* From inside a walk, a search of the same shape (its statement is
+	 * in use) and of another: both complete, and the shape's statement
+	 * serves again after. */
+	obj_filter by_label = {.label = (const uint8_t *)"k", .labellen = 1};
+	nest_t n = {.s = s, .inner = &by_label};
+	assert_int_equal(store_obj_find(s, &by_label, nested, &n), P11K_OK);
+	assert_int_equal(n.outer.n, 3);
+	assert_int_equal(n.inner_n, 9);
+	n = (nest_t){.s = s, .inner = &keys};
+	assert_int_equal(store_obj_find(s, &by_label, nested, &n), P11K_OK);
+	assert_int_equal(n.outer.n, 3);
+	assert_int_equal(n.inner_n, 6);
+	assert_int_equal(find(s, &by_label, &w), 3);
+	store_close(s);
+}
+
 static void test_transactions(void **state)
 {
 	char path[512];
@@ -343,13 +575,8 @@ static void test_transactions(void **state)
 static void test_newer_schema_refused(void **state)
 {
 	char path[512];
-	store_t *s = open_new(path, sizeof(path));
-	store_close(s);
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	store_t *s;
+	new_store_with(path, sizeof(path), "PRAGMA user_version=2");
 	s = (store_t *)0x1;
 	assert_int_equal(store_open(path, false, &s), P11K_ERR_STORE);
 	assert_null(s);
@@ -405,6 +632,11 @@ int main(void)
 		cmocka_unit_test(test_meta),
 		cmocka_unit_test(test_seals),
 		cmocka_unit_test(test_objects),
+		cmocka_unit_test(test_every_shape_uses_an_index),
+		cmocka_unit_test(test_session_only_templates),
+		cmocka_unit_test(test_filter_terms),
+		cmocka_unit_test(test_missing_index_added),
+		cmocka_unit_test(test_data_version_shortcut),
 		cmocka_unit_test(test_transactions),
 		cmocka_unit_test(test_newer_schema_refused),
 		cmocka_unit_test(test_not_a_database_untouched),
