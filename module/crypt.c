@@ -349,8 +349,8 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 		     bool final)
 {
 	session_t *s;
-	op_live_snap now = op_live_now(hSession);
-	GUARD(op_begin(hSession, &s));
+	op_live_snap now;
+	GUARD(op_begin_live(hSession, &s, &now));
 	mac_op *op = mac_slot(s, w);
 	bool active = mac_op_active(op);
 	bool oneshot = !update && !final;
