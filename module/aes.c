@@ -115,17 +115,18 @@ static CK_RV init_ctr(cipher_op *op, const CK_MECHANISM *m)
 
 CK_RV init_gcm(cipher_op *op, const CK_MECHANISM *m)
 {
-	const CK_GCM_PARAMS *p = m->pParameter;
-	op->gcm_ivlen = p->ulIvLen;
-	op->aadlen = p->ulAADLen;
-	op->taglen = p->ulTagBits / 8;
+	gcm_params p;
+	GUARD(gcm_params_read(m, &p));
+	op->gcm_ivlen = p.ivlen;
+	op->aadlen = p.aadlen;
+	op->taglen = p.tagbits / 8;
 	op->gcm_iv = malloc(op->gcm_ivlen);
 	op->aad = op->aadlen ? malloc(op->aadlen) : NULL;
 	if (!op->gcm_iv || (op->aadlen && !op->aad))
 		return CKR_HOST_MEMORY;
-	memcpy(op->gcm_iv, p->pIv, op->gcm_ivlen);
+	memcpy(op->gcm_iv, p.iv, op->gcm_ivlen);
 	if (op->aadlen)
-		memcpy(op->aad, p->pAAD, op->aadlen);
+		memcpy(op->aad, p.aad, op->aadlen);
 	return CKR_OK;
 }
 
