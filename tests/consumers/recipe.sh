@@ -33,6 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir "$work/run" "$work/modules" "$work/empty"
+mkdir -m 0700 "$work/xdg"   # $XDG_RUNTIME_DIR, as a login session has
 
 # Every ```sh block, in order, verbatim.
 blocks() {
@@ -83,7 +84,7 @@ esac
 echo "== docs/consumers/$guide.md, as typed, in $work/run"
 # /usr/bin before the rest of $PATH: Debian's python3, java, as on a fresh
 # machine (the recipes use Debian's packages).
-run=(env -u P11KMS_CONFIG HOME="$work/run" PATH="$(dirname "$P11KMS_TOOL"):/usr/bin:$PATH"
+run=(env -u P11KMS_CONFIG HOME="$work/run" XDG_RUNTIME_DIR="$work/xdg" PATH="$(dirname "$P11KMS_TOOL"):/usr/bin:$PATH"
   MODULE="$P11KMS_MODULE" "${san[@]}" bash -euo pipefail "$work/recipe.sh")
 rc=0
 if [ "$(id -u)" = 0 ]; then
