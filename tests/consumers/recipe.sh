@@ -77,7 +77,8 @@ case "${P11KMS_SANITIZE:-}" in
     [ -f "$rt" ] || fail "ASan runtime not found ($rt)"
     # Every program of the recipe may load the module: preload the runtime
     # in all (leaks off: the consumers are not ours; the JVM handles SIGSEGV).
-    san=(LD_PRELOAD="$rt" ASAN_OPTIONS="detect_leaks=0:handle_segv=0:allow_user_segv_handler=1")
+    san=(LD_PRELOAD="$rt"
+      ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0:handle_segv=0:allow_user_segv_handler=1")
     echo "== sanitizer build: preloading $rt" ;;
 esac
 

@@ -21,21 +21,10 @@ src=${P11KMS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$src"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# 1. The package: reuse dist/ when it is newer than every source file.
-deb=$(ls dist/p11kms_*.deb 2>/dev/null | head -1 || true)
-fresh=0
-if [ -n "$deb" ]; then
-  newer=$(git ls-files -z --cached --others --exclude-standard |
-    grep -zv '^tests/kms-emulator/sdk-js/node_modules' |
-    xargs -0 -r sh -c 'for f; do [ "$f" -nt "'"$deb"'" ] && echo "$f"; done' sh 2>/dev/null | head -1 || true)
-  [ -z "$newer" ] && fresh=1
-fi
-if [ $fresh = 1 ]; then
-  echo "== reusing $deb (newer than every source file)"
-else
-  echo "== building the package"
-  deb=$(scripts/package.sh --no-lintian | tail -1)
-fi
+# 1. The package: scripts/package.sh keeps dist/'s when it is newer than
+# every source file, so this test and the README's Install share one build.
+echo "== the package (scripts/package.sh)"
+deb=$(scripts/package.sh --no-lintian | tail -1)
 [ -f "$deb" ] || fail "no package at $deb"
 
 echo "== lintian"
