@@ -49,6 +49,8 @@ for f in "$mod" /usr/bin/p11kms /usr/include/p11kms/p11kms.h \
   /usr/share/man/man5/p11kms.json.5.gz /usr/share/man/man7/libp11kms.7.gz; do
   [ -e "$root$f" ] || fail "$f is not in the package"
 done
+ls "$root"/usr/share/doc/p11kms/consumers/ | grep -q '^java\.md' ||
+  fail "the consumer guides are not in /usr/share/doc/p11kms/consumers"
 dpkg-deb -f "$deb" Version | grep -qx "$(sed -n 's/^project(p11kms VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)" ||
   fail "package version is not the project's"
 dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles | grep -qx /etc/p11kms/p11kms.json ||
