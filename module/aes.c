@@ -115,21 +115,22 @@ static CK_RV init_ctr(cipher_op *op, const CK_MECHANISM *m)
 
 CK_RV init_gcm(cipher_op *op, const CK_MECHANISM *m)
 {
-	const CK_GCM_PARAMS *p = m->pParameter;
-	op->gcm_ivlen = p->ulIvLen;
-	op->aadlen = p->ulAADLen;
-	op->taglen = p->ulTagBits / 8;
+	gcm_params p;
+	GUARD(gcm_params_read(m, &p));
+	op->gcm_ivlen = p.ivlen;
+	op->aadlen = p.aadlen;
+	op->taglen = p.tagbits / 8;
 	/* The usual short IV and AAD need no allocation. */
 	op->gcm_iv = op->gcm_ivlen <= sizeof(op->gcm_ivbuf) ? op->gcm_ivbuf
-							     : malloc(op->gcm_ivlen);
+						     : malloc(op->gcm_ivlen);
 	op->aad = !op->aadlen			       ? NULL
 		  : op->aadlen <= sizeof(op->aadbuf) ? op->aadbuf
 						      : malloc(op->aadlen);
 	if (!op->gcm_iv || (op->aadlen && !op->aad))
 		return CKR_HOST_MEMORY;
-	memcpy(op->gcm_iv, p->pIv, op->gcm_ivlen);
+	memcpy(op->gcm_iv, p.iv, op->gcm_ivlen);
 	if (op->aadlen)
-		memcpy(op->aad, p->pAAD, op->aadlen);
+		memcpy(op->aad, p.aad, op->aadlen);
 	return CKR_OK;
 }
 

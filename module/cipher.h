@@ -31,6 +31,21 @@ CK_RV hold_final(cipher_op *op, uint8_t *out, CK_ULONG *outlen);
 /* CKM_AES_KEY_WRAP_PAD's PKCS #7 padding (1..KW_SEMI bytes, always
  * present): false if p[0..*len) does not end in it, else *len drops it. */
 bool kw_pad7_strip(const uint8_t *p, size_t *len);
+/* CKM_AES_GCM's parameter as read, whichever CK_GCM_PARAMS layout the
+ * caller passed: v3.0's (48 bytes on LP64, with ulIvBits) or v2.30's
+ * (40 bytes, without ulIvBits; Java's SunPKCS11 offers it first). The two
+ * sizes differ on every ABI, so ulParameterLen tells them apart. */
+typedef struct {
+	CK_BYTE_PTR iv;
+	CK_ULONG ivlen;
+	CK_ULONG ivbits; /* 0 in the v2.30 layout */
+	CK_BYTE_PTR aad;
+	CK_ULONG aadlen;
+	CK_ULONG tagbits;
+} gcm_params;
+/* Read m's parameter into *g: CKR_MECHANISM_PARAM_INVALID, logged, when it
+ * is NULL or of neither layout's size. No value is checked (param_gcm). */
+CK_RV gcm_params_read(const CK_MECHANISM *m, gcm_params *g);
 /* Parameter checks that the KMS variants repeat. */
 CK_RV param_gcm(const CK_MECHANISM *m);
 /* The AES-GCM IV and tag rules, for CK_GCM_PARAMS and the message API's
@@ -42,7 +57,7 @@ CK_RV param_oaep(const CK_MECHANISM *m);
 
 /* --- aes.c --------------------------------------------------------------- */
 
-/* Copy a checked CK_GCM_PARAMS into op (IV, AAD, tag length). */
+/* Copy a checked CK_GCM_PARAMS (either layout) into op (IV, AAD, tag length). */
 CK_RV init_gcm(cipher_op *op, const CK_MECHANISM *m);
 
 extern const cipher_impl aes_ecb_impl, aes_cbc_impl, aes_cbcpad_impl, aes_ctr_impl,

@@ -120,14 +120,36 @@ CK_RV(enter)(void)
 	return CKR_OK;
 }
 
-/* The one exit: failures are logged with the function's name. */
+/* The answers consumers get when they probe (pkcs11-tool, PyKCS11, Java
+ * and NSS ask for every attribute a class might have, and for mechanisms
+ * the slot may not offer; NSS offers every token a seed): expected
+ * outcomes, not failures an operator should read. */
+static bool probe_answer(const char *fn, CK_RV rv)
+{
+	switch (rv) {
+	case CKR_ATTRIBUTE_TYPE_INVALID:
+	case CKR_ATTRIBUTE_SENSITIVE:
+		return strcmp(fn, "GetAttributeValue") == 0;
+	case CKR_MECHANISM_INVALID:
+		return strcmp(fn, "GetMechanismInfo") == 0;
+	case CKR_RANDOM_SEED_NOT_SUPPORTED: /* NSS seeds every token it opens */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The one exit: failures are logged with the function's name, at info;
+ * probing's answers at debug; successes and short buffers at trace. */
 CK_RV leave(const char *fn, CK_RV rv)
 {
 	audit_leave(fn); /* the audit log's "function" (slots/audit.h) */
-	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
-		log_info("api", "%s: %s", fn, ckr_name(rv));
-	else
+	if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL)
 		log_trace("api", "%s: %s", fn, ckr_name(rv));
+	else if (probe_answer(fn, rv))
+		log_debug("api", "%s: %s", fn, ckr_name(rv));
+	else
+		log_info("api", "%s: %s", fn, ckr_name(rv));
 	return rv;
 }
 

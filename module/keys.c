@@ -423,8 +423,8 @@ CK_RV ep_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSe
 		   : !pSeed && ulSeedLen    ? CKR_ARGUMENTS_BAD
 					    : CKR_RANDOM_SEED_NOT_SUPPORTED;
 	UNLOCK();
-	if (rv == CKR_RANDOM_SEED_NOT_SUPPORTED)
-		log_info("api", "the module's generator takes no seed (OpenSSL seeds it)");
+	if (rv == CKR_RANDOM_SEED_NOT_SUPPORTED) /* NSS seeds every token: expected */
+		log_debug("api", "the module's generator takes no seed (OpenSSL seeds it)");
 	return LEAVE(rv);
 }
 

@@ -78,26 +78,52 @@ CK_RV gcm_iv_tag_check(const void *iv, CK_ULONG ivlen, CK_ULONG tagbits)
 	}
 }
 
+/* PKCS #11 v2.30's CK_GCM_PARAMS: v2.40 added ulIvBits after ulIvLen. */
+typedef struct {
+	CK_BYTE_PTR pIv;
+	CK_ULONG ulIvLen;
+	CK_BYTE_PTR pAAD;
+	CK_ULONG ulAADLen;
+	CK_ULONG ulTagBits;
+} gcm_params_v230;
+_Static_assert(sizeof(gcm_params_v230) != sizeof(CK_GCM_PARAMS),
+	       "the two CK_GCM_PARAMS layouts are told apart by size");
+
+CK_RV gcm_params_read(const CK_MECHANISM *m, gcm_params *g)
+{
+	if (m->pParameter && m->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
+		const CK_GCM_PARAMS *p = m->pParameter;
+		*g = (gcm_params){p->pIv, p->ulIvLen, p->ulIvBits, p->pAAD, p->ulAADLen,
+				  p->ulTagBits};
+		return CKR_OK;
+	}
+	if (m->pParameter && m->ulParameterLen == sizeof(gcm_params_v230)) {
+		const gcm_params_v230 *p = m->pParameter;
+		*g = (gcm_params){p->pIv, p->ulIvLen, 0, p->pAAD, p->ulAADLen, p->ulTagBits};
+		return CKR_OK;
+	}
+	log_info("mech", "AES-GCM takes a CK_GCM_PARAMS of %zu bytes (or %zu, the v2.30 "
+			 "layout), not %lu bytes%s",
+		 sizeof(CK_GCM_PARAMS), sizeof(gcm_params_v230), (unsigned long)m->ulParameterLen,
+		 m->pParameter ? "" : " at NULL");
+	return CKR_MECHANISM_PARAM_INVALID;
+}
+
 CK_RV param_gcm(const CK_MECHANISM *m)
 {
-	if (!m->pParameter || m->ulParameterLen != sizeof(CK_GCM_PARAMS)) {
-		log_info("mech", "AES-GCM takes a CK_GCM_PARAMS of %zu bytes, not %lu bytes%s",
-			 sizeof(CK_GCM_PARAMS), (unsigned long)m->ulParameterLen,
-			 m->pParameter ? "" : " at NULL");
-		return CKR_MECHANISM_PARAM_INVALID;
-	}
-	const CK_GCM_PARAMS *p = m->pParameter;
-	GUARD(gcm_iv_tag_check(p->pIv, p->ulIvLen, p->ulTagBits));
+	gcm_params p;
+	GUARD(gcm_params_read(m, &p));
+	GUARD(gcm_iv_tag_check(p.iv, p.ivlen, p.tagbits));
 	/* v3.0: "Do not use ulIvBits"; callers set it to 0 or to ulIvLen * 8.
 	 * Anything else says the caller meant another IV than it gave. */
-	if (p->ulIvBits && p->ulIvBits != p->ulIvLen * 8) {
+	if (p.ivbits && p.ivbits != p.ivlen * 8) {
 		log_info("mech", "AES-GCM: ulIvBits %lu disagrees with ulIvLen %lu",
-			 (unsigned long)p->ulIvBits, (unsigned long)p->ulIvLen);
+			 (unsigned long)p.ivbits, (unsigned long)p.ivlen);
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
-	if ((p->ulAADLen && !p->pAAD) || p->ulAADLen > GCM_MAX_AAD) {
-		log_info("mech", "AES-GCM: %lu bytes of AAD %s", (unsigned long)p->ulAADLen,
-			 p->pAAD ? "is more than the module takes" : "at NULL");
+	if ((p.aadlen && !p.aad) || p.aadlen > GCM_MAX_AAD) {
+		log_info("mech", "AES-GCM: %lu bytes of AAD %s", (unsigned long)p.aadlen,
+			 p.aad ? "is more than the module takes" : "at NULL");
 		return CKR_MECHANISM_PARAM_INVALID;
 	}
 	return CKR_OK;

@@ -300,7 +300,7 @@ static void log_unavailable(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
 	for (CK_ULONG i = 0; i < n; i++)
 		if (tmpl[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
-			log_info("api", "attribute 0x%lx (entry %lu) not given: sensitive, "
+			log_debug("api", "attribute 0x%lx (entry %lu) not given: sensitive, "
 					"not an attribute of this object, or its buffer too small",
 				 (unsigned long)tmpl[i].type, (unsigned long)i);
 }

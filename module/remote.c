@@ -208,16 +208,17 @@ static CK_RV kms_init(cipher_op *op, const mech_info *mi, const CK_MECHANISM *m,
 		break;
 	case CKM_AES_GCM: {
 		GUARD(param_gcm(m));
-		const CK_GCM_PARAMS *p = m->pParameter;
-		if (p->ulIvLen != REMOTE_GCM_IV_LEN || p->ulTagBits != REMOTE_GCM_TAG_LEN * 8) {
+		gcm_params p;
+		GUARD(gcm_params_read(m, &p));
+		if (p.ivlen != REMOTE_GCM_IV_LEN || p.tagbits != REMOTE_GCM_TAG_LEN * 8) {
 			log_info("mech", "AES-GCM on a KMS key: the KMS makes 96-bit IVs and "
 					 "128-bit tags (ulIvLen %lu, ulTagBits %lu given)",
-				 (unsigned long)p->ulIvLen, (unsigned long)p->ulTagBits);
+				 (unsigned long)p.ivlen, (unsigned long)p.tagbits);
 			return CKR_MECHANISM_PARAM_INVALID;
 		}
 		GUARD(init_gcm(op, m));
 		if (encrypt)
-			op->kms_iv_out = p->pIv; /* receives the KMS's IV */
+			op->kms_iv_out = p.iv; /* receives the KMS's IV */
 		op->kms_alg = RALG_AES_GCM;
 		break;
 	}

@@ -261,9 +261,12 @@ CK_RV ep_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 }
 
 /* Mechanisms with no local key type (RSA-OAEP) are offered only where a
- * KMS key of their type is configured. */
+ * KMS key of their type is configured; the vendor envelope only where
+ * there is a KMS key object at all. */
 bool mech_offered_inlock(const token_t *t, const mech_info *m)
 {
+	if (m->remote)
+		return t->nkms > 0;
 	if (!m->kms_only)
 		return true;
 	for (size_t i = 0; i < t->nkms; i++)

@@ -27,7 +27,16 @@ cat >"$work/p11kms.json" <<JSON
 }
 JSON
 export P11KMS_CONFIG=$work/p11kms.json
-p11() { pkcs11-tool --module "$MODULE" "$@"; }
+# pkcs11-tool asks for attributes a key does not show and prints a warning
+# for each answer it did not want; two of them are expected here, so they
+# are shown with what they mean (anything else it prints is passed on).
+explain() {
+  sed -u \
+    -e 's/^warning: PKCS11 function C_GetAttributeValue(VALUE) failed: rv = CKR_ATTRIBUTE_SENSITIVE.*/   (expected: pkcs11-tool asks for the key value, CKA_VALUE; a sensitive key never reveals it, so the module answers CKR_ATTRIBUTE_SENSITIVE)/' \
+    -e 's/^warning: PKCS11 function C_GetAttributeValue(ALWAYS_AUTHENTICATE) failed: rv = CKR_ATTRIBUTE_TYPE_INVALID.*/   (expected: pkcs11-tool asks every key for CKA_ALWAYS_AUTHENTICATE, a private-key attribute; a secret key has none, so the module answers CKR_ATTRIBUTE_TYPE_INVALID)/' \
+    -e '/^   (expected: /{n;/^$/d;}'
+}
+p11() { stdbuf -oL pkcs11-tool --module "$MODULE" "$@" 2>&1 | explain; }
 SO_PIN=87654321 PIN=123456
 
 echo "== slots"; p11 --list-slots

@@ -9,7 +9,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
   libcmocka-dev)
 TEST_PKGS=(opensc p11-kit softhsm2 gnutls-bin libnss3-tools sqlite3 valgrind
   python3 python3-pykcs11 python3-pytest python3-cryptography python3-botocore
-  python3-boto3 python3-azure python3-jwt nodejs npm openjdk-17-jdk-headless)
+  python3-boto3 python3-azure python3-jwt nodejs npm openjdk-17-jdk-headless
+  libnss3-dev libengine-pkcs11-openssl)   # the last two: docs/consumers recipes
 # scripts/package.sh (and the package test, so --test has them too).
 PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian man-db)
 want=("${BUILD_PKGS[@]}")

@@ -618,6 +618,22 @@ static void *gcm_params(api_prog *r, size_t *size)
 	param_buf(r, &p->pAAD, &p->ulAADLen, aad_lens, COUNT(aad_lens));
 	p->ulTagBits = ap_pick(r, tag_bits, COUNT(tag_bits));
 	*size = sizeof(*p);
+	/* A random ulIvBits that is odd picks PKCS #11 v2.30's layout, which
+	 * has none (the same bytes read, so seeds keep their meaning). */
+	if (bits == 3 && (p->ulIvBits & 1)) {
+		struct gcm_v230 {
+			CK_BYTE_PTR pIv;
+			CK_ULONG ulIvLen;
+			CK_BYTE_PTR pAAD;
+			CK_ULONG ulAADLen;
+			CK_ULONG ulTagBits;
+		} *o = arena_alloc(sizeof(struct gcm_v230));
+		if (!o)
+			return p;
+		*o = (struct gcm_v230){p->pIv, p->ulIvLen, p->pAAD, p->ulAADLen, p->ulTagBits};
+		*size = sizeof(*o);
+		return o;
+	}
 	return p;
 }
 
@@ -725,7 +741,9 @@ static bool pointer_struct_size(CK_MECHANISM_TYPE t, CK_ULONG n)
 {
 	switch (t) {
 	case CKM_AES_GCM:
-		return n == sizeof(CK_GCM_PARAMS) || n == sizeof(CK_GCM_MESSAGE_PARAMS);
+		/* v3.0's and v2.30's CK_GCM_PARAMS (module/mech.c), the message's */
+		return n == sizeof(CK_GCM_PARAMS) || n == sizeof(CK_GCM_PARAMS) - sizeof(CK_ULONG) ||
+		       n == sizeof(CK_GCM_MESSAGE_PARAMS);
 	case CKM_P11KMS_KMS_ENVELOPE:
 		return n == sizeof(CK_P11KMS_KMS_PARAMS);
 	case CKM_RSA_PKCS_OAEP:

@@ -13,6 +13,9 @@ p11kms_script_test(consumer_java ${P11KMS_CONSUMERS_DIR}/test_java.sh)
 p11kms_script_test(consumer_java_optional ${P11KMS_CONSUMERS_DIR}/test_java.sh optional)
 p11kms_script_test(consumer_nss ${P11KMS_CONSUMERS_DIR}/test_nss.sh)
 p11kms_script_test(consumer_nss_optional ${P11KMS_CONSUMERS_DIR}/test_nss.sh optional)
+# What those consumers ran into, through the exported API: Java's v2.30
+# CK_GCM_PARAMS, probing that logs nothing at info, the envelope's listing.
+p11kms_api_test(test_consumer_friction ${P11KMS_CONSUMERS_DIR}/test_consumer_friction.c)
 set_tests_properties(consumer_pkcs11_tool consumer_pykcs11 consumer_p11kit consumer_java
   consumer_java_optional consumer_nss consumer_nss_optional
   PROPERTIES LABELS consumer TIMEOUT 300)

@@ -45,6 +45,17 @@ for phase in create reload; do
 done
 # SunPKCS11 logs in only where the token requires it.
 consumer_login_ok "$mode" || status=1
+# Its AES/GCM offers the v2.30 CK_GCM_PARAMS first (40 bytes on LP64, no
+# ulIvBits): taken, so no refusal and no retry (module/mech.c).
+if grep -q "CK_GCM_PARAMS of" "$work/module.log"; then
+  grep "CK_GCM_PARAMS of" "$work/module.log" | head -3 >&2
+  echo "FAIL: SunPKCS11's GCM parameters were refused" >&2
+  status=1
+else
+  echo "   ok: SunPKCS11's first GCM parameters taken (no CKR_MECHANISM_PARAM_INVALID retry)"
+fi
+echo "   module log at info: $(grep -c . "$work/module.log") line(s)"
+grep ' info api: ' "$work/module.log" | sed 's/^[^ ]* [^ ]* /   | /' | sort | uniq -c | sort -rn | head -5
 if [ $status -ne 0 ]; then
   echo "java (login=$mode): FAILED (see the FAIL lines above)" >&2
   exit 1

@@ -8,7 +8,8 @@ C_FindObjects by label, C_GetAttributeValue (a sensitive CKA_VALUE must
 answer CKR_ATTRIBUTE_SENSITIVE), a token CKO_DATA object with an Oracle
 TDE-style label found by label from a new process, C_SetAttributeValue,
 C_CopyObject, C_DestroyObject, C_WrapKey/C_UnwrapKey (RFC 3394 and RFC 5649),
-C_GenerateRandom, C_SeedRandom and C_CloseAllSessions.
+C_GenerateRandom, C_SeedRandom and C_CloseAllSessions; and that listing
+objects with every attribute writes no log line at level info.
 
 A second class imports the same AES keys into SoftHSM2 and checks that both
 modules produce byte-identical AES-GCM, AES-CBC-PAD and AES key wrap output
@@ -552,6 +553,75 @@ class P11kmsTest(unittest.TestCase):
         log("C_CloseAllSessions closes every session and ends the login")
         self.s = LIB.openSession(SLOT, RW)
         self.s.login(PIN)
+
+
+    def test_10_listing_objects_is_quiet_at_info(self):
+        """Listing objects with every attribute, as PyKCS11's getAttributeValue
+        does (one call, then one per attribute when some are not there),
+        probes attributes a class does not have and sensitive values: at log
+        level info the module writes nothing for that (it used to write ~70
+        lines); at debug it says what it answered."""
+        keys = [self.aes_key("quiet-%d" % i, token=True) for i in range(2)]
+        data = self.s.createObject([(PyKCS11.CKA_CLASS, PyKCS11.CKO_DATA),
+                                    (PyKCS11.CKA_TOKEN, True), (PyKCS11.CKA_PRIVATE, True),
+                                    (PyKCS11.CKA_LABEL, "quiet-data"),
+                                    (PyKCS11.CKA_VALUE, b"x")])
+        every = [a for a in PyKCS11.CKA.keys() if isinstance(a, int)
+                 and a < PyKCS11.CKA_VENDOR_DEFINED]
+        # What the listing adds to the log, after what opening the session
+        # and logging in write at info (for the operator).
+        lister = """
+            def lines():
+                try:
+                    return len(open(LOG).read().splitlines())
+                except FileNotFoundError:
+                    return 0
+            s = lib.openSession(slot, RW); s.login(%r)
+            before = lines()
+            n = 0
+            for o in s.findObjects():
+                s.getAttributeValue(o, %r, allAsBinary=True)
+                n += 1
+            lib.getMechanismInfo(slot, "CKM_AES_GCM")
+            try:
+                lib.getMechanismInfo(slot, "CKM_RSA_PKCS")
+            except PyKCS11.PyKCS11Error:
+                pass
+            print(n, before)
+        """ % (PIN, every)
+        with open(os.environ["P11KMS_CONFIG"]) as f:
+            cfg = json.load(f)
+        lines = {}
+        for level in ("info", "debug"):
+            logf = os.path.join(WORK, "list-%s.log" % level)
+            cfg["log"] = {"level": level, "destination": logf}
+            path = os.path.join(WORK, "list-%s.json" % level)
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            prog = textwrap.dedent("""
+                import PyKCS11
+                LOG = %r
+                lib = PyKCS11.PyKCS11Lib(); lib.load(%r)
+                slot = lib.getSlotList(tokenPresent=True)[0]
+                RW = PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION
+            """ % (logf, MODULE)) + textwrap.dedent(lister)
+            p = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                               timeout=120, env=dict(os.environ, P11KMS_CONFIG=path))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            nobj, before = (int(x) for x in p.stdout.split()[-2:])
+            self.assertGreaterEqual(nobj, 3)
+            text = ""
+            if os.path.exists(logf):
+                with open(logf) as f:
+                    text = f.read()
+            lines[level] = text.splitlines()[before:]
+        self.assertEqual(lines["info"], [], "probing logged at info:\n" + "\n".join(lines["info"]))
+        self.assertTrue(any("CKR_ATTRIBUTE_TYPE_INVALID" in ln for ln in lines["debug"]),
+                        "at debug the probing's answers should be logged")
+        log("listing %d attributes of 3 objects: %d log lines at info, %d at debug"
+            % (len(every), len(lines["info"]), len(lines["debug"])))
+        for h in keys + [data]:
+            self.s.destroyObject(h)
 
 
 class CrossCheckSoftHSM(unittest.TestCase):

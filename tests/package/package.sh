@@ -21,21 +21,10 @@ src=${P11KMS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$src"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# 1. The package: reuse dist/ when it is newer than every source file.
-deb=$(ls dist/p11kms_*.deb 2>/dev/null | head -1 || true)
-fresh=0
-if [ -n "$deb" ]; then
-  newer=$(git ls-files -z --cached --others --exclude-standard |
-    grep -zv '^tests/kms-emulator/sdk-js/node_modules' |
-    xargs -0 -r sh -c 'for f; do [ "$f" -nt "'"$deb"'" ] && echo "$f"; done' sh 2>/dev/null | head -1 || true)
-  [ -z "$newer" ] && fresh=1
-fi
-if [ $fresh = 1 ]; then
-  echo "== reusing $deb (newer than every source file)"
-else
-  echo "== building the package"
-  deb=$(scripts/package.sh --no-lintian | tail -1)
-fi
+# 1. The package: scripts/package.sh keeps dist/'s when it is newer than
+# every source file, so this test and the README's Install share one build.
+echo "== the package (scripts/package.sh)"
+deb=$(scripts/package.sh --no-lintian | tail -1)
 [ -f "$deb" ] || fail "no package at $deb"
 
 echo "== lintian"
@@ -60,6 +49,8 @@ for f in "$mod" /usr/bin/p11kms /usr/include/p11kms/p11kms.h \
   /usr/share/man/man5/p11kms.json.5.gz /usr/share/man/man7/libp11kms.7.gz; do
   [ -e "$root$f" ] || fail "$f is not in the package"
 done
+ls "$root"/usr/share/doc/p11kms/consumers/ | grep -q '^java\.md' ||
+  fail "the consumer guides are not in /usr/share/doc/p11kms/consumers"
 dpkg-deb -f "$deb" Version | grep -qx "$(sed -n 's/^project(p11kms VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)" ||
   fail "package version is not the project's"
 dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles | grep -qx /etc/p11kms/p11kms.json ||
