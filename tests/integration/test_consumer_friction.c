@@ -32,7 +32,8 @@ static int setup(void **state)
 {
 	(void)state;
 	h_env_new(&env, "required",
-		  "\"keys\": [{\"id\": \"master-aes\", \"label\": \"kms-aes\", \"type\": \"aes\"}]");
+		  "\"keys\": [{\"id\": \"master-aes\", \"label\": \"kms-aes\", \"type\": \"aes\", "
+		  "\"usage\": \"data\"}]");
 	assert_ok(h_initialize(&env));
 	h_init_token(&env);
 	S = h_user_session(&env);
