@@ -575,8 +575,14 @@ CK_RV cipher_op_init_kept(cipher_op *op, cipher_keep *keep, const mech_info *mi,
 	/* What GCM decryption holds back is ciphertext: ordinary memory, which
 	 * grows without mapping locked pages. Key wrap holds key bytes. */
 	dbuf_init(&op->buf, HOLD_MAX, mi->type != CKM_AES_GCM);
-	const EVP_CIPHER *c = crypto_cipher(cipher_for(mi->type), keylen);
-	bool reuse = keep && keep->ctx && c && keep->cipher == c && keep->encrypt == encrypt;
+	cipher_id cid = cipher_for(mi->type);
+	const EVP_CIPHER *c = crypto_cipher(cid, keylen);
+	/* Not for key wrap: its default IV is "none given" at init, and a
+	 * kept context given none keeps the IV of the operation before (an
+	 * explicit CKM_AES_KEY_WRAP IV), so the result would not unwrap. */
+	bool wrap = cid == CIPH_AES_WRAP || cid == CIPH_AES_WRAP_PAD;
+	bool reuse = keep && keep->ctx && c && !wrap && keep->cipher == c &&
+		     keep->encrypt == encrypt;
 	size_t set_ivlen = 0; /* the IV length the kept context is set to */
 	if (reuse) {
 		op->ctx = keep->ctx;

@@ -127,9 +127,23 @@ static void test_sequence(void **state)
 	same(&gcm16, A, ka, c_gcm, iv, 16, false, true, in, 64);
 	same(&gcm12, B, kb, c_gcm, iv, 12, false, true, in, 64);
 	same(&gcm12, A, ka, c_gcm, iv, 12, false, true, in, 0);
+	int cl;
+
+	/* Key wrap: an explicit IV, then the default one (no IV given),
+	 * in one session: the second must use RFC 3394's default IV, not the
+	 * IV of the operation before (fuzz_api found it). */
+	uint8_t kwiv[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	CK_MECHANISM kw_iv = {CKM_AES_KEY_WRAP, kwiv, 8}, kw = {CKM_AES_KEY_WRAP, NULL, 0};
+	const EVP_CIPHER *c_kw = EVP_aes_256_wrap();
+	same(&kw_iv, A, ka, c_kw, kwiv, 8, false, true, in, 32);
+	same(&kw, A, ka, c_kw, NULL, 0, false, true, in, 32);
+	same(&kw_iv, A, ka, c_kw, kwiv, 8, false, true, in, 32);
+	cl = oracle(c_kw, ka, NULL, 0, false, true, in, 32, ct);
+	assert_int_equal(cl, 40);
+	same(&kw, A, ka, c_kw, NULL, 0, false, false, ct, 40);
 
 	/* Decryption: a forged tag fails, then a good one passes. */
-	int cl = oracle(c_gcm, ka, iv, 12, false, true, in, 64, ct);
+	cl = oracle(c_gcm, ka, iv, 12, false, true, in, 64, ct);
 	assert_int_equal(cl, 80);
 	ct[70] ^= 1;
 	uint8_t pt[128];
