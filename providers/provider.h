@@ -90,6 +90,44 @@ typedef struct remote_req {
 	uint8_t iv[REMOTE_GCM_IV_LEN];
 } remote_req;
 
+/* Signing with a KMS asymmetric key (docs/SIGNING.md). The KMS signs a
+ * digest the module computed; the algorithm names the hash. RSA-PSS is
+ * MGF1 with the same hash and a salt as long as the hash, the only PSS
+ * the three clouds run. */
+typedef enum sign_alg {
+	SALG_RSA_PKCS1_SHA256 = 1,
+	SALG_RSA_PKCS1_SHA384,
+	SALG_RSA_PKCS1_SHA512,
+	SALG_RSA_PSS_SHA256,
+	SALG_RSA_PSS_SHA384,
+	SALG_RSA_PSS_SHA512,
+	SALG_ECDSA_SHA256, /* P-256 keys */
+	SALG_ECDSA_SHA384, /* P-384 keys */
+	SALG_COUNT_
+} sign_alg;
+
+#define SALG_BIT(a) (1u << (a))
+
+/* What an asymmetric key can do, as the KMS says (never the configuration). */
+#define ASYM_USE_SIGN 1u
+#define ASYM_USE_DECRYPT 2u
+
+/* An asymmetric KMS key's public half, as the KMS describes it. */
+typedef struct asym_public {
+	uint8_t *spki;       /* DER SubjectPublicKeyInfo, malloc'd: RSA or EC */
+	size_t spkilen;
+	unsigned uses;       /* ASYM_USE_* */
+	unsigned sign_algs;  /* SALG_BIT()s the key accepts (signing keys) */
+	/* The version the public key is of, in the terms sign takes: the key
+	 * id's own version when it names one; otherwise the version the
+	 * provider chose (Azure: the current one; Cloud KMS: the newest
+	 * enabled one, since asymmetric keys have no primary; AWS: "", its
+	 * asymmetric keys have one version). */
+	char version[160];
+} asym_public;
+
+void asym_public_free(asym_public *p);
+
 /* The HTTP layer's transport and sleep hooks (providers/common/http.h),
  * named here for provider_ops.test_set_transport. */
 struct http_request;
@@ -151,6 +189,21 @@ typedef struct provider_ops {
 	p11k_err (*rsa_public)(void *state, const char *key_id, uint8_t **n,
 			       size_t *nlen, uint8_t **e, size_t *elen,
 			       provider_status *st);
+	/* Optional: an asymmetric key's public key and usage (RSA or EC). A
+	 * key the KMS holds under another purpose (symmetric, HMAC) is
+	 * P11K_ERR_KEY_TYPE. GCP's pemCrc32c is checked. The module calls it
+	 * once per key and process and keeps the answer. */
+	p11k_err (*public_key)(void *state, const char *key_id, asym_public *out,
+			       provider_status *st);
+	/* Optional: sign digest (the hash alg names, dlen its size) with the
+	 * key's version `version` (asym_public.version; "" the key id's own).
+	 * *sig is malloc'd: RSA the modulus' size, ECDSA r||s, each half the
+	 * curve's size, big-endian (converted from the KMS's DER when it
+	 * sends DER). Errors: P11K_ERR_KEY_TYPE when the key cannot sign with
+	 * alg; P11K_ERR_KEY_DISABLED / P11K_ERR_KEY_NOT_FOUND for the version's state. */
+	p11k_err (*sign)(void *state, const char *key_id, const char *version,
+			 sign_alg alg, const uint8_t *digest, size_t dlen,
+			 uint8_t **sig, size_t *siglen, provider_status *st);
 	/* Tests and fuzzing only, NULL for a provider without HTTP: send
 	 * every request of the provider's HTTP clients through fn and sleep
 	 * through sleep_fn, so unit tests need no network and no waiting.

@@ -2,6 +2,7 @@
 /* The one place that lists providers. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "provider.h"
@@ -40,4 +41,12 @@ void provider_status_set(provider_status *st, p11k_err err, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(st->message, sizeof(st->message), fmt, ap);
 	va_end(ap);
+}
+
+void asym_public_free(asym_public *p)
+{
+	if (!p)
+		return;
+	free(p->spki);
+	memset(p, 0, sizeof(*p));
 }
