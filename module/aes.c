@@ -341,7 +341,7 @@ static CK_RV cbcpad_oneshot(cipher_op *op, const uint8_t *in, size_t inlen,
 			    uint8_t *out, CK_ULONG *outlen)
 {
 	CK_RV rv;
-	size_t got;
+	size_t got = 0;
 	if (op->encrypt) {
 		if (len_rule(inlen - inlen % AES_BLOCK + AES_BLOCK, out, outlen, &rv))
 			return rv;
