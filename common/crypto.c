@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ec.h>
 #include <openssl/provider.h>
+#include <openssl/x509.h>
 #include <openssl/rand.h>
 
 #include "log.h"
@@ -147,4 +149,58 @@ p11k_err gcm_open(const uint8_t key[32], const uint8_t *aad, size_t aadlen,
 	*pt = buf;
 	*ptlen = clen;
 	return P11K_OK;
+}
+
+bool ecdsa_der_to_raw(const uint8_t *der, size_t len, size_t half, uint8_t *raw)
+{
+	const unsigned char *p = der;
+	if (!der || len > 2 * 66 + 16 || half == 0 || half > 66)
+		return false;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
+	bool ok = sig && (size_t)(p - der) == len;
+	const BIGNUM *r = NULL, *s = NULL;
+	if (ok)
+		ECDSA_SIG_get0(sig, &r, &s);
+	ok = ok && BN_bn2binpad(r, raw, (int)half) == (int)half &&
+	     BN_bn2binpad(s, raw + half, (int)half) == (int)half;
+	ECDSA_SIG_free(sig);
+	return ok;
+}
+
+uint8_t *ecdsa_raw_to_der(const uint8_t *raw, size_t len, size_t *derlen)
+{
+	if (!raw || !len || len % 2 || len > 2 * 66)
+		return NULL;
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)(len / 2), NULL);
+	BIGNUM *s = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
+	if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+		BN_free(r);
+		BN_free(s);
+		ECDSA_SIG_free(sig);
+		return NULL;
+	}
+	unsigned char *der = NULL;
+	int n = i2d_ECDSA_SIG(sig, &der);
+	ECDSA_SIG_free(sig);
+	uint8_t *out = n > 0 ? malloc((size_t)n) : NULL;
+	if (out) {
+		memcpy(out, der, (size_t)n);
+		*derlen = (size_t)n;
+	}
+	OPENSSL_free(der);
+	return out;
+}
+
+EVP_PKEY *crypto_pubkey_from_spki(const uint8_t *spki, size_t len)
+{
+	const unsigned char *p = spki;
+	if (!spki || !len || len > 4096)
+		return NULL;
+	EVP_PKEY *pk = d2i_PUBKEY_ex(NULL, &p, (long)len, crypto_libctx(), NULL);
+	if (pk && (size_t)(p - spki) != len) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	return pk;
 }

@@ -391,6 +391,39 @@ p11k_err audit_rsa_public(const provider_cfg *pc, void *prov, const char *key_id
 	return err;
 }
 
+p11k_err audit_public_key(const provider_cfg *pc, void *prov, const char *key_id,
+			  asym_public *out, provider_status *st)
+{
+	op_rec o = {pc, key_id, NULL, "public_key", NULL, now_ns()};
+	p11k_err err = pc->ops->public_key(prov, key_id, out, st);
+	if (err == P11K_OK && out->version[0])
+		o.version = out->version;
+	record(&o, err, st);
+	return err;
+}
+
+static const char *sign_alg_name(sign_alg a)
+{
+	static const char *const names[SALG_COUNT_] = {
+		[SALG_RSA_PKCS1_SHA256] = "RSA-PKCS1-SHA256", [SALG_RSA_PKCS1_SHA384] = "RSA-PKCS1-SHA384",
+		[SALG_RSA_PKCS1_SHA512] = "RSA-PKCS1-SHA512", [SALG_RSA_PSS_SHA256] = "RSA-PSS-SHA256",
+		[SALG_RSA_PSS_SHA384] = "RSA-PSS-SHA384",     [SALG_RSA_PSS_SHA512] = "RSA-PSS-SHA512",
+		[SALG_ECDSA_SHA256] = "ECDSA-SHA256",	      [SALG_ECDSA_SHA384] = "ECDSA-SHA384",
+	};
+	return a > 0 && a < SALG_COUNT_ ? names[a] : "?";
+}
+
+p11k_err audit_sign(const provider_cfg *pc, void *prov, const char *key_id, const char *version,
+		    sign_alg alg, const uint8_t *digest, size_t dlen, uint8_t **sig,
+		    size_t *siglen, provider_status *st)
+{
+	op_rec o = {pc, key_id, version && version[0] ? version : NULL, "sign",
+		    sign_alg_name(alg), now_ns()};
+	p11k_err err = pc->ops->sign(prov, key_id, version, alg, digest, dlen, sig, siglen, st);
+	record(&o, err, st);
+	return err;
+}
+
 /* --- reading --------------------------------------------------------------- */
 
 static bool digits(const char *s, size_t n, unsigned *v)

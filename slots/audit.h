@@ -59,6 +59,11 @@ p11k_err audit_remote_crypt(const provider_cfg *pc, void *prov, const char *key_
 			    remote_req *r, uint8_t **out, size_t *outlen, provider_status *st);
 p11k_err audit_rsa_public(const provider_cfg *pc, void *prov, const char *key_id, uint8_t **n,
 			  size_t *nlen, uint8_t **e, size_t *elen, provider_status *st);
+p11k_err audit_public_key(const provider_cfg *pc, void *prov, const char *key_id,
+			  asym_public *out, provider_status *st);
+p11k_err audit_sign(const provider_cfg *pc, void *prov, const char *key_id, const char *version,
+		    sign_alg alg, const uint8_t *digest, size_t dlen, uint8_t **sig,
+		    size_t *siglen, provider_status *st);
 
 /* One line of the audit file, parsed (p11kms audit). Strings point into
  * the parsed document: valid until audit_entry_free. */

@@ -88,6 +88,7 @@ typedef struct token {
 	provider_status last;     /* last provider failure */
 	object_t **kms_objs;      /* KMS key objects from the configuration */
 	size_t nkms;
+	struct kms_asym *kms_asym; /* per configured key: its public half (asym.h) */
 	/* revalidation of the sealing key (DESIGN.md section 3) */
 	uint64_t last_check;      /* last time the KMS was asked */
 	uint64_t last_ok;         /* last time it answered "enabled" */
