@@ -405,10 +405,10 @@ p11k_err audit_public_key(const provider_cfg *pc, void *prov, const char *key_id
 static const char *sign_alg_name(sign_alg a)
 {
 	static const char *const names[SALG_COUNT_] = {
-		[SALG_RSA_PKCS1_SHA256] = "RSA-PKCS1-SHA256", [SALG_RSA_PKCS1_SHA384] = "RSA-PKCS1-SHA384",
-		[SALG_RSA_PKCS1_SHA512] = "RSA-PKCS1-SHA512", [SALG_RSA_PSS_SHA256] = "RSA-PSS-SHA256",
-		[SALG_RSA_PSS_SHA384] = "RSA-PSS-SHA384",     [SALG_RSA_PSS_SHA512] = "RSA-PSS-SHA512",
-		[SALG_ECDSA_SHA256] = "ECDSA-SHA256",	      [SALG_ECDSA_SHA384] = "ECDSA-SHA384",
+		[SALG_RSA_PKCS1_SHA256] = "rsa_pkcs1_sha256", [SALG_RSA_PKCS1_SHA384] = "rsa_pkcs1_sha384",
+		[SALG_RSA_PKCS1_SHA512] = "rsa_pkcs1_sha512", [SALG_RSA_PSS_SHA256] = "rsa_pss_sha256",
+		[SALG_RSA_PSS_SHA384] = "rsa_pss_sha384",     [SALG_RSA_PSS_SHA512] = "rsa_pss_sha512",
+		[SALG_ECDSA_SHA256] = "ecdsa_sha256",	      [SALG_ECDSA_SHA384] = "ecdsa_sha384",
 	};
 	return a > 0 && a < SALG_COUNT_ ? names[a] : "?";
 }
