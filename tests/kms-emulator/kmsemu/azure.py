@@ -375,7 +375,9 @@ class VaultService(Service):
             raise AzError(403, "Forbidden", "Operation %s is not allowed on a disabled key." % op,
                           inner="KeyDisabled")
         if op not in v.key_ops:
-            raise AzError(403, "Forbidden", "Operation %s is not allowed by the key's key_ops." % op,
+            # Observed: 403 {"code":"Forbidden","message":"Operation decrypt is not permitted on
+            # this key.","innererror":{"code":"KeyOperationForbidden"}} (azure-sdk-for-net#11518).
+            raise AzError(403, "Forbidden", "Operation %s is not permitted on this key." % op,
                           inner="KeyOperationForbidden")
         if v.kty.startswith("EC") and op not in ("sign", "verify"):
             raise bad("Algorithm %s is not supported for key type %s." % (alg, v.kty))

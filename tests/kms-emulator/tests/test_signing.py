@@ -224,7 +224,8 @@ def test_azure_sign_errors(emu):
     # key_ops without sign.
     kc.create_ec_key("sig-verify-only", curve="P-256", key_operations=["verify"])
     st, body = _az_raw(emu, "/keys/sig-verify-only/sign", {"alg": "ES256", "value": b64u(d32)})
-    assert st == 403 and body["error"]["innererror"]["code"] == "KeyOperationForbidden"
+    assert st == 403 and body["error"] == {"code": "Forbidden", "innererror": {"code": "KeyOperationForbidden"},
+                                           "message": "Operation sign is not permitted on this key."}
     # A disabled version refuses sign (403 KeyDisabled) but still verifies.
     sig = _az_raw(emu, path, {"alg": "ES256", "value": b64u(d32)})[1]["value"]
     kc.update_key_properties("sig-errors", version, enabled=False)
