@@ -365,3 +365,38 @@ def test_gcp_asymmetric_decrypt(emu, alg, h):
     assert st == 400 and r["error"]["status"] == "INVALID_ARGUMENT"
     st, r = gcp.call("POST", "/v1/%s:asymmetricSign" % v1, {"digest": {"sha256": _b64(b"\0" * 32)}})
     assert st == 400 and r["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_control_api_creates_signing_keys(emu):
+    """The control API's create and rotate for EC and asymmetric Google keys."""
+    out = emu.create_key("azure", "ctl-ec384", vault="hsm", kty="EC-HSM", crv="P-384")
+    cred = _secret_cred(emu)
+    kc = _kc(emu, cred, hsm=True)
+    k = kc.get_key("ctl-ec384")
+    assert k.properties.version == out["version"] and k.key.crv == "P-384" and len(k.key.x) == 48
+    emu.rotate_key("azure", "ctl-ec384", vault="hsm")
+    k2 = kc.get_key("ctl-ec384")
+    assert k2.properties.version != out["version"] and k2.key.crv == "P-384"
+    name = emu.create_key("gcp", "ctl-sign", purpose="ASYMMETRIC_SIGN", algorithm="EC_SIGN_P384_SHA384")["name"]
+    gcp = Gcp(emu)
+    st, k = gcp.call("GET", "/v1/" + name)
+    assert st == 200 and k["purpose"] == "ASYMMETRIC_SIGN" and "primary" not in k
+    v2 = emu.rotate_key("gcp", name)["name"]
+    assert v2 == name + "/cryptoKeyVersions/2"
+    st, pk = gcp.call("GET", "/v1/%s/publicKey" % v2)
+    assert st == 200 and pk["algorithm"] == "EC_SIGN_P384_SHA384"
+    assert emu.disable_key("gcp", v2)["state"] == "DISABLED"
+
+
+def test_gcp_corrupted_signature_crc_fault(emu):
+    gcp = Gcp(emu)
+    v1 = _gcp_create(gcp, "sig-crc-fault", "ASYMMETRIC_SIGN", "EC_SIGN_P256_SHA256")["name"] + "/cryptoKeyVersions/1"
+    d = hashlib.sha256(b"crc").digest()
+    st, r = gcp.call("POST", "/v1/%s:asymmetricSign" % v1, {"digest": {"sha256": _b64(d)}})
+    assert st == 200 and "verifiedDigestCrc32c" not in r       # no request CRC, no acknowledgement
+    emu.fault(service="gcp", op="AsymmetricSign", kind="corrupt_crc32c")
+    st, r = gcp.call("POST", "/v1/%s:asymmetricSign" % v1, {"digest": {"sha256": _b64(d)}})
+    assert st == 200 and r["signatureCrc32c"] != str(crc32c(base64.b64decode(r["signature"])))
+    emu.fault(service="gcp", op="GetPublicKey", kind="corrupt_crc32c")
+    st, pk = gcp.call("GET", "/v1/%s/publicKey" % v1)
+    assert pk["pemCrc32c"] != str(crc32c(pk["pem"].encode()))
