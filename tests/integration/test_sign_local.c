@@ -332,6 +332,77 @@ static void test_bad_parameters(void **state)
 	assert_rv(p11->C_SignInit(S, &ec, aes), CKR_KEY_TYPE_INCONSISTENT);
 }
 
+/* An application stores a certificate (as pkcs11-tool --write-object and
+ * Java's KeyStore do): a public token object, kept across restarts; what
+ * the template leaves out of what the DER says is filled in. */
+static void test_create_certificate(void **state)
+{
+	(void)state;
+	FILE *f = fopen(cert_pem, "r");
+	assert_non_null(f);
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	unsigned char *der = NULL, *subj = NULL;
+	int dl = i2d_X509(x, &der);
+	int sl = i2d_X509_NAME(X509_get_subject_name(x), &subj);
+	X509_free(x);
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE ct = CKC_X_509;
+	CK_BBOOL T = CK_TRUE;
+	CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+			    {CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)},
+			    {CKA_TOKEN, &T, 1},
+			    {CKA_LABEL, "stored", 6},
+			    {CKA_ID, "\x01\x02", 2},
+			    {CKA_SUBJECT, subj, (CK_ULONG)sl},
+			    {CKA_VALUE, der, (CK_ULONG)dl}};
+	CK_OBJECT_HANDLE h;
+	/* required: the subject and the value */
+	assert_rv(p11->C_CreateObject(S, t, 5, &h), CKR_TEMPLATE_INCOMPLETE);
+	/* the value must be a certificate, of the type said */
+	uint8_t junk[64] = {0x30, 0x03, 0x02, 0x01, 0x01};
+	CK_ATTRIBUTE bad[7];
+	memcpy(bad, t, sizeof(bad));
+	bad[6].pValue = junk;
+	bad[6].ulValueLen = sizeof(junk);
+	assert_rv(p11->C_CreateObject(S, bad, 7, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+	CK_CERTIFICATE_TYPE attr_cert = CKC_X_509_ATTR_CERT;
+	memcpy(bad, t, sizeof(bad));
+	bad[1].pValue = &attr_cert;
+	assert_rv(p11->C_CreateObject(S, bad, 7, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+	/* only the SO trusts */
+	memcpy(bad, t, sizeof(bad));
+	bad[2] = (CK_ATTRIBUTE){CKA_TRUSTED, &T, 1};
+	assert_rv(p11->C_CreateObject(S, bad, 7, &h), CKR_ATTRIBUTE_READ_ONLY);
+	assert_ok(p11->C_CreateObject(S, t, 7, &h));
+	uint8_t serial[32], spki[1024];
+	CK_ATTRIBUTE q[] = {{CKA_SERIAL_NUMBER, serial, sizeof(serial)},
+			    {CKA_PUBLIC_KEY_INFO, spki, sizeof(spki)}};
+	assert_ok(p11->C_GetAttributeValue(S, h, q, 2));
+	assert_true(q[0].ulValueLen >= 3); /* INTEGER 4242 */
+	const unsigned char *p = spki;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)q[1].ulValueLen);
+	assert_int_equal(EVP_PKEY_eq(pk, rsa_key), 1);
+	EVP_PKEY_free(pk);
+	assert_false(h_attr_bool(S, h, CKA_PRIVATE));
+	/* kept, and readable without a login */
+	p11->C_Finalize(NULL);
+	assert_ok(h_initialize(&env));
+	CK_SESSION_HANDLE ro;
+	assert_ok(p11->C_OpenSession(env.slot, CKF_SERIAL_SESSION, NULL, NULL, &ro));
+	h = h_find_obj(ro, CKO_CERTIFICATE, "stored");
+	uint8_t back[4096];
+	CK_ATTRIBUTE v = {CKA_VALUE, back, sizeof(back)};
+	assert_ok(p11->C_GetAttributeValue(ro, h, &v, 1));
+	assert_int_equal(v.ulValueLen, dl);
+	assert_memory_equal(back, der, (size_t)dl);
+	assert_ok(p11->C_CloseSession(ro));
+	S = h_user_session(&env);
+	assert_ok(p11->C_DestroyObject(S, h_find_obj(S, CKO_CERTIFICATE, "stored")));
+	OPENSSL_free(der);
+	OPENSSL_free(subj);
+}
+
 /* Nothing of the private keys reaches the log. */
 static void test_no_key_in_log(void **state)
 {
@@ -356,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_bad_parameters),
 		cmocka_unit_test(test_key_file_replaced),
 		cmocka_unit_test(test_find_by_role),
+		cmocka_unit_test(test_create_certificate),
 		cmocka_unit_test(test_no_key_in_log),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
