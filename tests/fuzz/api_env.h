@@ -69,6 +69,9 @@ bool api_spend_finalize(void);
 
 /* "config=PATH": the init string the module is initialized with. */
 const char *api_init_string(void);
+/* The DER of a real X.509 certificate (the EC signing key's), for
+ * CKA_VALUE of certificate templates; NULL before setup. */
+const uint8_t *api_cert_der(size_t *n);
 /* Is slot one of ours? (a slot list must not name others) */
 bool api_slot_known(CK_SLOT_ID s);
 
