@@ -219,8 +219,8 @@ static kms_key_usage role_of(const kms_key_cfg *kc, unsigned uses)
 }
 
 /* Publish what the KMS said on the faces of key idx. */
-static CK_RV publish_inlock(token_t *t, size_t idx, const asym_public *ap, EVP_PKEY *pk,
-			    const pub_attrs *a)
+static CK_RV asym_publish_inlock(token_t *t, size_t idx, const asym_public *ap, EVP_PKEY *pk,
+				const pub_attrs *a)
 {
 	const kms_key_cfg *kc = &t->cfg->keys[idx];
 	kms_asym *ka = &t->kms_asym[idx];
@@ -313,7 +313,7 @@ CK_RV token_kms_asym_resolve(token_t *t, size_t idx)
 		if (rv == CKR_ENCRYPTED_DATA_INVALID)
 			rv = CKR_DEVICE_ERROR;
 	} else {
-		rv = publish_inlock(t, idx, &ap, pk, &a);
+		rv = asym_publish_inlock(t, idx, &ap, pk, &a);
 	}
 	pthread_mutex_unlock(&slots.lock);
 	EVP_PKEY_free(pk);
