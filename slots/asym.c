@@ -189,10 +189,16 @@ static p11k_err pub_check(EVP_PKEY *pk, kms_key_type want, pub_attrs *a, provide
 				    "EC key on curve %.31s: only P-256 and P-384 sign here", curve);
 		return P11K_ERR_KEY_TYPE;
 	}
-	size_t plen = 0;
-	if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, a->point + 2,
-					    sizeof(a->point) - 2, &plen) != 1 ||
-	    plen > 127 || a->point[2] != 0x04) {
+	/* get1_encoded_public_key, not the octet-string parameter: in a host
+	 * that made an engine the default (openssl -engine pkcs11), the key
+	 * decoded here is a legacy one, which has no such parameter. */
+	unsigned char *enc = NULL;
+	size_t plen = EVP_PKEY_get1_encoded_public_key(pk, &enc);
+	bool ok = enc && plen && plen <= 127 && plen <= sizeof(a->point) - 2 && enc[0] == 0x04;
+	if (ok)
+		memcpy(a->point + 2, enc, plen);
+	OPENSSL_free(enc);
+	if (!ok) {
 		provider_status_set(st, P11K_ERR_BAD_REPLY, "EC public point unreadable");
 		return P11K_ERR_BAD_REPLY;
 	}

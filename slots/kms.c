@@ -103,11 +103,18 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	CK_BBOOL trusted = role == KMS_ROLE_ENVELOPE;
 	CK_ULONG unavailable = CK_UNAVAILABLE_INFORMATION;
 	CK_ULONG value_len = k->bits / 8;
+	/* An RSA key's envelope object has a label of its own: SunPKCS11's
+	 * KeyStore refuses a token where a secret key shares its label with
+	 * another object (the key pair). */
+	char label[300];
+	snprintf(label, sizeof(label),
+		 role == KMS_ROLE_ENVELOPE && k->type == KMS_KEY_RSA ? "%s-envelope" : "%s",
+		 k->label);
 	const kms_attr common[] = {
 		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
 		{CKA_TOKEN, &T, 1}, {CKA_PRIVATE, &F, 1}, {CKA_MODIFIABLE, &F, 1},
 		{CKA_COPYABLE, &F, 1}, {CKA_DESTROYABLE, &F, 1},
-		{CKA_LABEL, k->label, strlen(k->label)},
+		{CKA_LABEL, label, strlen(label)},
 		{CKA_ID, k->id, strlen(k->id)},
 		{CKA_P11KMS_KMS_KEY_ID, k->id, strlen(k->id)},
 		{CKA_LOCAL, &F, 1}, {CKA_KEY_GEN_MECHANISM, &unavailable, sizeof(unavailable)},
@@ -220,8 +227,11 @@ CK_RV token_kms_objects_create_inlock(token_t *t)
 			break;
 		case KMS_KEY_RSA:
 		case KMS_KEY_EC:
-			/* An RSA key also keeps its envelope face (docs/REMOTE.md). */
-			if (t->cfg->keys[i].type == KMS_KEY_RSA)
+			/* An RSA key also keeps its envelope face (docs/REMOTE.md),
+			 * unless it signs: a signing key encrypts nothing. */
+			if (t->cfg->keys[i].type == KMS_KEY_RSA &&
+			    !(t->cfg->keys[i].usage_given &&
+			      t->cfg->keys[i].usage == KMS_USAGE_SIGN))
 				GUARD(kms_object_add_inlock(t, i, KMS_ROLE_ENVELOPE));
 			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_PUBLIC));
 			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_PRIVATE));

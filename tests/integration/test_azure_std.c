@@ -200,7 +200,7 @@ static void test_objects(void **state)
 {
 	(void)state;
 	emuctl("reset-counters");
-	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek");
+	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek-envelope");
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	/* By key type too, as consumers look for an RSA key. */
