@@ -188,7 +188,7 @@ CNF
           [ "$proto" = TLSv1.2 ] && args+=(-tls1_2) || args+=(-tls1_3)
           [ -n "$sigalgs" ] && args+=(-sigalgs "$sigalgs")
           set +e
-          OUT=$(echo | timeout 60 openssl s_client "${args[@]}" 2>&1)
+          OUT=$(echo | timeout 60 env "${SAN_ENV[@]}" openssl s_client "${args[@]}" 2>&1)
           RC=$?
           set -e
           need_ok "$k: s_client $proto ${sigalgs:-}" &&
