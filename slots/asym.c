@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "audit.h"
 #include "kms.h"
+#include "store.h"
 #include "token_priv.h"
 
 static const salg_facts salgs[SALG_COUNT_] = {
@@ -286,6 +287,95 @@ static CK_RV asym_publish_inlock(token_t *t, size_t idx, const asym_public *ap, 
 	return CKR_OK;
 }
 
+/* --- the public key, pinned --------------------------------------------------- */
+
+static p11k_err pin_once(store_t *s, const char *name, const uint8_t h[32], bool *changed)
+{
+	uint8_t *v = NULL;
+	size_t n = 0;
+	bool found = false;
+	p11k_err e = store_begin(s);
+	if (e != P11K_OK)
+		return e;
+	e = store_meta_get(s, name, &v, &n, &found);
+	if (e == P11K_OK && found)
+		*changed = n != 32 || memcmp(v, h, 32) != 0;
+	else if (e == P11K_OK)
+		e = store_meta_put(s, name, h, 32);
+	free(v);
+	if (e == P11K_OK)
+		e = store_commit(s);
+	else
+		store_rollback(s);
+	return e;
+}
+
+/* A named version's public key never changes: the first one a token's
+ * store saw is pinned there (a hash), and a KMS that later answers with
+ * another key for that version is refused, in every process. Without a
+ * version (AWS: one per key) there is nothing to pin. Called without the
+ * module lock; the store is waited for as IV counters wait (counter.c). */
+static p11k_err pin_check(token_t *t, const kms_key_cfg *kc, const asym_public *ap,
+			  provider_status *st)
+{
+	store_t *s = t->store;
+	uint8_t id[32], h[32];
+	unsigned hl = 0;
+	if (!ap->version[0])
+		return P11K_OK;
+	if (!s) {
+		log_debug("kms", "key \"%s\": no store open yet, its public key is not pinned",
+			  kc->label);
+		return P11K_OK;
+	}
+	EVP_MD *md = EVP_MD_fetch(crypto_libctx(), "SHA256", NULL);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	bool ok = md && c && EVP_DigestInit_ex2(c, md, NULL) == 1 &&
+		  EVP_DigestUpdate(c, kc->id, strlen(kc->id) + 1) == 1 &&
+		  EVP_DigestUpdate(c, ap->version, strlen(ap->version)) == 1 &&
+		  EVP_DigestFinal_ex(c, id, &hl) == 1 &&
+		  EVP_Digest(ap->spki, ap->spkilen, h, &hl, md, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	EVP_MD_free(md);
+	if (!ok) {
+		provider_status_set(st, P11K_ERR_INTERNAL, "cannot hash the public key");
+		return P11K_ERR_INTERNAL;
+	}
+	char name[48] = "kmspub:";
+	for (int i = 0; i < 16; i++)
+		snprintf(name + 7 + 2 * i, 3, "%02x", id[i]);
+	bool changed = false;
+	p11k_err e;
+	unsigned waited = 0, step = 1, limit = store_busy_timeout_ms();
+	for (;;) {
+		e = store_nowait_enter(s);
+		if (e == P11K_OK) {
+			e = pin_once(s, name, h, &changed);
+			store_nowait_leave(s);
+		}
+		if (e != P11K_ERR_STORE_BUSY || waited >= limit)
+			break;
+		slots_pause_ms(step);
+		waited += step;
+		step = step < 64 ? step * 2 : 64;
+	}
+	if (e != P11K_OK) {
+		/* The pin protects; the store failing is no reason to stop. */
+		log_warn("kms", "key \"%s\": its public key could not be pinned: %s", kc->label,
+			 p11k_err_name(e));
+		return P11K_OK;
+	}
+	if (changed) {
+		provider_status_set(st, P11K_ERR_BAD_REPLY,
+				    "the KMS's public key of \"%.80s\" version %.80s is not the one "
+				    "it gave before (pinned in the token's store): a KMS answering "
+				    "for another key",
+				    kc->label, ap->version);
+		return P11K_ERR_BAD_REPLY;
+	}
+	return P11K_OK;
+}
+
 CK_RV token_kms_asym_resolve(token_t *t, size_t idx)
 {
 	pthread_mutex_lock(&slots.lock);
@@ -310,6 +400,8 @@ CK_RV token_kms_asym_resolve(token_t *t, size_t idx)
 	}
 	if (err == P11K_OK)
 		err = pub_check(pk, kc->type, &a, &st);
+	if (err == P11K_OK)
+		err = pin_check(t, kc, &ap, &st);
 	CK_RV rv = CKR_OK;
 	pthread_mutex_lock(&slots.lock);
 	if (err != P11K_OK) {
