@@ -828,6 +828,232 @@ static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, siz
 	return err;
 }
 
+/* --- signing keys (public_key, sign) ---------------------------------------- */
+
+/* Does the key ARN a reply names belong to what was asked? An ARN asked
+ * is the ARN; a key id (UUID, mrk-...) is the ARN's last segment; an alias
+ * (alias/NAME or its ARN) names no key id to compare, so any key ARN of the
+ * region's form passes. */
+static bool key_arn_matches(const char *asked, const char *arn)
+{
+	if (!arn || strncmp(arn, "arn:", 4) != 0 || !strstr(arn, ":key/"))
+		return false;
+	if (strncmp(asked, "alias/", 6) == 0 || (strncmp(asked, "arn:", 4) == 0 &&
+						 strstr(asked, ":alias/")))
+		return true;
+	if (strncmp(asked, "arn:", 4) == 0)
+		return strcmp(asked, arn) == 0;
+	const char *id = strstr(arn, ":key/") + 5;
+	return strcmp(id, asked) == 0;
+}
+
+/* SigningAlgorithmSpec names (botocore kms-2014-11-01) -> sign_alg. */
+static const struct {
+	const char *name;
+	sign_alg alg;
+} aws_salgs[] = {
+	{"RSASSA_PKCS1_V1_5_SHA_256", SALG_RSA_PKCS1_SHA256},
+	{"RSASSA_PKCS1_V1_5_SHA_384", SALG_RSA_PKCS1_SHA384},
+	{"RSASSA_PKCS1_V1_5_SHA_512", SALG_RSA_PKCS1_SHA512},
+	{"RSASSA_PSS_SHA_256", SALG_RSA_PSS_SHA256},
+	{"RSASSA_PSS_SHA_384", SALG_RSA_PSS_SHA384},
+	{"RSASSA_PSS_SHA_512", SALG_RSA_PSS_SHA512},
+	{"ECDSA_SHA_256", SALG_ECDSA_SHA256},
+	{"ECDSA_SHA_384", SALG_ECDSA_SHA384},
+};
+
+static const char *aws_salg_name(sign_alg a)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(aws_salgs); i++)
+		if (aws_salgs[i].alg == a)
+			return aws_salgs[i].name;
+	return NULL;
+}
+
+/* The algorithms of the list the key's kind can run (ECDSA_SHA_256 on
+ * P-256 only, ECDSA_SHA_384 on P-384 only, RSASSA_* on RSA); names this
+ * module does not run (ECDSA_SHA_512, SM2DSA, ML_DSA_*) are skipped. */
+static bool aws_sign_algs(json_t *list, const spki_desc *d, unsigned *mask)
+{
+	size_t i;
+	json_t *v;
+	*mask = 0;
+	if (!json_is_array(list) || json_array_size(list) > 32)
+		return false;
+	json_array_foreach(list, i, v) {
+		const char *n = json_string_value(v);
+		if (!n)
+			return false;
+		for (size_t k = 0; k < ARRAY_SIZE(aws_salgs); k++) {
+			sign_alg a = aws_salgs[k].alg;
+			size_t half = salg_ec_half(a);
+			bool fits = d->ec ? half * 8 == d->bits : half == 0;
+			if (strcmp(n, aws_salgs[k].name) == 0 && fits)
+				*mask |= SALG_BIT(a);
+		}
+	}
+	return true;
+}
+
+/* GetPublicKey's reply for public_key: KeyId, KeySpec, KeyUsage, PublicKey
+ * and, for SIGN_VERIFY keys, SigningAlgorithms, each checked against the
+ * others and against the key asked for. */
+static p11k_err parse_asym_public(json_t *reply, const char *key_id, asym_public *out,
+				  provider_status *st)
+{
+	const char *op = "GetPublicKey";
+	const char *arn = json_str_field(reply, "KeyId");
+	const char *spec = json_str_field(reply, "KeySpec");
+	if (!spec)
+		spec = json_str_field(reply, "CustomerMasterKeySpec");
+	const char *usage = json_str_field(reply, "KeyUsage");
+	json_t *pk = json_object_get(reply, "PublicKey");
+	if (!spec || !usage) {
+		snprintf(st->message, sizeof(st->message), "%s: reply lacks KeySpec or KeyUsage", op);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	if (!key_arn_matches(key_id, arn)) {
+		snprintf(st->message, sizeof(st->message),
+			 "%s: reply names key %.100s, not %.100s", op, arn ? arn : "(none)", key_id);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	/* KeySpec: RSA_2048/3072/4096, ECC_NIST_P256/P384 here; the rest
+	 * (ECC_NIST_P521, ECC_SECG_P256K1, SM2, HMAC_*, ML_DSA_*,
+	 * SYMMETRIC_DEFAULT) are keys the module does not use. */
+	unsigned want = 0;
+	bool ec = false;
+	if (strcmp(spec, "RSA_2048") == 0)
+		want = 2048;
+	else if (strcmp(spec, "RSA_3072") == 0)
+		want = 3072;
+	else if (strcmp(spec, "RSA_4096") == 0)
+		want = 4096;
+	else if (strcmp(spec, "ECC_NIST_P256") == 0)
+		want = 256, ec = true;
+	else if (strcmp(spec, "ECC_NIST_P384") == 0)
+		want = 384, ec = true;
+	bool sign = strcmp(usage, "SIGN_VERIFY") == 0;
+	bool decrypt = strcmp(usage, "ENCRYPT_DECRYPT") == 0;
+	if (!want || !(sign || (decrypt && !ec))) {
+		snprintf(st->message, sizeof(st->message),
+			 "key %.100s is %.24s with usage %.24s: not an RSA or EC P-256/P-384 "
+			 "signing key, nor an RSA decryption key", key_id, spec, usage);
+		return st->err = P11K_ERR_KEY_TYPE;
+	}
+	uint8_t *der = NULL;
+	size_t derlen = 0;
+	spki_desc d;
+	char why[160];
+	if (!json_is_string(pk) || json_string_length(pk) > 4096 ||
+	    !b64_decode(json_string_value(pk), json_string_length(pk), false, &der, &derlen)) {
+		snprintf(st->message, sizeof(st->message), "%s: PublicKey is missing or not base64",
+			 op);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	p11k_err e = spki_check(der, derlen, &d, why, sizeof(why));
+	if (e == P11K_OK && (d.ec != ec || d.bits != want)) {
+		snprintf(why, sizeof(why), "the public key is not the %.24s the KeySpec names", spec);
+		e = P11K_ERR_BAD_REPLY;
+	}
+	unsigned algs = 0;
+	if (e == P11K_OK && sign &&
+	    !aws_sign_algs(json_object_get(reply, "SigningAlgorithms"), &d, &algs)) {
+		snprintf(why, sizeof(why), "SigningAlgorithms is not a list of names");
+		e = P11K_ERR_BAD_REPLY;
+	}
+	if (e == P11K_OK && sign && !algs) {
+		snprintf(why, sizeof(why), "the key offers no signing algorithm this module runs");
+		e = P11K_ERR_KEY_TYPE;
+	}
+	if (e != P11K_OK) {
+		free(der);
+		snprintf(st->message, sizeof(st->message), "%s: %.80s: %.120s", op, key_id, why);
+		return st->err = e;
+	}
+	out->spki = der;
+	out->spkilen = derlen;
+	out->uses = sign ? ASYM_USE_SIGN : ASYM_USE_DECRYPT;
+	out->sign_algs = algs;
+	out->version[0] = 0; /* one version: AWS never rotates asymmetric material */
+	return P11K_OK;
+}
+
+static p11k_err aws_public_key(void *state, const char *key_id, asym_public *out,
+			       provider_status *st)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
+	if (!req)
+		return st->err = P11K_ERR_NOMEM;
+	p11k_err e = kms_call(state, "GetPublicKey", req, &reply, st);
+	json_decref(req);
+	if (e != P11K_OK)
+		return e;
+	e = parse_asym_public(reply, key_id, out, st);
+	json_decref(reply);
+	return e;
+}
+
+/* Sign with MessageType DIGEST: the service signs the digest as given
+ * (PKCS #1 v1.5 with the DigestInfo, PSS with salt = hash length, ECDSA).
+ * RSA signatures come as the modulus' size; ECDSA ones as DER, converted
+ * to r||s. */
+static p11k_err aws_sign(void *state, const char *key_id, const char *version, sign_alg alg,
+			 const uint8_t *digest, size_t dlen, uint8_t **sig, size_t *siglen,
+			 provider_status *st)
+{
+	const char *op = "Sign";
+	const char *name = aws_salg_name(alg);
+	*sig = NULL;
+	*siglen = 0;
+	if (!name || !digest || dlen != salg_digest_len(alg) || (version && version[0])) {
+		snprintf(st->message, sizeof(st->message),
+			 "%s: malformed request (algorithm %d, %zu-byte digest%s)", op, (int)alg, dlen,
+			 version && version[0] ? ", a version: AWS keys have none" : "");
+		return st->err = P11K_ERR_INTERNAL;
+	}
+	char *b64 = b64_encode(digest, dlen);
+	json_t *req = b64 ? json_pack("{s:s, s:s, s:s, s:s}", "KeyId", key_id, "Message", b64,
+				      "MessageType", "DIGEST", "SigningAlgorithm", name)
+			  : NULL;
+	free(b64);
+	if (!req)
+		return st->err = P11K_ERR_NOMEM;
+	json_t *reply = NULL;
+	p11k_err e = kms_call(state, op, req, &reply, st);
+	json_decref(req);
+	if (e != P11K_OK)
+		return e;
+	const char *arn = json_str_field(reply, "KeyId");
+	const char *ralg = json_str_field(reply, "SigningAlgorithm");
+	json_t *sv = json_object_get(reply, "Signature");
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+	if (!key_arn_matches(key_id, arn)) {
+		snprintf(st->message, sizeof(st->message), "%s: reply names key %.100s, not %.100s",
+			 op, arn ? arn : "(none)", key_id);
+		e = P11K_ERR_BAD_REPLY;
+	} else if (!ralg || strcmp(ralg, name) != 0) {
+		snprintf(st->message, sizeof(st->message), "%s: reply names algorithm %.40s, not %s",
+			 op, ralg ? ralg : "(none)", name);
+		e = P11K_ERR_BAD_REPLY;
+	} else if (!json_is_string(sv) || json_string_length(sv) > 1024 ||
+		   !b64_decode(json_string_value(sv), json_string_length(sv), false, &raw,
+			       &rawlen)) {
+		snprintf(st->message, sizeof(st->message), "%s: Signature is missing or not base64",
+			 op);
+		e = P11K_ERR_BAD_REPLY;
+	} else {
+		char why[120];
+		e = sig_for_module(alg, true, &raw, rawlen, sig, siglen, why, sizeof(why));
+		if (e != P11K_OK)
+			snprintf(st->message, sizeof(st->message), "%s: %s", op, why);
+	}
+	free(raw);
+	json_decref(reply);
+	return st->err = e;
+}
+
 static size_t aws_max_blob_len(void *state, size_t ptlen)
 {
 	(void)state;
@@ -957,5 +1183,7 @@ const provider_ops aws_provider_ops = {
 	.max_blob_len = aws_max_blob_len,
 	.remote_crypt = aws_remote_crypt,
 	.rsa_public = aws_rsa_public,
+	.public_key = aws_public_key,
+	.sign = aws_sign,
 	.test_set_transport = aws_test_set_transport,
 };
