@@ -12,9 +12,14 @@
  * key with KeyUsage ENCRYPT_DECRYPT runs RSAES_OAEP_SHA_1/_SHA_256 through
  * the same Encrypt/Decrypt operations, with KeyId and EncryptionAlgorithm
  * always sent and no encryption context; its public numbers come from
- * GetPublicKey (DER SubjectPublicKeyInfo, decoded with OpenSSL) and are
- * cached per key id. AWS keys do not rotate asymmetric material, so there
- * are no older versions to try.
+ * GetPublicKey (DER SubjectPublicKeyInfo, decoded with OpenSSL), the
+ * module keeping them. AWS keys do not rotate asymmetric material, so
+ * there are no older versions to try.
+ *
+ * Signing keys (public_key, sign; docs/SIGNING.md): GetPublicKey checked
+ * against KeySpec (RSA_2048..4096, ECC_NIST_P256/P384), KeyUsage and
+ * SigningAlgorithms; Sign with MessageType DIGEST, the reply's KeyId and
+ * SigningAlgorithm checked and ECDSA DER converted to r||s.
  *
  * Key versions: a symmetric key's version is its key material, named by
  * the 64-hex-digit KeyMaterialId (DescribeKey's CurrentKeyMaterialId, and
@@ -29,14 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
 #include "creds.h"
-#include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
@@ -48,18 +48,9 @@
 
 #define COMP "aws"
 #define AWS_MAX_REPLY (64 * 1024)
-#define MAX_MODULUS_BYTES 1024 /* 8192 bits; AWS offers up to RSA_4096 */
-#define MAX_EXPONENT_BYTES 8
 #define MATERIAL_ID_LEN 64     /* BackingKeyIdType: 64 hex digits */
 #define DATES_CACHED 8         /* key materials whose creation time is kept */
 #define ROTATION_PAGES_MAX 10  /* ListKeyRotations pages read, 1000 entries each */
-
-/* An RSA key's public numbers. The module keeps them on the key objects:
- * the provider fetches them when asked and keeps nothing. */
-typedef struct pub_entry {
-	uint8_t *n, *e;
-	size_t nlen, elen;
-} pub_entry;
 
 /* When a key material was made: it never changes, so describe asks once. */
 typedef struct material_date {
@@ -713,121 +704,6 @@ static p11k_err aws_remote_crypt(void *state, const char *key_id, remote_req *r,
 	return P11K_OK;
 }
 
-static void pub_free(pub_entry *p)
-{
-	free(p->n);
-	free(p->e);
-	*p = (pub_entry){0};
-}
-
-/* A BIGNUM parameter of pkey, big-endian without leading zeros (BN_bn2bin
- * writes none), 1..maxlen bytes. */
-static bool bn_param(const EVP_PKEY *pkey, const char *name, size_t maxlen, uint8_t **out,
-		     size_t *len)
-{
-	BIGNUM *bn = NULL;
-	*out = NULL;
-	if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
-		return false;
-	int nb = BN_num_bytes(bn);
-	bool ok = nb > 0 && (size_t)nb <= maxlen && !BN_is_negative(bn) && (*out = malloc((size_t)nb));
-	if (ok)
-		*len = (size_t)BN_bn2bin(bn, *out);
-	BN_free(bn);
-	return ok;
-}
-
-/* GetPublicKey's reply: an RSA ENCRYPT_DECRYPT key's DER SubjectPublicKeyInfo
- * whose modulus has the size the KeySpec names. */
-static p11k_err parse_public_key(json_t *reply, const char *key_id, pub_entry *p,
-				 provider_status *st)
-{
-	const char *spec = json_string_value(json_object_get(reply, "KeySpec"));
-	if (!spec)
-		spec = json_string_value(json_object_get(reply, "CustomerMasterKeySpec"));
-	const char *usage = json_string_value(json_object_get(reply, "KeyUsage"));
-	json_t *pk = json_object_get(reply, "PublicKey");
-	if (!spec || !usage || !json_is_string(pk)) {
-		snprintf(st->message, sizeof(st->message),
-			 "GetPublicKey: reply lacks KeySpec, KeyUsage or PublicKey");
-		return st->err = P11K_ERR_BAD_REPLY;
-	}
-	unsigned long bits = 0;
-	if (strcmp(spec, "RSA_2048") == 0)
-		bits = 2048;
-	else if (strcmp(spec, "RSA_3072") == 0)
-		bits = 3072;
-	else if (strcmp(spec, "RSA_4096") == 0)
-		bits = 4096;
-	if (!bits || strcmp(usage, "ENCRYPT_DECRYPT") != 0) {
-		snprintf(st->message, sizeof(st->message),
-			 "key %.100s is %.24s with usage %.24s, not an RSA ENCRYPT_DECRYPT key",
-			 key_id, spec, usage);
-		return st->err = P11K_ERR_KEY_TYPE;
-	}
-	uint8_t *der = NULL;
-	size_t derlen = 0;
-	if (!b64_decode(json_string_value(pk), json_string_length(pk), false, &der, &derlen) ||
-	    derlen > 4096) {
-		free(der);
-		snprintf(st->message, sizeof(st->message), "GetPublicKey: PublicKey is not base64");
-		return st->err = P11K_ERR_BAD_REPLY;
-	}
-	const unsigned char *q = der;
-	EVP_PKEY *pkey = d2i_PUBKEY_ex(NULL, &q, (long)derlen, crypto_libctx(), NULL);
-	p11k_err e = P11K_OK;
-	if (!pkey || q != der + derlen || !EVP_PKEY_is_a(pkey, "RSA")) {
-		snprintf(st->message, sizeof(st->message),
-			 "GetPublicKey: PublicKey is not a DER RSA SubjectPublicKeyInfo");
-		e = P11K_ERR_BAD_REPLY;
-	} else if (!bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, MAX_MODULUS_BYTES, &p->n, &p->nlen) ||
-		   !bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, MAX_EXPONENT_BYTES, &p->e, &p->elen)) {
-		snprintf(st->message, sizeof(st->message), "GetPublicKey: bad RSA numbers");
-		e = P11K_ERR_BAD_REPLY;
-	} else if ((unsigned long)EVP_PKEY_get_bits(pkey) != bits) {
-		snprintf(st->message, sizeof(st->message),
-			 "GetPublicKey: a %d-bit modulus for key spec %.24s", EVP_PKEY_get_bits(pkey),
-			 spec);
-		e = P11K_ERR_BAD_REPLY;
-	}
-	EVP_PKEY_free(pkey);
-	free(der);
-	if (e != P11K_OK) {
-		free(p->n);
-		free(p->e);
-		p->n = p->e = NULL;
-		st->err = e;
-	}
-	return e;
-}
-
-static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
-			       uint8_t **e, size_t *elen, provider_status *st)
-{
-	aws_state *s = state;
-	*n = *e = NULL;
-	*nlen = *elen = 0;
-	json_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
-	if (!req)
-		return st->err = P11K_ERR_NOMEM;
-	p11k_err err = kms_call(s, "GetPublicKey", req, &reply, st);
-	json_decref(req);
-	if (err != P11K_OK)
-		return err;
-	pub_entry p = {0};
-	err = parse_public_key(reply, key_id, &p, st);
-	json_decref(reply);
-	if (err == P11K_OK) {
-		*n = p.n;
-		*nlen = p.nlen;
-		*e = p.e;
-		*elen = p.elen;
-		p = (pub_entry){0};
-	}
-	pub_free(&p);
-	return err;
-}
-
 /* --- signing keys (public_key, sign) ---------------------------------------- */
 
 /* Does the key ARN a reply names belong to what was asked? An ARN asked
@@ -878,6 +754,8 @@ static bool aws_sign_algs(json_t *list, const spki_desc *d, unsigned *mask)
 	size_t i;
 	json_t *v;
 	*mask = 0;
+	if (!list)
+		return true; /* none named: none offered */
 	if (!json_is_array(list) || json_array_size(list) > 32)
 		return false;
 	json_array_foreach(list, i, v) {
@@ -1052,6 +930,14 @@ static p11k_err aws_sign(void *state, const char *key_id, const char *version, s
 	free(raw);
 	json_decref(reply);
 	return st->err = e;
+}
+
+/* An RSA ENCRYPT_DECRYPT key's public numbers: public_key's answer (its
+ * checks: KeySpec, KeyUsage, the SPKI's size and the key asked for). */
+static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
+			       uint8_t **e, size_t *elen, provider_status *st)
+{
+	return rsa_public_of(aws_public_key, state, key_id, n, nlen, e, elen, st);
 }
 
 static size_t aws_max_blob_len(void *state, size_t ptlen)

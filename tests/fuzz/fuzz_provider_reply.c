@@ -71,11 +71,10 @@ static void *make(const provider_ops *ops, const char *json)
 static void fuzz_signing(const provider_ops *ops, void *state, int which, uint8_t b,
 			 provider_status *st)
 {
-	static const char *const keys[] = {"alias/x", "k", "projects/p/locations/l/keyRings/r/"
-							  "cryptoKeys/k"};
+#define GCP_KEY "projects/p/locations/l/keyRings/r/cryptoKeys/k"
+	static const char *const keys[] = {"alias/x", "k", GCP_KEY};
 	static const char *const versions[] = {"", "0698c2156c1a4e1da5b6bab6f6422fd6",
-					       "projects/p/locations/l/keyRings/r/cryptoKeys/k/"
-					       "cryptoKeyVersions/1"};
+					       GCP_KEY "/cryptoKeyVersions/1"};
 	unsigned k = (unsigned)(b - 180) / 3;
 	int op = (int)(k % 3);
 	sign_alg alg = (sign_alg)(1 + (k / 3) % (SALG_COUNT_ - 1));

@@ -1876,6 +1876,30 @@ static void test_asym_decrypt(void **state)
 	assert_int_equal(oaep(st, VKEY(5), RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
 			 P11K_ERR_BAD_REPLY);
 	ascript_free();
+	/* The public numbers the module encrypts with: those of the newest
+	 * enabled version; a signing key has none to offer. */
+	ascript("GET", LIST_URL, 200, list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
+	ascript("GET", VKEY(2) "/publicKey", 200,
+		pubkey_reply(VKEY(2), "RSA_DECRYPT_OAEP_2048_SHA256", g_rsa, 0));
+	uint8_t *n = NULL, *e = NULL, wn[512], we[8];
+	size_t nl, el;
+	asym_keys();
+	size_t wnl = fx_bn(g_rsa, OSSL_PKEY_PARAM_RSA_N, wn, 0);
+	size_t wel = fx_bn(g_rsa, OSSL_PKEY_PARAM_RSA_E, we, 0);
+	assert_int_equal(gcp_provider_ops.rsa_public(st, KEY, &n, &nl, &e, &el, &ps), P11K_OK);
+	assert_int_equal(nl, wnl);
+	assert_memory_equal(n, wn, nl);
+	assert_int_equal(el, wel);
+	assert_memory_equal(e, we, el);
+	free(n);
+	free(e);
+	ascript_free();
+	ascript("GET", VKEY(3) "/publicKey", 200,
+		pubkey_reply(VKEY(3), "RSA_SIGN_PSS_2048_SHA256", g_rsa, 0));
+	assert_int_equal(gcp_provider_ops.rsa_public(st, VKEY(3), &n, &nl, &e, &el, &ps),
+			 P11K_ERR_KEY_TYPE);
+	assert_null(n);
+	ascript_free();
 	/* No version of that hash; signing keys; encryption is local. */
 	ascript("GET", LIST_URL, 200, list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
 	assert_int_equal(oaep(st, KEY, RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
