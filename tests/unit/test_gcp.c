@@ -1734,7 +1734,7 @@ static void test_asym_sign_errors(void **state)
 {
 	(void)state;
 	void *st = sa_provider();
-	uint8_t d[32] = {1}, sv[256] = {2}, *sig = NULL;
+	uint8_t d[64] = {1}, sv[256] = {2}, *sig = NULL;
 	size_t siglen = 0;
 	const char *url = VKEY(3) ":asymmetricSign";
 	const struct {
