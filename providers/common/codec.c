@@ -415,11 +415,24 @@ p11k_err spki_from_ec(const char *crv, const uint8_t *x, size_t xlen, const uint
 			 crv ? crv : "(none)");
 		return P11K_ERR_KEY_TYPE;
 	}
-	if (!x || !y || xlen != half || ylen != half)
-		return why_set(why, wl, P11K_ERR_BAD_REPLY, "the EC coordinates are not the curve's size");
+	/* RFC 7518 section 6.2.1.2 wants each coordinate at the curve's full
+	 * size; encoders that go through a signed big integer drop leading
+	 * zero bytes or add a sign byte, so each is taken as the unsigned
+	 * number it is, at most the curve's size (the point check decides). */
+	const uint8_t *c[2] = {x, y};
+	size_t cl[2] = {xlen, ylen};
 	pt[0] = 4; /* uncompressed (SEC 1 section 2.3.3) */
-	memcpy(pt + 1, x, half);
-	memcpy(pt + 1 + half, y, half);
+	for (int i = 0; i < 2; i++) {
+		while (c[i] && cl[i] > half && c[i][0] == 0) {
+			c[i]++;
+			cl[i]--;
+		}
+		if (!c[i] || cl[i] == 0 || cl[i] > half)
+			return why_set(why, wl, P11K_ERR_BAD_REPLY,
+				       "the EC coordinates are not of the curve's size");
+		memset(pt + 1 + i * half, 0, half - cl[i]);
+		memcpy(pt + 1 + i * half + half - cl[i], c[i], cl[i]);
+	}
 	OSSL_PARAM ps[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
 		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * half),

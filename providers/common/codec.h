@@ -44,7 +44,9 @@ P11K_WUR p11k_err spki_check(const uint8_t *der, size_t len, spki_desc *d, char 
 			     size_t wl);
 /* DER SubjectPublicKeyInfo (malloc'd) of an RSA key, from big-endian n and
  * e (leading zeros allowed), or of an EC key ("P-256" / "P-384") from the
- * affine x and y, each exactly the curve's size. Checked with spki_check. */
+ * affine x and y, big-endian numbers of at most the curve's size (full
+ * size as RFC 7518 wants, or with leading zeros dropped or added, as
+ * some encoders write them). Checked with spki_check. */
 P11K_WUR p11k_err spki_from_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
 				uint8_t **der, size_t *derlen, char *why, size_t wl);
 P11K_WUR p11k_err spki_from_ec(const char *crv, const uint8_t *x, size_t xlen,

@@ -1327,8 +1327,8 @@ static void test_public_key_refusals(void **state)
 	memset(xy, 0x11, sizeof(xy));
 	const char *off_curve = reply_fmt("\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"",
 					  b64u(xy, 32), b64u(xy, 32));
-	const char *short_x = reply_fmt("\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"",
-					b64u(xy, 31), b64u(xy, 32));
+	const char *long_x = reply_fmt("\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"",
+				       b64u(xy, 33), b64u(xy, 32));
 	const char *rsa = jwk_of(az_rsa), *sign = "[\"sign\"]";
 	const struct {
 		const char *id, *kid, *jwk, *ops;
@@ -1344,7 +1344,7 @@ static void test_public_key_refusals(void **state)
 		{"k1", KID1, jwk_of(az_rsa1024), sign, true, P11K_ERR_KEY_TYPE},
 		{"k1", KID1, rsa, "[\"verify\",\"encrypt\"]", true, P11K_ERR_KEY_TYPE},
 		{"k1", KID1, off_curve, sign, true, P11K_ERR_BAD_REPLY},
-		{"k1", KID1, short_x, sign, true, P11K_ERR_BAD_REPLY},
+		{"k1", KID1, long_x, sign, true, P11K_ERR_BAD_REPLY},
 		{"k1", KID1, "\"kty\":\"RSA\",\"e\":\"AQAB\"", sign, true, P11K_ERR_BAD_REPLY},
 		{"k1", KID1, rsa, "\"sign\"", true, P11K_ERR_BAD_REPLY},
 		{"k1", VAULT "/keys/k2/0698c2156c1a4e1da5b6bab6f6422fd6", rsa, sign, true,

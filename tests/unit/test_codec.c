@@ -478,15 +478,47 @@ static void test_spki_build(void **state)
 		assert_int_equal(dl, wl);
 		assert_memory_equal(der, want, wl);
 		free(der);
-		free(want);
-		assert_int_equal(spki_from_ec(crvs[i], x, half - 1, y, half, &der, &dl, why,
+		/* A sign byte in front is the same number. */
+		uint8_t x1[49] = {0};
+		memcpy(x1 + 1, x, half);
+		assert_int_equal(spki_from_ec(crvs[i], x1, half + 1, y, half, &der, &dl, why,
 					      sizeof(why)),
+				 P11K_OK);
+		assert_memory_equal(der, want, wl);
+		free(der);
+		free(want);
+		/* A byte too many that is not zero, none at all. */
+		x1[0] = 1;
+		assert_int_equal(spki_from_ec(crvs[i], x1, half + 1, y, half, &der, &dl, why,
+					      sizeof(why)),
+				 P11K_ERR_BAD_REPLY);
+		assert_int_equal(spki_from_ec(crvs[i], x, 0, y, half, &der, &dl, why, sizeof(why)),
 				 P11K_ERR_BAD_REPLY);
 		y[0] ^= 0x40;
 		assert_int_equal(spki_from_ec(crvs[i], x, half, y, half, &der, &dl, why, sizeof(why)),
 				 P11K_ERR_BAD_REPLY);
 		EVP_PKEY_free(k);
 	}
+	/* A coordinate written without its leading zero byte: a P-256 key
+	 * whose x has one (about one in 256). */
+	EVP_PKEY *k = NULL;
+	for (int tries = 0; tries < 20000; tries++) {
+		EVP_PKEY_free(k);
+		k = keygen("EC", "P-256", 0);
+		fx_bn(k, OSSL_PKEY_PARAM_EC_PUB_X, x, 32);
+		if (x[0] == 0)
+			break;
+	}
+	assert_int_equal(x[0], 0);
+	fx_bn(k, OSSL_PKEY_PARAM_EC_PUB_Y, y, 32);
+	want = fx_spki(k, &wl);
+	assert_int_equal(spki_from_ec("P-256", x + 1, 31, y, 32, &der, &dl, why, sizeof(why)),
+			 P11K_OK);
+	assert_int_equal(dl, wl);
+	assert_memory_equal(der, want, wl);
+	free(der);
+	free(want);
+	EVP_PKEY_free(k);
 	assert_int_equal(spki_from_ec("P-521", x, 32, y, 32, &der, &dl, why, sizeof(why)),
 			 P11K_ERR_KEY_TYPE);
 	assert_int_equal(spki_from_ec(NULL, x, 32, y, 32, &der, &dl, why, sizeof(why)),
