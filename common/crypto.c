@@ -151,45 +151,50 @@ p11k_err gcm_open(const uint8_t key[32], const uint8_t *aad, size_t aadlen,
 	return P11K_OK;
 }
 
-bool ecdsa_der_to_raw(const uint8_t *der, size_t len, size_t half, uint8_t *raw)
+bool ecdsa_der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *rs)
 {
-	const unsigned char *p = der;
-	if (!der || len > 2 * 66 + 16 || half == 0 || half > 66)
+	if (!der || len == 0 || len > 2 * half + 16 || half == 0 || half > 66)
 		return false;
-	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
-	bool ok = sig && (size_t)(p - der) == len;
+	const unsigned char *q = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &q, (long)len);
+	bool ok = sig && q == der + len;
+	unsigned char *back = NULL;
+	/* Strict DER: what we read re-encodes to the same bytes (no
+	 * non-minimal lengths or integers). */
+	int bn = ok ? i2d_ECDSA_SIG(sig, &back) : 0;
+	ok = ok && bn > 0 && (size_t)bn == len && memcmp(back, der, len) == 0;
+	OPENSSL_free(back);
 	const BIGNUM *r = NULL, *s = NULL;
 	if (ok)
 		ECDSA_SIG_get0(sig, &r, &s);
-	ok = ok && BN_bn2binpad(r, raw, (int)half) == (int)half &&
-	     BN_bn2binpad(s, raw + half, (int)half) == (int)half;
+	ok = ok && !BN_is_zero(r) && !BN_is_zero(s) && !BN_is_negative(r) && !BN_is_negative(s) &&
+	     BN_bn2binpad(r, rs, (int)half) == (int)half &&
+	     BN_bn2binpad(s, rs + half, (int)half) == (int)half;
 	ECDSA_SIG_free(sig);
 	return ok;
 }
 
-uint8_t *ecdsa_raw_to_der(const uint8_t *raw, size_t len, size_t *derlen)
+bool ecdsa_rs_to_der(const uint8_t *rs, size_t half, uint8_t **der, size_t *derlen)
 {
-	if (!raw || !len || len % 2 || len > 2 * 66)
-		return NULL;
+	*der = NULL;
+	*derlen = 0;
 	ECDSA_SIG *sig = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(raw, (int)(len / 2), NULL);
-	BIGNUM *s = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
-	if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+	BIGNUM *r = BN_bin2bn(rs, (int)half, NULL), *s = BN_bin2bn(rs + half, (int)half, NULL);
+	bool ok = sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1;
+	if (!ok) {
 		BN_free(r);
 		BN_free(s);
-		ECDSA_SIG_free(sig);
-		return NULL;
 	}
-	unsigned char *der = NULL;
-	int n = i2d_ECDSA_SIG(sig, &der);
-	ECDSA_SIG_free(sig);
-	uint8_t *out = n > 0 ? malloc((size_t)n) : NULL;
-	if (out) {
-		memcpy(out, der, (size_t)n);
+	unsigned char *p = NULL;
+	int n = ok ? i2d_ECDSA_SIG(sig, &p) : 0;
+	ok = n > 0 && (*der = malloc((size_t)n));
+	if (ok) {
+		memcpy(*der, p, (size_t)n);
 		*derlen = (size_t)n;
 	}
-	OPENSSL_free(der);
-	return out;
+	OPENSSL_free(p);
+	ECDSA_SIG_free(sig);
+	return ok;
 }
 
 EVP_PKEY *crypto_pubkey_from_spki(const uint8_t *spki, size_t len)

@@ -45,13 +45,12 @@ P11K_WUR p11k_err gcm_open(const uint8_t key[32], const uint8_t *aad,
 			   size_t aadlen, const uint8_t *in, size_t inlen,
 			   uint8_t **pt, size_t *ptlen);
 
-/* ECDSA signatures: DER (SEQUENCE of two INTEGERs, as AWS KMS, Cloud KMS
- * and OpenSSL make them) and PKCS #11's r||s, each half `half` bytes
- * (32 for P-256, 48 for P-384), big-endian. der_to_raw refuses a DER that
- * is not exactly one such SEQUENCE or whose numbers do not fit. */
-P11K_WUR bool ecdsa_der_to_raw(const uint8_t *der, size_t len, size_t half, uint8_t *raw);
-/* The DER of r||s (len even, at most 2 * 66), malloc'd; NULL on failure. */
-uint8_t *ecdsa_raw_to_der(const uint8_t *raw, size_t len, size_t *derlen);
+/* An ECDSA-Sig-Value (SEQUENCE {r, s}, strict DER) -> r||s, each half
+ * bytes big-endian, left-padded; false when it is not one or r or s is 0
+ * or wider than half. */
+P11K_WUR bool ecdsa_der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *rs);
+/* r||s (2*half bytes) -> DER, malloc'd; for tests and verifiers. */
+P11K_WUR bool ecdsa_rs_to_der(const uint8_t *rs, size_t half, uint8_t **der, size_t *derlen);
 /* A public key from DER SubjectPublicKeyInfo, in the module's context. */
 EVP_PKEY *crypto_pubkey_from_spki(const uint8_t *spki, size_t len);
 

@@ -123,7 +123,7 @@ typedef struct asym_public {
 	 * provider chose (Azure: the current one; Cloud KMS: the newest
 	 * enabled one, since asymmetric keys have no primary; AWS: "", its
 	 * asymmetric keys have one version). */
-	char version[160];
+	char version[512];
 } asym_public;
 
 void asym_public_free(asym_public *p);

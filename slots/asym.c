@@ -59,9 +59,9 @@ bool asym_verify(EVP_PKEY *pk, sign_alg alg, const uint8_t *dg, size_t dlen,
 	bool ok;
 	if (f->ecdsa) {
 		size_t derlen = 0;
-		uint8_t *der = siglen == 2 * f->ec_half ? ecdsa_raw_to_der(sig, siglen, &derlen)
-							  : NULL;
-		ok = der && EVP_PKEY_verify(c, der, derlen, dg, dlen) == 1;
+		uint8_t *der = NULL;
+		ok = siglen == 2 * f->ec_half && ecdsa_rs_to_der(sig, f->ec_half, &der, &derlen) &&
+		     EVP_PKEY_verify(c, der, derlen, dg, dlen) == 1;
 		free(der);
 	} else {
 		EVP_MD *md = EVP_MD_fetch(crypto_libctx(), f->md, NULL);
@@ -447,7 +447,7 @@ CK_RV token_kms_sign(void *tok, size_t idx, sign_alg alg, const uint8_t *dg, siz
 	unsigned algs = 0;
 	*sig = NULL;
 	GUARD(token_kms_pubkey(t, idx, &pk, &algs));
-	char version[160];
+	char version[512];
 	pthread_mutex_lock(&slots.lock);
 	snprintf(version, sizeof(version), "%s", t->kms_asym[idx].version);
 	pthread_mutex_unlock(&slots.lock);

@@ -18,7 +18,7 @@ typedef struct kms_asym {
 	unsigned uses;       /* ASYM_USE_* as the KMS says */
 	unsigned sign_algs;  /* SALG_BIT()s the KMS accepts */
 	EVP_PKEY *pub;
-	char version[160];   /* the version signatures are made with */
+	char version[512];   /* the version signatures are made with */
 } kms_asym;
 
 /* What a signing algorithm is made of. */

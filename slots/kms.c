@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rsa.h>
+
+#include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
 #include "asym.h"
@@ -298,6 +301,45 @@ size_t token_kms_max(void *tok, size_t inlen)
 	return t->cfg->ops->max_blob_len(t->prov, inlen);
 }
 
+/* RSA-OAEP encryption with key idx's public key (the KMS described it as
+ * a decryption key): *out in secure memory, as remote_crypt's. */
+static CK_RV oaep_encrypt_local(token_t *t, size_t idx, const remote_req *r, uint8_t **out,
+				size_t *outlen)
+{
+	EVP_PKEY *pk = NULL;
+	if (token_kms_pubkey(t, idx, &pk, NULL) != CKR_OK)
+		return CKR_GENERAL_ERROR;
+	pthread_mutex_lock(&slots.lock);
+	bool decrypts = (t->kms_asym[idx].uses & ASYM_USE_DECRYPT) != 0;
+	pthread_mutex_unlock(&slots.lock);
+	EVP_PKEY_CTX *c = decrypts && EVP_PKEY_is_a(pk, "RSA")
+				  ? EVP_PKEY_CTX_new_from_pkey(crypto_libctx(), pk, NULL)
+				  : NULL;
+	EVP_MD *md = c ? EVP_MD_fetch(crypto_libctx(),
+				      r->alg == RALG_RSA_OAEP_SHA1 ? "SHA1" : "SHA256", NULL)
+		       : NULL;
+	size_t n = 0;
+	uint8_t *o = NULL;
+	bool ok = md && EVP_PKEY_encrypt_init(c) == 1 &&
+		  EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
+		  EVP_PKEY_CTX_set_rsa_oaep_md(c, md) == 1 &&
+		  EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) == 1 &&
+		  EVP_PKEY_encrypt(c, NULL, &n, r->in, r->inlen) == 1 && (o = sec_alloc(n)) &&
+		  EVP_PKEY_encrypt(c, o, &n, r->in, r->inlen) == 1;
+	EVP_MD_free(md);
+	EVP_PKEY_CTX_free(c);
+	EVP_PKEY_free(pk);
+	if (!ok) {
+		sec_free(o);
+		return CKR_GENERAL_ERROR;
+	}
+	log_debug("kms", "key \"%s\": the KMS does not encrypt with it; its public key did",
+		  t->cfg->keys[idx].label);
+	*out = o;
+	*outlen = n;
+	return CKR_OK;
+}
+
 /* A standard algorithm on configured KMS key idx (docs/REMOTE.md). Called
  * without the module lock. */
 CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t *outlen)
@@ -311,6 +353,12 @@ CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t 
 	else
 		provider_status_set(&st, e, "the %s provider runs no standard algorithm",
 				    t->cfg->ops->type);
+	/* A KMS that only decrypts with its RSA keys (Cloud KMS
+	 * ASYMMETRIC_DECRYPT): the public key it gave encrypts. */
+	if (e == P11K_ERR_KEY_TYPE && r->encrypt &&
+	    (r->alg == RALG_RSA_OAEP_SHA1 || r->alg == RALG_RSA_OAEP_SHA256) &&
+	    oaep_encrypt_local(t, idx, r, out, outlen) == CKR_OK)
+		return CKR_OK;
 	if (e == P11K_OK)
 		return CKR_OK;
 	st.err = e;

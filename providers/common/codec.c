@@ -339,38 +339,68 @@ p11k_err spki_check(const uint8_t *der, size_t len, spki_desc *d, char *why, siz
 	return e;
 }
 
-/* i2d of a key built from params, then the same checks as any reply's. */
-static p11k_err spki_from_params(const char *type, OSSL_PARAM *params, uint8_t **der,
-				 size_t *derlen, char *why, size_t wl)
+/* The DER SubjectPublicKeyInfo of an algorithm (nid, its parameter) and
+ * the key's bytes, then the same checks as any reply's. Built as ASN.1,
+ * with no EVP_PKEY: a host that made an engine the default for RSA or EC
+ * (openssl -engine pkcs11) has no provider key to build one from. key is
+ * OPENSSL_malloc'd and taken. */
+static p11k_err spki_encode(int nid, int ptype, void *pval, unsigned char *key, size_t keylen,
+			    uint8_t **der, size_t *derlen, char *why, size_t wl)
 {
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, NULL);
-	EVP_PKEY *pk = NULL;
+	X509_PUBKEY *pub = X509_PUBKEY_new();
+	unsigned char *p = NULL;
+	int n = -1;
+	if (pub && X509_PUBKEY_set0_param(pub, OBJ_nid2obj(nid), ptype, pval, key,
+					  (int)keylen) == 1)
+		n = i2d_X509_PUBKEY(pub, &p);
+	else
+		OPENSSL_free(key);
+	X509_PUBKEY_free(pub);
 	p11k_err e = P11K_OK;
-	*der = NULL;
-	*derlen = 0;
-	if (!c || EVP_PKEY_fromdata_init(c) != 1 ||
-	    EVP_PKEY_fromdata(c, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+	if (n <= 0) {
 		e = why_set(why, wl, P11K_ERR_BAD_REPLY, "the key's public numbers are not a key");
 	} else {
-		unsigned char *p = NULL;
-		int n = i2d_PUBKEY(pk, &p);
-		if (n <= 0) {
-			e = why_set(why, wl, P11K_ERR_BAD_REPLY, "the key's public numbers are not a key");
-		} else {
-			spki_desc d;
-			e = spki_check(p, (size_t)n, &d, why, wl);
-			if (e == P11K_OK && (*der = malloc((size_t)n))) {
-				memcpy(*der, p, (size_t)n);
-				*derlen = (size_t)n;
-			} else if (e == P11K_OK) {
-				e = P11K_ERR_NOMEM;
-			}
+		spki_desc d;
+		e = spki_check(p, (size_t)n, &d, why, wl);
+		if (e == P11K_OK && (*der = malloc((size_t)n))) {
+			memcpy(*der, p, (size_t)n);
+			*derlen = (size_t)n;
+		} else if (e == P11K_OK) {
+			e = P11K_ERR_NOMEM;
 		}
-		OPENSSL_free(p);
 	}
-	EVP_PKEY_free(pk);
-	EVP_PKEY_CTX_free(c);
+	OPENSSL_free(p);
 	return e;
+}
+
+/* A DER length and an unsigned INTEGER (leading zeros dropped, a zero
+ * byte added when the top bit is set) at b; the bytes written. */
+static size_t der_len(uint8_t *b, size_t n)
+{
+	if (n < 128) {
+		b[0] = (uint8_t)n;
+		return 1;
+	}
+	b[0] = 0x82;
+	b[1] = (uint8_t)(n >> 8);
+	b[2] = (uint8_t)n;
+	return 3;
+}
+
+static size_t der_uint(uint8_t *b, const uint8_t *v, size_t n)
+{
+	while (n > 1 && v[0] == 0) {
+		v++;
+		n--;
+	}
+	bool pad = v[0] & 0x80;
+	size_t o = 0;
+	b[o++] = 0x02;
+	o += der_len(b + o, n + pad);
+	if (pad)
+		b[o++] = 0;
+	memcpy(b + o, v, n);
+	return o + n;
 }
 
 p11k_err spki_from_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
@@ -380,19 +410,19 @@ p11k_err spki_from_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t e
 	*derlen = 0;
 	if (!n || !e || nlen == 0 || nlen > 1024 || elen == 0 || elen > 64)
 		return why_set(why, wl, P11K_ERR_BAD_REPLY, "the RSA numbers are empty or too long");
-	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
-	OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *ps = NULL;
-	p11k_err r = P11K_ERR_NOMEM;
-	if (bn && be && b && OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, bn) &&
-	    OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, be) &&
-	    (ps = OSSL_PARAM_BLD_to_param(b)))
-		r = spki_from_params("RSA", ps, der, derlen, why, wl);
-	OSSL_PARAM_free(ps);
-	OSSL_PARAM_BLD_free(b);
-	BN_free(bn);
-	BN_free(be);
-	return r;
+	/* RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } */
+	uint8_t ints[2 * 8 + 1024 + 64];
+	size_t il = der_uint(ints, n, nlen);
+	il += der_uint(ints + il, e, elen);
+	unsigned char *key = OPENSSL_malloc(il + 4);
+	if (!key)
+		return P11K_ERR_NOMEM;
+	size_t kl = 0;
+	key[kl++] = 0x30;
+	kl += der_len(key + kl, il);
+	memcpy(key + kl, ints, il);
+	return spki_encode(NID_rsaEncryption, V_ASN1_NULL, NULL, key, kl + il, der, derlen, why,
+			   wl);
 }
 
 p11k_err spki_from_ec(const char *crv, const uint8_t *x, size_t xlen, const uint8_t *y,
@@ -433,12 +463,13 @@ p11k_err spki_from_ec(const char *crv, const uint8_t *x, size_t xlen, const uint
 		memset(pt + 1 + i * half, 0, half - cl[i]);
 		memcpy(pt + 1 + i * half + half - cl[i], c[i], cl[i]);
 	}
-	OSSL_PARAM ps[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
-		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * half),
-		OSSL_PARAM_construct_end(),
-	};
-	return spki_from_params("EC", ps, der, derlen, why, wl);
+	unsigned char *key = OPENSSL_malloc(1 + 2 * half);
+	if (!key)
+		return P11K_ERR_NOMEM;
+	memcpy(key, pt, 1 + 2 * half);
+	int curve = half == 32 ? NID_X9_62_prime256v1 : NID_secp384r1;
+	return spki_encode(NID_X9_62_id_ecPublicKey, V_ASN1_OBJECT, OBJ_nid2obj(curve), key,
+			   1 + 2 * half, der, derlen, why, wl);
 }
 
 /* A BIGNUM parameter of pk, big-endian without leading zeros, malloc'd. */
@@ -512,52 +543,6 @@ bool pem_to_der(const char *pem, size_t len, const char *label, uint8_t **der, s
 			b[n++] = pem[k];
 	bool ok = n > 0 && b64_decode(b, n, false, der, derlen);
 	free(b);
-	return ok;
-}
-
-bool ecdsa_der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *rs)
-{
-	if (!der || len == 0 || len > 2 * half + 16 || half == 0 || half > 66)
-		return false;
-	const unsigned char *q = der;
-	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &q, (long)len);
-	bool ok = sig && q == der + len;
-	unsigned char *back = NULL;
-	/* Strict DER: what we read re-encodes to the same bytes (no
-	 * non-minimal lengths or integers). */
-	int bn = ok ? i2d_ECDSA_SIG(sig, &back) : 0;
-	ok = ok && bn > 0 && (size_t)bn == len && memcmp(back, der, len) == 0;
-	OPENSSL_free(back);
-	const BIGNUM *r = NULL, *s = NULL;
-	if (ok)
-		ECDSA_SIG_get0(sig, &r, &s);
-	ok = ok && !BN_is_zero(r) && !BN_is_zero(s) && !BN_is_negative(r) && !BN_is_negative(s) &&
-	     BN_bn2binpad(r, rs, (int)half) == (int)half &&
-	     BN_bn2binpad(s, rs + half, (int)half) == (int)half;
-	ECDSA_SIG_free(sig);
-	return ok;
-}
-
-bool ecdsa_rs_to_der(const uint8_t *rs, size_t half, uint8_t **der, size_t *derlen)
-{
-	*der = NULL;
-	*derlen = 0;
-	ECDSA_SIG *sig = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(rs, (int)half, NULL), *s = BN_bin2bn(rs + half, (int)half, NULL);
-	bool ok = sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1;
-	if (!ok) {
-		BN_free(r);
-		BN_free(s);
-	}
-	unsigned char *p = NULL;
-	int n = ok ? i2d_ECDSA_SIG(sig, &p) : 0;
-	ok = n > 0 && (*der = malloc((size_t)n));
-	if (ok) {
-		memcpy(*der, p, (size_t)n);
-		*derlen = (size_t)n;
-	}
-	OPENSSL_free(p);
-	ECDSA_SIG_free(sig);
 	return ok;
 }
 

@@ -60,13 +60,6 @@ P11K_WUR bool spki_rsa_numbers(const uint8_t *der, size_t len, uint8_t **n, size
  * whitespace around it, base64 lines between; *der malloc'd. */
 P11K_WUR bool pem_to_der(const char *pem, size_t len, const char *label, uint8_t **der,
 			 size_t *derlen);
-/* An ECDSA-Sig-Value (SEQUENCE {r, s}, strict DER) -> r||s, each half
- * bytes big-endian, left-padded; false when it is not one or r or s is 0
- * or wider than half. */
-P11K_WUR bool ecdsa_der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *rs);
-/* r||s (2*half bytes) -> DER, malloc'd; for tests and verifiers. */
-P11K_WUR bool ecdsa_rs_to_der(const uint8_t *rs, size_t half, uint8_t **der, size_t *derlen);
-
 /* A KMS's signature (*raw, malloc'd; taken over) in the module's form
  * (provider.h sign): ECDSA r||s, converted from DER when der; RSA as it
  * is, 256..512 bytes (2048..4096 bits). P11K_ERR_BAD_REPLY with a reason

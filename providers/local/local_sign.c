@@ -169,7 +169,7 @@ p11k_err local_sign(void *state, const char *key_id, const char *version, sign_a
 	if (ok && ec) {
 		size_t half = (size_t)(EVP_PKEY_get_bits(pk) + 7) / 8;
 		uint8_t *raw = malloc(2 * half);
-		ok = raw && ecdsa_der_to_raw(out, n, half, raw);
+		ok = raw && ecdsa_der_to_rs(out, n, half, raw);
 		free(out);
 		out = raw;
 		n = 2 * half;

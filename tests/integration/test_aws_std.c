@@ -234,7 +234,7 @@ static void test_symmetric_declared_rsa(void **state)
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 	assert_true(h_log_contains(&env, "UnsupportedOperationException"));
 	/* Its envelope object still works: it is a symmetric key. */
-	CK_OBJECT_HANDLE kms = h_find_obj(S, CKO_SECRET_KEY, "sym-said-rsa");
+	CK_OBJECT_HANDLE kms = h_find_obj(S, CKO_SECRET_KEY, "sym-said-rsa-envelope");
 	CK_MECHANISM env_m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t eblob[4096];
 	CK_ULONG el = sizeof(eblob);

@@ -764,7 +764,7 @@ static void test_hsm_aes_declared_rsa(void **state)
 	CK_ATTRIBUTE a = {CKA_MODULUS_BITS, &bits, sizeof(bits)};
 	assert_rv(p11->C_GetAttributeValue(S, pub, &a, 1), CKR_DEVICE_ERROR);
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
-	assert_true(h_log_contains(&env, "oct-HSM, not RSA"));
+	assert_true(h_log_contains(&env, "oct-HSM: neither RSA nor EC"));
 }
 
 int main(void)
