@@ -289,19 +289,26 @@ static CK_RV asym_publish_inlock(token_t *t, size_t idx, const asym_public *ap, 
 
 /* --- the public key, pinned --------------------------------------------------- */
 
-static p11k_err pin_once(store_t *s, const char *name, const uint8_t h[32], bool *changed)
+typedef struct pin_arg {
+	const char *name;
+	const uint8_t *h;
+	bool changed;
+} pin_arg;
+
+static p11k_err pin_once(store_t *s, void *arg)
 {
+	pin_arg *a = arg;
 	uint8_t *v = NULL;
 	size_t n = 0;
 	bool found = false;
 	p11k_err e = store_begin(s);
 	if (e != P11K_OK)
 		return e;
-	e = store_meta_get(s, name, &v, &n, &found);
+	e = store_meta_get(s, a->name, &v, &n, &found);
 	if (e == P11K_OK && found)
-		*changed = n != 32 || memcmp(v, h, 32) != 0;
+		a->changed = n != 32 || memcmp(v, a->h, 32) != 0;
 	else if (e == P11K_OK)
-		e = store_meta_put(s, name, h, 32);
+		e = store_meta_put(s, a->name, a->h, 32);
 	free(v);
 	if (e == P11K_OK)
 		e = store_commit(s);
@@ -314,7 +321,7 @@ static p11k_err pin_once(store_t *s, const char *name, const uint8_t h[32], bool
  * store saw is pinned there (a hash), and a KMS that later answers with
  * another key for that version is refused, in every process. Without a
  * version (AWS: one per key) there is nothing to pin. Called without the
- * module lock; the store is waited for as IV counters wait (counter.c). */
+ * module lock (slots_store_try). */
 static p11k_err pin_check(token_t *t, const kms_key_cfg *kc, const asym_public *ap,
 			  provider_status *st)
 {
@@ -344,21 +351,9 @@ static p11k_err pin_check(token_t *t, const kms_key_cfg *kc, const asym_public *
 	char name[48] = "kmspub:";
 	for (int i = 0; i < 16; i++)
 		snprintf(name + 7 + 2 * i, 3, "%02x", id[i]);
-	bool changed = false;
-	p11k_err e;
-	unsigned waited = 0, step = 1, limit = store_busy_timeout_ms();
-	for (;;) {
-		e = store_nowait_enter(s);
-		if (e == P11K_OK) {
-			e = pin_once(s, name, h, &changed);
-			store_nowait_leave(s);
-		}
-		if (e != P11K_ERR_STORE_BUSY || waited >= limit)
-			break;
-		slots_pause_ms(step);
-		waited += step;
-		step = step < 64 ? step * 2 : 64;
-	}
+	pin_arg pa = {name, h, false};
+	p11k_err e = slots_store_try(s, pin_once, &pa);
+	bool changed = pa.changed;
 	if (e != P11K_OK) {
 		/* The pin protects; the store failing is no reason to stop. */
 		log_warn("kms", "key \"%s\": its public key could not be pinned: %s", kc->label,
