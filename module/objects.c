@@ -336,7 +336,8 @@ static void kms_public_for_find(CK_SESSION_HANDLE hSession, const CK_ATTRIBUTE *
 				CK_ULONG n)
 {
 	size_t next = 0, failed = SIZE_MAX;
-	if (!tmpl)
+	/* most searches name nothing only a KMS knows: no lock taken */
+	if (!tmpl || !tmpl_wants_learned(tmpl, n, true))
 		return;
 	for (;;) {
 		if (enter() != CKR_OK)
