@@ -421,15 +421,6 @@ p11k_err audit_remote_crypt(const provider_cfg *pc, void *prov, const char *key_
 	return e;
 }
 
-p11k_err audit_rsa_public(const provider_cfg *pc, void *prov, const char *key_id, uint8_t **n,
-			  size_t *nlen, uint8_t **e, size_t *elen, provider_status *st)
-{
-	op_rec o = {pc, key_id, NULL, "rsa_public", NULL, now_ns()};
-	p11k_err err = pc->ops->rsa_public(prov, key_id, n, nlen, e, elen, st);
-	record(&o, err, st);
-	return err;
-}
-
 p11k_err audit_public_key(const provider_cfg *pc, void *prov, const char *key_id,
 			  asym_public *out, provider_status *st)
 {

@@ -663,7 +663,7 @@ static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
 	return P11K_OK;
 }
 
-/* --- standard mechanisms (remote_crypt, rsa_public) ------------------------ */
+/* --- standard mechanisms (remote_crypt, public_key, sign) ------------------ */
 
 static p11k_err aws_remote_crypt(void *state, const char *key_id, remote_req *r,
 				 uint8_t **out, size_t *outlen, provider_status *st)
@@ -932,14 +932,6 @@ static p11k_err aws_sign(void *state, const char *key_id, const char *version, s
 	return st->err = e;
 }
 
-/* An RSA ENCRYPT_DECRYPT key's public numbers: public_key's answer (its
- * checks: KeySpec, KeyUsage, the SPKI's size and the key asked for). */
-static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
-			       uint8_t **e, size_t *elen, provider_status *st)
-{
-	return rsa_public_of(aws_public_key, state, key_id, n, nlen, e, elen, st);
-}
-
 static size_t aws_max_blob_len(void *state, size_t ptlen)
 {
 	(void)state;
@@ -1068,7 +1060,6 @@ const provider_ops aws_provider_ops = {
 	.decrypt = aws_decrypt,
 	.max_blob_len = aws_max_blob_len,
 	.remote_crypt = aws_remote_crypt,
-	.rsa_public = aws_rsa_public,
 	.public_key = aws_public_key,
 	.sign = aws_sign,
 	.test_set_transport = aws_test_set_transport,

@@ -228,7 +228,6 @@ const provider_ops azure_provider_ops = {
 	.decrypt = az_decrypt,
 	.max_blob_len = az_max_blob_len,
 	.remote_crypt = az_remote_crypt,
-	.rsa_public = az_rsa_public,
 	.public_key = az_public_key,
 	.sign = az_sign,
 	.test_set_transport = az_test_set_transport,

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The standard mechanisms on Azure keys (remote_crypt, rsa_public;
- * docs/REMOTE.md): RSA-OAEP(-256), AES key wrap and AES-GCM in their
- * standard formats, and the older-versions walk for decryptions, whose
- * results name no key version; and signing keys (public_key, sign).
+ * The standard mechanisms on Azure keys (remote_crypt; docs/REMOTE.md):
+ * RSA-OAEP(-256), AES key wrap and AES-GCM in their standard formats, and
+ * the older-versions walk for decryptions, whose results name no key
+ * version; and asymmetric keys' public halves and signing (public_key,
+ * sign).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 #include "providers/common/util.h"
 #include "providers/common/versions.h"
 
-/* --- standard mechanisms (remote_crypt, rsa_public) -------------------------------- */
+/* --- standard mechanisms (remote_crypt) -------------------------------------------- */
 
 #define MAX_VERSION_TRIES 8   /* older versions tried after the current one */
 #define MAX_VERSION_PAGES 4   /* GetKeyVersions pages followed */
@@ -346,56 +347,6 @@ p11k_err az_remote_crypt(void *state, const char *key_id, remote_req *r, uint8_t
 		e = crypt_older_versions(s, name, r, alg, out, outlen, st);
 	return e;
 }
-
-/* A JWK number: base64url, big-endian; leading zeros dropped. */
-static bool jwk_number(json_t *key, const char *name, size_t maxlen, uint8_t **out,
-		       size_t *len)
-{
-	if (!az_get_b64(key, name, false, out, len))
-		return false;
-	size_t z = 0;
-	while (z < *len && (*out)[z] == 0)
-		z++;
-	memmove(*out, *out + z, *len - z);
-	*len -= z;
-	if (*len == 0 || *len > maxlen) {
-		free(*out);
-		*out = NULL;
-		return false;
-	}
-	return true;
-}
-
-/* The module keeps the numbers on the key objects: fetched when asked,
- * nothing kept here. */
-p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
-			      uint8_t **e, size_t *elen, provider_status *st)
-{
-	az_state *s = state;
-	*n = *e = NULL;
-	*nlen = *elen = 0;
-	json_t *bundle = NULL;
-	char kv[128];
-	p11k_err err = az_get_key(s, key_id, &bundle, kv, sizeof(kv), st);
-	if (err != P11K_OK)
-		return err;
-	json_t *key = json_object_get(bundle, "key");
-	const char *kty = json_string_value(json_object_get(key, "kty"));
-	if (!kty || (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
-		snprintf(st->message, sizeof(st->message), "key %.100s is %.20s, not RSA", key_id,
-			 kty ? kty : "of no type");
-		err = st->err = P11K_ERR_KEY_TYPE;
-	} else if (!jwk_number(key, "n", 1024, n, nlen) || !jwk_number(key, "e", 8, e, elen)) {
-		snprintf(st->message, sizeof(st->message), "GetKey: the RSA key lacks n or e");
-		err = st->err = P11K_ERR_BAD_REPLY;
-		free(*n);
-		*n = NULL;
-		*nlen = 0;
-	}
-	json_decref(bundle);
-	return err;
-}
-
 
 /* --- signing keys (public_key, sign) ----------------------------------------------- */
 

@@ -472,43 +472,6 @@ p11k_err spki_from_ec(const char *crv, const uint8_t *x, size_t xlen, const uint
 			   1 + 2 * half, der, derlen, why, wl);
 }
 
-/* A BIGNUM parameter of pk, big-endian without leading zeros, malloc'd. */
-static bool bn_out(const EVP_PKEY *pk, const char *name, uint8_t **out, size_t *len)
-{
-	BIGNUM *bn = NULL;
-	*out = NULL;
-	if (!EVP_PKEY_get_bn_param(pk, name, &bn))
-		return false;
-	int nb = BN_num_bytes(bn);
-	bool ok = nb > 0 && !BN_is_negative(bn) && (*out = malloc((size_t)nb));
-	if (ok)
-		*len = (size_t)BN_bn2bin(bn, *out);
-	BN_free(bn);
-	return ok;
-}
-
-bool spki_rsa_numbers(const uint8_t *der, size_t len, uint8_t **n, size_t *nlen, uint8_t **e,
-		      size_t *elen)
-{
-	*n = *e = NULL;
-	*nlen = *elen = 0;
-	if (!der || !len || len > SPKI_MAX_DER)
-		return false;
-	const unsigned char *q = der;
-	EVP_PKEY *pk = d2i_PUBKEY_ex(NULL, &q, (long)len, crypto_libctx(), NULL);
-	bool ok = pk && q == der + len && EVP_PKEY_is_a(pk, "RSA") &&
-		  bn_out(pk, OSSL_PKEY_PARAM_RSA_N, n, nlen) &&
-		  bn_out(pk, OSSL_PKEY_PARAM_RSA_E, e, elen);
-	EVP_PKEY_free(pk);
-	if (!ok) {
-		free(*n);
-		free(*e);
-		*n = *e = NULL;
-		*nlen = *elen = 0;
-	}
-	return ok;
-}
-
 bool pem_to_der(const char *pem, size_t len, const char *label, uint8_t **der, size_t *derlen)
 {
 	char begin[64], end[64];

@@ -52,10 +52,6 @@ P11K_WUR p11k_err spki_from_rsa(const uint8_t *n, size_t nlen, const uint8_t *e,
 P11K_WUR p11k_err spki_from_ec(const char *crv, const uint8_t *x, size_t xlen,
 			       const uint8_t *y, size_t ylen, uint8_t **der, size_t *derlen,
 			       char *why, size_t wl);
-/* An RSA SPKI's modulus and exponent, big-endian without leading zeros,
- * malloc'd (provider.h rsa_public); false when der is no RSA SPKI. */
-P11K_WUR bool spki_rsa_numbers(const uint8_t *der, size_t len, uint8_t **n, size_t *nlen,
-			       uint8_t **e, size_t *elen);
 /* The DER inside one PEM block labelled label ("PUBLIC KEY"): nothing but
  * whitespace around it, base64 lines between; *der malloc'd. */
 P11K_WUR bool pem_to_der(const char *pem, size_t len, const char *label, uint8_t **der,

@@ -8,10 +8,6 @@
 
 #include "util.h"
 
-#include <stdio.h>
-
-#include "codec.h"
-
 void wipe_json_string(json_t *s)
 {
 	if (json_is_string(s))
@@ -53,25 +49,4 @@ const char *env_lookup(env_get_fn fn, void *arg, const char *name)
 {
 	const char *v = fn ? fn(arg, name) : getenv(name);
 	return v && *v ? v : NULL;
-}
-
-p11k_err rsa_public_of(public_key_fn public_key, void *state, const char *key_id, uint8_t **n,
-		       size_t *nlen, uint8_t **e, size_t *elen, provider_status *st)
-{
-	asym_public ap;
-	*n = *e = NULL;
-	*nlen = *elen = 0;
-	p11k_err err = public_key(state, key_id, &ap, st);
-	if (err != P11K_OK)
-		return err;
-	if (!(ap.uses & ASYM_USE_DECRYPT)) {
-		snprintf(st->message, sizeof(st->message),
-			 "%.120s is a signing key, not an RSA decryption key", key_id);
-		err = st->err = P11K_ERR_KEY_TYPE;
-	} else if (!spki_rsa_numbers(ap.spki, ap.spkilen, n, nlen, e, elen)) {
-		snprintf(st->message, sizeof(st->message), "%.120s is not an RSA key", key_id);
-		err = st->err = P11K_ERR_KEY_TYPE;
-	}
-	asym_public_free(&ap);
-	return err;
 }

@@ -9,8 +9,6 @@
 
 #include <jansson.h>
 
-#include "providers/provider.h"
-
 /* jansson and the HTTP layer own these buffers and free them without
  * cleansing: wipe the secret bytes first. NULL and non-strings are
  * ignored. */
@@ -26,14 +24,6 @@ const char *json_str_field(const json_t *o, const char *k);
  * "seal_with", else the id of the first "keys" entry of type "envelope"
  * (or without a type); NULL when there is none. */
 const char *cfg_envelope_seal_key(const json_t *cfg);
-
-/* provider_ops.rsa_public on top of the provider's public_key: an RSA key
- * the KMS decrypts with gives its numbers (big-endian, no leading zeros,
- * malloc'd); a signing key is P11K_ERR_KEY_TYPE. */
-typedef p11k_err (*public_key_fn)(void *state, const char *key_id, asym_public *out,
-				  provider_status *st);
-p11k_err rsa_public_of(public_key_fn public_key, void *state, const char *key_id, uint8_t **n,
-		       size_t *nlen, uint8_t **e, size_t *elen, provider_status *st);
 
 /* Environment lookups go through this, so tests can supply their own. */
 typedef const char *(*env_get_fn)(void *arg, const char *name);

@@ -187,7 +187,6 @@ const provider_ops gcp_provider_ops = {
 	.decrypt = gcp_decrypt,
 	.max_blob_len = gcp_max_blob_len,
 	.remote_crypt = gcp_remote_crypt,
-	.rsa_public = gcp_rsa_public,
 	.public_key = gcp_public_key,
 	.sign = gcp_sign,
 	.test_set_transport = gcp_test_set_transport,

@@ -110,8 +110,6 @@ p11k_err gcp_public_key(void *state, const char *key_id, asym_public *out,
 p11k_err gcp_sign(void *state, const char *key_id, const char *version, sign_alg alg,
 		  const uint8_t *digest, size_t dlen, uint8_t **sig, size_t *siglen,
 		  provider_status *st);
-p11k_err gcp_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen, uint8_t **e,
-			size_t *elen, provider_status *st);
 p11k_err gcp_asym_decrypt(gcp_state *s, const char *key_id, remote_req *r, uint8_t **out,
 			  size_t *outlen, provider_status *st);
 

@@ -748,11 +748,3 @@ p11k_err gcp_asym_decrypt(gcp_state *s, const char *key_id, remote_req *r, uint8
 	return versions_try(&w, NULL, st);
 }
 
-/* An ASYMMETRIC_DECRYPT key's public numbers (rsa_public), from
- * public_key: the module encrypts RSA-OAEP with them locally. The version
- * is public_key's choice, the one decryption tries first. */
-p11k_err gcp_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen, uint8_t **e,
-			size_t *elen, provider_status *st)
-{
-	return rsa_public_of(gcp_public_key, state, key_id, n, nlen, e, elen, st);
-}

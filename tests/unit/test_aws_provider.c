@@ -3,8 +3,8 @@
  * providers/aws: the standard mechanisms on asymmetric RSA keys
  * (remote_crypt: Encrypt/Decrypt bodies with KeyId and EncryptionAlgorithm,
  * no context; algorithms it cannot run refused without a request; the
- * error mapping) and rsa_public (GetPublicKey's DER SubjectPublicKeyInfo
- * decoded, key spec and usage checked); the envelope
+ * error mapping) and public_key (GetPublicKey's DER SubjectPublicKeyInfo
+ * checked against the key spec, the usage and algorithms); sign; the envelope
  * on an RSA key and the default sealing key; describe (the current key
  * material and when ListKeyRotations says it was made) and the key material
  * encrypt records as the seal's version. All through a fake transport: no
@@ -21,8 +21,6 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -346,7 +344,7 @@ static void test_envelope_on_rsa_key(void **state)
 	json_decref(j);
 }
 
-/* --- rsa_public ---------------------------------------------------------------- */
+/* --- public_key of an RSA decryption key --------------------------------------- */
 
 static EVP_PKEY *rsa2048, *p256, *p384;
 
@@ -394,41 +392,30 @@ static void add_pubkey(const char *spec, const char *usage, const char *pk_b64)
 	    KEY, pk_b64, spec, spec, usage);
 }
 
-static void bn_bytes(EVP_PKEY *k, const char *name, uint8_t *out, size_t *len)
-{
-	BIGNUM *bn = NULL;
-	assert_true(EVP_PKEY_get_bn_param(k, name, &bn));
-	*len = (size_t)BN_bn2bin(bn, out);
-	BN_free(bn);
-}
-
-static void test_rsa_public(void **state)
+/* An RSA ENCRYPT_DECRYPT key (the module encrypts RSA-OAEP with its public
+ * half): the SPKI is the key's own DER, for decryption only, no signing
+ * algorithms, no version. Each call asks: the module keeps the answer,
+ * not the provider. */
+static void test_public_key_decrypt_key(void **state)
 {
 	(void)state;
 	char *pk = spki_b64(rsa2048);
+	size_t dl;
+	uint8_t *der = fx_spki(rsa2048, &dl);
 	for (int i = 0; i < 4; i++)
 		add_pubkey("RSA_2048", "ENCRYPT_DECRYPT", pk);
 	free(pk);
-	uint8_t wn[512], we[16];
-	size_t wnl, wel;
-	bn_bytes(rsa2048, OSSL_PKEY_PARAM_RSA_N, wn, &wnl);
-	bn_bytes(rsa2048, OSSL_PKEY_PARAM_RSA_E, we, &wel);
-	assert_int_equal(wnl, 256);
-	assert_int_equal(wel, 3); /* 65537, no leading zero */
 
 	for (int round = 0; round < 3; round++) {
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
+		asym_public ap;
 		provider_status st = {0};
-		assert_int_equal(aws_provider_ops.rsa_public(aws, "alias/rsa", &n, &nl, &e, &el, &st),
-				 P11K_OK);
-		assert_int_equal(nl, wnl);
-		assert_memory_equal(n, wn, nl);
-		assert_int_equal(el, wel);
-		assert_memory_equal(e, we, el);
-		free(n);
-		free(e);
-		/* Each call asks: the module keeps the numbers, not the provider. */
+		assert_int_equal(aws_provider_ops.public_key(aws, "alias/rsa", &ap, &st), P11K_OK);
+		assert_int_equal(ap.spkilen, dl);
+		assert_memory_equal(ap.spki, der, dl);
+		assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+		assert_int_equal(ap.sign_algs, 0);
+		assert_string_equal(ap.version, "");
+		asym_public_free(&ap);
 		assert_int_equal(net.calls, round + 1);
 	}
 	assert_string_equal(net.target[0], "TrentService.GetPublicKey");
@@ -437,31 +424,32 @@ static void test_rsa_public(void **state)
 	assert_int_equal(json_object_size(j), 1);
 	json_decref(j);
 	/* Another key id. */
-	uint8_t *n = NULL, *e = NULL;
-	size_t nl = 0, el = 0;
+	asym_public ap;
 	provider_status st = {0};
-	assert_int_equal(aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st), P11K_OK);
+	assert_int_equal(aws_provider_ops.public_key(aws, KEY, &ap, &st), P11K_OK);
+	assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
 	assert_int_equal(net.calls, 4);
-	free(n);
-	free(e);
+	asym_public_free(&ap);
+	free(der);
 }
 
-static void test_rsa_public_refusals(void **state)
+/* What public_key refuses of an ENCRYPT_DECRYPT key: a reply whose key is
+ * unreadable or not the one its spec names (BAD_REPLY), a symmetric key
+ * (KEY_TYPE); the service's refusals mapped, and no failure remembered. */
+static void test_public_key_decrypt_refusals(void **state)
 {
 	(void)state;
 	char *rsa = spki_b64(rsa2048), *ec = spki_b64(p256);
 	static const struct {
-		const char *spec, *usage;
-		int pk; /* 0 rsa, 1 ec, 2 garbage DER, 3 not base64, 4 DER + trailing byte */
+		const char *spec;
+		int pk; /* 0 rsa, 1 ec, 2 garbage DER, 3 not base64 */
 		p11k_err want;
 	} cases[] = {
-		{"RSA_2048", "ENCRYPT_DECRYPT", 2, P11K_ERR_BAD_REPLY},
-		{"RSA_2048", "ENCRYPT_DECRYPT", 3, P11K_ERR_BAD_REPLY},
-		{"RSA_2048", "ENCRYPT_DECRYPT", 1, P11K_ERR_BAD_REPLY}, /* spec says RSA, DER is EC */
-		{"RSA_3072", "ENCRYPT_DECRYPT", 0, P11K_ERR_BAD_REPLY}, /* wrong size */
-		{"ECC_NIST_P256", "SIGN_VERIFY", 1, P11K_ERR_KEY_TYPE},
-		{"RSA_2048", "SIGN_VERIFY", 0, P11K_ERR_KEY_TYPE},
-		{"SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", 0, P11K_ERR_KEY_TYPE},
+		{"RSA_2048", 2, P11K_ERR_BAD_REPLY},
+		{"RSA_2048", 3, P11K_ERR_BAD_REPLY},
+		{"RSA_2048", 1, P11K_ERR_BAD_REPLY}, /* spec says RSA, DER is EC */
+		{"RSA_3072", 0, P11K_ERR_BAD_REPLY}, /* wrong size */
+		{"SYMMETRIC_DEFAULT", 0, P11K_ERR_KEY_TYPE},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		net.n = net.next = net.calls = 0;
@@ -469,16 +457,14 @@ static void test_rsa_public_refusals(void **state)
 				 : cases[i].pk == 1 ? ec
 				 : cases[i].pk == 2 ? "AAECAwQFBgcICQ=="
 						    : "***not base64***";
-		add_pubkey(cases[i].spec, cases[i].usage, pk);
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
+		add_pubkey(cases[i].spec, "ENCRYPT_DECRYPT", pk);
+		asym_public ap;
 		provider_status st = {0};
-		p11k_err got = aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st);
+		p11k_err got = aws_provider_ops.public_key(aws, KEY, &ap, &st);
 		if (got != cases[i].want)
 			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(got),
 				 p11k_err_name(cases[i].want), st.message);
-		assert_null(n);
-		assert_null(e);
+		assert_null(ap.spki);
 		assert_int_equal(st.err, got);
 	}
 	/* A reply without PublicKey. */
@@ -494,14 +480,15 @@ static void test_rsa_public_refusals(void **state)
 	static const p11k_err want[] = {P11K_ERR_BAD_REPLY, P11K_ERR_KEY_TYPE,
 					P11K_ERR_KEY_DISABLED, P11K_OK};
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
+		asym_public ap;
 		provider_status st = {0};
-		assert_int_equal(aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st),
-				 want[i]);
-		assert_int_equal(nl, want[i] == P11K_OK ? 256 : 0);
-		free(n);
-		free(e);
+		assert_int_equal(aws_provider_ops.public_key(aws, KEY, &ap, &st), want[i]);
+		if (want[i] == P11K_OK) {
+			assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+			asym_public_free(&ap);
+		} else {
+			assert_null(ap.spki);
+		}
 	}
 	assert_int_equal(net.calls, 4);
 	free(rsa);
@@ -1109,8 +1096,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unsupported_algs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_envelope_on_rsa_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rsa_public, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rsa_public_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_decrypt_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_decrypt_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_seal_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_rotated_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_never_rotated, setup, teardown),

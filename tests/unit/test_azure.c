@@ -6,8 +6,9 @@
  * resource), the error table (code, inner code, status, x-ms-request-id),
  * 429 retried, the blob format and its AAD binding; the standard
  * mechanisms (remote_crypt: algorithm names, bodies, GCM replies, errors,
- * the version fallback) and rsa_public. All through a fake transport: no
- * network, no sleeping.
+ * the version fallback); public_key (JWK to SPKI, key_ops to uses, pinned
+ * versions) and sign. All through a fake transport: no network, no
+ * sleeping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -971,72 +972,6 @@ static void test_remote_version_fallback(void **state)
 	azure_provider_ops.destroy(s);
 }
 
-/* --- standard mechanisms: rsa_public ----------------------------------------------------- */
-
-static void test_rsa_public(void **state)
-{
-	(void)state;
-	void *s = make_remote();
-	uint8_t mod[257];
-	mod[0] = 0; /* a JWK may carry a leading zero */
-	for (int i = 1; i < 257; i++)
-		mod[i] = (uint8_t)(0x80 + i);
-	const char *bundle = reply_fmt(
-		"{\"key\":{\"kid\":\"" KID1 "\",\"kty\":\"RSA-HSM\",\"n\":\"%s\",\"e\":\"AAEAAQ\"},"
-		"\"attributes\":{\"enabled\":true}}",
-		b64u(mod, sizeof(mod)));
-	add("GET", VAULT "/keys/k1?api-version=7.4", 200, bundle);
-	uint8_t *n = NULL, *e = NULL;
-	size_t nl = 0, el = 0;
-	provider_status st = {0};
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1", &n, &nl, &e, &el, &st), P11K_OK);
-	assert_int_equal(nl, 256);
-	assert_memory_equal(n, mod + 1, 256);
-	assert_int_equal(el, 3);
-	assert_memory_equal(e, "\x01\x00\x01", 3);
-	free(n);
-	free(e);
-	/* Asked again, it asks again: the module keeps the numbers. */
-	add("GET", VAULT "/keys/k1?api-version=7.4", 200, bundle);
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1", &n, &nl, &e, &el, &st), P11K_OK);
-	assert_int_equal(nl, 256);
-	assert_memory_equal(n, mod + 1, 256);
-	free(n);
-	free(e);
-	assert_int_equal(net.calls, 3);
-	/* Another id is another key. */
-	add("GET", KIDV(a) "?api-version=7.4", 200,
-	    "{\"key\":{\"kid\":\"" KIDV(a) "\",\"kty\":\"oct-HSM\"},\"attributes\":"
-	    "{\"enabled\":true}}");
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(a), &n, &nl, &e, &el, &st),
-			 P11K_ERR_KEY_TYPE);
-	assert_null(n);
-	assert_null(e);
-	add("GET", KIDV(b) "?", 200,
-	    "{\"key\":{\"kid\":\"" KIDV(b) "\",\"kty\":\"RSA\",\"e\":\"AQAB\"},\"attributes\":"
-	    "{\"enabled\":true}}");
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(b), &n, &nl, &e, &el, &st),
-			 P11K_ERR_BAD_REPLY);
-	add("GET", KIDV(c) "?", 200,
-	    "{\"key\":{\"kid\":\"" KIDV(c) "\",\"kty\":\"RSA\",\"n\":\"AAAA\",\"e\":\"AQAB\"},"
-	    "\"attributes\":{\"enabled\":true}}");
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(c), &n, &nl, &e, &el, &st),
-			 P11K_ERR_BAD_REPLY); /* all zeros */
-	add("GET", KIDV(d) "?", 404, "{\"error\":{\"code\":\"KeyNotFound\"}}");
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(d), &n, &nl, &e, &el, &st),
-			 P11K_ERR_KEY_NOT_FOUND);
-	/* After a failure, the next answer is taken. */
-	add("GET", KIDV(d) "?", 200,
-	    "{\"key\":{\"kid\":\"" KIDV(d) "\",\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
-	    "\"attributes\":{\"enabled\":true}}");
-	assert_int_equal(azure_provider_ops.rsa_public(s, "k1/" V(d), &n, &nl, &e, &el, &st),
-			 P11K_OK);
-	free(n);
-	free(e);
-	assert_int_equal(net.calls, 8);
-	azure_provider_ops.destroy(s);
-}
-
 /* --- other credential sources ---------------------------------------------------------- */
 
 static void test_env_secret_and_cache(void **state)
@@ -1373,6 +1308,81 @@ static void test_public_key_refusals(void **state)
 	azure_provider_ops.destroy(s);
 }
 
+/* An RSA key the vault decrypts with (the module encrypts RSA-OAEP with
+ * its public half): a JWK modulus with a leading zero gives the key's own
+ * SPKI, for decryption only; each call asks (the module keeps the
+ * answer); a pinned version is the one asked for, and what it refuses
+ * there is refused, with no failure remembered. */
+static void test_public_key_decrypt_key(void **state)
+{
+	(void)state;
+	uint8_t mod[1 + 256], ex[8];
+	mod[0] = 0; /* a JWK may carry a leading zero */
+	assert_int_equal(fx_bn(az_rsa, OSSL_PKEY_PARAM_RSA_N, mod + 1, 0), 256);
+	size_t el = fx_bn(az_rsa, OSSL_PKEY_PARAM_RSA_E, ex, 0);
+	const char *ops = "[\"encrypt\",\"decrypt\",\"wrapKey\",\"unwrapKey\"]";
+	const char *jwk = reply_fmt("\"kty\":\"RSA-HSM\",\"n\":\"%s\",\"e\":\"%s\"",
+				    b64u(mod, sizeof(mod)), b64u(ex, el));
+	const char *bundle = key_bundle(KID1, jwk, ops, true);
+	size_t dl;
+	uint8_t *der = fx_spki(az_rsa, &dl);
+	void *s = make_remote();
+	for (int round = 0; round < 2; round++) {
+		add("GET", VAULT "/keys/k1?api-version=7.4", 200, bundle);
+		asym_public ap;
+		provider_status st = {0};
+		assert_int_equal(azure_provider_ops.public_key(s, "k1", &ap, &st), P11K_OK);
+		assert_int_equal(ap.spkilen, dl);
+		assert_memory_equal(ap.spki, der, dl);
+		assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+		assert_int_equal(ap.sign_algs, 0);
+		assert_string_equal(ap.version, "0698c2156c1a4e1da5b6bab6f6422fd6");
+		asym_public_free(&ap);
+	}
+	assert_int_equal(net.calls, 3); /* the token, then one GetKey each */
+	/* Pinned versions: the URL names the version asked for. */
+	const struct {
+		const char *id, *url, *body;
+		p11k_err want;
+	} cases[] = {
+		{"k1/" V(a), KIDV(a) "?api-version=7.4",
+		 reply_fmt("{\"key\":{\"kid\":\"" KIDV(a) "\",\"kty\":\"oct-HSM\",\"key_ops\":%s},"
+			   "\"attributes\":{\"enabled\":true}}", ops),
+		 P11K_ERR_KEY_TYPE},
+		{"k1/" V(b), KIDV(b) "?",
+		 key_bundle(KIDV(b), "\"kty\":\"RSA\",\"e\":\"AQAB\"", ops, true),
+		 P11K_ERR_BAD_REPLY},
+		{"k1/" V(c), KIDV(c) "?",
+		 key_bundle(KIDV(c), "\"kty\":\"RSA\",\"n\":\"AAAA\",\"e\":\"AQAB\"", ops, true),
+		 P11K_ERR_KEY_TYPE}, /* all zeros: an RSA key of no size */
+		{"k1/" V(d), KIDV(d) "?", "{\"error\":{\"code\":\"KeyNotFound\"}}",
+		 P11K_ERR_KEY_NOT_FOUND},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		add("GET", cases[i].url, cases[i].want == P11K_ERR_KEY_NOT_FOUND ? 404 : 200,
+		    cases[i].body);
+		asym_public ap;
+		provider_status st = {0};
+		p11k_err e = azure_provider_ops.public_key(s, cases[i].id, &ap, &st);
+		if (e != cases[i].want)
+			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(e),
+				 p11k_err_name(cases[i].want), st.message);
+		assert_null(ap.spki);
+	}
+	/* After a failure, the next answer is taken: the version asked for. */
+	add("GET", KIDV(d) "?", 200, key_bundle(KIDV(d), jwk, "[\"unwrapKey\"]", true));
+	asym_public ap;
+	provider_status st = {0};
+	assert_int_equal(azure_provider_ops.public_key(s, "k1/" V(d), &ap, &st), P11K_OK);
+	assert_memory_equal(ap.spki, der, dl);
+	assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+	assert_string_equal(ap.version, V(d));
+	asym_public_free(&ap);
+	assert_int_equal(net.calls, 8);
+	free(der);
+	azure_provider_ops.destroy(s);
+}
+
 static const char *sign_reply(const char *kid, const uint8_t *v, size_t n)
 {
 	return reply_fmt("{\"kid\":\"%s\",\"value\":\"%s\"}", kid, b64u(v, n));
@@ -1518,9 +1528,9 @@ int main(void)
 		cmocka_unit_test_setup(test_remote_gcm_reply, reset),
 		cmocka_unit_test_setup(test_remote_errors, reset),
 		cmocka_unit_test_setup(test_remote_version_fallback, reset),
-		cmocka_unit_test_setup(test_rsa_public, reset),
 		cmocka_unit_test_setup(test_public_key_kinds, reset),
 		cmocka_unit_test_setup(test_public_key_refusals, reset),
+		cmocka_unit_test_setup(test_public_key_decrypt_key, reset),
 		cmocka_unit_test_setup(test_sign, reset),
 		cmocka_unit_test_setup(test_sign_errors, reset),
 		cmocka_unit_test_setup(test_env_secret_and_cache, reset),

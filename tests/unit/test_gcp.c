@@ -1876,29 +1876,31 @@ static void test_asym_decrypt(void **state)
 	assert_int_equal(oaep(st, VKEY(5), RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
 			 P11K_ERR_BAD_REPLY);
 	ascript_free();
-	/* The public numbers the module encrypts with: those of the newest
-	 * enabled version; a signing key has none to offer. */
+	/* The public key the module encrypts with: that of the newest enabled
+	 * version, for decryption; a signing key offers none for it. */
 	ascript("GET", LIST_URL, 200, list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
 	ascript("GET", VKEY(2) "/publicKey", 200,
 		pubkey_reply(VKEY(2), "RSA_DECRYPT_OAEP_2048_SHA256", g_rsa, 0));
-	uint8_t *n = NULL, *e = NULL, wn[512], we[8];
-	size_t nl, el;
 	asym_keys();
-	size_t wnl = fx_bn(g_rsa, OSSL_PKEY_PARAM_RSA_N, wn, 0);
-	size_t wel = fx_bn(g_rsa, OSSL_PKEY_PARAM_RSA_E, we, 0);
-	assert_int_equal(gcp_provider_ops.rsa_public(st, KEY, &n, &nl, &e, &el, &ps), P11K_OK);
-	assert_int_equal(nl, wnl);
-	assert_memory_equal(n, wn, nl);
-	assert_int_equal(el, wel);
-	assert_memory_equal(e, we, el);
-	free(n);
-	free(e);
+	size_t dl;
+	uint8_t *der = fx_spki(g_rsa, &dl);
+	asym_public ap;
+	assert_int_equal(gcp_provider_ops.public_key(st, KEY, &ap, &ps), P11K_OK);
+	assert_int_equal(ap.spkilen, dl);
+	assert_memory_equal(ap.spki, der, dl);
+	assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+	assert_int_equal(ap.sign_algs, 0);
+	assert_string_equal(ap.version, VKEY(2));
+	asym_public_free(&ap);
 	ascript_free();
 	ascript("GET", VKEY(3) "/publicKey", 200,
 		pubkey_reply(VKEY(3), "RSA_SIGN_PSS_2048_SHA256", g_rsa, 0));
-	assert_int_equal(gcp_provider_ops.rsa_public(st, VKEY(3), &n, &nl, &e, &el, &ps),
-			 P11K_ERR_KEY_TYPE);
-	assert_null(n);
+	assert_int_equal(gcp_provider_ops.public_key(st, VKEY(3), &ap, &ps), P11K_OK);
+	assert_memory_equal(ap.spki, der, dl);
+	assert_int_equal(ap.uses, ASYM_USE_SIGN);
+	assert_string_equal(ap.version, VKEY(3));
+	asym_public_free(&ap);
+	free(der);
 	ascript_free();
 	/* No version of that hash; signing keys; encryption is local. */
 	ascript("GET", LIST_URL, 200, list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
