@@ -223,6 +223,11 @@ void api_clock_advance(CK_ULONG seconds)
 	env_touched = true;
 }
 
+bool api_env_touched(void)
+{
+	return env_touched;
+}
+
 void api_keyfile(uint8_t how)
 {
 	static const uint8_t other[32] = {1, 2, 3};

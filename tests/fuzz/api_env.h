@@ -56,6 +56,10 @@ void api_module_finalized(void);
  * age), and the local provider's key file made readable by others,
  * removed, put back, replaced by another key or by the original. */
 void api_clock_advance(CK_ULONG seconds);
+/* This input moved the clock or changed the key file: the revalidation
+ * thread may revoke a token at any moment from then on (in the middle of
+ * an operation, which then ends with CKR_DEVICE_ERROR). */
+bool api_env_touched(void);
 void api_keyfile(uint8_t how);
 
 /* Budgets per input, so that every input stays fast: four PIN calls (each
