@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ec.h>
 #include <openssl/provider.h>
+#include <openssl/x509.h>
 #include <openssl/rand.h>
 
 #include "log.h"
@@ -147,4 +149,63 @@ p11k_err gcm_open(const uint8_t key[32], const uint8_t *aad, size_t aadlen,
 	*pt = buf;
 	*ptlen = clen;
 	return P11K_OK;
+}
+
+bool ecdsa_der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *rs)
+{
+	if (!der || len == 0 || len > 2 * half + 16 || half == 0 || half > 66)
+		return false;
+	const unsigned char *q = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &q, (long)len);
+	bool ok = sig && q == der + len;
+	unsigned char *back = NULL;
+	/* Strict DER: what we read re-encodes to the same bytes (no
+	 * non-minimal lengths or integers). */
+	int bn = ok ? i2d_ECDSA_SIG(sig, &back) : 0;
+	ok = ok && bn > 0 && (size_t)bn == len && memcmp(back, der, len) == 0;
+	OPENSSL_free(back);
+	const BIGNUM *r = NULL, *s = NULL;
+	if (ok)
+		ECDSA_SIG_get0(sig, &r, &s);
+	ok = ok && !BN_is_zero(r) && !BN_is_zero(s) && !BN_is_negative(r) && !BN_is_negative(s) &&
+	     BN_bn2binpad(r, rs, (int)half) == (int)half &&
+	     BN_bn2binpad(s, rs + half, (int)half) == (int)half;
+	ECDSA_SIG_free(sig);
+	return ok;
+}
+
+bool ecdsa_rs_to_der(const uint8_t *rs, size_t half, uint8_t **der, size_t *derlen)
+{
+	*der = NULL;
+	*derlen = 0;
+	ECDSA_SIG *sig = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(rs, (int)half, NULL), *s = BN_bin2bn(rs + half, (int)half, NULL);
+	bool ok = sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1;
+	if (!ok) {
+		BN_free(r);
+		BN_free(s);
+	}
+	unsigned char *p = NULL;
+	int n = ok ? i2d_ECDSA_SIG(sig, &p) : 0;
+	ok = n > 0 && (*der = malloc((size_t)n));
+	if (ok) {
+		memcpy(*der, p, (size_t)n);
+		*derlen = (size_t)n;
+	}
+	OPENSSL_free(p);
+	ECDSA_SIG_free(sig);
+	return ok;
+}
+
+EVP_PKEY *crypto_pubkey_from_spki(const uint8_t *spki, size_t len)
+{
+	const unsigned char *p = spki;
+	if (!spki || !len || len > 4096)
+		return NULL;
+	EVP_PKEY *pk = d2i_PUBKEY_ex(NULL, &p, (long)len, crypto_libctx(), NULL);
+	if (pk && (size_t)(p - spki) != len) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	return pk;
 }

@@ -45,4 +45,13 @@ P11K_WUR p11k_err gcm_open(const uint8_t key[32], const uint8_t *aad,
 			   size_t aadlen, const uint8_t *in, size_t inlen,
 			   uint8_t **pt, size_t *ptlen);
 
+/* An ECDSA-Sig-Value (SEQUENCE {r, s}, strict DER) -> r||s, each half
+ * bytes big-endian, left-padded; false when it is not one or r or s is 0
+ * or wider than half. */
+P11K_WUR bool ecdsa_der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *rs);
+/* r||s (2*half bytes) -> DER, malloc'd; for tests and verifiers. */
+P11K_WUR bool ecdsa_rs_to_der(const uint8_t *rs, size_t half, uint8_t **der, size_t *derlen);
+/* A public key from DER SubjectPublicKeyInfo, in the module's context. */
+EVP_PKEY *crypto_pubkey_from_spki(const uint8_t *spki, size_t len);
+
 #endif

@@ -308,6 +308,7 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	session_t *s;
 	uint8_t *key = NULL;
 	size_t keylen = 0;
+	op_key k = {0};
 	CK_FLAGS need = w == MW_DIGEST ? CKF_DIGEST : w == MW_SIGN ? CKF_SIGN : CKF_VERIFY;
 	GUARD(enter());
 	CK_RV rv = session_mech_inlock(hSession, pMechanism, need, true, &s, &mi);
@@ -315,9 +316,12 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		rv = unseal_for_key(hSession, hKey, handle_needs_tk_inlock(hKey));
 		if (rv == CKR_OK && !(s = session_inlock(hSession)))
 			rv = CKR_SESSION_CLOSED; /* while the lock was released */
-		if (rv == CKR_OK)
-			rv = op_key_inlock(s, hKey, mi, w == MW_SIGN ? CKA_SIGN : CKA_VERIFY,
-					   &plain_key, &key, &keylen);
+		CK_ATTRIBUTE_TYPE usage = w == MW_SIGN ? CKA_SIGN : CKA_VERIFY;
+		/* A KMS key pair signs in the KMS (module/sign.c). */
+		if (rv == CKR_OK && mi->mac == MAC_ASYM)
+			rv = key_for_op_inlock(s, hKey, mi, usage, &plain_key, &k);
+		else if (rv == CKR_OK)
+			rv = op_key_inlock(s, hKey, mi, usage, &plain_key, &key, &keylen);
 	}
 	if (rv != CKR_OK) {
 		UNLOCK();
@@ -333,12 +337,18 @@ static CK_RV mac_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 	if (mac_op_active(op)) {
 		log_info("api", "a %s operation is already active in this session", mac_what(w));
 		rv = CKR_OPERATION_ACTIVE;
+	} else if (mi->mac == MAC_ASYM) {
+		kms_port port = token_kms_port(s->tok);
+		rv = sign_op_init(op, mi, pMechanism, &port, k.idx, w == MW_VERIFY);
+		op->live = live;
 	} else {
 		rv = mac_op_init(op, mi, pMechanism, key, keylen);
 		op->live = live;
 	}
 	sec_free(key);
 	op_end(s);
+	if (rv != CKR_OK && rv != CKR_OPERATION_ACTIVE && mi->mac == MAC_ASYM)
+		note_remote_failure(hSession);
 	return rv;
 }
 
@@ -360,6 +370,12 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 	if (rv == CKR_OK && op_revoked(&op->live, now))
 		rv = CKR_DEVICE_ERROR;
 	bool keep = false; /* every error but a short buffer ends the operation */
+	bool asym = active && op->mech->mac == MAC_ASYM;
+	if (rv == CKR_OK && update && asym && !op->mech->multipart) {
+		log_info("api", "%s is single-part: no %s", op->mech->name,
+			 w == MW_SIGN ? "C_SignUpdate" : "C_VerifyUpdate");
+		rv = CKR_FUNCTION_NOT_SUPPORTED;
+	}
 	if (rv == CKR_OK && update) {
 		rv = mac_update(op, in ? in : (CK_BYTE_PTR) "", inlen);
 		op->multipart = true;
@@ -380,7 +396,13 @@ static CK_RV mac_run(CK_SESSION_HANDLE hSession, mac_which w, CK_BYTE_PTR in,
 	if (active && !keep)
 		mac_op_free(op);
 	op_end(s);
-	return rv;
+	/* The KMS refused a signature: C_Sign has no key type error, and
+	 * ulDeviceError says why. */
+	bool refused = asym && w == MW_SIGN &&
+		       (rv == CKR_DEVICE_ERROR || rv == CKR_KEY_TYPE_INCONSISTENT);
+	if (refused)
+		note_remote_failure(hSession);
+	return refused ? kms_key_refused(rv, CKR_DEVICE_ERROR) : rv;
 }
 
 CK_RV ep_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m)

@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "module.h"
+#include "slots/asym.h"
 #include "slots/audit.h"
 #include "slots/config.h"
 #include "slots/token.h"

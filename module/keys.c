@@ -264,6 +264,9 @@ CK_RV ep_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		rv = unseal_for_key(hSession, hWrappingKey,
 				    handle_needs_tk_inlock(hWrappingKey) ||
 					    handle_needs_tk_inlock(hKey));
+	/* the KMS said the key is not what it was declared (unseal_for_key
+	 * asks it for a key pair's role) */
+	rv = kms_key_refused(rv, wrapping_key.type_inconsistent);
 	if (rv == CKR_OK && !(s = session_inlock(hSession)))
 		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)
@@ -331,6 +334,7 @@ CK_RV ep_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 		rv = unseal_for_key(hSession, hUnwrappingKey,
 				    handle_needs_tk_inlock(hUnwrappingKey) ||
 					    tmpl_says_token(pTemplate, ulAttributeCount));
+	rv = kms_key_refused(rv, unwrapping_key.type_inconsistent);
 	if (rv == CKR_OK && !(s = session_inlock(hSession)))
 		rv = CKR_SESSION_CLOSED; /* while the lock was released */
 	if (rv == CKR_OK)

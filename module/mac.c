@@ -16,10 +16,17 @@ bool mac_op_active(const mac_op *op)
 	return op->mech != NULL;
 }
 
+static bool asym(const mac_op *op)
+{
+	return op->mech && op->mech->mac == MAC_ASYM;
+}
+
 void mac_op_free(mac_op *op)
 {
 	EVP_MD_CTX_free(op->md);
 	EVP_MAC_CTX_free(op->mac);
+	EVP_PKEY_free(op->pub);
+	dbuf_free(&op->held);
 	memset(op, 0, sizeof(*op));
 }
 
@@ -83,6 +90,8 @@ CK_RV mac_op_init(mac_op *op, const mech_info *mi, const CK_MECHANISM *m,
 
 CK_RV mac_update(mac_op *op, const uint8_t *in, size_t inlen)
 {
+	if (asym(op))
+		return sign_update(op, in, inlen);
 	bool ok = op->md ? EVP_DigestUpdate(op->md, in, inlen) == 1
 			 : EVP_MAC_update(op->mac, in, inlen) == 1;
 	return ok ? CKR_OK : CKR_GENERAL_ERROR;
@@ -100,6 +109,8 @@ static CK_RV compute(mac_op *op, uint8_t *full, size_t *n)
 
 CK_RV mac_final(mac_op *op, uint8_t *out, CK_ULONG *outlen)
 {
+	if (asym(op))
+		return sign_final(op, out, outlen);
 	if (!out) {
 		*outlen = op->outlen;
 		return CKR_OK;
@@ -120,6 +131,8 @@ CK_RV mac_final(mac_op *op, uint8_t *out, CK_ULONG *outlen)
 CK_RV mac_oneshot(mac_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
 		  CK_ULONG *outlen)
 {
+	if (asym(op))
+		return sign_oneshot(op, in, inlen, out, outlen);
 	if (!out || *outlen < op->outlen)
 		return mac_final(op, out, outlen); /* length rules only */
 	GUARD(mac_update(op, in, inlen));
@@ -128,6 +141,8 @@ CK_RV mac_oneshot(mac_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
 
 CK_RV mac_verify_final(mac_op *op, const uint8_t *sig, size_t siglen)
 {
+	if (asym(op))
+		return sign_verify_final(op, sig, siglen);
 	if (siglen != op->outlen)
 		return CKR_SIGNATURE_LEN_RANGE;
 	uint8_t full[EVP_MAX_MD_SIZE];

@@ -258,6 +258,14 @@ bool kw_pad7_strip(const uint8_t *p, size_t *len)
 	 .key_type = kt, .check_param = gen ? param_mac_general : param_none,  \
 	 .mac = kind, .md = digest, .general = gen,                            \
 	 .key_bits = kt == CKK_GENERIC_SECRET}
+/* Signing with a KMS asymmetric key (module/sign.c); sizes in bits. */
+#define EC_FLAGS (CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS)
+#define ASYM_SIGN(t, kt, pc, sa, hashes)                                       \
+	{.type = t, .name = #t, .min_key = kt == CKK_EC ? 256 : 2048,          \
+	 .max_key = kt == CKK_EC ? 384 : 4096,                                 \
+	 .flags = SIGNS | (kt == CKK_EC ? EC_FLAGS : 0), .key_type = kt,       \
+	 .check_param = pc, .mac = MAC_ASYM, .kms_only = true, .key_bits = true, \
+	 .salg = sa, .multipart = hashes}
 #define DIGEST(t, digest)                                                      \
 	{.type = t, .name = #t, .flags = CKF_DIGEST, .check_param = param_none, \
 	 .mac = MAC_DIGEST, .md = digest}
@@ -293,6 +301,17 @@ static const mech_info mech_table[] = {
 	 .max_key = 4096, .flags = ENC_DEC | WRAPS, .key_type = CKK_RSA,
 	 .check_param = param_oaep, .cipher = &remote_std_impl, .kms_only = true,
 	 .key_bits = true},
+	ASYM_SIGN(CKM_RSA_PKCS, CKK_RSA, param_none, 0, false),
+	ASYM_SIGN(CKM_SHA256_RSA_PKCS, CKK_RSA, param_none, SALG_RSA_PKCS1_SHA256, true),
+	ASYM_SIGN(CKM_SHA384_RSA_PKCS, CKK_RSA, param_none, SALG_RSA_PKCS1_SHA384, true),
+	ASYM_SIGN(CKM_SHA512_RSA_PKCS, CKK_RSA, param_none, SALG_RSA_PKCS1_SHA512, true),
+	ASYM_SIGN(CKM_RSA_PKCS_PSS, CKK_RSA, param_pss, 0, false),
+	ASYM_SIGN(CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, param_pss, SALG_RSA_PSS_SHA256, true),
+	ASYM_SIGN(CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, param_pss, SALG_RSA_PSS_SHA384, true),
+	ASYM_SIGN(CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, param_pss, SALG_RSA_PSS_SHA512, true),
+	ASYM_SIGN(CKM_ECDSA, CKK_EC, param_none, 0, false),
+	ASYM_SIGN(CKM_ECDSA_SHA256, CKK_EC, param_none, SALG_ECDSA_SHA256, true),
+	ASYM_SIGN(CKM_ECDSA_SHA384, CKK_EC, param_none, SALG_ECDSA_SHA384, true),
 	{.type = CKM_P11KMS_KMS_ENVELOPE, .name = "CKM_P11KMS_KMS_ENVELOPE",
 	 .flags = ENC_DEC | WRAPS, .key_type = CKK_P11KMS_KMS,
 	 .check_param = param_kms, .cipher = &remote_envelope_impl, .remote = true},

@@ -104,9 +104,17 @@ typedef struct mac_op {
 	EVP_MAC_CTX *mac;  /* HMAC, CMAC */
 	size_t outlen;     /* bytes of output (shorter for _GENERAL) */
 	op_live live;      /* revocation ends it (crypt.c, docs/SECURITY.md) */
+	/* KMS asymmetric keys (module/sign.c): the KMS signs, verification
+	 * is local with the public key */
+	kms_port kms;
+	size_t kms_index;
+	EVP_PKEY *pub;
+	int salg;          /* sign_alg; 0 until CKM_RSA_PKCS's DigestInfo names it */
+	bool verify;
+	dbuf_t held;       /* the single-part mechanisms' input */
 } mac_op;
 
-typedef enum mac_kind { MAC_NONE, MAC_DIGEST, MAC_HMAC, MAC_CMAC } mac_kind;
+typedef enum mac_kind { MAC_NONE, MAC_DIGEST, MAC_HMAC, MAC_CMAC, MAC_ASYM } mac_kind;
 
 struct mech_info {
 	CK_MECHANISM_TYPE type;
@@ -123,6 +131,9 @@ struct mech_info {
 	bool key_bits;             /* min_key/max_key are bits, not bytes */
 	bool remote;               /* the envelope: runs in the KMS, on KMS key objects */
 	bool kms_only;             /* offered on KMS keys only (no local key type) */
+	int salg;                  /* MAC_ASYM hashing mechanisms: their sign_alg
+				    * (ECDSA: the SHA-256 one, whichever curve) */
+	bool multipart;            /* MAC_ASYM: takes C_SignUpdate (it hashes) */
 };
 
 const mech_info *mech_lookup(CK_MECHANISM_TYPE t);
@@ -185,5 +196,16 @@ CK_RV mac_oneshot(mac_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
 		  CK_ULONG *outlen);
 /* Verify: compute and compare in constant time. */
 CK_RV mac_verify_final(mac_op *op, const uint8_t *sig, size_t siglen);
+
+/* Signing with a KMS asymmetric key and verifying with its public key
+ * (module/sign.c, docs/SIGNING.md): the mac_* functions above run them. */
+CK_RV sign_op_init(mac_op *op, const mech_info *mi, const CK_MECHANISM *m,
+		   const kms_port *port, size_t idx, bool verify);
+CK_RV sign_update(mac_op *op, const uint8_t *in, size_t inlen);
+CK_RV sign_final(mac_op *op, uint8_t *out, CK_ULONG *outlen);
+CK_RV sign_oneshot(mac_op *op, const uint8_t *in, size_t inlen, uint8_t *out,
+		   CK_ULONG *outlen);
+CK_RV sign_verify_final(mac_op *op, const uint8_t *sig, size_t siglen);
+CK_RV param_pss(const CK_MECHANISM *m);
 
 #endif

@@ -260,38 +260,108 @@ static bool tmpl_wants_secret(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 			return true;
 	return false;
 }
-/* An RSA KMS key's public numbers come from the KMS the first time they
- * are asked for (docs/REMOTE.md), without the module lock. */
-static CK_RV rsa_public_if_needed(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+/* The attributes of a KMS key pair that come from the KMS (docs/SIGNING.md):
+ * the public key's, and the role attributes when the configuration left
+ * the role to the KMS. */
+static bool kms_learned_attr(CK_ATTRIBUTE_TYPE t, bool role_open)
+{
+	switch (t) {
+	case CKA_MODULUS:
+	case CKA_MODULUS_BITS:
+	case CKA_PUBLIC_EXPONENT:
+	case CKA_EC_PARAMS:
+	case CKA_EC_POINT:
+	case CKA_PUBLIC_KEY_INFO:
+	case CKA_P11KMS_KMS_KEY_VERSION:
+		return true;
+	case CKA_SIGN:
+	case CKA_VERIFY:
+	case CKA_ENCRYPT:
+	case CKA_DECRYPT:
+	case CKA_WRAP:
+	case CKA_UNWRAP:
+		return role_open;
+	default:
+		return false;
+	}
+}
+
+static bool tmpl_wants_learned(const CK_ATTRIBUTE *tmpl, CK_ULONG n, bool role_open)
+{
+	for (CK_ULONG i = 0; i < n; i++)
+		if (kms_learned_attr(tmpl[i].type, role_open))
+			return true;
+	return false;
+}
+
+/* Is o a KMS key pair face that has not heard from the KMS yet? */
+static bool kms_unlearned_inlock(const object_t *o)
+{
+	return o->kms && (o->kms_role == KMS_ROLE_PUBLIC || o->kms_role == KMS_ROLE_PRIVATE) &&
+	       !token_kms_asym_known_inlock(o->tok, o->kms_index);
+}
+
+/* A KMS key pair's public key (and, if the configuration left it, its
+ * role) comes from the KMS the first time it is asked for
+ * (docs/SIGNING.md), without the module lock. */
+static CK_RV kms_public_if_needed(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 				  const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
-	bool wants = false;
-	for (CK_ULONG i = 0; i < n; i++)
-		wants |= tmpl[i].type == CKA_MODULUS || tmpl[i].type == CKA_MODULUS_BITS ||
-			 tmpl[i].type == CKA_PUBLIC_EXPONENT;
-	if (!wants)
-		return CKR_OK;
 	GUARD(enter());
 	session_t *s = session_inlock(hSession);
 	/* Not object_inlock: what is wrong with the handle is the caller's to
 	 * report and log, once. KMS key objects are public. */
 	object_t *o = hmap_get(&slots.objects, hObject);
-	if (!s || !o || o->tok != s->tok || !o->kms ||
-	    (o->kms_role != KMS_ROLE_RSA_PUBLIC && o->kms_role != KMS_ROLE_RSA_PRIVATE) ||
-	    obj_attr(o, CKA_MODULUS)) {
+	if (!s || !o || o->tok != s->tok || !kms_unlearned_inlock(o) ||
+	    !tmpl_wants_learned(tmpl, n, !o->tok->cfg->keys[o->kms_index].usage_given)) {
 		UNLOCK(); /* nothing to fetch */
 		return CKR_OK;
 	}
 	token_t *tok = s->tok;
 	size_t idx = o->kms_index;
 	UNLOCK();
-	size_t modlen;
-	CK_RV rv = token_kms_rsa_modlen(tok, idx, &modlen);
+	CK_RV rv = token_kms_asym_resolve(tok, idx);
 	if (rv != CKR_OK)
 		note_remote_failure(hSession);
 	/* C_GetAttributeValue has no CKR_KEY_TYPE_INCONSISTENT: the KMS's
 	 * refusal is a device error here, ulDeviceError says which. */
 	return rv == CKR_OK || rv == CKR_HOST_MEMORY ? rv : CKR_DEVICE_ERROR;
+}
+
+/* C_FindObjectsInit with a template that names what only the KMS knows
+ * of a key pair: ask it first, for each such key of the session's token
+ * (once per process). A key the KMS cannot describe now matches nothing
+ * it would have to tell; the log says so. */
+static void kms_public_for_find(CK_SESSION_HANDLE hSession, const CK_ATTRIBUTE *tmpl,
+				CK_ULONG n)
+{
+	size_t next = 0, failed = SIZE_MAX;
+	/* most searches name nothing only a KMS knows: no lock taken */
+	if (!tmpl || !tmpl_wants_learned(tmpl, n, true))
+		return;
+	for (;;) {
+		if (enter() != CKR_OK)
+			return;
+		session_t *s = session_inlock(hSession);
+		token_t *tok = s ? s->tok : NULL;
+		bool ask = false;
+		size_t idx = 0;
+		while (tok && next < tok->nkms && !ask) {
+			object_t *o = tok->kms_objs[next++];
+			idx = o->kms_index;
+			ask = idx != failed && kms_unlearned_inlock(o) &&
+			      tmpl_wants_learned(tmpl, n, !tok->cfg->keys[idx].usage_given);
+		}
+		UNLOCK();
+		if (!ask)
+			return;
+		if (token_kms_asym_resolve(tok, idx) != CKR_OK) {
+			log_warn("api", "C_FindObjectsInit: KMS key \"%s\" could not be described; "
+					"it matches no attribute only the KMS knows",
+				 tok->cfg->keys[idx].label);
+			failed = idx;
+		}
+	}
 }
 
 /* Say which entries were not given (PKCS #11 5.7 marks each
@@ -313,7 +383,7 @@ CK_RV ep_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	CK_RV rv = session_args_inlock(hSession, TMPL_OK(pTemplate, ulCount), "pTemplate", &s);
 	UNLOCK();
 	GUARD(LEAVE(rv));
-	GUARD(LEAVE(rsa_public_if_needed(hSession, hObject, pTemplate, ulCount)));
+	GUARD(LEAVE(kms_public_if_needed(hSession, hObject, pTemplate, ulCount)));
 	GUARD(enter());
 	bool secret = tmpl_wants_secret(pTemplate, ulCount);
 	object_t *o = NULL;
@@ -394,6 +464,7 @@ CK_RV ep_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 CK_RV ep_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 			 CK_ULONG ulCount)
 {
+	kms_public_for_find(hSession, pTemplate, ulCount);
 	GUARD(enter());
 	session_t *s;
 	CK_RV rv = session_args_inlock(hSession, TMPL_OK(pTemplate, ulCount), "pTemplate", &s);

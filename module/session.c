@@ -146,6 +146,28 @@ CK_RV unseal_if_needed(CK_SESSION_HANDLE h, bool needed)
 	return rv;
 }
 
+/* A KMS key pair whose role the configuration left to the KMS
+ * (docs/SIGNING.md) learns it before its usage attributes are checked:
+ * the KMS is asked, unlocked, once per process. */
+static CK_RV kms_role_if_needed(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key)
+{
+	session_t *s = session_inlock(h);
+	object_t *o = hmap_get(&slots.objects, key);
+	if (!s || !o || !o->kms || o->tok != s->tok ||
+	    (o->kms_role != KMS_ROLE_PUBLIC && o->kms_role != KMS_ROLE_PRIVATE) ||
+	    o->tok->cfg->keys[o->kms_index].usage_given ||
+	    token_kms_asym_known_inlock(o->tok, o->kms_index))
+		return CKR_OK;
+	token_t *t = o->tok;
+	size_t idx = o->kms_index;
+	UNLOCK();
+	CK_RV rv = token_kms_asym_resolve(t, idx);
+	if (rv != CKR_OK)
+		note_remote_failure(h);
+	LOCK();
+	return rv;
+}
+
 CK_RV unseal_for_key(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key, bool needed)
 {
 	object_t *o = hmap_get(&slots.objects, key);
@@ -156,8 +178,10 @@ CK_RV unseal_for_key(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE key, bool needed)
 	if (rv == CKR_DEVICE_ERROR && kms && !needed && session_inlock(h)) {
 		log_debug("api", "the token is revoked; KMS key object %lu is used all the same",
 			  (unsigned long)key);
-		return CKR_OK;
+		rv = CKR_OK;
 	}
+	if (rv == CKR_OK && kms)
+		rv = kms_role_if_needed(h, key);
 	return rv;
 }
 

@@ -123,7 +123,7 @@ typedef struct asym_public {
 	 * provider chose (Azure: the current one; Cloud KMS: the newest
 	 * enabled one, since asymmetric keys have no primary; AWS: "", its
 	 * asymmetric keys have one version). */
-	char version[160];
+	char version[512];
 } asym_public;
 
 void asym_public_free(asym_public *p);
@@ -183,12 +183,6 @@ typedef struct provider_ops {
 	 * data), P11K_ERR_KEY_TYPE when the key cannot run r->alg. */
 	p11k_err (*remote_crypt)(void *state, const char *key_id, remote_req *r,
 				 uint8_t **out, size_t *outlen, provider_status *st);
-	/* Optional: an RSA key's public modulus and exponent, big-endian
-	 * without leading zeros, malloc'd. May call the KMS once per key; the
-	 * module caches the result. */
-	p11k_err (*rsa_public)(void *state, const char *key_id, uint8_t **n,
-			       size_t *nlen, uint8_t **e, size_t *elen,
-			       provider_status *st);
 	/* Optional: an asymmetric key's public key and usage (RSA or EC). A
 	 * key the KMS holds under another purpose (symmetric, HMAC) is
 	 * P11K_ERR_KEY_TYPE. GCP's pemCrc32c is checked. The module calls it

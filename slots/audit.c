@@ -3,6 +3,7 @@
 #include "audit.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -225,23 +226,79 @@ static void write_line(int fd, const char *b, size_t n)
 			  w < 0 ? strerror(errno) : "short write");
 }
 
+/* Write one held line with its function mark replaced by name (a JSON
+ * value: "\"C_Sign\"" or "null"), from a buffer on the stack: a held line
+ * is never lost to a failed allocation. */
+static void write_named(int fd, const char *b, size_t n, const char *name)
+{
+	char buf[AUDIT_LINE_MAX + 2 + 80];
+	size_t nl = strlen(name);
+	const char *mark = memchr(b, FN_MARK, n);
+	if (!mark || n + nl > sizeof(buf)) {
+		write_line(fd, b, n); /* cannot be: record() marks every held line */
+		return;
+	}
+	size_t h = (size_t)(mark - b);
+	memcpy(buf, b, h);
+	memcpy(buf + h, name, nl);
+	memcpy(buf + h + nl, mark + 1, n - h - 1);
+	write_line(fd, buf, n - 1 + nl);
+}
+
+/* Write every held line with name, and forget them. */
+static void flush_pending(int fd, const char *name)
+{
+	size_t at = 0;
+	while (fd >= 0 && at < npending) {
+		char *end = memchr(pending + at, '\n', npending - at);
+		size_t len = end ? (size_t)(end - (pending + at)) + 1 : npending - at;
+		write_named(fd, pending + at, len, name);
+		at += len;
+	}
+	free(pending);
+	pending = NULL;
+	npending = 0;
+}
+
+/* A thread that ends with lines held (a helper's KMS call outside any
+ * PKCS #11 function that leaves) writes them with function null. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static bool exit_key_made;
+
+static void flush_at_exit(void *unused)
+{
+	(void)unused;
+	flush_pending(__atomic_load_n(&audit_fd, __ATOMIC_SEQ_CST), "null");
+}
+
+static void exit_key_make(void)
+{
+	exit_key_made = pthread_key_create(&exit_key, flush_at_exit) == 0;
+	if (!exit_key_made)
+		log_error("audit", "no thread-exit hook: a thread that ends with a line held "
+				   "loses it");
+}
+
+/* The module is unloaded (dlclose): no thread may call into it at exit. */
+__attribute__((destructor)) static void exit_key_drop(void)
+{
+	if (exit_key_made)
+		pthread_key_delete(exit_key);
+}
+
 /* Hold a line for audit_leave; when too much waits, write it now with
  * function null. */
 static void defer(int fd, const char *b, size_t n)
 {
 	char *p = npending + n <= PENDING_MAX ? realloc(pending, npending + n) : NULL;
 	if (!p) {
-		char *mark = memchr(b, FN_MARK, n);
-		size_t at = mark ? (size_t)(mark - b) : n;
-		char *buf = malloc(n + 4);
-		if (buf) {
-			memcpy(buf, b, at);
-			memcpy(buf + at, "null", 4);
-			memcpy(buf + at + 4, b + at + 1, n - at - 1);
-			write_line(fd, buf, n + 3);
-			free(buf);
-		}
+		write_named(fd, b, n, "null");
 		return;
+	}
+	if (!npending) {
+		pthread_once(&exit_once, exit_key_make);
+		pthread_setspecific(exit_key, (void *)1);
 	}
 	memcpy(p + npending, b, n);
 	pending = p;
@@ -254,28 +311,10 @@ void audit_leave(const char *fn)
 	caller = left;
 	if (!npending)
 		return;
-	int fd = __atomic_load_n(&audit_fd, __ATOMIC_SEQ_CST);
 	char name[80];
 	int nl = snprintf(name, sizeof(name), "\"C_%s\"", fn);
-	size_t at = 0;
-	while (fd >= 0 && nl > 0 && (size_t)nl < sizeof(name) && at < npending) {
-		char *end = memchr(pending + at, '\n', npending - at);
-		size_t len = (end ? (size_t)(end - (pending + at)) + 1 : npending - at);
-		char *mark = memchr(pending + at, FN_MARK, len);
-		char *buf = malloc(len + (size_t)nl);
-		if (buf && mark) {
-			size_t h = (size_t)(mark - (pending + at));
-			memcpy(buf, pending + at, h);
-			memcpy(buf + h, name, (size_t)nl);
-			memcpy(buf + h + (size_t)nl, mark + 1, len - h - 1);
-			write_line(fd, buf, len - 1 + (size_t)nl);
-		}
-		free(buf);
-		at += len;
-	}
-	free(pending);
-	pending = NULL;
-	npending = 0;
+	flush_pending(__atomic_load_n(&audit_fd, __ATOMIC_SEQ_CST),
+		      nl > 0 && (size_t)nl < sizeof(name) ? name : "null");
 }
 
 typedef struct op_rec {
@@ -382,11 +421,35 @@ p11k_err audit_remote_crypt(const provider_cfg *pc, void *prov, const char *key_
 	return e;
 }
 
-p11k_err audit_rsa_public(const provider_cfg *pc, void *prov, const char *key_id, uint8_t **n,
-			  size_t *nlen, uint8_t **e, size_t *elen, provider_status *st)
+p11k_err audit_public_key(const provider_cfg *pc, void *prov, const char *key_id,
+			  asym_public *out, provider_status *st)
 {
-	op_rec o = {pc, key_id, NULL, "rsa_public", NULL, now_ns()};
-	p11k_err err = pc->ops->rsa_public(prov, key_id, n, nlen, e, elen, st);
+	op_rec o = {pc, key_id, NULL, "public_key", NULL, now_ns()};
+	p11k_err err = pc->ops->public_key(prov, key_id, out, st);
+	if (err == P11K_OK && out->version[0])
+		o.version = out->version;
+	record(&o, err, st);
+	return err;
+}
+
+static const char *sign_alg_name(sign_alg a)
+{
+	static const char *const names[SALG_COUNT_] = {
+		[SALG_RSA_PKCS1_SHA256] = "rsa_pkcs1_sha256", [SALG_RSA_PKCS1_SHA384] = "rsa_pkcs1_sha384",
+		[SALG_RSA_PKCS1_SHA512] = "rsa_pkcs1_sha512", [SALG_RSA_PSS_SHA256] = "rsa_pss_sha256",
+		[SALG_RSA_PSS_SHA384] = "rsa_pss_sha384",     [SALG_RSA_PSS_SHA512] = "rsa_pss_sha512",
+		[SALG_ECDSA_SHA256] = "ecdsa_sha256",	      [SALG_ECDSA_SHA384] = "ecdsa_sha384",
+	};
+	return a > 0 && a < SALG_COUNT_ ? names[a] : "?";
+}
+
+p11k_err audit_sign(const provider_cfg *pc, void *prov, const char *key_id, const char *version,
+		    sign_alg alg, const uint8_t *digest, size_t dlen, uint8_t **sig,
+		    size_t *siglen, provider_status *st)
+{
+	op_rec o = {pc, key_id, version && version[0] ? version : NULL, "sign",
+		    sign_alg_name(alg), now_ns()};
+	p11k_err err = pc->ops->sign(prov, key_id, version, alg, digest, dlen, sig, siglen, st);
 	record(&o, err, st);
 	return err;
 }

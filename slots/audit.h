@@ -5,9 +5,9 @@
  * so lines of several processes never mix. Every provider operation that
  * reaches a KMS goes through the audit_* wrappers below: they are the one
  * place where slots/ (and the tool) call a provider's describe, encrypt,
- * decrypt, remote_crypt and rsa_public. A line holds names, ids, versions,
- * times and result classes; never a secret (no key bytes, PINs, tokens,
- * ciphertexts).
+ * decrypt, remote_crypt, public_key and sign. A line holds names, ids,
+ * versions, times and result classes; never a secret (no key bytes, PINs,
+ * tokens, ciphertexts).
  */
 #ifndef P11KMS_AUDIT_H
 #define P11KMS_AUDIT_H
@@ -57,8 +57,11 @@ p11k_err audit_decrypt(const provider_cfg *pc, void *prov, const char *key_id,
 		       provider_status *st);
 p11k_err audit_remote_crypt(const provider_cfg *pc, void *prov, const char *key_id,
 			    remote_req *r, uint8_t **out, size_t *outlen, provider_status *st);
-p11k_err audit_rsa_public(const provider_cfg *pc, void *prov, const char *key_id, uint8_t **n,
-			  size_t *nlen, uint8_t **e, size_t *elen, provider_status *st);
+p11k_err audit_public_key(const provider_cfg *pc, void *prov, const char *key_id,
+			  asym_public *out, provider_status *st);
+p11k_err audit_sign(const provider_cfg *pc, void *prov, const char *key_id, const char *version,
+		    sign_alg alg, const uint8_t *digest, size_t dlen, uint8_t **sig,
+		    size_t *siglen, provider_status *st);
 
 /* One line of the audit file, parsed (p11kms audit). Strings point into
  * the parsed document: valid until audit_entry_free. */

@@ -11,6 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "common/jsonpos.h"
 #include "common/log.h"
 #include "audit.h"
@@ -131,11 +135,33 @@ static CK_RV check_key_usage(const ctx_t *c, jpath_elem *path, size_t depth, jso
 	if (!json_object_get(key, "usage"))
 		return CKR_OK;
 	const char *ty = json_string_value(json_object_get(key, "type"));
+	const char *us = json_string_value(json_object_get(key, "usage"));
 	path[depth].key = "usage";
 	if (!ty || strcmp(ty, "envelope") == 0)
 		return fail(c, path, depth + 1,
-			    "only keys of \"type\": \"aes\" or \"rsa\" take a usage (the "
-			    "envelope key wraps and encrypts, kept apart by the KMS)");
+			    "only keys of \"type\": \"aes\", \"rsa\" or \"ec\" take a usage "
+			    "(the envelope key wraps and encrypts, kept apart by the KMS)");
+	if (strcmp(ty, "aes") == 0 && us && strcmp(us, "sign") == 0)
+		return fail(c, path, depth + 1, "an AES key does not sign (\"wrap\" or \"data\")");
+	if (strcmp(ty, "ec") == 0 && us && strcmp(us, "sign") != 0)
+		return fail(c, path, depth + 1,
+			    "an EC key only signs: \"usage\" is \"sign\" or absent");
+	return CKR_OK;
+}
+
+/* "certificate" names the PEM file of an rsa or ec key's certificate. */
+static CK_RV check_key_cert(const ctx_t *c, jpath_elem *path, size_t depth, json_t *key)
+{
+	json_t *v = json_object_get(key, "certificate");
+	if (!v)
+		return CKR_OK;
+	const char *ty = json_string_value(json_object_get(key, "type"));
+	path[depth].key = "certificate";
+	if (!ty || (strcmp(ty, "rsa") != 0 && strcmp(ty, "ec") != 0))
+		return fail(c, path, depth + 1,
+			    "only keys of \"type\": \"rsa\" or \"ec\" have a certificate");
+	if (json_string_value(v)[0] != '/')
+		return fail(c, path, depth + 1, "must be an absolute path");
 	return CKR_OK;
 }
 
@@ -219,14 +245,15 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 		return CKR_OK;
 	}
 	case FT_KEY_ARRAY: {
-		static const char *const key_types[] = {"envelope", "aes", "rsa", NULL};
-		static const char *const usages[] = {"wrap", "data", NULL};
+		static const char *const key_types[] = {"envelope", "aes", "rsa", "ec", NULL};
+		static const char *const usages[] = {"wrap", "data", "sign", NULL};
 		static const field_spec key_fields[] = {
 			{"id", FT_STRING, true, 0, 0, NULL},
 			{"label", FT_STRING, false, 0, 0, NULL},
 			{"type", FT_STRING, false, 0, 0, key_types},
 			{"bits", FT_UINT, false, 128, 4096, NULL},
 			{"usage", FT_STRING, false, 0, 0, usages},
+			{"certificate", FT_STRING, false, 0, 0, NULL},
 			{NULL, FT_STRING, false, 0, 0, NULL},
 		};
 		if (!json_is_array(v) || json_array_size(v) > 256)
@@ -243,6 +270,7 @@ static CK_RV check_value(const ctx_t *c, jpath_elem *path, size_t depth,
 			GUARD(check_object(c, path, depth + 1, e, key_fields, NULL));
 			GUARD(check_key_bits(c, path, depth + 1, e));
 			GUARD(check_key_usage(c, path, depth + 1, e));
+			GUARD(check_key_cert(c, path, depth + 1, e));
 		}
 		return CKR_OK;
 	}
@@ -294,6 +322,102 @@ static CK_SLOT_ID slot_id_of(const char *name)
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 16777619u;
 	return (CK_SLOT_ID)(h & 0x7fffffffu);
+}
+
+/* ASN.1 time -> CK_DATE ("YYYYMMDD" as characters). */
+static bool cert_date(const ASN1_TIME *t, CK_DATE *d)
+{
+	struct tm tm;
+	char b[40];
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1 || tm.tm_year + 1900 > 9999 || tm.tm_year < -1900)
+		return false;
+	snprintf(b, sizeof(b), "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	memcpy(d->year, b, 4);
+	memcpy(d->month, b + 4, 2);
+	memcpy(d->day, b + 6, 2);
+	return true;
+}
+
+/* What PKCS #11 shows of certificate x: its DER and the DER of its parts,
+ * in one allocation. */
+static bool cert_parse(X509 *x, kms_cert *out)
+{
+	unsigned char *part[5] = {NULL};
+	int n[5];
+	n[0] = i2d_X509(x, &part[0]);
+	n[1] = i2d_X509_NAME(X509_get_subject_name(x), &part[1]);
+	n[2] = i2d_X509_NAME(X509_get_issuer_name(x), &part[2]);
+	n[3] = i2d_ASN1_INTEGER(X509_get_serialNumber(x), &part[3]);
+	n[4] = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &part[4]);
+	size_t total = 0;
+	bool ok = cert_date(X509_get0_notBefore(x), &out->start) &&
+		  cert_date(X509_get0_notAfter(x), &out->end);
+	for (int i = 0; i < 5; i++) {
+		ok = ok && n[i] > 0;
+		total += ok ? (size_t)n[i] : 0;
+	}
+	uint8_t sha1[20];
+	unsigned sl = 0;
+	ok = ok && EVP_Digest(part[0], (size_t)n[0], sha1, &sl, EVP_sha1(), NULL) == 1 &&
+	     EVP_Digest(part[4], (size_t)n[4], out->spki_sha1, &sl, EVP_sha1(), NULL) == 1;
+	uint8_t *buf = ok ? malloc(total) : NULL;
+	if (buf) {
+		uint8_t **dst[5] = {&out->der, &out->subject, &out->issuer, &out->serial, &out->spki};
+		size_t *len[5] = {&out->len, &out->subjlen, &out->isslen, &out->serlen,
+				  &out->spkilen};
+		size_t off = 0;
+		for (int i = 0; i < 5; i++) {
+			memcpy(buf + off, part[i], (size_t)n[i]);
+			*dst[i] = buf + off;
+			*len[i] = (size_t)n[i];
+			off += (size_t)n[i];
+		}
+		memcpy(out->check, sha1, sizeof(out->check));
+	}
+	for (int i = 0; i < 5; i++)
+		OPENSSL_free(part[i]);
+	return buf != NULL;
+}
+
+/* The certificates of kc->cert_path: every CERTIFICATE block of the PEM
+ * file, the key's own first (docs/SIGNING.md). Bounded: a regular file of
+ * at most CERT_FILE_MAX bytes and CERT_MAX certificates. */
+#define CERT_FILE_MAX (1u << 20)
+#define CERT_MAX 16
+static CK_RV load_certs(const ctx_t *c, jpath_elem *path, size_t depth, kms_key_cfg *kc)
+{
+	const char *fp = kc->cert_path;
+	struct stat sb;
+	if (stat(fp, &sb) != 0)
+		return fail(c, path, depth, "%s: %s", fp, strerror(errno));
+	if (!S_ISREG(sb.st_mode) || sb.st_size > CERT_FILE_MAX)
+		return fail(c, path, depth, "%s: not a regular file of at most %u bytes", fp,
+			    CERT_FILE_MAX);
+	BIO *bio = BIO_new_file(fp, "r");
+	if (!bio)
+		return fail(c, path, depth, "%s: cannot be read", fp);
+	kc->certs = calloc(CERT_MAX, sizeof(*kc->certs));
+	CK_RV rv = kc->certs ? CKR_OK : CKR_HOST_MEMORY;
+	X509 *x = NULL;
+	while (rv == CKR_OK && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (kc->ncerts == CERT_MAX)
+			rv = fail(c, path, depth, "%s: more than %d certificates", fp, CERT_MAX);
+		else if (!cert_parse(x, &kc->certs[kc->ncerts]))
+			rv = fail(c, path, depth, "%s: certificate %zu cannot be read", fp,
+				  kc->ncerts + 1);
+		else
+			kc->ncerts++;
+		X509_free(x);
+	}
+	unsigned long e = ERR_peek_last_error();
+	bool at_end = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+	ERR_clear_error();
+	BIO_free(bio);
+	if (rv == CKR_OK && (!kc->ncerts || (e && !at_end)))
+		rv = fail(c, path, depth, "%s: %s", fp,
+			  kc->ncerts ? "a certificate in it does not parse"
+				     : "holds no PEM certificate");
+	return rv;
 }
 
 static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
@@ -350,10 +474,27 @@ static CK_RV parse_provider(const ctx_t *c, jpath_elem *path, json_t *obj,
 			const char *ty = json_string_value(json_object_get(k, "type"));
 			kc->type = !ty || strcmp(ty, "envelope") == 0 ? KMS_KEY_ENVELOPE
 				   : strcmp(ty, "aes") == 0	  ? KMS_KEY_AES
+				   : strcmp(ty, "ec") == 0	  ? KMS_KEY_EC
 								  : KMS_KEY_RSA;
 			kc->bits = (unsigned)get_uint(k, "bits", kc->type == KMS_KEY_AES ? 256 : 0);
 			const char *us = json_string_value(json_object_get(k, "usage"));
-			kc->usage = us && strcmp(us, "data") == 0 ? KMS_USAGE_DATA : KMS_USAGE_WRAP;
+			kc->usage_given = us != NULL;
+			kc->usage = us && strcmp(us, "data") == 0   ? KMS_USAGE_DATA
+				    : us && strcmp(us, "sign") == 0 ? KMS_USAGE_SIGN
+				    : kc->type == KMS_KEY_EC	    ? KMS_USAGE_SIGN
+								    : KMS_USAGE_WRAP;
+			if (kc->type == KMS_KEY_EC)
+				kc->usage_given = true; /* an EC key only signs */
+			if (json_object_get(k, "certificate")) {
+				path[2].key = "keys";
+				path[3].key = NULL;
+				path[3].index = i;
+				path[4].key = "certificate";
+				kc->cert_path = dup_str(k, "certificate");
+				if (!kc->cert_path)
+					return CKR_HOST_MEMORY;
+				GUARD(load_certs(c, path, 5, kc));
+			}
 			/* One key, one set of objects: CKA_UNIQUE_ID is the key's. */
 			for (size_t j = 0; j + 1 < pc->nkeys; j++)
 				if (strcmp(pc->keys[j].id, kc->id) == 0) {
@@ -652,6 +793,10 @@ void config_free(config_t *cfg)
 		for (size_t k = 0; k < p->nkeys; k++) {
 			free(p->keys[k].id);
 			free(p->keys[k].label);
+			free(p->keys[k].cert_path);
+			for (size_t j = 0; j < p->keys[k].ncerts; j++)
+				free(p->keys[k].certs[j].der); /* holds the parts too */
+			free(p->keys[k].certs);
 		}
 		free(p->keys);
 		json_decref(p->obj);

@@ -22,7 +22,8 @@ typedef enum login_mode { LOGIN_REQUIRED, LOGIN_OPTIONAL } login_mode;
 typedef enum kms_key_type {
 	KMS_KEY_ENVELOPE, /* the vendor envelope mechanism only */
 	KMS_KEY_AES,      /* also CKK_AES mechanisms, run by the KMS */
-	KMS_KEY_RSA,      /* also an RSA key pair for CKM_RSA_PKCS_OAEP */
+	KMS_KEY_RSA,      /* an RSA key pair: OAEP or signing (docs/SIGNING.md) */
+	KMS_KEY_EC,       /* an EC key pair (P-256, P-384): ECDSA signing */
 } kms_key_type;
 
 /* The one role of a typed KMS key ("usage"; docs/SECURITY.md): a key
@@ -31,14 +32,33 @@ typedef enum kms_key_type {
 typedef enum kms_key_usage {
 	KMS_USAGE_WRAP, /* C_WrapKey / C_UnwrapKey (the default) */
 	KMS_USAGE_DATA, /* C_Encrypt / C_Decrypt */
+	KMS_USAGE_SIGN, /* C_Sign / C_Verify (rsa, ec) */
 } kms_key_usage;
+
+/* A certificate of a KMS key's ("certificate": a PEM file, read at
+ * C_Initialize): DER, and the parts PKCS #11 shows as attributes. */
+typedef struct kms_cert {
+	uint8_t *der;
+	size_t len;
+	uint8_t *subject, *issuer, *serial, *spki; /* DER; one allocation, in der */
+	size_t subjlen, isslen, serlen, spkilen;
+	CK_DATE start, end;
+	uint8_t check[3];        /* CKA_CHECK_VALUE: SHA-1 of the DER, first bytes */
+	uint8_t spki_sha1[20];   /* CKA_HASH_OF_SUBJECT_PUBLIC_KEY */
+} kms_cert;
 
 typedef struct kms_key_cfg {
 	char *id;
 	char *label;
 	kms_key_type type;
 	unsigned bits; /* AES: 128, 192 or 256; RSA: 0 until known */
-	kms_key_usage usage; /* typed keys (aes, rsa) only */
+	kms_key_usage usage; /* typed keys (aes, rsa, ec) only */
+	/* "usage" was written. Without it an RSA key's role is the KMS's
+	 * answer (sign, or else wrap), known at the first use. */
+	bool usage_given;
+	char *cert_path;     /* "certificate", or NULL */
+	kms_cert *certs;     /* its certificates, the key's own first */
+	size_t ncerts;
 } kms_key_cfg;
 
 /* One KMS key that seals a token (config "seal_with"): a key of the

@@ -25,9 +25,16 @@ static void put64(uint8_t *b, uint64_t v)
 
 /* One try, with the store held without waiting (busy: try again). The
  * value is start(8) | next(8); an old 8-byte value is next, start 0. */
-static p11k_err reserve_once(store_t *s, const char *name, uint64_t count, uint64_t *first,
-			     uint64_t *start)
+typedef struct reserve_arg {
+	const char *name;
+	uint64_t count, *first, *start;
+} reserve_arg;
+
+static p11k_err reserve_once(store_t *s, void *arg)
 {
+	const reserve_arg *a = arg;
+	const char *name = a->name;
+	uint64_t count = a->count;
 	uint8_t *v = NULL;
 	size_t n = 0;
 	bool found = false;
@@ -67,8 +74,8 @@ static p11k_err reserve_once(store_t *s, const char *name, uint64_t count, uint6
 	else
 		store_rollback(s);
 	if (e == P11K_OK) {
-		*first = next;
-		*start = st;
+		*a->first = next;
+		*a->start = st;
 	}
 	return e;
 }
@@ -83,23 +90,9 @@ CK_RV token_reserve_counter(void *arg, const uint8_t kid[32], uint64_t count,
 	store_t *s = t->store;
 	if (!s)
 		return CKR_USER_NOT_LOGGED_IN;
-	/* Called without the module lock, but a wait on SQLite here would
-	 * hold the store's own lock, which module-lock holders need: wait
-	 * between tries instead, holding nothing (slots.h, the lock rule). */
-	p11k_err e;
-	unsigned waited = 0, step = 1, limit = store_busy_timeout_ms();
-	for (;;) {
-		e = store_nowait_enter(s);
-		if (e == P11K_OK) {
-			e = reserve_once(s, name, count, first, start);
-			store_nowait_leave(s);
-		}
-		if (e != P11K_ERR_STORE_BUSY || waited >= limit)
-			break;
-		slots_pause_ms(step);
-		waited += step;
-		step = step < 64 ? step * 2 : 64;
-	}
+	/* Called without the module lock (slots_store_try). */
+	reserve_arg a = {name, count, first, start};
+	p11k_err e = slots_store_try(s, reserve_once, &a);
 	if (e != P11K_OK) {
 		log_error("token", "slot %lu: cannot reserve IV counters: %s",
 			  (unsigned long)t->slot_id, p11k_err_name(e));

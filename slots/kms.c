@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rsa.h>
+
+#include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "asym.h"
 #include "audit.h"
 #include "token.h"
 #include "token_priv.h"
@@ -28,86 +32,35 @@ static bool kms_attrs_set(object_t *o, const kms_attr *a, size_t n)
 	return ok;
 }
 
-/* One face of configured KMS key i (docs/REMOTE.md, "Objects"). */
-static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
+/* The role attributes of a key pair's faces, when the role is known from
+ * the configuration; otherwise the KMS's answer sets them (asym.c). */
+static bool role_attrs_set(object_t *o, const kms_key_cfg *k, enum kms_role role)
 {
-	const kms_key_cfg *k = &t->cfg->keys[i];
-	object_t *o = calloc(1, sizeof(*o));
-	if (!o)
-		return CKR_HOST_MEMORY;
-	static const CK_OBJECT_CLASS classes[] = {
-		[KMS_ROLE_ENVELOPE] = CKO_SECRET_KEY, [KMS_ROLE_AES] = CKO_SECRET_KEY,
-		[KMS_ROLE_RSA_PUBLIC] = CKO_PUBLIC_KEY, [KMS_ROLE_RSA_PRIVATE] = CKO_PRIVATE_KEY};
-	static const CK_KEY_TYPE types[] = {
-		[KMS_ROLE_ENVELOPE] = CKK_P11KMS_KMS, [KMS_ROLE_AES] = CKK_AES,
-		[KMS_ROLE_RSA_PUBLIC] = CKK_RSA, [KMS_ROLE_RSA_PRIVATE] = CKK_RSA};
-	CK_OBJECT_CLASS cls = classes[role];
-	CK_KEY_TYPE kt = types[role];
-	CK_BBOOL T = CK_TRUE, F = CK_FALSE;
-	CK_BBOOL secret = role == KMS_ROLE_ENVELOPE || role == KMS_ROLE_AES;
-	CK_BBOOL enc = secret || role == KMS_ROLE_RSA_PUBLIC;
-	CK_BBOOL dec = secret || role == KMS_ROLE_RSA_PRIVATE;
-	/* A typed face has one role, its "usage" (the envelope keeps both:
-	 * the KMS separates them by context, module/remote.c). */
-	bool typed = role != KMS_ROLE_ENVELOPE;
-	CK_BBOOL wrap = enc && (!typed || k->usage == KMS_USAGE_WRAP);
-	CK_BBOOL unwrap = dec && (!typed || k->usage == KMS_USAGE_WRAP);
-	enc = enc && (!typed || k->usage == KMS_USAGE_DATA);
-	dec = dec && (!typed || k->usage == KMS_USAGE_DATA);
-	/* The envelope is a trusted wrapping key (docs/SECURITY.md): the
-	 * administrator configured it, and what it wraps of a sensitive key
-	 * the KMS opens only for C_UnwrapKey (module/remote.c, the protected
-	 * domain), never for C_Decrypt. The standard faces have no such
-	 * domain (RFC 3394 and OAEP carry no context), so they are not. */
-	CK_BBOOL trusted = role == KMS_ROLE_ENVELOPE;
-	CK_ULONG unavailable = CK_UNAVAILABLE_INFORMATION;
-	CK_ULONG value_len = k->bits / 8;
-	const kms_attr common[] = {
-		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
-		{CKA_TOKEN, &T, 1}, {CKA_PRIVATE, &F, 1}, {CKA_MODIFIABLE, &F, 1},
-		{CKA_COPYABLE, &F, 1}, {CKA_DESTROYABLE, &F, 1},
-		{CKA_LABEL, k->label, strlen(k->label)},
-		{CKA_ID, k->id, strlen(k->id)},
-		{CKA_P11KMS_KMS_KEY_ID, k->id, strlen(k->id)},
-		{CKA_LOCAL, &F, 1}, {CKA_KEY_GEN_MECHANISM, &unavailable, sizeof(unavailable)},
-		{CKA_DERIVE, &F, 1}, {CKA_START_DATE, "", 0}, {CKA_END_DATE, "", 0},
-		{CKA_ALLOWED_MECHANISMS, "", 0},
-	};
-	/* Secret and private faces hold (remote) material: sensitive, and
-	 * never extractable. */
-	const kms_attr material[] = {
-		{CKA_SENSITIVE, &T, 1}, {CKA_EXTRACTABLE, &F, 1},
-		{CKA_ALWAYS_SENSITIVE, &T, 1}, {CKA_NEVER_EXTRACTABLE, &T, 1},
-		{CKA_DECRYPT, &dec, 1}, {CKA_UNWRAP, &unwrap, 1}, {CKA_SIGN, &F, 1},
-		{CKA_WRAP_WITH_TRUSTED, &F, 1},
-	};
-	const kms_attr encrypting[] = {
-		{CKA_ENCRYPT, &enc, 1}, {CKA_WRAP, &wrap, 1}, {CKA_VERIFY, &F, 1},
-		{CKA_TRUSTED, &trusted, 1},
-	};
-	const kms_attr aes[] = {{CKA_VALUE_LEN, &value_len, sizeof(value_len)}};
-	const kms_attr rsa_public[] = {{CKA_SUBJECT, "", 0}, {CKA_VERIFY_RECOVER, &F, 1}};
-	const kms_attr rsa_private[] = {{CKA_SUBJECT, "", 0}, {CKA_SIGN_RECOVER, &F, 1},
-					{CKA_ALWAYS_AUTHENTICATE, &F, 1}};
-	bool ok = kms_attrs_set(o, common, ARRAY_SIZE(common));
-	if (role != KMS_ROLE_RSA_PUBLIC)
-		ok = ok && kms_attrs_set(o, material, ARRAY_SIZE(material));
-	if (role != KMS_ROLE_RSA_PRIVATE)
-		ok = ok && kms_attrs_set(o, encrypting, ARRAY_SIZE(encrypting));
-	if (role == KMS_ROLE_AES)
-		ok = ok && kms_attrs_set(o, aes, ARRAY_SIZE(aes));
-	if (role == KMS_ROLE_RSA_PUBLIC)
-		ok = ok && kms_attrs_set(o, rsa_public, ARRAY_SIZE(rsa_public));
-	if (role == KMS_ROLE_RSA_PRIVATE)
-		ok = ok && kms_attrs_set(o, rsa_private, ARRAY_SIZE(rsa_private));
-	char uid[48];
-	/* A stable identity: the same key gets the same CKA_UNIQUE_ID. */
+	if (!k->usage_given)
+		return true;
+	bool pub = role == KMS_ROLE_PUBLIC;
+	CK_BBOOL sign = k->usage == KMS_USAGE_SIGN, wrap = k->usage == KMS_USAGE_WRAP,
+		 data = k->usage == KMS_USAGE_DATA;
+	return obj_set(o, pub ? CKA_VERIFY : CKA_SIGN, &sign, 1) &&
+	       obj_set(o, pub ? CKA_WRAP : CKA_UNWRAP, &wrap, 1) &&
+	       obj_set(o, pub ? CKA_ENCRYPT : CKA_DECRYPT, &data, 1);
+}
+
+/* A stable identity: the same key gets the same CKA_UNIQUE_ID. */
+static bool unique_id_set(object_t *o, const token_t *t, const kms_key_cfg *k,
+			  const char *suffix)
+{
+	char uid[64];
 	uint32_t h = 2166136261u;
 	for (const char *p = k->id; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
-	static const char *const suffix[] = {"", "", "-pub", "-priv"};
-	snprintf(uid, sizeof(uid), "kms-%08x-%lu%s", h, (unsigned long)t->slot_id, suffix[role]);
-	ok = ok && obj_set(o, CKA_UNIQUE_ID, uid, strlen(uid));
+	snprintf(uid, sizeof(uid), "kms-%08x-%lu%s", h, (unsigned long)t->slot_id, suffix);
+	return obj_set(o, CKA_UNIQUE_ID, uid, strlen(uid));
+}
+
+static CK_RV kms_object_register_inlock(token_t *t, object_t *o, size_t i, enum kms_role role,
+					bool ok)
+{
 	o->tok = t;
 	o->kms = true;
 	o->kms_index = i;
@@ -122,13 +75,151 @@ static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
 	return CKR_OK;
 }
 
+/* One face of configured KMS key i (docs/REMOTE.md, "Objects"). */
+static CK_RV kms_object_add_inlock(token_t *t, size_t i, enum kms_role role)
+{
+	const kms_key_cfg *k = &t->cfg->keys[i];
+	object_t *o = calloc(1, sizeof(*o));
+	if (!o)
+		return CKR_HOST_MEMORY;
+	static const CK_OBJECT_CLASS classes[] = {
+		[KMS_ROLE_ENVELOPE] = CKO_SECRET_KEY, [KMS_ROLE_AES] = CKO_SECRET_KEY,
+		[KMS_ROLE_PUBLIC] = CKO_PUBLIC_KEY, [KMS_ROLE_PRIVATE] = CKO_PRIVATE_KEY};
+	CK_OBJECT_CLASS cls = classes[role];
+	CK_KEY_TYPE kt = role == KMS_ROLE_ENVELOPE ? CKK_P11KMS_KMS
+			 : role == KMS_ROLE_AES	   ? CKK_AES
+			 : k->type == KMS_KEY_EC   ? CKK_EC
+						   : CKK_RSA;
+	CK_BBOOL T = CK_TRUE, F = CK_FALSE;
+	bool secret = role == KMS_ROLE_ENVELOPE || role == KMS_ROLE_AES;
+	/* A secret face has one role, its "usage" (the envelope keeps both:
+	 * the KMS separates them by context, module/remote.c); a key pair's
+	 * faces take theirs in role_attrs_set. */
+	bool typed = role != KMS_ROLE_ENVELOPE;
+	CK_BBOOL wrap = !typed || k->usage == KMS_USAGE_WRAP;
+	CK_BBOOL data = !typed || k->usage == KMS_USAGE_DATA;
+	/* The envelope is a trusted wrapping key (docs/SECURITY.md): the
+	 * administrator configured it, and what it wraps of a sensitive key
+	 * the KMS opens only for C_UnwrapKey (module/remote.c, the protected
+	 * domain), never for C_Decrypt. The standard faces have no such
+	 * domain (RFC 3394 and OAEP carry no context), so they are not. */
+	CK_BBOOL trusted = role == KMS_ROLE_ENVELOPE;
+	CK_ULONG unavailable = CK_UNAVAILABLE_INFORMATION;
+	CK_ULONG value_len = k->bits / 8;
+	/* An RSA key's envelope object has a label of its own: SunPKCS11's
+	 * KeyStore refuses a token where a secret key shares its label with
+	 * another object (the key pair). */
+	char label[300];
+	snprintf(label, sizeof(label),
+		 role == KMS_ROLE_ENVELOPE && k->type == KMS_KEY_RSA ? "%s-envelope" : "%s",
+		 k->label);
+	const kms_attr common[] = {
+		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_TOKEN, &T, 1}, {CKA_PRIVATE, &F, 1}, {CKA_MODIFIABLE, &F, 1},
+		{CKA_COPYABLE, &F, 1}, {CKA_DESTROYABLE, &F, 1},
+		{CKA_LABEL, label, strlen(label)},
+		{CKA_ID, k->id, strlen(k->id)},
+		{CKA_P11KMS_KMS_KEY_ID, k->id, strlen(k->id)},
+		{CKA_LOCAL, &F, 1}, {CKA_KEY_GEN_MECHANISM, &unavailable, sizeof(unavailable)},
+		{CKA_DERIVE, &F, 1}, {CKA_START_DATE, "", 0}, {CKA_END_DATE, "", 0},
+		{CKA_ALLOWED_MECHANISMS, "", 0},
+	};
+	/* Secret and private faces hold (remote) material: sensitive, and
+	 * never extractable. */
+	const kms_attr material[] = {
+		{CKA_SENSITIVE, &T, 1}, {CKA_EXTRACTABLE, &F, 1},
+		{CKA_ALWAYS_SENSITIVE, &T, 1}, {CKA_NEVER_EXTRACTABLE, &T, 1},
+		{CKA_WRAP_WITH_TRUSTED, &F, 1},
+	};
+	const kms_attr secret_roles[] = {
+		{CKA_ENCRYPT, &data, 1}, {CKA_DECRYPT, &data, 1}, {CKA_WRAP, &wrap, 1},
+		{CKA_UNWRAP, &wrap, 1}, {CKA_SIGN, &F, 1}, {CKA_VERIFY, &F, 1},
+	};
+	const kms_attr aes[] = {{CKA_VALUE_LEN, &value_len, sizeof(value_len)}};
+	/* CKA_SUBJECT: the subject of the key's own certificate. */
+	size_t sublen = k->ncerts ? k->certs[0].subjlen : 0;
+	const void *subject = k->ncerts ? (const void *)k->certs[0].subject : "";
+	const kms_attr pub_only[] = {{CKA_SUBJECT, subject, sublen},
+				     {CKA_VERIFY_RECOVER, &F, 1}, {CKA_TRUSTED, &F, 1}};
+	const kms_attr priv_only[] = {{CKA_SUBJECT, subject, sublen},
+				      {CKA_SIGN_RECOVER, &F, 1},
+				      {CKA_ALWAYS_AUTHENTICATE, &F, 1}};
+	bool ok = kms_attrs_set(o, common, ARRAY_SIZE(common));
+	if (role != KMS_ROLE_PUBLIC)
+		ok = ok && kms_attrs_set(o, material, ARRAY_SIZE(material));
+	if (secret)
+		ok = ok && kms_attrs_set(o, secret_roles, ARRAY_SIZE(secret_roles)) &&
+		     obj_set(o, CKA_TRUSTED, &trusted, 1);
+	else
+		ok = ok && role_attrs_set(o, k, role);
+	if (role == KMS_ROLE_AES)
+		ok = ok && kms_attrs_set(o, aes, ARRAY_SIZE(aes));
+	if (role == KMS_ROLE_PUBLIC)
+		ok = ok && kms_attrs_set(o, pub_only, ARRAY_SIZE(pub_only));
+	if (role == KMS_ROLE_PRIVATE)
+		ok = ok && kms_attrs_set(o, priv_only, ARRAY_SIZE(priv_only));
+	static const char *const suffix[] = {"", "", "-pub", "-priv"};
+	ok = ok && unique_id_set(o, t, k, suffix[role]);
+	return kms_object_register_inlock(t, o, i, role, ok);
+}
+
+/* Certificate c of key i: X.509, its attributes read from the DER the
+ * configuration loaded (PKCS #11 v3.0 4.6.3). */
+static CK_RV kms_cert_add_inlock(token_t *t, size_t i, size_t c)
+{
+	const kms_key_cfg *k = &t->cfg->keys[i];
+	const kms_cert *kc = &k->certs[c];
+	object_t *o = calloc(1, sizeof(*o));
+	if (!o)
+		return CKR_HOST_MEMORY;
+	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_CERTIFICATE_TYPE ct = CKC_X_509;
+	/* The key's own certificate is a token user's; the rest of the file
+	 * is its chain: authorities. */
+	CK_ULONG category = c == 0 ? 1 : 2, midp = 0, namehash = CKM_SHA_1;
+	CK_BBOOL T = CK_TRUE, F = CK_FALSE;
+	char label[300];
+	if (c == 0)
+		snprintf(label, sizeof(label), "%s", k->label);
+	else
+		snprintf(label, sizeof(label), "%s chain %zu", k->label, c);
+	const kms_attr attrs[] = {
+		{CKA_CLASS, &cls, sizeof(cls)}, {CKA_CERTIFICATE_TYPE, &ct, sizeof(ct)},
+		{CKA_TOKEN, &T, 1}, {CKA_PRIVATE, &F, 1}, {CKA_MODIFIABLE, &F, 1},
+		{CKA_COPYABLE, &F, 1}, {CKA_DESTROYABLE, &F, 1}, {CKA_TRUSTED, &F, 1},
+		{CKA_LABEL, label, strlen(label)},
+		{CKA_ID, c == 0 ? k->id : "", c == 0 ? strlen(k->id) : 0},
+		{CKA_CERTIFICATE_CATEGORY, &category, sizeof(category)},
+		{CKA_CHECK_VALUE, kc->check, sizeof(kc->check)},
+		{CKA_START_DATE, &kc->start, sizeof(kc->start)},
+		{CKA_END_DATE, &kc->end, sizeof(kc->end)},
+		{CKA_PUBLIC_KEY_INFO, kc->spki, kc->spkilen},
+		{CKA_SUBJECT, kc->subject, kc->subjlen}, {CKA_ISSUER, kc->issuer, kc->isslen},
+		{CKA_SERIAL_NUMBER, kc->serial, kc->serlen}, {CKA_VALUE, kc->der, kc->len},
+		{CKA_URL, "", 0},
+		{CKA_HASH_OF_SUBJECT_PUBLIC_KEY, kc->spki_sha1, sizeof(kc->spki_sha1)},
+		{CKA_HASH_OF_ISSUER_PUBLIC_KEY, "", 0},
+		{CKA_JAVA_MIDP_SECURITY_DOMAIN, &midp, sizeof(midp)},
+		{CKA_NAME_HASH_ALGORITHM, &namehash, sizeof(namehash)},
+	};
+	bool ok = kms_attrs_set(o, attrs, ARRAY_SIZE(attrs));
+	char suffix[32];
+	snprintf(suffix, sizeof(suffix), "-cert%zu", c);
+	ok = ok && unique_id_set(o, t, k, suffix);
+	return kms_object_register_inlock(t, o, i, KMS_ROLE_CERT, ok);
+}
+
 CK_RV token_kms_objects_create_inlock(token_t *t)
 {
 	if (!t->cfg->nkeys)
 		return CKR_OK;
-	t->kms_objs = calloc(t->cfg->nkeys * 3, sizeof(*t->kms_objs));
+	size_t n = t->cfg->nkeys * 3;
+	for (size_t i = 0; i < t->cfg->nkeys; i++)
+		n += t->cfg->keys[i].ncerts;
+	t->kms_objs = calloc(n, sizeof(*t->kms_objs));
 	if (!t->kms_objs)
 		return CKR_HOST_MEMORY;
+	GUARD(token_kms_asym_init_inlock(t));
 	for (size_t i = 0; i < t->cfg->nkeys; i++) {
 		switch (t->cfg->keys[i].type) {
 		case KMS_KEY_ENVELOPE:
@@ -138,11 +229,19 @@ CK_RV token_kms_objects_create_inlock(token_t *t)
 			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_AES));
 			break;
 		case KMS_KEY_RSA:
-			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_ENVELOPE));
-			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_RSA_PUBLIC));
-			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_RSA_PRIVATE));
+		case KMS_KEY_EC:
+			/* An RSA key also keeps its envelope face (docs/REMOTE.md),
+			 * unless it signs: a signing key encrypts nothing. */
+			if (t->cfg->keys[i].type == KMS_KEY_RSA &&
+			    !(t->cfg->keys[i].usage_given &&
+			      t->cfg->keys[i].usage == KMS_USAGE_SIGN))
+				GUARD(kms_object_add_inlock(t, i, KMS_ROLE_ENVELOPE));
+			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_PUBLIC));
+			GUARD(kms_object_add_inlock(t, i, KMS_ROLE_PRIVATE));
 			break;
 		}
+		for (size_t c = 0; c < t->cfg->keys[i].ncerts; c++)
+			GUARD(kms_cert_add_inlock(t, i, c));
 	}
 	return CKR_OK;
 }
@@ -156,6 +255,7 @@ void token_kms_objects_free_inlock(token_t *t)
 	free(t->kms_objs);
 	t->kms_objs = NULL;
 	t->nkms = 0;
+	token_kms_asym_free_inlock(t);
 }
 
 CK_RV token_kms_call(void *tok, bool encrypt, const char *key_id,
@@ -201,6 +301,45 @@ size_t token_kms_max(void *tok, size_t inlen)
 	return t->cfg->ops->max_blob_len(t->prov, inlen);
 }
 
+/* RSA-OAEP encryption with key idx's public key (the KMS described it as
+ * a decryption key): *out in secure memory, as remote_crypt's. */
+static CK_RV oaep_encrypt_local(token_t *t, size_t idx, const remote_req *r, uint8_t **out,
+				size_t *outlen)
+{
+	EVP_PKEY *pk = NULL;
+	if (token_kms_pubkey(t, idx, &pk, NULL) != CKR_OK)
+		return CKR_GENERAL_ERROR;
+	pthread_mutex_lock(&slots.lock);
+	bool decrypts = (t->kms_asym[idx].uses & ASYM_USE_DECRYPT) != 0;
+	pthread_mutex_unlock(&slots.lock);
+	EVP_PKEY_CTX *c = decrypts && EVP_PKEY_is_a(pk, "RSA")
+				  ? EVP_PKEY_CTX_new_from_pkey(crypto_libctx(), pk, NULL)
+				  : NULL;
+	EVP_MD *md = c ? EVP_MD_fetch(crypto_libctx(),
+				      r->alg == RALG_RSA_OAEP_SHA1 ? "SHA1" : "SHA256", NULL)
+		       : NULL;
+	size_t n = 0;
+	uint8_t *o = NULL;
+	bool ok = md && EVP_PKEY_encrypt_init(c) == 1 &&
+		  EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
+		  EVP_PKEY_CTX_set_rsa_oaep_md(c, md) == 1 &&
+		  EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) == 1 &&
+		  EVP_PKEY_encrypt(c, NULL, &n, r->in, r->inlen) == 1 && (o = sec_alloc(n)) &&
+		  EVP_PKEY_encrypt(c, o, &n, r->in, r->inlen) == 1;
+	EVP_MD_free(md);
+	EVP_PKEY_CTX_free(c);
+	EVP_PKEY_free(pk);
+	if (!ok) {
+		sec_free(o);
+		return CKR_GENERAL_ERROR;
+	}
+	log_debug("kms", "key \"%s\": the KMS does not encrypt with it; its public key did",
+		  t->cfg->keys[idx].label);
+	*out = o;
+	*outlen = n;
+	return CKR_OK;
+}
+
 /* A standard algorithm on configured KMS key idx (docs/REMOTE.md). Called
  * without the module lock. */
 CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t *outlen)
@@ -214,6 +353,12 @@ CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t 
 	else
 		provider_status_set(&st, e, "the %s provider runs no standard algorithm",
 				    t->cfg->ops->type);
+	/* A KMS that only decrypts with its RSA keys (Cloud KMS
+	 * ASYMMETRIC_DECRYPT): the public key it gave encrypts. */
+	if (e == P11K_ERR_KEY_TYPE && r->encrypt &&
+	    (r->alg == RALG_RSA_OAEP_SHA1 || r->alg == RALG_RSA_OAEP_SHA256) &&
+	    oaep_encrypt_local(t, idx, r, out, outlen) == CKR_OK)
+		return CKR_OK;
 	if (e == P11K_OK)
 		return CKR_OK;
 	st.err = e;
@@ -224,86 +369,24 @@ CK_RV token_kms_std(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t 
 	return p11k_err_to_ckr(e);
 }
 
-/* The RSA key pair objects of configured key idx. */
-static void rsa_faces_inlock(token_t *t, size_t idx, object_t **pub, object_t **priv)
-{
-	*pub = *priv = NULL;
-	for (size_t i = 0; i < t->nkms; i++) {
-		object_t *o = t->kms_objs[i];
-		if (o->kms_index != idx)
-			continue;
-		if (o->kms_role == KMS_ROLE_RSA_PUBLIC)
-			*pub = o;
-		else if (o->kms_role == KMS_ROLE_RSA_PRIVATE)
-			*priv = o;
-	}
-}
-
-static size_t modulus_len_inlock(token_t *t, size_t idx)
-{
-	object_t *pub, *priv;
-	rsa_faces_inlock(t, idx, &pub, &priv);
-	const attr_t *n = pub ? obj_attr(pub, CKA_MODULUS) : NULL;
-	return n ? n->len : 0;
-}
-
 /* The modulus length of RSA key idx, asking the KMS for the public key
- * the first time and keeping it on both key objects. Called without the
- * module lock. */
+ * the first time (asym.c). Called without the module lock. */
 CK_RV token_kms_rsa_modlen(void *tok, size_t idx, size_t *modlen)
 {
 	token_t *t = tok;
+	*modlen = 0;
+	GUARD(token_kms_asym_resolve(t, idx));
 	pthread_mutex_lock(&slots.lock);
-	*modlen = modulus_len_inlock(t, idx);
+	EVP_PKEY *pk = t->kms_asym[idx].pub;
+	if (pk && EVP_PKEY_is_a(pk, "RSA"))
+		*modlen = (size_t)EVP_PKEY_get_size(pk);
 	pthread_mutex_unlock(&slots.lock);
-	if (*modlen)
-		return CKR_OK;
-	provider_status st = {0};
-	uint8_t *n = NULL, *e = NULL;
-	size_t nlen = 0, elen = 0;
-	p11k_err err = P11K_ERR_KEY_TYPE;
-	if (t->cfg->ops->rsa_public)
-		err = audit_rsa_public(t->cfg, t->prov, t->cfg->keys[idx].id, &n, &nlen, &e,
-				       &elen, &st);
-	else
-		provider_status_set(&st, err, "the %s provider has no RSA keys",
-				    t->cfg->ops->type);
-	/* RSA keys the KMSs offer: 2048 to 4096 bits (docs/REMOTE.md). */
-	if (err == P11K_OK && (nlen < 256 || nlen > 512 || !n[0] || !elen || elen > 8)) {
-		err = P11K_ERR_BAD_REPLY;
-		provider_status_set(&st, err, "RSA public key of %zu bytes is out of range",
-				    nlen);
-	}
-	CK_RV rv = CKR_OK;
-	pthread_mutex_lock(&slots.lock);
-	if (err != P11K_OK) {
-		st.err = err;
-		note_provider_error(t, &st, "reading the RSA public key");
-		rv = p11k_err_to_ckr(err);
-		if (rv == CKR_ENCRYPTED_DATA_INVALID)
-			rv = CKR_DEVICE_ERROR;
-	} else {
-		object_t *faces[2];
-		rsa_faces_inlock(t, idx, &faces[0], &faces[1]);
-		CK_ULONG bits = nlen * 8;
-		for (int b = 7; b >= 0 && !(n[0] & (1u << b)); b--)
-			bits--;
-		for (int f = 0; f < 2; f++)
-			if (faces[f] && !obj_attr(faces[f], CKA_MODULUS) &&
-			    !(obj_set(faces[f], CKA_MODULUS, n, nlen) &&
-			      obj_set(faces[f], CKA_PUBLIC_EXPONENT, e, elen) &&
-			      obj_set(faces[f], CKA_MODULUS_BITS, &bits, sizeof(bits))))
-				rv = CKR_HOST_MEMORY;
-		*modlen = rv == CKR_OK ? modulus_len_inlock(t, idx) : 0;
-	}
-	pthread_mutex_unlock(&slots.lock);
-	free(n);
-	free(e);
-	return rv;
+	return *modlen ? CKR_OK : CKR_KEY_TYPE_INCONSISTENT;
 }
 
 kms_port token_kms_port(token_t *t)
 {
 	return (kms_port){.tok = t, .call = token_kms_call, .max = token_kms_max,
-			  .std = token_kms_std, .modlen = token_kms_rsa_modlen};
+			  .std = token_kms_std, .modlen = token_kms_rsa_modlen,
+			  .sign = token_kms_sign, .pubkey = token_kms_pubkey};
 }

@@ -10,6 +10,8 @@
 #ifndef P11KMS_KMS_PORT_H
 #define P11KMS_KMS_PORT_H
 
+#include <openssl/evp.h>
+
 #include "common/common.h"
 #include "providers/provider.h"
 
@@ -25,6 +27,13 @@ typedef struct kms_port {
 	CK_RV (*std)(void *tok, size_t idx, remote_req *r, uint8_t **out, size_t *outlen);
 	/* The RSA modulus length of configured key idx, in bytes. */
 	CK_RV (*modlen)(void *tok, size_t idx, size_t *modlen);
+	/* Sign a digest with asymmetric key idx (slots/asym.h): *sig malloc'd,
+	 * RSA the modulus' size, ECDSA r||s, checked against the public key. */
+	CK_RV (*sign)(void *tok, size_t idx, sign_alg alg, const uint8_t *dg, size_t dlen,
+		      uint8_t **sig, size_t *siglen);
+	/* Key idx's public key (a reference: EVP_PKEY_free it) and the
+	 * signing algorithms the KMS lets it run (0: it does not sign). */
+	CK_RV (*pubkey)(void *tok, size_t idx, EVP_PKEY **pk, unsigned *sign_algs);
 } kms_port;
 
 #endif

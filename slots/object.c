@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "common/crypto.h"
 #include "common/clock.h"
@@ -17,7 +18,8 @@ typedef enum akind { K_BOOL, K_ULONG, K_BYTES, K_DATE, K_MECHS } akind;
 
 #define CL_DATA 0x1u
 #define CL_KEY 0x2u
-#define CL_ANY (CL_DATA | CL_KEY)
+#define CL_CERT 0x4u /* X.509 certificates (docs/SIGNING.md) */
+#define CL_ANY (CL_DATA | CL_KEY | CL_CERT)
 
 /* Rule flags; numbers refer to the footnotes of the PKCS #11 v3.0
  * attribute tables (section 4.2). */
@@ -81,11 +83,32 @@ static const attr_rule attr_rules[] = {
 	{CKA_P11KMS_KMS_KEY_ID, K_BYTES, CL_KEY, R_READONLY},
 	{CKA_P11KMS_KMS_KEY_VERSION, K_BYTES, CL_KEY, R_READONLY},
 	{CKA_P11KMS_CREATED_AT, K_ULONG, CL_KEY, R_READONLY},
+	/* X.509 public key certificates (v3.0 4.6.3): public values */
+	{CKA_CERTIFICATE_TYPE, K_ULONG, CL_CERT, R_CREATE_REQ},
+	{CKA_TRUSTED, K_BOOL, CL_CERT, R_SO_TRUE},
+	{CKA_CERTIFICATE_CATEGORY, K_ULONG, CL_CERT, 0},
+	{CKA_CHECK_VALUE, K_BYTES, CL_CERT, 0},
+	{CKA_START_DATE, K_DATE, CL_CERT, R_MODIFIABLE},
+	{CKA_END_DATE, K_DATE, CL_CERT, R_MODIFIABLE},
+	{CKA_PUBLIC_KEY_INFO, K_BYTES, CL_CERT, 0},
+	{CKA_SUBJECT, K_BYTES, CL_CERT, R_CREATE_REQ},
+	{CKA_ID, K_BYTES, CL_CERT, R_MODIFIABLE},
+	{CKA_ISSUER, K_BYTES, CL_CERT, R_MODIFIABLE},
+	{CKA_SERIAL_NUMBER, K_BYTES, CL_CERT, R_MODIFIABLE},
+	{CKA_VALUE, K_BYTES, CL_CERT, R_CREATE_REQ},
+	{CKA_URL, K_BYTES, CL_CERT, 0},
+	{CKA_HASH_OF_SUBJECT_PUBLIC_KEY, K_BYTES, CL_CERT, 0},
+	{CKA_HASH_OF_ISSUER_PUBLIC_KEY, K_BYTES, CL_CERT, 0},
+	{CKA_JAVA_MIDP_SECURITY_DOMAIN, K_ULONG, CL_CERT, 0},
+	{CKA_NAME_HASH_ALGORITHM, K_ULONG, CL_CERT, 0},
 };
 
 static unsigned class_bit(CK_OBJECT_CLASS c)
 {
-	return c == CKO_DATA ? CL_DATA : c == CKO_SECRET_KEY ? CL_KEY : 0;
+	return c == CKO_DATA	      ? CL_DATA
+	       : c == CKO_SECRET_KEY  ? CL_KEY
+	       : c == CKO_CERTIFICATE ? CL_CERT
+				      : 0;
 }
 
 static const attr_rule *rule_for(CK_ATTRIBUTE_TYPE t, unsigned cls)
@@ -108,7 +131,8 @@ bool obj_attr_sealed(const object_t *o, CK_ATTRIBUTE_TYPE t)
 {
 	if (!obj_is_secret_attr(t))
 		return false;
-	return !(obj_ulong(o, CKA_CLASS, 0) == CKO_DATA && !obj_bool(o, CKA_PRIVATE, true));
+	CK_OBJECT_CLASS c = obj_ulong(o, CKA_CLASS, 0);
+	return !(c == CKO_CERTIFICATE || (c == CKO_DATA && !obj_bool(o, CKA_PRIVATE, true)));
 }
 
 /* --- attribute list helpers ----------------------------------------- */
@@ -452,6 +476,67 @@ static CK_RV check_required(const CK_ATTRIBUTE *tmpl, CK_ULONG n, unsigned cls,
 	return CKR_OK;
 }
 
+/* An X.509 certificate's value must be one (DER); the module fills what
+ * the template left out of what it says: CKA_CHECK_VALUE,
+ * CKA_PUBLIC_KEY_INFO, CKA_HASH_OF_SUBJECT_PUBLIC_KEY, the issuer, the
+ * serial number and the dates. */
+static CK_RV cert_value_checks(object_t *o)
+{
+	if (obj_ulong(o, CKA_CERTIFICATE_TYPE, CK_UNAVAILABLE_INFORMATION) != CKC_X_509) {
+		log_info("object", "certificate type 0x%lx is not supported (CKC_X_509 only)",
+			 (unsigned long)obj_ulong(o, CKA_CERTIFICATE_TYPE, 0));
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+	const attr_t *v = obj_attr(o, CKA_VALUE);
+	X509 *x = X509_new_ex(crypto_libctx(), NULL);
+	const unsigned char *p = v ? v->val : NULL;
+	if (!x || !v || v->len > 65536 || !d2i_X509(&x, &p, (long)v->len) ||
+	    p != v->val + v->len) {
+		X509_free(x);
+		log_info("object", "CKA_VALUE is not one DER X.509 certificate");
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+	unsigned char *part[3] = {NULL};
+	int n[3];
+	n[0] = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &part[0]);
+	n[1] = i2d_X509_NAME(X509_get_issuer_name(x), &part[1]);
+	n[2] = i2d_ASN1_INTEGER(X509_get_serialNumber(x), &part[2]);
+	uint8_t sha1[20], hk[20];
+	unsigned sl = 0;
+	EVP_MD *md = EVP_MD_fetch(crypto_libctx(), "SHA1", NULL);
+	bool ok = md && n[0] > 0 && n[1] > 0 && n[2] > 0 &&
+		  EVP_Digest(v->val, v->len, sha1, &sl, md, NULL) == 1 &&
+		  EVP_Digest(part[0], (size_t)n[0], hk, &sl, md, NULL) == 1;
+	EVP_MD_free(md);
+	X509_free(x);
+	const attr_t *given = obj_attr(o, CKA_CHECK_VALUE);
+	CK_RV rv = ok ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	if (rv == CKR_OK && given && given->len &&
+	    (given->len != 3 || memcmp(given->val, sha1, 3) != 0)) {
+		log_info("object", "CKA_CHECK_VALUE does not match the certificate");
+		rv = CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+	struct {
+		CK_ATTRIBUTE_TYPE t;
+		const void *v;
+		size_t n;
+	} fill[] = {
+		{CKA_CHECK_VALUE, sha1, 3},
+		{CKA_PUBLIC_KEY_INFO, part[0], (size_t)n[0]},
+		{CKA_HASH_OF_SUBJECT_PUBLIC_KEY, hk, sizeof(hk)},
+		{CKA_ISSUER, part[1], (size_t)n[1]},
+		{CKA_SERIAL_NUMBER, part[2], (size_t)n[2]},
+	};
+	for (size_t i = 0; rv == CKR_OK && i < ARRAY_SIZE(fill); i++) {
+		const attr_t *a = obj_attr(o, fill[i].t);
+		if ((!a || !a->len) && !obj_set(o, fill[i].t, fill[i].v, fill[i].n))
+			rv = CKR_HOST_MEMORY;
+	}
+	for (int i = 0; i < 3; i++)
+		OPENSSL_free(part[i]);
+	return rv;
+}
+
 static CK_RV key_value_checks(object_t *o, obj_origin origin,
 			      const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
@@ -542,9 +627,19 @@ CK_RV obj_build(obj_origin origin, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		  set_bool(o, CKA_PRIVATE, key) && set_bool(o, CKA_MODIFIABLE, true) &&
 		  set_bool(o, CKA_COPYABLE, true) &&
 		  set_bool(o, CKA_DESTROYABLE, true) && obj_set(o, CKA_LABEL, "", 0);
-	if (ok && !key)
+	bool cert = cls == CKO_CERTIFICATE;
+	if (ok && cls == CKO_DATA)
 		ok = obj_set(o, CKA_APPLICATION, "", 0) &&
 		     obj_set(o, CKA_OBJECT_ID, "", 0) && obj_set(o, CKA_VALUE, "", 0);
+	if (ok && cert)
+		ok = obj_set(o, CKA_ID, "", 0) && obj_set(o, CKA_ISSUER, "", 0) &&
+		     obj_set(o, CKA_SERIAL_NUMBER, "", 0) && set_bool(o, CKA_TRUSTED, false) &&
+		     set_ulong(o, CKA_CERTIFICATE_CATEGORY, 0) &&
+		     obj_set(o, CKA_START_DATE, "", 0) && obj_set(o, CKA_END_DATE, "", 0) &&
+		     obj_set(o, CKA_URL, "", 0) &&
+		     obj_set(o, CKA_HASH_OF_ISSUER_PUBLIC_KEY, "", 0) &&
+		     set_ulong(o, CKA_JAVA_MIDP_SECURITY_DOMAIN, 0) &&
+		     set_ulong(o, CKA_NAME_HASH_ALGORITHM, CKM_SHA_1);
 	if (ok && key)
 		ok = obj_set(o, CKA_ID, "", 0) && obj_set(o, CKA_START_DATE, "", 0) &&
 		     obj_set(o, CKA_END_DATE, "", 0) && set_bool(o, CKA_DERIVE, false) &&
@@ -567,6 +662,8 @@ CK_RV obj_build(obj_origin origin, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 		rv = CKR_HOST_MEMORY;
 	if (rv == CKR_OK && key)
 		rv = key_policy_checks(o, origin, actor);
+	if (rv == CKR_OK && cert)
+		rv = cert_value_checks(o);
 	if (rv == CKR_OK && key) {
 		bool gen = origin == ORIGIN_GENERATE;
 		ok = set_bool(o, CKA_LOCAL, gen) &&

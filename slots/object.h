@@ -36,12 +36,14 @@ typedef struct object {
 	uint64_t loaded_version;
 } object_t;
 
-/* A configured KMS key shows as one to three objects (docs/REMOTE.md). */
+/* A configured KMS key shows as one to three objects and its certificates
+ * (docs/REMOTE.md, docs/SIGNING.md). */
 enum kms_role {
 	KMS_ROLE_ENVELOPE,    /* CKK_P11KMS_KMS: the vendor envelope */
 	KMS_ROLE_AES,         /* CKK_AES: standard AES mechanisms and the envelope */
-	KMS_ROLE_RSA_PUBLIC,  /* CKK_RSA public key: OAEP encrypt / wrap */
-	KMS_ROLE_RSA_PRIVATE, /* CKK_RSA private key: OAEP decrypt / unwrap */
+	KMS_ROLE_PUBLIC,      /* CKK_RSA / CKK_EC public key: OAEP encrypt / wrap, verify */
+	KMS_ROLE_PRIVATE,     /* CKK_RSA / CKK_EC private key: OAEP decrypt / unwrap, sign */
+	KMS_ROLE_CERT,        /* CKO_CERTIFICATE from the key's "certificate" */
 };
 
 typedef enum obj_origin {

@@ -141,27 +141,26 @@ static p11k_err reserve_once(token_t *t, CK_USER_TYPE who, uint32_t *count, bool
 	return e;
 }
 
-/* Called without the module lock; a wait on SQLite's busy handler would
- * hold the store's own lock, which module-lock holders need, so it waits
- * between tries holding nothing (slots.h, the lock rule), as the IV
- * counters do. */
+/* Called without the module lock (slots_store_try). */
+typedef struct try_arg {
+	token_t *t;
+	CK_USER_TYPE who;
+	uint32_t *count;
+	bool locked;
+} try_arg;
+
+static p11k_err reserve_store(store_t *s, void *arg)
+{
+	try_arg *a = arg;
+	(void)s;
+	return reserve_once(a->t, a->who, a->count, &a->locked);
+}
+
 static CK_RV reserve_try(token_t *t, CK_USER_TYPE who, uint32_t *count)
 {
-	bool locked = false;
-	p11k_err e;
-	unsigned waited = 0, step = 1, limit = store_busy_timeout_ms();
-	for (;;) {
-		e = store_nowait_enter(t->store);
-		if (e == P11K_OK) {
-			e = reserve_once(t, who, count, &locked);
-			store_nowait_leave(t->store);
-		}
-		if (e != P11K_ERR_STORE_BUSY || waited >= limit)
-			break;
-		slots_pause_ms(step);
-		waited += step;
-		step = step < 64 ? step * 2 : 64;
-	}
+	try_arg a = {t, who, count, false};
+	p11k_err e = slots_store_try(t->store, reserve_store, &a);
+	bool locked = a.locked;
 	if (e != P11K_OK) {
 		log_error("token", "slot %lu: cannot count a PIN try: %s",
 			  (unsigned long)t->slot_id, p11k_err_name(e));

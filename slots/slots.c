@@ -23,6 +23,24 @@ void slots_pause_ms(unsigned ms)
 		;
 }
 
+p11k_err slots_store_try(store_t *s, p11k_err (*once)(store_t *s, void *arg), void *arg)
+{
+	p11k_err e;
+	unsigned waited = 0, step = 1, limit = store_busy_timeout_ms();
+	for (;;) {
+		e = store_nowait_enter(s);
+		if (e == P11K_OK) {
+			e = once(s, arg);
+			store_nowait_leave(s);
+		}
+		if (e != P11K_ERR_STORE_BUSY || waited >= limit)
+			return e;
+		slots_pause_ms(step);
+		waited += step;
+		step = step < 64 ? step * 2 : 64;
+	}
+}
+
 CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job)
 {
 	CK_RV rv = ops->prepare(t, job);

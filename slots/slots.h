@@ -88,6 +88,7 @@ typedef struct token {
 	provider_status last;     /* last provider failure */
 	object_t **kms_objs;      /* KMS key objects from the configuration */
 	size_t nkms;
+	struct kms_asym *kms_asym; /* per configured key: its public half (asym.h) */
 	/* revalidation of the sealing key (DESIGN.md section 3) */
 	uint64_t last_check;      /* last time the KMS was asked */
 	uint64_t last_ok;         /* last time it answered "enabled" */
@@ -138,6 +139,13 @@ CK_RV slots_run(token_t *t, const slots_job_ops *ops, void *job);
 /* Sleep ms milliseconds (the backoff between tries of a busy store);
  * never with the lock held. */
 void slots_pause_ms(unsigned ms);
+/* For work on the store WITHOUT the module lock (IV counters, PIN tries,
+ * public key pins): run once(s, arg) holding the store without waiting on
+ * SQLite; when it answers P11K_ERR_STORE_BUSY, wait holding nothing (1, 2,
+ * 4 .. 64 ms apart) and try again, up to the store's busy timeout. A wait
+ * on SQLite would hold the store's own lock, which lock holders need. */
+P11K_WUR p11k_err slots_store_try(store_t *s, p11k_err (*once)(store_t *s, void *arg),
+				  void *arg);
 /* For a caller whose locked part answered SLOTS_RETRY (a token object
  * write found the store busy): called WITHOUT the lock. Waits (1, 2, 4 ..
  * 64 ms apart; *waited, starting at 0, counts) and says true: do the

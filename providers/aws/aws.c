@@ -12,9 +12,14 @@
  * key with KeyUsage ENCRYPT_DECRYPT runs RSAES_OAEP_SHA_1/_SHA_256 through
  * the same Encrypt/Decrypt operations, with KeyId and EncryptionAlgorithm
  * always sent and no encryption context; its public numbers come from
- * GetPublicKey (DER SubjectPublicKeyInfo, decoded with OpenSSL) and are
- * cached per key id. AWS keys do not rotate asymmetric material, so there
- * are no older versions to try.
+ * GetPublicKey (DER SubjectPublicKeyInfo, decoded with OpenSSL), the
+ * module keeping them. AWS keys do not rotate asymmetric material, so
+ * there are no older versions to try.
+ *
+ * Signing keys (public_key, sign; docs/SIGNING.md): GetPublicKey checked
+ * against KeySpec (RSA_2048..4096, ECC_NIST_P256/P384), KeyUsage and
+ * SigningAlgorithms; Sign with MessageType DIGEST, the reply's KeyId and
+ * SigningAlgorithm checked and ECDSA DER converted to r||s.
  *
  * Key versions: a symmetric key's version is its key material, named by
  * the 64-hex-digit KeyMaterialId (DescribeKey's CurrentKeyMaterialId, and
@@ -29,14 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
 #include "creds.h"
-#include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
@@ -48,18 +48,9 @@
 
 #define COMP "aws"
 #define AWS_MAX_REPLY (64 * 1024)
-#define MAX_MODULUS_BYTES 1024 /* 8192 bits; AWS offers up to RSA_4096 */
-#define MAX_EXPONENT_BYTES 8
 #define MATERIAL_ID_LEN 64     /* BackingKeyIdType: 64 hex digits */
 #define DATES_CACHED 8         /* key materials whose creation time is kept */
 #define ROTATION_PAGES_MAX 10  /* ListKeyRotations pages read, 1000 entries each */
-
-/* An RSA key's public numbers. The module keeps them on the key objects:
- * the provider fetches them when asked and keeps nothing. */
-typedef struct pub_entry {
-	uint8_t *n, *e;
-	size_t nlen, elen;
-} pub_entry;
 
 /* When a key material was made: it never changes, so describe asks once. */
 typedef struct material_date {
@@ -672,7 +663,7 @@ static p11k_err aws_encrypt(void *state, const char *key_id, const uint8_t *pt,
 	return P11K_OK;
 }
 
-/* --- standard mechanisms (remote_crypt, rsa_public) ------------------------ */
+/* --- standard mechanisms (remote_crypt, public_key, sign) ------------------ */
 
 static p11k_err aws_remote_crypt(void *state, const char *key_id, remote_req *r,
 				 uint8_t **out, size_t *outlen, provider_status *st)
@@ -713,119 +704,232 @@ static p11k_err aws_remote_crypt(void *state, const char *key_id, remote_req *r,
 	return P11K_OK;
 }
 
-static void pub_free(pub_entry *p)
-{
-	free(p->n);
-	free(p->e);
-	*p = (pub_entry){0};
-}
+/* --- signing keys (public_key, sign) ---------------------------------------- */
 
-/* A BIGNUM parameter of pkey, big-endian without leading zeros (BN_bn2bin
- * writes none), 1..maxlen bytes. */
-static bool bn_param(const EVP_PKEY *pkey, const char *name, size_t maxlen, uint8_t **out,
-		     size_t *len)
+/* Does the key ARN a reply names belong to what was asked? An ARN asked
+ * is the ARN; a key id (UUID, mrk-...) is the ARN's last segment; an alias
+ * (alias/NAME or its ARN) names no key id to compare, so any key ARN of the
+ * region's form passes. */
+static bool key_arn_matches(const char *asked, const char *arn)
 {
-	BIGNUM *bn = NULL;
-	*out = NULL;
-	if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
+	if (!arn || strncmp(arn, "arn:", 4) != 0 || !strstr(arn, ":key/"))
 		return false;
-	int nb = BN_num_bytes(bn);
-	bool ok = nb > 0 && (size_t)nb <= maxlen && !BN_is_negative(bn) && (*out = malloc((size_t)nb));
-	if (ok)
-		*len = (size_t)BN_bn2bin(bn, *out);
-	BN_free(bn);
-	return ok;
+	if (strncmp(asked, "alias/", 6) == 0 || (strncmp(asked, "arn:", 4) == 0 &&
+						 strstr(asked, ":alias/")))
+		return true;
+	if (strncmp(asked, "arn:", 4) == 0)
+		return strcmp(asked, arn) == 0;
+	const char *id = strstr(arn, ":key/") + 5;
+	return strcmp(id, asked) == 0;
 }
 
-/* GetPublicKey's reply: an RSA ENCRYPT_DECRYPT key's DER SubjectPublicKeyInfo
- * whose modulus has the size the KeySpec names. */
-static p11k_err parse_public_key(json_t *reply, const char *key_id, pub_entry *p,
-				 provider_status *st)
+/* SigningAlgorithmSpec names (botocore kms-2014-11-01) -> sign_alg. */
+static const struct {
+	const char *name;
+	sign_alg alg;
+} aws_salgs[] = {
+	{"RSASSA_PKCS1_V1_5_SHA_256", SALG_RSA_PKCS1_SHA256},
+	{"RSASSA_PKCS1_V1_5_SHA_384", SALG_RSA_PKCS1_SHA384},
+	{"RSASSA_PKCS1_V1_5_SHA_512", SALG_RSA_PKCS1_SHA512},
+	{"RSASSA_PSS_SHA_256", SALG_RSA_PSS_SHA256},
+	{"RSASSA_PSS_SHA_384", SALG_RSA_PSS_SHA384},
+	{"RSASSA_PSS_SHA_512", SALG_RSA_PSS_SHA512},
+	{"ECDSA_SHA_256", SALG_ECDSA_SHA256},
+	{"ECDSA_SHA_384", SALG_ECDSA_SHA384},
+};
+
+static const char *aws_salg_name(sign_alg a)
 {
-	const char *spec = json_string_value(json_object_get(reply, "KeySpec"));
+	for (size_t i = 0; i < ARRAY_SIZE(aws_salgs); i++)
+		if (aws_salgs[i].alg == a)
+			return aws_salgs[i].name;
+	return NULL;
+}
+
+/* The algorithms of the list the key's kind can run (ECDSA_SHA_256 on
+ * P-256 only, ECDSA_SHA_384 on P-384 only, RSASSA_* on RSA); names this
+ * module does not run (ECDSA_SHA_512, SM2DSA, ML_DSA_*) are skipped. */
+static bool aws_sign_algs(json_t *list, const spki_desc *d, unsigned *mask)
+{
+	size_t i;
+	json_t *v;
+	*mask = 0;
+	if (!list)
+		return true; /* none named: none offered */
+	if (!json_is_array(list) || json_array_size(list) > 32)
+		return false;
+	json_array_foreach(list, i, v) {
+		const char *n = json_string_value(v);
+		if (!n)
+			return false;
+		for (size_t k = 0; k < ARRAY_SIZE(aws_salgs); k++) {
+			sign_alg a = aws_salgs[k].alg;
+			size_t half = salg_ec_half(a);
+			bool fits = d->ec ? half * 8 == d->bits : half == 0;
+			if (strcmp(n, aws_salgs[k].name) == 0 && fits)
+				*mask |= SALG_BIT(a);
+		}
+	}
+	return true;
+}
+
+/* GetPublicKey's reply for public_key: KeyId, KeySpec, KeyUsage, PublicKey
+ * and, for SIGN_VERIFY keys, SigningAlgorithms, each checked against the
+ * others and against the key asked for. */
+static p11k_err parse_asym_public(json_t *reply, const char *key_id, asym_public *out,
+				  provider_status *st)
+{
+	const char *op = "GetPublicKey";
+	const char *arn = json_str_field(reply, "KeyId");
+	const char *spec = json_str_field(reply, "KeySpec");
 	if (!spec)
-		spec = json_string_value(json_object_get(reply, "CustomerMasterKeySpec"));
-	const char *usage = json_string_value(json_object_get(reply, "KeyUsage"));
+		spec = json_str_field(reply, "CustomerMasterKeySpec");
+	const char *usage = json_str_field(reply, "KeyUsage");
 	json_t *pk = json_object_get(reply, "PublicKey");
-	if (!spec || !usage || !json_is_string(pk)) {
-		snprintf(st->message, sizeof(st->message),
-			 "GetPublicKey: reply lacks KeySpec, KeyUsage or PublicKey");
+	if (!spec || !usage) {
+		snprintf(st->message, sizeof(st->message), "%s: reply lacks KeySpec or KeyUsage", op);
 		return st->err = P11K_ERR_BAD_REPLY;
 	}
-	unsigned long bits = 0;
-	if (strcmp(spec, "RSA_2048") == 0)
-		bits = 2048;
-	else if (strcmp(spec, "RSA_3072") == 0)
-		bits = 3072;
-	else if (strcmp(spec, "RSA_4096") == 0)
-		bits = 4096;
-	if (!bits || strcmp(usage, "ENCRYPT_DECRYPT") != 0) {
+	if (!key_arn_matches(key_id, arn)) {
 		snprintf(st->message, sizeof(st->message),
-			 "key %.100s is %.24s with usage %.24s, not an RSA ENCRYPT_DECRYPT key",
-			 key_id, spec, usage);
+			 "%s: reply names key %.100s, not %.100s", op, arn ? arn : "(none)", key_id);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	/* KeySpec: RSA_2048/3072/4096, ECC_NIST_P256/P384 here; the rest
+	 * (ECC_NIST_P521, ECC_SECG_P256K1, SM2, HMAC_*, ML_DSA_*,
+	 * SYMMETRIC_DEFAULT) are keys the module does not use. */
+	unsigned want = 0;
+	bool ec = false;
+	if (strcmp(spec, "RSA_2048") == 0)
+		want = 2048;
+	else if (strcmp(spec, "RSA_3072") == 0)
+		want = 3072;
+	else if (strcmp(spec, "RSA_4096") == 0)
+		want = 4096;
+	else if (strcmp(spec, "ECC_NIST_P256") == 0)
+		want = 256, ec = true;
+	else if (strcmp(spec, "ECC_NIST_P384") == 0)
+		want = 384, ec = true;
+	bool sign = strcmp(usage, "SIGN_VERIFY") == 0;
+	bool decrypt = strcmp(usage, "ENCRYPT_DECRYPT") == 0;
+	if (!want || !(sign || (decrypt && !ec))) {
+		snprintf(st->message, sizeof(st->message),
+			 "key %.100s is %.24s with usage %.24s: not an RSA or EC P-256/P-384 "
+			 "signing key, nor an RSA decryption key", key_id, spec, usage);
 		return st->err = P11K_ERR_KEY_TYPE;
 	}
 	uint8_t *der = NULL;
 	size_t derlen = 0;
-	if (!b64_decode(json_string_value(pk), json_string_length(pk), false, &der, &derlen) ||
-	    derlen > 4096) {
-		free(der);
-		snprintf(st->message, sizeof(st->message), "GetPublicKey: PublicKey is not base64");
+	spki_desc d;
+	char why[160];
+	if (!json_is_string(pk) || json_string_length(pk) > 4096 ||
+	    !b64_decode(json_string_value(pk), json_string_length(pk), false, &der, &derlen)) {
+		snprintf(st->message, sizeof(st->message), "%s: PublicKey is missing or not base64",
+			 op);
 		return st->err = P11K_ERR_BAD_REPLY;
 	}
-	const unsigned char *q = der;
-	EVP_PKEY *pkey = d2i_PUBKEY_ex(NULL, &q, (long)derlen, crypto_libctx(), NULL);
-	p11k_err e = P11K_OK;
-	if (!pkey || q != der + derlen || !EVP_PKEY_is_a(pkey, "RSA")) {
-		snprintf(st->message, sizeof(st->message),
-			 "GetPublicKey: PublicKey is not a DER RSA SubjectPublicKeyInfo");
-		e = P11K_ERR_BAD_REPLY;
-	} else if (!bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, MAX_MODULUS_BYTES, &p->n, &p->nlen) ||
-		   !bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, MAX_EXPONENT_BYTES, &p->e, &p->elen)) {
-		snprintf(st->message, sizeof(st->message), "GetPublicKey: bad RSA numbers");
-		e = P11K_ERR_BAD_REPLY;
-	} else if ((unsigned long)EVP_PKEY_get_bits(pkey) != bits) {
-		snprintf(st->message, sizeof(st->message),
-			 "GetPublicKey: a %d-bit modulus for key spec %.24s", EVP_PKEY_get_bits(pkey),
-			 spec);
+	p11k_err e = spki_check(der, derlen, &d, why, sizeof(why));
+	if (e == P11K_OK && (d.ec != ec || d.bits != want)) {
+		snprintf(why, sizeof(why), "the public key is not the %.24s the KeySpec names", spec);
 		e = P11K_ERR_BAD_REPLY;
 	}
-	EVP_PKEY_free(pkey);
-	free(der);
+	unsigned algs = 0;
+	if (e == P11K_OK && sign &&
+	    !aws_sign_algs(json_object_get(reply, "SigningAlgorithms"), &d, &algs)) {
+		snprintf(why, sizeof(why), "SigningAlgorithms is not a list of names");
+		e = P11K_ERR_BAD_REPLY;
+	}
+	if (e == P11K_OK && sign && !algs) {
+		snprintf(why, sizeof(why), "the key offers no signing algorithm this module runs");
+		e = P11K_ERR_KEY_TYPE;
+	}
 	if (e != P11K_OK) {
-		free(p->n);
-		free(p->e);
-		p->n = p->e = NULL;
-		st->err = e;
+		free(der);
+		snprintf(st->message, sizeof(st->message), "%s: %.80s: %.120s", op, key_id, why);
+		return st->err = e;
 	}
-	return e;
+	out->spki = der;
+	out->spkilen = derlen;
+	out->uses = sign ? ASYM_USE_SIGN : ASYM_USE_DECRYPT;
+	out->sign_algs = algs;
+	out->version[0] = 0; /* one version: AWS never rotates asymmetric material */
+	return P11K_OK;
 }
 
-static p11k_err aws_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
-			       uint8_t **e, size_t *elen, provider_status *st)
+static p11k_err aws_public_key(void *state, const char *key_id, asym_public *out,
+			       provider_status *st)
 {
-	aws_state *s = state;
-	*n = *e = NULL;
-	*nlen = *elen = 0;
+	memset(out, 0, sizeof(*out));
 	json_t *req = json_pack("{s:s}", "KeyId", key_id), *reply = NULL;
 	if (!req)
 		return st->err = P11K_ERR_NOMEM;
-	p11k_err err = kms_call(s, "GetPublicKey", req, &reply, st);
+	p11k_err e = kms_call(state, "GetPublicKey", req, &reply, st);
 	json_decref(req);
-	if (err != P11K_OK)
-		return err;
-	pub_entry p = {0};
-	err = parse_public_key(reply, key_id, &p, st);
+	if (e != P11K_OK)
+		return e;
+	e = parse_asym_public(reply, key_id, out, st);
 	json_decref(reply);
-	if (err == P11K_OK) {
-		*n = p.n;
-		*nlen = p.nlen;
-		*e = p.e;
-		*elen = p.elen;
-		p = (pub_entry){0};
+	return e;
+}
+
+/* Sign with MessageType DIGEST: the service signs the digest as given
+ * (PKCS #1 v1.5 with the DigestInfo, PSS with salt = hash length, ECDSA).
+ * RSA signatures come as the modulus' size; ECDSA ones as DER, converted
+ * to r||s. */
+static p11k_err aws_sign(void *state, const char *key_id, const char *version, sign_alg alg,
+			 const uint8_t *digest, size_t dlen, uint8_t **sig, size_t *siglen,
+			 provider_status *st)
+{
+	const char *op = "Sign";
+	const char *name = aws_salg_name(alg);
+	*sig = NULL;
+	*siglen = 0;
+	if (!name || !digest || dlen != salg_digest_len(alg) || (version && version[0])) {
+		snprintf(st->message, sizeof(st->message),
+			 "%s: malformed request (algorithm %d, %zu-byte digest%s)", op, (int)alg, dlen,
+			 version && version[0] ? ", a version: AWS keys have none" : "");
+		return st->err = P11K_ERR_INTERNAL;
 	}
-	pub_free(&p);
-	return err;
+	char *b64 = b64_encode(digest, dlen);
+	json_t *req = b64 ? json_pack("{s:s, s:s, s:s, s:s}", "KeyId", key_id, "Message", b64,
+				      "MessageType", "DIGEST", "SigningAlgorithm", name)
+			  : NULL;
+	free(b64);
+	if (!req)
+		return st->err = P11K_ERR_NOMEM;
+	json_t *reply = NULL;
+	p11k_err e = kms_call(state, op, req, &reply, st);
+	json_decref(req);
+	if (e != P11K_OK)
+		return e;
+	const char *arn = json_str_field(reply, "KeyId");
+	const char *ralg = json_str_field(reply, "SigningAlgorithm");
+	json_t *sv = json_object_get(reply, "Signature");
+	uint8_t *raw = NULL;
+	size_t rawlen = 0;
+	if (!key_arn_matches(key_id, arn)) {
+		snprintf(st->message, sizeof(st->message), "%s: reply names key %.100s, not %.100s",
+			 op, arn ? arn : "(none)", key_id);
+		e = P11K_ERR_BAD_REPLY;
+	} else if (!ralg || strcmp(ralg, name) != 0) {
+		snprintf(st->message, sizeof(st->message), "%s: reply names algorithm %.40s, not %s",
+			 op, ralg ? ralg : "(none)", name);
+		e = P11K_ERR_BAD_REPLY;
+	} else if (!json_is_string(sv) || json_string_length(sv) > 1024 ||
+		   !b64_decode(json_string_value(sv), json_string_length(sv), false, &raw,
+			       &rawlen)) {
+		snprintf(st->message, sizeof(st->message), "%s: Signature is missing or not base64",
+			 op);
+		e = P11K_ERR_BAD_REPLY;
+	} else {
+		char why[120];
+		e = sig_for_module(alg, true, &raw, rawlen, sig, siglen, why, sizeof(why));
+		if (e != P11K_OK)
+			snprintf(st->message, sizeof(st->message), "%s: %s", op, why);
+	}
+	free(raw);
+	json_decref(reply);
+	return st->err = e;
 }
 
 static size_t aws_max_blob_len(void *state, size_t ptlen)
@@ -956,6 +1060,7 @@ const provider_ops aws_provider_ops = {
 	.decrypt = aws_decrypt,
 	.max_blob_len = aws_max_blob_len,
 	.remote_crypt = aws_remote_crypt,
-	.rsa_public = aws_rsa_public,
+	.public_key = aws_public_key,
+	.sign = aws_sign,
 	.test_set_transport = aws_test_set_transport,
 };

@@ -25,6 +25,11 @@
  * results name no key version, so an unversioned decryption that fails
  * is retried with the older enabled versions (GetKeyVersions).
  *
+ * Signing keys (public_key, sign; docs/SIGNING.md): GetKey's JWK (RSA n/e,
+ * EC P-256/P-384 x/y) becomes DER SPKI, key_ops the uses; sign POSTs the
+ * digest to .../sign with the JWS name (RS*, PS*, ES*) under the version
+ * public_key named, and ES* values come back as r||s already.
+ *
  * This file: configuration, creation and the ops table. The rest, one job
  * a file: azure_call.c (one vault call, error map, key ids),
  * azure_challenge.c (the bearer challenge), azure_keys.c (describe, the
@@ -223,7 +228,8 @@ const provider_ops azure_provider_ops = {
 	.decrypt = az_decrypt,
 	.max_blob_len = az_max_blob_len,
 	.remote_crypt = az_remote_crypt,
-	.rsa_public = az_rsa_public,
+	.public_key = az_public_key,
+	.sign = az_sign,
 	.test_set_transport = az_test_set_transport,
 };
 

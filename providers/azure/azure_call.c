@@ -73,6 +73,13 @@ static p11k_err map_error(long status, json_t *body, provider_status *st, const 
 		    : status == 401 || status == 403 ? P11K_ERR_ACCESS_DENIED
 		    : status == 404		    ? P11K_ERR_KEY_NOT_FOUND
 						    : P11K_ERR_BAD_REPLY;
+	/* A disabled key's decrypt/sign/unwrapKey: 403 Forbidden, the
+	 * innererror KeyDisabled deciding (above); a reply without the
+	 * innererror still says so in its message ("Operation sign is not
+	 * allowed on a disabled key."). */
+	if (status == 403 && !inner && code && strcmp(code, "Forbidden") == 0 && msg &&
+	    strcasestr(msg, "disabled key"))
+		e = P11K_ERR_KEY_DISABLED;
 	if (status == 429)
 		e = P11K_ERR_THROTTLED;
 	snprintf(st->error_name, sizeof(st->error_name), "%s%s%s", code ? code : "",

@@ -106,7 +106,9 @@ size_t az_max_blob_len(void *state, size_t ptlen);
 /* azure_std.c */
 p11k_err az_remote_crypt(void *state, const char *key_id, remote_req *r, uint8_t **out,
 				size_t *outlen, provider_status *st);
-p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
-			      uint8_t **e, size_t *elen, provider_status *st);
+p11k_err az_public_key(void *state, const char *key_id, asym_public *out, provider_status *st);
+p11k_err az_sign(void *state, const char *key_id, const char *version, sign_alg alg,
+		 const uint8_t *digest, size_t dlen, uint8_t **sig, size_t *siglen,
+		 provider_status *st);
 
 #endif

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The standard mechanisms on Azure keys (remote_crypt, rsa_public;
- * docs/REMOTE.md): RSA-OAEP(-256), AES key wrap and AES-GCM in their
- * standard formats, and the older-versions walk for decryptions, whose
- * results name no key version.
+ * The standard mechanisms on Azure keys (remote_crypt; docs/REMOTE.md):
+ * RSA-OAEP(-256), AES key wrap and AES-GCM in their standard formats, and
+ * the older-versions walk for decryptions, whose results name no key
+ * version; and asymmetric keys' public halves and signing (public_key,
+ * sign).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 #include "providers/common/util.h"
 #include "providers/common/versions.h"
 
-/* --- standard mechanisms (remote_crypt, rsa_public) -------------------------------- */
+/* --- standard mechanisms (remote_crypt) -------------------------------------------- */
 
 #define MAX_VERSION_TRIES 8   /* older versions tried after the current one */
 #define MAX_VERSION_PAGES 4   /* GetKeyVersions pages followed */
@@ -347,52 +348,199 @@ p11k_err az_remote_crypt(void *state, const char *key_id, remote_req *r, uint8_t
 	return e;
 }
 
-/* A JWK number: base64url, big-endian; leading zeros dropped. */
-static bool jwk_number(json_t *key, const char *name, size_t maxlen, uint8_t **out,
-		       size_t *len)
+/* --- signing keys (public_key, sign) ----------------------------------------------- */
+
+/* The JWS names of the signing algorithms (Key Vault 7.4 JsonWebKeySignatureAlgorithm). */
+static const char *const jws_alg[SALG_COUNT_] = {
+	[SALG_RSA_PKCS1_SHA256] = "RS256", [SALG_RSA_PKCS1_SHA384] = "RS384",
+	[SALG_RSA_PKCS1_SHA512] = "RS512", [SALG_RSA_PSS_SHA256] = "PS256",
+	[SALG_RSA_PSS_SHA384] = "PS384",   [SALG_RSA_PSS_SHA512] = "PS512",
+	[SALG_ECDSA_SHA256] = "ES256",     [SALG_ECDSA_SHA384] = "ES384",
+};
+
+/* A JWK coordinate or number, base64url, at most max bytes. */
+static bool jwk_bytes(json_t *key, const char *name, size_t max, uint8_t **out, size_t *len)
 {
-	if (!az_get_b64(key, name, false, out, len))
+	json_t *v = json_object_get(key, name);
+	*out = NULL;
+	*len = 0;
+	if (!json_is_string(v) || json_string_length(v) > 4 * max / 3 + 4)
 		return false;
-	size_t z = 0;
-	while (z < *len && (*out)[z] == 0)
-		z++;
-	memmove(*out, *out + z, *len - z);
-	*len -= z;
-	if (*len == 0 || *len > maxlen) {
-		free(*out);
-		*out = NULL;
+	return az_get_b64(key, name, false, out, len);
+}
+
+/* The JWK of a key bundle -> DER SubjectPublicKeyInfo, its kind and what
+ * key_ops allow. */
+static p11k_err jwk_public(json_t *key, const char *key_id, asym_public *out, spki_desc *d,
+			   provider_status *st)
+{
+	const char *kty = json_str_field(key, "kty");
+	char why[160] = "";
+	uint8_t *a = NULL, *b = NULL;
+	size_t al = 0, bl = 0;
+	p11k_err e;
+	bool rsa = kty && (strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0);
+	bool ec = kty && (strcmp(kty, "EC") == 0 || strcmp(kty, "EC-HSM") == 0);
+	if (!rsa && !ec) {
+		snprintf(st->message, sizeof(st->message),
+			 "key %.100s is %.20s: neither RSA nor EC", key_id, kty ? kty : "of no type");
+		return st->err = P11K_ERR_KEY_TYPE;
+	}
+	if (rsa) {
+		if (!jwk_bytes(key, "n", 1024, &a, &al) || !jwk_bytes(key, "e", 64, &b, &bl))
+			e = P11K_ERR_BAD_REPLY, snprintf(why, sizeof(why), "the RSA key lacks n or e");
+		else
+			e = spki_from_rsa(a, al, b, bl, &out->spki, &out->spkilen, why, sizeof(why));
+	} else {
+		const char *crv = json_str_field(key, "crv");
+		if (!crv || (strcmp(crv, "P-256") != 0 && strcmp(crv, "P-384") != 0)) {
+			snprintf(why, sizeof(why), "an EC key on curve %.20s: only P-256 and P-384 "
+				 "are offered", crv ? crv : "(none)");
+			e = P11K_ERR_KEY_TYPE;
+		} else if (!jwk_bytes(key, "x", 66, &a, &al) || !jwk_bytes(key, "y", 66, &b, &bl)) {
+			e = P11K_ERR_BAD_REPLY;
+			snprintf(why, sizeof(why), "the EC key lacks x or y");
+		} else {
+			e = spki_from_ec(crv, a, al, b, bl, &out->spki, &out->spkilen, why,
+					 sizeof(why));
+		}
+	}
+	free(a);
+	free(b);
+	if (e == P11K_OK)
+		e = spki_check(out->spki, out->spkilen, d, why, sizeof(why));
+	if (e != P11K_OK) {
+		free(out->spki);
+		out->spki = NULL;
+		out->spkilen = 0;
+		snprintf(st->message, sizeof(st->message), "GetKey: %.80s: %.120s", key_id, why);
+		return st->err = e;
+	}
+	return P11K_OK;
+}
+
+/* key_ops -> ASYM_USE_*: "sign" signs; "decrypt" or "unwrapKey" decrypts. */
+static bool key_uses(json_t *ops, unsigned *uses)
+{
+	size_t i;
+	json_t *v;
+	*uses = 0;
+	if (!json_is_array(ops) || json_array_size(ops) > 32)
 		return false;
+	json_array_foreach(ops, i, v) {
+		const char *o = json_string_value(v);
+		if (!o)
+			return false;
+		if (strcmp(o, "sign") == 0)
+			*uses |= ASYM_USE_SIGN;
+		else if (strcmp(o, "decrypt") == 0 || strcmp(o, "unwrapKey") == 0)
+			*uses |= ASYM_USE_DECRYPT;
 	}
 	return true;
 }
 
-/* The module keeps the numbers on the key objects: fetched when asked,
- * nothing kept here. */
-p11k_err az_rsa_public(void *state, const char *key_id, uint8_t **n, size_t *nlen,
-			      uint8_t **e, size_t *elen, provider_status *st)
+/* GetKey (the pinned version, else the current one): the JWK as DER SPKI,
+ * key_ops as uses, the algorithms the key type signs with (RSA: RS* and
+ * PS*; P-256: ES256; P-384: ES384), and the kid's version. */
+p11k_err az_public_key(void *state, const char *key_id, asym_public *out, provider_status *st)
 {
 	az_state *s = state;
-	*n = *e = NULL;
-	*nlen = *elen = 0;
-	json_t *bundle = NULL;
-	char kv[128];
-	p11k_err err = az_get_key(s, key_id, &bundle, kv, sizeof(kv), st);
-	if (err != P11K_OK)
-		return err;
-	json_t *key = json_object_get(bundle, "key");
-	const char *kty = json_string_value(json_object_get(key, "kty"));
-	if (!kty || (strcmp(kty, "RSA") != 0 && strcmp(kty, "RSA-HSM") != 0)) {
-		snprintf(st->message, sizeof(st->message), "key %.100s is %.20s, not RSA", key_id,
-			 kty ? kty : "of no type");
-		err = st->err = P11K_ERR_KEY_TYPE;
-	} else if (!jwk_number(key, "n", 1024, n, nlen) || !jwk_number(key, "e", 8, e, elen)) {
-		snprintf(st->message, sizeof(st->message), "GetKey: the RSA key lacks n or e");
-		err = st->err = P11K_ERR_BAD_REPLY;
-		free(*n);
-		*n = NULL;
-		*nlen = 0;
+	char name[128], ver[128], kn[128], kv[128];
+	memset(out, 0, sizeof(*out));
+	if (!az_parse_key_id(key_id, name, sizeof(name), ver, sizeof(ver))) {
+		snprintf(st->message, sizeof(st->message),
+			 "key id '%.100s' is not NAME or NAME/VERSION", key_id);
+		return st->err = P11K_ERR_KEY_NOT_FOUND;
 	}
+	json_t *bundle = NULL;
+	p11k_err e = az_get_key(s, key_id, &bundle, kv, sizeof(kv), st);
+	if (e != P11K_OK)
+		return e;
+	json_t *key = json_object_get(bundle, "key");
+	const char *kid = json_str_field(key, "kid");
+	unsigned uses = 0;
+	spki_desc d;
+	if (!az_parse_kid(kid, kn, sizeof(kn), kv, sizeof(kv)) || strcasecmp(kn, name) != 0 ||
+	    (ver[0] && strcasecmp(kv, ver) != 0)) {
+		snprintf(st->message, sizeof(st->message), "GetKey: reply names another key");
+		e = st->err = P11K_ERR_BAD_REPLY;
+	} else if (!json_is_true(json_object_get(json_object_get(bundle, "attributes"),
+						 "enabled"))) {
+		snprintf(st->message, sizeof(st->message), "key %.100s (version %.40s) is disabled",
+			 key_id, kv);
+		e = st->err = P11K_ERR_KEY_DISABLED;
+	} else if (!key_uses(json_object_get(key, "key_ops"), &uses)) {
+		snprintf(st->message, sizeof(st->message), "GetKey: key_ops is not a list of names");
+		e = st->err = P11K_ERR_BAD_REPLY;
+	} else if ((e = jwk_public(key, key_id, out, &d, st)) != P11K_OK) {
+		/* st says why */
+	} else if (!uses) {
+		snprintf(st->message, sizeof(st->message),
+			 "key %.100s allows neither sign nor decrypt/unwrapKey (key_ops)", key_id);
+		e = st->err = P11K_ERR_KEY_TYPE;
+	} else {
+		out->uses = uses;
+		if (uses & ASYM_USE_SIGN)
+			out->sign_algs = !d.ec ? SALG_BIT(SALG_RSA_PKCS1_SHA256) |
+							 SALG_BIT(SALG_RSA_PKCS1_SHA384) |
+							 SALG_BIT(SALG_RSA_PKCS1_SHA512) |
+							 SALG_BIT(SALG_RSA_PSS_SHA256) |
+							 SALG_BIT(SALG_RSA_PSS_SHA384) |
+							 SALG_BIT(SALG_RSA_PSS_SHA512)
+					 : d.bits == 256 ? SALG_BIT(SALG_ECDSA_SHA256)
+							 : SALG_BIT(SALG_ECDSA_SHA384);
+		snprintf(out->version, sizeof(out->version), "%s", kv);
+	}
+	if (e != P11K_OK)
+		asym_public_free(out);
 	json_decref(bundle);
-	return err;
+	return e;
 }
 
+/* POST /keys/NAME/VERSION/sign {alg, value: base64url(digest)}: the
+ * service signs the digest as given; ES* values are already r||s. The
+ * version is the one asked, else the key id's own, else the current one. */
+p11k_err az_sign(void *state, const char *key_id, const char *version, sign_alg alg,
+		 const uint8_t *digest, size_t dlen, uint8_t **sig, size_t *siglen,
+		 provider_status *st)
+{
+	az_state *s = state;
+	char name[128], ver[128], path[400], kn[128], kv[128];
+	*sig = NULL;
+	*siglen = 0;
+	if (!az_parse_key_id(key_id, name, sizeof(name), ver, sizeof(ver))) {
+		snprintf(st->message, sizeof(st->message),
+			 "key id '%.100s' is not NAME or NAME/VERSION", key_id);
+		return st->err = P11K_ERR_KEY_NOT_FOUND;
+	}
+	const char *jalg = (unsigned)alg < SALG_COUNT_ ? jws_alg[alg] : NULL;
+	bool ver_ok = true;
+	if (version && version[0]) {
+		char tmp[300], n2[128];
+		snprintf(tmp, sizeof(tmp), "%s/%.150s", name, version);
+		ver_ok = (!ver[0] || strcasecmp(ver, version) == 0) &&
+			 az_parse_key_id(tmp, n2, sizeof(n2), ver, sizeof(ver));
+	}
+	if (!jalg || !digest || dlen != salg_digest_len(alg) || !ver_ok) {
+		snprintf(st->message, sizeof(st->message),
+			 "sign: malformed request (algorithm %d, %zu-byte digest, version %.60s)",
+			 (int)alg, dlen, version ? version : "");
+		return st->err = P11K_ERR_INTERNAL;
+	}
+	snprintf(path, sizeof(path), "/keys/%s%s%s/sign", name, ver[0] ? "/" : "", ver);
+	kv_crypt c = {.op = "sign", .path = path, .alg = jalg, .in = digest, .inlen = dlen};
+	p11k_err e = az_kv_crypt_call(s, &c, st);
+	if (e != P11K_OK)
+		return e;
+	if (!az_parse_kid(c.kid, kn, sizeof(kn), kv, sizeof(kv)) || strcasecmp(kn, name) != 0 ||
+	    (ver[0] && strcasecmp(kv, ver) != 0)) {
+		snprintf(st->message, sizeof(st->message), "sign: reply names another key");
+		az_kv_crypt_free(&c);
+		return st->err = P11K_ERR_BAD_REPLY;
+	}
+	char why[120];
+	e = sig_for_module(alg, false, &c.out, c.outlen, sig, siglen, why, sizeof(why));
+	if (e != P11K_OK)
+		snprintf(st->message, sizeof(st->message), "sign: %s: %s", jalg, why);
+	return st->err = e;
+}

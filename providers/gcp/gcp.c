@@ -16,6 +16,15 @@
  * AES-GCM keys"): the service generates the IV, the output is
  * ciphertext||tag, and the same CRC32C contract holds for every field.
  *
+ * Asymmetric keys (public_key, sign; docs/SIGNING.md): ASYMMETRIC_SIGN and
+ * ASYMMETRIC_DECRYPT keys have no primary, so a CryptoKey name means its
+ * newest enabled version (highest id) of an algorithm offered here, and a
+ * version name pins one. getPublicKey's pem (pemCrc32c checked) becomes
+ * DER SPKI; asymmetricSign signs the digest with digestCrc32c, and its
+ * signatureCrc32c, verifiedDigestCrc32c and name are checked, ECDSA DER
+ * converted to r||s; remote_crypt runs RSA-OAEP decryption through
+ * asymmetricDecrypt (encryption is the module's, with the public key).
+ *
  * This file: configuration, creation and the ops table. The rest, one job
  * a file: gcp_call.c (one call, errors, CRC32C fields), gcp_keys.c
  * (describe, envelope encrypt/decrypt), gcp_raw.c (raw AES-GCM keys);
@@ -178,6 +187,8 @@ const provider_ops gcp_provider_ops = {
 	.decrypt = gcp_decrypt,
 	.max_blob_len = gcp_max_blob_len,
 	.remote_crypt = gcp_remote_crypt,
+	.public_key = gcp_public_key,
+	.sign = gcp_sign,
 	.test_set_transport = gcp_test_set_transport,
 };
 

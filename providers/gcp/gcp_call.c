@@ -91,17 +91,21 @@ static p11k_err map_error(call_kind kind, const char *sn, const char *msg, long 
 	if ((kind == CALL_ENCRYPT || kind == CALL_DECRYPT) &&
 	    (inval || strcmp(name, "FAILED_PRECONDITION") == 0) && contains_ci(msg, "purpose"))
 		return P11K_ERR_KEY_TYPE;
-	if (kind == CALL_RAW_ENCRYPT || kind == CALL_RAW_DECRYPT) {
+	if (kind >= CALL_RAW_ENCRYPT) {
+		bool reverse = kind == CALL_RAW_DECRYPT || kind == CALL_ASYM_DECRYPT;
 		/* rawEncrypt on a key that is not RAW_ENCRYPT_DECRYPT, or
-		 * whose algorithm is not AES-GCM. */
+		 * whose algorithm is not AES-GCM; asymmetricSign/Decrypt or
+		 * getPublicKey on a key of another purpose, or a digest of
+		 * another hash than the version's algorithm. */
 		if ((inval || strcmp(name, "FAILED_PRECONDITION") == 0) &&
 		    (contains_ci(msg, "purpose") || contains_ci(msg, "RAW_ENCRYPT_DECRYPT") ||
-		     contains_ci(msg, "algorithm")))
+		     contains_ci(msg, "algorithm") || contains_ci(msg, "asymmetric") ||
+		     contains_ci(msg, "digest type")))
 			return P11K_ERR_KEY_TYPE;
 		/* A destroyed version is gone, as describe says too. */
 		if (strcmp(name, "FAILED_PRECONDITION") == 0 && contains_ci(msg, "DESTROY"))
 			return P11K_ERR_KEY_NOT_FOUND;
-		if (kind == CALL_RAW_DECRYPT && inval &&
+		if (reverse && inval &&
 		    (contains_ci(msg, "decryption failed") ||
 		     contains_ci(msg, "ciphertext is invalid")))
 			return P11K_ERR_INVALID_CIPHERTEXT;
@@ -296,6 +300,24 @@ static p11k_err crc_mismatch(provider_status *st, const char *op, const char *wh
 	snprintf(st->message, sizeof(st->message), "%s: CRC32C mismatch: %s", op, what);
 	log_error(COMP, "%s: CRC32C mismatch: %s; reply refused", op, what);
 	return st->err = P11K_ERR_BAD_REPLY;
+}
+
+/* A reply's "<name>" CRC32C field against the CRC32C of data (a string
+ * field the caller read, e.g. the public key's pem). */
+p11k_err gcp_check_crc(const json_t *reply, const char *op, const char *name,
+		       const void *data, size_t len, provider_status *st)
+{
+	char what[128];
+	uint32_t crc;
+	if (!crc_field(reply, name, &crc)) {
+		snprintf(what, sizeof(what), "%s missing or malformed", name);
+		return crc_mismatch(st, op, what);
+	}
+	if (crc != crc32c(data, len)) {
+		snprintf(what, sizeof(what), "%s does not match", name);
+		return crc_mismatch(st, op, what);
+	}
+	return P11K_OK;
 }
 
 /* A bytes field (base64) and its CRC32C, "<field>Crc32c" as Cloud KMS names

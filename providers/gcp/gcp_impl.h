@@ -64,6 +64,9 @@ typedef enum call_kind {
 			   * the key's purpose is wrong */
 	CALL_RAW_ENCRYPT, /* rawEncrypt: the key's purpose may be wrong */
 	CALL_RAW_DECRYPT, /* rawDecrypt: both */
+	CALL_ASYM,        /* getPublicKey, asymmetricSign: the key's purpose or
+			   * algorithm may be wrong */
+	CALL_ASYM_DECRYPT, /* asymmetricDecrypt: that, or the ciphertext */
 } call_kind;
 
 /* gcp_call.c */
@@ -74,6 +77,8 @@ bool gcp_set_bytes(json_t *req, const char *field, const uint8_t *p, size_t n);
 bool gcp_set_aad(json_t *req, const uint8_t *aad, size_t aadlen);
 p11k_err gcp_get_bytes(json_t *reply, const char *op, const char *field, bool secret,
 			  uint8_t **out, size_t *outlen, provider_status *st);
+p11k_err gcp_check_crc(const json_t *reply, const char *op, const char *name,
+		       const void *data, size_t len, provider_status *st);
 p11k_err gcp_check_verified(const json_t *reply, const char *op, const char *flag,
 			       provider_status *st);
 
@@ -93,5 +98,19 @@ p11k_err gcp_decrypt(void *state, const char *key_id, const uint8_t *blob,
 p11k_err gcp_remote_crypt(void *state, const char *key_id, remote_req *r,
 				 uint8_t **out, size_t *outlen, provider_status *st);
 size_t gcp_max_blob_len(void *state, size_t ptlen);
+/* The newest enabled versions of key whose algorithm kind() accepts
+ * (nonzero: kept in raw_versions.bits), highest id first; wanted names
+ * them in the error when there are none. */
+p11k_err gcp_list_newest(gcp_state *s, const char *key, unsigned (*kind)(const char *alg),
+			 const char *wanted, raw_versions *v, provider_status *st);
+
+/* gcp_raw.c, asymmetric keys (signing, RSA-OAEP decryption) */
+p11k_err gcp_public_key(void *state, const char *key_id, asym_public *out,
+			provider_status *st);
+p11k_err gcp_sign(void *state, const char *key_id, const char *version, sign_alg alg,
+		  const uint8_t *digest, size_t dlen, uint8_t **sig, size_t *siglen,
+		  provider_status *st);
+p11k_err gcp_asym_decrypt(gcp_state *s, const char *key_id, remote_req *r, uint8_t **out,
+			  size_t *outlen, provider_status *st);
 
 #endif

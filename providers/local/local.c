@@ -16,6 +16,7 @@
  * The fingerprint names the key version that made the blob.
  */
 #include "local.h"
+#include "local_sign.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -583,4 +584,6 @@ const provider_ops local_provider_ops = {
 	.decrypt = local_decrypt,
 	.max_blob_len = local_max_blob_len,
 	.remote_crypt = local_remote_crypt,
+	.public_key = local_public_key,
+	.sign = local_sign,
 };

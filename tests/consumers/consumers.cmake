@@ -2,7 +2,7 @@
 # Each consumer guide (docs/consumers/*.md) run as typed by recipe.sh, and
 # the README's first command, scripts/demo.sh.
 set(P11KMS_RECIPES_DIR ${CMAKE_CURRENT_LIST_DIR})
-foreach(guide pkcs11-tool p11-kit gnutls java nss python tde)
+foreach(guide pkcs11-tool p11-kit gnutls java nss python tde signing)
   p11kms_script_test(recipe_${guide} ${P11KMS_RECIPES_DIR}/recipe.sh ${guide})
   set_tests_properties(recipe_${guide} PROPERTIES LABELS consumer TIMEOUT 300)
 endforeach()

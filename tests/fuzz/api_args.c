@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_api's arguments (api_args.h). */
 #include "api_args.h"
+#include "api_env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,11 @@ static const struct {
 	{CKA_SIGN_RECOVER, V_BOOL}, {CKA_VERIFY_RECOVER, V_BOOL},
 	{CKA_ALWAYS_AUTHENTICATE, V_BOOL}, {CKA_CERTIFICATE_TYPE, V_ULONG},
 	{CKA_WRAP_TEMPLATE, V_ARRAY}, {CKA_UNWRAP_TEMPLATE, V_ARRAY},
+	{CKA_EC_PARAMS, V_BYTES}, {CKA_EC_POINT, V_BYTES}, {CKA_PUBLIC_KEY_INFO, V_BYTES},
+	{CKA_ISSUER, V_BYTES}, {CKA_SERIAL_NUMBER, V_BYTES},
+	{CKA_CERTIFICATE_CATEGORY, V_ULONG}, {CKA_URL, V_BYTES},
+	{CKA_HASH_OF_SUBJECT_PUBLIC_KEY, V_BYTES}, {CKA_NAME_HASH_ALGORITHM, V_ULONG},
+	{CKA_CERTIFICATE_TYPE, V_ULONG},
 	/* the common ones again, so templates are mostly about keys */
 	{CKA_CLASS, V_ULONG}, {CKA_KEY_TYPE, V_ULONG}, {CKA_VALUE_LEN, V_ULONG},
 	{CKA_TOKEN, V_BOOL}, {CKA_LABEL, V_BYTES}, {CKA_VALUE, V_BYTES},
@@ -354,6 +360,11 @@ static CK_ULONG ulong_for(api_prog *r, CK_ATTRIBUTE_TYPE t)
 		return ap_pick(r, value_lens, COUNT(value_lens));
 	case CKA_KEY_GEN_MECHANISM:
 		return ap_mech_type(r);
+	case CKA_CERTIFICATE_TYPE: {
+		static const CK_ULONG ct[] = {CKC_X_509, CKC_X_509, CKC_X_509_ATTR_CERT,
+					      CKC_WTLS, CKC_VENDOR_DEFINED};
+		return ap_pick(r, ct, COUNT(ct));
+	}
 	default:
 		return ap_ulong(r);
 	}
@@ -413,6 +424,13 @@ static void typed_value(api_prog *r, CK_ATTRIBUTE *a, vkind k)
 		return;
 	case V_BYTES:
 		break;
+	}
+	/* a certificate's value: often a real one, so a template can pass */
+	size_t cl = 0;
+	const uint8_t *cert = a->type == CKA_VALUE ? api_cert_der(&cl) : NULL;
+	if (cert && ap_u8(r) % 3 == 0) {
+		put_value(a, cert, cl);
+		return;
 	}
 	static const CK_ULONG byte_lens[] = {16, 32, 24, 0, 1, 4, 8, 12, 15, 17, 31, 33,
 					     64, 65, 255, 256, 1024, 4097};
@@ -559,11 +577,14 @@ static const CK_MECHANISM_TYPE mech_types[] = {
 	CKM_SHA384_HMAC, CKM_SHA384_HMAC_GENERAL, CKM_SHA512_HMAC,
 	CKM_SHA512_HMAC_GENERAL, CKM_SHA256, CKM_SHA384, CKM_SHA512,
 	CKM_RSA_PKCS_OAEP, CKM_P11KMS_KMS_ENVELOPE,
+	CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS,
+	CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS,
+	CKM_SHA512_RSA_PKCS_PSS, CKM_ECDSA, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384,
 	/* the most used ones again */
 	CKM_AES_GCM, CKM_AES_CBC_PAD, CKM_AES_KEY_WRAP_KWP, CKM_P11KMS_KMS_ENVELOPE,
 	CKM_AES_KEY_WRAP, CKM_SHA256_HMAC, CKM_AES_CTR,
 	/* not offered */
-	CKM_RSA_PKCS, CKM_SHA_1, CKM_SHA224, CKM_MD5, CKM_DES3_ECB, 0x1071UL /* CKM_AES_XTS */,
+	CKM_RSA_X_509, CKM_SHA1_RSA_PKCS, CKM_ECDSA_SHA1, CKM_SHA_1, CKM_SHA224, CKM_MD5, CKM_DES3_ECB, 0x1071UL /* CKM_AES_XTS */,
 	CKM_AES_CCM, CKM_AES_CFB8, CKM_AES_OFB, CKM_AES_GMAC, CKM_AES_MAC,
 	CKM_AES_MAC_GENERAL, CKM_SHA_1_HMAC, CKM_SHA224_HMAC,
 	CKM_SHA256_KEY_DERIVATION, CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_VENDOR_DEFINED,
@@ -683,6 +704,22 @@ static void *oaep_params(api_prog *r, size_t *size)
 	return p;
 }
 
+static void *pss_params(api_prog *r, size_t *size)
+{
+	static const CK_ULONG hashes[] = {CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA_1, 0};
+	static const CK_ULONG mgfs[] = {CKG_MGF1_SHA256, CKG_MGF1_SHA384, CKG_MGF1_SHA512,
+					CKG_MGF1_SHA1, 0};
+	static const CK_ULONG salts[] = {32, 48, 64, 20, 0, 1, ~0UL};
+	CK_RSA_PKCS_PSS_PARAMS *p = arena_alloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	p->hashAlg = ap_pick(r, hashes, COUNT(hashes));
+	p->mgf = ap_pick(r, mgfs, COUNT(mgfs));
+	p->sLen = ap_pick(r, salts, COUNT(salts));
+	*size = sizeof(*p);
+	return p;
+}
+
 static void *bytes_param(api_prog *r, size_t n, size_t *size)
 {
 	uint8_t *p = arena_alloc(n);
@@ -729,6 +766,11 @@ static void *proper_param(api_prog *r, CK_MECHANISM_TYPE t, size_t *size)
 		return ap_u8(r) % 4 ? kms_params(r, size) : NULL;
 	case CKM_RSA_PKCS_OAEP:
 		return oaep_params(r, size);
+	case CKM_RSA_PKCS_PSS:
+	case CKM_SHA256_RSA_PKCS_PSS:
+	case CKM_SHA384_RSA_PKCS_PSS:
+	case CKM_SHA512_RSA_PKCS_PSS:
+		return pss_params(r, size);
 	default:
 		return NULL;
 	}

@@ -2,6 +2,10 @@
 /* fuzz_api's environment (api_env.h). */
 #include "api_env.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -219,6 +223,11 @@ void api_clock_advance(CK_ULONG seconds)
 	env_touched = true;
 }
 
+bool api_env_touched(void)
+{
+	return env_touched;
+}
+
 void api_keyfile(uint8_t how)
 {
 	static const uint8_t other[32] = {1, 2, 3};
@@ -414,9 +423,59 @@ static CK_RV initialize(void)
 	return api_f->C_Initialize(&init_args);
 }
 
+/* The signing keys (docs/SIGNING.md): PEM files made once per process,
+ * a certificate for the EC key. */
+static char rsa_pem[300], ec_pem[300], cert_pem[300];
+static uint8_t cert_der[2048];
+static size_t cert_derlen;
+
+const uint8_t *api_cert_der(size_t *n)
+{
+	*n = cert_derlen;
+	return cert_derlen ? cert_der : NULL;
+}
+
+static void write_pem_key(EVP_PKEY *pk, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	FUZZ_CHECK(f && PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1);
+	FUZZ_CHECK(fclose(f) == 0 && chmod(path, 0600) == 0);
+}
+
+static void write_signing_keys(const char *dir)
+{
+	snprintf(rsa_pem, sizeof(rsa_pem), "%s/rsa.pem", dir);
+	snprintf(ec_pem, sizeof(ec_pem), "%s/ec.pem", dir);
+	snprintf(cert_pem, sizeof(cert_pem), "%s/ec-cert.pem", dir);
+	EVP_PKEY *rsa = EVP_RSA_gen(2048), *ec = EVP_EC_gen("P-256");
+	FUZZ_CHECK(rsa && ec);
+	write_pem_key(rsa, rsa_pem);
+	write_pem_key(ec, ec_pem);
+	X509 *x = X509_new();
+	FUZZ_CHECK(x && X509_set_version(x, 2) && X509_set_pubkey(x, ec) &&
+		   X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+		   X509_gmtime_adj(X509_getm_notAfter(x), 86400) &&
+		   X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+					      (const unsigned char *)"fuzz", -1, -1, 0) &&
+		   X509_set_issuer_name(x, X509_get_subject_name(x)) &&
+		   X509_sign(x, ec, EVP_sha256()) > 0);
+	FILE *f = fopen(cert_pem, "w");
+	FUZZ_CHECK(f && PEM_write_X509(f, x) == 1 && fclose(f) == 0);
+	unsigned char *d = NULL;
+	int dl = i2d_X509(x, &d);
+	FUZZ_CHECK(dl > 0 && (size_t)dl <= sizeof(cert_der));
+	memcpy(cert_der, d, (size_t)dl);
+	cert_derlen = (size_t)dl;
+	OPENSSL_free(d);
+	X509_free(x);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ec);
+}
+
 static void write_config(const char *dir)
 {
 	char cfg[4096];
+	write_signing_keys(dir);
 	int k = snprintf(key_path, sizeof(key_path), "%s/master.key", dir);
 	FUZZ_CHECK(k > 0 && (size_t)k < sizeof(key_path));
 	write_key_file();
@@ -436,10 +495,13 @@ static void write_config(const char *dir)
 		"   \"store\": \"%s\", \"login\": \"required\", \"pin_kdf_cost\": 12,\n"
 		"   \"max_sessions\": 8, \"revalidate_seconds\": 60,\n"
 		"   \"keys\": [{\"id\": \"env\", \"label\": \"kms-env\"},\n"
-		"            {\"id\": \"rsa\", \"label\": \"kms-rsa\", \"type\": \"rsa\"}]}\n"
+		"            {\"id\": \"rsa\", \"label\": \"kms-rsa\", \"type\": \"rsa\"},\n"
+		"            {\"id\": \"%s\", \"label\": \"sign-rsa\", \"type\": \"rsa\"},\n"
+		"            {\"id\": \"%s\", \"label\": \"sign-ec\", \"type\": \"ec\",\n"
+		"             \"certificate\": \"%s\"}]}\n"
 		" ]}\n",
 		verbose ? "trace" : "info", verbose ? "stderr" : "/dev/null", key_path,
-		store_path[OPT], key_path, store_path[REQ]);
+		store_path[OPT], key_path, store_path[REQ], rsa_pem, ec_pem, cert_pem);
 	FUZZ_CHECK(n > 0 && (size_t)n < sizeof(cfg));
 	write_file(config_path, cfg, (size_t)n, 0600);
 }

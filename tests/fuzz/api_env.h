@@ -56,6 +56,10 @@ void api_module_finalized(void);
  * age), and the local provider's key file made readable by others,
  * removed, put back, replaced by another key or by the original. */
 void api_clock_advance(CK_ULONG seconds);
+/* This input moved the clock or changed the key file: the revalidation
+ * thread may revoke a token at any moment from then on (in the middle of
+ * an operation, which then ends with CKR_DEVICE_ERROR). */
+bool api_env_touched(void);
 void api_keyfile(uint8_t how);
 
 /* Budgets per input, so that every input stays fast: four PIN calls (each
@@ -69,6 +73,9 @@ bool api_spend_finalize(void);
 
 /* "config=PATH": the init string the module is initialized with. */
 const char *api_init_string(void);
+/* The DER of a real X.509 certificate (the EC signing key's), for
+ * CKA_VALUE of certificate templates; NULL before setup. */
+const uint8_t *api_cert_der(size_t *n);
 /* Is slot one of ours? (a slot list must not name others) */
 bool api_slot_known(CK_SLOT_ID s);
 

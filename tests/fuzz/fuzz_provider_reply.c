@@ -5,6 +5,10 @@
  * with the fuzz input. Byte 0 picks the provider, the operation and (for
  * the standard algorithms) the algorithm; byte 1 the HTTP status and the
  * direction; the rest is the body (and, for decryption, also the input).
+ * Byte 0 below 180 picks describe, encrypt, decrypt, remote_crypt or
+ * public_key; from 180 on the signing-key operations: public_key, sign
+ * under the key id, sign under a version (each provider's form of one),
+ * and the signing algorithm.
  * Nothing may crash, leak or read out of bounds; every failure must be an
  * error code, never a result.
  */
@@ -18,6 +22,7 @@
 #include "common/crypto.h"
 #include "common/secmem.h"
 #include "providers/azure/azure.h"
+#include "providers/common/codec.h"
 #include "providers/common/http.h"
 #include "providers/gcp/gcp.h"
 #include "providers/provider.h"
@@ -61,6 +66,49 @@ static void *make(const provider_ops *ops, const char *json)
 	json_decref(cfg);
 	FUZZ_CHECK(e == P11K_OK);
 	return st;
+}
+
+/* public_key: whatever the reply, a success is a checked, non-empty SPKI
+ * with uses and signing algorithms in range. */
+static void fuzz_public_key(const provider_ops *ops, void *state, const char *key,
+			    provider_status *st)
+{
+	asym_public ap;
+	if (ops->public_key(state, key, &ap, st) == P11K_OK) {
+		spki_desc d;
+		char why[160];
+		FUZZ_CHECK(ap.spki && ap.spkilen &&
+			   spki_check(ap.spki, ap.spkilen, &d, why, sizeof(why)) == P11K_OK);
+		FUZZ_CHECK(ap.uses && (ap.uses & ~(ASYM_USE_SIGN | ASYM_USE_DECRYPT)) == 0);
+		FUZZ_CHECK(ap.sign_algs < SALG_BIT(SALG_COUNT_) && !(ap.sign_algs & 1));
+		asym_public_free(&ap);
+	}
+}
+
+/* public_key and sign: whatever the reply, a success is a usable answer. */
+static void fuzz_signing(const provider_ops *ops, void *state, int which, uint8_t b,
+			 provider_status *st)
+{
+#define GCP_KEY "projects/p/locations/l/keyRings/r/cryptoKeys/k"
+	static const char *const keys[] = {"alias/x", "k", GCP_KEY};
+	static const char *const versions[] = {"", "0698c2156c1a4e1da5b6bab6f6422fd6",
+					       GCP_KEY "/cryptoKeyVersions/1"};
+	unsigned k = (unsigned)(b - 180) / 3;
+	int op = (int)(k % 3);
+	sign_alg alg = (sign_alg)(1 + (k / 3) % (SALG_COUNT_ - 1));
+	if (op == 0) {
+		fuzz_public_key(ops, state, keys[which], st);
+		return;
+	}
+	uint8_t digest[64], *sig = NULL;
+	size_t sl = 0, half = salg_ec_half(alg);
+	memset(digest, 0x5c, sizeof(digest));
+	if (ops->sign(state, keys[which], op == 2 ? versions[which] : "", alg, digest,
+		      salg_digest_len(alg), &sig, &sl, st) == P11K_OK)
+		FUZZ_CHECK(sig && (half ? sl == 2 * half : sl >= 256 && sl <= 512));
+	else
+		FUZZ_CHECK(sig == NULL);
+	free(sig);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -109,6 +157,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int which = data[0] % 3, op = (data[0] / 3) % 5;
 	provider_status st = {0};
 	const uint8_t aad[] = "context";
+	if (data[0] >= 180) {
+		fuzz_signing(ops[which], states[which], which, data[0], &st);
+		return 0;
+	}
 	if (op == 0) {
 		key_info ki;
 		(void)ops[which]->describe(states[which], keys[which], &ki, &st);
@@ -133,25 +185,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						  RALG_AES_KW, RALG_AES_KWP, RALG_AES_GCM};
 		static const uint8_t pt[32] = {4, 5, 6};
 		bool enc = (data[1] / ARRAY_SIZE(statuses)) & 1;
-		remote_req rq = {.alg = algs[(data[0] / 15) % 5], .encrypt = enc,
+		remote_alg a = algs[(data[0] / 15) % 5];
+		/* AAD only where the algorithm takes it (AES-GCM): the
+		 * providers refuse it elsewhere before any request. */
+		remote_req rq = {.alg = a, .encrypt = enc,
 				 .key_op = (data[1] / (2 * ARRAY_SIZE(statuses))) & 1,
 				 .key_bits = 256, .in = enc ? pt : data + 2,
-				 .inlen = enc ? sizeof(pt) : size - 2, .aad = aad,
-				 .aadlen = sizeof(aad)};
+				 .inlen = enc ? sizeof(pt) : size - 2,
+				 .aad = a == RALG_AES_GCM ? aad : NULL,
+				 .aadlen = a == RALG_AES_GCM ? sizeof(aad) : 0};
 		uint8_t *out = NULL;
 		size_t ol = 0;
 		p11k_err e = ops[which]->remote_crypt(states[which], keys[which], &rq, &out, &ol,
 						      &st);
 		FUZZ_CHECK(e != P11K_OK || out != NULL || ol == 0);
 		sec_free(out);
-	} else if (op == 4 && ops[which]->rsa_public) {
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
-		p11k_err r2 = ops[which]->rsa_public(states[which], keys[which], &n, &nl, &e, &el,
-						     &st);
-		FUZZ_CHECK(r2 != P11K_OK || (n && e && nl && el && n[0]));
-		free(n);
-		free(e);
+	} else if (op == 4) {
+		/* The public half the module reads of every asymmetric key
+		 * (for RSA-OAEP encryption as well as for verification). */
+		fuzz_public_key(ops[which], states[which], keys[which], &st);
 	}
 	return 0;
 }

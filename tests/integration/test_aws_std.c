@@ -142,7 +142,7 @@ static void test_objects(void **state)
 {
 	(void)state;
 	emuctl("reset-counters");
-	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek");
+	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek-envelope");
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	assert_int_equal(h_attr_ulong(S, env_obj, CKA_KEY_TYPE), CKK_P11KMS_KMS);
@@ -234,7 +234,7 @@ static void test_symmetric_declared_rsa(void **state)
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
 	assert_true(h_log_contains(&env, "UnsupportedOperationException"));
 	/* Its envelope object still works: it is a symmetric key. */
-	CK_OBJECT_HANDLE kms = h_find_obj(S, CKO_SECRET_KEY, "sym-said-rsa");
+	CK_OBJECT_HANDLE kms = h_find_obj(S, CKO_SECRET_KEY, "sym-said-rsa-envelope");
 	CK_MECHANISM env_m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t eblob[4096];
 	CK_ULONG el = sizeof(eblob);
@@ -246,7 +246,7 @@ static void test_symmetric_declared_rsa(void **state)
 static void test_envelope_on_rsa_key(void **state)
 {
 	(void)state;
-	CK_OBJECT_HANDLE kms = h_find_obj(S, CKO_SECRET_KEY, "kek");
+	CK_OBJECT_HANDLE kms = h_find_obj(S, CKO_SECRET_KEY, "kek-envelope");
 	CK_OBJECT_HANDLE local = h_aes_key(S, 32, CK_FALSE, "local");
 	CK_MECHANISM m = {CKM_P11KMS_KMS_ENVELOPE, NULL, 0};
 	uint8_t blob[4096];

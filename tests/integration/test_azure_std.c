@@ -200,7 +200,7 @@ static void test_objects(void **state)
 {
 	(void)state;
 	emuctl("reset-counters");
-	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek");
+	CK_OBJECT_HANDLE env_obj = h_find_obj(S, CKO_SECRET_KEY, "kek-envelope");
 	CK_OBJECT_HANDLE pub = h_find_obj(S, CKO_PUBLIC_KEY, "kek");
 	CK_OBJECT_HANDLE priv = h_find_obj(S, CKO_PRIVATE_KEY, "kek");
 	/* By key type too, as consumers look for an RSA key. */
@@ -764,7 +764,7 @@ static void test_hsm_aes_declared_rsa(void **state)
 	CK_ATTRIBUTE a = {CKA_MODULUS_BITS, &bits, sizeof(bits)};
 	assert_rv(p11->C_GetAttributeValue(S, pub, &a, 1), CKR_DEVICE_ERROR);
 	assert_int_equal(h_deverr(S), P11KMS_DEVERR_KEY_TYPE);
-	assert_true(h_log_contains(&env, "oct-HSM, not RSA"));
+	assert_true(h_log_contains(&env, "oct-HSM: neither RSA nor EC"));
 }
 
 int main(void)

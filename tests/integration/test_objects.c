@@ -221,9 +221,12 @@ static void test_create_rules(void **state)
 			       {CKA_VALUE, key, 32},
 			       {CKA_ENCRYPT, &bad_bool, 1}};
 	assert_rv(p11->C_CreateObject(S, badb, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
-	CK_OBJECT_CLASS cert = CKO_CERTIFICATE;
-	CK_ATTRIBUTE unsupported[] = {{CKA_CLASS, &cert, sizeof(cert)}};
+	/* private keys live only in a KMS; a certificate needs its value */
+	CK_OBJECT_CLASS priv = CKO_PRIVATE_KEY, cert = CKO_CERTIFICATE;
+	CK_ATTRIBUTE unsupported[] = {{CKA_CLASS, &priv, sizeof(priv)}};
 	assert_rv(p11->C_CreateObject(S, unsupported, 1, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+	CK_ATTRIBUTE bare_cert[] = {{CKA_CLASS, &cert, sizeof(cert)}};
+	assert_rv(p11->C_CreateObject(S, bare_cert, 1, &h), CKR_TEMPLATE_INCOMPLETE);
 	CK_ATTRIBUTE none[] = {{CKA_LABEL, "x", 1}};
 	assert_rv(p11->C_CreateObject(S, none, 1, &h), CKR_TEMPLATE_INCOMPLETE);
 	assert_rv(p11->C_CreateObject(S, NULL, 1, &h), CKR_ARGUMENTS_BAD);

@@ -36,7 +36,7 @@ for raw in open(sys.argv[1], "rb"):
     for k in ("key_version", "function", "request_id"):
         assert o[k] is None or isinstance(o[k], str), (k, o)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", o["time"]), o
-    assert o["op"] in ("describe", "encrypt", "decrypt", "wrap", "unwrap", "rsa_public"), o
+    assert o["op"] in ("describe", "encrypt", "decrypt", "wrap", "unwrap", "public_key", "sign"), o
     assert o["result"] in ("ok", "nomem", "key_disabled", "key_not_found", "access_denied",
                            "unreachable", "tls", "throttled", "invalid_ciphertext", "bad_reply",
                            "key_type", "internal", "store", "store_busy"), o

@@ -118,13 +118,13 @@ aes = s.generateKey([(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_AES), (CKA_
 w = s.wrapKey(pub, aes, m)
 s.unwrapKey(priv, w, [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_AES), (CKA_TOKEN, False)], m)
 PY
-  $py - audit.log "kek-$$" "kekd-$$" <<'PY' && ok "standard mechanisms: rsa_public, encrypt, decrypt, wrap, unwrap, each with its C_ function" ||
+  $py - audit.log "kek-$$" "kekd-$$" <<'PY' && ok "standard mechanisms: public_key, encrypt, decrypt, wrap, unwrap, each with its C_ function" ||
 import json, sys
 got = [(o["key_id"], o["function"], o["op"], o.get("alg"))
        for o in map(json.loads, open(sys.argv[1])) if o["key_id"] in sys.argv[2:4]]
 k, d = sys.argv[2], sys.argv[3]
-want = [(d, "C_EncryptInit", "rsa_public", None), (d, "C_Encrypt", "encrypt", "rsa_oaep_sha256"),
-        (d, "C_Decrypt", "decrypt", "rsa_oaep_sha256"), (k, "C_WrapKey", "rsa_public", None),
+want = [(d, "C_EncryptInit", "public_key", None), (d, "C_Encrypt", "encrypt", "rsa_oaep_sha256"),
+        (d, "C_Decrypt", "decrypt", "rsa_oaep_sha256"), (k, "C_WrapKey", "public_key", None),
         (k, "C_WrapKey", "wrap", "rsa_oaep_sha256"), (k, "C_UnwrapKey", "unwrap", "rsa_oaep_sha256")]
 assert got == want, got
 PY

@@ -7,7 +7,7 @@ foreach(t test_sigv4 test_creds)
   set_tests_properties(${t} PROPERTIES TIMEOUT 120)
 endforeach()
 
-# The provider's standard mechanisms (remote_crypt, rsa_public), error
+# The provider's standard mechanisms (remote_crypt, public_key, sign), error
 # mapping and sealing-key choice, over a fake transport.
 p11kms_unit(test_aws_provider ${CMAKE_CURRENT_LIST_DIR}/test_aws_provider.c)
 set_tests_properties(test_aws_provider PROPERTIES TIMEOUT 120)

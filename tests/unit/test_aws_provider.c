@@ -3,8 +3,8 @@
  * providers/aws: the standard mechanisms on asymmetric RSA keys
  * (remote_crypt: Encrypt/Decrypt bodies with KeyId and EncryptionAlgorithm,
  * no context; algorithms it cannot run refused without a request; the
- * error mapping) and rsa_public (GetPublicKey's DER SubjectPublicKeyInfo
- * decoded, key spec and usage checked); the envelope
+ * error mapping) and public_key (GetPublicKey's DER SubjectPublicKeyInfo
+ * checked against the key spec, the usage and algorithms); sign; the envelope
  * on an RSA key and the default sealing key; describe (the current key
  * material and when ListKeyRotations says it was made) and the key material
  * encrypt records as the seal's version. All through a fake transport: no
@@ -21,11 +21,10 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "asym_fixture.h"
 #include "common/crypto.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
@@ -345,9 +344,9 @@ static void test_envelope_on_rsa_key(void **state)
 	json_decref(j);
 }
 
-/* --- rsa_public ---------------------------------------------------------------- */
+/* --- public_key of an RSA decryption key --------------------------------------- */
 
-static EVP_PKEY *rsa2048, *p256;
+static EVP_PKEY *rsa2048, *p256, *p384;
 
 static int group_setup(void **state)
 {
@@ -361,7 +360,8 @@ static int group_setup(void **state)
 	unsetenv("AWS_ENDPOINT_URL");
 	rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
 	p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	return rsa2048 && p256 ? 0 : -1;
+	p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	return rsa2048 && p256 && p384 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -369,6 +369,7 @@ static int group_teardown(void **state)
 	(void)state;
 	EVP_PKEY_free(rsa2048);
 	EVP_PKEY_free(p256);
+	EVP_PKEY_free(p384);
 	return 0;
 }
 
@@ -391,41 +392,30 @@ static void add_pubkey(const char *spec, const char *usage, const char *pk_b64)
 	    KEY, pk_b64, spec, spec, usage);
 }
 
-static void bn_bytes(EVP_PKEY *k, const char *name, uint8_t *out, size_t *len)
-{
-	BIGNUM *bn = NULL;
-	assert_true(EVP_PKEY_get_bn_param(k, name, &bn));
-	*len = (size_t)BN_bn2bin(bn, out);
-	BN_free(bn);
-}
-
-static void test_rsa_public(void **state)
+/* An RSA ENCRYPT_DECRYPT key (the module encrypts RSA-OAEP with its public
+ * half): the SPKI is the key's own DER, for decryption only, no signing
+ * algorithms, no version. Each call asks: the module keeps the answer,
+ * not the provider. */
+static void test_public_key_decrypt_key(void **state)
 {
 	(void)state;
 	char *pk = spki_b64(rsa2048);
+	size_t dl;
+	uint8_t *der = fx_spki(rsa2048, &dl);
 	for (int i = 0; i < 4; i++)
 		add_pubkey("RSA_2048", "ENCRYPT_DECRYPT", pk);
 	free(pk);
-	uint8_t wn[512], we[16];
-	size_t wnl, wel;
-	bn_bytes(rsa2048, OSSL_PKEY_PARAM_RSA_N, wn, &wnl);
-	bn_bytes(rsa2048, OSSL_PKEY_PARAM_RSA_E, we, &wel);
-	assert_int_equal(wnl, 256);
-	assert_int_equal(wel, 3); /* 65537, no leading zero */
 
 	for (int round = 0; round < 3; round++) {
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
+		asym_public ap;
 		provider_status st = {0};
-		assert_int_equal(aws_provider_ops.rsa_public(aws, "alias/rsa", &n, &nl, &e, &el, &st),
-				 P11K_OK);
-		assert_int_equal(nl, wnl);
-		assert_memory_equal(n, wn, nl);
-		assert_int_equal(el, wel);
-		assert_memory_equal(e, we, el);
-		free(n);
-		free(e);
-		/* Each call asks: the module keeps the numbers, not the provider. */
+		assert_int_equal(aws_provider_ops.public_key(aws, "alias/rsa", &ap, &st), P11K_OK);
+		assert_int_equal(ap.spkilen, dl);
+		assert_memory_equal(ap.spki, der, dl);
+		assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+		assert_int_equal(ap.sign_algs, 0);
+		assert_string_equal(ap.version, "");
+		asym_public_free(&ap);
 		assert_int_equal(net.calls, round + 1);
 	}
 	assert_string_equal(net.target[0], "TrentService.GetPublicKey");
@@ -434,31 +424,32 @@ static void test_rsa_public(void **state)
 	assert_int_equal(json_object_size(j), 1);
 	json_decref(j);
 	/* Another key id. */
-	uint8_t *n = NULL, *e = NULL;
-	size_t nl = 0, el = 0;
+	asym_public ap;
 	provider_status st = {0};
-	assert_int_equal(aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st), P11K_OK);
+	assert_int_equal(aws_provider_ops.public_key(aws, KEY, &ap, &st), P11K_OK);
+	assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
 	assert_int_equal(net.calls, 4);
-	free(n);
-	free(e);
+	asym_public_free(&ap);
+	free(der);
 }
 
-static void test_rsa_public_refusals(void **state)
+/* What public_key refuses of an ENCRYPT_DECRYPT key: a reply whose key is
+ * unreadable or not the one its spec names (BAD_REPLY), a symmetric key
+ * (KEY_TYPE); the service's refusals mapped, and no failure remembered. */
+static void test_public_key_decrypt_refusals(void **state)
 {
 	(void)state;
 	char *rsa = spki_b64(rsa2048), *ec = spki_b64(p256);
 	static const struct {
-		const char *spec, *usage;
-		int pk; /* 0 rsa, 1 ec, 2 garbage DER, 3 not base64, 4 DER + trailing byte */
+		const char *spec;
+		int pk; /* 0 rsa, 1 ec, 2 garbage DER, 3 not base64 */
 		p11k_err want;
 	} cases[] = {
-		{"RSA_2048", "ENCRYPT_DECRYPT", 2, P11K_ERR_BAD_REPLY},
-		{"RSA_2048", "ENCRYPT_DECRYPT", 3, P11K_ERR_BAD_REPLY},
-		{"RSA_2048", "ENCRYPT_DECRYPT", 1, P11K_ERR_BAD_REPLY}, /* spec says RSA, DER is EC */
-		{"RSA_3072", "ENCRYPT_DECRYPT", 0, P11K_ERR_BAD_REPLY}, /* wrong size */
-		{"ECC_NIST_P256", "SIGN_VERIFY", 1, P11K_ERR_KEY_TYPE},
-		{"RSA_2048", "SIGN_VERIFY", 0, P11K_ERR_KEY_TYPE},
-		{"SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", 0, P11K_ERR_KEY_TYPE},
+		{"RSA_2048", 2, P11K_ERR_BAD_REPLY},
+		{"RSA_2048", 3, P11K_ERR_BAD_REPLY},
+		{"RSA_2048", 1, P11K_ERR_BAD_REPLY}, /* spec says RSA, DER is EC */
+		{"RSA_3072", 0, P11K_ERR_BAD_REPLY}, /* wrong size */
+		{"SYMMETRIC_DEFAULT", 0, P11K_ERR_KEY_TYPE},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		net.n = net.next = net.calls = 0;
@@ -466,16 +457,14 @@ static void test_rsa_public_refusals(void **state)
 				 : cases[i].pk == 1 ? ec
 				 : cases[i].pk == 2 ? "AAECAwQFBgcICQ=="
 						    : "***not base64***";
-		add_pubkey(cases[i].spec, cases[i].usage, pk);
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
+		add_pubkey(cases[i].spec, "ENCRYPT_DECRYPT", pk);
+		asym_public ap;
 		provider_status st = {0};
-		p11k_err got = aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st);
+		p11k_err got = aws_provider_ops.public_key(aws, KEY, &ap, &st);
 		if (got != cases[i].want)
 			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(got),
 				 p11k_err_name(cases[i].want), st.message);
-		assert_null(n);
-		assert_null(e);
+		assert_null(ap.spki);
 		assert_int_equal(st.err, got);
 	}
 	/* A reply without PublicKey. */
@@ -491,14 +480,15 @@ static void test_rsa_public_refusals(void **state)
 	static const p11k_err want[] = {P11K_ERR_BAD_REPLY, P11K_ERR_KEY_TYPE,
 					P11K_ERR_KEY_DISABLED, P11K_OK};
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
-		uint8_t *n = NULL, *e = NULL;
-		size_t nl = 0, el = 0;
+		asym_public ap;
 		provider_status st = {0};
-		assert_int_equal(aws_provider_ops.rsa_public(aws, KEY, &n, &nl, &e, &el, &st),
-				 want[i]);
-		assert_int_equal(nl, want[i] == P11K_OK ? 256 : 0);
-		free(n);
-		free(e);
+		assert_int_equal(aws_provider_ops.public_key(aws, KEY, &ap, &st), want[i]);
+		if (want[i] == P11K_OK) {
+			assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+			asym_public_free(&ap);
+		} else {
+			assert_null(ap.spki);
+		}
 	}
 	assert_int_equal(net.calls, 4);
 	free(rsa);
@@ -772,6 +762,332 @@ static void test_default_seal_key(void **state)
 	aws_provider_ops.destroy(s);
 }
 
+/* --- public_key and sign ------------------------------------------------------------ */
+
+static void add_asym(const char *key_id, const char *spec, const char *usage, const char *pk,
+		     const char *algs)
+{
+	add(200, "{\"KeyId\":\"%s\",\"PublicKey\":\"%s\",\"KeySpec\":\"%s\",\"KeyUsage\":\"%s\","
+		 "\"SigningAlgorithms\":%s}", key_id, pk, spec, usage, algs);
+}
+
+static p11k_err public_key(const char *key_id, asym_public *out, provider_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	return aws_provider_ops.public_key(aws, key_id, out, st);
+}
+
+/* Each key kind: the SPKI is the key's own DER, the usage and algorithms
+ * the service names (those of another kind dropped), no version; the
+ * request names the key and nothing else. */
+static void test_public_key_kinds(void **state)
+{
+	(void)state;
+	static const struct {
+		int key; /* 0 RSA-2048, 1 P-256, 2 P-384 */
+		const char *spec, *usage, *algs;
+		unsigned uses, want;
+	} cases[] = {
+		{0, "RSA_2048", "SIGN_VERIFY",
+		 "[\"RSASSA_PSS_SHA_256\",\"RSASSA_PSS_SHA_384\",\"RSASSA_PSS_SHA_512\","
+		 "\"RSASSA_PKCS1_V1_5_SHA_256\",\"RSASSA_PKCS1_V1_5_SHA_384\","
+		 "\"RSASSA_PKCS1_V1_5_SHA_512\"]",
+		 ASYM_USE_SIGN, SALG_BIT(SALG_RSA_PSS_SHA256) | SALG_BIT(SALG_RSA_PSS_SHA384) |
+					SALG_BIT(SALG_RSA_PSS_SHA512) |
+					SALG_BIT(SALG_RSA_PKCS1_SHA256) |
+					SALG_BIT(SALG_RSA_PKCS1_SHA384) |
+					SALG_BIT(SALG_RSA_PKCS1_SHA512)},
+		{0, "RSA_2048", "SIGN_VERIFY", "[\"RSASSA_PSS_SHA_256\",\"ECDSA_SHA_256\"]",
+		 ASYM_USE_SIGN, SALG_BIT(SALG_RSA_PSS_SHA256)},
+		{0, "RSA_2048", "ENCRYPT_DECRYPT", "null", ASYM_USE_DECRYPT, 0},
+		{1, "ECC_NIST_P256", "SIGN_VERIFY", "[\"ECDSA_SHA_256\",\"ECDSA_SHA_384\"]",
+		 ASYM_USE_SIGN, SALG_BIT(SALG_ECDSA_SHA256)},
+		{2, "ECC_NIST_P384", "SIGN_VERIFY", "[\"ECDSA_SHA_384\",\"ECDSA_SHA_512\"]",
+		 ASYM_USE_SIGN, SALG_BIT(SALG_ECDSA_SHA384)},
+	};
+	EVP_PKEY *keys[] = {rsa2048, p256, p384};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t dl;
+		uint8_t *der = fx_spki(keys[cases[i].key], &dl);
+		char *pk = spki_b64(keys[cases[i].key]);
+		asym_public ap;
+		provider_status st;
+		net.n = net.next = net.calls = 0;
+		add_asym(KEY, cases[i].spec, cases[i].usage, pk, cases[i].algs);
+		assert_int_equal(aws_provider_ops.public_key(aws, "alias/sign", &ap, &st), P11K_OK);
+		assert_int_equal(ap.spkilen, dl);
+		assert_memory_equal(ap.spki, der, dl);
+		assert_int_equal(ap.uses, cases[i].uses);
+		assert_int_equal(ap.sign_algs, cases[i].want);
+		assert_string_equal(ap.version, "");
+		assert_string_equal(st.request_id, "req-0");
+		assert_string_equal(net.target[0], "TrentService.GetPublicKey");
+		json_t *j = body_of(0);
+		assert_string_equal(jstr(j, "KeyId"), "alias/sign");
+		assert_int_equal(json_object_size(j), 1);
+		json_decref(j);
+		asym_public_free(&ap);
+		free(der);
+		free(pk);
+	}
+}
+
+/* What public_key refuses: a key of another kind or purpose (KEY_TYPE), a
+ * reply that contradicts itself or names another key (BAD_REPLY). */
+static void test_public_key_refusals(void **state)
+{
+	(void)state;
+	char *rsa = spki_b64(rsa2048), *ec = spki_b64(p256);
+	char big[5000];
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	static const char *const sig256 = "[\"RSASSA_PSS_SHA_256\"]";
+	const struct {
+		const char *id, *spec, *usage, *pk, *algs;
+		p11k_err want;
+	} cases[] = {
+		{KEY, "HMAC_256", "GENERATE_VERIFY_MAC", rsa, "null", P11K_ERR_KEY_TYPE},
+		{KEY, "ECC_SECG_P256K1", "SIGN_VERIFY", ec, "[\"ECDSA_SHA_256\"]", P11K_ERR_KEY_TYPE},
+		{KEY, "ECC_NIST_P521", "SIGN_VERIFY", ec, "[\"ECDSA_SHA_512\"]", P11K_ERR_KEY_TYPE},
+		{KEY, "ECC_NIST_P256", "ENCRYPT_DECRYPT", ec, "null", P11K_ERR_KEY_TYPE},
+		{KEY, "ECC_NIST_P256", "KEY_AGREEMENT", ec, "null", P11K_ERR_KEY_TYPE},
+		{KEY, "RSA_2048", "SIGN_VERIFY", rsa, "[\"SM2DSA\"]", P11K_ERR_KEY_TYPE},
+		{KEY, "RSA_3072", "SIGN_VERIFY", rsa, sig256, P11K_ERR_BAD_REPLY},
+		{KEY, "ECC_NIST_P384", "SIGN_VERIFY", ec, "[\"ECDSA_SHA_384\"]", P11K_ERR_BAD_REPLY},
+		{KEY, "ECC_NIST_P256", "SIGN_VERIFY", rsa, "[\"ECDSA_SHA_256\"]", P11K_ERR_BAD_REPLY},
+		{KEY, "RSA_2048", "SIGN_VERIFY", "bm90IGEga2V5", sig256, P11K_ERR_BAD_REPLY},
+		{KEY, "RSA_2048", "SIGN_VERIFY", "!!", sig256, P11K_ERR_BAD_REPLY},
+		{KEY, "RSA_2048", "SIGN_VERIFY", big, sig256, P11K_ERR_BAD_REPLY},
+		{KEY, "RSA_2048", "SIGN_VERIFY", rsa, "\"RSASSA_PSS_SHA_256\"", P11K_ERR_BAD_REPLY},
+		{KEY, "RSA_2048", "SIGN_VERIFY", rsa, "[7]", P11K_ERR_BAD_REPLY},
+		{"arn:aws:kms:us-east-1:111122223333:key/other", "RSA_2048", "SIGN_VERIFY", rsa,
+		 sig256, P11K_ERR_BAD_REPLY},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		asym_public ap;
+		provider_status st;
+		net.n = net.next = net.calls = 0;
+		add_asym(cases[i].id, cases[i].spec, cases[i].usage, cases[i].pk, cases[i].algs);
+		p11k_err e = aws_provider_ops.public_key(aws, KEY, &ap, &st);
+		if (e != cases[i].want)
+			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(e),
+				 p11k_err_name(cases[i].want), st.message);
+		assert_null(ap.spki);
+		assert_int_equal(st.err, e);
+		assert_true(st.message[0]);
+	}
+	/* Asked by key id, the ARN must end in it; asked by ARN, be it. */
+	asym_public ap;
+	provider_status st;
+	net.n = net.next = net.calls = 0;
+	add_asym(KEY, "RSA_2048", "SIGN_VERIFY", rsa, sig256);
+	assert_int_equal(aws_provider_ops.public_key(aws, "1234abcd-12ab-34cd-56ef-1234567890ab",
+						      &ap, &st), P11K_OK);
+	asym_public_free(&ap);
+	net.n = net.next = net.calls = 0;
+	add_asym(KEY, "RSA_2048", "SIGN_VERIFY", rsa, sig256);
+	assert_int_equal(aws_provider_ops.public_key(aws, "1234abcd", &ap, &st),
+			 P11K_ERR_BAD_REPLY);
+	/* A symmetric key: GetPublicKey says UnsupportedOperationException. */
+	net.n = net.next = net.calls = 0;
+	add(400, "{\"__type\":\"UnsupportedOperationException\",\"message\":\"x\"}");
+	assert_int_equal(public_key(KEY, &ap, &st), P11K_ERR_KEY_TYPE);
+	add(200, "not json");
+	assert_int_equal(public_key(KEY, &ap, &st), P11K_ERR_BAD_REPLY);
+	add(200, "{\"KeyId\":\"%s\",\"KeySpec\":\"RSA_2048\",\"KeyUsage\":\"SIGN_VERIFY\"}", KEY);
+	assert_int_equal(public_key(KEY, &ap, &st), P11K_ERR_BAD_REPLY);
+	free(rsa);
+	free(ec);
+}
+
+static p11k_err sign(const char *key_id, sign_alg a, const uint8_t *d, size_t dl, uint8_t **sig,
+		     size_t *sl, provider_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	return aws_provider_ops.sign(aws, key_id, "", a, d, dl, sig, sl, st);
+}
+
+static void add_sig(const char *id, const char *alg, const uint8_t *sig, size_t sl)
+{
+	char *sb = b64(sig, sl);
+	add(200, "{\"KeyId\":\"%s\",\"Signature\":\"%s\",\"SigningAlgorithm\":\"%s\"}", id, sb,
+	    alg);
+	free(sb);
+}
+
+/* RSA: the request is the digest with MessageType DIGEST and the
+ * algorithm's name; the signature comes back as it is. */
+static void test_sign_rsa(void **state)
+{
+	(void)state;
+	static const struct {
+		sign_alg a;
+		const char *name;
+		size_t dl;
+	} cases[] = {
+		{SALG_RSA_PKCS1_SHA256, "RSASSA_PKCS1_V1_5_SHA_256", 32},
+		{SALG_RSA_PKCS1_SHA512, "RSASSA_PKCS1_V1_5_SHA_512", 64},
+		{SALG_RSA_PSS_SHA256, "RSASSA_PSS_SHA_256", 32},
+		{SALG_RSA_PSS_SHA384, "RSASSA_PSS_SHA_384", 48},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint8_t d[64], sigv[256];
+		memset(d, (int)(0x30 + i), sizeof(d));
+		for (size_t k = 0; k < sizeof(sigv); k++)
+			sigv[k] = (uint8_t)(k ^ i);
+		net.n = net.next = net.calls = 0;
+		add_sig(KEY, cases[i].name, sigv, sizeof(sigv));
+		uint8_t *sig = NULL;
+		size_t sl = 0;
+		provider_status st;
+		assert_int_equal(sign("alias/sign", cases[i].a, d, cases[i].dl, &sig, &sl, &st),
+				 P11K_OK);
+		assert_int_equal(sl, sizeof(sigv));
+		assert_memory_equal(sig, sigv, sl);
+		free(sig);
+		assert_string_equal(st.request_id, "req-0");
+		assert_string_equal(net.target[0], "TrentService.Sign");
+		json_t *j = body_of(0);
+		char *db = b64(d, cases[i].dl);
+		assert_string_equal(jstr(j, "KeyId"), "alias/sign");
+		assert_string_equal(jstr(j, "Message"), db);
+		assert_string_equal(jstr(j, "MessageType"), "DIGEST");
+		assert_string_equal(jstr(j, "SigningAlgorithm"), cases[i].name);
+		assert_int_equal(json_object_size(j), 4);
+		free(db);
+		json_decref(j);
+	}
+}
+
+/* ECDSA: DER -> r||s of the curve's width, including an r whose DER needs
+ * a 0x00 and an s shorter than the curve; and a real signature of the
+ * test key, checked with OpenSSL after the round trip. */
+static void test_sign_ecdsa(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 2; c++) {
+		size_t half = c ? 48 : 32;
+		uint8_t rs[96], der[120], d[48];
+		fx_awkward_rs(rs, half);
+		size_t n = fx_ecdsa_der(rs, half, der);
+		memset(d, 7, sizeof(d));
+		net.n = net.next = net.calls = 0;
+		add_sig(KEY, c ? "ECDSA_SHA_384" : "ECDSA_SHA_256", der, n);
+		uint8_t *sig = NULL;
+		size_t sl = 0;
+		provider_status st;
+		assert_int_equal(sign(KEY, c ? SALG_ECDSA_SHA384 : SALG_ECDSA_SHA256, d, half, &sig,
+				      &sl, &st),
+				 P11K_OK);
+		assert_int_equal(sl, 2 * half);
+		assert_memory_equal(sig, rs, sl);
+		free(sig);
+	}
+	/* A real signature of a digest with the P-256 key. */
+	uint8_t d[32], der[80];
+	memset(d, 0x42, sizeof(d));
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(p256, NULL);
+	size_t dl = sizeof(der);
+	assert_true(c && EVP_PKEY_sign_init(c) == 1 && EVP_PKEY_sign(c, der, &dl, d, 32) == 1);
+	net.n = net.next = net.calls = 0;
+	add_sig(KEY, "ECDSA_SHA_256", der, dl);
+	uint8_t *sig = NULL, *back = NULL;
+	size_t sl = 0, bl = 0;
+	provider_status st;
+	assert_int_equal(sign(KEY, SALG_ECDSA_SHA256, d, 32, &sig, &sl, &st), P11K_OK);
+	assert_true(ecdsa_rs_to_der(sig, 32, &back, &bl));
+	assert_true(EVP_PKEY_verify_init(c) == 1);
+	assert_int_equal(EVP_PKEY_verify(c, back, bl, d, 32), 1);
+	EVP_PKEY_CTX_free(c);
+	free(sig);
+	free(back);
+}
+
+/* The service's errors, and replies that are not the signature asked for. */
+static void test_sign_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		long status;
+		const char *body;
+		p11k_err want;
+	} cases[] = {
+		{400, "{\"__type\":\"InvalidKeyUsageException\",\"message\":\"KeyUsage "
+		      "ENCRYPT_DECRYPT is not compatible with Sign\"}", P11K_ERR_KEY_TYPE},
+		{400, "{\"__type\":\"DisabledException\",\"message\":\"k is disabled.\"}",
+		 P11K_ERR_KEY_DISABLED},
+		{400, "{\"__type\":\"KMSInvalidStateException\",\"message\":\"k is pending "
+		      "deletion.\"}", P11K_ERR_KEY_DISABLED},
+		{400, "{\"__type\":\"NotFoundException\",\"message\":\"no key\"}",
+		 P11K_ERR_KEY_NOT_FOUND},
+		{400, "{\"__type\":\"ValidationException\",\"message\":\"SigningAlgorithm "
+		      "RSASSA_PSS_SHA_256 is not supported for key spec ECC_NIST_P256\"}",
+		 P11K_ERR_KEY_TYPE},
+		{200, "{\"KeyId\":\"" KEY "\",\"Signature\":\"AAAA\",\"SigningAlgorithm\":"
+		      "\"RSASSA_PSS_SHA_384\"}", P11K_ERR_BAD_REPLY},
+		{200, "{\"KeyId\":\"arn:aws:kms:us-east-1:1:key/x\",\"Signature\":\"AAAA\","
+		      "\"SigningAlgorithm\":\"RSASSA_PSS_SHA_256\"}", P11K_ERR_BAD_REPLY},
+		{200, "{\"KeyId\":\"" KEY "\",\"Signature\":\"AAAA\",\"SigningAlgorithm\":"
+		      "\"RSASSA_PSS_SHA_256\"}", P11K_ERR_BAD_REPLY}, /* 3 bytes */
+		{200, "{\"KeyId\":\"" KEY "\",\"SigningAlgorithm\":\"RSASSA_PSS_SHA_256\"}",
+		 P11K_ERR_BAD_REPLY},
+		{200, "{\"KeyId\":\"" KEY "\",\"Signature\":7,\"SigningAlgorithm\":"
+		      "\"RSASSA_PSS_SHA_256\"}", P11K_ERR_BAD_REPLY},
+		{200, "[]", P11K_ERR_BAD_REPLY},
+	};
+	uint8_t d[32] = {1};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		net.n = net.next = net.calls = 0;
+		add(cases[i].status, "%s", cases[i].body);
+		uint8_t *sig = NULL;
+		size_t sl = 0;
+		provider_status st;
+		p11k_err e = sign(KEY, SALG_RSA_PSS_SHA256, d, 32, &sig, &sl, &st);
+		if (e != cases[i].want)
+			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(e),
+				 p11k_err_name(cases[i].want), st.message);
+		assert_null(sig);
+		assert_int_equal(st.err, e);
+	}
+	/* ECDSA replies that are not a strict DER signature of the curve. */
+	static const char *const bad_der[] = {
+		"MAYCAQECAQEA",     /* a byte after the SEQUENCE */
+		"MAYCAQACAQE=",     /* r = 0 */
+		"MIACAQECAQEAAA==", /* indefinite length (BER) */
+		"MAcCAgABAgEB",     /* r with a needless leading 0x00 */
+		"MAYCAQECAYE=",     /* s negative */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_der); i++) {
+		net.n = net.next = net.calls = 0;
+		add(200, "{\"KeyId\":\"%s\",\"Signature\":\"%s\",\"SigningAlgorithm\":"
+			 "\"ECDSA_SHA_256\"}", KEY, bad_der[i]);
+		uint8_t *sig = NULL;
+		size_t sl = 0;
+		provider_status st;
+		assert_int_equal(sign(KEY, SALG_ECDSA_SHA256, d, 32, &sig, &sl, &st),
+				 P11K_ERR_BAD_REPLY);
+		assert_null(sig);
+	}
+	/* An r wider than the curve. */
+	uint8_t rs[96], der[120];
+	fx_awkward_rs(rs, 48);
+	size_t n = fx_ecdsa_der(rs, 48, der);
+	net.n = net.next = net.calls = 0;
+	add_sig(KEY, "ECDSA_SHA_256", der, n);
+	uint8_t *sig = NULL;
+	size_t sl = 0;
+	provider_status st;
+	assert_int_equal(sign(KEY, SALG_ECDSA_SHA256, d, 32, &sig, &sl, &st), P11K_ERR_BAD_REPLY);
+	/* Caller bugs are refused before any request. */
+	net.n = net.next = net.calls = 0;
+	assert_int_equal(sign(KEY, SALG_ECDSA_SHA384, d, 32, &sig, &sl, &st), P11K_ERR_INTERNAL);
+	assert_int_equal(sign(KEY, (sign_alg)0, d, 32, &sig, &sl, &st), P11K_ERR_INTERNAL);
+	assert_int_equal(aws_provider_ops.sign(aws, KEY, "v2", SALG_ECDSA_SHA256, d, 32, &sig, &sl,
+					       &st),
+			 P11K_ERR_INTERNAL);
+	assert_int_equal(net.calls, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,8 +1096,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unsupported_algs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_envelope_on_rsa_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rsa_public, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rsa_public_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_decrypt_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_decrypt_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_seal_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_rotated_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_never_rotated, setup, teardown),
@@ -791,6 +1107,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_describe_disabled_and_asymmetric, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_records_key_material, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_kinds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_public_key_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_rsa, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_ecdsa, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("aws_provider", tests, group_setup, group_teardown);
 }

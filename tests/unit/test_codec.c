@@ -4,7 +4,11 @@
  * every byte value against OpenSSL's encoder, strict rejection (alphabet,
  * whitespace, padding, non-zero trailing bits), the rule that a string is
  * accepted exactly when it is the canonical encoding of its bytes, random
- * round trips, secure-memory output, hex and RFC 3986 percent-encoding.
+ * round trips, secure-memory output, hex and RFC 3986 percent-encoding;
+ * the asymmetric-key encodings: SPKI checks (sizes, curves, other key
+ * kinds, trailing bytes), SPKI from RSA numbers and EC coordinates equal
+ * to OpenSSL's own DER, PEM blocks, strict ECDSA DER <-> r||s, and the
+ * signature forms sign returns.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +20,8 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "asym_fixture.h"
+#include "common/crypto.h"
 #include "common/secmem.h"
 #include "providers/common/codec.h"
 
@@ -372,6 +378,276 @@ static void test_pct(void **state)
 	free(p);
 }
 
+/* --- asymmetric keys ---------------------------------------------------------------- */
+
+static EVP_PKEY *keygen(const char *type, const char *curve, size_t bits)
+{
+	EVP_PKEY *k = curve ? EVP_PKEY_Q_keygen(NULL, NULL, type, curve)
+			    : EVP_PKEY_Q_keygen(NULL, NULL, type, bits);
+	assert_non_null(k);
+	return k;
+}
+
+static p11k_err check_key(EVP_PKEY *k, spki_desc *d)
+{
+	size_t n;
+	uint8_t *der = fx_spki(k, &n);
+	char why[160] = "";
+	p11k_err e = spki_check(der, n, d, why, sizeof(why));
+	if (e != P11K_OK)
+		assert_true(why[0]);
+	free(der);
+	return e;
+}
+
+static void test_spki_check(void **state)
+{
+	(void)state;
+	spki_desc d;
+	EVP_PKEY *rsa = keygen("RSA", NULL, 2048), *p256 = keygen("EC", "P-256", 0),
+		 *p384 = keygen("EC", "P-384", 0), *small = keygen("RSA", NULL, 1024),
+		 *p521 = keygen("EC", "P-521", 0), *k1 = keygen("EC", "secp256k1", 0),
+		 *ed = keygen("ED25519", NULL, 0);
+	assert_int_equal(check_key(rsa, &d), P11K_OK);
+	assert_false(d.ec);
+	assert_int_equal(d.bits, 2048);
+	assert_int_equal(check_key(p256, &d), P11K_OK);
+	assert_true(d.ec);
+	assert_int_equal(d.bits, 256);
+	assert_int_equal(check_key(p384, &d), P11K_OK);
+	assert_int_equal(d.bits, 384);
+	assert_int_equal(check_key(small, &d), P11K_ERR_KEY_TYPE);
+	assert_int_equal(check_key(p521, &d), P11K_ERR_KEY_TYPE);
+	assert_int_equal(check_key(k1, &d), P11K_ERR_KEY_TYPE);
+	assert_int_equal(check_key(ed, &d), P11K_ERR_KEY_TYPE);
+	/* Not one SPKI: truncated, trailing byte, garbage, empty, huge. */
+	size_t n;
+	uint8_t *der = fx_spki(p256, &n), big[4096] = {0x30};
+	uint8_t *longer = malloc(n + 1);
+	memcpy(longer, der, n);
+	longer[n] = 0;
+	char why[160];
+	assert_int_equal(spki_check(der, n - 1, &d, why, sizeof(why)), P11K_ERR_BAD_REPLY);
+	assert_int_equal(spki_check(longer, n + 1, &d, why, sizeof(why)), P11K_ERR_BAD_REPLY);
+	assert_int_equal(spki_check((const uint8_t *)"hello", 5, &d, why, sizeof(why)),
+			 P11K_ERR_BAD_REPLY);
+	assert_int_equal(spki_check(der, 0, &d, why, sizeof(why)), P11K_ERR_BAD_REPLY);
+	assert_int_equal(spki_check(big, sizeof(big), &d, why, sizeof(why)), P11K_ERR_BAD_REPLY);
+	/* A point off the curve: the last byte of y changed. */
+	der[n - 1] ^= 1;
+	assert_int_equal(spki_check(der, n, &d, why, sizeof(why)), P11K_ERR_BAD_REPLY);
+	free(der);
+	free(longer);
+	EVP_PKEY *all[] = {rsa, p256, p384, small, p521, k1, ed};
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		EVP_PKEY_free(all[i]);
+}
+
+static void test_spki_build(void **state)
+{
+	(void)state;
+	char why[160];
+	EVP_PKEY *rsa = keygen("RSA", NULL, 2048);
+	uint8_t n[600], e[16], *der = NULL, x[48], y[48];
+	size_t nl = fx_bn(rsa, OSSL_PKEY_PARAM_RSA_N, n + 1, 0) + 1, el, wl, dl;
+	n[0] = 0; /* a leading zero, as JWKs may carry */
+	el = fx_bn(rsa, OSSL_PKEY_PARAM_RSA_E, e, 0);
+	uint8_t *want = fx_spki(rsa, &wl);
+	assert_int_equal(spki_from_rsa(n, nl, e, el, &der, &dl, why, sizeof(why)), P11K_OK);
+	assert_int_equal(dl, wl);
+	assert_memory_equal(der, want, wl);
+	free(der);
+	free(want);
+	/* An even exponent, a short modulus. */
+	uint8_t two = 2;
+	assert_int_equal(spki_from_rsa(n, nl, &two, 1, &der, &dl, why, sizeof(why)),
+			 P11K_ERR_BAD_REPLY);
+	assert_int_equal(spki_from_rsa(n, 128, e, el, &der, &dl, why, sizeof(why)),
+			 P11K_ERR_KEY_TYPE);
+	assert_null(der);
+	EVP_PKEY_free(rsa);
+	const char *crvs[] = {"P-256", "P-384"};
+	for (size_t i = 0; i < 2; i++) {
+		size_t half = i ? 48 : 32;
+		EVP_PKEY *k = keygen("EC", crvs[i], 0);
+		fx_bn(k, OSSL_PKEY_PARAM_EC_PUB_X, x, half);
+		fx_bn(k, OSSL_PKEY_PARAM_EC_PUB_Y, y, half);
+		want = fx_spki(k, &wl);
+		assert_int_equal(spki_from_ec(crvs[i], x, half, y, half, &der, &dl, why, sizeof(why)),
+				 P11K_OK);
+		assert_int_equal(dl, wl);
+		assert_memory_equal(der, want, wl);
+		free(der);
+		/* A sign byte in front is the same number. */
+		uint8_t x1[49] = {0};
+		memcpy(x1 + 1, x, half);
+		assert_int_equal(spki_from_ec(crvs[i], x1, half + 1, y, half, &der, &dl, why,
+					      sizeof(why)),
+				 P11K_OK);
+		assert_memory_equal(der, want, wl);
+		free(der);
+		free(want);
+		/* A byte too many that is not zero, none at all. */
+		x1[0] = 1;
+		assert_int_equal(spki_from_ec(crvs[i], x1, half + 1, y, half, &der, &dl, why,
+					      sizeof(why)),
+				 P11K_ERR_BAD_REPLY);
+		assert_int_equal(spki_from_ec(crvs[i], x, 0, y, half, &der, &dl, why, sizeof(why)),
+				 P11K_ERR_BAD_REPLY);
+		y[0] ^= 0x40;
+		assert_int_equal(spki_from_ec(crvs[i], x, half, y, half, &der, &dl, why, sizeof(why)),
+				 P11K_ERR_BAD_REPLY);
+		EVP_PKEY_free(k);
+	}
+	/* A coordinate written without its leading zero byte: a P-256 key
+	 * whose x has one (about one in 256). */
+	EVP_PKEY *k = NULL;
+	for (int tries = 0; tries < 20000; tries++) {
+		EVP_PKEY_free(k);
+		k = keygen("EC", "P-256", 0);
+		fx_bn(k, OSSL_PKEY_PARAM_EC_PUB_X, x, 32);
+		if (x[0] == 0)
+			break;
+	}
+	assert_int_equal(x[0], 0);
+	fx_bn(k, OSSL_PKEY_PARAM_EC_PUB_Y, y, 32);
+	want = fx_spki(k, &wl);
+	assert_int_equal(spki_from_ec("P-256", x + 1, 31, y, 32, &der, &dl, why, sizeof(why)),
+			 P11K_OK);
+	assert_int_equal(dl, wl);
+	assert_memory_equal(der, want, wl);
+	free(der);
+	free(want);
+	EVP_PKEY_free(k);
+	assert_int_equal(spki_from_ec("P-521", x, 32, y, 32, &der, &dl, why, sizeof(why)),
+			 P11K_ERR_KEY_TYPE);
+	assert_int_equal(spki_from_ec(NULL, x, 32, y, 32, &der, &dl, why, sizeof(why)),
+			 P11K_ERR_KEY_TYPE);
+}
+
+static void test_pem(void **state)
+{
+	(void)state;
+	EVP_PKEY *k = keygen("EC", "P-256", 0);
+	char *pem = fx_pem(k), buf[2048];
+	size_t wl, dl;
+	uint8_t *want = fx_spki(k, &wl), *der = NULL;
+	assert_true(pem_to_der(pem, strlen(pem), "PUBLIC KEY", &der, &dl));
+	assert_int_equal(dl, wl);
+	assert_memory_equal(der, want, wl);
+	free(der);
+	/* CRLF lines and surrounding whitespace are fine. */
+	size_t o = 0;
+	o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\r\n ");
+	for (const char *p = pem; *p; p++) {
+		if (*p == '\n')
+			buf[o++] = '\r';
+		buf[o++] = *p;
+	}
+	buf[o] = 0;
+	assert_true(pem_to_der(buf, o, "PUBLIC KEY", &der, &dl));
+	assert_memory_equal(der, want, wl);
+	free(der);
+	/* Another label, text after the block, a missing end, nothing inside,
+	 * a NUL inside. */
+	assert_false(pem_to_der(pem, strlen(pem), "CERTIFICATE", &der, &dl));
+	snprintf(buf, sizeof(buf), "%sjunk", pem);
+	assert_false(pem_to_der(buf, strlen(buf), "PUBLIC KEY", &der, &dl));
+	assert_false(pem_to_der(pem, strlen(pem) - 10, "PUBLIC KEY", &der, &dl));
+	const char *empty = "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n";
+	assert_false(pem_to_der(empty, strlen(empty), "PUBLIC KEY", &der, &dl));
+	assert_false(pem_to_der(pem, strlen(pem) + 1, "PUBLIC KEY", &der, &dl));
+	assert_null(der);
+	free(pem);
+	free(want);
+	EVP_PKEY_free(k);
+}
+
+static void test_ecdsa_rs(void **state)
+{
+	(void)state;
+	for (size_t half = 32; half <= 48; half += 16) {
+		uint8_t rs[96], der[120], back[96], *enc = NULL;
+		size_t el;
+		fx_awkward_rs(rs, half);
+		size_t n = fx_ecdsa_der(rs, half, der);
+		assert_true(ecdsa_der_to_rs(der, n, half, back));
+		assert_memory_equal(back, rs, 2 * half);
+		assert_true(ecdsa_rs_to_der(rs, half, &enc, &el));
+		assert_int_equal(el, n);
+		assert_memory_equal(enc, der, n);
+		free(enc);
+		/* Wrong width, truncated, trailing byte. */
+		assert_false(ecdsa_der_to_rs(der, n, half - 16, back));
+		assert_false(ecdsa_der_to_rs(der, n - 1, half, back));
+		der[n] = 0;
+		der[1]++;
+		assert_false(ecdsa_der_to_rs(der, n + 1, half, back));
+	}
+	/* r = 1, s = 1: left-padded to the curve's width. */
+	static const uint8_t one[] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
+	uint8_t rs[64], want[64] = {0};
+	want[31] = want[63] = 1;
+	assert_true(ecdsa_der_to_rs(one, sizeof(one), 32, rs));
+	assert_memory_equal(rs, want, 64);
+}
+
+static void test_signature_forms(void **state)
+{
+	(void)state;
+	assert_int_equal(salg_digest_len(SALG_RSA_PKCS1_SHA256), 32);
+	assert_int_equal(salg_digest_len(SALG_RSA_PSS_SHA384), 48);
+	assert_int_equal(salg_digest_len(SALG_RSA_PKCS1_SHA512), 64);
+	assert_int_equal(salg_digest_len(SALG_ECDSA_SHA384), 48);
+	assert_int_equal(salg_digest_len((sign_alg)0), 0);
+	assert_int_equal(salg_digest_len(SALG_COUNT_), 0);
+	assert_int_equal(salg_ec_half(SALG_ECDSA_SHA256), 32);
+	assert_int_equal(salg_ec_half(SALG_ECDSA_SHA384), 48);
+	assert_int_equal(salg_ec_half(SALG_RSA_PSS_SHA256), 0);
+	char why[120];
+	uint8_t *sig, *raw;
+	size_t sl;
+	const struct {
+		sign_alg a;
+		bool der;
+		size_t len;
+		p11k_err want;
+	} cases[] = {
+		{SALG_RSA_PSS_SHA256, false, 256, P11K_OK},
+		{SALG_RSA_PSS_SHA256, true, 512, P11K_OK},
+		{SALG_RSA_PSS_SHA256, true, 255, P11K_ERR_BAD_REPLY},
+		{SALG_RSA_PSS_SHA256, true, 513, P11K_ERR_BAD_REPLY},
+		{SALG_ECDSA_SHA256, false, 64, P11K_OK},
+		{SALG_ECDSA_SHA256, false, 65, P11K_ERR_BAD_REPLY},
+		{SALG_ECDSA_SHA384, false, 64, P11K_ERR_BAD_REPLY},
+		{SALG_ECDSA_SHA256, true, 64, P11K_ERR_BAD_REPLY}, /* not DER */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		raw = malloc(cases[i].len);
+		memset(raw, 0x33, cases[i].len);
+		p11k_err e = sig_for_module(cases[i].a, cases[i].der, &raw, cases[i].len, &sig, &sl,
+					    why, sizeof(why));
+		assert_int_equal(e, cases[i].want);
+		assert_null(raw);
+		if (e == P11K_OK)
+			assert_int_equal(sl, cases[i].len);
+		else
+			assert_null(sig);
+		free(sig);
+	}
+	uint8_t rs[64], der[80];
+	fx_awkward_rs(rs, 32);
+	size_t n = fx_ecdsa_der(rs, 32, der);
+	raw = malloc(n);
+	memcpy(raw, der, n);
+	assert_int_equal(sig_for_module(SALG_ECDSA_SHA256, true, &raw, n, &sig, &sl, why,
+					sizeof(why)),
+			 P11K_OK);
+	assert_int_equal(sl, 64);
+	assert_memory_equal(sig, rs, 64);
+	free(sig);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +662,15 @@ int main(void)
 		cmocka_unit_test(test_secret_output),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_pct),
+		cmocka_unit_test(test_spki_check),
+		cmocka_unit_test(test_spki_build),
+		cmocka_unit_test(test_pem),
+		cmocka_unit_test(test_ecdsa_rs),
+		cmocka_unit_test(test_signature_forms),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (!crypto_init())
+		return 1;
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	crypto_fini();
+	return rc;
 }

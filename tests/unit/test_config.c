@@ -297,6 +297,25 @@ static void test_key_types(void **state)
 	assert_int_equal(p->keys[1].usage, KMS_USAGE_WRAP);
 	assert_int_equal(p->keys[2].usage, KMS_USAGE_DATA);
 	assert_int_equal(p->keys[3].usage, KMS_USAGE_WRAP);
+	assert_true(p->keys[3].usage_given);
+	assert_false(p->keys[1].usage_given);
+	config_free(cfg);
+	/* An EC key signs; an RSA key without a usage leaves it to the KMS. */
+	static const char sign[] =
+		"{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"e\", \"type\": \"ec\"},\n"
+		"      {\"id\": \"r\", \"type\": \"rsa\"},\n"
+		"      {\"id\": \"s\", \"type\": \"rsa\", \"usage\": \"sign\"} ] } ] }\n";
+	assert_int_equal(config_parse(sign, strlen(sign), CFG_PATH, &cfg), CKR_OK);
+	p = &cfg->providers[0];
+	assert_int_equal(p->keys[0].type, KMS_KEY_EC);
+	assert_int_equal(p->keys[0].usage, KMS_USAGE_SIGN);
+	assert_true(p->keys[0].usage_given);
+	assert_false(p->keys[1].usage_given);
+	assert_int_equal(p->keys[2].usage, KMS_USAGE_SIGN);
+	assert_true(p->keys[2].usage_given);
 	config_free(cfg);
 	refused("{ \"providers\": [\n"
 		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
@@ -309,13 +328,44 @@ static void test_key_types(void **state)
 		"    \"store\": \"/s\", \"keys\": [\n"
 		"      {\"id\": \"a\",\n"
 		"       \"usage\": \"data\"} ] } ] }\n",
-		CFG_PATH ":5: providers[0].keys[0].usage: only keys of \"type\": \"aes\" or \"rsa\" "
-			 "take a usage");
+		CFG_PATH ":5: providers[0].keys[0].usage: only keys of \"type\": \"aes\", \"rsa\" or "
+			 "\"ec\" take a usage");
 	refused("{ \"providers\": [\n"
 		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
 		"    \"store\": \"/s\", \"keys\": [\n"
-		"      {\"id\": \"a\", \"type\": \"ec\"} ] } ] }\n",
-		CFG_PATH ":4: providers[0].keys[0].type: \"ec\" is not one of the allowed values");
+		"      {\"id\": \"a\", \"type\": \"dsa\"} ] } ] }\n",
+		CFG_PATH ":4: providers[0].keys[0].type: \"dsa\" is not one of the allowed values");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"aes\",\n"
+		"       \"usage\": \"sign\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].usage: an AES key does not sign");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"ec\",\n"
+		"       \"usage\": \"wrap\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].usage: an EC key only signs");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"aes\",\n"
+		"       \"certificate\": \"/c.pem\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].certificate: only keys of \"type\": \"rsa\" or "
+			 "\"ec\" have a certificate");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"ec\",\n"
+		"       \"certificate\": \"c.pem\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].certificate: must be an absolute path");
+	refused("{ \"providers\": [\n"
+		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
+		"    \"store\": \"/s\", \"keys\": [\n"
+		"      {\"id\": \"a\", \"type\": \"ec\",\n"
+		"       \"certificate\": \"/nonexistent/c.pem\"} ] } ] }\n",
+		CFG_PATH ":5: providers[0].keys[0].certificate: /nonexistent/c.pem: No such file");
 	refused("{ \"providers\": [\n"
 		"  { \"name\": \"a\", \"type\": \"local\", \"key_file\": \"/k\",\n"
 		"    \"store\": \"/s\", \"keys\": [\n"

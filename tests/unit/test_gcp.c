@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "asym_fixture.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/secmem.h"
@@ -225,6 +226,22 @@ typedef struct raw_fake {
 
 static raw_fake R;
 
+/* --- a scripted Cloud KMS for asymmetric keys: each request must be the
+ * next one scripted (method and URL after /v1/); the reply is given. */
+#define ASYM_SCRIPT 8
+
+typedef struct asym_fake {
+	size_t n, next, calls;
+	struct {
+		const char *method, *url;
+		long status;
+		char *body;
+	} s[ASYM_SCRIPT];
+	char body[ASYM_SCRIPT][2048];
+} asym_fake;
+
+static asym_fake A;
+
 static void fake_tag(unsigned ver, const uint8_t *aad, size_t al, uint8_t tag[16])
 {
 	uint32_t c = crc32c(aad, al);
@@ -377,6 +394,8 @@ static p11k_err raw_reply(const http_request *req, http_response *resp)
 	return json_reply(resp, out);
 }
 
+static p11k_err asym_reply(const http_request *req, http_response *resp);
+
 static p11k_err kms_reply(const http_request *req, http_response *resp)
 {
 	F.kms_calls++;
@@ -386,6 +405,8 @@ static p11k_err kms_reply(const http_request *req, http_response *resp)
 			F.err_count--;
 		return reply(resp, F.err_status, F.err_body);
 	}
+	if (A.n)
+		return asym_reply(req, resp);
 	if (strstr(req->url, ":raw") || strstr(req->url, "/cryptoKeyVersions?"))
 		return raw_reply(req, resp);
 	if (strcmp(req->method, "GET") == 0) {
@@ -555,6 +576,7 @@ static int fx_setup(void **state)
 	(void)state;
 	memset(&F, 0, sizeof(F));
 	memset(&R, 0, sizeof(R));
+	memset(&A, 0, sizeof(A));
 	F.now = 1700000000;
 	F.expires_in = 3600;
 	snprintf(scratch, sizeof(scratch), "/tmp/p11kms-gcp-unit-XXXXXX");
@@ -1128,13 +1150,13 @@ static void test_raw_errors(void **state)
 	provider_status ps;
 	uint8_t iv[12] = {0}, *out;
 	size_t ol;
-	/* Only AES-GCM, and without asking anyone. */
+	/* Only AES-GCM (and RSA-OAEP decryption), and without asking anyone. */
 	remote_req kw = {.alg = RALG_AES_KW, .encrypt = true, .in = (const uint8_t *)SAMPLE,
 			 .inlen = 9};
 	memset(&ps, 0, sizeof(ps));
 	assert_int_equal(gcp_provider_ops.remote_crypt(st, KEY, &kw, &out, &ol, &ps),
 			 P11K_ERR_KEY_TYPE);
-	assert_non_null(strstr(ps.message, "only AES-GCM"));
+	assert_non_null(strstr(ps.message, "AES-GCM (rawEncrypt) and RSA-OAEP decryption"));
 	assert_non_null(strstr(ps.message, "AES key wrap"));
 	/* Shorter than a tag: not a ciphertext. */
 	assert_int_equal(raw_op(st, VKEY(2), false, (const uint8_t *)SAMPLE, 9, NULL, iv, &out,
@@ -1378,6 +1400,525 @@ static void test_create_checks(void **state)
 	json_decref(cfg);
 }
 
+/* --- asymmetric keys: public_key, sign, RSA-OAEP decryption --------------------------- */
+
+static p11k_err asym_reply(const http_request *req, http_response *resp)
+{
+	size_t k = A.calls < ASYM_SCRIPT ? A.calls : ASYM_SCRIPT - 1;
+	A.calls++;
+	size_t bl = req->bodylen < sizeof(A.body[k]) - 1 ? req->bodylen : sizeof(A.body[k]) - 1;
+	memcpy(A.body[k], req->body ? (const char *)req->body : "", bl);
+	A.body[k][bl] = 0;
+	if (A.next >= A.n)
+		fail_msg("asym fake: unexpected %s %s", req->method, req->url);
+	const char *url = req->url + strlen("https://kms.test/v1/");
+	if (strcmp(A.s[A.next].method, req->method) != 0 || strcmp(A.s[A.next].url, url) != 0)
+		fail_msg("asym fake: expected %s %s, got %s %s", A.s[A.next].method,
+			 A.s[A.next].url, req->method, url);
+	snprintf(resp->request_id, sizeof(resp->request_id), "g-%zu", k);
+	p11k_err e = reply(resp, A.s[A.next].status, A.s[A.next].body);
+	A.next++;
+	return e;
+}
+
+static char *jdump(json_t *j)
+{
+	char *d = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	assert_non_null(d);
+	return d;
+}
+
+static void ascript(const char *method, const char *url, long status, char *body)
+{
+	assert_true(A.n < ASYM_SCRIPT);
+	A.s[A.n].method = method;
+	A.s[A.n].url = url;
+	A.s[A.n].status = status;
+	A.s[A.n].body = body;
+	A.n++;
+}
+
+static void ascript_free(void)
+{
+	for (size_t i = 0; i < A.n; i++)
+		free(A.s[i].body);
+	memset(&A, 0, sizeof(A));
+}
+
+/* A GetPublicKey reply for k, pemCrc32c off by crc_delta. */
+static char *pubkey_reply(const char *name, const char *alg, EVP_PKEY *k, uint32_t crc_delta)
+{
+	char *pem = fx_pem(k), crc[16];
+	snprintf(crc, sizeof(crc), "%u", crc32c((const uint8_t *)pem, strlen(pem)) + crc_delta);
+	char *r = jdump(json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "algorithm", alg,
+				  "pem", pem, "pemCrc32c", crc, "protectionLevel", "SOFTWARE"));
+	free(pem);
+	return r;
+}
+
+static char *list_reply(const char *spec)
+{
+	/* "3:EC_SIGN_P256_SHA256:ENABLED,..." */
+	json_t *arr = json_array();
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *alg = strchr(t, ':'), *state;
+		assert_non_null(alg);
+		*alg++ = 0;
+		state = strchr(alg, ':');
+		assert_non_null(state);
+		*state++ = 0;
+		char name[256];
+		snprintf(name, sizeof(name), KEY "/cryptoKeyVersions/%s", t);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", name, "algorithm",
+						     alg, "state", state));
+	}
+	return jdump(json_pack("{s:o}", "cryptoKeyVersions", arr));
+}
+
+#define LIST_URL KEY "/cryptoKeyVersions?pageSize=100&filter=state%3DENABLED"
+#define LIST_ALL_URL KEY "/cryptoKeyVersions?pageSize=100"
+
+static EVP_PKEY *g_rsa, *g_p256, *g_p384;
+
+static void asym_keys(void)
+{
+	if (!g_rsa) {
+		g_rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		g_p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		g_p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	}
+	assert_true(g_rsa && g_p256 && g_p384);
+}
+
+/* A CryptoKey: the newest enabled version (by id, whatever the order);
+ * a version name: that version. The SPKI is the key's own DER. */
+static void test_asym_public_key(void **state)
+{
+	(void)state;
+	asym_keys();
+	void *st = sa_provider();
+	const struct {
+		const char *id, *list, *version, *alg;
+		EVP_PKEY **k;
+		unsigned uses, algs;
+	} cases[] = {
+		{KEY, "1:EC_SIGN_P256_SHA256:ENABLED,12:EC_SIGN_P256_SHA256:ENABLED,"
+		      "9:EC_SIGN_P256_SHA256:ENABLED,13:EC_SIGN_P256_SHA256:DISABLED",
+		 VKEY(12), "EC_SIGN_P256_SHA256", &g_p256, ASYM_USE_SIGN, SALG_BIT(SALG_ECDSA_SHA256)},
+		{VKEY(2), NULL, VKEY(2), "EC_SIGN_P384_SHA384", &g_p384, ASYM_USE_SIGN,
+		 SALG_BIT(SALG_ECDSA_SHA384)},
+		{VKEY(3), NULL, VKEY(3), "RSA_SIGN_PSS_2048_SHA256", &g_rsa, ASYM_USE_SIGN,
+		 SALG_BIT(SALG_RSA_PSS_SHA256)},
+		{VKEY(4), NULL, VKEY(4), "RSA_SIGN_PKCS1_2048_SHA256", &g_rsa, ASYM_USE_SIGN,
+		 SALG_BIT(SALG_RSA_PKCS1_SHA256)},
+		{KEY, "5:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED", VKEY(5), "RSA_DECRYPT_OAEP_2048_SHA256",
+		 &g_rsa, ASYM_USE_DECRYPT, 0},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char url[300];
+		snprintf(url, sizeof(url), "%s/publicKey", cases[i].version);
+		if (cases[i].list)
+			ascript("GET", LIST_URL, 200, list_reply(cases[i].list));
+		ascript("GET", url, 200, pubkey_reply(cases[i].version, cases[i].alg, *cases[i].k, 0));
+		size_t dl;
+		uint8_t *der = fx_spki(*cases[i].k, &dl);
+		asym_public ap;
+		provider_status ps = {0};
+		p11k_err e = gcp_provider_ops.public_key(st, cases[i].id, &ap, &ps);
+		if (e != P11K_OK)
+			fail_msg("case %zu: %s (%s)", i, p11k_err_name(e), ps.message);
+		assert_int_equal(A.next, A.n);
+		assert_int_equal(ap.spkilen, dl);
+		assert_memory_equal(ap.spki, der, dl);
+		assert_int_equal(ap.uses, cases[i].uses);
+		assert_int_equal(ap.sign_algs, cases[i].algs);
+		assert_string_equal(ap.version, cases[i].version);
+		assert_true(ps.request_id[0]);
+		asym_public_free(&ap);
+		free(der);
+		ascript_free();
+	}
+	gcp_provider_ops.destroy(st);
+}
+
+static p11k_err gcp_pk(void *st, const char *id, provider_status *ps)
+{
+	asym_public ap;
+	memset(ps, 0, sizeof(*ps));
+	p11k_err e = gcp_provider_ops.public_key(st, id, &ap, ps);
+	if (e == P11K_OK)
+		asym_public_free(&ap);
+	else
+		assert_null(ap.spki);
+	ascript_free();
+	return e;
+}
+
+static void test_asym_public_key_refusals(void **state)
+{
+	(void)state;
+	asym_keys();
+	void *st = sa_provider();
+	provider_status ps;
+	const char *url = VKEY(3) "/publicKey";
+	ascript("GET", url, 200, pubkey_reply(VKEY(3), "EC_SIGN_P256_SHA256", g_p256, 1));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	assert_string_equal(ps.error_name, "CRC32C");
+	ascript("GET", url, 200, pubkey_reply(VKEY(4), "EC_SIGN_P256_SHA256", g_p256, 0));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	ascript("GET", url, 200, pubkey_reply(VKEY(3), "EC_SIGN_P384_SHA384", g_p256, 0));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	ascript("GET", url, 200, pubkey_reply(VKEY(3), "RSA_SIGN_PKCS1_2048_SHA256", g_p256, 0));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	static const char *const not_offered[] = {"RSA_SIGN_RAW_PKCS1_2048",
+						  "EC_SIGN_SECP256K1_SHA256", "EC_SIGN_ED25519",
+						  "RSA_DECRYPT_OAEP_4096_SHA512",
+						  "GOOGLE_SYMMETRIC_ENCRYPTION"};
+	for (size_t i = 0; i < ARRAY_SIZE(not_offered); i++) {
+		ascript("GET", url, 200, pubkey_reply(VKEY(3), not_offered[i], g_p256, 0));
+		assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_KEY_TYPE);
+	}
+	/* pem that is not one (its CRC right) */
+	ascript("GET", url, 200,
+		jdump(json_pack("{s:s, s:s, s:s, s:s}", "name", VKEY(3), "algorithm",
+				"EC_SIGN_P256_SHA256", "pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n",
+				"pemCrc32c", "1")));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	ascript("GET", url, 200, jdump(json_pack("{s:s}", "name", VKEY(3))));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	ascript("GET", url, 200, strdup("[1,2]"));
+	assert_int_equal(gcp_pk(st, VKEY(3), &ps), P11K_ERR_BAD_REPLY);
+	/* The service's errors. */
+	const struct {
+		long status;
+		const char *name, *msg;
+		p11k_err want;
+	} errs[] = {
+		{400, "FAILED_PRECONDITION", VKEY(3) " is not enabled, current state is: DISABLED.",
+		 P11K_ERR_KEY_DISABLED},
+		{400, "FAILED_PRECONDITION", VKEY(3) " is not enabled, current state is: DESTROYED.",
+		 P11K_ERR_KEY_NOT_FOUND},
+		{400, "FAILED_PRECONDITION", "The request's key purpose ENCRYPT_DECRYPT is not "
+		      "ASYMMETRIC_SIGN or ASYMMETRIC_DECRYPT.", P11K_ERR_KEY_TYPE},
+		{404, "NOT_FOUND", VKEY(3) " not found.", P11K_ERR_KEY_NOT_FOUND},
+		{403, "PERMISSION_DENIED", "Permission 'cloudkms.cryptoKeyVersions.viewPublicKey' "
+		      "denied", P11K_ERR_ACCESS_DENIED},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(errs); i++) {
+		ascript("GET", url, errs[i].status,
+			jdump(json_pack("{s:{s:i, s:s, s:s}}", "error", "code", (int)errs[i].status,
+					"status", errs[i].name, "message", errs[i].msg)));
+		p11k_err e = gcp_pk(st, VKEY(3), &ps);
+		if (e != errs[i].want)
+			fail_msg("error %zu: got %s, want %s", i, p11k_err_name(e),
+				 p11k_err_name(errs[i].want));
+	}
+	/* A CryptoKey of another purpose, or with nothing enabled. */
+	ascript("GET", LIST_URL, 200, list_reply("1:GOOGLE_SYMMETRIC_ENCRYPTION:ENABLED"));
+	assert_int_equal(gcp_pk(st, KEY, &ps), P11K_ERR_KEY_TYPE);
+	ascript("GET", LIST_URL, 200, strdup("{}"));
+	ascript("GET", LIST_ALL_URL, 200, list_reply("1:EC_SIGN_P256_SHA256:DISABLED"));
+	assert_int_equal(gcp_pk(st, KEY, &ps), P11K_ERR_KEY_DISABLED);
+	/* The listing said one algorithm, the public key another. */
+	ascript("GET", LIST_URL, 200, list_reply("7:EC_SIGN_P256_SHA256:ENABLED"));
+	ascript("GET", VKEY(7) "/publicKey", 200,
+		pubkey_reply(VKEY(7), "EC_SIGN_P384_SHA384", g_p384, 0));
+	assert_int_equal(gcp_pk(st, KEY, &ps), P11K_ERR_BAD_REPLY);
+	gcp_provider_ops.destroy(st);
+}
+
+static char *sign_reply(const char *name, const uint8_t *sig, size_t n, uint32_t crc_delta,
+			bool verified)
+{
+	char *b = b64_encode(sig, n), crc[16];
+	snprintf(crc, sizeof(crc), "%u", crc32c(sig, n) + crc_delta);
+	char *r = jdump(json_pack("{s:s, s:s, s:s, s:b}", "name", name, "signature", b,
+				  "signatureCrc32c", crc, "verifiedDigestCrc32c", verified));
+	free(b);
+	return r;
+}
+
+/* The request: the digest under the hash's name with its CRC32C; the
+ * reply's name, verifiedDigestCrc32c and signatureCrc32c checked; ECDSA
+ * DER -> r||s. */
+static void test_asym_sign(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	const struct {
+		sign_alg a;
+		const char *field;
+		size_t dl;
+		bool ec;
+	} cases[] = {
+		{SALG_RSA_PKCS1_SHA256, "sha256", 32, false},
+		{SALG_RSA_PSS_SHA512, "sha512", 64, false},
+		{SALG_ECDSA_SHA256, "sha256", 32, true},
+		{SALG_ECDSA_SHA384, "sha384", 48, true},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint8_t d[64], sv[256], rs[96], der[120];
+		size_t sl = sizeof(sv), half = salg_ec_half(cases[i].a);
+		memset(d, (int)(0x20 + i), sizeof(d));
+		for (size_t k = 0; k < sizeof(sv); k++)
+			sv[k] = (uint8_t)(k * 3 + i);
+		if (cases[i].ec) {
+			fx_awkward_rs(rs, half);
+			sl = fx_ecdsa_der(rs, half, der);
+		}
+		ascript("POST", VKEY(3) ":asymmetricSign", 200,
+			sign_reply(VKEY(3), cases[i].ec ? der : sv, sl, 0, true));
+		uint8_t *sig = NULL;
+		size_t siglen = 0;
+		provider_status ps = {0};
+		p11k_err e = gcp_provider_ops.sign(st, KEY, VKEY(3), cases[i].a, d, cases[i].dl, &sig,
+						   &siglen, &ps);
+		if (e != P11K_OK)
+			fail_msg("case %zu: %s (%s)", i, p11k_err_name(e), ps.message);
+		if (cases[i].ec) {
+			assert_int_equal(siglen, 2 * half);
+			assert_memory_equal(sig, rs, siglen);
+		} else {
+			assert_int_equal(siglen, sl);
+			assert_memory_equal(sig, sv, sl);
+		}
+		free(sig);
+		json_error_t je;
+		json_t *j = json_loads(A.body[0], 0, &je);
+		assert_non_null(j);
+		assert_int_equal(json_object_size(j), 2);
+		json_t *dg = json_object_get(j, "digest");
+		assert_int_equal(json_object_size(dg), 1);
+		char *db = b64_encode(d, cases[i].dl), crc[16];
+		assert_string_equal(json_string_value(json_object_get(dg, cases[i].field)), db);
+		snprintf(crc, sizeof(crc), "%u", crc32c(d, cases[i].dl));
+		assert_string_equal(json_string_value(json_object_get(j, "digestCrc32c")), crc);
+		free(db);
+		json_decref(j);
+		ascript_free();
+	}
+	/* No version: the newest enabled one; its algorithm must be the one
+	 * asked for. */
+	uint8_t d[32] = {5}, sv[256] = {6}, *sig = NULL;
+	size_t siglen;
+	provider_status ps = {0};
+	ascript("GET", LIST_URL, 200,
+		list_reply("2:RSA_SIGN_PSS_2048_SHA256:ENABLED,4:RSA_SIGN_PSS_2048_SHA256:ENABLED"));
+	ascript("POST", VKEY(4) ":asymmetricSign", 200, sign_reply(VKEY(4), sv, 256, 0, true));
+	assert_int_equal(gcp_provider_ops.sign(st, KEY, "", SALG_RSA_PSS_SHA256, d, 32, &sig,
+					       &siglen, &ps),
+			 P11K_OK);
+	assert_int_equal(A.next, 2);
+	free(sig);
+	ascript_free();
+	ascript("GET", LIST_URL, 200, list_reply("4:RSA_SIGN_PSS_2048_SHA256:ENABLED"));
+	assert_int_equal(gcp_provider_ops.sign(st, KEY, "", SALG_RSA_PKCS1_SHA256, d, 32, &sig,
+					       &siglen, &ps),
+			 P11K_ERR_KEY_TYPE);
+	assert_int_equal(A.calls, 1);
+	ascript_free();
+	/* A version name as the key id is the version. */
+	ascript("POST", VKEY(8) ":asymmetricSign", 200, sign_reply(VKEY(8), sv, 256, 0, true));
+	assert_int_equal(gcp_provider_ops.sign(st, VKEY(8), "", SALG_RSA_PSS_SHA256, d, 32, &sig,
+					       &siglen, &ps),
+			 P11K_OK);
+	free(sig);
+	ascript_free();
+	gcp_provider_ops.destroy(st);
+}
+
+static void test_asym_sign_errors(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	uint8_t d[64] = {1}, sv[256] = {2}, *sig = NULL;
+	size_t siglen = 0;
+	const char *url = VKEY(3) ":asymmetricSign";
+	const struct {
+		long status;
+		char *body;
+		p11k_err want;
+	} cases[] = {
+		{200, sign_reply(VKEY(3), sv, 256, 1, true), P11K_ERR_BAD_REPLY},
+		{200, sign_reply(VKEY(3), sv, 256, 0, false), P11K_ERR_BAD_REPLY},
+		{200, sign_reply(VKEY(4), sv, 256, 0, true), P11K_ERR_BAD_REPLY},
+		{200, sign_reply(VKEY(3), sv, 100, 0, true), P11K_ERR_BAD_REPLY},
+		{200, strdup("{\"name\":\"" VKEY(3) "\",\"verifiedDigestCrc32c\":true}"),
+		 P11K_ERR_BAD_REPLY},
+		{400, strdup("{\"error\":{\"code\":400,\"status\":\"FAILED_PRECONDITION\",\"message\":"
+			     "\"" VKEY(3) " is not enabled, current state is: DISABLED.\"}}"),
+		 P11K_ERR_KEY_DISABLED},
+		{400, strdup("{\"error\":{\"code\":400,\"status\":\"FAILED_PRECONDITION\",\"message\":"
+			     "\"" VKEY(3) " is not enabled, current state is: DESTROYED.\"}}"),
+		 P11K_ERR_KEY_NOT_FOUND},
+		{400, strdup("{\"error\":{\"code\":400,\"status\":\"INVALID_ARGUMENT\",\"message\":"
+			     "\"Digest type SHA384 does not match the algorithm RSA_SIGN_PSS_2048_SHA256\"}}"),
+		 P11K_ERR_KEY_TYPE},
+		{400, strdup("{\"error\":{\"code\":400,\"status\":\"FAILED_PRECONDITION\",\"message\":"
+			     "\"The request's key purpose ENCRYPT_DECRYPT is not ASYMMETRIC_SIGN\"}}"),
+		 P11K_ERR_KEY_TYPE},
+		{404, strdup("{\"error\":{\"code\":404,\"status\":\"NOT_FOUND\",\"message\":\"x\"}}"),
+		 P11K_ERR_KEY_NOT_FOUND},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		ascript("POST", url, cases[i].status, cases[i].body);
+		provider_status ps = {0};
+		p11k_err e = gcp_provider_ops.sign(st, KEY, VKEY(3), SALG_RSA_PSS_SHA256, d, 32, &sig,
+						   &siglen, &ps);
+		if (e != cases[i].want)
+			fail_msg("case %zu: got %s, want %s (%s)", i, p11k_err_name(e),
+				 p11k_err_name(cases[i].want), ps.message);
+		assert_null(sig);
+		ascript_free();
+	}
+	/* ECDSA: DER that is not strict, an r wider than the curve. */
+	uint8_t rs[96], der[120];
+	fx_awkward_rs(rs, 48);
+	size_t n = fx_ecdsa_der(rs, 48, der);
+	ascript("POST", url, 200, sign_reply(VKEY(3), der, n, 0, true));
+	provider_status ps = {0};
+	assert_int_equal(gcp_provider_ops.sign(st, KEY, VKEY(3), SALG_ECDSA_SHA256, d, 32, &sig,
+					       &siglen, &ps),
+			 P11K_ERR_BAD_REPLY);
+	ascript_free();
+	der[0] = 0x31;
+	ascript("POST", url, 200, sign_reply(VKEY(3), der, n, 0, true));
+	assert_int_equal(gcp_provider_ops.sign(st, KEY, VKEY(3), SALG_ECDSA_SHA384, d, 48, &sig,
+					       &siglen, &ps),
+			 P11K_ERR_BAD_REPLY);
+	ascript_free();
+	/* Caller bugs: no request. */
+	assert_int_equal(gcp_provider_ops.sign(st, KEY, VKEY(3), SALG_ECDSA_SHA384, d, 32, &sig,
+					       &siglen, &ps),
+			 P11K_ERR_INTERNAL);
+	assert_int_equal(gcp_provider_ops.sign(st, KEY,
+					       "projects/p/locations/global/keyRings/r/cryptoKeys/"
+					       "other/cryptoKeyVersions/3",
+					       SALG_RSA_PSS_SHA256, d, 32, &sig, &siglen, &ps),
+			 P11K_ERR_INTERNAL);
+	assert_int_equal(A.calls, 0);
+	gcp_provider_ops.destroy(st);
+}
+
+static char *decrypt_reply(const char *pt, uint32_t crc_delta, bool verified)
+{
+	char *b = b64_encode((const uint8_t *)pt, strlen(pt)), crc[16];
+	snprintf(crc, sizeof(crc), "%u", crc32c((const uint8_t *)pt, strlen(pt)) + crc_delta);
+	char *r = jdump(json_pack("{s:s, s:s, s:b}", "plaintext", b, "plaintextCrc32c", crc,
+				  "verifiedCiphertextCrc32c", verified));
+	free(b);
+	return r;
+}
+
+static p11k_err oaep(void *st, const char *key, remote_alg a, bool enc, uint8_t **out,
+		     size_t *ol, provider_status *ps)
+{
+	static const uint8_t ct[256] = {7, 7, 7};
+	remote_req r = {.alg = a, .encrypt = enc, .in = ct, .inlen = sizeof(ct)};
+	memset(ps, 0, sizeof(*ps));
+	*out = NULL;
+	return gcp_provider_ops.remote_crypt(st, key, &r, out, ol, ps);
+}
+
+/* RSA-OAEP decryption: the newest enabled version of the hash asked, then
+ * older ones while a version does not open it; both CRC32Cs checked; the
+ * plaintext in secure memory. */
+static void test_asym_decrypt(void **state)
+{
+	(void)state;
+	void *st = sa_provider();
+	uint8_t *out;
+	size_t ol;
+	provider_status ps;
+	ascript("GET", LIST_URL, 200,
+		list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED,5:RSA_DECRYPT_OAEP_2048_SHA1:"
+			   "ENABLED,3:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
+	ascript("POST", VKEY(3) ":asymmetricDecrypt", 400,
+		strdup("{\"error\":{\"code\":400,\"status\":\"INVALID_ARGUMENT\",\"message\":"
+		       "\"Decryption failed: the ciphertext is invalid.\"}}"));
+	ascript("POST", VKEY(2) ":asymmetricDecrypt", 200, decrypt_reply("key bytes", 0, true));
+	assert_int_equal(oaep(st, KEY, RALG_RSA_OAEP_SHA256, false, &out, &ol, &ps), P11K_OK);
+	assert_int_equal(ol, 9);
+	assert_memory_equal(out, "key bytes", 9);
+	assert_true(sec_size(out) >= ol);
+	sec_free(out);
+	assert_int_equal(A.next, 3);
+	json_error_t je;
+	json_t *j = json_loads(A.body[2], 0, &je);
+	assert_non_null(j);
+	static const uint8_t ct[256] = {7, 7, 7};
+	char *cb = b64_encode(ct, sizeof(ct)), crc[16];
+	snprintf(crc, sizeof(crc), "%u", crc32c(ct, sizeof(ct)));
+	assert_string_equal(json_string_value(json_object_get(j, "ciphertext")), cb);
+	assert_string_equal(json_string_value(json_object_get(j, "ciphertextCrc32c")), crc);
+	assert_int_equal(json_object_size(j), 2);
+	free(cb);
+	json_decref(j);
+	ascript_free();
+	/* SHA-1 goes to the SHA-1 version. */
+	ascript("GET", LIST_URL, 200,
+		list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED,5:RSA_DECRYPT_OAEP_2048_SHA1:"
+			   "ENABLED"));
+	ascript("POST", VKEY(5) ":asymmetricDecrypt", 200, decrypt_reply("k", 0, true));
+	assert_int_equal(oaep(st, KEY, RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps), P11K_OK);
+	sec_free(out);
+	ascript_free();
+	/* CRC32C faults: refused, no further version tried. */
+	ascript("POST", VKEY(5) ":asymmetricDecrypt", 200, decrypt_reply("k", 1, true));
+	assert_int_equal(oaep(st, VKEY(5), RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
+			 P11K_ERR_BAD_REPLY);
+	assert_null(out);
+	ascript_free();
+	ascript("POST", VKEY(5) ":asymmetricDecrypt", 200, decrypt_reply("k", 0, false));
+	assert_int_equal(oaep(st, VKEY(5), RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
+			 P11K_ERR_BAD_REPLY);
+	ascript_free();
+	/* The public key the module encrypts with: that of the newest enabled
+	 * version, for decryption; a signing key offers none for it. */
+	ascript("GET", LIST_URL, 200, list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
+	ascript("GET", VKEY(2) "/publicKey", 200,
+		pubkey_reply(VKEY(2), "RSA_DECRYPT_OAEP_2048_SHA256", g_rsa, 0));
+	asym_keys();
+	size_t dl;
+	uint8_t *der = fx_spki(g_rsa, &dl);
+	asym_public ap;
+	assert_int_equal(gcp_provider_ops.public_key(st, KEY, &ap, &ps), P11K_OK);
+	assert_int_equal(ap.spkilen, dl);
+	assert_memory_equal(ap.spki, der, dl);
+	assert_int_equal(ap.uses, ASYM_USE_DECRYPT);
+	assert_int_equal(ap.sign_algs, 0);
+	assert_string_equal(ap.version, VKEY(2));
+	asym_public_free(&ap);
+	ascript_free();
+	ascript("GET", VKEY(3) "/publicKey", 200,
+		pubkey_reply(VKEY(3), "RSA_SIGN_PSS_2048_SHA256", g_rsa, 0));
+	assert_int_equal(gcp_provider_ops.public_key(st, VKEY(3), &ap, &ps), P11K_OK);
+	assert_memory_equal(ap.spki, der, dl);
+	assert_int_equal(ap.uses, ASYM_USE_SIGN);
+	assert_string_equal(ap.version, VKEY(3));
+	asym_public_free(&ap);
+	free(der);
+	ascript_free();
+	/* No version of that hash; signing keys; encryption is local. */
+	ascript("GET", LIST_URL, 200, list_reply("2:RSA_DECRYPT_OAEP_2048_SHA256:ENABLED"));
+	assert_int_equal(oaep(st, KEY, RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
+			 P11K_ERR_KEY_TYPE);
+	ascript_free();
+	ascript("POST", VKEY(5) ":asymmetricDecrypt", 400,
+		strdup("{\"error\":{\"code\":400,\"status\":\"FAILED_PRECONDITION\",\"message\":"
+		       "\"The request's key purpose ASYMMETRIC_SIGN is not ASYMMETRIC_DECRYPT\"}}"));
+	assert_int_equal(oaep(st, VKEY(5), RALG_RSA_OAEP_SHA1, false, &out, &ol, &ps),
+			 P11K_ERR_KEY_TYPE);
+	ascript_free();
+	assert_int_equal(oaep(st, KEY, RALG_RSA_OAEP_SHA256, true, &out, &ol, &ps),
+			 P11K_ERR_KEY_TYPE);
+	assert_int_equal(A.calls, 0);
+	gcp_provider_ops.destroy(st);
+}
+
 int main(void)
 {
 	if (!crypto_init())
@@ -1402,9 +1943,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_raw_errors, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_raw_version_selection, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_asym_public_key, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_asym_public_key_refusals, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_asym_sign, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_asym_sign_errors, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_asym_decrypt, fx_setup, fx_teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	EVP_PKEY_free(test_key);
+	EVP_PKEY_free(g_rsa);
+	EVP_PKEY_free(g_p256);
+	EVP_PKEY_free(g_p384);
 	free(test_pem);
 	crypto_fini();
 	return rc;

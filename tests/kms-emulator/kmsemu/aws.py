@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import sigv4
+from . import signing, sigv4
 from .httpbase import Response, Service, ServiceError, new_request_id
 from .util import JWT_NO_TIME, b64, iso8601, unb64
 
@@ -31,10 +31,11 @@ KMS_OPS = ("Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlain
            "DescribeKey", "ListKeys", "ListAliases", "CreateKey", "CreateAlias", "EnableKey",
            "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKeyRotation",
            "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations",
-           "GenerateRandom", "GetPublicKey")
+           "GenerateRandom", "GetPublicKey", "Sign", "Verify")
 # Asymmetric keys [model: KeySpec, KeyUsageType, EncryptionAlgorithmSpec]. RSA keys encrypt with
-# RSAES-OAEP (MGF1 with the same hash, empty label) or sign; ECC keys here only sign (no Sign/Verify
-# operations are served: such keys exist so that clients can meet a public key that is not RSA).
+# RSAES-OAEP (MGF1 with the same hash, empty label) or sign; ECC keys only sign. Sign/Verify take a
+# message (RAW, hashed here) or a digest (DIGEST); RSASSA-PSS uses a salt as long as the hash and
+# MGF1 with the same hash [AWS KMS developer guide, asymmetric key specs]; ECDSA signatures are DER.
 RSA_SPECS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 ECC_SPECS = {"ECC_NIST_P256": ec.SECP256R1, "ECC_NIST_P384": ec.SECP384R1,
              "ECC_NIST_P521": ec.SECP521R1, "ECC_SECG_P256K1": ec.SECP256K1}
@@ -44,6 +45,18 @@ RSA_SIGNING_ALGS = ["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_
                     "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512"]
 ECC_SIGNING_ALGS = {"ECC_NIST_P256": ["ECDSA_SHA_256"], "ECC_NIST_P384": ["ECDSA_SHA_384"],
                     "ECC_NIST_P521": ["ECDSA_SHA_512"], "ECC_SECG_P256K1": ["ECDSA_SHA_256"]}
+SIGNING_SCHEMES = {   # SigningAlgorithmSpec -> (scheme, hash) for kmsemu.signing
+    "RSASSA_PSS_SHA_256": ("pss", "sha256"), "RSASSA_PSS_SHA_384": ("pss", "sha384"),
+    "RSASSA_PSS_SHA_512": ("pss", "sha512"), "RSASSA_PKCS1_V1_5_SHA_256": ("pkcs1", "sha256"),
+    "RSASSA_PKCS1_V1_5_SHA_384": ("pkcs1", "sha384"), "RSASSA_PKCS1_V1_5_SHA_512": ("pkcs1", "sha512"),
+    "ECDSA_SHA_256": ("ecdsa", "sha256"), "ECDSA_SHA_384": ("ecdsa", "sha384"),
+    "ECDSA_SHA_512": ("ecdsa", "sha512")}
+SIGNING_ALGS_ALL = ["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
+                    "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
+                    "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512", "SM2DSA", "ML_DSA_SHAKE_256",
+                    "ED25519_SHA_512", "ED25519_PH_SHA_512"]      # the model's enum
+MESSAGE_TYPES = ["RAW", "DIGEST", "EXTERNAL_MU"]
+MAX_MESSAGE = 4096            # PlaintextType max [model]
 KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
              "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
              "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519"]
@@ -359,7 +372,7 @@ class AwsService(Service):
     @staticmethod
     def _error(e):
         body = {"__type": e.error_type, ("Message" if e.capital_message else "message"): e.message}
-        if not e.message and e.error_type == "InvalidCiphertextException":
+        if not e.message and e.error_type in ("InvalidCiphertextException", "KMSInvalidSignatureException"):
             body = {"__type": e.error_type}       # KMS sends no message here (local-kms, moto agree)
         return Response(e.status, json.dumps(body).encode(), JSON_CT)
 
@@ -715,6 +728,61 @@ class AwsService(Service):
             rows.append(row)
         out["Rotations"] = rows
         return out
+
+    def _signing_request(self, b, op):
+        """Validate a Sign/Verify request as the service does: the model's constraints, then the
+        key (NotFound, state, usage, algorithm), then the digest length. -> (key, alg, digest)."""
+        for name in ("KeyId", "Message", "SigningAlgorithm"):
+            _get(b, name, str, True)
+        alg = _get(b, "SigningAlgorithm", str)
+        if alg not in SIGNING_ALGS_ALL:
+            raise KmsError("ValidationException", "1 validation error detected: Value '%s' at "
+                           "'signingAlgorithm' failed to satisfy constraint: Member must satisfy enum "
+                           "value set: [%s]" % (alg, ", ".join(SIGNING_ALGS_ALL)))
+        mtype = _get(b, "MessageType", str) or "RAW"
+        if mtype not in MESSAGE_TYPES:
+            raise KmsError("ValidationException", "1 validation error detected: Value '%s' at "
+                           "'messageType' failed to satisfy constraint: Member must satisfy enum "
+                           "value set: [%s]" % (mtype, ", ".join(MESSAGE_TYPES)))
+        grants = _get(b, "GrantTokens", list)
+        if grants is not None and (len(grants) > 10 or not all(isinstance(g, str) for g in grants)):
+            raise KmsError("ValidationException", "1 validation error detected: Value at 'grantTokens' "
+                           "failed to satisfy constraint: Member must have length less than or equal to 10")
+        msg = _blob(b, "Message", True, MAX_MESSAGE)
+        key = self.state.resolve(_get(b, "KeyId", str, True))
+        self.state.usable(key)
+        if key.usage != "SIGN_VERIFY":
+            raise KmsError("InvalidKeyUsageException", "%s key usage is %s which is not valid for %s."
+                           % (key.arn, key.usage, op))
+        if alg not in self._algorithms(key)["SigningAlgorithms"]:
+            raise KmsError("InvalidKeyUsageException", "Algorithm %s is incompatible with key spec %s."
+                           % (alg, key.spec))
+        scheme, hname = SIGNING_SCHEMES[alg]
+        if mtype == "EXTERNAL_MU":
+            raise KmsError("ValidationException", "MessageType EXTERNAL_MU is only valid with ML-DSA "
+                           "key specs; %s is %s." % (key.arn, key.spec))
+        if mtype == "RAW":
+            h = hashlib.new(hname)
+            h.update(msg)
+            msg = h.digest()
+        elif len(msg) != signing.digest_size(hname):
+            raise KmsError("ValidationException", "Digest is invalid length for algorithm %s." % alg)
+        if _get(b, "DryRun", bool):
+            raise KmsError("DryRunOperationException", "The request would have succeeded, but the "
+                           "DryRun option is set.", status=412)
+        return key, alg, scheme, hname, msg
+
+    def op_Sign(self, b):
+        key, alg, scheme, hname, digest = self._signing_request(b, "Sign")
+        sig = signing.sign_digest(key.private, scheme, hname, digest)
+        return {"KeyId": key.arn, "Signature": b64(sig), "SigningAlgorithm": alg}
+
+    def op_Verify(self, b):
+        sig = _blob(b, "Signature", True)
+        key, alg, scheme, hname, digest = self._signing_request(b, "Verify")
+        if not signing.verify_digest(key.private.public_key(), scheme, hname, digest, sig):
+            raise KmsError("KMSInvalidSignatureException", "")
+        return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": alg}
 
     def op_GenerateRandom(self, b):
         n = _get(b, "NumberOfBytes", int)

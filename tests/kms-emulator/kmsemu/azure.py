@@ -19,13 +19,14 @@ import uuid
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding as sympad, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (InvalidUnwrap, aes_key_unwrap,
                                                     aes_key_unwrap_with_padding, aes_key_wrap,
                                                     aes_key_wrap_with_padding)
 
+from . import signing
 from .httpbase import Response, Service, ServiceError, new_request_id
 from .util import JWT_NO_TIME, b64url, unb64url
 
@@ -40,7 +41,16 @@ AES_KW = {"A128KW": 16, "A192KW": 24, "A256KW": 32}
 AES_GCM = {"A128GCM": 16, "A192GCM": 24, "A256GCM": 32}
 AES_CBC = {"A128CBC": 16, "A192CBC": 24, "A256CBC": 32,
            "A128CBCPAD": 16, "A192CBCPAD": 24, "A256CBCPAD": 32}
-OP_NAMES = {"encrypt": "encrypt", "decrypt": "decrypt", "wrapkey": "wrapKey", "unwrapkey": "unwrapKey"}
+OP_NAMES = {"encrypt": "encrypt", "decrypt": "decrypt", "wrapkey": "wrapKey", "unwrapkey": "unwrapKey",
+            "sign": "sign", "verify": "verify"}
+# JsonWebKeyCurveName [keys.json] -> curve; ES* algorithms -> (curve, hash) [RFC 7518 §3.4];
+# RS*/PS* -> (scheme, hash), PS with salt = hash length [RFC 7518 §3.5].
+EC_CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1, "P-256K": ec.SECP256K1}
+EC_SIGN_ALGS = {"ES256": ("P-256", "sha256"), "ES384": ("P-384", "sha384"), "ES512": ("P-521", "sha512"),
+                "ES256K": ("P-256K", "sha256")}
+RSA_SIGN_ALGS = {"RS256": ("pkcs1", "sha256"), "RS384": ("pkcs1", "sha384"), "RS512": ("pkcs1", "sha512"),
+                 "PS256": ("pss", "sha256"), "PS384": ("pss", "sha384"), "PS512": ("pss", "sha512")}
+EC_KEY_OPS = ["sign", "verify"]
 
 
 class AzError(Exception):
@@ -72,11 +82,17 @@ def bad(message):
 class AzKeyVersion:
     def __init__(self, kty, material, key_ops, now, enabled=True):
         self.version = uuid.uuid4().hex
-        self.kty = kty                  # RSA, RSA-HSM, oct-HSM
-        self.material = material        # RSAPrivateKey or bytes
+        self.kty = kty                  # RSA, RSA-HSM, EC, EC-HSM, oct-HSM
+        self.material = material        # RSAPrivateKey, EllipticCurvePrivateKey or bytes
         self.key_ops = key_ops
         self.enabled = enabled
         self.created = self.updated = int(now)
+
+    @property
+    def crv(self):
+        if not self.kty.startswith("EC"):
+            return None
+        return next(n for n, c in EC_CURVES.items() if isinstance(self.material.curve, c))
 
 
 class AzKey:
@@ -113,10 +129,17 @@ class AzureState:
         return jwt.encode(claims, self.signing_key, algorithm="RS256",
                           headers={"kid": self.signing_kid, "typ": "JWT"}), now + lifetime
 
-    def create_key(self, vault, name, kty, size=None, key_ops=None, enabled=True):
+    def create_key(self, vault, name, kty, size=None, key_ops=None, enabled=True, crv=None):
         if not _NAME_RE.match(name or ""):
             raise bad("The request URI contains an invalid name: %s" % name)
-        if kty in ("RSA", "RSA-HSM"):
+        default_ops = KEY_OPS_ALL
+        if kty in ("EC", "EC-HSM"):
+            crv = crv or "P-256"
+            if crv not in EC_CURVES:
+                raise bad("Invalid curve name %s for key type %s." % (crv, kty))
+            material = ec.generate_private_key(EC_CURVES[crv]())
+            default_ops = EC_KEY_OPS
+        elif kty in ("RSA", "RSA-HSM"):
             size = size or 2048
             if size not in (2048, 3072, 4096):
                 raise bad("Invalid key size %s for key type %s." % (size, kty))
@@ -134,7 +157,7 @@ class AzureState:
             raise bad("Key type %r is not supported." % kty)
         with self.emu.lock:
             key = self.vaults[vault].setdefault(name.lower(), AzKey(name))
-            v = AzKeyVersion(kty, material, list(key_ops or KEY_OPS_ALL), self.emu.now(), enabled)
+            v = AzKeyVersion(kty, material, list(key_ops or default_ops), self.emu.now(), enabled)
             key.versions.append(v)
             return key, v
 
@@ -190,6 +213,7 @@ class VaultService(Service):
         if n in (2, 3) and m == "PATCH":
             return "UpdateKey"
         if n in (3, 4) and low[-1] in OP_NAMES and m == "POST":
+            # ops counted by the REST names: sign, verify, encrypt, ... (wrapKey, unwrapKey)
             return OP_NAMES[low[-1]]
         raise ServiceError(bad("The request URI is not recognised: %s %s" % (m, req.path)).response())
 
@@ -270,6 +294,11 @@ class VaultService(Service):
             nums = v.material.public_key().public_numbers()
             jwk["n"] = b64url(nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big"))
             jwk["e"] = b64url(nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big"))
+        elif v.kty.startswith("EC"):
+            nums = v.material.public_key().public_numbers()
+            width = signing.curve_bytes(v.material)        # fixed width, leading zeros kept
+            jwk.update(crv=v.crv, x=b64url(nums.x.to_bytes(width, "big")),
+                       y=b64url(nums.y.to_bytes(width, "big")))
         # Symmetric key material is never released by GetKey (keys.json).
         out = {"key": jwk, "attributes": self._attributes(v)}
         if key.tags:
@@ -299,11 +328,14 @@ class VaultService(Service):
         ops = body.get("key_ops")
         if ops is not None and (not isinstance(ops, list) or not all(o in KEY_OPS_ALL for o in ops)):
             raise bad("Property 'key_ops' has an invalid value.")
+        crv = body.get("crv")
+        if crv is not None and not isinstance(crv, str):
+            raise bad("Property 'crv' must be a string.")
         attrs = body.get("attributes") or {}
         if not isinstance(attrs, dict):
             raise bad("Property 'attributes' must be an object.")
         key, v = self.state.create_key(self.vault, req.az[1], kty, size, ops,
-                                       enabled=attrs.get("enabled", True) is not False)
+                                       enabled=attrs.get("enabled", True) is not False, crv=crv)
         tags = body.get("tags")
         if isinstance(tags, dict):
             key.tags = {str(k): str(t) for k, t in tags.items()}
@@ -337,12 +369,18 @@ class VaultService(Service):
             data = unb64url(value)
         except ValueError:
             raise bad("Content of 'value' is not base64url.\r\n")
-        if not v.enabled:
+        # verify (like encrypt and wrapKey, public-key operations) works on a disabled key
+        # [PROTOCOLS.md §2.4, azure-sdk-for-python#45342].
+        if not v.enabled and op != "verify":
             raise AzError(403, "Forbidden", "Operation %s is not allowed on a disabled key." % op,
                           inner="KeyDisabled")
         if op not in v.key_ops:
-            raise AzError(403, "Forbidden", "Operation %s is not allowed by the key's key_ops." % op,
+            # Observed: 403 {"code":"Forbidden","message":"Operation decrypt is not permitted on
+            # this key.","innererror":{"code":"KeyOperationForbidden"}} (azure-sdk-for-net#11518).
+            raise AzError(403, "Forbidden", "Operation %s is not permitted on this key." % op,
                           inner="KeyOperationForbidden")
+        if v.kty.startswith("EC") and op not in ("sign", "verify"):
+            raise bad("Algorithm %s is not supported for key type %s." % (alg, v.kty))
         return key, v, alg, data
 
     def _rsa(self, v, alg, data, encrypt):
@@ -454,6 +492,51 @@ class VaultService(Service):
             out.update(value=b64url(res), iv=b64url(iv))
             return out
         raise bad("Algorithm %s is not supported for key type %s." % (alg, v.kty))
+
+    def _sign_scheme(self, v, alg):
+        """alg for this key -> (scheme, hash); 400 BadParameter for the wrong key type or curve."""
+        if alg in RSA_SIGN_ALGS and v.kty.startswith("RSA"):
+            return RSA_SIGN_ALGS[alg]
+        if alg in EC_SIGN_ALGS and v.kty.startswith("EC"):
+            crv, hname = EC_SIGN_ALGS[alg]
+            if crv != v.crv:
+                raise bad("Algorithm %s requires curve %s; key curve is %s." % (alg, crv, v.crv))
+            return "ecdsa", hname
+        if alg in RSA_SIGN_ALGS or alg in EC_SIGN_ALGS:
+            raise bad("Algorithm %s is not supported for key type %s." % (alg, v.kty))
+        raise bad("Invalid algorithm %s: JsonWebKeySignatureAlgorithm is one of %s."
+                  % (alg, ", ".join(list(RSA_SIGN_ALGS) + list(EC_SIGN_ALGS))))
+
+    @staticmethod
+    def _digest_length(field, alg, hname, digest):
+        # Observed text: "Invalid length of 'value': 43 bytes. ES256 requires 32 bytes, encoded
+        # with base64url." (Azure/azure-cli#28027, azure-sdk-for-js#12654), 400 BadParameter.
+        n = signing.digest_size(hname)
+        if len(digest) != n:
+            raise bad("Invalid length of '%s': %d bytes. %s requires %d bytes, encoded with base64url."
+                      % (field, len(digest), alg, n))
+
+    def op_sign(self, req, body):
+        key, v, alg, digest = self._crypto(req, body, "sign")
+        scheme, hname = self._sign_scheme(v, alg)
+        self._digest_length("value", alg, hname, digest)
+        sig = signing.sign_digest(v.material, scheme, hname, digest)
+        if scheme == "ecdsa":
+            sig = signing.der_to_raw(sig, v.material)      # JWS: r||s, each the curve's width
+        return {"kid": self._kid(key, v), "value": b64url(sig)}
+
+    def op_verify(self, req, body):
+        if not isinstance(body.get("digest"), str):
+            raise bad("Property 'digest' is required.")
+        key, v, alg, sig = self._crypto(req, body, "verify")
+        digest = self._opt_b64(body, "digest")
+        scheme, hname = self._sign_scheme(v, alg)
+        self._digest_length("digest", alg, hname, digest)
+        pub = v.material.public_key()
+        if scheme == "ecdsa":
+            sig = signing.raw_to_der(sig, v.material)
+        ok = sig is not None and signing.verify_digest(pub, scheme, hname, digest, sig)
+        return {"value": ok}
 
     @staticmethod
     def _size(alg, nbytes, v):

@@ -139,7 +139,8 @@ class ControlService(Service):
             raise ControlError(400, "vault must be 'vault' or 'hsm'")
         name = body["key"]
         if action == "create":
-            key, v = st.create_key(vault, name, body.get("kty", "RSA"), body.get("size"))
+            key, v = st.create_key(vault, name, body.get("kty", "RSA"), body.get("size"),
+                                   body.get("key_ops"), crv=body.get("crv"))
             return {"name": key.name, "version": v.version}
         with self.emu.lock:
             key = st.vaults[vault].get(name.lower())
@@ -151,8 +152,8 @@ class ControlService(Service):
                         v.enabled = action == "enable"
             elif action == "rotate":
                 cur = key.versions[-1]
-                size = (cur.material.key_size if cur.kty.startswith("RSA") else len(cur.material) * 8)
-                st.create_key(vault, key.name, cur.kty, size, cur.key_ops)
+                size = (cur.material.key_size if not cur.kty.startswith("oct") else len(cur.material) * 8)
+                st.create_key(vault, key.name, cur.kty, size, cur.key_ops, crv=cur.crv)
             elif action == "backdate":
                 secs = self._backdate_seconds(body)
                 want = body.get("version")
@@ -200,7 +201,8 @@ class ControlService(Service):
             elif action == "enable":
                 v.state = "ENABLED"
             elif action == "destroy":
-                v.state, v.material = "DESTROYED", b"\0" * len(v.material)
+                v.state = "DESTROYED"
+                v.destroy_material()
                 v.destroy_event_time = self.emu.now()
             return {"name": v.name, "state": v.state}
 

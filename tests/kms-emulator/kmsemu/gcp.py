@@ -14,11 +14,12 @@ import secrets
 import struct
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import signing
 from .crc32c import crc32c
 from .httpbase import Response, Service, ServiceError
 from .util import JWT_NO_TIME, b64, rfc3339, unb64
@@ -30,11 +31,37 @@ HTTP_OF = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 
 ENUMS = {
     "state": {"CRYPTO_KEY_VERSION_STATE_UNSPECIFIED": 0, "ENABLED": 1, "DISABLED": 2, "DESTROYED": 3,
               "DESTROY_SCHEDULED": 4, "PENDING_GENERATION": 5},
-    "purpose": {"ENCRYPT_DECRYPT": 1, "RAW_ENCRYPT_DECRYPT": 7},
+    "purpose": {"ENCRYPT_DECRYPT": 1, "ASYMMETRIC_SIGN": 5, "ASYMMETRIC_DECRYPT": 6,
+                "RAW_ENCRYPT_DECRYPT": 7},
     "protectionLevel": {"SOFTWARE": 1, "HSM": 2},
     "algorithm": {"GOOGLE_SYMMETRIC_ENCRYPTION": 1, "AES_256_GCM": 19, "AES_128_GCM": 41,
-                  "AES_128_CBC": 42, "AES_256_CBC": 43, "AES_128_CTR": 44, "AES_256_CTR": 45},
+                  "AES_128_CBC": 42, "AES_256_CBC": 43, "AES_128_CTR": 44, "AES_256_CTR": 45,
+                  "RSA_SIGN_PSS_2048_SHA256": 2, "RSA_SIGN_PSS_3072_SHA256": 3,
+                  "RSA_SIGN_PSS_4096_SHA256": 4, "RSA_SIGN_PSS_4096_SHA512": 15,
+                  "RSA_SIGN_PKCS1_2048_SHA256": 5, "RSA_SIGN_PKCS1_3072_SHA256": 6,
+                  "RSA_SIGN_PKCS1_4096_SHA256": 7, "RSA_SIGN_PKCS1_4096_SHA512": 16,
+                  "RSA_DECRYPT_OAEP_2048_SHA256": 8, "RSA_DECRYPT_OAEP_3072_SHA256": 9,
+                  "RSA_DECRYPT_OAEP_4096_SHA256": 10, "RSA_DECRYPT_OAEP_4096_SHA512": 17,
+                  "RSA_DECRYPT_OAEP_2048_SHA1": 37, "RSA_DECRYPT_OAEP_3072_SHA1": 38,
+                  "RSA_DECRYPT_OAEP_4096_SHA1": 39, "EC_SIGN_P256_SHA256": 12,
+                  "EC_SIGN_P384_SHA384": 13},
 }
+# CryptoKeyVersionAlgorithm [resources.proto] of the asymmetric purposes -> (purpose, key, scheme,
+# hash): key is an RSA modulus size or an EC curve; RSA_SIGN_PSS_* use salt = hash length.
+ASYM_ALGS = {}
+for _bits in (2048, 3072, 4096):
+    ASYM_ALGS["RSA_SIGN_PSS_%d_SHA256" % _bits] = ("ASYMMETRIC_SIGN", _bits, "pss", "sha256")
+    ASYM_ALGS["RSA_SIGN_PKCS1_%d_SHA256" % _bits] = ("ASYMMETRIC_SIGN", _bits, "pkcs1", "sha256")
+    ASYM_ALGS["RSA_DECRYPT_OAEP_%d_SHA256" % _bits] = ("ASYMMETRIC_DECRYPT", _bits, "oaep", "sha256")
+    ASYM_ALGS["RSA_DECRYPT_OAEP_%d_SHA1" % _bits] = ("ASYMMETRIC_DECRYPT", _bits, "oaep", "sha1")
+ASYM_ALGS.update({
+    "RSA_SIGN_PSS_4096_SHA512": ("ASYMMETRIC_SIGN", 4096, "pss", "sha512"),
+    "RSA_SIGN_PKCS1_4096_SHA512": ("ASYMMETRIC_SIGN", 4096, "pkcs1", "sha512"),
+    "RSA_DECRYPT_OAEP_4096_SHA512": ("ASYMMETRIC_DECRYPT", 4096, "oaep", "sha512"),
+    "EC_SIGN_P256_SHA256": ("ASYMMETRIC_SIGN", ec.SECP256R1, "ecdsa", "sha256"),
+    "EC_SIGN_P384_SHA384": ("ASYMMETRIC_SIGN", ec.SECP384R1, "ecdsa", "sha384"),
+})
+OAEP_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha512": hashes.SHA512}
 ENUM_NAMES = {f: {v: k for k, v in m.items()} for f, m in ENUMS.items()}
 RAW_ALGS = {"AES_256_GCM": ("gcm", 32), "AES_128_GCM": ("gcm", 16), "AES_128_CBC": ("cbc", 16),
             "AES_256_CBC": ("cbc", 32), "AES_128_CTR": ("ctr", 16), "AES_256_CTR": ("ctr", 32)}
@@ -77,8 +104,15 @@ class GcpVersion:
         self.created = now
         self.destroy_time = None
         self.destroy_event_time = None
-        size = 32 if algorithm == "GOOGLE_SYMMETRIC_ENCRYPTION" else RAW_ALGS[algorithm][1]
-        self.material = secrets.token_bytes(size)
+        if algorithm in ASYM_ALGS:     # a private key (python-cryptography)
+            k = ASYM_ALGS[algorithm][1]
+            self.material = (signing.new_rsa(k) if isinstance(k, int) else ec.generate_private_key(k()))
+        else:
+            size = 32 if algorithm == "GOOGLE_SYMMETRIC_ENCRYPTION" else RAW_ALGS[algorithm][1]
+            self.material = secrets.token_bytes(size)
+
+    def destroy_material(self):
+        self.material = None if self.algorithm in ASYM_ALGS else b"\0" * len(self.material)
 
 
 class GcpKey:
@@ -137,11 +171,19 @@ class GcpState:
 
     def create_key(self, ring, key_id, purpose="ENCRYPT_DECRYPT", algorithm=None, rotation_period=None,
                    initial_version=True):
-        if purpose not in ("ENCRYPT_DECRYPT", "RAW_ENCRYPT_DECRYPT"):
-            raise invalid("The emulator supports purpose ENCRYPT_DECRYPT and RAW_ENCRYPT_DECRYPT only.")
-        if algorithm is None:
+        if purpose not in ("ENCRYPT_DECRYPT", "RAW_ENCRYPT_DECRYPT", "ASYMMETRIC_SIGN",
+                           "ASYMMETRIC_DECRYPT"):
+            raise invalid("The emulator supports purpose ENCRYPT_DECRYPT, RAW_ENCRYPT_DECRYPT, "
+                          "ASYMMETRIC_SIGN and ASYMMETRIC_DECRYPT only.")
+        if purpose.startswith("ASYMMETRIC_"):
+            if algorithm is None:
+                raise invalid("version_template.algorithm: must be specified for purpose %s." % purpose)
+            if ASYM_ALGS.get(algorithm, ("",))[0] != purpose:
+                raise invalid("Algorithm %s is not compatible with purpose %s." % (algorithm, purpose))
+        elif algorithm is None:
             algorithm = "GOOGLE_SYMMETRIC_ENCRYPTION" if purpose == "ENCRYPT_DECRYPT" else "AES_256_GCM"
-        if (purpose == "ENCRYPT_DECRYPT") != (algorithm == "GOOGLE_SYMMETRIC_ENCRYPTION") or \
+        if not purpose.startswith("ASYMMETRIC_") and \
+                (purpose == "ENCRYPT_DECRYPT") != (algorithm == "GOOGLE_SYMMETRIC_ENCRYPTION") or \
                 (purpose == "RAW_ENCRYPT_DECRYPT" and algorithm not in RAW_ALGS):
             raise invalid("Algorithm %s is not compatible with purpose %s." % (algorithm, purpose))
         if not _ID_RE.match(key_id or ""):
@@ -283,7 +325,8 @@ class GcpService(Service):
         if resp.json is None:
             return resp
         obj = dict(resp.json)
-        for f in ("ciphertextCrc32c", "plaintextCrc32c", "initializationVectorCrc32c"):
+        for f in ("ciphertextCrc32c", "plaintextCrc32c", "initializationVectorCrc32c",
+                  "signatureCrc32c", "pemCrc32c"):
             if f in obj:
                 obj[f] = str((int(obj[f]) + 1) & 0xFFFFFFFF)
         new = Response(resp.status, json.dumps(obj).encode(), headers=resp.headers)
@@ -327,6 +370,9 @@ class GcpService(Service):
             (10, "cryptoKeyVersions", "POST", "encrypt"): "Encrypt",
             (10, "cryptoKeyVersions", "POST", "rawEncrypt"): "RawEncrypt",
             (10, "cryptoKeyVersions", "POST", "rawDecrypt"): "RawDecrypt",
+            (10, "cryptoKeyVersions", "POST", "asymmetricSign"): "AsymmetricSign",
+            (10, "cryptoKeyVersions", "POST", "asymmetricDecrypt"): "AsymmetricDecrypt",
+            (11, "publicKey", "GET", ""): "GetPublicKey",
         }
         kind = segs[-1] if n % 2 == 1 else segs[-2]
         op = table.get((n, kind, m, verb))
@@ -641,6 +687,76 @@ class GcpService(Service):
         except GcpError:
             raise
         except Exception:
+            raise invalid("Decryption failed: the ciphertext is invalid.")
+        out.update(plaintext=b64(pt), plaintextCrc32c=str(crc32c(pt)))
+        return out
+
+    # --- asymmetric keys: GetPublicKey, AsymmetricSign, AsymmetricDecrypt -----------------------
+    def _asym_version(self, name, permission, purpose):
+        key, vid, v = self._version(name, permission)
+        if key.purpose != purpose and not (purpose is None and key.purpose.startswith("ASYMMETRIC_")):
+            raise invalid("%s has purpose %s; this operation needs %s." % (
+                key.name, key.purpose, purpose or "ASYMMETRIC_SIGN or ASYMMETRIC_DECRYPT"))
+        return key, v
+
+    def op_GetPublicKey(self, req, body):
+        key, v = self._asym_version(req.gname[:-len("/publicKey")], "cloudkms.cryptoKeyVersions.viewPublicKey",
+                                    None)
+        fmt = req.query.get("publicKeyFormat", "PEM")
+        if fmt not in ("PEM", "1", "PUBLIC_KEY_FORMAT_UNSPECIFIED", "0"):
+            raise invalid("public_key_format: %s is only valid for post-quantum keys." % fmt)
+        self._check_enabled(v)
+        pem = v.material.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+        return {"pem": pem.decode(), "algorithm": v.algorithm, "pemCrc32c": str(crc32c(pem)),
+                "name": v.name, "protectionLevel": "SOFTWARE"}
+
+    def op_AsymmetricSign(self, req, body):
+        key, v = self._asym_version(req.gname, "cloudkms.cryptoKeyVersions.useToSign", "ASYMMETRIC_SIGN")
+        _, _, scheme, hname = ASYM_ALGS[v.algorithm]
+        digest_obj = body.get("digest")
+        data = _bytes(body, "data")
+        out = {"name": v.name, "protectionLevel": "SOFTWARE"}
+        if digest_obj is not None and data is not None:
+            raise invalid("Only one of digest or data may be set.")
+        if data is not None:
+            if _crc(body, "dataCrc32c", data, "data"):
+                out["verifiedDataCrc32c"] = True
+            h = hashes.Hash(signing.HASHES[hname]())
+            h.update(data)
+            digest = h.finalize()
+        else:
+            if not isinstance(digest_obj, dict) or len(digest_obj) != 1:
+                raise invalid("digest: exactly one of sha256, sha384 or sha512 must be set.")
+            (field, value), = digest_obj.items()
+            if field not in signing.HASHES:
+                raise invalid("Invalid JSON payload received. Unknown name \"%s\" at 'digest'." % field)
+            digest = _bytes(digest_obj, field, True)
+            if field != hname:
+                raise invalid("The requested digest type %s does not match the digest type %s of "
+                              "algorithm %s." % (field.upper(), hname.upper(), v.algorithm))
+            if len(digest) != signing.digest_size(hname):
+                raise invalid("digest.%s: must be %d bytes, got %d." % (field, signing.digest_size(hname),
+                                                                       len(digest)))
+            if _crc(body, "digestCrc32c", digest, "digest"):
+                out["verifiedDigestCrc32c"] = True
+        self._check_enabled(v)
+        sig = signing.sign_digest(v.material, scheme, hname, digest)     # ECDSA: DER
+        out.update(signature=b64(sig), signatureCrc32c=str(crc32c(sig)))
+        return out
+
+    def op_AsymmetricDecrypt(self, req, body):
+        key, v = self._asym_version(req.gname, "cloudkms.cryptoKeyVersions.useToDecrypt",
+                                    "ASYMMETRIC_DECRYPT")
+        ct = _bytes(body, "ciphertext", True, MAX_CIPHERTEXT)
+        out = {"protectionLevel": "SOFTWARE"}
+        if _crc(body, "ciphertextCrc32c", ct, "ciphertext"):
+            out["verifiedCiphertextCrc32c"] = True
+        self._check_enabled(v)
+        h = OAEP_HASHES[ASYM_ALGS[v.algorithm][3]]
+        try:
+            pt = v.material.decrypt(ct, padding.OAEP(mgf=padding.MGF1(h()), algorithm=h(), label=None))
+        except ValueError:
             raise invalid("Decryption failed: the ciphertext is invalid.")
         out.update(plaintext=b64(pt), plaintextCrc32c=str(crc32c(pt)))
         return out
